@@ -1,0 +1,14 @@
+"""HTTP API: one blueprint per area, registered on the app in `register_blueprints`."""
+
+from __future__ import annotations
+
+from flask_smorest import Api
+
+
+def register_blueprints(api: Api) -> None:
+    """Register the blueprint of every area of the API."""
+    from logistics.api import alerts, auth, catalog, readings, sessions, stock, system
+
+    for module in (system, catalog, stock, readings, alerts, sessions, auth):
+        for blueprint in getattr(module, "BLUEPRINTS", ()):
+            api.register_blueprint(blueprint)

@@ -1,0 +1,108 @@
+"""The one error contract of the HTTP API: application/problem+json (RFC 9457)."""
+
+from __future__ import annotations
+
+import http
+import logging
+from typing import Any
+
+import marshmallow as ma
+from flask import Response, json
+from flask_smorest import Api
+from flask_smorest.spec import prepare_response
+from werkzeug.exceptions import HTTPException
+
+from logistics.errors import DomainError
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger(__name__)
+
+
+class ProblemSchema(ma.Schema):
+    """A problem document: what went wrong, for people and for programs."""
+
+    type = ma.fields.String(metadata={"description": "URI naming the kind of problem"})
+    title = ma.fields.String(metadata={"description": "Short summary of the kind of problem"})
+    status = ma.fields.Integer(metadata={"description": "HTTP status code"})
+    detail = ma.fields.String(metadata={"description": "What went wrong in this request"})
+    errors = ma.fields.Dict(metadata={"description": "Messages per field (for 422)"})
+
+
+def problem_response(status: int, detail: str, *, title: str | None = None, slug: str | None = None,
+                     headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    """Build an application/problem+json response."""
+    phrase = http.HTTPStatus(status).phrase
+    body = {
+        "type": f"https://coldchain.example/problems/{slug}" if slug else "about:blank",
+        "title": title or phrase,
+        "status": status,
+        "detail": detail,
+        **{key: value for key, value in extra.items() if value is not None},
+    }
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _field_errors(data: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not data:
+        return None
+    messages = data.get("errors") or data.get("messages")
+    if not isinstance(messages, dict):
+        return None
+    # webargs nests messages by location ("json", "query", ...); flatten when there is one.
+    if len(messages) == 1 and next(iter(messages)) in {"json", "query", "form", "headers", "path"}:
+        return next(iter(messages.values()))
+    return messages
+
+
+def _first_field(errors: dict[str, Any] | None) -> str | None:
+    return next(iter(errors), None) if errors else None
+
+
+class ProblemApi(Api):
+    """flask-smorest's Api, answering and documenting every error as problem+json."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_error_handlers(self) -> None:
+        self._app.register_error_handler(HTTPException, self.handle_http_exception)
+        self._app.register_error_handler(DomainError, self.handle_domain_error)
+        self._app.register_error_handler(Exception, self.handle_unexpected)
+
+    def handle_http_exception(self, error: HTTPException) -> Response:  # type: ignore[override]
+        """Render Werkzeug/webargs errors (404, 405, 413, 422 validation...) as problems."""
+        data = getattr(error, "data", None) or {}
+        errors = _field_errors(data)
+        detail = data.get("message") or error.description or error.name
+        if errors:
+            detail = f"invalid value for '{_first_field(errors)}'"
+        return problem_response(error.code or 500, str(detail), errors=errors,
+                                headers=data.get("headers"))
+
+    def handle_domain_error(self, error: DomainError) -> Response:
+        """Render a refusal by a rule of the domain."""
+        errors = {error.field: [error.detail]} if error.field else None
+        return problem_response(error.status, error.detail, title=error.title, slug=error.slug,
+                                errors=errors, **error.extra)
+
+    def handle_unexpected(self, error: Exception) -> Response:
+        """Log a bug and answer 500 without leaking internals."""
+        if isinstance(error, HTTPException):
+            return self.handle_http_exception(error)
+        log.exception("unhandled error")
+        return problem_response(500, "internal error; it has been logged")
+
+    def _register_responses(self) -> None:
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            content_type = self.DEFAULT_RESPONSE_CONTENT_TYPE
+            if status >= 400:
+                response["schema"] = self.ERROR_SCHEMA
+                content_type = PROBLEM_JSON
+            prepare_response(response, self.spec, content_type)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, PROBLEM_JSON)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)

@@ -1,0 +1,7 @@
+"""HTTP API: readings."""
+
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+
+BLUEPRINTS: list[Blueprint] = []

@@ -1,0 +1,38 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from logistics.api import register_blueprints
+from logistics.api.problems import ProblemApi
+from logistics.config import Settings, load_settings
+from logistics.runtime import Runtime
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None, **overrides: Any) -> Flask:
+    """Build the web app for these settings (default: config/ plus the environment).
+
+    A ready `runtime` (engine and sessions) may be passed in, e.g. by tests sharing one engine.
+    """
+    settings = runtime.settings if runtime else settings or load_settings(overrides or None)
+    app = Flask("logistics")
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.http_max_body_bytes,
+        API_TITLE="Cold-chain and vaccine stock service",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        OPENAPI_REDOC_PATH="/redoc",
+        OPENAPI_REDOC_URL="https://cdn.jsdelivr.net/npm/redoc/bundles/redoc.standalone.js",
+    )
+    app.json.sort_keys = False
+    app.extensions["coldchain"] = runtime or Runtime.from_settings(settings)
+    api = ProblemApi(app)
+    register_blueprints(api)
+    return app

@@ -1,0 +1,53 @@
+"""The `coldchain` command. Other packages (sensors) add commands through the `coldchain.cli` entry points."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+import click
+
+from logistics.config import load_settings
+from logistics.runtime import Runtime
+
+
+@click.group()
+def cli() -> None:
+    """Cold-chain and vaccine stock service."""
+
+
+@cli.command("init-db")
+def init_db() -> None:
+    """Create or upgrade the database schema to the latest migration."""
+    from logistics.migrate import upgrade
+
+    settings = load_settings()
+    upgrade(settings.database_url)
+    click.echo(f"schema is up to date on {settings.database_url}")
+
+
+@cli.command("serve")
+@click.option("--host", default=None, help="Address to listen on (default: http.host setting).")
+@click.option("--port", default=None, type=int, help="Port (default: http.port setting).")
+def serve(host: str | None, port: int | None) -> None:
+    """Serve the HTTP API with a threaded server (production: gunicorn 'logistics.wsgi:app')."""
+    from logistics.app import create_app
+
+    settings = load_settings()
+    app = create_app(settings)
+    app.run(host=host or settings.http_host, port=port or settings.http_port, threaded=True)
+
+
+def runtime() -> Runtime:
+    """Build a runtime from the configured settings (for commands that need the database)."""
+    return Runtime.from_settings(load_settings())
+
+
+def _load_plugins() -> None:
+    for entry_point in entry_points(group="coldchain.cli"):
+        entry_point.load()(cli)
+
+
+def main() -> None:
+    """Run the `coldchain` command line."""
+    _load_plugins()
+    cli()

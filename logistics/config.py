@@ -1,0 +1,69 @@
+"""Settings of the service, read in one place: config/defaults.toml, then the environment."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from pathlib import Path
+from typing import Any
+
+CONFIG_DIR = Path(os.environ.get("COLDCHAIN_CONFIG_DIR", Path(__file__).resolve().parents[1] / "config"))
+ENV_PREFIX = "COLDCHAIN_"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Every setting, declared once; values come from config/defaults.toml and the environment."""
+
+    database_url: str
+    database_pool_size: int
+    database_echo: bool
+    http_host: str
+    http_port: int
+    http_max_body_bytes: int
+    site_timezone: str
+
+    def replace(self, **changes: Any) -> Settings:
+        """Return a copy with some settings changed."""
+        return dataclasses.replace(self, **changes)
+
+
+def _flatten(tree: dict[str, Any]) -> dict[str, Any]:
+    return {f"{section}_{key}": value for section, table in tree.items() for key, value in table.items()}
+
+
+def _coerce(raw: str, kind: Any) -> Any:
+    if kind is bool:
+        if raw.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if raw.lower() in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError(f"not a boolean: {raw!r}")
+    if kind is int:
+        return int(raw)
+    if kind is float:
+        return float(raw)
+    return raw
+
+
+def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Read defaults from config/, apply COLDCHAIN_* environment variables, then overrides."""
+    environ = os.environ if environ is None else environ
+    with open(CONFIG_DIR / "defaults.toml", "rb") as fh:
+        values = _flatten(tomllib.load(fh))
+    hints = typing.get_type_hints(Settings)
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    unknown = set(values) - fields
+    if unknown:
+        raise KeyError(f"config/defaults.toml has keys Settings does not declare: {sorted(unknown)}")
+    for name in fields:
+        env_name = ENV_PREFIX + name.upper()
+        if env_name in environ:
+            values[name] = _coerce(environ[env_name], hints[name])
+    values.update(overrides or {})
+    missing = fields - set(values)
+    if missing:
+        raise KeyError(f"settings without a default in config/defaults.toml: {sorted(missing)}")
+    return Settings(**values)

@@ -1,0 +1,3 @@
+"""Models: alerts."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Models: auth."""
+
+from __future__ import annotations

@@ -1,0 +1,97 @@
+"""Models: the store tree, storage units, products and lots."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from logistics.db import Base
+
+
+class StoreLevel(Base):
+    """A level of the supply chain (state, district, centre, ...); data, so more can be added."""
+
+    __tablename__ = "store_levels"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # 0 for the top of the chain; a child store's level has a higher rank than its parent's.
+    rank: Mapped[int]
+
+
+class Store(Base):
+    """A vaccine store or cold chain point; stores form a tree (state -> district -> centre)."""
+
+    __tablename__ = "stores"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    level_code: Mapped[str] = mapped_column(ForeignKey("store_levels.code"))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"))
+    # Materialised path of ids, e.g. "/1/4/17/": a subtree is a prefix match, on any database.
+    path: Mapped[str] = mapped_column(String(512), index=True, default="/")
+    active: Mapped[bool] = mapped_column(default=True)
+
+    level: Mapped[StoreLevel] = relationship(lazy="joined")
+    parent: Mapped[Store | None] = relationship(remote_side=[id])
+    units: Mapped[list[StorageUnit]] = relationship(back_populates="store", order_by="StorageUnit.id")
+
+
+class StorageUnit(Base):
+    """A cold-chain equipment item of a store (ILR, deep freezer, walk-in cooler...) with its safe range."""
+
+    __tablename__ = "storage_units"
+    __table_args__ = (
+        UniqueConstraint("store_id", "code"),
+        CheckConstraint("min_temp_c < max_temp_c", name="range_ordered"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"), index=True)
+    code: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))  # ilr, deep_freezer, walk_in_cooler, walk_in_freezer
+    min_temp_c: Mapped[float]
+    max_temp_c: Mapped[float]
+    active: Mapped[bool] = mapped_column(default=True)
+
+    store: Mapped[Store] = relationship(back_populates="units")
+
+
+class Product(Base):
+    """A vaccine product and its presentation and storage needs."""
+
+    __tablename__ = "products"
+    __table_args__ = (
+        CheckConstraint("doses_per_vial > 0", name="doses_per_vial_positive"),
+        CheckConstraint("min_temp_c < max_temp_c", name="range_ordered"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    doses_per_vial: Mapped[int]
+    min_temp_c: Mapped[float]
+    max_temp_c: Mapped[float]
+    freeze_sensitive: Mapped[bool] = mapped_column(default=True)
+    open_vial_life_min: Mapped[int | None]
+
+
+class Lot(Base):
+    """A manufacturer's batch of one product, with its expiry date."""
+
+    __tablename__ = "lots"
+    __table_args__ = (UniqueConstraint("product_id", "lot_number"), Index("ix_lots_expiry", "expiry_date"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    lot_number: Mapped[str] = mapped_column(String(64))
+    manufacturer: Mapped[str] = mapped_column(String(200))
+    expiry_date: Mapped[dt.date]
+    gtin: Mapped[str | None] = mapped_column(String(14))
+    # A lot-wide hold (e.g. a recall); stock of a quarantined lot is never issued or booked.
+    quarantined: Mapped[bool] = mapped_column(default=False)
+
+    product: Mapped[Product] = relationship(lazy="joined")

@@ -1,0 +1,3 @@
+"""Models: readings."""
+
+from __future__ import annotations

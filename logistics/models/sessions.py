@@ -1,0 +1,3 @@
+"""Models: sessions."""
+
+from __future__ import annotations

@@ -24,6 +24,10 @@ class Settings:
     http_port: int
     http_max_body_bytes: int
     site_timezone: str
+    # --- sensors / MQTT ingestion (issue 3): [mqtt], [broker], [ingest] ---
+    # --- excursions, alerts, notifications, scheduler (issue 4): [alerts], [notify], [scheduler] ---
+    # --- sessions and availability (issue 5): [sessions], [availability] ---
+    # --- users, tokens, audit, rate limits (issue 6): [auth] ---
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with some settings changed."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, g
 
 from logistics.config import Settings
 from logistics.db import UnitOfWork
@@ -22,3 +22,11 @@ def new_uow() -> UnitOfWork:
 def settings() -> Settings:
     """The settings of the current app."""
     return runtime().settings
+
+
+def current_actor() -> str:
+    """Name of the user making this request, recorded on every movement and audit entry.
+
+    Authentication (logistics.auth) sets `g.actor`; until then requests act as "anonymous".
+    """
+    return getattr(g, "actor", None) or "anonymous"

@@ -25,6 +25,35 @@ class Settings:
     http_max_body_bytes: int
     site_timezone: str
     # --- sensors / MQTT ingestion (issue 3): [mqtt], [broker], [ingest] ---
+    mqtt_url: str
+    mqtt_username: str
+    mqtt_password: str
+    mqtt_client_id: str
+    mqtt_protocol: str
+    mqtt_keepalive_s: int
+    mqtt_session_expiry_s: int
+    mqtt_receive_maximum: int
+    mqtt_reconnect_min_s: float
+    mqtt_reconnect_max_s: float
+    mqtt_topic_prefix: str
+    mqtt_shared_group: str
+    broker_host: str
+    broker_port: int
+    broker_password_file: str
+    broker_ingest_username: str
+    broker_ingest_password: str
+    ingest_batch_size: int
+    ingest_flush_interval_ms: int
+    ingest_max_payload_bytes: int
+    ingest_max_batch_readings: int
+    ingest_dead_letter_payload_chars: int
+    ingest_log_payload_chars: int
+    ingest_min_temp_c: float
+    ingest_max_temp_c: float
+    ingest_max_future_s: int
+    ingest_late_after_s: int
+    ingest_retry_min_s: float
+    ingest_retry_max_s: float
     # --- excursions, alerts, notifications, scheduler (issue 4): [alerts], [notify], [scheduler] ---
     # --- sessions and availability (issue 5): [sessions], [availability] ---
     # --- users, tokens, audit, rate limits (issue 6): [auth] ---

@@ -1,0 +1,53 @@
+"""A small store tree with one ILR and a lot of Covishield, for alert and excursion tests."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from logistics.db import UnitOfWork
+from logistics.models.catalog import Lot, Product, StorageUnit, Store
+from logistics.models.stock import StockBalance
+
+
+@dataclasses.dataclass
+class Tree:
+    state: Store
+    district: Store
+    centre: Store
+    other_district: Store
+    other_centre: Store
+    ilr: StorageUnit
+    product: Product
+    lot: Lot
+
+
+def _store(uow: UnitOfWork, code: str, level: str, parent: Store | None) -> Store:
+    store = Store(code=code, name=code, level_code=level, parent_id=parent.id if parent else None)
+    uow.session.add(store)
+    uow.session.flush()
+    store.path = f"{parent.path if parent else '/'}{store.id}/"
+    uow.session.flush()
+    return store
+
+
+def make_tree(uow: UnitOfWork, doses: int = 500) -> Tree:
+    """State -> two districts -> one centre each; an ILR at the first centre holding one lot."""
+    state = _store(uow, "AS", "state", None)
+    district = _store(uow, "AS-CAC", "district", state)
+    centre = _store(uow, "AS-CAC-SIL", "centre", district)
+    other_district = _store(uow, "AS-KAM", "district", state)
+    other_centre = _store(uow, "AS-KAM-1", "centre", other_district)
+    ilr = StorageUnit(store_id=centre.id, code="ILR-1", kind="ilr", min_temp_c=2.0, max_temp_c=8.0)
+    product = Product(code="COVISHIELD", name="Covishield", doses_per_vial=10, min_temp_c=2.0,
+                      max_temp_c=8.0, freeze_sensitive=True, open_vial_life_min=240)
+    uow.session.add_all([ilr, product])
+    uow.session.flush()
+    lot = Lot(product_id=product.id, lot_number="4121Z001", manufacturer="Serum Institute of India",
+              expiry_date=dt.date(2021, 6, 30))
+    uow.session.add(lot)
+    uow.session.flush()
+    uow.session.add(StockBalance(store_id=centre.id, unit_id=ilr.id, lot_id=lot.id, doses=doses,
+                                 updated_at=dt.datetime(2021, 1, 1, tzinfo=dt.UTC)))
+    uow.session.flush()
+    return Tree(state, district, centre, other_district, other_centre, ilr, product, lot)

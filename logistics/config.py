@@ -24,6 +24,8 @@ class Settings:
     http_port: int
     http_max_body_bytes: int
     site_timezone: str
+    # --- stock ledger (issue 2): [ledger] ---
+    ledger_consumption_window_days: int
     # --- sensors / MQTT ingestion (issue 3): [mqtt], [broker], [ingest] ---
     mqtt_url: str
     mqtt_username: str
@@ -56,7 +58,19 @@ class Settings:
     ingest_retry_max_s: float
     # --- excursions, alerts, notifications, scheduler (issue 4): [alerts], [notify], [scheduler] ---
     # --- sessions and availability (issue 5): [sessions], [availability] ---
+    sessions_day_start: str
+    sessions_slot_minutes: int
+    sessions_slot_count: int
+    sessions_consumption_window_days: int
+    sessions_commitment_check_interval_s: int
+    availability_version_check_s: float
+    availability_max_age_s: int
     # --- users, tokens, audit, rate limits (issue 6): [auth] ---
+    auth_token_ttl_s: int
+    auth_rate_limit: str
+    auth_rate_limit_storage: str
+    auth_rate_limit_strategy: str
+    auth_proxy_hops: int
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with some settings changed."""

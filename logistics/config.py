@@ -57,6 +57,37 @@ class Settings:
     ingest_retry_min_s: float
     ingest_retry_max_s: float
     # --- excursions, alerts, notifications, scheduler (issue 4): [alerts], [notify], [scheduler] ---
+    alerts_heat_warning_min: int
+    alerts_heat_alarm_min: int
+    alerts_cold_warning_min: int
+    alerts_cold_alarm_min: int
+    alerts_freeze_limit_c: float
+    alerts_max_gap_min: int
+    alerts_silence_factor: float
+    alerts_low_battery_pct: float
+    alerts_expiry_warning_days: int
+    alerts_remind_every_min: int
+    alerts_escalate_after_reminders: int
+    alerts_max_escalation_levels: int
+    notify_webhook_timeout_s: float
+    notify_max_attempts: int
+    notify_backoff_base_s: float
+    notify_backoff_max_s: float
+    notify_batch_size: int
+    notify_smtp_host: str
+    notify_smtp_port: int
+    notify_smtp_user: str
+    notify_smtp_password: str
+    notify_smtp_starttls: bool
+    notify_mail_from: str
+    scheduler_enabled_jobs: str
+    scheduler_sensor_silence_every_s: int
+    scheduler_stock_states_every_s: int
+    scheduler_expiry_every_s: int
+    scheduler_reminders_every_s: int
+    scheduler_outbox_every_s: int
+    scheduler_excursions_every_s: int
+    scheduler_lease_ttl_s: int
     # --- sessions and availability (issue 5): [sessions], [availability] ---
     sessions_day_start: str
     sessions_slot_minutes: int

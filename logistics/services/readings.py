@@ -1,0 +1,240 @@
+"""Use cases of temperature readings: store a batch, keep dead letters, sensor status, queries."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import and_, func, or_, select, update
+
+from logistics.db import UnitOfWork, insert_for
+from logistics.domain.readings import Bucket, Rejection, SensorReading, downsample, is_late
+from logistics.errors import Invalid, NotFound
+from logistics.models.catalog import StorageUnit, Store
+from logistics.models.readings import SENSOR_RETIRED, DeadLetter, Reading, Sensor, SensorAssignment
+
+# (unit_id, earliest ts, latest ts) of the readings of a batch, for excursion evaluation.
+Touched = tuple[int, dt.datetime, dt.datetime]
+MAX_RAW_POINTS = 20000
+MAX_BUCKETS = 5000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Letter:
+    """A rejected message or reading on its way to the dead-letter table."""
+
+    topic: str
+    sensor_id: str | None
+    rejection: Rejection
+    payload: str
+    received_at: dt.datetime
+
+
+def record_dead_letters(uow: UnitOfWork, letters: Iterable[Letter], payload_chars: int = 2048) -> int:
+    """Add rejected messages to the dead letters (the caller commits); return how many."""
+    rows = [_letter_row(letter, payload_chars) for letter in letters]
+    if rows:
+        uow.session.execute(insert_for(uow.session)(DeadLetter), rows)
+    return len(rows)
+
+
+def _letter_row(letter: Letter, payload_chars: int) -> dict[str, object]:
+    return {"topic": letter.topic[:256], "sensor_id": (letter.sensor_id or None) and letter.sensor_id[:64],
+            "reason": letter.rejection.reason[:64], "detail": letter.rejection.detail[:500],
+            "received_at": letter.received_at, "payload": letter.payload[:payload_chars]}
+
+
+def record_status(uow: UnitOfWork, sensor_id: str, status: str, now: dt.datetime) -> bool:
+    """Note a sensor's online/offline status (its last will says offline); False if unknown."""
+    result = uow.session.execute(
+        update(Sensor).where(Sensor.sensor_id == sensor_id)
+        .values(connection=status, connection_changed_at=now, last_seen_at=now)
+    )
+    return bool(result.rowcount)
+
+
+def record_readings(uow: UnitOfWork, readings: Sequence[SensorReading], now: dt.datetime, *,
+                    late_after_s: int = 900, payload_chars: int = 2048) -> list[Touched]:
+    """Store a batch once per sensor and ts, each in the unit its sensor was in at ts.
+
+    Readings of unknown, retired or unassigned sensors go to the dead letters. Does not commit.
+    Returns the touched (unit_id, earliest ts, latest ts) for excursion evaluation.
+    """
+    sensor_ids = {reading.sensor_id for reading in readings}
+    sensors = _sensors(uow, sensor_ids)
+    assignments = _assignments(uow, sensor_ids)
+    rows: list[dict[str, object]] = []
+    letters: list[Letter] = []
+    for reading in readings:
+        unit_id, rejection = _unit_of(reading, sensors.get(reading.sensor_id), assignments)
+        if rejection:
+            letters.append(Letter(reading.topic, reading.sensor_id, rejection, _raw(reading), reading.received_at))
+        else:
+            rows.append(_reading_row(reading, unit_id, sensors[reading.sensor_id], late_after_s))
+    _insert_readings(uow, rows)
+    record_dead_letters(uow, letters, payload_chars)
+    _update_sensors(uow, sensors, [r for r in readings if r.sensor_id in sensors and not _retired(sensors[r.sensor_id])])
+    return _touched(rows)
+
+
+def _sensors(uow: UnitOfWork, sensor_ids: set[str]) -> dict[str, Sensor]:
+    if not sensor_ids:
+        return {}
+    found = uow.session.scalars(select(Sensor).where(Sensor.sensor_id.in_(sensor_ids)))
+    return {sensor.sensor_id: sensor for sensor in found}
+
+
+def _assignments(uow: UnitOfWork, sensor_ids: set[str]) -> dict[str, list[SensorAssignment]]:
+    by_sensor: dict[str, list[SensorAssignment]] = {}
+    if sensor_ids:
+        query = select(SensorAssignment).where(SensorAssignment.sensor_id.in_(sensor_ids))
+        for assignment in uow.session.scalars(query.order_by(SensorAssignment.valid_from)):
+            by_sensor.setdefault(assignment.sensor_id, []).append(assignment)
+    return by_sensor
+
+
+def _retired(sensor: Sensor) -> bool:
+    return sensor.status == SENSOR_RETIRED
+
+
+def _unit_of(reading: SensorReading, sensor: Sensor | None,
+             assignments: dict[str, list[SensorAssignment]]) -> tuple[int, Rejection | None]:
+    if sensor is None:
+        return 0, Rejection("unknown_sensor", f"sensor {reading.sensor_id!r} is not registered")
+    if _retired(sensor):
+        return 0, Rejection("retired_sensor", f"sensor {reading.sensor_id!r} is retired")
+    for assignment in reversed(assignments.get(reading.sensor_id, [])):
+        if assignment.valid_from <= reading.ts and (assignment.valid_to is None or reading.ts < assignment.valid_to):
+            return assignment.unit_id, None
+    return 0, Rejection("unassigned", f"sensor {reading.sensor_id!r} was in no unit at {reading.ts.isoformat()}")
+
+
+def _raw(reading: SensorReading) -> str:
+    return (f'{{"ts":"{reading.ts.isoformat()}","temp_c":{reading.temp_c},'
+            f'"battery_pct":{_json(reading.battery_pct)},"power":{_json(reading.power)},"seq":{_json(reading.seq)}}}')
+
+
+def _json(value: object) -> str:
+    if value is None:
+        return "null"
+    return f'"{value}"' if isinstance(value, str) else str(value)
+
+
+def _reading_row(reading: SensorReading, unit_id: int, sensor: Sensor, late_after_s: int) -> dict[str, object]:
+    return {"sensor_id": reading.sensor_id, "unit_id": unit_id, "ts": reading.ts, "temp_c": reading.temp_c,
+            "battery_pct": reading.battery_pct, "power": reading.power, "seq": reading.seq,
+            "received_at": reading.received_at,
+            "late": is_late(reading.ts, reading.received_at, sensor.last_reading_ts, late_after_s)}
+
+
+def _insert_readings(uow: UnitOfWork, rows: list[dict[str, object]]) -> None:
+    if not rows:
+        return
+    # Redeliveries and re-sent backlogs hit the unique (sensor_id, ts) and are dropped here.
+    statement = insert_for(uow.session)(Reading).on_conflict_do_nothing(index_elements=["sensor_id", "ts"])
+    uow.session.execute(statement, rows)
+
+
+def _update_sensors(uow: UnitOfWork, sensors: dict[str, Sensor], readings: list[SensorReading]) -> None:
+    newest: dict[str, SensorReading] = {}
+    seen: dict[str, dt.datetime] = {}
+    for reading in readings:
+        if reading.sensor_id not in newest or reading.ts > newest[reading.sensor_id].ts:
+            newest[reading.sensor_id] = reading
+        seen[reading.sensor_id] = max(seen.get(reading.sensor_id, reading.received_at), reading.received_at)
+    for sensor_id, reading in newest.items():
+        _note_reading(sensors[sensor_id], reading, seen[sensor_id])
+
+
+def _note_reading(sensor: Sensor, reading: SensorReading, seen_at: dt.datetime) -> None:
+    if sensor.last_seen_at is None or seen_at > sensor.last_seen_at:
+        sensor.last_seen_at = seen_at
+    if sensor.last_reading_ts is None or reading.ts > sensor.last_reading_ts:
+        sensor.last_reading_ts = reading.ts
+        sensor.last_temp_c = reading.temp_c
+        sensor.battery_pct = reading.battery_pct if reading.battery_pct is not None else sensor.battery_pct
+        sensor.power = reading.power or sensor.power
+
+
+def _touched(rows: list[dict[str, object]]) -> list[Touched]:
+    spans: dict[int, tuple[dt.datetime, dt.datetime]] = {}
+    for row in rows:
+        unit_id, ts = row["unit_id"], row["ts"]
+        assert isinstance(unit_id, int) and isinstance(ts, dt.datetime)
+        low, high = spans.get(unit_id, (ts, ts))
+        spans[unit_id] = (min(low, ts), max(high, ts))
+    return [(unit_id, low, high) for unit_id, (low, high) in sorted(spans.items())]
+
+
+# --- queries -------------------------------------------------------------------------------
+
+
+def unit_readings(uow: UnitOfWork, unit_id: int, start: dt.datetime, end: dt.datetime,
+                  limit: int = MAX_RAW_POINTS) -> list[Reading]:
+    """Readings of a unit with start <= ts < end, oldest first."""
+    _require_unit(uow, unit_id)
+    _require_range(start, end)
+    query = (select(Reading).where(Reading.unit_id == unit_id, Reading.ts >= start, Reading.ts < end)
+             .order_by(Reading.ts, Reading.sensor_id).limit(limit))
+    return list(uow.session.scalars(query))
+
+
+def unit_buckets(uow: UnitOfWork, unit_id: int, start: dt.datetime, end: dt.datetime, width_s: int) -> list[Bucket]:
+    """Min/avg/max of a unit's readings per bucket of width_s seconds over [start, end)."""
+    _require_unit(uow, unit_id)
+    _require_range(start, end)
+    if (end - start).total_seconds() / width_s > MAX_BUCKETS:
+        raise Invalid(f"more than {MAX_BUCKETS} buckets: widen the bucket or shorten the range", field="bucket")
+    query = select(Reading.ts, Reading.temp_c).where(Reading.unit_id == unit_id, Reading.ts >= start,
+                                                     Reading.ts < end).order_by(Reading.ts)
+    return downsample(uow.session.execute(query).tuples(), width_s)
+
+
+def _require_unit(uow: UnitOfWork, unit_id: int) -> StorageUnit:
+    unit = uow.session.get(StorageUnit, unit_id)
+    if unit is None:
+        raise NotFound(f"storage unit {unit_id} does not exist", field="unit_id")
+    return unit
+
+
+def _require_range(start: dt.datetime, end: dt.datetime) -> None:
+    if end <= start:
+        raise Invalid("end must be after start", field="end")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UnitLatest:
+    """The current sensor of a unit and what it last said."""
+
+    unit: StorageUnit
+    sensor: Sensor | None
+
+
+def latest_by_store(uow: UnitOfWork, store_id: int, subtree: bool, now: dt.datetime) -> list[UnitLatest]:
+    """Every active unit of a store (or of its whole subtree) with its current sensor's last reading."""
+    store = uow.session.get(Store, store_id)
+    if store is None:
+        raise NotFound(f"store {store_id} does not exist", field="store_id")
+    stores = select(Store.id).where(Store.path.like(f"{store.path}%")) if subtree else select(Store.id).where(
+        Store.id == store_id)
+    current = and_(SensorAssignment.unit_id == StorageUnit.id, SensorAssignment.valid_from <= now,
+                   or_(SensorAssignment.valid_to.is_(None), SensorAssignment.valid_to > now))
+    query = (select(StorageUnit, Sensor).outerjoin(SensorAssignment, current)
+             .outerjoin(Sensor, Sensor.sensor_id == SensorAssignment.sensor_id)
+             .where(StorageUnit.store_id.in_(stores), StorageUnit.active.is_(True))
+             .order_by(StorageUnit.store_id, StorageUnit.id, Sensor.sensor_id))
+    return [UnitLatest(unit, sensor) for unit, sensor in uow.session.execute(query).tuples()]
+
+
+def dead_letters(uow: UnitOfWork, page: int, page_size: int, sensor_id: str | None = None,
+                 reason: str | None = None) -> tuple[list[DeadLetter], int]:
+    """A page of dead letters, newest first, and the total count."""
+    query = select(DeadLetter)
+    if sensor_id:
+        query = query.where(DeadLetter.sensor_id == sensor_id)
+    if reason:
+        query = query.where(DeadLetter.reason == reason)
+    total = uow.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = uow.session.scalars(query.order_by(DeadLetter.id.desc()).offset((page - 1) * page_size).limit(page_size))
+    return list(rows), total

@@ -1,0 +1,244 @@
+"""The ingestion process: MQTT messages in, readings committed in batches, then acknowledged.
+
+Flow: paho's network thread puts each message on a queue; one writer thread takes a batch (when it
+holds `ingest.batch_size` messages or `ingest.flush_interval_ms` after its first one, so a broker
+window of 20 unacknowledged messages never stalls it), parses it, commits it in one transaction,
+asks excursion evaluation to look at the touched units, and only then acknowledges every message
+of the batch. While the database is down it retries with back-off and acknowledges nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from logistics.config import Settings
+from logistics.domain.readings import ReadingLimits, Rejection, SensorReading
+from logistics.runtime import Runtime
+from logistics.services.readings import Letter, Touched, record_dead_letters, record_readings, record_status
+from sensors.mqtt import Incoming, MqttConnection, parse_broker_url
+from sensors.payload import ParseLimits, parse_message
+
+try:  # excursion evaluation (issue 4); ingestion also runs where that module is absent
+    from logistics.services.excursions import evaluate_units
+except ImportError:  # pragma: no cover - depends on which areas are installed
+    evaluate_units = None
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Stopping(Exception):
+    """The process is stopping while the database is unreachable; nothing was acknowledged."""
+
+
+@dataclasses.dataclass
+class IngestStats:
+    """Counters of one ingestion process (read by tests, benchmarks and logs)."""
+
+    messages: int = 0
+    readings: int = 0
+    dead_letters: int = 0
+    batches: int = 0
+    acked: int = 0
+    db_retries: int = 0
+
+
+@dataclasses.dataclass
+class Decoded:
+    """A batch turned into what is to be written."""
+
+    readings: list[SensorReading] = dataclasses.field(default_factory=list)
+    letters: list[Letter] = dataclasses.field(default_factory=list)
+    statuses: list[tuple[str, str, dt.datetime]] = dataclasses.field(default_factory=list)
+
+
+def topics(settings: Settings) -> list[str]:
+    """The subscriptions: readings (shared when a group is set) and the retained status topic."""
+    prefix = settings.mqtt_topic_prefix.rstrip("/")
+    readings = f"{prefix}/+/readings"
+    if settings.mqtt_shared_group:
+        readings = f"$share/{settings.mqtt_shared_group}/{readings}"
+    # Status is not shared: retained messages never reach shared subscriptions (MQTT 5.0 4.8.2),
+    # and applying an online/offline twice is harmless.
+    return [readings, f"{prefix}/+/status"]
+
+
+def parse_limits(settings: Settings) -> ParseLimits:
+    """Parsing limits from the [ingest] settings."""
+    reading = ReadingLimits(settings.ingest_min_temp_c, settings.ingest_max_temp_c, settings.ingest_max_future_s)
+    return ParseLimits(reading, settings.ingest_max_payload_bytes, settings.ingest_max_batch_readings)
+
+
+class Ingestor:
+    """Batches messages from the broker into the database and acknowledges them once committed."""
+
+    def __init__(self, runtime: Runtime, client_id: str | None = None):
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.stats = IngestStats()
+        self._limits = parse_limits(self.settings)
+        self._queue: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._writer: threading.Thread | None = None
+        if not self.settings.mqtt_url:
+            raise ValueError("no broker configured: set mqtt.url (COLDCHAIN_MQTT_URL) or run `coldchain demo`")
+        address = parse_broker_url(self.settings.mqtt_url, self.settings.mqtt_username, self.settings.mqtt_password)
+        self.connection = MqttConnection(self.settings, address, client_id or self.settings.mqtt_client_id,
+                                         topics(self.settings), self._queue.put)
+
+    def start(self) -> None:
+        """Start the writer thread and connect to the broker."""
+        self._writer = threading.Thread(target=self.run_writer, name="ingest-writer", daemon=True)
+        self._writer.start()
+        self.connection.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Finish the batch in hand, then disconnect; unacknowledged messages stay with the broker."""
+        self._stop.set()
+        if self._writer is not None:
+            self._writer.join(timeout_s)
+        self.connection.stop()
+
+    def run_writer(self) -> None:
+        """Take batches off the queue and store them until stopped."""
+        while not self._stop.is_set():
+            batch = self.next_batch()
+            if batch:
+                try:
+                    self.process(batch)
+                except Stopping:
+                    return
+
+    def next_batch(self) -> list[Incoming]:
+        """Wait for a first message, then gather more until the batch is full or its timer runs out."""
+        try:
+            batch = [self._queue.get(timeout=0.25)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + self.settings.ingest_flush_interval_ms / 1000
+        size = self.settings.ingest_batch_size
+        while len(batch) < size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(self._queue.get(timeout=remaining))
+            except queue.Empty:
+                break
+        return batch
+
+    def process(self, batch: Sequence[Incoming]) -> None:
+        """Store a batch (retrying while the database is down), evaluate it, then acknowledge it."""
+        decoded = self.decode(batch)
+        try:
+            touched = self._retrying(lambda: self.write(decoded))
+        except Stopping:
+            raise
+        except Exception:  # a bug or bad data in one message: isolate it instead of blocking all
+            log.exception("batch of %d failed; storing its messages one by one", len(batch))
+            touched = self._write_singly(batch)
+        self._evaluate(touched)
+        self.stats.batches += 1
+        self.stats.messages += len(batch)
+        for message in batch:
+            self.stats.acked += self.connection.ack(message)
+
+    def decode(self, batch: Sequence[Incoming]) -> Decoded:
+        """Parse each message; rejected ones become dead letters (their payload logged cut short)."""
+        decoded = Decoded()
+        prefix = self.settings.mqtt_topic_prefix
+        for message in batch:
+            parsed = parse_message(message.topic, message.payload, prefix, self._limits, message.received_at)
+            decoded.readings.extend(parsed.readings)
+            if parsed.status and parsed.sensor_id:
+                decoded.statuses.append((parsed.sensor_id, parsed.status, message.received_at))
+            for rejection, raw in parsed.rejections:
+                self._log_rejection(message, rejection)
+                decoded.letters.append(Letter(message.topic, parsed.sensor_id, rejection, raw, message.received_at))
+        return decoded
+
+    def _log_rejection(self, message: Incoming, rejection: Rejection) -> None:
+        log.warning("dead letter (%s: %s) on %s: %r", rejection.reason, rejection.detail, message.topic,
+                    message.payload[: self.settings.ingest_log_payload_chars])
+
+    def write(self, decoded: Decoded) -> list[Touched]:
+        """Commit one decoded batch in one transaction."""
+        chars = self.settings.ingest_dead_letter_payload_chars
+        with self.runtime.uow() as uow:
+            touched = record_readings(uow, decoded.readings, dt.datetime.now(dt.UTC),
+                                      late_after_s=self.settings.ingest_late_after_s, payload_chars=chars)
+            record_dead_letters(uow, decoded.letters, chars)
+            for sensor_id, status, at in decoded.statuses:
+                record_status(uow, sensor_id, status, at)
+            uow.commit()
+        self.stats.readings += len(decoded.readings)
+        self.stats.dead_letters += len(decoded.letters)
+        return touched
+
+    def _write_singly(self, batch: Sequence[Incoming]) -> list[Touched]:
+        touched: list[Touched] = []
+        for message in batch:
+            try:
+                touched += self._retrying(lambda m=message: self.write(self.decode([m])))
+            except Stopping:
+                raise
+            except Exception as exc:
+                log.exception("message on %s failed: %r", message.topic, message.payload[:200])
+                letter = Letter(message.topic, None, Rejection("handler_error", repr(exc)[:300]),
+                                message.payload.decode("utf-8", "replace"), message.received_at)
+                self._retrying(lambda letter=letter: self.write(Decoded(letters=[letter])))
+        return touched
+
+    def _retrying(self, work: Callable[[], T]) -> T:
+        """Run a database step until it succeeds; back off while the database is unreachable."""
+        delay = self.settings.ingest_retry_min_s
+        while True:
+            try:
+                return work()
+            except (OperationalError, DBAPIError) as exc:
+                if not _is_transient(exc):
+                    raise
+                self.stats.db_retries += 1
+                log.warning("database unavailable (%s); retrying in %.1fs, nothing acknowledged",
+                            str(exc).splitlines()[0][:200], delay)
+            if self._stop.wait(delay):
+                raise Stopping()
+            delay = min(delay * 2, self.settings.ingest_retry_max_s)
+
+    def _evaluate(self, touched: list[Touched]) -> None:
+        if evaluate_units is None or not touched:
+            return
+        try:
+            evaluate_units(self.runtime, touched, dt.datetime.now(dt.UTC))
+        except Exception:  # the readings are stored; evaluation failing must not block ingestion
+            log.exception("excursion evaluation failed for %d units", len(touched))
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    """Connection trouble (retry) as opposed to a statement the database refuses (a bug or bad data)."""
+    if exc.connection_invalidated or isinstance(exc, OperationalError):
+        return True
+    orig: Any = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "diag", None), "sqlstate", None) or ""
+    # Class 08: connection exception; 57P: operator intervention (shutdown); 53: insufficient resources.
+    return sqlstate.startswith(("08", "57P", "53")) or "closed" in str(exc).lower()
+
+
+def run_until_stopped(runtime: Runtime, stop: threading.Event, client_id: str | None = None) -> IngestStats:
+    """Run an ingestion until `stop` is set (the `coldchain ingest` command and the demo)."""
+    ingestor = Ingestor(runtime, client_id)
+    ingestor.start()
+    try:
+        stop.wait()
+    finally:
+        ingestor.stop()
+    return ingestor.stats

@@ -1,0 +1,165 @@
+"""Parse sensor messages (topic + payload bytes) into readings or rejections; no I/O here.
+
+The protocol is documented in docs/sensors.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+from typing import Any
+
+from logistics.domain.readings import POWER_STATES, ReadingLimits, Rejection, SensorReading, check_reading
+
+READINGS = "readings"
+STATUS = "status"
+STATUS_VALUES = ("online", "offline")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ParseLimits:
+    """Limits applied while parsing, from the [ingest] settings."""
+
+    reading: ReadingLimits = ReadingLimits()
+    max_payload_bytes: int = 65536
+    max_batch_readings: int = 2000
+
+
+@dataclasses.dataclass(slots=True)
+class Parsed:
+    """What one message held: readings to store and rejected parts (with the part's raw text)."""
+
+    sensor_id: str | None
+    kind: str | None
+    readings: list[SensorReading] = dataclasses.field(default_factory=list)
+    rejections: list[tuple[Rejection, str]] = dataclasses.field(default_factory=list)
+    status: str | None = None
+
+
+def parse_topic(topic: str, prefix: str) -> tuple[str, str] | None:
+    """Split `<prefix>/<sensor_id>/<kind>` into (sensor_id, kind), or None when it does not match."""
+    head = prefix.rstrip("/") + "/"
+    if not topic.startswith(head):
+        return None
+    parts = topic[len(head):].split("/")
+    if len(parts) != 2 or not parts[0] or parts[1] not in (READINGS, STATUS) or len(parts[0]) > 64:
+        return None
+    return parts[0], parts[1]
+
+
+def parse_message(topic: str, payload: bytes, prefix: str, limits: ParseLimits, now: dt.datetime) -> Parsed:
+    """Turn one MQTT message into readings, a status, or rejections; never raises."""
+    where = parse_topic(topic, prefix)
+    if where is None:
+        return _rejected(None, None, Rejection("bad_topic", topic[:200]), payload)
+    sensor_id, kind = where
+    if len(payload) > limits.max_payload_bytes:
+        return _rejected(sensor_id, kind, Rejection("oversized", f"{len(payload)} bytes"), payload)
+    if kind == STATUS:
+        return _parse_status(sensor_id, payload)
+    return _parse_readings(sensor_id, topic, payload, limits, now)
+
+
+def _rejected(sensor_id: str | None, kind: str | None, rejection: Rejection, payload: bytes) -> Parsed:
+    return Parsed(sensor_id, kind, rejections=[(rejection, decode_leniently(payload))])
+
+
+def decode_leniently(payload: bytes) -> str:
+    """Text of a payload for people to read, whatever bytes it holds."""
+    return payload.decode("utf-8", errors="replace")
+
+
+def _parse_status(sensor_id: str, payload: bytes) -> Parsed:
+    text = decode_leniently(payload).strip().strip('"').lower()
+    if text not in STATUS_VALUES:
+        return _rejected(sensor_id, STATUS, Rejection("bad_status", "status must be online or offline"), payload)
+    return Parsed(sensor_id, STATUS, status=text)
+
+
+def _parse_readings(sensor_id: str, topic: str, payload: bytes, limits: ParseLimits, now: dt.datetime) -> Parsed:
+    try:
+        body = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return _rejected(sensor_id, READINGS, Rejection("not_json", str(exc)[:200]), payload)
+    items, problem = _items_of(body, limits)
+    if problem:
+        return _rejected(sensor_id, READINGS, problem, payload)
+    parsed = Parsed(sensor_id, READINGS)
+    for item in items:
+        outcome = parse_reading(item, sensor_id, topic, limits.reading, now)
+        if isinstance(outcome, Rejection):
+            parsed.rejections.append((outcome, _compact(item)))
+        else:
+            parsed.readings.append(outcome)
+    return parsed
+
+
+def _items_of(body: Any, limits: ParseLimits) -> tuple[list[Any], Rejection | None]:
+    if isinstance(body, dict) and "readings" in body:
+        items = body["readings"]
+        if not isinstance(items, list) or not items:
+            return [], Rejection("bad_batch", "readings must be a non-empty list")
+        if len(items) > limits.max_batch_readings:
+            return [], Rejection("bad_batch", f"{len(items)} readings, more than {limits.max_batch_readings}")
+        return items, None
+    return [body], None
+
+
+def _compact(item: Any) -> str:
+    try:
+        return json.dumps(item, separators=(",", ":"), allow_nan=True)
+    except (TypeError, ValueError):
+        return repr(item)
+
+
+def parse_reading(item: Any, sensor_id: str, topic: str, limits: ReadingLimits,
+                  now: dt.datetime) -> SensorReading | Rejection:
+    """Validate one reading object: ts, temp_c, optional battery_pct, power and seq."""
+    if not isinstance(item, dict):
+        return Rejection("bad_field", "a reading must be a JSON object")
+    ts = parse_ts(item.get("ts"))
+    if ts is None:
+        return Rejection("bad_field", "ts must be ISO 8601 with an offset, or epoch seconds")
+    temp_c = item.get("temp_c")
+    if not _is_number(temp_c):
+        return Rejection("bad_field", "temp_c must be a number")
+    rejection = check_reading(float(temp_c), ts, limits, now) or _check_optional(item)
+    if rejection:
+        return rejection
+    battery = item.get("battery_pct")
+    return SensorReading(sensor_id, ts, float(temp_c), now, None if battery is None else float(battery),
+                         item.get("power"), item.get("seq"), topic)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_optional(item: dict[str, Any]) -> Rejection | None:
+    battery = item.get("battery_pct")
+    if battery is not None and not (_is_number(battery) and math.isfinite(battery) and 0 <= battery <= 100):
+        return Rejection("bad_field", "battery_pct must be a number from 0 to 100")
+    if item.get("power") is not None and item.get("power") not in POWER_STATES:
+        return Rejection("bad_field", f"power must be one of {', '.join(POWER_STATES)}")
+    seq = item.get("seq")
+    if seq is not None and not (isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq < 2**63):
+        return Rejection("bad_field", "seq must be a non-negative integer")
+    return None
+
+
+def parse_ts(value: Any) -> dt.datetime | None:
+    """Read a timestamp: ISO 8601 with a UTC offset, or epoch seconds; None when neither."""
+    if _is_number(value):
+        if not math.isfinite(value) or not 0 < value < 32503680000:
+            return None
+        return dt.datetime.fromtimestamp(value, dt.UTC)
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        ts = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    # A time without a zone is ambiguous (site clock or UTC?): the protocol requires an offset.
+    return ts.astimezone(dt.UTC) if ts.tzinfo is not None else None

@@ -23,7 +23,13 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from logistics.config import Settings
 from logistics.domain.readings import ReadingLimits, Rejection, SensorReading
 from logistics.runtime import Runtime
-from logistics.services.readings import Letter, Touched, record_dead_letters, record_readings, record_status
+from logistics.services.readings import (
+    Letter,
+    Touched,
+    record_dead_letters,
+    record_readings,
+    record_status,
+)
 from sensors.mqtt import Incoming, MqttConnection, parse_broker_url
 from sensors.payload import ParseLimits, parse_message
 
@@ -74,8 +80,12 @@ def topics(settings: Settings) -> list[str]:
 
 def parse_limits(settings: Settings) -> ParseLimits:
     """Parsing limits from the [ingest] settings."""
-    reading = ReadingLimits(settings.ingest_min_temp_c, settings.ingest_max_temp_c, settings.ingest_max_future_s)
-    return ParseLimits(reading, settings.ingest_max_payload_bytes, settings.ingest_max_batch_readings)
+    reading = ReadingLimits(
+        settings.ingest_min_temp_c, settings.ingest_max_temp_c, settings.ingest_max_future_s
+    )
+    return ParseLimits(
+        reading, settings.ingest_max_payload_bytes, settings.ingest_max_batch_readings
+    )
 
 
 class Ingestor:
@@ -90,10 +100,19 @@ class Ingestor:
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
         if not self.settings.mqtt_url:
-            raise ValueError("no broker configured: set mqtt.url (COLDCHAIN_MQTT_URL) or run `coldchain demo`")
-        address = parse_broker_url(self.settings.mqtt_url, self.settings.mqtt_username, self.settings.mqtt_password)
-        self.connection = MqttConnection(self.settings, address, client_id or self.settings.mqtt_client_id,
-                                         topics(self.settings), self._queue.put)
+            raise ValueError(
+                "no broker configured: set mqtt.url (COLDCHAIN_MQTT_URL) or run `coldchain demo`"
+            )
+        address = parse_broker_url(
+            self.settings.mqtt_url, self.settings.mqtt_username, self.settings.mqtt_password
+        )
+        self.connection = MqttConnection(
+            self.settings,
+            address,
+            client_id or self.settings.mqtt_client_id,
+            topics(self.settings),
+            self._queue.put,
+        )
 
     def start(self) -> None:
         """Start the writer thread and connect to the broker."""
@@ -157,25 +176,39 @@ class Ingestor:
         decoded = Decoded()
         prefix = self.settings.mqtt_topic_prefix
         for message in batch:
-            parsed = parse_message(message.topic, message.payload, prefix, self._limits, message.received_at)
+            parsed = parse_message(
+                message.topic, message.payload, prefix, self._limits, message.received_at
+            )
             decoded.readings.extend(parsed.readings)
             if parsed.status and parsed.sensor_id:
                 decoded.statuses.append((parsed.sensor_id, parsed.status, message.received_at))
             for rejection, raw in parsed.rejections:
                 self._log_rejection(message, rejection)
-                decoded.letters.append(Letter(message.topic, parsed.sensor_id, rejection, raw, message.received_at))
+                decoded.letters.append(
+                    Letter(message.topic, parsed.sensor_id, rejection, raw, message.received_at)
+                )
         return decoded
 
     def _log_rejection(self, message: Incoming, rejection: Rejection) -> None:
-        log.warning("dead letter (%s: %s) on %s: %r", rejection.reason, rejection.detail, message.topic,
-                    message.payload[: self.settings.ingest_log_payload_chars])
+        log.warning(
+            "dead letter (%s: %s) on %s: %r",
+            rejection.reason,
+            rejection.detail,
+            message.topic,
+            message.payload[: self.settings.ingest_log_payload_chars],
+        )
 
     def write(self, decoded: Decoded) -> list[Touched]:
         """Commit one decoded batch in one transaction."""
         chars = self.settings.ingest_dead_letter_payload_chars
         with self.runtime.uow() as uow:
-            touched = record_readings(uow, decoded.readings, dt.datetime.now(dt.UTC),
-                                      late_after_s=self.settings.ingest_late_after_s, payload_chars=chars)
+            touched = record_readings(
+                uow,
+                decoded.readings,
+                dt.datetime.now(dt.UTC),
+                late_after_s=self.settings.ingest_late_after_s,
+                payload_chars=chars,
+            )
             record_dead_letters(uow, decoded.letters, chars)
             for sensor_id, status, at in decoded.statuses:
                 record_status(uow, sensor_id, status, at)
@@ -193,8 +226,13 @@ class Ingestor:
                 raise
             except Exception as exc:
                 log.exception("message on %s failed: %r", message.topic, message.payload[:200])
-                letter = Letter(message.topic, None, Rejection("handler_error", repr(exc)[:300]),
-                                message.payload.decode("utf-8", "replace"), message.received_at)
+                letter = Letter(
+                    message.topic,
+                    None,
+                    Rejection("handler_error", repr(exc)[:300]),
+                    message.payload.decode("utf-8", "replace"),
+                    message.received_at,
+                )
                 self._retrying(lambda letter=letter: self.write(Decoded(letters=[letter])))
         return touched
 
@@ -208,8 +246,11 @@ class Ingestor:
                 if not _is_transient(exc):
                     raise
                 self.stats.db_retries += 1
-                log.warning("database unavailable (%s); retrying in %.1fs, nothing acknowledged",
-                            str(exc).splitlines()[0][:200], delay)
+                log.warning(
+                    "database unavailable (%s); retrying in %.1fs, nothing acknowledged",
+                    str(exc).splitlines()[0][:200],
+                    delay,
+                )
             if self._stop.wait(delay):
                 raise Stopping()
             delay = min(delay * 2, self.settings.ingest_retry_max_s)
@@ -228,12 +269,18 @@ def _is_transient(exc: DBAPIError) -> bool:
     if exc.connection_invalidated or isinstance(exc, OperationalError):
         return True
     orig: Any = exc.orig
-    sqlstate = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "diag", None), "sqlstate", None) or ""
+    sqlstate = (
+        getattr(orig, "sqlstate", None)
+        or getattr(getattr(orig, "diag", None), "sqlstate", None)
+        or ""
+    )
     # Class 08: connection exception; 57P: operator intervention (shutdown); 53: insufficient resources.
     return sqlstate.startswith(("08", "57P", "53")) or "closed" in str(exc).lower()
 
 
-def run_until_stopped(runtime: Runtime, stop: threading.Event, client_id: str | None = None) -> IngestStats:
+def run_until_stopped(
+    runtime: Runtime, stop: threading.Event, client_id: str | None = None
+) -> IngestStats:
     """Run an ingestion until `stop` is set (the `coldchain ingest` command and the demo)."""
     ingestor = Ingestor(runtime, client_id)
     ingestor.start()

@@ -38,8 +38,13 @@ def parse_broker_url(url: str, username: str = "", password: str = "") -> Broker
     if parts.scheme not in ("mqtt", "mqtts", "tcp") or not parts.hostname:
         raise ValueError(f"broker URL must look like mqtt://host:1883, not {url!r}")
     tls = parts.scheme == "mqtts"
-    return BrokerAddress(parts.hostname, parts.port or (8883 if tls else 1883),
-                         username or unquote(parts.username or ""), password or unquote(parts.password or ""), tls)
+    return BrokerAddress(
+        parts.hostname,
+        parts.port or (8883 if tls else 1883),
+        username or unquote(parts.username or ""),
+        password or unquote(parts.password or ""),
+        tls,
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -67,8 +72,14 @@ class MqttConnection:
     crash before the data is committed makes the broker deliver them again.
     """
 
-    def __init__(self, settings: Settings, address: BrokerAddress, client_id: str,
-                 subscriptions: list[str], on_message: Callable[[Incoming], None]):
+    def __init__(
+        self,
+        settings: Settings,
+        address: BrokerAddress,
+        client_id: str,
+        subscriptions: list[str],
+        on_message: Callable[[Incoming], None],
+    ):
         self._settings = settings
         self._address = address
         self._subscriptions = subscriptions
@@ -81,14 +92,21 @@ class MqttConnection:
 
     def _make_client(self, client_id: str) -> mqtt.Client:
         v5 = self._protocol == mqtt.MQTTv5
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=self._protocol,
-                             clean_session=None if v5 else False, manual_ack=True)
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=self._protocol,
+            clean_session=None if v5 else False,
+            manual_ack=True,
+        )
         if self._address.username:
             client.username_pw_set(self._address.username, self._address.password or None)
         if self._address.tls:
             client.tls_set()
-        client.reconnect_delay_set(max(1, int(self._settings.mqtt_reconnect_min_s)),
-                                   max(1, int(self._settings.mqtt_reconnect_max_s)))
+        client.reconnect_delay_set(
+            max(1, int(self._settings.mqtt_reconnect_min_s)),
+            max(1, int(self._settings.mqtt_reconnect_max_s)),
+        )
         # Our own QoS 1 acks are queued by us; do not let paho cap what it accepts from the broker.
         client.max_inflight_messages_set(self._settings.mqtt_receive_maximum)
         client.on_connect = self._connected
@@ -127,13 +145,19 @@ class MqttConnection:
         self.client.ack(message.mid, message.qos)
         return True
 
-    def _connected(self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any, _props: Any) -> None:
+    def _connected(
+        self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any, _props: Any
+    ) -> None:
         if reason.is_failure:
             log.error("broker refused the connection: %s", reason)
             return
         self.generation += 1
-        log.info("connected to %s:%s (session present: %s)", self._address.host, self._address.port,
-                 getattr(flags, "session_present", None))
+        log.info(
+            "connected to %s:%s (session present: %s)",
+            self._address.host,
+            self._address.port,
+            getattr(flags, "session_present", None),
+        )
         # Subscribing on every connect: a broker that lost our session still gets our subscriptions.
         if self._protocol == mqtt.MQTTv5:
             client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in self._subscriptions])
@@ -141,15 +165,26 @@ class MqttConnection:
             client.subscribe([(topic, 1) for topic in self._subscriptions])
         self.connected.set()
 
-    def _disconnected(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+    def _disconnected(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
         self.connected.clear()
         if not self._stopping:
             log.warning("disconnected from the broker (%s); reconnecting with back-off", reason)
 
     def _received(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
-            self._on_message(Incoming(_topic_of(message), message.payload, message.mid, message.qos, bool(message.retain),
-                                      dt.datetime.now(dt.UTC), self.generation))
+            self._on_message(
+                Incoming(
+                    _topic_of(message),
+                    message.payload,
+                    message.mid,
+                    message.qos,
+                    bool(message.retain),
+                    dt.datetime.now(dt.UTC),
+                    self.generation,
+                )
+            )
         except Exception:  # a handler error must never stop the network loop
             log.exception("message handler failed on %s: %r", message.topic, message.payload[:200])
 

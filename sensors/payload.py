@@ -11,7 +11,13 @@ import json
 import math
 from typing import Any
 
-from logistics.domain.readings import POWER_STATES, ReadingLimits, Rejection, SensorReading, check_reading
+from logistics.domain.readings import (
+    POWER_STATES,
+    ReadingLimits,
+    Rejection,
+    SensorReading,
+    check_reading,
+)
 
 READINGS = "readings"
 STATUS = "status"
@@ -43,13 +49,15 @@ def parse_topic(topic: str, prefix: str) -> tuple[str, str] | None:
     head = prefix.rstrip("/") + "/"
     if not topic.startswith(head):
         return None
-    parts = topic[len(head):].split("/")
+    parts = topic[len(head) :].split("/")
     if len(parts) != 2 or not parts[0] or parts[1] not in (READINGS, STATUS) or len(parts[0]) > 64:
         return None
     return parts[0], parts[1]
 
 
-def parse_message(topic: str, payload: bytes, prefix: str, limits: ParseLimits, now: dt.datetime) -> Parsed:
+def parse_message(
+    topic: str, payload: bytes, prefix: str, limits: ParseLimits, now: dt.datetime
+) -> Parsed:
     """Turn one MQTT message into readings, a status, or rejections; never raises."""
     where = parse_topic(topic, prefix)
     if where is None:
@@ -62,7 +70,9 @@ def parse_message(topic: str, payload: bytes, prefix: str, limits: ParseLimits, 
     return _parse_readings(sensor_id, topic, payload, limits, now)
 
 
-def _rejected(sensor_id: str | None, kind: str | None, rejection: Rejection, payload: bytes) -> Parsed:
+def _rejected(
+    sensor_id: str | None, kind: str | None, rejection: Rejection, payload: bytes
+) -> Parsed:
     return Parsed(sensor_id, kind, rejections=[(rejection, decode_leniently(payload))])
 
 
@@ -74,11 +84,15 @@ def decode_leniently(payload: bytes) -> str:
 def _parse_status(sensor_id: str, payload: bytes) -> Parsed:
     text = decode_leniently(payload).strip().strip('"').lower()
     if text not in STATUS_VALUES:
-        return _rejected(sensor_id, STATUS, Rejection("bad_status", "status must be online or offline"), payload)
+        return _rejected(
+            sensor_id, STATUS, Rejection("bad_status", "status must be online or offline"), payload
+        )
     return Parsed(sensor_id, STATUS, status=text)
 
 
-def _parse_readings(sensor_id: str, topic: str, payload: bytes, limits: ParseLimits, now: dt.datetime) -> Parsed:
+def _parse_readings(
+    sensor_id: str, topic: str, payload: bytes, limits: ParseLimits, now: dt.datetime
+) -> Parsed:
     try:
         body = json.loads(payload)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -102,7 +116,9 @@ def _items_of(body: Any, limits: ParseLimits) -> tuple[list[Any], Rejection | No
         if not isinstance(items, list) or not items:
             return [], Rejection("bad_batch", "readings must be a non-empty list")
         if len(items) > limits.max_batch_readings:
-            return [], Rejection("bad_batch", f"{len(items)} readings, more than {limits.max_batch_readings}")
+            return [], Rejection(
+                "bad_batch", f"{len(items)} readings, more than {limits.max_batch_readings}"
+            )
         return items, None
     return [body], None
 
@@ -114,8 +130,9 @@ def _compact(item: Any) -> str:
         return repr(item)
 
 
-def parse_reading(item: Any, sensor_id: str, topic: str, limits: ReadingLimits,
-                  now: dt.datetime) -> SensorReading | Rejection:
+def parse_reading(
+    item: Any, sensor_id: str, topic: str, limits: ReadingLimits, now: dt.datetime
+) -> SensorReading | Rejection:
     """Validate one reading object: ts, temp_c, optional battery_pct, power and seq."""
     if not isinstance(item, dict):
         return Rejection("bad_field", "a reading must be a JSON object")
@@ -129,8 +146,16 @@ def parse_reading(item: Any, sensor_id: str, topic: str, limits: ReadingLimits,
     if rejection:
         return rejection
     battery = item.get("battery_pct")
-    return SensorReading(sensor_id, ts, float(temp_c), now, None if battery is None else float(battery),
-                         item.get("power"), item.get("seq"), topic)
+    return SensorReading(
+        sensor_id,
+        ts,
+        float(temp_c),
+        now,
+        None if battery is None else float(battery),
+        item.get("power"),
+        item.get("seq"),
+        topic,
+    )
 
 
 def _is_number(value: Any) -> bool:
@@ -139,12 +164,16 @@ def _is_number(value: Any) -> bool:
 
 def _check_optional(item: dict[str, Any]) -> Rejection | None:
     battery = item.get("battery_pct")
-    if battery is not None and not (_is_number(battery) and math.isfinite(battery) and 0 <= battery <= 100):
+    if battery is not None and not (
+        _is_number(battery) and math.isfinite(battery) and 0 <= battery <= 100
+    ):
         return Rejection("bad_field", "battery_pct must be a number from 0 to 100")
     if item.get("power") is not None and item.get("power") not in POWER_STATES:
         return Rejection("bad_field", f"power must be one of {', '.join(POWER_STATES)}")
     seq = item.get("seq")
-    if seq is not None and not (isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq < 2**63):
+    if seq is not None and not (
+        isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq < 2**63
+    ):
         return Rejection("bad_field", "seq must be a non-negative integer")
     return None
 

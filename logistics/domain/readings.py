@@ -42,18 +42,24 @@ class ReadingLimits:
     max_future_s: int = 300
 
 
-def check_reading(temp_c: float, ts: dt.datetime, limits: ReadingLimits, now: dt.datetime) -> Rejection | None:
+def check_reading(
+    temp_c: float, ts: dt.datetime, limits: ReadingLimits, now: dt.datetime
+) -> Rejection | None:
     """Refuse NaN/inf, impossible temperatures and timestamps from the future."""
     if not math.isfinite(temp_c):
         return Rejection("not_finite", f"temp_c is {temp_c}")
     if not limits.min_temp_c <= temp_c <= limits.max_temp_c:
-        return Rejection("implausible_temp", f"temp_c {temp_c} outside {limits.min_temp_c}..{limits.max_temp_c}")
+        return Rejection(
+            "implausible_temp", f"temp_c {temp_c} outside {limits.min_temp_c}..{limits.max_temp_c}"
+        )
     if ts > now + dt.timedelta(seconds=limits.max_future_s):
         return Rejection("future_ts", f"ts {ts.isoformat()} is ahead of {now.isoformat()}")
     return None
 
 
-def is_late(ts: dt.datetime, received_at: dt.datetime, newest_held: dt.datetime | None, late_after_s: int) -> bool:
+def is_late(
+    ts: dt.datetime, received_at: dt.datetime, newest_held: dt.datetime | None, late_after_s: int
+) -> bool:
     """A reading is late when it arrives long after it was taken or behind one already held."""
     if (received_at - ts).total_seconds() > late_after_s:
         return True

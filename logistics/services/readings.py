@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 from sqlalchemy import and_, func, or_, select, update
 
@@ -16,6 +17,7 @@ from logistics.models.readings import SENSOR_RETIRED, DeadLetter, Reading, Senso
 
 # (unit_id, earliest ts, latest ts) of the readings of a batch, for excursion evaluation.
 Touched = tuple[int, dt.datetime, dt.datetime]
+R = TypeVar("R")
 MAX_RAW_POINTS = 20000
 MAX_BUCKETS = 5000
 
@@ -31,7 +33,9 @@ class Letter:
     received_at: dt.datetime
 
 
-def record_dead_letters(uow: UnitOfWork, letters: Iterable[Letter], payload_chars: int = 2048) -> int:
+def record_dead_letters(
+    uow: UnitOfWork, letters: Iterable[Letter], payload_chars: int = 2048
+) -> int:
     """Add rejected messages to the dead letters (the caller commits); return how many."""
     rows = [_letter_row(letter, payload_chars) for letter in letters]
     if rows:
@@ -40,22 +44,34 @@ def record_dead_letters(uow: UnitOfWork, letters: Iterable[Letter], payload_char
 
 
 def _letter_row(letter: Letter, payload_chars: int) -> dict[str, object]:
-    return {"topic": letter.topic[:256], "sensor_id": (letter.sensor_id or None) and letter.sensor_id[:64],
-            "reason": letter.rejection.reason[:64], "detail": letter.rejection.detail[:500],
-            "received_at": letter.received_at, "payload": letter.payload[:payload_chars]}
+    return {
+        "topic": letter.topic[:256],
+        "sensor_id": (letter.sensor_id or None) and letter.sensor_id[:64],
+        "reason": letter.rejection.reason[:64],
+        "detail": letter.rejection.detail[:500],
+        "received_at": letter.received_at,
+        "payload": letter.payload[:payload_chars],
+    }
 
 
 def record_status(uow: UnitOfWork, sensor_id: str, status: str, now: dt.datetime) -> bool:
     """Note a sensor's online/offline status (its last will says offline); False if unknown."""
     result = uow.session.execute(
-        update(Sensor).where(Sensor.sensor_id == sensor_id)
+        update(Sensor)
+        .where(Sensor.sensor_id == sensor_id)
         .values(connection=status, connection_changed_at=now, last_seen_at=now)
     )
     return bool(result.rowcount)
 
 
-def record_readings(uow: UnitOfWork, readings: Sequence[SensorReading], now: dt.datetime, *,
-                    late_after_s: int = 900, payload_chars: int = 2048) -> list[Touched]:
+def record_readings(
+    uow: UnitOfWork,
+    readings: Sequence[SensorReading],
+    now: dt.datetime,
+    *,
+    late_after_s: int = 900,
+    payload_chars: int = 2048,
+) -> list[Touched]:
     """Store a batch once per sensor and ts, each in the unit its sensor was in at ts.
 
     Readings of unknown, retired or unassigned sensors go to the dead letters. Does not commit.
@@ -69,12 +85,20 @@ def record_readings(uow: UnitOfWork, readings: Sequence[SensorReading], now: dt.
     for reading in readings:
         unit_id, rejection = _unit_of(reading, sensors.get(reading.sensor_id), assignments)
         if rejection:
-            letters.append(Letter(reading.topic, reading.sensor_id, rejection, _raw(reading), reading.received_at))
+            letters.append(
+                Letter(
+                    reading.topic, reading.sensor_id, rejection, _raw(reading), reading.received_at
+                )
+            )
         else:
             rows.append(_reading_row(reading, unit_id, sensors[reading.sensor_id], late_after_s))
     _insert_readings(uow, rows)
     record_dead_letters(uow, letters, payload_chars)
-    _update_sensors(uow, sensors, [r for r in readings if r.sensor_id in sensors and not _retired(sensors[r.sensor_id])])
+    _update_sensors(
+        uow,
+        sensors,
+        [r for r in readings if r.sensor_id in sensors and not _retired(sensors[r.sensor_id])],
+    )
     return _touched(rows)
 
 
@@ -98,21 +122,28 @@ def _retired(sensor: Sensor) -> bool:
     return sensor.status == SENSOR_RETIRED
 
 
-def _unit_of(reading: SensorReading, sensor: Sensor | None,
-             assignments: dict[str, list[SensorAssignment]]) -> tuple[int, Rejection | None]:
+def _unit_of(
+    reading: SensorReading, sensor: Sensor | None, assignments: dict[str, list[SensorAssignment]]
+) -> tuple[int, Rejection | None]:
     if sensor is None:
         return 0, Rejection("unknown_sensor", f"sensor {reading.sensor_id!r} is not registered")
     if _retired(sensor):
         return 0, Rejection("retired_sensor", f"sensor {reading.sensor_id!r} is retired")
     for assignment in reversed(assignments.get(reading.sensor_id, [])):
-        if assignment.valid_from <= reading.ts and (assignment.valid_to is None or reading.ts < assignment.valid_to):
+        if assignment.valid_from <= reading.ts and (
+            assignment.valid_to is None or reading.ts < assignment.valid_to
+        ):
             return assignment.unit_id, None
-    return 0, Rejection("unassigned", f"sensor {reading.sensor_id!r} was in no unit at {reading.ts.isoformat()}")
+    return 0, Rejection(
+        "unassigned", f"sensor {reading.sensor_id!r} was in no unit at {reading.ts.isoformat()}"
+    )
 
 
 def _raw(reading: SensorReading) -> str:
-    return (f'{{"ts":"{reading.ts.isoformat()}","temp_c":{reading.temp_c},'
-            f'"battery_pct":{_json(reading.battery_pct)},"power":{_json(reading.power)},"seq":{_json(reading.seq)}}}')
+    return (
+        f'{{"ts":"{reading.ts.isoformat()}","temp_c":{reading.temp_c},'
+        f'"battery_pct":{_json(reading.battery_pct)},"power":{_json(reading.power)},"seq":{_json(reading.seq)}}}'
+    )
 
 
 def _json(value: object) -> str:
@@ -121,28 +152,43 @@ def _json(value: object) -> str:
     return f'"{value}"' if isinstance(value, str) else str(value)
 
 
-def _reading_row(reading: SensorReading, unit_id: int, sensor: Sensor, late_after_s: int) -> dict[str, object]:
-    return {"sensor_id": reading.sensor_id, "unit_id": unit_id, "ts": reading.ts, "temp_c": reading.temp_c,
-            "battery_pct": reading.battery_pct, "power": reading.power, "seq": reading.seq,
-            "received_at": reading.received_at,
-            "late": is_late(reading.ts, reading.received_at, sensor.last_reading_ts, late_after_s)}
+def _reading_row(
+    reading: SensorReading, unit_id: int, sensor: Sensor, late_after_s: int
+) -> dict[str, object]:
+    return {
+        "sensor_id": reading.sensor_id,
+        "unit_id": unit_id,
+        "ts": reading.ts,
+        "temp_c": reading.temp_c,
+        "battery_pct": reading.battery_pct,
+        "power": reading.power,
+        "seq": reading.seq,
+        "received_at": reading.received_at,
+        "late": is_late(reading.ts, reading.received_at, sensor.last_reading_ts, late_after_s),
+    }
 
 
 def _insert_readings(uow: UnitOfWork, rows: list[dict[str, object]]) -> None:
     if not rows:
         return
     # Redeliveries and re-sent backlogs hit the unique (sensor_id, ts) and are dropped here.
-    statement = insert_for(uow.session)(Reading).on_conflict_do_nothing(index_elements=["sensor_id", "ts"])
+    statement = insert_for(uow.session)(Reading).on_conflict_do_nothing(
+        index_elements=["sensor_id", "ts"]
+    )
     uow.session.execute(statement, rows)
 
 
-def _update_sensors(uow: UnitOfWork, sensors: dict[str, Sensor], readings: list[SensorReading]) -> None:
+def _update_sensors(
+    uow: UnitOfWork, sensors: dict[str, Sensor], readings: list[SensorReading]
+) -> None:
     newest: dict[str, SensorReading] = {}
     seen: dict[str, dt.datetime] = {}
     for reading in readings:
         if reading.sensor_id not in newest or reading.ts > newest[reading.sensor_id].ts:
             newest[reading.sensor_id] = reading
-        seen[reading.sensor_id] = max(seen.get(reading.sensor_id, reading.received_at), reading.received_at)
+        seen[reading.sensor_id] = max(
+            seen.get(reading.sensor_id, reading.received_at), reading.received_at
+        )
     for sensor_id, reading in newest.items():
         _note_reading(sensors[sensor_id], reading, seen[sensor_id])
 
@@ -153,7 +199,9 @@ def _note_reading(sensor: Sensor, reading: SensorReading, seen_at: dt.datetime) 
     if sensor.last_reading_ts is None or reading.ts > sensor.last_reading_ts:
         sensor.last_reading_ts = reading.ts
         sensor.last_temp_c = reading.temp_c
-        sensor.battery_pct = reading.battery_pct if reading.battery_pct is not None else sensor.battery_pct
+        sensor.battery_pct = (
+            reading.battery_pct if reading.battery_pct is not None else sensor.battery_pct
+        )
         sensor.power = reading.power or sensor.power
 
 
@@ -170,24 +218,37 @@ def _touched(rows: list[dict[str, object]]) -> list[Touched]:
 # --- queries -------------------------------------------------------------------------------
 
 
-def unit_readings(uow: UnitOfWork, unit_id: int, start: dt.datetime, end: dt.datetime,
-                  limit: int = MAX_RAW_POINTS) -> list[Reading]:
+def unit_readings(
+    uow: UnitOfWork, unit_id: int, start: dt.datetime, end: dt.datetime, limit: int = MAX_RAW_POINTS
+) -> list[Reading]:
     """Readings of a unit with start <= ts < end, oldest first."""
     _require_unit(uow, unit_id)
     _require_range(start, end)
-    query = (select(Reading).where(Reading.unit_id == unit_id, Reading.ts >= start, Reading.ts < end)
-             .order_by(Reading.ts, Reading.sensor_id).limit(limit))
-    return list(uow.session.scalars(query))
+    query = (
+        select(Reading)
+        .where(Reading.unit_id == unit_id, Reading.ts >= start, Reading.ts < end)
+        .order_by(Reading.ts, Reading.sensor_id)
+        .limit(limit)
+    )
+    return _detached(uow, list(uow.session.scalars(query)))
 
 
-def unit_buckets(uow: UnitOfWork, unit_id: int, start: dt.datetime, end: dt.datetime, width_s: int) -> list[Bucket]:
+def unit_buckets(
+    uow: UnitOfWork, unit_id: int, start: dt.datetime, end: dt.datetime, width_s: int
+) -> list[Bucket]:
     """Min/avg/max of a unit's readings per bucket of width_s seconds over [start, end)."""
     _require_unit(uow, unit_id)
     _require_range(start, end)
     if (end - start).total_seconds() / width_s > MAX_BUCKETS:
-        raise Invalid(f"more than {MAX_BUCKETS} buckets: widen the bucket or shorten the range", field="bucket")
-    query = select(Reading.ts, Reading.temp_c).where(Reading.unit_id == unit_id, Reading.ts >= start,
-                                                     Reading.ts < end).order_by(Reading.ts)
+        raise Invalid(
+            f"more than {MAX_BUCKETS} buckets: widen the bucket or shorten the range",
+            field="bucket",
+        )
+    query = (
+        select(Reading.ts, Reading.temp_c)
+        .where(Reading.unit_id == unit_id, Reading.ts >= start, Reading.ts < end)
+        .order_by(Reading.ts)
+    )
     return downsample(uow.session.execute(query).tuples(), width_s)
 
 
@@ -211,24 +272,42 @@ class UnitLatest:
     sensor: Sensor | None
 
 
-def latest_by_store(uow: UnitOfWork, store_id: int, subtree: bool, now: dt.datetime) -> list[UnitLatest]:
+def latest_by_store(
+    uow: UnitOfWork, store_id: int, subtree: bool, now: dt.datetime
+) -> list[UnitLatest]:
     """Every active unit of a store (or of its whole subtree) with its current sensor's last reading."""
     store = uow.session.get(Store, store_id)
     if store is None:
         raise NotFound(f"store {store_id} does not exist", field="store_id")
-    stores = select(Store.id).where(Store.path.like(f"{store.path}%")) if subtree else select(Store.id).where(
-        Store.id == store_id)
-    current = and_(SensorAssignment.unit_id == StorageUnit.id, SensorAssignment.valid_from <= now,
-                   or_(SensorAssignment.valid_to.is_(None), SensorAssignment.valid_to > now))
-    query = (select(StorageUnit, Sensor).outerjoin(SensorAssignment, current)
-             .outerjoin(Sensor, Sensor.sensor_id == SensorAssignment.sensor_id)
-             .where(StorageUnit.store_id.in_(stores), StorageUnit.active.is_(True))
-             .order_by(StorageUnit.store_id, StorageUnit.id, Sensor.sensor_id))
-    return [UnitLatest(unit, sensor) for unit, sensor in uow.session.execute(query).tuples()]
+    stores = (
+        select(Store.id).where(Store.path.like(f"{store.path}%"))
+        if subtree
+        else select(Store.id).where(Store.id == store_id)
+    )
+    current = and_(
+        SensorAssignment.unit_id == StorageUnit.id,
+        SensorAssignment.valid_from <= now,
+        or_(SensorAssignment.valid_to.is_(None), SensorAssignment.valid_to > now),
+    )
+    query = (
+        select(StorageUnit, Sensor)
+        .outerjoin(SensorAssignment, current)
+        .outerjoin(Sensor, Sensor.sensor_id == SensorAssignment.sensor_id)
+        .where(StorageUnit.store_id.in_(stores), StorageUnit.active.is_(True))
+        .order_by(StorageUnit.store_id, StorageUnit.id, Sensor.sensor_id)
+    )
+    return _detached(
+        uow, [UnitLatest(unit, sensor) for unit, sensor in uow.session.execute(query).tuples()]
+    )
 
 
-def dead_letters(uow: UnitOfWork, page: int, page_size: int, sensor_id: str | None = None,
-                 reason: str | None = None) -> tuple[list[DeadLetter], int]:
+def dead_letters(
+    uow: UnitOfWork,
+    page: int,
+    page_size: int,
+    sensor_id: str | None = None,
+    reason: str | None = None,
+) -> tuple[list[DeadLetter], int]:
     """A page of dead letters, newest first, and the total count."""
     query = select(DeadLetter)
     if sensor_id:
@@ -236,5 +315,13 @@ def dead_letters(uow: UnitOfWork, page: int, page_size: int, sensor_id: str | No
     if reason:
         query = query.where(DeadLetter.reason == reason)
     total = uow.session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = uow.session.scalars(query.order_by(DeadLetter.id.desc()).offset((page - 1) * page_size).limit(page_size))
-    return list(rows), total
+    rows = uow.session.scalars(
+        query.order_by(DeadLetter.id.desc()).offset((page - 1) * page_size).limit(page_size)
+    )
+    return _detached(uow, list(rows)), total
+
+
+def _detached(uow: UnitOfWork, result: R) -> R:
+    # Loaded rows stay readable after the unit of work rolls back and closes (views serialise then).
+    uow.session.expunge_all()
+    return result

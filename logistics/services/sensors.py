@@ -9,38 +9,70 @@ from sqlalchemy import select, update
 from logistics.db import UnitOfWork
 from logistics.errors import Conflict, Invalid, NotFound
 from logistics.models.catalog import StorageUnit
-from logistics.models.readings import SENSOR_ACTIVE, SENSOR_RETIRED, Reading, Sensor, SensorAssignment
+from logistics.models.readings import (
+    SENSOR_ACTIVE,
+    SENSOR_RETIRED,
+    Reading,
+    Sensor,
+    SensorAssignment,
+)
 
 
-def register_sensor(uow: UnitOfWork, *, sensor_id: str, unit_id: int, valid_from: dt.datetime, actor: str,
-                    now: dt.datetime, expected_interval_s: int = 600) -> Sensor:
+def register_sensor(
+    uow: UnitOfWork,
+    *,
+    sensor_id: str,
+    unit_id: int,
+    valid_from: dt.datetime,
+    actor: str,
+    now: dt.datetime,
+    expected_interval_s: int = 600,
+) -> Sensor:
     """Register a new sensor as reading in a unit from `valid_from`; commits."""
     if uow.session.get(Sensor, sensor_id) is not None:
-        raise Conflict(f"sensor {sensor_id!r} is already registered; move it instead", field="sensor_id")
+        raise Conflict(
+            f"sensor {sensor_id!r} is already registered; move it instead", field="sensor_id"
+        )
     _require_unit(uow, unit_id)
-    sensor = Sensor(sensor_id=sensor_id, expected_interval_s=expected_interval_s, status=SENSOR_ACTIVE,
-                    registered_at=now)
+    sensor = Sensor(
+        sensor_id=sensor_id,
+        expected_interval_s=expected_interval_s,
+        status=SENSOR_ACTIVE,
+        registered_at=now,
+    )
     uow.session.add(sensor)
     uow.session.flush()
-    uow.session.add(SensorAssignment(sensor_id=sensor_id, unit_id=unit_id, valid_from=valid_from, actor=actor))
+    uow.session.add(
+        SensorAssignment(sensor_id=sensor_id, unit_id=unit_id, valid_from=valid_from, actor=actor)
+    )
     uow.commit()
     return sensor
 
 
-def move_sensor(uow: UnitOfWork, *, sensor_id: str, unit_id: int, valid_from: dt.datetime, actor: str) -> Sensor:
+def move_sensor(
+    uow: UnitOfWork, *, sensor_id: str, unit_id: int, valid_from: dt.datetime, actor: str
+) -> Sensor:
     """Move a sensor to another unit from `valid_from`; readings already stored from then on follow it."""
     sensor = _require_active(uow, sensor_id)
     _require_unit(uow, unit_id)
     current = _current_assignment(uow, sensor_id)
     if current is not None:
         if valid_from <= current.valid_from:
-            raise Conflict(f"the sensor is in unit {current.unit_id} since {current.valid_from.isoformat()}; "
-                           "a move must start later", field="valid_from")
+            raise Conflict(
+                f"the sensor is in unit {current.unit_id} since {current.valid_from.isoformat()}; "
+                "a move must start later",
+                field="valid_from",
+            )
         current.valid_to = valid_from
-    uow.session.add(SensorAssignment(sensor_id=sensor_id, unit_id=unit_id, valid_from=valid_from, actor=actor))
+    uow.session.add(
+        SensorAssignment(sensor_id=sensor_id, unit_id=unit_id, valid_from=valid_from, actor=actor)
+    )
     # A reading belongs to the unit the sensor was in at its ts, also when it was stored before the move.
-    uow.session.execute(update(Reading).where(Reading.sensor_id == sensor_id, Reading.ts >= valid_from)
-                        .values(unit_id=unit_id))
+    uow.session.execute(
+        update(Reading)
+        .where(Reading.sensor_id == sensor_id, Reading.ts >= valid_from)
+        .values(unit_id=unit_id)
+    )
     uow.commit()
     return sensor
 
@@ -65,11 +97,13 @@ def get_sensor(uow: UnitOfWork, sensor_id: str) -> Sensor:
     return sensor
 
 
-def sensor_history(uow: UnitOfWork, sensor_id: str) -> list[SensorAssignment]:
-    """The units a sensor has been in, oldest first."""
-    get_sensor(uow, sensor_id)
+def sensor_detail(uow: UnitOfWork, sensor_id: str) -> tuple[Sensor, list[SensorAssignment]]:
+    """A sensor and the units it has been in (oldest first), readable after the unit of work ends."""
+    sensor = get_sensor(uow, sensor_id)
     query = select(SensorAssignment).where(SensorAssignment.sensor_id == sensor_id)
-    return list(uow.session.scalars(query.order_by(SensorAssignment.valid_from)))
+    history = list(uow.session.scalars(query.order_by(SensorAssignment.valid_from)))
+    uow.session.expunge_all()
+    return sensor, history
 
 
 def current_unit_id(uow: UnitOfWork, sensor_id: str) -> int | None:
@@ -95,6 +129,7 @@ def _require_unit(uow: UnitOfWork, unit_id: int) -> StorageUnit:
 
 
 def _current_assignment(uow: UnitOfWork, sensor_id: str) -> SensorAssignment | None:
-    query = select(SensorAssignment).where(SensorAssignment.sensor_id == sensor_id,
-                                           SensorAssignment.valid_to.is_(None))
+    query = select(SensorAssignment).where(
+        SensorAssignment.sensor_id == sensor_id, SensorAssignment.valid_to.is_(None)
+    )
     return uow.session.scalars(query.order_by(SensorAssignment.valid_from.desc()).limit(1)).first()

@@ -51,3 +51,40 @@ def make_tree(uow: UnitOfWork, doses: int = 500) -> Tree:
                                  updated_at=dt.datetime(2021, 1, 1, tzinfo=dt.UTC)))
     uow.session.flush()
     return Tree(state, district, centre, other_district, other_centre, ilr, product, lot)
+
+
+def add_sensor(uow: UnitOfWork, unit_id: int, sensor_id: str = "S-1", interval_s: int = 60,
+               since: dt.datetime = dt.datetime(2021, 1, 1, tzinfo=dt.UTC)) -> None:
+    """Register a sensor reading into a unit from `since`."""
+    from logistics.models.readings import Sensor, SensorAssignment
+
+    uow.session.add(Sensor(sensor_id=sensor_id, expected_interval_s=interval_s, registered_at=since))
+    uow.session.flush()
+    uow.session.add(SensorAssignment(sensor_id=sensor_id, unit_id=unit_id, valid_from=since))
+    uow.session.flush()
+
+
+def readings(start: dt.datetime, *segments: tuple[int, float], sensor_id: str = "S-1",
+             step_min: int = 1, battery_pct: float | None = None, power: str | None = None) -> list:
+    """SensorReadings every `step_min` minutes; each segment is (minutes, temp_c)."""
+    from logistics.domain.readings import SensorReading
+
+    out, t = [], start
+    for minutes, temp in segments:
+        for _ in range(minutes // step_min):
+            out.append(SensorReading(sensor_id=sensor_id, ts=t, temp_c=temp, received_at=t,
+                                     battery_pct=battery_pct, power=power))
+            t += dt.timedelta(minutes=step_min)
+    return out
+
+
+def ingest(runtime, batch: list, now: dt.datetime) -> list:
+    """Store a batch the way the ingestion does, then evaluate the touched units."""
+    from logistics.services.excursions import evaluate_units
+    from logistics.services.readings import record_readings
+
+    with runtime.uow() as uow:
+        touched = record_readings(uow, batch, now)
+        uow.commit()
+    evaluate_units(runtime, touched, now)
+    return touched

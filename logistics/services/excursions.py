@@ -1,0 +1,485 @@
+"""Use cases of temperature monitoring: evaluate units as readings arrive, rules, quarantine reviews.
+
+Evaluation re-reads a unit's readings from the database over the span that can still change
+(so late and out-of-order readings, and one sensor's readings spread over several ingestion
+processes, give the same result), holding the unit's state row locked (SELECT ... FOR UPDATE on
+PostgreSQL) so two processes never evaluate one unit at the same time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+
+from logistics.config import Settings
+from logistics.db import UnitOfWork, insert_for, is_postgres
+from logistics.domain.excursions import Finding, Rule, RuleSet, Sample, default_rules, detect
+from logistics.errors import Conflict, Invalid, NotFound
+from logistics.models.alerts import (
+    Excursion,
+    QuarantineReview,
+    TemperatureRule,
+    TemperatureRuleSet,
+    UnitMonitorState,
+)
+from logistics.models.catalog import Lot, Product, StorageUnit
+from logistics.models.readings import Reading
+from logistics.models.stock import StockBalance
+from logistics.runtime import Runtime
+from logistics.services.alerts import clear_alert, raise_alert
+
+log = logging.getLogger(__name__)
+Touched = tuple[int, dt.datetime, dt.datetime]
+MINUTE = dt.timedelta(minutes=1)
+# How far back evaluation looks for the last reading in range before the changed span; beyond
+# this an excursion is taken as starting at the first reading loaded.
+MAX_LOOKBACK = dt.timedelta(days=7)
+SEVERITY = {"warning": "warning", "alarm": "alarm"}
+KIND_WORDS = {"heat_warning": "heat warning", "heat_alarm": "heat alarm",
+              "cold_warning": "cold warning", "cold_alarm": "freeze alarm"}
+
+
+# --- rules -------------------------------------------------------------------------------------
+
+def _rule_set_from_row(row: TemperatureRuleSet) -> RuleSet:
+    rules = tuple(Rule(r.side, r.level, r.limit_c, r.mode, r.duration_min * MINUTE,  # type: ignore[arg-type]
+                       r.window_min * MINUTE if r.window_min else None) for r in row.rules)
+    return RuleSet(row.min_temp_c, row.max_temp_c, rules)
+
+
+def _defaults(settings: Settings, min_c: float, max_c: float) -> RuleSet:
+    return default_rules(min_c, max_c, freeze_limit_c=settings.alerts_freeze_limit_c,
+                         heat_warning_min=settings.alerts_heat_warning_min,
+                         heat_alarm_min=settings.alerts_heat_alarm_min,
+                         cold_warning_min=settings.alerts_cold_warning_min,
+                         cold_alarm_min=settings.alerts_cold_alarm_min)
+
+
+def product_rules(uow: UnitOfWork, settings: Settings, product: Product) -> RuleSet:
+    """A product's rules: its own rule set, else the defaults on its storage range."""
+    row = uow.session.scalars(select(TemperatureRuleSet).where(TemperatureRuleSet.product_id == product.id)).first()
+    return _rule_set_from_row(row) if row else _defaults(settings, product.min_temp_c, product.max_temp_c)
+
+
+def _stricter(a: Rule, b: Rule) -> Rule:
+    """The rule that fires first: the tighter limit, then the shorter duration."""
+    tighter = (a.limit_c < b.limit_c) if a.side == "heat" else (a.limit_c > b.limit_c)
+    if a.limit_c != b.limit_c:
+        return a if tighter else b
+    return a if a.duration <= b.duration else b
+
+
+def _merge(sets: Sequence[RuleSet]) -> RuleSet:
+    by_kind: dict[str, Rule] = {}
+    for rule_set in sets:
+        for rule in rule_set.rules:
+            by_kind[rule.kind] = _stricter(by_kind[rule.kind], rule) if rule.kind in by_kind else rule
+    return RuleSet(max(s.min_temp_c for s in sets), min(s.max_temp_c for s in sets), tuple(by_kind.values()))
+
+
+def unit_rules(uow: UnitOfWork, settings: Settings, unit: StorageUnit) -> tuple[RuleSet, str]:
+    """The rules in force for a unit and where they come from (unit override, products, defaults).
+
+    Without an override, a unit holding several products follows, per stage, the strictest of
+    their rules: the most sensitive vaccine in the unit decides.
+    """
+    row = uow.session.scalars(select(TemperatureRuleSet).where(TemperatureRuleSet.unit_id == unit.id)).first()
+    if row:
+        return _rule_set_from_row(row), "unit"
+    products = list(uow.session.scalars(
+        select(Product).join(Lot, Lot.product_id == Product.id).join(StockBalance, StockBalance.lot_id == Lot.id)
+        .where(StockBalance.unit_id == unit.id, StockBalance.doses > 0).distinct()))
+    if products:
+        return _merge([product_rules(uow, settings, p) for p in products]), "products"
+    return _defaults(settings, unit.min_temp_c, unit.max_temp_c), "defaults"
+
+
+@dataclasses.dataclass(frozen=True)
+class RuleInput:
+    """One stage as sent by a client."""
+
+    side: str
+    level: str
+    limit_c: float
+    mode: str
+    duration_min: int
+    window_min: int | None = None
+
+
+def _check_rules(min_c: float, max_c: float, rules: Sequence[RuleInput]) -> None:
+    if min_c >= max_c:
+        raise Invalid("min_temp_c must be below max_temp_c", field="min_temp_c")
+    seen = set()
+    for rule in rules:
+        if (rule.side, rule.level) in seen:
+            raise Invalid(f"two {rule.side} {rule.level} rules", field="rules")
+        seen.add((rule.side, rule.level))
+        if rule.mode == "cumulative" and (rule.window_min or 0) < rule.duration_min:
+            raise Invalid("a cumulative rule needs a window at least as long as its duration", field="rules")
+
+
+def set_rules(uow: UnitOfWork, *, product_id: int | None = None, unit_id: int | None = None,
+              min_temp_c: float, max_temp_c: float, rules: Sequence[RuleInput], actor: str,
+              now: dt.datetime) -> TemperatureRuleSet:
+    """Replace the rules of a product, or the override of a unit."""
+    model = Product if product_id is not None else StorageUnit
+    if uow.session.get(model, product_id if product_id is not None else unit_id) is None:
+        raise NotFound(f"{model.__name__.lower()} does not exist")
+    _check_rules(min_temp_c, max_temp_c, rules)
+    column = TemperatureRuleSet.product_id if product_id is not None else TemperatureRuleSet.unit_id
+    row = uow.session.scalars(select(TemperatureRuleSet).where(column == (product_id or unit_id))).first()
+    if row is None:
+        row = TemperatureRuleSet(product_id=product_id, unit_id=unit_id, min_temp_c=min_temp_c,
+                                 max_temp_c=max_temp_c, updated_at=now, updated_by=actor)
+        uow.session.add(row)
+    row.min_temp_c, row.max_temp_c, row.updated_at, row.updated_by = min_temp_c, max_temp_c, now, actor
+    row.rules = [TemperatureRule(**dataclasses.asdict(rule)) for rule in rules]
+    uow.commit()
+    return row
+
+
+def delete_unit_rules(uow: UnitOfWork, *, unit_id: int) -> None:
+    """Drop a unit's override: it follows its products' rules again."""
+    row = uow.session.scalars(select(TemperatureRuleSet).where(TemperatureRuleSet.unit_id == unit_id)).first()
+    if row is None:
+        raise NotFound(f"unit {unit_id} has no rule override")
+    uow.session.delete(row)
+    uow.commit()
+
+
+def rules_of_product(uow: UnitOfWork, settings: Settings, product_id: int) -> tuple[RuleSet, str]:
+    """A product's rules and whether they are its own or the defaults."""
+    product = uow.session.get(Product, product_id)
+    if product is None:
+        raise NotFound(f"product {product_id} does not exist")
+    own = uow.session.scalars(select(TemperatureRuleSet.id).where(TemperatureRuleSet.product_id == product_id)).first()
+    return product_rules(uow, settings, product), "product" if own else "defaults"
+
+
+def rules_of_unit(uow: UnitOfWork, settings: Settings, unit_id: int) -> tuple[RuleSet, str]:
+    """The rules in force for a unit and their source."""
+    return unit_rules(uow, settings, _unit(uow, unit_id))
+
+
+def _unit(uow: UnitOfWork, unit_id: int) -> StorageUnit:
+    unit = uow.session.get(StorageUnit, unit_id)
+    if unit is None:
+        raise NotFound(f"storage unit {unit_id} does not exist")
+    return unit
+
+
+# --- evaluation ----------------------------------------------------------------------------------
+
+def evaluate_units(runtime: Runtime, touched: Iterable[Touched], now: dt.datetime) -> int:
+    """Re-evaluate every touched unit, each in its own transaction; return how many were evaluated.
+
+    Called by the ingestion after each committed batch (touched = (unit_id, earliest_ts, latest_ts))
+    and by the scheduler. A failure on one unit is logged and does not stop the others.
+    """
+    spans: dict[int, tuple[dt.datetime, dt.datetime]] = {}
+    for unit_id, low, high in touched:
+        old = spans.get(unit_id, (low, high))
+        spans[unit_id] = (min(old[0], low), max(old[1], high))
+    done = 0
+    for unit_id, (low, _high) in sorted(spans.items()):
+        try:
+            with runtime.uow() as uow:
+                evaluate_unit(uow, runtime.settings, unit_id, low, now)
+                uow.commit()
+            done += 1
+        except Exception:
+            log.exception("evaluating unit %s failed; the scheduler will retry", unit_id)
+    return done
+
+
+def _lock_state(uow: UnitOfWork, unit_id: int) -> UnitMonitorState:
+    insert = insert_for(uow.session)
+    uow.session.execute(insert(UnitMonitorState).values(unit_id=unit_id, evaluations=0)
+                        .on_conflict_do_nothing(index_elements=["unit_id"]))
+    query = select(UnitMonitorState).where(UnitMonitorState.unit_id == unit_id)
+    if is_postgres(uow.session):
+        query = query.with_for_update()
+    return uow.session.scalars(query.execution_options(populate_existing=True)).one()
+
+
+def _evaluation_start(uow: UnitOfWork, unit_id: int, rules: RuleSet, earliest: dt.datetime,
+                      max_gap: dt.timedelta) -> dt.datetime:
+    """Where re-reading must start so every excursion the changed span can touch is recomputed."""
+    since = earliest - rules.longest_span() - max_gap
+    stored = uow.session.scalar(select(func.min(Excursion.started_at)).where(
+        Excursion.unit_id == unit_id, (Excursion.ended_at.is_(None)) | (Excursion.ended_at >= since)))
+    if stored is not None:
+        since = min(since, stored)
+    # Start from a reading inside every limit, so an episode is never cut at its beginning.
+    low = max((r.limit_c for r in rules.rules if r.side == "cold"), default=rules.min_temp_c)
+    high = min((r.limit_c for r in rules.rules if r.side == "heat"), default=rules.max_temp_c)
+    calm = uow.session.scalar(select(func.max(Reading.ts)).where(
+        Reading.unit_id == unit_id, Reading.ts <= since, Reading.ts >= since - MAX_LOOKBACK,
+        Reading.temp_c > low, Reading.temp_c < high))
+    return calm if calm is not None else since
+
+
+def evaluate_unit(uow: UnitOfWork, settings: Settings, unit_id: int, earliest: dt.datetime,
+                  now: dt.datetime) -> list[Excursion]:
+    """Recompute a unit's excursions from its readings since `earliest`; store, alert, quarantine.
+
+    Does not commit; the caller commits (the unit's state row stays locked until then).
+    """
+    state = _lock_state(uow, unit_id)
+    unit = _unit(uow, unit_id)
+    rules, _source = unit_rules(uow, settings, unit)
+    max_gap = settings.alerts_max_gap_min * MINUTE
+    since = _evaluation_start(uow, unit_id, rules, earliest, max_gap)
+    rows = uow.session.execute(select(Reading.ts, Reading.temp_c).where(
+        Reading.unit_id == unit_id, Reading.ts >= since, Reading.ts <= now).order_by(Reading.ts))
+    samples = [Sample(ts, temp) for ts, temp in rows]
+    findings = detect(samples, rules, now, max_gap)
+    stored = _reconcile(uow, unit, rules, findings, since, now)
+    _sync_alerts(uow, unit, now)
+    state.evaluated_at = now
+    state.last_reading_ts = max(filter(None, [state.last_reading_ts, samples[-1].ts if samples else None]),
+                                default=None)
+    state.evaluations += 1
+    return stored
+
+
+def _lots_in_unit(uow: UnitOfWork, unit_id: int) -> list[dict[str, Any]]:
+    balances = uow.session.scalars(select(StockBalance).where(StockBalance.unit_id == unit_id,
+                                                              StockBalance.doses > 0))
+    return [{"lot_id": b.lot_id, "lot_number": b.lot.lot_number, "product_id": b.lot.product_id,
+             "doses": b.doses} for b in balances]
+
+
+def _merge_lots(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every lot seen in the unit during the excursion, with the most doses seen."""
+    by_lot = {item["lot_id"]: dict(item) for item in old}
+    for item in new:
+        if item["lot_id"] not in by_lot or item["doses"] > by_lot[item["lot_id"]]["doses"]:
+            by_lot[item["lot_id"]] = dict(item)
+    return sorted(by_lot.values(), key=lambda item: item["lot_id"])
+
+
+def _reconcile(uow: UnitOfWork, unit: StorageUnit, rules: RuleSet, findings: list[Finding],
+               since: dt.datetime, now: dt.datetime) -> list[Excursion]:
+    existing = list(uow.session.scalars(select(Excursion).where(
+        Excursion.unit_id == unit.id, (Excursion.started_at >= since) | Excursion.ended_at.is_(None))))
+    lots = _lots_in_unit(uow, unit.id)
+    kept: list[Excursion] = []
+    for finding in findings:
+        match = _match(existing, finding)
+        if match is None:
+            match = _new_excursion(uow, unit, rules, finding, now)
+        else:
+            existing.remove(match)
+        _apply(match, finding, now)
+        if match.ended_at is None or not match.lots:
+            match.lots = _merge_lots(match.lots or [], lots)
+        if finding.rule.level == "alarm" and match.ended_at is None:
+            quarantine_unit(uow, match, now)
+        kept.append(match)
+    for stale in existing:
+        # A late reading showed this span was not one excursion: close it where it was triggered;
+        # its record (and any quarantine review) stays for the officers.
+        if stale.ended_at is None:
+            stale.ended_at, stale.updated_at = stale.triggered_at, now
+    return kept
+
+
+def _match(existing: list[Excursion], finding: Finding) -> Excursion | None:
+    for excursion in existing:
+        if excursion.kind == finding.kind and excursion.started_at == finding.started_at:
+            return excursion
+    end = finding.ended_at
+    for excursion in existing:
+        if excursion.kind == finding.kind and (end is None or excursion.started_at <= end) and \
+                (excursion.ended_at is None or excursion.ended_at >= finding.started_at):
+            return excursion
+    return None
+
+
+def _new_excursion(uow: UnitOfWork, unit: StorageUnit, rules: RuleSet, finding: Finding,
+                   now: dt.datetime) -> Excursion:
+    excursion = Excursion(unit_id=unit.id, store_id=unit.store_id, kind=finding.kind,
+                          started_at=finding.started_at, triggered_at=finding.triggered_at,
+                          peak_temp_c=finding.peak_temp_c, minutes_outside=finding.minutes_outside,
+                          thresholds={**rules.snapshot(), "rule": finding.rule.snapshot()},
+                          lots=[], updated_at=now)
+    uow.session.add(excursion)
+    uow.session.flush()
+    return excursion
+
+
+def _apply(excursion: Excursion, finding: Finding, now: dt.datetime) -> None:
+    excursion.started_at, excursion.triggered_at = finding.started_at, finding.triggered_at
+    excursion.ended_at, excursion.peak_temp_c = finding.ended_at, finding.peak_temp_c
+    excursion.minutes_outside, excursion.updated_at = finding.minutes_outside, now
+
+
+def _sync_alerts(uow: UnitOfWork, unit: StorageUnit, now: dt.datetime) -> None:
+    """One alert per unit and excursion kind, open exactly while an excursion of that kind is open."""
+    uow.session.flush()
+    open_by_kind = {e.kind: e for e in uow.session.scalars(select(Excursion).where(
+        Excursion.unit_id == unit.id, Excursion.ended_at.is_(None)).order_by(Excursion.started_at))}
+    for kind, words in KIND_WORDS.items():
+        excursion = open_by_kind.get(kind)
+        if excursion is None:
+            clear_alert(uow, kind=kind, subject_type="unit", subject_id=unit.id, now=now,
+                        comment="temperature back in range")
+            continue
+        raise_alert(uow, kind=kind, subject_type="unit", subject_id=unit.id, store_id=unit.store_id,
+                    severity=SEVERITY[kind.split("_")[1]],
+                    message=f"{words} in unit {unit.code}: {excursion.minutes_outside:.0f} min outside, "
+                            f"peak {excursion.peak_temp_c:.1f} C",
+                    details=_alert_details(excursion), now=now)
+
+
+def _alert_details(excursion: Excursion) -> dict[str, Any]:
+    return {"excursion_id": excursion.id, "unit_id": excursion.unit_id,
+            "started_at": excursion.started_at.isoformat(), "triggered_at": excursion.triggered_at.isoformat(),
+            "peak_temp_c": excursion.peak_temp_c, "minutes_outside": excursion.minutes_outside,
+            "lots": excursion.lots}
+
+
+# --- quarantine ----------------------------------------------------------------------------------
+
+def quarantine_unit(uow: UnitOfWork, excursion: Excursion, now: dt.datetime) -> int:
+    """Hold every lot in the unit after an alarm, with one review per lot; return lots newly held.
+
+    Idempotent: a lot already under review for this excursion is left as the officer left it.
+    """
+    reviewed = set(uow.session.scalars(select(QuarantineReview.lot_id).where(
+        QuarantineReview.excursion_id == excursion.id)))
+    query = select(StockBalance).where(StockBalance.unit_id == excursion.unit_id, StockBalance.doses > 0)
+    balances = uow.session.scalars(_locked(uow, query, StockBalance))
+    held = 0
+    for balance in balances:
+        if balance.lot_id in reviewed:
+            continue
+        balance.quarantined_doses, balance.updated_at = balance.doses, now
+        uow.session.add(QuarantineReview(
+            excursion_id=excursion.id, unit_id=excursion.unit_id, store_id=excursion.store_id,
+            lot_id=balance.lot_id, doses=balance.doses, reason=_reason(excursion),
+            proposed_decision=_proposal(excursion, balance.lot.product), state="pending", created_at=now))
+        held += 1
+    return held
+
+
+def _reason(excursion: Excursion) -> str:
+    return "heat_exposure" if excursion.kind.startswith("heat") else "frozen"
+
+
+def _proposal(excursion: Excursion, product: Product) -> str:
+    """A frozen freeze-sensitive vaccine is discarded (shared/domain.md); otherwise an officer judges."""
+    if excursion.kind == "cold_alarm" and product.freeze_sensitive:
+        return "discard"
+    return "review"
+
+
+def _review_for_update(uow: UnitOfWork, review_id: int) -> QuarantineReview:
+    query = select(QuarantineReview).where(QuarantineReview.id == review_id)
+    review = uow.session.scalars(query.with_for_update() if is_postgres(uow.session) else query).first()
+    if review is None:
+        raise NotFound(f"quarantine review {review_id} does not exist")
+    if review.state != "pending":
+        raise Conflict(f"quarantine review {review_id} is already {review.state}")
+    return review
+
+
+def _balance(uow: UnitOfWork, review: QuarantineReview) -> StockBalance | None:
+    query = select(StockBalance).where(StockBalance.unit_id == review.unit_id, StockBalance.lot_id == review.lot_id)
+    return uow.session.scalars(_locked(uow, query, StockBalance)).first()
+
+
+def _locked(uow: UnitOfWork, query: Any, model: Any) -> Any:
+    """Lock the rows of `model` the query reads, on PostgreSQL (SQLite serialises writers anyway)."""
+    return query.with_for_update(of=model) if is_postgres(uow.session) else query
+
+
+def release_review(uow: UnitOfWork, *, review_id: int, comment: str, actor: str,
+                   now: dt.datetime) -> QuarantineReview:
+    """An officer judges the lot usable: its doses are no longer held."""
+    if not (comment or "").strip():
+        raise Invalid("a comment is required to release quarantined doses", field="comment")
+    review = _review_for_update(uow, review_id)
+    balance = _balance(uow, review)
+    if balance is not None:
+        balance.quarantined_doses, balance.updated_at = max(0, balance.quarantined_doses - review.doses), now
+    _decide(review, "released", comment, actor, now)
+    uow.commit()
+    return review
+
+
+def discard_review(uow: UnitOfWork, *, review_id: int, comment: str | None, actor: str,
+                   now: dt.datetime) -> QuarantineReview:
+    """Discard the held doses: recorded as wastage (heat_exposure or frozen) by the ledger."""
+    from logistics.services.stock import record_wastage
+
+    review = _review_for_update(uow, review_id)
+    balance = _balance(uow, review)
+    doses = min(review.doses, balance.doses) if balance else 0
+    if balance is not None:
+        balance.quarantined_doses = max(0, balance.quarantined_doses - review.doses)
+    if doses > 0:
+        record_wastage(uow, store_id=review.store_id, unit_id=review.unit_id, lot_id=review.lot_id,
+                       doses=doses, reason=review.reason, actor=actor, occurred_at=now,
+                       client_id=f"quarantine-review-{review.id}", note=comment)
+    _decide(review, "discarded", comment, actor, now)
+    uow.commit()
+    return review
+
+
+def _decide(review: QuarantineReview, state: str, comment: str | None, actor: str, now: dt.datetime) -> None:
+    review.state, review.comment, review.decided_by, review.decided_at = state, comment, actor, now
+
+
+def list_reviews(uow: UnitOfWork, *, store_path: str | None, state: str | None,
+                 limit: int = 100, offset: int = 0) -> list[QuarantineReview]:
+    """Quarantine reviews of a store subtree, pending first."""
+    from logistics.models.catalog import Store
+
+    query = select(QuarantineReview)
+    if store_path is not None:
+        query = query.join(Store, Store.id == QuarantineReview.store_id).where(
+            Store.path.startswith(store_path, autoescape=True))
+    if state is not None:
+        query = query.where(QuarantineReview.state == state)
+    return list(uow.session.scalars(query.order_by(QuarantineReview.id.desc()).limit(limit).offset(offset)))
+
+
+def list_excursions(uow: UnitOfWork, *, store_path: str | None, unit_id: int | None, kind: str | None,
+                    open_only: bool, since: dt.datetime | None, until: dt.datetime | None,
+                    limit: int = 100, offset: int = 0) -> list[Excursion]:
+    """Excursions of a store subtree or a unit, newest first."""
+    from logistics.models.catalog import Store
+
+    query = select(Excursion)
+    if store_path is not None:
+        query = query.join(Store, Store.id == Excursion.store_id).where(
+            Store.path.startswith(store_path, autoescape=True))
+    if unit_id is not None:
+        query = query.where(Excursion.unit_id == unit_id)
+    if kind is not None:
+        query = query.where(Excursion.kind == kind)
+    if open_only:
+        query = query.where(Excursion.ended_at.is_(None))
+    if since is not None:
+        query = query.where((Excursion.ended_at.is_(None)) | (Excursion.ended_at >= since))
+    if until is not None:
+        query = query.where(Excursion.started_at < until)
+    return list(uow.session.scalars(query.order_by(Excursion.started_at.desc()).limit(limit).offset(offset)))
+
+
+def units_needing_evaluation(uow: UnitOfWork, now: dt.datetime, lookback: dt.timedelta) -> list[Touched]:
+    """Units with readings received since their last evaluation (the scheduler's safety net)."""
+    rows = uow.session.execute(
+        select(Reading.unit_id, func.min(Reading.ts), func.max(Reading.ts))
+        .outerjoin(UnitMonitorState, UnitMonitorState.unit_id == Reading.unit_id)
+        .where(Reading.received_at >= now - lookback,
+               (UnitMonitorState.evaluated_at.is_(None)) | (Reading.received_at >= UnitMonitorState.evaluated_at))
+        .group_by(Reading.unit_id))
+    return [(unit_id, low, high) for unit_id, low, high in rows]

@@ -1,0 +1,131 @@
+"""Excursions evaluated as readings arrive, on real PostgreSQL: records, alerts, quarantine."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from sqlalchemy import select
+
+from logistics.models.alerts import Alert, Excursion, QuarantineReview, UnitMonitorState
+from logistics.models.stock import StockBalance
+from logistics.services.excursions import (
+    RuleInput,
+    evaluate_units,
+    release_review,
+    rules_of_unit,
+    set_rules,
+)
+from tests.support.alerts_fixtures import add_sensor, ingest, make_tree, readings
+
+pytestmark = pytest.mark.integration
+T0 = dt.datetime(2021, 1, 9, 12, 0, tzinfo=dt.UTC)
+H = dt.timedelta(hours=1)
+
+
+@pytest.fixture
+def tree(runtime):
+    with runtime.uow() as uow:
+        tree = make_tree(uow)
+        add_sensor(uow, tree.ilr.id)
+        uow.commit()
+    return tree
+
+
+def excursions(runtime):
+    with runtime.uow() as uow:
+        rows = list(uow.session.scalars(select(Excursion).order_by(Excursion.kind)))
+        uow.session.expunge_all()
+        return rows
+
+
+def open_alerts(runtime):
+    with runtime.uow() as uow:
+        return sorted(a.kind for a in uow.session.scalars(select(Alert).where(Alert.state != "resolved")))
+
+
+def test_door_opening_raises_nothing(runtime, tree):
+    ingest(runtime, readings(T0, (60, 4.5), (5, 12.0), (60, 4.5)), T0 + 3 * H)
+    assert excursions(runtime) == []
+    assert open_alerts(runtime) == []
+
+
+def test_heat_alarm_records_excursion_quarantines_and_alerts(runtime, tree):
+    ingest(runtime, readings(T0, (30, 5.0), (601, 9.0)), T0 + 11 * H)
+    found = {e.kind: e for e in excursions(runtime)}
+    assert set(found) == {"heat_warning", "heat_alarm"}
+    alarm = found["heat_alarm"]
+    assert alarm.ended_at is None and alarm.minutes_outside == 600 and alarm.peak_temp_c == 9.0
+    assert alarm.thresholds["rule"]["duration_min"] == 600
+    assert alarm.lots == [{"lot_id": tree.lot.id, "lot_number": "4121Z001",
+                           "product_id": tree.product.id, "doses": 500}]
+    assert open_alerts(runtime) == ["heat_alarm", "heat_warning"]
+    with runtime.uow() as uow:
+        balance = uow.session.scalars(select(StockBalance)).one()
+        review = uow.session.scalars(select(QuarantineReview)).one()
+        uow.session.expunge_all()
+    assert balance.quarantined_doses == 500
+    assert (review.reason, review.proposed_decision, review.state) == ("heat_exposure", "review", "pending")
+
+
+def test_back_in_range_ends_excursion_and_resolves_alert_but_keeps_quarantine(runtime, tree):
+    ingest(runtime, readings(T0, (601, 9.0)), T0 + 11 * H)
+    ingest(runtime, readings(T0 + 601 * dt.timedelta(minutes=1), (5, 5.0)), T0 + 11 * H)
+    assert all(e.ended_at is not None for e in excursions(runtime))
+    assert open_alerts(runtime) == []
+    with runtime.uow() as uow:
+        assert uow.session.scalars(select(StockBalance)).one().quarantined_doses == 500
+        review = uow.session.scalars(select(QuarantineReview)).one()
+        release_review(uow, review_id=review.id, comment="VVM stage 1, MKT 7.2 C", actor="asha", now=T0 + 12 * H)
+        assert uow.session.scalars(select(StockBalance)).one().quarantined_doses == 0
+
+
+def test_9h59_is_warning_only_and_freeze_60_min_proposes_discard(runtime, tree):
+    ingest(runtime, readings(T0, (600, 9.0), (5, 5.0), (61, -1.0)), T0 + 12 * H)
+    kinds = sorted(e.kind for e in excursions(runtime))
+    assert kinds == ["cold_alarm", "cold_warning", "heat_warning"]
+    with runtime.uow() as uow:
+        review = uow.session.scalars(select(QuarantineReview)).one()
+        uow.session.expunge_all()
+    assert (review.reason, review.proposed_decision) == ("frozen", "discard")
+
+
+def test_out_of_order_batches_give_the_same_excursions(runtime, tree):
+    batch = readings(T0, (30, 5.0), (601, 9.0), (30, 5.0))
+    chunks = [batch[i:i + 97] for i in range(0, len(batch), 97)]
+    for chunk in reversed(chunks):
+        ingest(runtime, chunk, T0 + 12 * H)
+    got = [(e.kind, e.started_at, e.triggered_at, e.ended_at, e.minutes_outside) for e in excursions(runtime)]
+    assert got == [("heat_alarm", T0 + 30 * dt.timedelta(minutes=1), T0 + 630 * dt.timedelta(minutes=1),
+                    T0 + 631 * dt.timedelta(minutes=1), 600.0),
+                   ("heat_warning", T0 + 30 * dt.timedelta(minutes=1), T0 + 90 * dt.timedelta(minutes=1),
+                    T0 + 631 * dt.timedelta(minutes=1), 600.0)]
+
+
+def test_concurrent_evaluations_of_one_unit_store_each_excursion_once(runtime, tree):
+    from logistics.services.readings import record_readings
+
+    batch = readings(T0, (601, 9.0))
+    with runtime.uow() as uow:
+        touched = record_readings(uow, batch, T0 + 11 * H)
+        uow.commit()
+    threads = [threading.Thread(target=evaluate_units, args=(runtime, touched, T0 + 11 * H)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(e.kind for e in excursions(runtime)) == ["heat_alarm", "heat_warning"]
+    with runtime.uow() as uow:
+        assert uow.session.scalars(select(QuarantineReview)).all().__len__() == 1
+        assert uow.session.get(UnitMonitorState, tree.ilr.id).evaluations == 4
+
+
+def test_unit_override_changes_the_rules(runtime, tree):
+    with runtime.uow() as uow:
+        set_rules(uow, unit_id=tree.ilr.id, min_temp_c=2, max_temp_c=8, actor="asha", now=T0, rules=[
+            RuleInput("heat", "alarm", 8.0, "consecutive", 30)])
+        rules, source = rules_of_unit(uow, runtime.settings, tree.ilr.id)
+    assert source == "unit" and [r.kind for r in rules.rules] == ["heat_alarm"]
+    ingest(runtime, readings(T0, (31, 9.0)), T0 + H)
+    assert [e.kind for e in excursions(runtime)] == ["heat_alarm"]

@@ -421,13 +421,12 @@ def discard_review(uow: UnitOfWork, *, review_id: int, comment: str | None, acto
 
     review = _review_for_update(uow, review_id)
     balance = _balance(uow, review)
-    doses = min(review.doses, balance.doses) if balance else 0
-    if balance is not None:
-        balance.quarantined_doses = max(0, balance.quarantined_doses - review.doses)
+    # Doses may have left the unit since (e.g. counted, or partly discarded): discard what is held.
+    doses = min(review.doses, balance.quarantined_doses) if balance else 0
     if doses > 0:
         record_wastage(uow, store_id=review.store_id, unit_id=review.unit_id, lot_id=review.lot_id,
                        doses=doses, reason=review.reason, actor=actor, occurred_at=now,
-                       client_id=f"quarantine-review-{review.id}", note=comment)
+                       client_id=f"quarantine-review-{review.id}", note=comment, from_quarantine=True)
     _decide(review, "discarded", comment, actor, now)
     uow.commit()
     return review

@@ -129,3 +129,32 @@ def test_unit_override_changes_the_rules(runtime, tree):
     assert source == "unit" and [r.kind for r in rules.rules] == ["heat_alarm"]
     ingest(runtime, readings(T0, (31, 9.0)), T0 + H)
     assert [e.kind for e in excursions(runtime)] == ["heat_alarm"]
+
+
+def test_discard_records_wastage_through_the_ledger(runtime, tree):
+    from logistics.models.stock import Movement
+    from logistics.services.excursions import discard_review
+
+    with runtime.uow() as uow:
+        # Real ledger stock for the balance the tree seeded: a receipt through the ledger.
+        uow.session.query(StockBalance).delete()
+        uow.commit()
+    _receive(runtime, tree, 500)
+    ingest(runtime, readings(T0, (10, 4.0), (61, -1.0)), T0 + 2 * H)
+    with runtime.uow() as uow:
+        review = uow.session.scalars(select(QuarantineReview)).one()
+        discard_review(uow, review_id=review.id, comment="frozen: shake test failed", actor="asha", now=T0 + 3 * H)
+        balance = uow.session.scalars(select(StockBalance)).one()
+        wastage = uow.session.scalars(select(Movement).where(Movement.kind == "wastage")).one()
+        assert (balance.doses, balance.quarantined_doses) == (0, 0)
+        assert wastage.reason == "frozen"
+        assert review.state == "discarded" and review.decided_by == "asha"
+
+
+def _receive(runtime, tree, doses):
+    from logistics.services.stock import receive_stock, recorded
+
+    with runtime.uow() as uow:
+        receive_stock(uow, store_id=tree.centre.id, unit_id=tree.ilr.id, doses=doses,
+                      rec=recorded("asha", T0 - H, None), lot={"lot_id": tree.lot.id})
+        uow.commit()

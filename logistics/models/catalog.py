@@ -37,7 +37,9 @@ class Store(Base):
 
     level: Mapped[StoreLevel] = relationship(lazy="joined")
     parent: Mapped[Store | None] = relationship(remote_side=[id])
-    units: Mapped[list[StorageUnit]] = relationship(back_populates="store", order_by="StorageUnit.id")
+    units: Mapped[list[StorageUnit]] = relationship(
+        back_populates="store", order_by="StorageUnit.id"
+    )
 
 
 class StorageUnit(Base):
@@ -52,7 +54,9 @@ class StorageUnit(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"), index=True)
     code: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(32))  # ilr, deep_freezer, walk_in_cooler, walk_in_freezer
+    kind: Mapped[str] = mapped_column(
+        String(32)
+    )  # ilr, deep_freezer, walk_in_cooler, walk_in_freezer
     min_temp_c: Mapped[float]
     max_temp_c: Mapped[float]
     active: Mapped[bool] = mapped_column(default=True)
@@ -77,13 +81,18 @@ class Product(Base):
     max_temp_c: Mapped[float]
     freeze_sensitive: Mapped[bool] = mapped_column(default=True)
     open_vial_life_min: Mapped[int | None]
+    # GS1 trade item number of the product's carton, so a scanned (01) finds the product.
+    gtin: Mapped[str | None] = mapped_column(String(14), unique=True)
 
 
 class Lot(Base):
     """A manufacturer's batch of one product, with its expiry date."""
 
     __tablename__ = "lots"
-    __table_args__ = (UniqueConstraint("product_id", "lot_number"), Index("ix_lots_expiry", "expiry_date"))
+    __table_args__ = (
+        UniqueConstraint("product_id", "lot_number"),
+        Index("ix_lots_expiry", "expiry_date"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))

@@ -1,0 +1,749 @@
+"""Use cases of the stock ledger: receipts, issues, transfers, consumption, wastage, counts, reversals.
+
+Every movement function adds the movement, its ledger entries and the updated balances to
+`uow.session` and does NOT commit: the caller commits once, so the HTTP layer can store the
+idempotent response in the same transaction (logistics/api/idempotency.py), and other areas
+(sessions, quarantine review) can record stock in their own transaction. Call `uow.commit()`.
+
+Balances are locked before they change: `SELECT ... FOR UPDATE` on PostgreSQL (rows locked in
+(unit, lot) order so concurrent movements cannot deadlock), SQLite serialises writers itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from logistics.db import UnitOfWork, insert_for, is_postgres
+from logistics.domain import stock as rules
+from logistics.errors import Conflict, IdempotencyMismatch, InsufficientStock, Invalid, NotFound
+from logistics.models.catalog import Lot, StorageUnit, Store
+from logistics.models.stock import (
+    IdempotencyRecord,
+    LedgerEntry,
+    Movement,
+    Shipment,
+    ShipmentLine,
+    StockBalance,
+)
+from logistics.services import catalog
+
+UTC = dt.UTC
+
+
+def utcnow() -> dt.datetime:
+    """The current time, timezone-aware."""
+    return dt.datetime.now(UTC)
+
+
+@dataclasses.dataclass(frozen=True)
+class Recorded:
+    """Who records a movement, when it happened and when it was recorded."""
+
+    actor: str
+    occurred_at: dt.datetime
+    client_id: str
+    recorded_at: dt.datetime
+    site_timezone: str = "UTC"
+
+    @property
+    def local_date(self) -> dt.date:
+        """The day the movement happened at the site (expiry dates are site-local days)."""
+        return self.occurred_at.astimezone(ZoneInfo(self.site_timezone)).date()
+
+
+def recorded(
+    actor: str,
+    occurred_at: dt.datetime | None,
+    client_id: str | None,
+    site_timezone: str = "UTC",
+    now: dt.datetime | None = None,
+) -> Recorded:
+    """Build the who/when of a movement; occurred_at defaults to now and may not be in the future."""
+    now = now or utcnow()
+    occurred_at = occurred_at or now
+    if occurred_at.tzinfo is None:
+        raise Invalid("occurred_at needs a time zone", field="occurred_at")
+    if occurred_at > now + dt.timedelta(minutes=5):
+        raise Invalid("occurred_at is in the future", field="occurred_at")
+    return Recorded(
+        actor, occurred_at.astimezone(UTC), client_id or str(uuid.uuid4()), now, site_timezone
+    )
+
+
+# --- balances and entries ----------------------------------------------------------------------
+
+
+def _lock_balance(
+    session: Session, store_id: int, unit_id: int, lot_id: int, now: dt.datetime
+) -> StockBalance:
+    """The balance row of (unit, lot), created at 0 if missing, locked for this transaction."""
+    query = select(StockBalance).where(
+        StockBalance.unit_id == unit_id, StockBalance.lot_id == lot_id
+    )
+    if is_postgres(session):
+        query = query.with_for_update(of=StockBalance)
+    balance = session.scalars(query.execution_options(populate_existing=True)).first()
+    if balance is not None:
+        return balance
+    insert = (
+        insert_for(session)(StockBalance)
+        .values(
+            store_id=store_id,
+            unit_id=unit_id,
+            lot_id=lot_id,
+            doses=0,
+            quarantined_doses=0,
+            vvm_stage=1,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["unit_id", "lot_id"])
+    )
+    session.execute(insert)
+    return session.scalars(query.execution_options(populate_existing=True)).one()
+
+
+def later_changes(session: Session, unit_id: int, lot_id: int, after: dt.datetime) -> list[int]:
+    """Signed doses of (unit, lot) entries that happened after `after`, in time order."""
+    query = (
+        select(LedgerEntry.doses)
+        .where(
+            LedgerEntry.unit_id == unit_id,
+            LedgerEntry.lot_id == lot_id,
+            LedgerEntry.occurred_at > after,
+        )
+        .order_by(LedgerEntry.occurred_at, LedgerEntry.id)
+    )
+    return list(session.scalars(query))
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """A signed change of one lot in one unit, with how the balance's holds follow it."""
+
+    unit_id: int
+    lot_id: int
+    doses: int
+    vvm_stage: int | None = None
+    usable_only: bool = False
+    from_quarantine: bool = False
+
+
+def _check_usable(balance: StockBalance, change: Change, on: dt.date) -> None:
+    stock = rules.LotStock(
+        balance.unit_id,
+        balance.lot_id,
+        balance.lot.expiry_date,
+        balance.doses,
+        balance.quarantined_doses,
+        balance.vvm_stage,
+        balance.lot.quarantined,
+    )
+    usable = rules.usable_doses(stock, on)
+    if usable < -change.doses:
+        raise InsufficientStock(
+            f"lot {balance.lot.lot_number} has {usable} usable doses in unit {balance.unit_id} "
+            f"on {on.isoformat()} (expired, quarantined or VVM-unusable stock is never used), "
+            f"{-change.doses} asked",
+            field="doses",
+            available_doses=usable,
+        )
+
+
+def _apply(session: Session, store_id: int, change: Change, rec: Recorded) -> StockBalance:
+    balance = _lock_balance(session, store_id, change.unit_id, change.lot_id, rec.recorded_at)
+    if change.doses < 0:
+        later = later_changes(session, change.unit_id, change.lot_id, rec.occurred_at)
+        rules.check_debit(balance.doses, later, -change.doses, rec.occurred_at)
+        if change.usable_only:
+            _check_usable(balance, change, rec.local_date)
+        if change.from_quarantine and balance.quarantined_doses < -change.doses:
+            raise Invalid(f"only {balance.quarantined_doses} doses are quarantined", field="doses")
+    balance.doses += change.doses
+    if change.from_quarantine:
+        balance.quarantined_doses += change.doses
+    balance.quarantined_doses = min(balance.quarantined_doses, balance.doses)
+    if change.vvm_stage is not None and change.doses > 0:
+        balance.vvm_stage = max(balance.vvm_stage, change.vvm_stage)
+    balance.updated_at = rec.recorded_at
+    return balance
+
+
+def _post(
+    uow: UnitOfWork, movement: Movement, changes: Sequence[Change], rec: Recorded
+) -> Movement:
+    """Add the movement, apply its changes to locked balances (in lock order) and add its entries."""
+    session = uow.session
+    session.add(movement)
+    session.flush()
+    for change in sorted(changes, key=lambda c: (c.unit_id, c.lot_id)):
+        if change.doses == 0:
+            continue
+        _apply(session, movement.store_id, change, rec)
+        unit_store = session.get(StorageUnit, change.unit_id).store_id
+        session.add(
+            LedgerEntry(
+                movement_id=movement.id,
+                store_id=unit_store,
+                unit_id=change.unit_id,
+                lot_id=change.lot_id,
+                doses=change.doses,
+                occurred_at=rec.occurred_at,
+            )
+        )
+    session.flush()
+    session.refresh(movement, ["entries"])
+    return movement
+
+
+def _movement(kind: str, store_id: int, rec: Recorded, **fields: Any) -> Movement:
+    return Movement(
+        kind=kind,
+        store_id=store_id,
+        client_id=rec.client_id,
+        actor=rec.actor,
+        occurred_at=rec.occurred_at,
+        recorded_at=rec.recorded_at,
+        **fields,
+    )
+
+
+def _positive(doses: int, field: str = "doses") -> None:
+    if doses <= 0:
+        raise Invalid("quantity must be a positive number of doses", field=field)
+
+
+def _check_client_id_free(uow: UnitOfWork, client_id: str) -> None:
+    if uow.session.scalar(select(Movement.id).where(Movement.client_id == client_id)) is not None:
+        raise Conflict(
+            f"a movement with client_id {client_id!r} is already recorded", field="client_id"
+        )
+
+
+# --- receipts ----------------------------------------------------------------------------------
+
+
+def receive_stock(
+    uow: UnitOfWork,
+    *,
+    store_id: int,
+    unit_id: int,
+    doses: int,
+    rec: Recorded,
+    lot: dict[str, Any],
+    vvm_stage: int = 1,
+    supplier: str | None = None,
+    note: str | None = None,
+) -> Movement:
+    """Record doses received from a supplier into a unit; the lot is named by id, fields or GS1."""
+    _check_client_id_free(uow, rec.client_id)
+    catalog.get_store(uow, store_id)
+    catalog.unit_of_store(uow, unit_id, store_id)
+    _positive(doses)
+    found = (
+        catalog.get_lot(uow, lot["lot_id"])
+        if lot.get("lot_id")
+        else catalog.lot_from_fields(uow, lot)
+    )
+    if rules.is_expired(found.expiry_date, rec.local_date):
+        field = "gs1" if lot.get("gs1") else "lot_id" if lot.get("lot_id") else "expiry_date"
+        raise Invalid(
+            f"lot {found.lot_number} expired on {found.expiry_date}; it cannot be received",
+            field=field,
+        )
+    movement = _movement(rules.RECEIPT, store_id, rec, supplier=supplier, note=note)
+    return _post(uow, movement, [Change(unit_id, found.id, doses, vvm_stage=vvm_stage)], rec)
+
+
+def _in_transit_shipment(uow: UnitOfWork, shipment_id: int, store_id: int) -> Shipment:
+    shipment = uow.session.get(Shipment, shipment_id, with_for_update=is_postgres(uow.session))
+    if shipment is None:
+        raise NotFound(f"no shipment with id {shipment_id}", field="shipment_id")
+    if shipment.to_store_id != store_id:
+        raise Invalid(
+            f"shipment {shipment_id} goes to store {shipment.to_store_id}", field="shipment_id"
+        )
+    if shipment.status != "in_transit":
+        raise Conflict(f"shipment {shipment_id} is {shipment.status}", field="shipment_id")
+    return shipment
+
+
+def _received_doses(line: ShipmentLine, reported: dict[int, dict[str, Any]], on: dt.date) -> int:
+    report = reported.get(line.lot_id, {})
+    received = report.get("doses_received", line.doses_issued)
+    if not 0 <= received <= line.doses_issued:
+        raise Invalid(
+            f"between 0 and {line.doses_issued} doses of lot {line.lot_id} can be received",
+            field="lines",
+        )
+    if received < line.doses_issued and report.get("reason") not in rules.SHORT_RECEIPT_REASONS:
+        raise Invalid(
+            f"a short receipt needs a reason: {', '.join(rules.SHORT_RECEIPT_REASONS)}",
+            field="lines",
+        )
+    if received and rules.is_expired(line.lot.expiry_date, on):
+        raise Invalid(
+            f"lot {line.lot.lot_number} expired on {line.lot.expiry_date}; receive 0 doses "
+            "with reason 'expired'",
+            field="lines",
+        )
+    line.doses_received, line.difference_reason = (
+        received,
+        report.get("reason") if received < line.doses_issued else None,
+    )
+    return received
+
+
+def receive_shipment(
+    uow: UnitOfWork,
+    *,
+    store_id: int,
+    unit_id: int,
+    shipment_id: int,
+    rec: Recorded,
+    lines: Sequence[dict[str, Any]] = (),
+    note: str | None = None,
+) -> Movement:
+    """Receive a parent's issue into a unit; lines report short or damaged doses with a reason."""
+    _check_client_id_free(uow, rec.client_id)
+    catalog.unit_of_store(uow, unit_id, store_id)
+    shipment = _in_transit_shipment(uow, shipment_id, store_id)
+    if rec.occurred_at < shipment.issued_at:
+        raise Invalid("a shipment cannot be received before it was issued", field="occurred_at")
+    reported = {line["lot_id"]: line for line in lines}
+    unknown = set(reported) - {line.lot_id for line in shipment.lines}
+    if unknown:
+        raise Invalid(f"lots {sorted(unknown)} are not in shipment {shipment_id}", field="lines")
+    changes = [
+        Change(
+            unit_id,
+            line.lot_id,
+            _received_doses(line, reported, rec.local_date),
+            vvm_stage=line.vvm_stage,
+        )
+        for line in shipment.lines
+    ]
+    shipment.status, shipment.received_at = "received", rec.occurred_at
+    movement = _movement(
+        rules.RECEIPT,
+        store_id,
+        rec,
+        other_store_id=shipment.from_store_id,
+        shipment_id=shipment.id,
+        note=note,
+    )
+    return _post(uow, movement, changes, rec)
+
+
+# --- issues ------------------------------------------------------------------------------------
+
+
+def _child_store(uow: UnitOfWork, store_id: int, to_store_id: int) -> Store:
+    catalog.get_store(uow, store_id)
+    child = catalog.get_store(uow, to_store_id, "to_store_id")
+    if child.parent_id != store_id:
+        raise Invalid(
+            f"store {to_store_id} is not a child of store {store_id}", field="to_store_id"
+        )
+    return child
+
+
+def _candidates(
+    uow: UnitOfWork, store_id: int, product_id: int | None, lot_id: int | None, unit_id: int | None
+) -> list[StockBalance]:
+    """The store's balances an issue may draw on, locked in (unit, lot) order."""
+    query = (
+        select(StockBalance)
+        .join(Lot, Lot.id == StockBalance.lot_id)
+        .where(StockBalance.store_id == store_id, StockBalance.doses > 0)
+        .order_by(StockBalance.unit_id, StockBalance.lot_id)
+    )
+    if product_id is not None:
+        query = query.where(Lot.product_id == product_id)
+    if lot_id is not None:
+        query = query.where(StockBalance.lot_id == lot_id)
+    if unit_id is not None:
+        query = query.where(StockBalance.unit_id == unit_id)
+    if is_postgres(uow.session):
+        query = query.with_for_update(of=StockBalance)
+    return list(uow.session.scalars(query.execution_options(populate_existing=True)).unique())
+
+
+def _lot_stock(balance: StockBalance) -> rules.LotStock:
+    return rules.LotStock(
+        balance.unit_id,
+        balance.lot_id,
+        balance.lot.expiry_date,
+        balance.doses,
+        balance.quarantined_doses,
+        balance.vvm_stage,
+        balance.lot.quarantined,
+    )
+
+
+def _issue_target(uow: UnitOfWork, product_id: int | None, lot_id: int | None) -> None:
+    if lot_id is not None:
+        lot = catalog.get_lot(uow, lot_id)
+        if product_id is not None and lot.product_id != product_id:
+            raise Invalid(f"lot {lot_id} is not of product {product_id}", field="lot_id")
+    elif product_id is not None:
+        catalog.get_product(uow, product_id)
+    else:
+        raise Invalid("name the product (FEFO) or the lot to issue", field="product_id")
+
+
+def issue_stock(
+    uow: UnitOfWork,
+    *,
+    store_id: int,
+    to_store_id: int,
+    doses: int,
+    rec: Recorded,
+    product_id: int | None = None,
+    lot_id: int | None = None,
+    unit_id: int | None = None,
+    note: str | None = None,
+) -> Movement:
+    """Issue doses to a child store: lots chosen FEFO unless one is named; in transit until received."""
+    _check_client_id_free(uow, rec.client_id)
+    _child_store(uow, store_id, to_store_id)
+    _positive(doses)
+    _issue_target(uow, product_id, lot_id)
+    if unit_id is not None:
+        catalog.unit_of_store(uow, unit_id, store_id)
+    balances = _candidates(uow, store_id, product_id, lot_id, unit_id)
+    allocations = rules.fefo_allocate([_lot_stock(b) for b in balances], doses, rec.local_date)
+    stages = {(b.unit_id, b.lot_id): b.vvm_stage for b in balances}
+    shipment = Shipment(from_store_id=store_id, to_store_id=to_store_id, issued_at=rec.occurred_at)
+    for lot_id_, group in _by_lot(allocations).items():
+        stage = max(stages[(a.unit_id, a.lot_id)] for a in group)
+        shipment.lines.append(
+            ShipmentLine(lot_id=lot_id_, doses_issued=sum(a.doses for a in group), vvm_stage=stage)
+        )
+    uow.session.add(shipment)
+    uow.session.flush()
+    movement = _movement(
+        rules.ISSUE, store_id, rec, other_store_id=to_store_id, shipment_id=shipment.id, note=note
+    )
+    changes = [Change(a.unit_id, a.lot_id, -a.doses, usable_only=True) for a in allocations]
+    return _post(uow, movement, changes, rec)
+
+
+def _by_lot(allocations: Sequence[rules.Allocation]) -> dict[int, list[rules.Allocation]]:
+    grouped: dict[int, list[rules.Allocation]] = {}
+    for allocation in allocations:
+        grouped.setdefault(allocation.lot_id, []).append(allocation)
+    return grouped
+
+
+# --- movements inside a store ------------------------------------------------------------------
+
+
+def transfer_stock(
+    uow: UnitOfWork,
+    *,
+    store_id: int,
+    from_unit_id: int,
+    to_unit_id: int,
+    lot_id: int,
+    doses: int,
+    rec: Recorded,
+    note: str | None = None,
+) -> Movement:
+    """Move usable doses of a lot between two units of one store."""
+    _check_client_id_free(uow, rec.client_id)
+    catalog.get_store(uow, store_id)
+    catalog.unit_of_store(uow, from_unit_id, store_id, "from_unit_id")
+    catalog.unit_of_store(uow, to_unit_id, store_id, "to_unit_id")
+    if from_unit_id == to_unit_id:
+        raise Invalid("a transfer needs two different units", field="to_unit_id")
+    catalog.get_lot(uow, lot_id)
+    _positive(doses)
+    source = _lock_balance(uow.session, store_id, from_unit_id, lot_id, rec.recorded_at)
+    changes = [
+        Change(from_unit_id, lot_id, -doses, usable_only=True),
+        Change(to_unit_id, lot_id, doses, vvm_stage=source.vvm_stage),
+    ]
+    return _post(uow, _movement(rules.TRANSFER, store_id, rec, note=note), changes, rec)
+
+
+def _unit_and_lot(uow: UnitOfWork, store_id: int, unit_id: int, lot_id: int) -> None:
+    catalog.get_store(uow, store_id)
+    catalog.unit_of_store(uow, unit_id, store_id)
+    catalog.get_lot(uow, lot_id)
+
+
+def record_consumption(
+    uow: UnitOfWork,
+    *,
+    store_id: int,
+    unit_id: int,
+    lot_id: int,
+    doses: int,
+    actor: str,
+    occurred_at: dt.datetime | None = None,
+    client_id: str | None = None,
+    note: str | None = None,
+    site_timezone: str = "UTC",
+) -> Movement:
+    """Record doses given to people from a unit's usable stock. Does not commit: call uow.commit()."""
+    rec = recorded(actor, occurred_at, client_id, site_timezone)
+    _check_client_id_free(uow, rec.client_id)
+    _unit_and_lot(uow, store_id, unit_id, lot_id)
+    _positive(doses)
+    movement = _movement(rules.CONSUMPTION, store_id, rec, note=note)
+    return _post(uow, movement, [Change(unit_id, lot_id, -doses, usable_only=True)], rec)
+
+
+def record_wastage(
+    uow: UnitOfWork,
+    *,
+    store_id: int,
+    unit_id: int,
+    lot_id: int,
+    doses: int,
+    reason: str,
+    actor: str,
+    occurred_at: dt.datetime | None = None,
+    client_id: str | None = None,
+    note: str | None = None,
+    from_quarantine: bool = False,
+) -> Movement:
+    """Record discarded doses with a reason. Does not commit: call uow.commit().
+
+    With `from_quarantine=True` (a quarantine review ending in discard) the doses come out of the
+    held doses; otherwise out of the unit's stock, the hold shrinking only if fewer doses remain.
+    """
+    if reason not in rules.WASTAGE_REASONS:
+        raise Invalid(f"reason must be one of {', '.join(rules.WASTAGE_REASONS)}", field="reason")
+    rec = recorded(actor, occurred_at, client_id)
+    _check_client_id_free(uow, rec.client_id)
+    _unit_and_lot(uow, store_id, unit_id, lot_id)
+    _positive(doses)
+    movement = _movement(rules.WASTAGE, store_id, rec, reason=reason, note=note)
+    change = Change(unit_id, lot_id, -doses, from_quarantine=from_quarantine)
+    return _post(uow, movement, [change], rec)
+
+
+def record_count(
+    uow: UnitOfWork,
+    *,
+    store_id: int,
+    unit_id: int,
+    lot_id: int,
+    counted_doses: int,
+    rec: Recorded,
+    note: str | None = None,
+) -> Movement:
+    """Record a physical count: the balance as of its time becomes what was counted."""
+    _check_client_id_free(uow, rec.client_id)
+    _unit_and_lot(uow, store_id, unit_id, lot_id)
+    balance = _lock_balance(uow.session, store_id, unit_id, lot_id, rec.recorded_at)
+    later = later_changes(uow.session, unit_id, lot_id, rec.occurred_at)
+    difference = rules.count_difference(counted_doses, balance.doses, later)
+    movement = _movement(rules.COUNT, store_id, rec, counted_doses=counted_doses, note=note)
+    return _post(uow, movement, [Change(unit_id, lot_id, difference)], rec)
+
+
+# --- reversals ---------------------------------------------------------------------------------
+
+
+def _reopen_or_cancel(uow: UnitOfWork, original: Movement) -> None:
+    shipment = original.shipment
+    if shipment is None:
+        return
+    if original.kind == rules.ISSUE:
+        if shipment.status != "in_transit":
+            raise Conflict(
+                f"shipment {shipment.id} is {shipment.status}; reverse its receipt first",
+                field="movement_id",
+            )
+        shipment.status = "cancelled"
+        return
+    shipment.status, shipment.received_at = "in_transit", None
+    for line in shipment.lines:
+        line.doses_received, line.difference_reason = None, None
+
+
+def reverse_movement(
+    uow: UnitOfWork,
+    *,
+    movement_id: int,
+    actor: str,
+    client_id: str | None,
+    reason: str | None = None,
+    now: dt.datetime | None = None,
+) -> Movement:
+    """Correct a mistake: add a movement that undoes every entry of the original, at its time."""
+    original = uow.session.get(Movement, movement_id)
+    if original is None:
+        raise NotFound(f"no movement with id {movement_id}", field="movement_id")
+    if original.kind == rules.REVERSAL:
+        raise Conflict("a reversal cannot be reversed; record a new movement", field="movement_id")
+    if (
+        uow.session.scalar(select(Movement.id).where(Movement.reverses_id == movement_id))
+        is not None
+    ):
+        raise Conflict(f"movement {movement_id} is already reversed", field="movement_id")
+    rec = recorded(actor, original.occurred_at, client_id, now=now)
+    _check_client_id_free(uow, rec.client_id)
+    _reopen_or_cancel(uow, original)
+    movement = _movement(
+        rules.REVERSAL,
+        original.store_id,
+        rec,
+        reverses_id=original.id,
+        other_store_id=original.other_store_id,
+        shipment_id=original.shipment_id,
+        reason=(reason or "")[:40] or None,
+    )
+    changes = [Change(e.unit_id, e.lot_id, -e.doses) for e in original.entries]
+    return _post(uow, movement, changes, rec)
+
+
+# --- reads -------------------------------------------------------------------------------------
+
+
+def get_movement(uow: UnitOfWork, movement_id: int) -> Movement:
+    """One movement with its entries."""
+    movement = uow.session.get(Movement, movement_id)
+    if movement is None:
+        raise NotFound(f"no movement with id {movement_id}", field="movement_id")
+    return movement
+
+
+def list_movements(
+    uow: UnitOfWork,
+    *,
+    store_id: int | None = None,
+    lot_id: int | None = None,
+    kind: str | None = None,
+    limit: int = 100,
+    before_id: int | None = None,
+) -> list[Movement]:
+    """Movements, newest first, optionally of one store, one lot or one kind."""
+    query = select(Movement).order_by(Movement.id.desc()).limit(limit)
+    if store_id is not None:
+        query = query.where(Movement.store_id == store_id)
+    if kind is not None:
+        query = query.where(Movement.kind == kind)
+    if before_id is not None:
+        query = query.where(Movement.id < before_id)
+    if lot_id is not None:
+        query = query.where(
+            Movement.id.in_(select(LedgerEntry.movement_id).where(LedgerEntry.lot_id == lot_id))
+        )
+    return list(uow.session.scalars(query))
+
+
+def get_balance(uow: UnitOfWork, *, unit_id: int, lot_id: int) -> StockBalance:
+    """The balance of one lot in one unit: a single row by its unique key, however long the ledger."""
+    query = select(StockBalance).where(
+        StockBalance.unit_id == unit_id, StockBalance.lot_id == lot_id
+    )
+    balance = uow.session.scalars(query).first()
+    if balance is None:
+        unit, lot = catalog.get_unit(uow, unit_id), catalog.get_lot(uow, lot_id)
+        return StockBalance(
+            store_id=unit.store_id,
+            unit_id=unit_id,
+            lot_id=lot_id,
+            doses=0,
+            quarantined_doses=0,
+            vvm_stage=1,
+            updated_at=None,
+            lot=lot,
+        )
+    return balance
+
+
+def store_balances(uow: UnitOfWork, store_id: int) -> list[StockBalance]:
+    """Every non-empty balance of a store (with lot and product loaded), e.g. for usable doses:
+    `rules.usable_doses(LotStock(...), on)` or doses - quarantined_doses of unexpired, unheld lots."""
+    query = (
+        select(StockBalance)
+        .where(StockBalance.store_id == store_id, StockBalance.doses > 0)
+        .order_by(StockBalance.unit_id, StockBalance.lot_id)
+    )
+    return list(uow.session.scalars(query))
+
+
+def list_shipments(
+    uow: UnitOfWork, *, store_id: int | None = None, status: str | None = None
+) -> list[Shipment]:
+    """Shipments to or from a store, optionally by status, newest first."""
+    query = select(Shipment).order_by(Shipment.id.desc()).limit(500)
+    if store_id is not None:
+        query = query.where(
+            (Shipment.to_store_id == store_id) | (Shipment.from_store_id == store_id)
+        )
+    if status is not None:
+        query = query.where(Shipment.status == status)
+    return list(uow.session.scalars(query))
+
+
+def get_shipment(uow: UnitOfWork, shipment_id: int) -> Shipment:
+    """One shipment with its lines."""
+    shipment = uow.session.get(Shipment, shipment_id)
+    if shipment is None:
+        raise NotFound(f"no shipment with id {shipment_id}", field="shipment_id")
+    return shipment
+
+
+def ledger_sums(uow: UnitOfWork) -> dict[tuple[int, int], int]:
+    """Sum of ledger entries per (unit, lot): equals the stored balances (checked by tests)."""
+    query = select(LedgerEntry.unit_id, LedgerEntry.lot_id, func.sum(LedgerEntry.doses)).group_by(
+        LedgerEntry.unit_id, LedgerEntry.lot_id
+    )
+    return {(unit, lot): int(total) for unit, lot, total in uow.session.execute(query)}
+
+
+# --- idempotent requests -----------------------------------------------------------------------
+
+
+def find_first_response(
+    uow: UnitOfWork, *, key: str, client_id: str | None, fingerprint: str
+) -> IdempotencyRecord | None:
+    """The stored first response to this key (or client id); a different request is refused."""
+    record = uow.session.get(IdempotencyRecord, key, populate_existing=True)
+    if record is None and client_id:
+        query = select(IdempotencyRecord).where(IdempotencyRecord.client_id == client_id)
+        record = uow.session.scalars(query.execution_options(populate_existing=True)).first()
+    if record is not None and record.fingerprint != fingerprint:
+        raise IdempotencyMismatch(
+            "this Idempotency-Key (or client_id) was used for a different request",
+            field="Idempotency-Key" if record.key == key else "client_id",
+        )
+    return record
+
+
+def remember_response(
+    uow: UnitOfWork,
+    *,
+    key: str,
+    client_id: str | None,
+    fingerprint: str,
+    status_code: int,
+    body: Any,
+    now: dt.datetime | None = None,
+) -> None:
+    """Store the response in the movement's transaction (flushed: a concurrent twin fails here)."""
+    uow.session.add(
+        IdempotencyRecord(
+            key=key,
+            client_id=client_id,
+            fingerprint=fingerprint,
+            status_code=status_code,
+            response_json=json.dumps(body),
+            created_at=now or utcnow(),
+        )
+    )
+    uow.session.flush()

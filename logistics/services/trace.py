@@ -1,0 +1,238 @@
+"""Traceability: where a lot's doses are and every movement they took; a store's (or subtree's) stock."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+from logistics.db import UnitOfWork
+from logistics.domain import stock as rules
+from logistics.models.catalog import Lot, StorageUnit, Store
+from logistics.models.stock import LedgerEntry, Movement, Shipment, ShipmentLine, StockBalance
+from logistics.services import catalog
+
+
+def _locations(uow: UnitOfWork, lot: Lot) -> list[dict[str, Any]]:
+    query = (
+        select(StockBalance, StorageUnit, Store)
+        .join(StorageUnit, StorageUnit.id == StockBalance.unit_id)
+        .join(Store, Store.id == StockBalance.store_id)
+        .where(StockBalance.lot_id == lot.id, StockBalance.doses > 0)
+        .order_by(Store.path, StorageUnit.id)
+    )
+    return [
+        {
+            "store_id": store.id,
+            "store_code": store.code,
+            "unit_id": unit.id,
+            "unit_code": unit.code,
+            "doses": balance.doses,
+            "vials": rules.vials(balance.doses, lot.product.doses_per_vial),
+            "quarantined_doses": balance.quarantined_doses,
+            "vvm_stage": balance.vvm_stage,
+        }
+        for balance, unit, store in uow.session.execute(query)
+    ]
+
+
+def _shipment_lines(uow: UnitOfWork, lot: Lot) -> list[tuple[ShipmentLine, Shipment]]:
+    query = (
+        select(ShipmentLine, Shipment)
+        .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
+        .where(ShipmentLine.lot_id == lot.id)
+        .order_by(Shipment.id)
+    )
+    return list(uow.session.execute(query).tuples())
+
+
+def _transit(lot: Lot, lines: list[tuple[ShipmentLine, Shipment]]) -> tuple[list[dict], list[dict]]:
+    in_transit, lost = [], []
+    for line, shipment in lines:
+        base = {
+            "shipment_id": shipment.id,
+            "from_store_id": shipment.from_store_id,
+            "to_store_id": shipment.to_store_id,
+        }
+        if shipment.status == "in_transit":
+            in_transit.append(
+                {
+                    **base,
+                    "doses": line.doses_issued,
+                    "issued_at": shipment.issued_at,
+                    "vials": rules.vials(line.doses_issued, lot.product.doses_per_vial),
+                }
+            )
+        elif shipment.status == "received" and (line.doses_received or 0) < line.doses_issued:
+            lost.append(
+                {
+                    **base,
+                    "doses": line.doses_issued - (line.doses_received or 0),
+                    "reason": line.difference_reason,
+                }
+            )
+    return in_transit, lost
+
+
+def _movements(uow: UnitOfWork, lot: Lot) -> list[dict[str, Any]]:
+    query = (
+        select(LedgerEntry, Movement)
+        .join(Movement, Movement.id == LedgerEntry.movement_id)
+        .where(LedgerEntry.lot_id == lot.id)
+        .order_by(LedgerEntry.occurred_at, LedgerEntry.id)
+    )
+    return [
+        {
+            "movement_id": m.id,
+            "kind": m.kind,
+            "store_id": e.store_id,
+            "unit_id": e.unit_id,
+            "doses": e.doses,
+            "occurred_at": e.occurred_at,
+            "recorded_at": m.recorded_at,
+            "actor": m.actor,
+            "reason": m.reason,
+            "client_id": m.client_id,
+            "other_store_id": m.other_store_id,
+            "reverses_id": m.reverses_id,
+        }
+        for e, m in uow.session.execute(query)
+    ]
+
+
+def lot_trace(uow: UnitOfWork, lot_id: int) -> dict[str, Any]:
+    """Where every dose of a lot is now (store and unit, or in transit) and every movement it took."""
+    lot = catalog.get_lot(uow, lot_id)
+    locations = _locations(uow, lot)
+    in_transit, lost = _transit(lot, _shipment_lines(uow, lot))
+    return {
+        "lot": lot,
+        "locations": locations,
+        "in_transit": in_transit,
+        "lost_in_transit": lost,
+        "doses_in_stock": sum(row["doses"] for row in locations),
+        "doses_in_transit": sum(row["doses"] for row in in_transit),
+        "movements": _movements(uow, lot),
+    }
+
+
+def _consumed_by_product(uow: UnitOfWork, store_ids: Any, since: dt.datetime) -> dict[int, int]:
+    """Doses consumed per product since a time, reversed consumptions left out."""
+    reversed_ids = select(Movement.reverses_id).where(Movement.reverses_id.is_not(None))
+    query = (
+        select(Lot.product_id, func.sum(-LedgerEntry.doses))
+        .join(Movement, Movement.id == LedgerEntry.movement_id)
+        .join(Lot, Lot.id == LedgerEntry.lot_id)
+        .where(
+            Movement.kind == rules.CONSUMPTION,
+            LedgerEntry.store_id.in_(store_ids),
+            LedgerEntry.occurred_at >= since,
+            Movement.id.not_in(reversed_ids),
+        )
+        .group_by(Lot.product_id)
+    )
+    return {product_id: int(total) for product_id, total in uow.session.execute(query)}
+
+
+def _lot_rows(balances: list[StockBalance], on: dt.date) -> list[dict[str, Any]]:
+    lots: dict[int, dict[str, Any]] = {}
+    for balance in balances:
+        lot = balance.lot
+        row = lots.setdefault(
+            lot.id,
+            {
+                "lot_id": lot.id,
+                "lot_number": lot.lot_number,
+                "expiry_date": lot.expiry_date,
+                "doses": 0,
+                "usable_doses": 0,
+                "quarantined_doses": 0,
+                "units": [],
+            },
+        )
+        row["doses"] += balance.doses
+        row["quarantined_doses"] += balance.quarantined_doses
+        row["usable_doses"] += rules.usable_doses(_lot_stock(balance), on)
+        row["units"].append(
+            {
+                "store_id": balance.store_id,
+                "unit_id": balance.unit_id,
+                "doses": balance.doses,
+                "vvm_stage": balance.vvm_stage,
+            }
+        )
+    for row in lots.values():
+        row["vials"] = rules.vials(row["doses"], balances[0].lot.product.doses_per_vial)
+    return sorted(lots.values(), key=lambda r: (r["expiry_date"], r["lot_id"]))
+
+
+def _lot_stock(balance: StockBalance) -> rules.LotStock:
+    return rules.LotStock(
+        balance.unit_id,
+        balance.lot_id,
+        balance.lot.expiry_date,
+        balance.doses,
+        balance.quarantined_doses,
+        balance.vvm_stage,
+        balance.lot.quarantined,
+    )
+
+
+def _product_row(
+    balances: list[StockBalance], consumed: int, window_days: int, on: dt.date
+) -> dict[str, Any]:
+    product = balances[0].lot.product
+    doses = sum(b.doses for b in balances)
+    rate = rules.daily_rate(consumed, window_days)
+    return {
+        "product_id": product.id,
+        "product_code": product.code,
+        "doses": doses,
+        "vials": rules.vials(doses, product.doses_per_vial),
+        "usable_doses": sum(rules.usable_doses(_lot_stock(b), on) for b in balances),
+        "consumed_doses": consumed,
+        "daily_consumption": round(rate, 2) if rate else None,
+        "days_of_stock": rules.days_of_stock(doses, rate),
+        "lots": _lot_rows(balances, on),
+    }
+
+
+def store_stock(
+    uow: UnitOfWork,
+    store_id: int,
+    *,
+    now: dt.datetime,
+    window_days: int,
+    subtree: bool = False,
+    site_timezone: str = "UTC",
+) -> dict[str, Any]:
+    """Stock of a store (or its whole subtree) by product and lot, with days of stock when known."""
+    store = catalog.get_store(uow, store_id)
+    scope = select(Store.id).where(
+        Store.path.startswith(store.path) if subtree else Store.id == store.id
+    )
+    balances = list(
+        uow.session.scalars(
+            select(StockBalance)
+            .where(StockBalance.store_id.in_(scope), StockBalance.doses > 0)
+            .order_by(StockBalance.lot_id, StockBalance.unit_id)
+        )
+    )
+    consumed = _consumed_by_product(uow, scope, now - dt.timedelta(days=window_days))
+    on = now.astimezone(ZoneInfo(site_timezone)).date()
+    by_product: dict[int, list[StockBalance]] = {}
+    for balance in balances:
+        by_product.setdefault(balance.lot.product_id, []).append(balance)
+    products = [
+        _product_row(group, consumed.get(pid, 0), window_days, on)
+        for pid, group in sorted(by_product.items())
+    ]
+    return {
+        "store": store,
+        "subtree": subtree,
+        "as_of": now,
+        "window_days": window_days,
+        "products": products,
+    }

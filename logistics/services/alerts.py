@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from logistics.db import UnitOfWork
+from logistics.db import UnitOfWork, is_postgres
 from logistics.domain.alerts import check_acknowledge, check_resolve
 from logistics.errors import NotFound
 from logistics.models.alerts import Alert, AlertEvent
@@ -148,3 +149,181 @@ def list_alerts(uow: UnitOfWork, flt: AlertFilter) -> list[Alert]:
         query = query.where(Alert.opened_at < flt.until)
     query = query.order_by(Alert.opened_at.desc(), Alert.id.desc()).limit(flt.limit).offset(flt.offset)
     return list(uow.session.scalars(query))
+
+
+# --- conditions checked on a schedule (and as readings arrive) ----------------------------------
+
+SENSOR_KINDS = ("sensor_silent", "sensor_low_battery", "sensor_power_off")
+STOCK_KINDS = {"stock_out": "alarm", "below_min": "warning", "above_max": "warning"}
+EXPIRY_KINDS = {"lot_expired": "alarm", "lot_expiring": "warning"}
+
+
+def _open_alerts_of(uow: UnitOfWork, kinds: Iterable[str], subject_type: str) -> dict[tuple[str, str], Alert]:
+    query = select(Alert).where(Alert.kind.in_(list(kinds)), Alert.subject_type == subject_type,
+                                Alert.state != "resolved")
+    return {(a.kind, a.subject_id): a for a in uow.session.scalars(query)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+    """A condition that holds now for a subject: it should have an open alert of this kind."""
+
+    kind: str
+    subject_id: str
+    store_id: int | None
+    severity: str
+    message: str
+    details: dict[str, Any]
+
+
+def sync_conditions(uow: UnitOfWork, *, subject_type: str, kinds: Iterable[str],
+                    subjects: set[str] | None, holding: list[Condition], now: dt.datetime,
+                    comment: str = "condition ended") -> tuple[int, int]:
+    """Open alerts for conditions that started, resolve those whose condition ended (state changes only).
+
+    `subjects` limits which subjects were checked (None: all of this type). Returns (raised, cleared).
+    """
+    kinds = list(kinds)
+    open_now = _open_alerts_of(uow, kinds, subject_type)
+    wanted = {(c.kind, c.subject_id): c for c in holding}
+    raised = cleared = 0
+    for key, cond in wanted.items():
+        if key not in open_now:
+            raise_alert(uow, kind=cond.kind, subject_type=subject_type, subject_id=cond.subject_id,
+                        store_id=cond.store_id, severity=cond.severity, message=cond.message,
+                        details=cond.details, now=now)
+            raised += 1
+    for key, alert in open_now.items():
+        if key not in wanted and (subjects is None or key[1] in subjects):
+            clear_alert(uow, kind=alert.kind, subject_type=subject_type, subject_id=alert.subject_id,
+                        now=now, comment=comment)
+            cleared += 1
+    return raised, cleared
+
+
+def check_sensors(uow: UnitOfWork, *, silence_factor: float, low_battery_pct: float, now: dt.datetime,
+                  unit_ids: Iterable[int] | None = None) -> tuple[int, int]:
+    """Silent sensors, low batteries and power cuts; alerts resolve themselves when the condition ends.
+
+    A sensor is silent when its newest reading (sensor time) is older than `silence_factor` times
+    its expected interval (default 3x: one lost upload is not an alarm, a night is; the Silchar
+    freeze of January 2021 went unseen because monitoring had stopped).
+    """
+    from logistics.models.catalog import StorageUnit
+    from logistics.models.readings import Sensor, SensorAssignment
+
+    query = (select(Sensor, StorageUnit).join(SensorAssignment, SensorAssignment.sensor_id == Sensor.sensor_id)
+             .join(StorageUnit, StorageUnit.id == SensorAssignment.unit_id)
+             .where(SensorAssignment.valid_to.is_(None), Sensor.status == "active"))
+    if unit_ids is not None:
+        query = query.where(SensorAssignment.unit_id.in_(list(unit_ids)))
+    holding: list[Condition] = []
+    checked: set[str] = set()
+    for sensor, unit in uow.session.execute(query):
+        checked.add(sensor.sensor_id)
+        holding.extend(_sensor_conditions(sensor, unit, silence_factor, low_battery_pct, now))
+    return sync_conditions(uow, subject_type="sensor", kinds=SENSOR_KINDS,
+                           subjects=checked if unit_ids is not None else None, holding=holding, now=now)
+
+
+def _sensor_conditions(sensor: Any, unit: Any, factor: float, low_pct: float, now: dt.datetime) -> list[Condition]:
+    where = {"sensor_id": sensor.sensor_id, "unit_id": unit.id, "unit_code": unit.code}
+    found = []
+    last = sensor.last_reading_ts or sensor.registered_at
+    allowed = dt.timedelta(seconds=sensor.expected_interval_s * factor)
+    if now - last > allowed:
+        found.append(Condition("sensor_silent", sensor.sensor_id, unit.store_id, "alarm",
+                               f"sensor {sensor.sensor_id} in {unit.code} silent since {last.isoformat()}",
+                               {**where, "last_reading_ts": last.isoformat(), "allowed_s": allowed.total_seconds()}))
+    if sensor.battery_pct is not None and sensor.battery_pct < low_pct:
+        found.append(Condition("sensor_low_battery", sensor.sensor_id, unit.store_id, "warning",
+                               f"sensor {sensor.sensor_id} battery at {sensor.battery_pct:.0f}%",
+                               {**where, "battery_pct": sensor.battery_pct}))
+    if sensor.power == "off":
+        found.append(Condition("sensor_power_off", sensor.sensor_id, unit.store_id, "alarm",
+                               f"power off at {unit.code} (sensor {sensor.sensor_id})", where))
+    return found
+
+
+def check_stock_states(uow: UnitOfWork, *, now: dt.datetime) -> tuple[int, int]:
+    """Stock-out, below minimum, above maximum per store and product, raised on a change of state.
+
+    Stock is the usable-now quantity on hand: doses minus quarantined doses, summed over the
+    store's units. Pairs are those with a min/max set or with any balance row.
+    """
+    from logistics.domain.alerts import level_in_doses, stock_state
+    from logistics.models.alerts import StockLevel
+    from logistics.models.catalog import Lot
+    from logistics.models.stock import StockBalance
+
+    on_hand = dict(((s, p), int(d or 0)) for s, p, d in uow.session.execute(
+        select(StockBalance.store_id, Lot.product_id,
+               func.sum(StockBalance.doses - StockBalance.quarantined_doses))
+        .join(Lot, Lot.id == StockBalance.lot_id).group_by(StockBalance.store_id, Lot.product_id)))
+    levels = {(lv.store_id, lv.product_id): lv for lv in uow.session.scalars(select(StockLevel))}
+    holding = []
+    for store_id, product_id in set(on_hand) | set(levels):
+        doses, level = on_hand.get((store_id, product_id), 0), levels.get((store_id, product_id))
+        low = level_in_doses(level.min_value, level.basis, level.daily_consumption_doses) if level else None
+        high = level_in_doses(level.max_value, level.basis, level.daily_consumption_doses) if level else None
+        state = stock_state(doses, low, high)
+        if state != "ok":
+            holding.append(Condition(state, f"{store_id}:{product_id}", store_id, STOCK_KINDS[state],
+                                     f"{state.replace('_', ' ')}: {doses} doses of product {product_id}",
+                                     {"store_id": store_id, "product_id": product_id, "doses": doses,
+                                      "min_doses": low, "max_doses": high}))
+    return sync_conditions(uow, subject_type="store_product", kinds=STOCK_KINDS, subjects=None,
+                           holding=holding, now=now, comment="stock state changed")
+
+
+def check_expiry(uow: UnitOfWork, *, warn_days: int, site_timezone: str, now: dt.datetime) -> tuple[int, int]:
+    """Lots expiring within `warn_days` with doses on hand, and expired stock on hand, per store."""
+    from zoneinfo import ZoneInfo
+
+    from logistics.domain.alerts import expiry_state
+    from logistics.models.catalog import Lot
+    from logistics.models.stock import StockBalance
+
+    today = now.astimezone(ZoneInfo(site_timezone)).date()
+    rows = uow.session.execute(
+        select(StockBalance.store_id, Lot.id, Lot.lot_number, Lot.expiry_date, func.sum(StockBalance.doses))
+        .join(Lot, Lot.id == StockBalance.lot_id).where(StockBalance.doses > 0)
+        .group_by(StockBalance.store_id, Lot.id, Lot.lot_number, Lot.expiry_date))
+    holding = []
+    for store_id, lot_id, lot_number, expiry, doses in rows:
+        state = expiry_state(expiry, today, warn_days)
+        if state == "ok":
+            continue
+        kind = "lot_expired" if state == "expired" else "lot_expiring"
+        holding.append(Condition(kind, f"{store_id}:{lot_id}", store_id, EXPIRY_KINDS[kind],
+                                 f"lot {lot_number} {'expired' if state == 'expired' else 'expires'} on "
+                                 f"{expiry.isoformat()}: {int(doses)} doses on hand",
+                                 {"store_id": store_id, "lot_id": lot_id, "expiry_date": expiry.isoformat(),
+                                  "doses": int(doses)}))
+    return sync_conditions(uow, subject_type="store_lot", kinds=EXPIRY_KINDS, subjects=None,
+                           holding=holding, now=now, comment="no such stock on hand any more")
+
+
+# --- reminders and escalation --------------------------------------------------------------------
+
+def remind_and_escalate(uow: UnitOfWork, *, policy: Any, now: dt.datetime) -> int:
+    """Notify unacknowledged alarms again at an interval; climb the store tree as reminders pile up."""
+    from logistics.domain.alerts import next_escalation_level, reminder_due
+    from logistics.services.notify import enqueue_alert_notifications
+
+    query = select(Alert).where(Alert.state == "open", Alert.severity == "alarm")
+    if is_postgres(uow.session):
+        query = query.with_for_update(skip_locked=True)
+    reminded = 0
+    for alert in uow.session.scalars(query):
+        if not reminder_due(alert.state, alert.severity, alert.last_notified_at, alert.opened_at, policy, now):
+            continue
+        reminders = sum(1 for e in alert.events if e.event in ("reminded", "escalated")) + 1
+        ancestors = len([p for p in alert.store_path.split("/") if p]) - 1
+        level = next_escalation_level(reminders, alert.escalation_level, policy, ancestors)
+        event = "escalated" if level > alert.escalation_level else "reminded"
+        alert.escalation_level, alert.updated_at = level, now
+        _event(alert, event, SYSTEM_ACTOR, now, f"unacknowledged; notified at level {level}")
+        enqueue_alert_notifications(uow, alert, event, now)
+        reminded += 1
+    return reminded

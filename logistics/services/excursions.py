@@ -31,7 +31,7 @@ from logistics.models.catalog import Lot, Product, StorageUnit
 from logistics.models.readings import Reading
 from logistics.models.stock import StockBalance
 from logistics.runtime import Runtime
-from logistics.services.alerts import clear_alert, raise_alert
+from logistics.services.alerts import check_sensors, clear_alert, raise_alert
 
 log = logging.getLogger(__name__)
 Touched = tuple[int, dt.datetime, dt.datetime]
@@ -241,6 +241,9 @@ def evaluate_unit(uow: UnitOfWork, settings: Settings, unit_id: int, earliest: d
     findings = detect(samples, rules, now, max_gap)
     stored = _reconcile(uow, unit, rules, findings, since, now)
     _sync_alerts(uow, unit, now)
+    # Readings came in: a silent sensor of this unit has spoken again, its battery/power changed.
+    check_sensors(uow, silence_factor=settings.alerts_silence_factor,
+                  low_battery_pct=settings.alerts_low_battery_pct, now=now, unit_ids=[unit_id])
     state.evaluated_at = now
     state.last_reading_ts = max(filter(None, [state.last_reading_ts, samples[-1].ts if samples else None]),
                                 default=None)

@@ -42,7 +42,8 @@ def excursions(runtime):
 
 def open_alerts(runtime):
     with runtime.uow() as uow:
-        return sorted(a.kind for a in uow.session.scalars(select(Alert).where(Alert.state != "resolved")))
+        return sorted(a.kind for a in uow.session.scalars(select(Alert).where(
+            Alert.state != "resolved", Alert.subject_type == "unit")))
 
 
 def test_door_opening_raises_nothing(runtime, tree):

@@ -1,0 +1,188 @@
+"""`coldchain demo`: the whole service in one process, each part in its own thread.
+
+Order of start: schema, demo data and sensors, embedded broker (unless mqtt.url is set),
+ingestion, simulator, scheduler (when logistics.services.scheduler offers one), web server.
+Ctrl-C stops them in reverse order; the ingestion finishes its batch and acknowledges it first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from typing import Any
+
+from sqlalchemy import inspect, select
+from werkzeug.serving import make_server
+
+from logistics.config import Settings
+from logistics.db import UnitOfWork
+from logistics.models.catalog import StorageUnit, Store
+from logistics.models.readings import Sensor
+from logistics.runtime import Runtime
+from logistics.services.reference import seed_reference_data
+from logistics.services.sensors import register_sensor
+
+log = logging.getLogger(__name__)
+SIMULATOR_USER = "coldchain-simulator"
+
+
+def prepare_schema(runtime: Runtime) -> None:
+    """Bring the schema up with the migrations; without any yet, create it from the models."""
+    from logistics.db import Base
+    from logistics.migrate import upgrade
+
+    upgrade(runtime.settings.database_url)
+    if not inspect(runtime.engine).has_table("readings"):
+        log.warning("the migrations created no tables; creating the schema from the models")
+        Base.metadata.create_all(runtime.engine)
+
+
+def demo_units(uow: UnitOfWork, now: dt.datetime) -> list[int]:
+    """Load the ledger's demo data when it offers some, and return the ids of the centres' ILRs."""
+    try:
+        from logistics.services.demo import load_demo
+    except ImportError:
+        load_demo = None
+    loaded = load_demo(uow, now) if load_demo else None
+    if isinstance(loaded, dict) and loaded.get("centre_ilrs"):
+        return [int(ilr["unit_id"]) for ilr in loaded["centre_ilrs"]]
+    query = select(StorageUnit.id).where(StorageUnit.kind == "ilr", StorageUnit.active.is_(True))
+    ids = list(uow.session.scalars(query.order_by(StorageUnit.id)))
+    return ids or [_minimal_centre(uow)]
+
+
+def _minimal_centre(uow: UnitOfWork) -> int:
+    """A state store with one ILR, for a database where no demo data exists."""
+    store = Store(code="DEMO-CENTRE", name="Demo cold chain point", level_code="centre", path="/")
+    uow.session.add(store)
+    uow.session.flush()
+    store.path = f"/{store.id}/"
+    unit = StorageUnit(store_id=store.id, code="ILR-1", kind="ilr", min_temp_c=2.0, max_temp_c=8.0)
+    uow.session.add(unit)
+    uow.commit()
+    return unit.id
+
+
+def register_demo_sensors(uow: UnitOfWork, sensor_ids: list[str], unit_ids: list[int],
+                          since: dt.datetime, now: dt.datetime) -> None:
+    """Put the simulated loggers in the demo ILRs, one per unit round-robin; skip known ones."""
+    known = set(uow.session.scalars(select(Sensor.sensor_id).where(Sensor.sensor_id.in_(sensor_ids))))
+    for index, sensor_id in enumerate(sensor_ids):
+        if sensor_id not in known:
+            register_sensor(uow, sensor_id=sensor_id, unit_id=unit_ids[index % len(unit_ids)], valid_from=since,
+                            actor="demo", now=now, expected_interval_s=60)
+
+
+def demo_token(uow: UnitOfWork, now: dt.datetime) -> str | None:
+    """An admin token for trying the API, when the auth area is installed."""
+    try:
+        from logistics.services.auth import create_user, issue_token
+    except ImportError:
+        return None
+    try:
+        create_user(uow, username="demo-admin", password=None, roles=["admin"], now=now)
+    except Exception:  # already there from an earlier run
+        uow.rollback()
+    return issue_token(uow, username="demo-admin")
+
+
+class Demo:
+    """Starts and stops every part of the one-command run."""
+
+    def __init__(self, settings: Settings, *, count: int, speedup: float, history_h: float,
+                 http_port: int | None = None):
+        self.settings, self.count, self.speedup, self.history_h = settings, count, speedup, history_h
+        self.http_port = http_port or settings.http_port
+        self._stoppers: list[Any] = []
+        self.token: str | None = None
+
+    def run(self, stop: threading.Event) -> None:
+        """Run until `stop` is set, then stop every part in reverse order."""
+        try:
+            self._start_all(stop)
+            log.info("demo running: http://%s:%s/api/docs  (Ctrl-C to stop)", self.settings.http_host, self.http_port)
+            if self.token:
+                log.info("API token of user demo-admin (shown once): %s", self.token)
+            stop.wait()
+        finally:
+            for stopper in reversed(self._stoppers):
+                try:
+                    stopper()
+                except Exception:
+                    log.exception("while stopping")
+
+    def _start_all(self, stop: threading.Event) -> None:
+        from sensors.traces import plans_for
+
+        now = dt.datetime.now(dt.UTC)
+        plans = plans_for("SIM", self.count)
+        runtime = Runtime.from_settings(self.settings)
+        self._stoppers.append(runtime.close)
+        prepare_schema(runtime)
+        with runtime.uow() as uow:
+            seed_reference_data(uow)
+            units = demo_units(uow, now)
+            register_demo_sensors(uow, [p.sensor_id for p in plans], units,
+                                  now - dt.timedelta(hours=self.history_h + 1), now)
+            self.token = demo_token(uow, now)
+        settings, publisher_address = self._broker()
+        runtime = Runtime(settings, runtime.engine, runtime.session_factory)
+        self._ingestion(runtime)
+        self._simulator(publisher_address, plans, now, stop)
+        self._scheduler(runtime)
+        self._web(runtime)
+
+    def _broker(self) -> tuple[Settings, Any]:
+        from sensors.broker import EmbeddedBroker, new_password
+        from sensors.cli import demo_settings
+        from sensors.mqtt import BrokerAddress, parse_broker_url
+
+        if self.settings.mqtt_url:
+            address = parse_broker_url(self.settings.mqtt_url, self.settings.mqtt_username, self.settings.mqtt_password)
+            return self.settings, address
+        s = self.settings
+        ingest_password, simulator_password = s.broker_ingest_password or new_password(), new_password()
+        embedded = EmbeddedBroker(s.broker_host, s.broker_port, {s.broker_ingest_username: ingest_password,
+                                                                 SIMULATOR_USER: simulator_password},
+                                  s.broker_password_file)
+        embedded.start()
+        self._stoppers.append(embedded.stop)
+        url = f"mqtt://{s.broker_host}:{s.broker_port}"
+        return (demo_settings(s, url, s.broker_ingest_username, ingest_password),
+                BrokerAddress(s.broker_host, s.broker_port, SIMULATOR_USER, simulator_password))
+
+    def _ingestion(self, runtime: Runtime) -> None:
+        from sensors.ingest import Ingestor
+
+        ingestor = Ingestor(runtime)
+        ingestor.start()
+        self._stoppers.append(ingestor.stop)
+
+    def _simulator(self, address: Any, plans: list[Any], now: dt.datetime, stop: threading.Event) -> None:
+        from sensors.simulate import Simulator, SimulatorClock, publisher
+
+        client = publisher(address)
+        clock = SimulatorClock(now - dt.timedelta(hours=self.history_h), now, self.speedup)
+        simulator = Simulator(client, plans, clock, self.settings.mqtt_topic_prefix)
+        sim_stop = threading.Event()
+        thread = threading.Thread(target=simulator.run, args=(sim_stop,), name="simulator", daemon=True)
+        thread.start()
+        self._stoppers.append(lambda: (sim_stop.set(), thread.join(30), client.disconnect(), client.loop_stop()))
+
+    def _scheduler(self, runtime: Runtime) -> None:
+        try:
+            from logistics.services.scheduler import start_scheduler  # type: ignore[import-not-found]
+        except ImportError:
+            log.info("no scheduler module; periodic checks (silence, stock states) are not run in this demo")
+            return
+        scheduler = start_scheduler(runtime)
+        self._stoppers.append(scheduler.shutdown)
+
+    def _web(self, runtime: Runtime) -> None:
+        from logistics.app import create_app
+
+        server = make_server(self.settings.http_host, self.http_port, create_app(runtime=runtime), threaded=True)
+        thread = threading.Thread(target=server.serve_forever, name="web", daemon=True)
+        thread.start()
+        self._stoppers.append(lambda: (server.shutdown(), thread.join(10)))

@@ -37,6 +37,23 @@ def serve(host: str | None, port: int | None) -> None:
     app.run(host=host or settings.http_host, port=port or settings.http_port, threaded=True)
 
 
+@cli.command("scheduler")
+def scheduler_command() -> None:
+    """Run the periodic jobs (alerts, reminders, outbox); safe to start on several hosts."""
+    import signal
+
+    from logistics.services.scheduler import Scheduler, build_apscheduler
+
+    scheduler = Scheduler(runtime())
+    aps = build_apscheduler(scheduler)
+    signal.signal(signal.SIGTERM, lambda *_: aps.shutdown(wait=False))
+    click.echo(f"scheduler {scheduler.holder} started")
+    try:
+        aps.start()
+    finally:
+        scheduler.stop()
+
+
 def runtime() -> Runtime:
     """Build a runtime from the configured settings (for commands that need the database)."""
     return Runtime.from_settings(load_settings())

@@ -78,8 +78,9 @@ def due_date(on_date: dt.date, today: dt.date) -> dt.date:
     return max(on_date, today)
 
 
-def doses_possible(lines: Sequence[StockLine], promises: Sequence[Promise], on_date: dt.date,
-                   today: dt.date) -> int:
+def doses_possible(
+    lines: Sequence[StockLine], promises: Sequence[Promise], on_date: dt.date, today: dt.date
+) -> int:
     """Doses a centre may still promise on a date without breaking any promise (module doc)."""
     dues = [(due_date(p.on_date, today), p.doses) for p in promises]
     target = due_date(on_date, today)
@@ -88,8 +89,10 @@ def doses_possible(lines: Sequence[StockLine], promises: Sequence[Promise], on_d
     return max(0, slack)
 
 
-def shortfalls(lines: Sequence[StockLine], promises: Sequence[Promise], today: dt.date) -> dict[int, int]:
-    """Doses each promise lacks when stock is given to sessions in date order, earliest expiry first.
+def shortfalls(
+    lines: Sequence[StockLine], promises: Sequence[Promise], today: dt.date
+) -> dict[int, int]:
+    """Doses each promise lacks when stock goes to sessions in date order, earliest expiry first.
 
     Serving the earliest session first from the earliest-expiring valid lot keeps the most
     promises possible (exchange argument for nested validity); later sessions come up short,
@@ -123,7 +126,9 @@ def round_down_to_vials(doses: int, doses_per_vial: int) -> int:
     return (max(0, doses) // doses_per_vial) * doses_per_vial
 
 
-def slot_windows(day_start: dt.time, slot_minutes: int, count: int) -> list[tuple[dt.time, dt.time]]:
+def slot_windows(
+    day_start: dt.time, slot_minutes: int, count: int
+) -> list[tuple[dt.time, dt.time]]:
     """Consecutive windows of a session day, e.g. four two-hour slots from 09:00."""
     if count < 1 or slot_minutes < 1:
         raise ValueError("a session needs at least one slot of at least one minute")
@@ -139,7 +144,7 @@ def slot_windows(day_start: dt.time, slot_minutes: int, count: int) -> list[tupl
 
 
 def windows_are_valid(windows: Sequence[tuple[dt.time, dt.time]]) -> bool:
-    """Tell whether windows are non-empty, each start before its end, in order and not overlapping."""
+    """Tell whether windows exist, each starts before it ends, in order, without overlap."""
     if not windows:
         return False
     ordered = all(begin < end for begin, end in windows)
@@ -165,7 +170,7 @@ def spread_capacity(total: int, booked: Sequence[int]) -> list[int]:
 
 
 def days_of_stock(usable: int, daily_doses: float) -> float | None:
-    """Days the usable doses last at the recent daily rate (shared/domain.md: stock / daily rate)."""
+    """Days the usable doses last at the recent rate (shared/domain.md: stock / daily rate)."""
     if daily_doses <= 0:
         return None
     return round(usable / daily_doses, 1)

@@ -1,4 +1,4 @@
-"""Models: vaccination sessions, their time slots, bookings, end-of-session reports, cache versions."""
+"""Models: vaccination sessions, time slots, bookings, end-of-session reports, cache versions."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ SESSION_STATUSES = ("open", "cancelled", "reported")
 
 
 class Session(Base):
-    """A centre's vaccination session: one date, one product, one dose number, a capacity in doses."""
+    """A centre's vaccination session: a date, a product, a dose number, a capacity in doses."""
 
     __tablename__ = "vaccination_sessions"
     __table_args__ = (
@@ -45,8 +45,12 @@ class Session(Base):
 
     store: Mapped[Store] = relationship(foreign_keys=[store_id])
     product: Mapped[Product] = relationship(lazy="joined")
-    slots: Mapped[list[Slot]] = relationship(back_populates="session", order_by="Slot.starts_at",
-                                             cascade="all, delete-orphan")
+    slots: Mapped[list[Slot]] = relationship(
+        back_populates="session",
+        order_by="Slot.starts_at",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+    )
     report: Mapped[SessionReport | None] = relationship(back_populates="session")
 
 
@@ -60,8 +64,9 @@ class Slot(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    session_id: Mapped[int] = mapped_column(ForeignKey("vaccination_sessions.id", ondelete="CASCADE"),
-                                            index=True)
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("vaccination_sessions.id", ondelete="CASCADE"), index=True
+    )
     starts_at: Mapped[dt.time]
     ends_at: Mapped[dt.time]
     capacity: Mapped[int]
@@ -77,13 +82,23 @@ class Booking(Base):
     __table_args__ = (
         CheckConstraint("status IN ('booked', 'cancelled')", name="status_known"),
         # One live booking per beneficiary and session, also under concurrent retries.
-        Index("uq_session_bookings_live", "session_id", "beneficiary", unique=True,
-              postgresql_where=text("status = 'booked'"), sqlite_where=text("status = 'booked'")),
+        Index(
+            "uq_session_bookings_live",
+            "session_id",
+            "beneficiary",
+            unique=True,
+            postgresql_where=text("status = 'booked'"),
+            sqlite_where=text("status = 'booked'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
-    session_id: Mapped[int] = mapped_column(ForeignKey("vaccination_sessions.id", ondelete="CASCADE"))
-    slot_id: Mapped[int] = mapped_column(ForeignKey("session_slots.id", ondelete="CASCADE"), index=True)
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("vaccination_sessions.id", ondelete="CASCADE")
+    )
+    slot_id: Mapped[int] = mapped_column(
+        ForeignKey("session_slots.id", ondelete="CASCADE"), index=True
+    )
     beneficiary: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="booked")
     booked_at: Mapped[dt.datetime]
@@ -96,8 +111,10 @@ class SessionReport(Base):
 
     __tablename__ = "session_reports"
     __table_args__ = (
-        CheckConstraint("doses_given >= 0 AND vials_opened >= 0 AND wasted_doses >= 0",
-                        name="counts_not_negative"),
+        CheckConstraint(
+            "doses_given >= 0 AND vials_opened >= 0 AND wasted_doses >= 0",
+            name="counts_not_negative",
+        ),
     )
 
     session_id: Mapped[int] = mapped_column(ForeignKey("vaccination_sessions.id"), primary_key=True)

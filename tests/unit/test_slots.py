@@ -19,12 +19,22 @@ def day(n: int) -> dt.date:
 
 
 def line(doses: int, expires_in: int = 100, **kw) -> StockLine:
-    return StockLine(doses=doses, quarantined_doses=kw.get("quarantined", 0), vvm_stage=kw.get("vvm", 1),
-                     expiry_date=day(expires_in), lot_quarantined=kw.get("lot_quarantined", False))
+    return StockLine(
+        doses=doses,
+        quarantined_doses=kw.get("quarantined", 0),
+        vvm_stage=kw.get("vvm", 1),
+        expiry_date=day(expires_in),
+        lot_quarantined=kw.get("lot_quarantined", False),
+    )
 
 
 def test_usable_excludes_quarantine_vvm_and_lot_hold():
-    lines = [line(100, quarantined=30), line(50, vvm=3), line(40, vvm=2), line(20, lot_quarantined=True)]
+    lines = [
+        line(100, quarantined=30),
+        line(50, vvm=3),
+        line(40, vvm=2),
+        line(20, lot_quarantined=True),
+    ]
     assert rules.usable_doses(lines, TODAY) == 70 + 40
 
 
@@ -81,9 +91,11 @@ def test_expired_before_session_date_leaves_it_short():
     assert rules.shortfalls([line(50, expires_in=1)], [Promise(7, day(2), 30)], TODAY) == {7: 30}
 
 
-@given(st.lists(st.tuples(st.integers(0, 300), st.integers(0, 20)), max_size=5),
-       st.lists(st.tuples(st.integers(0, 15), st.integers(1, 200)), max_size=5),
-       st.integers(0, 15))
+@given(
+    st.lists(st.tuples(st.integers(0, 300), st.integers(0, 20)), max_size=5),
+    st.lists(st.tuples(st.integers(0, 15), st.integers(1, 200)), max_size=5),
+    st.integers(0, 15),
+)
 def test_possible_never_creates_a_shortfall(stock, promised, on):
     lines = [line(doses, expires_in=exp) for doses, exp in stock]
     promises = [Promise(i, day(d), doses) for i, (d, doses) in enumerate(promised)]

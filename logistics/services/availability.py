@@ -1,0 +1,284 @@
+"""Public availability in the shape of CoWIN's public API, and the district planner's view.
+
+The public answers are cached per web process and keyed by the district's availability version
+(a row bumped in the same transaction as every change people can see). A process asks the
+database for that version at most every `availability.version_check_s` seconds, so with several
+gunicorn workers each answer is at most that old plus the request time; there is no per-process
+truth to go stale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from logistics.db import UnitOfWork
+from logistics.domain import slots as rules
+from logistics.errors import NotFound
+from logistics.models.catalog import Lot, Product, Store
+from logistics.models.sessions import AvailabilityVersion, Session, SessionReport
+from logistics.models.stock import Shipment, ShipmentLine, StockBalance
+from logistics.services.sessions import district_of
+
+COWIN_DATE = "%d-%m-%Y"  # CoWIN's public API writes dates as DD-MM-YYYY
+
+
+# --- answers -----------------------------------------------------------------------------------
+
+
+def _slot_json(slot: Any) -> dict[str, Any]:
+    window = f"{slot.starts_at:%H:%M}-{slot.ends_at:%H:%M}"
+    return {"slot_id": slot.id, "time": window, "seats": max(0, slot.capacity - slot.booked)}
+
+
+def _available(session: Session) -> int:
+    """Seats people may still book: open seats, never beyond the doses stock still covers."""
+    open_seats = sum(max(0, slot.capacity - slot.booked) for slot in session.slots)
+    booked = sum(slot.booked for slot in session.slots)
+    return max(0, min(open_seats, session.capacity - session.shortfall_doses - booked))
+
+
+def session_json(session: Session, centre: Store) -> dict[str, Any]:
+    """One session as CoWIN's public API showed it (plus slot ids to book with)."""
+    available = _available(session)
+    return {
+        "center_id": centre.id,
+        "name": centre.name,
+        "district_id": session.district_id,
+        "session_id": session.id,
+        "date": session.session_date.strftime(COWIN_DATE),
+        "available_capacity": available,
+        "available_capacity_dose1": available if session.dose_number == "1" else 0,
+        "available_capacity_dose2": available if session.dose_number == "2" else 0,
+        "available_capacity_precaution": available if session.dose_number == "precaution" else 0,
+        "min_age_limit": session.min_age,
+        "vaccine": session.product.name,
+        "slots": [_slot_json(slot) for slot in session.slots],
+    }
+
+
+def _sessions_query(on_date: dt.date):
+    return (
+        select(Session, Store)
+        .join(Store, Store.id == Session.store_id)
+        .where(Session.session_date == on_date, Session.status == "open")
+        .options(selectinload(Session.slots))
+        .order_by(Store.name, Session.id)
+    )
+
+
+def find_by_district(uow: UnitOfWork, district_id: int, on_date: dt.date) -> dict[str, Any]:
+    """Open sessions of a district's centres on a date (unknown district: none, like CoWIN)."""
+    query = _sessions_query(on_date).where(Session.district_id == district_id)
+    return {"sessions": [session_json(s, c) for s, c in uow.session.execute(query)]}
+
+
+def find_by_centre(uow: UnitOfWork, centre_id: int, on_date: dt.date) -> dict[str, Any]:
+    """Open sessions of one centre on a date."""
+    query = _sessions_query(on_date).where(Session.store_id == centre_id)
+    return {"sessions": [session_json(s, c) for s, c in uow.session.execute(query)]}
+
+
+def centre_district(uow: UnitOfWork, centre_id: int) -> int:
+    """The district whose version guards a centre's answers, or 404."""
+    centre = uow.session.get(Store, centre_id)
+    if centre is None:
+        raise NotFound(f"no centre {centre_id}", field="center_id")
+    return district_of(uow, centre)
+
+
+def district_version(uow: UnitOfWork, district_id: int) -> int:
+    """The district's availability version (0 before its first change)."""
+    query = select(AvailabilityVersion.version).where(
+        AvailabilityVersion.district_id == district_id
+    )
+    return int(uow.session.scalar(query) or 0)
+
+
+# --- the per-process cache ---------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class CachedAnswer:
+    """A serialised answer and the version it was built at."""
+
+    version: int
+    body: bytes
+    etag: str
+
+
+class AvailabilityCache:
+    """Answers of this process, trusted only while the district's version in the database holds."""
+
+    def __init__(
+        self, new_uow: Callable[[], UnitOfWork], version_check_s: float, max_entries: int = 20000
+    ):
+        self._new_uow = new_uow
+        self._check_s = version_check_s
+        self._max_entries = max_entries
+        self._versions: dict[int, tuple[int, float]] = {}
+        self._answers: dict[tuple[Any, ...], CachedAnswer] = {}
+        self._districts: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def district_of_centre(self, centre_id: int) -> int:
+        """The centre's district (stores do not move between districts while the service runs)."""
+        if centre_id not in self._districts:
+            with self._new_uow() as uow:
+                self._districts[centre_id] = centre_district(uow, centre_id)
+        return self._districts[centre_id]
+
+    def _version(self, district_id: int) -> int:
+        known = self._versions.get(district_id)
+        clock = time.monotonic()
+        if known is not None and clock - known[1] < self._check_s:
+            return known[0]
+        with self._new_uow() as uow:
+            version = district_version(uow, district_id)
+        self._versions[district_id] = (version, clock)
+        return version
+
+    def answer(
+        self, key: tuple[Any, ...], district_id: int, build: Callable[[UnitOfWork], dict[str, Any]]
+    ) -> CachedAnswer:
+        """The cached answer for `key`, rebuilt when the district's version moved on."""
+        version = self._version(
+            district_id
+        )  # read before the data: a newer body is never mislabelled
+        cached = self._answers.get(key)
+        if cached is not None and cached.version == version:
+            return cached
+        with self._new_uow() as uow:
+            body = json.dumps(build(uow), separators=(",", ":")).encode()
+        fresh = CachedAnswer(version, body, f'"{hashlib.sha1(body).hexdigest()[:20]}"')
+        with self._lock:
+            if len(self._answers) >= self._max_entries:
+                self._answers.clear()
+            self._answers[key] = fresh
+        return fresh
+
+
+# --- the district planner's view ---------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class PlannerRow:
+    """One centre and product in the district view."""
+
+    centre_id: int
+    centre_name: str
+    product_id: int
+    product_code: str
+    doses_per_vial: int
+    usable_doses: int = 0
+    in_transit_doses: int = 0
+    promised_doses: int = 0
+    open_capacity: int = 0
+    available_doses: int = 0
+    daily_doses: float = 0.0
+    days_of_stock: float | None = None
+    lines: list[rules.StockLine] = dataclasses.field(default_factory=list)
+    promises: list[rules.Promise] = dataclasses.field(default_factory=list)
+
+
+def _centres(uow: UnitOfWork, district_id: int) -> dict[int, Store]:
+    district = uow.session.get(Store, district_id)
+    if district is None:
+        raise NotFound(f"no district store {district_id}", field="district_id")
+    query = select(Store).where(Store.path.startswith(district.path), Store.id != district.id)
+    return {store.id: store for store in uow.session.scalars(query)}
+
+
+class _Rows(dict[tuple[int, int], PlannerRow]):
+    def __init__(self, centres: dict[int, Store], products: dict[int, Product]):
+        super().__init__()
+        self.centres, self.products = centres, products
+
+    def at(self, centre_id: int, product_id: int) -> PlannerRow:
+        if (centre_id, product_id) not in self:
+            centre, product = self.centres[centre_id], self.products[product_id]
+            self[centre_id, product_id] = PlannerRow(
+                centre.id, centre.name, product.id, product.code, product.doses_per_vial
+            )
+        return self[centre_id, product_id]
+
+
+def _add_stock(uow: UnitOfWork, rows: _Rows) -> None:
+    query = (
+        select(
+            StockBalance.store_id,
+            Lot.product_id,
+            StockBalance.doses,
+            StockBalance.quarantined_doses,
+            StockBalance.vvm_stage,
+            Lot.expiry_date,
+            Lot.quarantined,
+        )
+        .join(Lot, Lot.id == StockBalance.lot_id)
+        .where(StockBalance.store_id.in_(rows.centres), StockBalance.doses > 0)
+    )
+    for store_id, product_id, *line in uow.session.execute(query):
+        rows.at(store_id, product_id).lines.append(rules.StockLine(*line))
+
+
+def _add_sessions(uow: UnitOfWork, rows: _Rows) -> None:
+    query = (
+        select(Session)
+        .where(Session.store_id.in_(rows.centres), Session.status == "open")
+        .options(selectinload(Session.slots))
+    )
+    for session in uow.session.scalars(query):
+        row = rows.at(session.store_id, session.product_id)
+        row.promises.append(rules.Promise(session.id, session.session_date, session.capacity))
+        row.open_capacity += _available(session)
+
+
+def _add_transit_and_rate(uow: UnitOfWork, rows: _Rows, since: dt.date, window_days: int) -> None:
+    transit = (
+        select(Shipment.to_store_id, Lot.product_id, func.sum(ShipmentLine.doses_issued))
+        .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
+        .join(Lot, Lot.id == ShipmentLine.lot_id)
+        .where(Shipment.to_store_id.in_(rows.centres), Shipment.status == "in_transit")
+        .group_by(Shipment.to_store_id, Lot.product_id)
+    )
+    for store_id, product_id, doses in uow.session.execute(transit):
+        rows.at(store_id, product_id).in_transit_doses = int(doses)
+    given = (
+        select(
+            SessionReport.store_id, SessionReport.product_id, func.sum(SessionReport.doses_given)
+        )
+        .where(SessionReport.store_id.in_(rows.centres), SessionReport.session_date >= since)
+        .group_by(SessionReport.store_id, SessionReport.product_id)
+    )
+    for store_id, product_id, doses in uow.session.execute(given):
+        rows.at(store_id, product_id).daily_doses = round(int(doses) / window_days, 2)
+
+
+def district_view(
+    uow: UnitOfWork, *, district_id: int, on_date: dt.date, today: dt.date, window_days: int
+) -> list[PlannerRow]:
+    """Per centre and product: usable, in transit, promised, open capacity and days of stock.
+
+    Days of stock = usable doses / doses given per day over the last `window_days` days of
+    end-of-session reports (shared/domain.md: stock / daily consumption rate).
+    """
+    centres = _centres(uow, district_id)
+    rows = _Rows(centres, {p.id: p for p in uow.session.scalars(select(Product))})
+    _add_stock(uow, rows)
+    _add_sessions(uow, rows)
+    _add_transit_and_rate(uow, rows, today - dt.timedelta(days=window_days), window_days)
+    for row in rows.values():
+        row.usable_doses = rules.usable_doses(row.lines, rules.due_date(on_date, today))
+        row.promised_doses = sum(p.doses for p in row.promises)
+        row.available_doses = rules.doses_possible(row.lines, row.promises, on_date, today)
+        row.days_of_stock = rules.days_of_stock(row.usable_doses, row.daily_doses)
+    return sorted(rows.values(), key=lambda r: (r.centre_name, r.product_code))

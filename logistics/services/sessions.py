@@ -1,0 +1,732 @@
+"""Use cases of sessions: usable doses, open/resize/cancel, bookings, end-of-session report,
+and the check of promises against stock.
+
+Every write bumps the district's availability version in its own transaction, so the public
+availability cache of every web process sees the change (logistics.services.availability).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Sequence
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.attributes import set_committed_value
+
+from logistics.db import UnitOfWork, insert_for, is_postgres
+from logistics.domain import slots as rules
+from logistics.domain.stock import LotStock, fefo_allocate
+from logistics.errors import Conflict, InsufficientStock, Invalid, NotFound
+from logistics.models.catalog import Lot, Product, Store
+from logistics.models.sessions import AvailabilityVersion, Booking, Session, SessionReport, Slot
+from logistics.models.stock import Shipment, ShipmentLine, StockBalance
+
+OVERCOMMITTED = "sessions_overcommitted"
+# Namespace of this area's PostgreSQL advisory locks (one lock per centre and product).
+_LOCK_SPACE = 5 << 56
+
+
+def local_date(now: dt.datetime, site_timezone: str | None) -> dt.date:
+    """The calendar date at the site (session dates and expiry dates are site dates)."""
+    return now.astimezone(ZoneInfo(site_timezone) if site_timezone else dt.UTC).date()
+
+
+# --- reading stock and promises ----------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Usability:
+    """What a centre holds and may still promise of one product on one date."""
+
+    store_id: int
+    product_id: int
+    on_date: dt.date
+    doses_per_vial: int
+    usable_doses: int  # on hand, valid on the date, not held, VVM usable
+    in_transit_doses: int  # issued to the centre, not yet received (not counted as usable)
+    promised_doses: int  # open sessions on or before the date
+    promised_later_doses: int  # open sessions after the date (they count too: see domain.slots)
+    available_doses: int  # what a new session on the date may still take
+    suggested_capacity: int  # available, rounded down to whole vials
+
+
+def get_store(uow: UnitOfWork, store_id: int) -> Store:
+    """The store, or 404."""
+    store = uow.session.get(Store, store_id)
+    if store is None:
+        raise NotFound(f"no store {store_id}", field="store_id")
+    return store
+
+
+def get_product(uow: UnitOfWork, product_id: int) -> Product:
+    """The product, or 404."""
+    product = uow.session.get(Product, product_id)
+    if product is None:
+        raise NotFound(f"no product {product_id}", field="product_id")
+    return product
+
+
+def district_of(uow: UnitOfWork, store: Store) -> int:
+    """The district store above (or at) a centre; the parent when the tree has no district level."""
+    ids = [int(part) for part in store.path.strip("/").split("/") if part] or [store.id]
+    query = select(Store.id).where(Store.id.in_(ids), Store.level_code == "district")
+    found = uow.session.scalars(query).first()
+    return found if found is not None else (store.parent_id or store.id)
+
+
+def stock_lines(uow: UnitOfWork, store_id: int, product_id: int) -> list[rules.StockLine]:
+    """The centre's balances of a product, in all its units, as the rules see them."""
+    query = (
+        select(
+            StockBalance.doses,
+            StockBalance.quarantined_doses,
+            StockBalance.vvm_stage,
+            Lot.expiry_date,
+            Lot.quarantined,
+        )
+        .join(Lot, Lot.id == StockBalance.lot_id)
+        .where(
+            StockBalance.store_id == store_id, Lot.product_id == product_id, StockBalance.doses > 0
+        )
+    )
+    return [rules.StockLine(*row) for row in uow.session.execute(query)]
+
+
+def promises(
+    uow: UnitOfWork, store_id: int, product_id: int, exclude: int | None = None
+) -> list[rules.Promise]:
+    """Open sessions of the centre for a product, each promising its whole capacity."""
+    query = select(Session.id, Session.session_date, Session.capacity).where(
+        Session.store_id == store_id, Session.product_id == product_id, Session.status == "open"
+    )
+    if exclude is not None:
+        query = query.where(Session.id != exclude)
+    return [rules.Promise(*row) for row in uow.session.execute(query)]
+
+
+def in_transit_doses(uow: UnitOfWork, store_id: int, product_id: int) -> int:
+    """Doses issued to the centre and not yet received (the ledger's shipments)."""
+    query = (
+        select(func.coalesce(func.sum(ShipmentLine.doses_issued), 0))
+        .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
+        .join(Lot, Lot.id == ShipmentLine.lot_id)
+        .where(
+            Shipment.to_store_id == store_id,
+            Shipment.status == "in_transit",
+            Lot.product_id == product_id,
+        )
+    )
+    return int(uow.session.scalar(query) or 0)
+
+
+def usability(
+    uow: UnitOfWork,
+    *,
+    store_id: int,
+    product_id: int,
+    on_date: dt.date,
+    today: dt.date,
+    exclude_session: int | None = None,
+) -> Usability:
+    """Usable, in-transit and promised doses of a centre for a date; what it may still promise."""
+    get_store(uow, store_id)
+    product = get_product(uow, product_id)
+    lines = stock_lines(uow, store_id, product_id)
+    promised = promises(uow, store_id, product_id, exclude_session)
+    due = rules.due_date(on_date, today)
+    available = rules.doses_possible(lines, promised, on_date, today)
+    return Usability(
+        store_id=store_id,
+        product_id=product_id,
+        on_date=on_date,
+        doses_per_vial=product.doses_per_vial,
+        usable_doses=rules.usable_doses(lines, due),
+        in_transit_doses=in_transit_doses(uow, store_id, product_id),
+        promised_doses=sum(p.doses for p in promised if rules.due_date(p.on_date, today) <= due),
+        promised_later_doses=sum(
+            p.doses for p in promised if rules.due_date(p.on_date, today) > due
+        ),
+        available_doses=available,
+        suggested_capacity=rules.round_down_to_vials(available, product.doses_per_vial),
+    )
+
+
+# --- availability version ----------------------------------------------------------------------
+
+
+def bump_availability(uow: UnitOfWork, district_id: int, now: dt.datetime) -> None:
+    """Make every web process's cached availability of this district stale (same transaction)."""
+    table = AvailabilityVersion.__table__
+    stmt = insert_for(uow.session)(table).values(district_id=district_id, version=1, changed_at=now)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.district_id],
+        set_={"version": table.c.version + 1, "changed_at": now},
+    )
+    uow.session.execute(stmt)
+
+
+# --- sessions ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionRequest:
+    """What a planner asks for when opening a session."""
+
+    store_id: int
+    product_id: int
+    session_date: dt.date
+    capacity: int
+    dose_number: str
+    min_age: int
+    windows: Sequence[tuple[dt.time, dt.time]] = ()
+
+
+def _lock_centre(uow: UnitOfWork, store_id: int, product_id: int) -> None:
+    """Serialise promise changes of one centre and product (two openings cannot both pass)."""
+    if is_postgres(uow.session):
+        key = _LOCK_SPACE | (store_id << 24) | product_id
+        uow.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def _refuse_beyond_stock(capacity: int, usable: Usability, field: str = "capacity") -> None:
+    if capacity > usable.available_doses:
+        raise InsufficientStock(
+            f"capacity {capacity} exceeds the {usable.available_doses} doses this centre can still "
+            f"promise on {usable.on_date.isoformat()}; at most {usable.suggested_capacity} "
+            f"(whole vials of {usable.doses_per_vial})",
+            field=field,
+            possible_doses=usable.available_doses,
+            suggested_capacity=usable.suggested_capacity,
+            usable_doses=usable.usable_doses,
+            promised_doses=usable.promised_doses + usable.promised_later_doses,
+        )
+
+
+def _windows(request: SessionRequest, day_start: dt.time, slot_minutes: int, slot_count: int):
+    if not request.windows:
+        return rules.slot_windows(day_start, slot_minutes, slot_count)
+    windows = sorted(request.windows)
+    if not rules.windows_are_valid(windows):
+        raise Invalid("slots must each start before they end and must not overlap", field="slots")
+    return windows
+
+
+def open_session(
+    uow: UnitOfWork,
+    request: SessionRequest,
+    *,
+    actor: str,
+    now: dt.datetime,
+    site_timezone: str,
+    day_start: dt.time,
+    slot_minutes: int,
+    slot_count: int,
+) -> Session:
+    """Open a session, refused (409) beyond the doses the centre can still promise on its date."""
+    today = local_date(now, site_timezone)
+    if request.session_date < today:
+        raise Invalid("a session cannot be opened in the past", field="session_date")
+    store = get_store(uow, request.store_id)
+    windows = _windows(request, day_start, slot_minutes, slot_count)
+    _lock_centre(uow, request.store_id, request.product_id)
+    usable = usability(
+        uow,
+        store_id=request.store_id,
+        product_id=request.product_id,
+        on_date=request.session_date,
+        today=today,
+    )
+    _refuse_beyond_stock(request.capacity, usable)
+    seats = rules.spread_capacity(request.capacity, [0] * len(windows))
+    session = Session(
+        store_id=store.id,
+        district_id=district_of(uow, store),
+        product_id=request.product_id,
+        session_date=request.session_date,
+        capacity=request.capacity,
+        dose_number=request.dose_number,
+        min_age=request.min_age,
+        status="open",
+        shortfall_doses=0,
+        created_at=now,
+        created_by=actor,
+        updated_at=now,
+        slots=[
+            Slot(starts_at=b, ends_at=e, capacity=n, booked=0)
+            for (b, e), n in zip(windows, seats, strict=True)
+        ],
+    )
+    uow.session.add(session)
+    uow.session.flush()
+    bump_availability(uow, session.district_id, now)
+    uow.commit()
+    return session
+
+
+def get_session(uow: UnitOfWork, session_id: int, *, for_update: bool = False) -> Session:
+    """The session, or 404 (locked for the rest of the transaction when asked)."""
+    query = select(Session).where(Session.id == session_id)
+    if for_update:
+        query = query.with_for_update(of=Session)
+    session = uow.session.scalars(query).first()
+    if session is None:
+        raise NotFound(f"no session {session_id}", field="session_id")
+    return session
+
+
+def list_sessions(
+    uow: UnitOfWork, *, store_id: int, on_date: dt.date | None = None
+) -> list[Session]:
+    """A centre's sessions, by date (of one date if given)."""
+    query = (
+        select(Session)
+        .where(Session.store_id == store_id)
+        .options(selectinload(Session.slots))
+        .order_by(Session.session_date, Session.id)
+    )
+    if on_date is not None:
+        query = query.where(Session.session_date == on_date)
+    return list(uow.session.scalars(query))
+
+
+def _require_open(session: Session) -> None:
+    if session.status != "open":
+        raise Conflict(
+            f"session {session.id} is {session.status}",
+            field="session_id",
+            status_now=session.status,
+        )
+
+
+def _locked_slots(uow: UnitOfWork, session_id: int) -> list[Slot]:
+    query = (
+        select(Slot).where(Slot.session_id == session_id).order_by(Slot.starts_at).with_for_update()
+    )
+    return list(uow.session.scalars(query))
+
+
+def resize_session(
+    uow: UnitOfWork,
+    *,
+    session_id: int,
+    capacity: int,
+    actor: str,
+    now: dt.datetime,
+    site_timezone: str,
+) -> Session:
+    """Change a session's capacity: enlarging checked against stock, shrinking against bookings."""
+    session = get_session(uow, session_id, for_update=True)
+    _require_open(session)
+    _lock_centre(uow, session.store_id, session.product_id)
+    slots = _locked_slots(uow, session.id)
+    booked = [slot.booked for slot in slots]
+    if capacity < sum(booked):
+        raise Conflict(
+            f"{sum(booked)} seats are already booked; capacity cannot go below that",
+            field="capacity",
+            booked=sum(booked),
+        )
+    if capacity > session.capacity:
+        usable = usability(
+            uow,
+            store_id=session.store_id,
+            product_id=session.product_id,
+            on_date=session.session_date,
+            today=local_date(now, site_timezone),
+            exclude_session=session.id,
+        )
+        _refuse_beyond_stock(capacity, usable)
+    for slot, seats in zip(slots, rules.spread_capacity(capacity, booked), strict=True):
+        slot.capacity = seats
+    session.capacity, session.updated_at = capacity, now
+    _after_change(uow, session, now, site_timezone)
+    uow.commit()
+    return session
+
+
+def _close_slots(uow: UnitOfWork, session_id: int) -> None:
+    """Make a closed session's slots full, so a booking waiting on their lock finds no seat."""
+    for slot in _locked_slots(uow, session_id):
+        slot.capacity = slot.booked
+
+
+def cancel_session(
+    uow: UnitOfWork, *, session_id: int, actor: str, now: dt.datetime, site_timezone: str
+) -> Session:
+    """Cancel a session: its bookings are cancelled and its doses are no longer promised."""
+    session = get_session(uow, session_id, for_update=True)
+    _require_open(session)
+    for slot in _locked_slots(uow, session.id):
+        slot.capacity = slot.booked = 0
+    uow.session.execute(
+        update(Booking)
+        .where(Booking.session_id == session.id, Booking.status == "booked")
+        .values(status="cancelled", cancelled_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.status, session.shortfall_doses, session.updated_at = "cancelled", 0, now
+    _after_change(uow, session, now, site_timezone)
+    uow.commit()
+    return session
+
+
+def _after_change(
+    uow: UnitOfWork, session: Session, now: dt.datetime, site_timezone: str | None
+) -> None:
+    # Lock order of this area: sessions, then slots, then the availability version (last).
+    uow.session.flush()
+    check_commitments(uow, session.store_id, now, site_timezone=site_timezone)
+    bump_availability(uow, session.district_id, now)
+
+
+# --- bookings ----------------------------------------------------------------------------------
+
+
+def _seat_refusal(uow: UnitOfWork, session_id: int, slot_id: int) -> Conflict:
+    session = uow.session.get(Session, session_id, populate_existing=True)
+    if session is not None and session.status != "open":
+        return Conflict(f"session {session_id} is {session.status}", field="session_id")
+    slot = uow.session.get(Slot, slot_id)
+    if slot is None or slot.session_id != session_id:
+        return NotFound(f"session {session_id} has no slot {slot_id}", field="slot_id")
+    return Conflict(f"slot {slot_id} is fully booked", field="slot_id", slot_id=slot_id)
+
+
+def _take_seat(uow: UnitOfWork, session_id: int, slot_id: int) -> None:
+    """Take one seat with a conditional UPDATE: of concurrent bookings only those that fit win."""
+    result = uow.session.execute(
+        update(Slot)
+        .where(Slot.id == slot_id, Slot.session_id == session_id, Slot.booked < Slot.capacity)
+        .values(booked=Slot.booked + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise _seat_refusal(uow, session_id, slot_id)
+
+
+def _within_covered_doses(uow: UnitOfWork, session: Session) -> None:
+    """When stock no longer covers the session, only the covered seats may be booked."""
+    locked = get_session(uow, session.id, for_update=True)  # bookings of this session queue here
+    uow.session.refresh(locked)
+    booked = (
+        uow.session.scalar(select(func.sum(Slot.booked)).where(Slot.session_id == session.id)) or 0
+    )
+    if booked >= locked.capacity - locked.shortfall_doses:
+        raise InsufficientStock(
+            f"session {session.id} lacks {locked.shortfall_doses} doses; "
+            "no further seats can be booked",
+            field="session_id",
+        )
+
+
+def book_slot(
+    uow: UnitOfWork,
+    *,
+    session_id: int,
+    slot_id: int,
+    beneficiary: str,
+    actor: str,
+    now: dt.datetime,
+    site_timezone: str,
+) -> Booking:
+    """Book a seat in a slot; refused when the slot is full, the session closed or booked twice."""
+    session = get_session(uow, session_id)
+    _require_open(session)
+    if session.session_date < local_date(now, site_timezone):
+        raise Invalid("the session date has passed", field="session_id")
+    if session.shortfall_doses:
+        _within_covered_doses(uow, session)
+    _take_seat(uow, session_id, slot_id)
+    booking = Booking(
+        session_id=session_id,
+        slot_id=slot_id,
+        beneficiary=beneficiary,
+        status="booked",
+        booked_at=now,
+        booked_by=actor,
+    )
+    try:
+        with uow.session.begin_nested():
+            uow.session.add(booking)
+    except IntegrityError:
+        raise Conflict(
+            f"{beneficiary} already holds a booking in session {session_id}", field="beneficiary"
+        ) from None
+    bump_availability(uow, session.district_id, now)
+    uow.commit()
+    return booking
+
+
+def cancel_booking(uow: UnitOfWork, *, booking_id: int, actor: str, now: dt.datetime) -> Booking:
+    """Cancel a booking and give its seat back (once, also when the cancellation is retried)."""
+    booking = uow.session.get(Booking, booking_id)
+    if booking is None:
+        raise NotFound(f"no booking {booking_id}", field="booking_id")
+    session = get_session(uow, booking.session_id)
+    _require_open(session)
+    result = uow.session.execute(
+        update(Booking)
+        .where(Booking.id == booking_id, Booking.status == "booked")
+        .values(status="cancelled", cancelled_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise Conflict(f"booking {booking_id} is already cancelled", field="booking_id")
+    uow.session.execute(
+        update(Slot)
+        .where(Slot.id == booking.slot_id, Slot.booked > 0)
+        .values(booked=Slot.booked - 1)
+        .execution_options(synchronize_session=False)
+    )
+    bump_availability(uow, session.district_id, now)
+    uow.commit()
+    set_committed_value(booking, "status", "cancelled")
+    set_committed_value(booking, "cancelled_at", now)
+    return booking
+
+
+# --- end of session ----------------------------------------------------------------------------
+
+
+def _fefo_stock(uow: UnitOfWork, store_id: int, product_id: int) -> list[LotStock]:
+    query = (
+        select(StockBalance)
+        .join(Lot, Lot.id == StockBalance.lot_id)
+        .where(
+            StockBalance.store_id == store_id, Lot.product_id == product_id, StockBalance.doses > 0
+        )
+        .with_for_update(of=StockBalance)
+    )
+    return [
+        LotStock(
+            unit_id=b.unit_id,
+            lot_id=b.lot_id,
+            expiry_date=b.lot.expiry_date,
+            doses=b.doses,
+            quarantined_doses=b.quarantined_doses,
+            vvm_stage=b.vvm_stage,
+            lot_quarantined=b.lot.quarantined,
+        )
+        for b in uow.session.scalars(query)
+    ]
+
+
+def _session_end(session: Session, now: dt.datetime, site_timezone: str) -> dt.datetime:
+    """When the session's doses left stock: the end of its last slot, never after now."""
+    last = max((slot.ends_at for slot in session.slots), default=dt.time(23, 59))
+    end = dt.datetime.combine(session.session_date, last, tzinfo=ZoneInfo(site_timezone))
+    return min(end.astimezone(dt.UTC), now)
+
+
+def _record_in_ledger(
+    uow: UnitOfWork,
+    session: Session,
+    given: int,
+    wasted: int,
+    *,
+    actor: str,
+    occurred_at: dt.datetime,
+) -> None:
+    """Consumption and open-vial wastage from the opened vials, FEFO over the centre's units."""
+    from logistics.services.stock import record_consumption, record_wastage
+
+    picks = fefo_allocate(
+        _fefo_stock(uow, session.store_id, session.product_id), given + wasted, session.session_date
+    )
+    for pick in picks:
+        used = min(given, pick.doses)
+        given -= used
+        common = {
+            "store_id": session.store_id,
+            "unit_id": pick.unit_id,
+            "lot_id": pick.lot_id,
+            "actor": actor,
+            "occurred_at": occurred_at,
+        }
+        if used:
+            record_consumption(
+                uow,
+                doses=used,
+                client_id=f"session-{session.id}-given-{pick.unit_id}-{pick.lot_id}",
+                **common,
+            )
+        if pick.doses - used:
+            record_wastage(
+                uow,
+                doses=pick.doses - used,
+                reason="open_vial",
+                client_id=f"session-{session.id}-open-vial-{pick.unit_id}-{pick.lot_id}",
+                note=f"opened vials of session {session.id}",
+                **common,
+            )
+
+
+def report_session(
+    uow: UnitOfWork,
+    *,
+    session_id: int,
+    doses_given: int,
+    vials_opened: int,
+    actor: str,
+    now: dt.datetime,
+    site_timezone: str,
+) -> SessionReport:
+    """Close a session with the doses given and vials opened; the ledger records both, in one go."""
+    session = get_session(uow, session_id, for_update=True)
+    _require_open(session)
+    if session.session_date > local_date(now, site_timezone):
+        raise Invalid("a session can be reported on or after its date", field="session_id")
+    try:
+        wasted = rules.open_vial_wastage(doses_given, vials_opened, session.product.doses_per_vial)
+    except ValueError as exc:
+        raise Invalid(
+            f"{exc} ({session.product.doses_per_vial} doses per vial)", field="doses_given"
+        ) from None
+    if doses_given + wasted:
+        _record_in_ledger(
+            uow,
+            session,
+            doses_given,
+            wasted,
+            actor=actor,
+            occurred_at=_session_end(session, now, site_timezone),
+        )
+    report = SessionReport(
+        session_id=session.id,
+        store_id=session.store_id,
+        product_id=session.product_id,
+        session_date=session.session_date,
+        doses_given=doses_given,
+        vials_opened=vials_opened,
+        wasted_doses=wasted,
+        reported_at=now,
+        reported_by=actor,
+    )
+    uow.session.add(report)
+    _close_slots(uow, session.id)
+    session.status, session.shortfall_doses, session.updated_at = "reported", 0, now
+    _after_change(uow, session, now, site_timezone)
+    uow.commit()
+    return report
+
+
+# --- promises against stock --------------------------------------------------------------------
+
+
+def _overcommitment_details(uow: UnitOfWork, short: dict[int, int]) -> list[dict[str, object]]:
+    sessions = uow.session.scalars(
+        select(Session).where(Session.id.in_(short)).order_by(Session.session_date)
+    )
+    return [
+        {
+            "session_id": s.id,
+            "date": s.session_date.isoformat(),
+            "product": s.product.code,
+            "capacity": s.capacity,
+            "short_doses": short[s.id],
+        }
+        for s in sessions
+    ]
+
+
+def _apply_shortfalls(uow: UnitOfWork, store_id: int, short: dict[int, int]) -> bool:
+    """Store each open session's shortfall; tell whether any changed (the public sees them)."""
+    changed = False
+    query = (
+        select(Session)
+        .where(Session.store_id == store_id, Session.status == "open")
+        .order_by(Session.id)
+    )
+    for session in uow.session.scalars(query):
+        lacking = min(short.get(session.id, 0), session.capacity)
+        if session.shortfall_doses != lacking:
+            session.shortfall_doses, changed = lacking, True
+    return changed
+
+
+def check_commitments(
+    uow: UnitOfWork, store_id: int, now: dt.datetime, *, site_timezone: str | None = None
+) -> dict[int, int]:
+    """Compare a centre's usable stock with its open sessions' promises; alert when it falls short.
+
+    Call after anything that lowers a centre's usable doses (quarantine, discard, an issue, a
+    count, a lot hold) and periodically (lots expire with the calendar). Raises or updates the
+    alert `sessions_overcommitted` naming the sessions and doses short, clears it when covered,
+    and stores each session's shortfall (the public availability and booking respect it).
+    Does not commit. Returns {session_id: doses short}.
+    """
+    today = local_date(now, site_timezone)
+    product_ids = uow.session.scalars(
+        select(Session.product_id)
+        .distinct()
+        .where(Session.store_id == store_id, Session.status == "open")
+    )
+    short: dict[int, int] = {}
+    for product_id in list(product_ids):
+        short.update(
+            rules.shortfalls(
+                stock_lines(uow, store_id, product_id), promises(uow, store_id, product_id), today
+            )
+        )
+    if _apply_shortfalls(uow, store_id, short):
+        store = get_store(uow, store_id)
+        bump_availability(uow, district_of(uow, store), now)
+    _alert_overcommitment(uow, store_id, short, now)
+    return short
+
+
+def _alert_overcommitment(
+    uow: UnitOfWork, store_id: int, short: dict[int, int], now: dt.datetime
+) -> None:
+    from logistics.services.alerts import clear_alert, raise_alert
+
+    if not short:
+        clear_alert(
+            uow,
+            kind=OVERCOMMITTED,
+            subject_type="store",
+            subject_id=store_id,
+            now=now,
+            comment="usable stock covers every open session again",
+        )
+        return
+    sessions = _overcommitment_details(uow, short)
+    listing = ", ".join(
+        f"session {s['session_id']} on {s['date']} short {s['short_doses']}" for s in sessions
+    )
+    raise_alert(
+        uow,
+        kind=OVERCOMMITTED,
+        subject_type="store",
+        subject_id=store_id,
+        store_id=store_id,
+        severity="alarm",
+        message=f"usable stock no longer covers {len(sessions)} session(s): {listing}",
+        details={"short_doses": sum(short.values()), "sessions": sessions},
+        now=now,
+    )
+
+
+def centres_with_open_sessions(uow: UnitOfWork) -> list[int]:
+    """Centres that have open sessions (for the periodic commitment check)."""
+    return list(
+        uow.session.scalars(select(Session.store_id).distinct().where(Session.status == "open"))
+    )
+
+
+def check_all_commitments(
+    runtime_uow: Callable[[], UnitOfWork], now: dt.datetime, *, site_timezone: str | None = None
+) -> int:
+    """Check every centre with open sessions, one transaction each; return the centres short."""
+    with runtime_uow() as uow:
+        centres = centres_with_open_sessions(uow)
+    short = 0
+    for store_id in centres:
+        with runtime_uow() as uow:
+            short += bool(check_commitments(uow, store_id, now, site_timezone=site_timezone))
+            uow.commit()
+    return short

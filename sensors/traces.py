@@ -22,7 +22,8 @@ AMBIENT_C = 32.0  # a summer store room
 # gives about +8.5 C after 4 hours from +5 C (WHO PQS E003 ILRs hold >= 8-16 h below +10 C).
 ILR_WARMING_TAU_H = 24.0
 FREEZE_TARGET_C, FREEZE_TAU_H = -9.0, 1.5
-DOOR_PROBABILITY, DOOR_SPIKE_C, DOOR_TAU_MIN = 0.03, 3.0, 6.0
+# A handler opens the door a few times a day; the air inside warms by a few degrees, then recovers.
+DOOR_OPENINGS_PER_H, DOOR_SPIKE_C, DOOR_TAU_MIN, DOOR_MAX_C = 0.4, 2.5, 6.0, 3.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,12 +73,13 @@ def healthy_temp_c(plan: SensorPlan, ts: dt.datetime) -> float:
 
 def _door_spikes(plan: SensorPlan, t: float) -> float:
     total, step = 0.0, plan.interval_s
+    probability = DOOR_OPENINGS_PER_H * step / 3600
     first = int(t // step)
     for k in range(first, first - int(5 * DOOR_TAU_MIN * 60 / step) - 1, -1):
-        if _unit_random(plan.sensor_id, "door", k) < DOOR_PROBABILITY:
+        if _unit_random(plan.sensor_id, "door", k) < probability:
             age_min = (t - k * step) / 60
             total += DOOR_SPIKE_C * math.exp(-age_min / DOOR_TAU_MIN)
-    return total
+    return min(total, DOOR_MAX_C)
 
 
 def sample(plan: SensorPlan, start: dt.datetime, ts: dt.datetime) -> Sample | None:

@@ -48,9 +48,9 @@ def text(max_length: int, **kwargs: Any) -> ma.fields.String:
     return ma.fields.String(validate=[validate.Length(1, max_length), _no_nul], **kwargs)
 
 
-def ident(**kwargs: Any) -> ma.fields.Integer:
-    """An id field: a positive 32-bit integer."""
-    return ma.fields.Integer(strict=True, validate=validate.Range(1, MAX_ID), **kwargs)
+def ident(strict: bool = True, **kwargs: Any) -> ma.fields.Integer:
+    """An id field: a positive 32-bit integer (query strings: `strict=False`, digits accepted)."""
+    return ma.fields.Integer(strict=strict, validate=validate.Range(1, MAX_ID), **kwargs)
 
 
 def doses_field(**kwargs: Any) -> ma.fields.Integer:
@@ -113,9 +113,9 @@ class StoreOutSchema(ma.Schema):
 
 
 class StoreQuerySchema(ma.Schema):
-    parent_id = ident(metadata={"description": "children of this store"})
+    parent_id = ident(strict=False, metadata={"description": "children of this store"})
     level_code = text(32)
-    within_id = ident(metadata={"description": "stores of this store's subtree (itself included)"})
+    within_id = ident(strict=False, metadata={"description": "stores of this store's subtree (itself included)"})
 
 
 class UnitInSchema(ma.Schema):
@@ -127,7 +127,7 @@ class UnitInSchema(ma.Schema):
 
 
 class UnitQuerySchema(ma.Schema):
-    store_id = ident()
+    store_id = ident(strict=False)
 
 
 class ProductSchema(ma.Schema):
@@ -147,7 +147,7 @@ class ProductSchema(ma.Schema):
 
 
 GS1_DESCRIPTION = (
-    "GS1 element string from the carton, e.g. (01)08901234567893(10)4121Z001(17)270331"
+    "GS1 element string from the carton, e.g. (01)08901234567890(10)4121Z001(17)270331"
 )
 
 
@@ -173,7 +173,7 @@ class LotOutSchema(ma.Schema):
 
 
 class LotQuerySchema(ma.Schema):
-    product_id = ident()
+    product_id = ident(strict=False)
 
 
 NOT_FOUND = {"response": "NOT_FOUND", "description": "unknown id"}

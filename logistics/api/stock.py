@@ -206,16 +206,16 @@ class MovementSchema(ma.Schema):
 
 
 class MovementQuerySchema(ma.Schema):
-    store_id = ident()
-    lot_id = ident()
+    store_id = ident(strict=False)
+    lot_id = ident(strict=False)
     kind = ma.fields.String(validate=validate.OneOf(rules.MOVEMENT_KINDS))
-    before_id = ma.fields.Integer(strict=True, validate=validate.Range(1, 2**62))
+    before_id = ma.fields.Integer( validate=validate.Range(1, 2**62))
     limit = ma.fields.Integer(load_default=100, validate=validate.Range(1, 500))
 
 
 class BalanceQuerySchema(ma.Schema):
-    unit_id = ident(required=True)
-    lot_id = ident(required=True)
+    unit_id = ident(strict=False, required=True)
+    lot_id = ident(strict=False, required=True)
 
 
 class BalanceSchema(ma.Schema):
@@ -230,7 +230,7 @@ class BalanceSchema(ma.Schema):
 
 
 class ShipmentQuerySchema(ma.Schema):
-    store_id = ident()
+    store_id = ident(strict=False)
     status = ma.fields.String(validate=validate.OneOf(["in_transit", "received", "cancelled"]))
 
 

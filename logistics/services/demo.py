@@ -44,7 +44,7 @@ STORES = (
 )
 # Covishield 10 and Covaxin 20 doses a vial, +2 to +8 C, freeze-sensitive, opened vial 4 h (domain.md).
 PRODUCTS = (
-    ("COVISHIELD", "Covishield (ChAdOx1 nCoV-19)", 10, "08901234567893"),
+    ("COVISHIELD", "Covishield (ChAdOx1 nCoV-19)", 10, "08901234567890"),
     ("COVAXIN", "Covaxin (BBV152)", 20, "08907654321098"),
 )
 # (product, lot number, manufacturer, days to expiry, doses received at the state store)

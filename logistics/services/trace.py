@@ -45,7 +45,7 @@ def _shipment_lines(uow: UnitOfWork, lot: Lot) -> list[tuple[ShipmentLine, Shipm
         .where(ShipmentLine.lot_id == lot.id)
         .order_by(Shipment.id)
     )
-    return list(uow.session.execute(query).tuples())
+    return [(line, shipment) for line, shipment in uow.session.execute(query)]
 
 
 def _transit(lot: Lot, lines: list[tuple[ShipmentLine, Shipment]]) -> tuple[list[dict], list[dict]]:

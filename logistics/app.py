@@ -8,6 +8,7 @@ from flask import Flask
 
 from logistics.api import register_blueprints
 from logistics.api.problems import ProblemApi
+from logistics.auth.web import init_auth
 from logistics.config import Settings, load_settings
 from logistics.runtime import Runtime
 
@@ -35,4 +36,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.extensions["coldchain"] = runtime or Runtime.from_settings(settings)
     api = ProblemApi(app)
     register_blueprints(api)
+    init_auth(app)
     return app

@@ -6,7 +6,8 @@ fresh PostgreSQL database for the run (so parallel runs never collide) and empty
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Callable, Iterator
 
 import pytest
 from flask import Flask
@@ -17,6 +18,7 @@ from logistics.app import create_app
 from logistics.config import Settings, load_settings
 from logistics.db import UnitOfWork, make_engine, make_session_factory
 from logistics.runtime import Runtime
+from logistics.services.auth import create_user, issue_token
 from logistics.services.reference import seed_reference_data
 from tests.support import services
 from tests.support.schema import build_schema, empty_tables
@@ -77,6 +79,34 @@ def app(runtime: Runtime) -> Flask:
 
 
 @pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    """An HTTP client for the app."""
+def anon_client(app: Flask) -> FlaskClient:
+    """An HTTP client for the app that sends no credentials."""
     return app.test_client()
+
+
+def _client_with_token(app: Flask, token: str) -> FlaskClient:
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return client
+
+
+@pytest.fixture
+def client(app: Flask, runtime: Runtime) -> FlaskClient:
+    """An HTTP client for the app, logged in as an admin (user "test-admin")."""
+    with runtime.uow() as uow:
+        create_user(uow, username="test-admin", password=None, roles=["admin"])
+        return _client_with_token(app, issue_token(uow, username="test-admin"))
+
+
+@pytest.fixture
+def client_as(app: Flask, runtime: Runtime) -> Callable[..., FlaskClient]:
+    """Make a client logged in as a new user holding `role` over `store` (id or code; None: all)."""
+    made = itertools.count(1)
+
+    def make(role: str, store: int | str | None = None) -> FlaskClient:
+        username = f"test-{role}-{next(made)}"
+        with runtime.uow() as uow:
+            create_user(uow, username=username, password=None, roles=[(role, store)])
+            return _client_with_token(app, issue_token(uow, username=username))
+
+    return make

@@ -1,0 +1,196 @@
+"""Who may do what: roles, their permissions, and the one table of rules for every write endpoint.
+
+Pure rules (no Flask, no database). A user holds grants: a role over a store's subtree (stores
+carry a materialised path such as "/1/4/17/", so "within the subtree" is a prefix test) or over
+the whole network. A write request needs a permission over the store(s) it acts on; the table
+`WRITE_RULES` says, per Flask endpoint, which permission and where in the request the store is
+named. An endpoint missing from the table is open to admins only (fail closed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    STATE_OFFICER = "state_officer"
+    DISTRICT_OFFICER = "district_officer"
+    CENTRE_OFFICER = "centre_officer"  # the store officer at a cold chain point / centre
+    PLANNER = "planner"  # plans sessions and bookings at a centre
+    VIEWER = "viewer"
+
+
+class Permission(StrEnum):
+    ADMIN = "admin"  # users, tokens, sensor credentials, anything without a rule
+    AUDIT = "audit.read"
+    STOCK = "stock.write"  # movements: receipts, issues, transfers, consumption, wastage, counts
+    STORES = "stores.write"  # stores of a subtree and their storage units
+    PRODUCTS = "products.write"  # products and lots: reference data shared by the whole network
+    SENSORS = "sensors.write"  # sensor registry and assignments to units
+    ALERTS = "alerts.write"  # acknowledging alerts, reviewing quarantined doses
+    SESSIONS = "sessions.write"  # sessions, slots, bookings, end-of-session reports
+    SELF = "self"  # acting on one's own account (log out)
+
+
+ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
+    Role.ADMIN: frozenset(Permission),
+    Role.STATE_OFFICER: frozenset({Permission.STOCK, Permission.STORES, Permission.PRODUCTS,
+                                   Permission.SENSORS, Permission.ALERTS, Permission.SELF}),
+    Role.DISTRICT_OFFICER: frozenset({Permission.STOCK, Permission.STORES, Permission.SENSORS,
+                                      Permission.ALERTS, Permission.SELF}),
+    Role.CENTRE_OFFICER: frozenset({Permission.STOCK, Permission.SENSORS, Permission.ALERTS,
+                                    Permission.SELF}),
+    Role.PLANNER: frozenset({Permission.SESSIONS, Permission.SELF}),
+    Role.VIEWER: frozenset({Permission.SELF}),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Grant:
+    """A role over the subtree whose root has this path (None: over the whole network)."""
+
+    role: Role
+    store_path: str | None
+
+    def covers(self, permission: Permission, target_path: str | None) -> bool:
+        """Tell whether this grant gives `permission` over the store at `target_path`.
+
+        A target that could not be told (None) is covered only by a network-wide grant.
+        """
+        if permission not in ROLE_PERMISSIONS[self.role]:
+            return False
+        if self.store_path is None:
+            return True
+        return target_path is not None and target_path.startswith(self.store_path)
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """Where a request names the store it acts on, and how to get from that value to a store.
+
+    `source` is "view" (URL variable), "json" (body field; in a list body, every item's) or
+    "query". `kind` names the entity the value identifies ("store", "unit", "session", ...);
+    logistics.services.auth.store_id_of turns (kind, value) into a store id.
+    """
+
+    source: str
+    name: str
+    kind: str = "store"
+
+
+def view(name: str, kind: str = "store") -> Target:
+    """The store named by the URL variable `name` (of an entity of `kind`)."""
+    return Target("view", name, kind)
+
+
+def body(name: str, kind: str = "store") -> Target:
+    """The store named by the JSON body field `name` (of an entity of `kind`)."""
+    return Target("json", name, kind)
+
+
+def query(name: str, kind: str = "store") -> Target:
+    """The store named by the query parameter `name` (of an entity of `kind`)."""
+    return Target("query", name, kind)
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """The permission a write needs, and the stores it acts on.
+
+    `network=True`: the write changes reference data shared by every store (products, lots), so
+    any grant carrying the permission suffices. Otherwise every target must resolve to a store
+    inside a grant's subtree; a rule with no targets needs a network-wide grant.
+    """
+
+    permission: Permission
+    targets: tuple[Target, ...] = ()
+    network: bool = False
+
+
+ADMIN_ONLY = Rule(Permission.ADMIN)
+
+# Endpoints anyone may call without logging in (Flask endpoint names).
+PUBLIC_ENDPOINTS: frozenset[str] = frozenset({
+    "system.Health",
+    "auth.Login",
+    "api-docs.openapi_json",
+    "api-docs.openapi_swagger_ui",
+    "api-docs.openapi_redoc",
+    "static",
+})
+# Public reads under this path (the CoWIN-shaped availability API) need no login either.
+PUBLIC_READ_PREFIXES: tuple[str, ...] = ("/api/v2/appointment/",)
+# Public endpoints whose calls count against the per-address rate limit (the rest are cheap).
+RATE_LIMITED_ENDPOINTS: frozenset[str] = frozenset({"auth.Login"})
+
+# Reads that need more than a login.
+READ_RULES: Mapping[str, Permission] = {
+    "auth.AuditLog": Permission.AUDIT,
+    "auth.Users": Permission.ADMIN,
+    "auth.UserItem": Permission.ADMIN,
+    "auth.MqttCredentials": Permission.ADMIN,
+}
+
+# Every write endpoint: "METHOD blueprint.View" (one method) or "blueprint.View" (all of them).
+WRITE_RULES: Mapping[str, Rule] = {
+    # auth
+    "auth.Logout": Rule(Permission.SELF, network=True),
+    "auth.Users": ADMIN_ONLY,
+    "auth.UserItem": ADMIN_ONLY,
+    "auth.UserTokens": ADMIN_ONLY,
+    "auth.TokenItem": ADMIN_ONLY,
+    "auth.SensorCredentials": ADMIN_ONLY,
+}
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def is_public(endpoint: str | None, method: str, path: str) -> bool:
+    """Tell whether this request needs no login."""
+    if endpoint in PUBLIC_ENDPOINTS:
+        return True
+    return method in {"GET", "HEAD"} and path.startswith(PUBLIC_READ_PREFIXES)
+
+
+def is_rate_limited(endpoint: str | None, method: str, path: str) -> bool:
+    """Tell whether this public request counts against the per-address limit."""
+    if endpoint in RATE_LIMITED_ENDPOINTS:
+        return True
+    return method in {"GET", "HEAD"} and path.startswith(PUBLIC_READ_PREFIXES)
+
+
+def write_rule(endpoint: str, method: str) -> Rule:
+    """The rule of a write endpoint; an endpoint without one is for admins only."""
+    return WRITE_RULES.get(f"{method} {endpoint}") or WRITE_RULES.get(endpoint) or ADMIN_ONLY
+
+
+def has_explicit_rule(endpoint: str, method: str) -> bool:
+    """Tell whether the table names this write endpoint (checked by a test for every endpoint)."""
+    return f"{method} {endpoint}" in WRITE_RULES or endpoint in WRITE_RULES
+
+
+def read_permission(endpoint: str) -> Permission | None:
+    """The permission a read needs beyond a login, if any."""
+    return READ_RULES.get(endpoint)
+
+
+def allows(grants: Iterable[Grant], rule: Rule, target_paths: list[str | None]) -> bool:
+    """Tell whether these grants allow a write under `rule` on stores at `target_paths`.
+
+    `target_paths` holds one path per store the request names (None where it could not be told).
+    """
+    grants = list(grants)
+    if rule.network:
+        return any(rule.permission in ROLE_PERMISSIONS[g.role] for g in grants)
+    paths = target_paths or [None]
+    return all(any(g.covers(rule.permission, path) for g in grants) for path in paths)
+
+
+def may_read(grants: Iterable[Grant], permission: Permission | None) -> bool:
+    """Tell whether these grants allow a read needing `permission` (None: any login)."""
+    if permission is None:
+        return True
+    return any(g.covers(permission, None) for g in grants)

@@ -1,0 +1,206 @@
+"""The Flask side of auth: one before-request hook authenticates, authorises and rate-limits.
+
+Every request passes through `guard`: public endpoints are only rate-limited; every other one
+needs a bearer token (401 otherwise); a write must be allowed by the policy table over the store
+it acts on (403 otherwise). Views never check permissions themselves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import time
+from typing import Any
+
+import limits
+import limits.storage
+import limits.strategies
+from flask import Flask, Response, g, has_request_context, request
+
+from logistics.api.context import current_actor, new_uow
+from logistics.api.problems import problem_response
+from logistics.auth import policy
+from logistics.config import Settings
+from logistics.errors import DomainError, Forbidden, Unauthorized
+from logistics.services.audit import SYSTEM, AuditContext, install_audit
+from logistics.services.auth import Principal, authenticate, store_path_of
+
+log = logging.getLogger(__name__)
+REALM = "coldchain"
+EXTENSION = "coldchain.auth"
+STRATEGIES = {
+    "fixed-window": limits.strategies.FixedWindowRateLimiter,
+    "sliding-window-counter": limits.strategies.SlidingWindowCounterRateLimiter,
+    "moving-window": limits.strategies.MovingWindowRateLimiter,
+}
+
+
+class RateLimit:
+    """A per-client-address limit on public calls, counted in a store shared by the workers."""
+
+    def __init__(self, settings: Settings):
+        spec = settings.auth_rate_limit.strip()
+        self.item = limits.parse(spec) if spec else None
+        self.limiter = None
+        if self.item is not None:
+            storage = limits.storage.storage_from_string(settings.auth_rate_limit_storage)
+            self.limiter = STRATEGIES[settings.auth_rate_limit_strategy](storage)
+
+    def retry_after_s(self, key: str) -> int | None:
+        """Count a call; None when it is within the limit, else seconds until the window frees."""
+        if self.limiter is None or self.item is None:
+            return None
+        try:
+            if self.limiter.hit(self.item, key):
+                return None
+            reset_at = self.limiter.get_window_stats(self.item, key).reset_time
+        except Exception:  # counter store down: keep public reads answering rather than fail them
+            log.warning("rate-limit store unavailable; call let through", exc_info=True)
+            return None
+        return max(1, math.ceil(reset_at - time.time()))
+
+
+def client_address(hops: int) -> str:
+    """The caller's address; behind `hops` trusted proxies, taken from X-Forwarded-For."""
+    if hops > 0:
+        forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",")]
+        forwarded = [part for part in forwarded if part]
+        if len(forwarded) >= hops:
+            return forwarded[-hops]
+    return request.remote_addr or "unknown"
+
+
+def _problem(error: DomainError, headers: dict[str, str] | None = None) -> Response:
+    return problem_response(error.status, error.detail, title=error.title, slug=error.slug,
+                            headers=headers)
+
+
+def _challenge(error: Unauthorized | None = None) -> str:
+    if error is None or "reason" not in error.extra:
+        return f'Bearer realm="{REALM}"'
+    detail = error.detail.replace('"', "'")
+    return f'Bearer realm="{REALM}", error="{error.extra["reason"]}", error_description="{detail}"'
+
+
+def _bearer_token() -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("log in (POST /api/auth/login); send 'Authorization: Bearer <token>'")
+    return token.strip()
+
+
+def _json_values(name: str) -> list[Any]:
+    data = request.get_json(silent=True)
+    items = data if isinstance(data, list) else [data]
+    return [item.get(name) if isinstance(item, dict) else None for item in items] or [None]
+
+
+def _target_values(target: policy.Target) -> list[Any]:
+    if target.source == "view":
+        return [(request.view_args or {}).get(target.name)]
+    if target.source == "query":
+        return request.args.getlist(target.name) or [None]
+    return _json_values(target.name)
+
+
+def _target_paths(rule: policy.Rule) -> list[str | None]:
+    with new_uow() as uow:
+        return [store_path_of(uow.session, target.kind, value)
+                for target in rule.targets for value in _target_values(target)]
+
+
+def _authorize_write(principal: Principal, endpoint: str, method: str) -> None:
+    rule = policy.write_rule(endpoint, method)
+    # Network-wide grants (admins) need no lookup of the store the request acts on.
+    if policy.allows(principal.grants, rule, []):
+        return
+    if rule.network or not rule.targets or not policy.allows(principal.grants, rule,
+                                                             _target_paths(rule)):
+        raise Forbidden(f"your roles do not allow '{rule.permission}' on what this request acts on",
+                        permission=str(rule.permission))
+
+
+def _authorize_read(principal: Principal, endpoint: str) -> None:
+    permission = policy.read_permission(endpoint)
+    if not policy.may_read(principal.grants, permission):
+        raise Forbidden(f"reading this needs '{permission}'", permission=str(permission))
+
+
+def _rate_limited(endpoint: str, method: str) -> Response | None:
+    if not policy.is_rate_limited(endpoint, method, request.path):
+        return None
+    bucket = "login" if endpoint == "auth.Login" else "public"
+    wait_s = _state().rate_limit.retry_after_s(f"{bucket}:{g.client_address}")
+    if wait_s is None:
+        return None
+    return problem_response(429, f"too many requests from this address; retry in {wait_s} s",
+                            slug="rate-limited", headers={"Retry-After": str(wait_s)})
+
+
+def _principal() -> Principal:
+    token = _bearer_token()
+    with new_uow() as uow:
+        return authenticate(uow, token, dt.datetime.now(dt.UTC))
+
+
+def guard() -> Response | None:
+    """Authenticate, authorise and rate-limit the request, before its view runs."""
+    endpoint = request.endpoint
+    if endpoint is None or request.method == "OPTIONS":
+        return None  # routing answers 404/405 itself
+    method = "GET" if request.method == "HEAD" else request.method
+    g.client_address = client_address(_state().proxy_hops)
+    if policy.is_public(endpoint, method, request.path):
+        return _rate_limited(endpoint, method)
+    try:
+        g.principal = _principal()
+        g.actor = g.principal.username
+        if method in policy.WRITE_METHODS:
+            _authorize_write(g.principal, endpoint, method)
+        else:
+            _authorize_read(g.principal, endpoint)
+    except Unauthorized as error:
+        return _problem(error, headers={"WWW-Authenticate": _challenge(error)})
+    except Forbidden as error:
+        return _problem(error)
+    return None
+
+
+def add_challenge(response: Response) -> Response:
+    """Every 401 names the scheme to use (RFC 9110 section 15.5.2)."""
+    if response.status_code == 401 and "WWW-Authenticate" not in response.headers:
+        response.headers["WWW-Authenticate"] = _challenge()
+    return response
+
+
+def audit_context() -> AuditContext:
+    """Who writes, for the audit log: the request's user and address, else the system."""
+    if not has_request_context():
+        return SYSTEM
+    address = g.get("client_address") or request.remote_addr
+    return AuditContext(actor=current_actor(), address=address,
+                        method=request.method, endpoint=request.endpoint)
+
+
+class AuthState:
+    """What the hooks keep per app."""
+
+    def __init__(self, settings: Settings):
+        self.rate_limit = RateLimit(settings)
+        self.proxy_hops = settings.auth_proxy_hops
+
+
+def _state() -> AuthState:
+    from flask import current_app
+
+    return current_app.extensions[EXTENSION]
+
+
+def init_auth(app: Flask) -> None:
+    """Enforce authentication, the policy, the rate limit and the audit log on this app."""
+    runtime = app.extensions["coldchain"]
+    app.extensions[EXTENSION] = AuthState(runtime.settings)
+    install_audit(runtime.session_factory, audit_context)
+    app.before_request(guard)
+    app.after_request(add_challenge)

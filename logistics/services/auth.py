@@ -1,0 +1,330 @@
+"""Use cases of authentication: users, logins, tokens, and finding the store a request acts on."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from logistics.auth import secrets
+from logistics.auth.policy import Grant, Role
+from logistics.db import Base, UnitOfWork
+from logistics.errors import Conflict, Invalid, NotFound, Unauthorized
+from logistics.models.auth import ApiToken, RoleGrant, User
+from logistics.models.catalog import StorageUnit, Store
+
+DEFAULT_TOKEN_TTL_S = 12 * 3600
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+
+RoleSpec = str | tuple[str, int | str | None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Principal:
+    """Who a request comes from: the user, the grants they hold, and the token they used."""
+
+    user_id: int
+    username: str
+    grants: tuple[Grant, ...]
+    token_id: int | None = None
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _store_by_ref(session: Session, ref: int | str) -> Store:
+    column = Store.id if isinstance(ref, int) else Store.code
+    store = session.scalars(select(Store).where(column == ref)).one_or_none()
+    if store is None:
+        raise NotFound(f"no store {ref!r}", field="roles")
+    return store
+
+
+def _parse_role(spec: RoleSpec) -> tuple[Role, int | str | None]:
+    """Read "role", "role:STORE-CODE" or (role, store id or code)."""
+    if isinstance(spec, str):
+        role, _, store = spec.partition(":")
+        ref: int | str | None = store or None
+    else:
+        role, ref = spec
+    try:
+        return Role(role), ref
+    except ValueError:
+        choices = [r.value for r in Role]
+        raise Invalid(f"unknown role {role!r}; one of {choices}", field="roles") from None
+
+
+def _grants(session: Session, roles: Iterable[RoleSpec]) -> list[RoleGrant]:
+    grants = []
+    for spec in roles:
+        role, ref = _parse_role(spec)
+        if role is Role.ADMIN and ref is not None:
+            raise Invalid("an admin acts over the whole network; give no store", field="roles")
+        store_id = _store_by_ref(session, ref).id if ref is not None else None
+        grants.append(RoleGrant(role=role.value, store_id=store_id))
+    return grants
+
+
+def create_user(uow: UnitOfWork, *, username: str, password: str | None,
+                roles: Iterable[RoleSpec], now: dt.datetime | None = None) -> User:
+    """Create a user with roles ("admin", "district_officer:DVS-PUNE" or (role, store id)); commits.
+
+    `password` None makes a service account that logs in only with tokens issued to it.
+    """
+    if not USERNAME_RE.match(username):
+        raise Invalid("a username is 1-64 letters, digits or . _ @ -", field="username")
+    if uow.session.scalars(select(User.id).where(User.username == username)).first() is not None:
+        raise Conflict(f"user {username!r} exists", field="username")
+    user = User(username=username, created_at=now or _utcnow(),
+                password_hash=secrets.hash_password(password) if password is not None else None)
+    user.grants = _grants(uow.session, roles)
+    uow.session.add(user)
+    uow.commit()
+    return user
+
+
+def _user(session: Session, username: str) -> User:
+    user = session.scalars(select(User).where(User.username == username)).one_or_none()
+    if user is None:
+        raise NotFound(f"no user {username!r}", field="username")
+    return user
+
+
+def set_password(uow: UnitOfWork, *, username: str, password: str) -> None:
+    """Give a user a new password; commits."""
+    _user(uow.session, username).password_hash = secrets.hash_password(password)
+    uow.commit()
+
+
+def update_user(uow: UnitOfWork, *, username: str, active: bool | None = None,
+                password: str | None = None, now: dt.datetime | None = None) -> User:
+    """Enable or disable a user (disabling revokes every token) or set a password; commits."""
+    user = _user(uow.session, username)
+    if password is not None:
+        user.password_hash = secrets.hash_password(password)
+    if active is not None:
+        user.active = active
+        if not active:
+            _revoke_all(uow.session, user.id, now or _utcnow())
+    uow.commit()
+    return user
+
+
+def _revoke_all(session: Session, user_id: int, now: dt.datetime) -> None:
+    tokens = session.scalars(select(ApiToken).where(ApiToken.user_id == user_id,
+                                                    ApiToken.revoked_at.is_(None)))
+    for token in tokens:
+        token.revoked_at = now
+
+
+def issue_token(uow: UnitOfWork, *, username: str, ttl_s: int = DEFAULT_TOKEN_TTL_S,
+                now: dt.datetime | None = None) -> str:
+    """Issue a bearer token to a user and return it (only its hash is kept); commits."""
+    return issue_token_row(uow, username=username, ttl_s=ttl_s, now=now)[0]
+
+
+def issue_token_row(uow: UnitOfWork, *, username: str, ttl_s: int = DEFAULT_TOKEN_TTL_S,
+                    now: dt.datetime | None = None) -> tuple[str, ApiToken]:
+    """Issue a bearer token; return it with its stored row (id, expiry). Commits."""
+    user = _user(uow.session, username)
+    if not user.active:
+        raise Invalid(f"user {username!r} is disabled", field="username")
+    return _new_token(uow, user, ttl_s, now or _utcnow())
+
+
+def _new_token(uow: UnitOfWork, user: User, ttl_s: int, now: dt.datetime) -> tuple[str, ApiToken]:
+    if ttl_s <= 0:
+        raise Invalid("a token lives a positive number of seconds", field="ttl_s")
+    token = secrets.new_token()
+    row = ApiToken(user_id=user.id, token_hash=secrets.token_hash(token), created_at=now,
+                   expires_at=now + dt.timedelta(seconds=ttl_s))
+    uow.session.add(row)
+    uow.commit()
+    return token, row
+
+
+def login(uow: UnitOfWork, *, username: str, password: str, ttl_s: int,
+          now: dt.datetime) -> tuple[str, ApiToken]:
+    """Check a person's password and issue a token; the same refusal for every way it fails."""
+    user = uow.session.scalars(select(User).where(User.username == username)).one_or_none()
+    ok = (user is not None and user.active and user.password_hash is not None
+          and secrets.verify_password(user.password_hash, password))
+    if not ok or user is None:
+        raise Unauthorized("wrong username or password")
+    return _new_token(uow, user, ttl_s, now)
+
+
+def revoke_token(uow: UnitOfWork, *, token_id: int, now: dt.datetime) -> ApiToken:
+    """Revoke a token by its id (idempotent); commits."""
+    row = uow.session.get(ApiToken, token_id)
+    if row is None:
+        raise NotFound(f"no token {token_id}", field="token_id")
+    row.revoked_at = row.revoked_at or now
+    uow.commit()
+    return row
+
+
+def tokens_of(uow: UnitOfWork, *, username: str) -> list[ApiToken]:
+    """The tokens of a user, newest first (hashes only)."""
+    user = _user(uow.session, username)
+    return list(uow.session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)
+                                    .order_by(ApiToken.id.desc())))
+
+
+def list_users(uow: UnitOfWork) -> list[User]:
+    """Every user, by name."""
+    return list(uow.session.scalars(select(User).order_by(User.username)))
+
+
+def get_user(uow: UnitOfWork, *, username: str) -> User:
+    """One user by name."""
+    return _user(uow.session, username)
+
+
+def authenticate(uow: UnitOfWork, token: str, now: dt.datetime) -> Principal:
+    """Find who holds this bearer token; refuse unknown, expired and revoked ones (one query)."""
+    rows = uow.session.execute(
+        select(ApiToken.id, ApiToken.expires_at, ApiToken.revoked_at, User.id, User.username,
+               User.active, RoleGrant.role, Store.path)
+        .join(User, User.id == ApiToken.user_id)
+        .outerjoin(RoleGrant, RoleGrant.user_id == User.id)
+        .outerjoin(Store, Store.id == RoleGrant.store_id)
+        .where(ApiToken.token_hash == secrets.token_hash(token))).all()
+    if not rows:
+        raise Unauthorized("unknown token", reason="invalid_token")
+    token_id, expires_at, revoked_at, user_id, username, active, _, _ = rows[0]
+    if revoked_at is not None:
+        raise Unauthorized("the token has been revoked", reason="invalid_token")
+    if expires_at <= now:
+        raise Unauthorized("the token has expired", reason="invalid_token")
+    if not active:
+        raise Unauthorized("the user is disabled", reason="invalid_token")
+    grants = tuple(Grant(Role(role), path) for *_, role, path in rows if role is not None)
+    return Principal(user_id, username, grants, token_id)
+
+
+def grants_of(user: User, session: Session) -> list[tuple[str, str | None]]:
+    """A user's grants as (role, store code or None)."""
+    codes = {s.id: s.code for s in session.scalars(
+        select(Store).where(Store.id.in_([g.store_id for g in user.grants if g.store_id])))}
+    return [(g.role, codes.get(g.store_id) if g.store_id else None) for g in user.grants]
+
+
+# --- finding the store a request acts on -------------------------------------------------------
+
+StorePathResolver = Callable[[Session, Any], str | None]
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _store_path(session: Session, value: Any) -> str | None:
+    store_id = _as_int(value)
+    if store_id is None:
+        return None
+    return session.scalar(select(Store.path).where(Store.id == store_id))
+
+
+def _store_code_path(session: Session, value: Any) -> str | None:
+    return session.scalar(select(Store.path).where(Store.code == str(value)))
+
+
+def _unit_path(session: Session, value: Any) -> str | None:
+    unit_id = _as_int(value)
+    if unit_id is None:
+        return None
+    return session.scalar(select(Store.path).join(StorageUnit, StorageUnit.store_id == Store.id)
+                          .where(StorageUnit.id == unit_id))
+
+
+def _model(name: str) -> Any:
+    for mapper in Base.registry.mappers:
+        if mapper.class_.__name__ == name:
+            return mapper.class_
+    raise LookupError(f"no model named {name}")
+
+
+def _via_model(spec: str) -> StorePathResolver:
+    """Resolver for "Model.attr": the entity's primary key is the value, attr is a store or unit id.
+
+    "Session.store_id" reads the store id of a session; "Sensor.unit_id>unit" reads a unit id.
+    """
+    spec, _, then = spec.partition(">")
+    model_name, attr = spec.split(".", 1)
+
+    def resolve(session: Session, value: Any) -> str | None:
+        model = _model(model_name)
+        pk = model.__mapper__.primary_key[0]
+        key = str(value) if pk.type.python_type is str else _as_int(value)
+        if key is None:
+            return None
+        ref = session.scalar(select(getattr(model, attr)).where(pk == key))
+        return None if ref is None else RESOLVERS[then or "store"](session, ref)
+
+    return resolve
+
+
+RESOLVERS: dict[str, StorePathResolver] = {
+    "store": _store_path,
+    "store_code": _store_code_path,
+    "unit": _unit_path,
+}
+
+
+def store_path_of(session: Session, kind: str, value: Any) -> str | None:
+    """The path of the store that `value` (an id of an entity of `kind`) belongs to, or None."""
+    if value is None:
+        return None
+    resolver = RESOLVERS.get(kind) or _via_model(kind)
+    try:
+        return resolver(session, value)
+    except LookupError:
+        return None
+
+
+# --- the demo's own credentials ------------------------------------------------------------------
+
+def _demo_users(session: Session) -> list[tuple[str, list[RoleSpec]]]:
+    stores = list(session.scalars(select(Store).order_by(Store.path)))
+    by_level: dict[str, list[Store]] = {}
+    for store in stores:
+        by_level.setdefault(store.level_code, []).append(store)
+    users: list[tuple[str, list[RoleSpec]]] = [("admin", ["admin"]), ("viewer", ["viewer"])]
+    for username, role, level in (("state", "state_officer", "state"),
+                                  ("district", "district_officer", "district"),
+                                  ("centre", "centre_officer", "centre"),
+                                  ("planner", "planner", "centre")):
+        if by_level.get(level):
+            users.append((username, [(role, by_level[level][0].id)]))
+    return users
+
+
+def ensure_demo_credentials(uow: UnitOfWork) -> dict[str, dict[str, Any]]:
+    """Create (or reset) the demo's users with fresh random passwords; return them for printing.
+
+    Returns {username: {"password": ..., "roles": [(role, store code or None), ...]}}. Nothing
+    is committed to the repository: every demo run makes its own secrets.
+    """
+    result: dict[str, dict[str, Any]] = {}
+    for username, roles in _demo_users(uow.session):
+        password = secrets.new_password()
+        existing = uow.session.scalars(select(User).where(User.username == username)).one_or_none()
+        if existing is None:
+            user = create_user(uow, username=username, password=password, roles=roles)
+        else:
+            set_password(uow, username=username, password=password)
+            user = existing
+        result[username] = {"password": password, "roles": grants_of(user, uow.session)}
+    return result

@@ -249,7 +249,7 @@ def unit_buckets(
         .where(Reading.unit_id == unit_id, Reading.ts >= start, Reading.ts < end)
         .order_by(Reading.ts)
     )
-    return downsample(uow.session.execute(query).tuples(), width_s)
+    return downsample(uow.session.execute(query), width_s)
 
 
 def _require_unit(uow: UnitOfWork, unit_id: int) -> StorageUnit:
@@ -297,7 +297,7 @@ def latest_by_store(
         .order_by(StorageUnit.store_id, StorageUnit.id, Sensor.sensor_id)
     )
     return _detached(
-        uow, [UnitLatest(unit, sensor) for unit, sensor in uow.session.execute(query).tuples()]
+        uow, [UnitLatest(unit, sensor) for unit, sensor in uow.session.execute(query)]
     )
 
 

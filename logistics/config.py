@@ -87,13 +87,13 @@ class Settings:
     scheduler_reminders_every_s: int
     scheduler_outbox_every_s: int
     scheduler_excursions_every_s: int
+    scheduler_commitments_every_s: int
     scheduler_lease_ttl_s: int
     # --- sessions and availability (issue 5): [sessions], [availability] ---
     sessions_day_start: str
     sessions_slot_minutes: int
     sessions_slot_count: int
     sessions_consumption_window_days: int
-    sessions_commitment_check_interval_s: int
     availability_version_check_s: float
     availability_max_age_s: int
     # --- users, tokens, audit, rate limits (issue 6): [auth] ---

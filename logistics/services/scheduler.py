@@ -94,9 +94,17 @@ def _excursions(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
     return {"evaluated": evaluate_units(runtime, touched, now)}
 
 
+def _commitments(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
+    """Sessions (issue 5): alert on centres whose usable stock no longer covers their sessions."""
+    from logistics.services.sessions import check_all_commitments
+
+    short = check_all_commitments(runtime.uow, now, site_timezone=runtime.settings.site_timezone)
+    return {"centres_short": short}
+
+
 JOBS: dict[str, JobFn] = {"sensor_silence": _sensor_silence, "stock_states": _stock_states,
                           "expiry": _expiry, "reminders": _reminders, "outbox": _outbox,
-                          "excursions": _excursions}
+                          "excursions": _excursions, "commitments": _commitments}
 
 
 def job_interval_s(runtime: Runtime, job: str) -> int:

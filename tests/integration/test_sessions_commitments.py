@@ -123,3 +123,15 @@ def test_periodic_check_covers_every_centre(client, runtime, uow):
     uow.commit()
     assert svc.check_all_commitments(runtime.uow, now(), site_timezone=SITE_TZ) == 1
     assert len(_open_alerts(uow)) == 1
+
+
+def test_scheduler_runs_the_commitment_check(client, runtime, uow):
+    from logistics.services.scheduler import JOBS
+
+    site = make_site(uow, doses=100)
+    _open(client, site, 100, day(1))
+    balance(uow, site.ilr, site.lot).quarantined_doses = 30
+    uow.commit()
+    assert JOBS["commitments"](runtime, now()) == {"centres_short": 1}
+    (alert,) = _open_alerts(uow)
+    assert alert.details["short_doses"] == 30

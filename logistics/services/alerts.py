@@ -327,3 +327,31 @@ def remind_and_escalate(uow: UnitOfWork, *, policy: Any, now: dt.datetime) -> in
         enqueue_alert_notifications(uow, alert, event, now)
         reminded += 1
     return reminded
+
+
+# --- stock levels ----------------------------------------------------------------------------------
+
+def set_stock_level(uow: UnitOfWork, *, store_id: int, product_id: int, basis: str, min_value: float,
+                    max_value: float, daily_consumption_doses: float | None, now: dt.datetime) -> Any:
+    """Set a store's minimum and maximum of one product (doses, or days of stock with a daily rate)."""
+    from logistics.errors import Invalid
+    from logistics.models.alerts import StockLevel
+    from logistics.models.catalog import Product
+
+    if uow.session.get(Store, store_id) is None:
+        raise NotFound(f"store {store_id} does not exist", field="store_id")
+    if uow.session.get(Product, product_id) is None:
+        raise NotFound(f"product {product_id} does not exist", field="product_id")
+    if not 0 <= min_value < max_value:
+        raise Invalid("need 0 <= min_value < max_value", field="max_value")
+    if basis == "days" and not daily_consumption_doses:
+        raise Invalid("levels in days of stock need daily_consumption_doses", field="daily_consumption_doses")
+    level = uow.session.scalars(select(StockLevel).where(StockLevel.store_id == store_id,
+                                                         StockLevel.product_id == product_id)).first()
+    if level is None:
+        level = StockLevel(store_id=store_id, product_id=product_id)
+        uow.session.add(level)
+    level.basis, level.min_value, level.max_value = basis, min_value, max_value
+    level.daily_consumption_doses, level.updated_at = daily_consumption_doses, now
+    uow.commit()
+    return level

@@ -159,3 +159,11 @@ def _receive(runtime, tree, doses):
         receive_stock(uow, store_id=tree.centre.id, unit_id=tree.ilr.id, doses=doses,
                       rec=recorded("asha", T0 - H, None), lot={"lot_id": tree.lot.id})
         uow.commit()
+
+
+def test_a_backlog_holding_a_whole_alarm_still_alerts_and_quarantines(runtime, tree):
+    ingest(runtime, readings(T0, (30, 5.0), (601, 9.0), (30, 5.0)), T0 + 12 * H)
+    with runtime.uow() as uow:
+        alarm = uow.session.scalars(select(Alert).where(Alert.kind == "heat_alarm")).one()
+        assert alarm.state == "resolved" and [e.event for e in alarm.events] == ["opened", "resolved"]
+        assert uow.session.scalars(select(StockBalance)).one().quarantined_doses == 500

@@ -60,6 +60,9 @@ def runtime() -> Runtime:
 
 
 def _load_plugins() -> None:
+    from logistics.auth.cli import register as register_auth_commands
+
+    register_auth_commands(cli)
     for entry_point in entry_points(group="coldchain.cli"):
         entry_point.load()(cli)
 

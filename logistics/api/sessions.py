@@ -403,12 +403,7 @@ class FindByDistrict(MethodView):
     @public.alt_response(304, description="Not modified: the ETag sent in If-None-Match is current")
     def get(self, query: dict[str, Any]) -> Response:
         """Open sessions of a district's centres on a date (DD-MM-YYYY), at most ~0.5 s old."""
-        district_id, on_date = query["district_id"], query["date"]
-        answer = _cache().answer(
-            ("district", district_id, on_date),
-            district_id,
-            lambda uow: avail.find_by_district(uow, district_id, on_date),
-        )
+        answer = _cache().by_district(query["district_id"], query["date"])
         return _public_response(answer)
 
 
@@ -419,11 +414,5 @@ class FindByCenter(MethodView):
     @public.alt_response(304, description="Not modified: the ETag sent in If-None-Match is current")
     def get(self, query: dict[str, Any]) -> Response:
         """Open sessions of one centre on a date (DD-MM-YYYY), at most ~0.5 s old."""
-        centre_id, on_date = query["center_id"], query["date"]
-        cache = _cache()
-        answer = cache.answer(
-            ("centre", centre_id, on_date),
-            cache.district_of_centre(centre_id),
-            lambda uow: avail.find_by_centre(uow, centre_id, on_date),
-        )
+        answer = _cache().by_centre(query["center_id"], query["date"])
         return _public_response(answer)

@@ -169,6 +169,14 @@ def spread_capacity(total: int, booked: Sequence[int]) -> list[int]:
     return seats
 
 
+def available_seats(capacity: int, shortfall_doses: int, slots: Sequence[tuple[int, int]]) -> int:
+    """Seats people may still book: the open seats of the slots (capacity, booked), never beyond
+    the doses stock still covers (capacity - shortfall - booked)."""
+    open_seats = sum(max(0, seats - booked) for seats, booked in slots)
+    booked = sum(booked for _, booked in slots)
+    return max(0, min(open_seats, capacity - shortfall_doses - booked))
+
+
 def days_of_stock(usable: int, daily_doses: float) -> float | None:
     """Days the usable doses last at the recent rate (shared/domain.md: stock / daily rate)."""
     if daily_doses <= 0:

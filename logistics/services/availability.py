@@ -25,67 +25,81 @@ from logistics.db import UnitOfWork
 from logistics.domain import slots as rules
 from logistics.errors import NotFound
 from logistics.models.catalog import Lot, Product, Store
-from logistics.models.sessions import AvailabilityVersion, Session, SessionReport
+from logistics.models.sessions import AvailabilityVersion, Session, SessionReport, Slot
 from logistics.models.stock import Shipment, ShipmentLine, StockBalance
 from logistics.services.sessions import district_of
 
 COWIN_DATE = "%d-%m-%Y"  # CoWIN's public API writes dates as DD-MM-YYYY
 
 
-# --- answers -----------------------------------------------------------------------------------
+# --- answers ---------------------------------------------------------------------------------
+
+# One row per slot of every open session of a district on a date: plain columns, no ORM objects,
+# because this is rebuilt by every web process whenever the district changes.
+_COLUMNS = (
+    Session.id,
+    Session.store_id,
+    Store.name,
+    Session.district_id,
+    Session.session_date,
+    Session.capacity,
+    Session.shortfall_doses,
+    Session.dose_number,
+    Session.min_age,
+    Product.name,
+    Slot.id,
+    Slot.starts_at,
+    Slot.ends_at,
+    Slot.capacity,
+    Slot.booked,
+)
 
 
-def _slot_json(slot: Any) -> dict[str, Any]:
-    window = f"{slot.starts_at:%H:%M}-{slot.ends_at:%H:%M}"
-    return {"slot_id": slot.id, "time": window, "seats": max(0, slot.capacity - slot.booked)}
-
-
-def _available(session: Session) -> int:
-    """Seats people may still book: open seats, never beyond the doses stock still covers."""
-    open_seats = sum(max(0, slot.capacity - slot.booked) for slot in session.slots)
-    booked = sum(slot.booked for slot in session.slots)
-    return max(0, min(open_seats, session.capacity - session.shortfall_doses - booked))
-
-
-def session_json(session: Session, centre: Store) -> dict[str, Any]:
+def _public_session(row: Any, slots: list[Any]) -> dict[str, Any]:
     """One session as CoWIN's public API showed it (plus slot ids to book with)."""
-    available = _available(session)
+    available = rules.available_seats(row[5], row[6], [(slot[13], slot[14]) for slot in slots])
+    dose = row[7]
     return {
-        "center_id": centre.id,
-        "name": centre.name,
-        "district_id": session.district_id,
-        "session_id": session.id,
-        "date": session.session_date.strftime(COWIN_DATE),
+        "center_id": row[1],
+        "name": row[2],
+        "district_id": row[3],
+        "session_id": row[0],
+        "date": row[4].strftime(COWIN_DATE),
         "available_capacity": available,
-        "available_capacity_dose1": available if session.dose_number == "1" else 0,
-        "available_capacity_dose2": available if session.dose_number == "2" else 0,
-        "available_capacity_precaution": available if session.dose_number == "precaution" else 0,
-        "min_age_limit": session.min_age,
-        "vaccine": session.product.name,
-        "slots": [_slot_json(slot) for slot in session.slots],
+        "available_capacity_dose1": available if dose == "1" else 0,
+        "available_capacity_dose2": available if dose == "2" else 0,
+        "available_capacity_precaution": available if dose == "precaution" else 0,
+        "min_age_limit": row[8],
+        "vaccine": row[9],
+        "slots": [
+            {
+                "slot_id": slot[10],
+                "time": f"{slot[11]:%H:%M}-{slot[12]:%H:%M}",
+                "seats": max(0, slot[13] - slot[14]),
+            }
+            for slot in slots
+        ],
     }
 
 
-def _sessions_query(on_date: dt.date):
-    return (
-        select(Session, Store)
+def _open_sessions(uow: UnitOfWork, on_date: dt.date, *where: Any) -> list[dict[str, Any]]:
+    query = (
+        select(*_COLUMNS)
         .join(Store, Store.id == Session.store_id)
-        .where(Session.session_date == on_date, Session.status == "open")
-        .options(selectinload(Session.slots))
-        .order_by(Store.name, Session.id)
+        .join(Product, Product.id == Session.product_id)
+        .join(Slot, Slot.session_id == Session.id)
+        .where(Session.session_date == on_date, Session.status == "open", *where)
+        .order_by(Store.name, Session.id, Slot.starts_at)
     )
+    grouped: dict[int, list[Any]] = {}
+    for row in uow.session.execute(query):
+        grouped.setdefault(row[0], []).append(row)
+    return [_public_session(rows[0], rows) for rows in grouped.values()]
 
 
 def find_by_district(uow: UnitOfWork, district_id: int, on_date: dt.date) -> dict[str, Any]:
     """Open sessions of a district's centres on a date (unknown district: none, like CoWIN)."""
-    query = _sessions_query(on_date).where(Session.district_id == district_id)
-    return {"sessions": [session_json(s, c) for s, c in uow.session.execute(query)]}
-
-
-def find_by_centre(uow: UnitOfWork, centre_id: int, on_date: dt.date) -> dict[str, Any]:
-    """Open sessions of one centre on a date."""
-    query = _sessions_query(on_date).where(Session.store_id == centre_id)
-    return {"sessions": [session_json(s, c) for s, c in uow.session.execute(query)]}
+    return {"sessions": _open_sessions(uow, on_date, Session.district_id == district_id)}
 
 
 def centre_district(uow: UnitOfWork, centre_id: int) -> int:
@@ -117,7 +131,11 @@ class CachedAnswer:
 
 
 class AvailabilityCache:
-    """Answers of this process, trusted only while the district's version in the database holds."""
+    """Answers of this process, trusted only while the district's version in the database holds.
+
+    A district's sessions of a day are read once per version (one query for the whole district);
+    the answers by district and by centre are cut from them and kept serialised with their ETag.
+    """
 
     def __init__(
         self, new_uow: Callable[[], UnitOfWork], version_check_s: float, max_entries: int = 20000
@@ -126,12 +144,22 @@ class AvailabilityCache:
         self._check_s = version_check_s
         self._max_entries = max_entries
         self._versions: dict[int, tuple[int, float]] = {}
+        self._days: dict[tuple[int, dt.date], tuple[int, list[dict[str, Any]]]] = {}
         self._answers: dict[tuple[Any, ...], CachedAnswer] = {}
         self._districts: dict[int, int] = {}
         self._lock = threading.Lock()
 
-    def district_of_centre(self, centre_id: int) -> int:
-        """The centre's district (stores do not move between districts while the service runs)."""
+    def by_district(self, district_id: int, on_date: dt.date) -> CachedAnswer:
+        """Open sessions of a district's centres on a date."""
+        return self._answer(("district", district_id, on_date), district_id, on_date, None)
+
+    def by_centre(self, centre_id: int, on_date: dt.date) -> CachedAnswer:
+        """Open sessions of one centre on a date (404 for an unknown centre)."""
+        district_id = self._district_of_centre(centre_id)
+        return self._answer(("centre", centre_id, on_date), district_id, on_date, centre_id)
+
+    def _district_of_centre(self, centre_id: int) -> int:
+        # Stores do not move between districts while the service runs.
         if centre_id not in self._districts:
             with self._new_uow() as uow:
                 self._districts[centre_id] = centre_district(uow, centre_id)
@@ -147,24 +175,37 @@ class AvailabilityCache:
         self._versions[district_id] = (version, clock)
         return version
 
-    def answer(
-        self, key: tuple[Any, ...], district_id: int, build: Callable[[UnitOfWork], dict[str, Any]]
+    def _day(self, district_id: int, on_date: dt.date, version: int) -> list[dict[str, Any]]:
+        known = self._days.get((district_id, on_date))
+        if known is not None and known[0] == version:
+            return known[1]
+        with self._new_uow() as uow:
+            sessions = find_by_district(uow, district_id, on_date)["sessions"]
+        self._remember(self._days, (district_id, on_date), (version, sessions))
+        return sessions
+
+    def _answer(
+        self, key: tuple[Any, ...], district_id: int, on_date: dt.date, centre_id: int | None
     ) -> CachedAnswer:
-        """The cached answer for `key`, rebuilt when the district's version moved on."""
         version = self._version(
             district_id
-        )  # read before the data: a newer body is never mislabelled
+        )  # read before the data: newer data is never mislabelled
         cached = self._answers.get(key)
         if cached is not None and cached.version == version:
             return cached
-        with self._new_uow() as uow:
-            body = json.dumps(build(uow), separators=(",", ":")).encode()
+        sessions = self._day(district_id, on_date, version)
+        if centre_id is not None:
+            sessions = [s for s in sessions if s["center_id"] == centre_id]
+        body = json.dumps({"sessions": sessions}, separators=(",", ":")).encode()
         fresh = CachedAnswer(version, body, f'"{hashlib.sha1(body).hexdigest()[:20]}"')
-        with self._lock:
-            if len(self._answers) >= self._max_entries:
-                self._answers.clear()
-            self._answers[key] = fresh
+        self._remember(self._answers, key, fresh)
         return fresh
+
+    def _remember(self, store: dict[Any, Any], key: Any, value: Any) -> None:
+        with self._lock:
+            if len(store) >= self._max_entries:  # bounded memory, whatever keys clients ask for
+                store.clear()
+            store[key] = value
 
 
 # --- the district planner's view ---------------------------------------------------------------
@@ -239,7 +280,11 @@ def _add_sessions(uow: UnitOfWork, rows: _Rows) -> None:
     for session in uow.session.scalars(query):
         row = rows.at(session.store_id, session.product_id)
         row.promises.append(rules.Promise(session.id, session.session_date, session.capacity))
-        row.open_capacity += _available(session)
+        row.open_capacity += rules.available_seats(
+            session.capacity,
+            session.shortfall_doses,
+            [(x.capacity, x.booked) for x in session.slots],
+        )
 
 
 def _add_transit_and_rate(uow: UnitOfWork, rows: _Rows, since: dt.date, window_days: int) -> None:

@@ -154,3 +154,9 @@ def test_open_vial_wastage():
 def test_days_of_stock():
     assert rules.days_of_stock(300, 50) == 6.0
     assert rules.days_of_stock(300, 0) is None
+
+
+def test_available_seats_are_open_seats_capped_by_covered_doses():
+    assert rules.available_seats(100, 0, [(25, 5), (25, 0), (25, 25), (25, 0)]) == 70
+    assert rules.available_seats(100, 40, [(25, 5), (25, 0), (25, 25), (25, 0)]) == 30
+    assert rules.available_seats(100, 100, [(50, 10), (50, 0)]) == 0

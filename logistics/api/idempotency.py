@@ -34,8 +34,13 @@ def request_key(client_id: str | None) -> str | None:
     if header is not None:
         if not 0 < len(header) <= MAX_KEY_LENGTH or "\x00" in header:
             raise Invalid(f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters", field=HEADER)
-        return f"key:{header}"
-    return f"client-id:{client_id}" if client_id else None
+        return _digest(f"key:{header}")
+    return _digest(f"client-id:{client_id}") if client_id else None
+
+
+def _digest(text: str) -> str:
+    # Stored as a fixed-length digest: any client string fits the key column.
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def fingerprint() -> str:

@@ -26,6 +26,7 @@ from logistics.api.catalog import (
 )
 from logistics.api.context import current_actor, settings
 from logistics.api.idempotency import HEADER, record_once
+from logistics.api.problems import PROBLEM_JSON, ProblemSchema
 from logistics.domain import stock as rules
 from logistics.services import stock, trace
 
@@ -45,7 +46,6 @@ IDEMPOTENCY_DOC = {
         }
     ]
 }
-ERRORS = (404, 409)
 
 
 # --- schemas -------------------------------------------------------------------------------------
@@ -340,14 +340,18 @@ def _rec(args: dict[str, Any]) -> stock.Recorded:
     )
 
 
+class StockConflictSchema(ProblemSchema):
+    """A refused movement: insufficient stock (with the usable doses) or a reused key."""
+
+    available_doses = ma.fields.Integer(metadata={"description": "Doses that could be taken"})
+
+
 def _document(view: Any) -> Any:
     view = blp.doc(**IDEMPOTENCY_DOC)(view)
-    for status in ERRORS:
-        view = blp.alt_response(status, response=f"{_STATUS_NAMES[status]}")(view)
+    view = blp.alt_response(404, response="NOT_FOUND")(view)
+    view = blp.alt_response(409, schema=StockConflictSchema, content_type=PROBLEM_JSON,
+                            description="Insufficient stock, or a reused Idempotency-Key")(view)
     return blp.response(201, MovementSchema)(view)
-
-
-_STATUS_NAMES = {404: "NOT_FOUND", 409: "CONFLICT"}
 _LOT_FIELDS = ("lot_id", "product_id", "lot_number", "manufacturer", "expiry_date", "gtin", "gs1")
 
 

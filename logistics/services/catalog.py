@@ -26,7 +26,9 @@ UNIT_KINDS = (
 
 
 def _get(uow: UnitOfWork, model: type[Any], ident: int | None, field: str) -> Any:
-    found = uow.session.get(model, ident) if ident is not None else None
+    # Ids are 32-bit on PostgreSQL; a larger one names nothing (and must not reach the database).
+    in_range = ident is not None and 0 < ident < 2**31
+    found = uow.session.get(model, ident) if in_range else None
     if found is None:
         raise NotFound(
             f"no {model.__tablename__[:-1].replace('_', ' ')} with id {ident}", field=field

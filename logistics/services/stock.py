@@ -264,7 +264,8 @@ def receive_stock(
 
 
 def _in_transit_shipment(uow: UnitOfWork, shipment_id: int, store_id: int) -> Shipment:
-    shipment = uow.session.get(Shipment, shipment_id, with_for_update=is_postgres(uow.session))
+    shipment = (uow.session.get(Shipment, shipment_id, with_for_update=is_postgres(uow.session))
+                if 0 < shipment_id < 2**31 else None)
     if shipment is None:
         raise NotFound(f"no shipment with id {shipment_id}", field="shipment_id")
     if shipment.to_store_id != store_id:
@@ -583,7 +584,7 @@ def reverse_movement(
     now: dt.datetime | None = None,
 ) -> Movement:
     """Correct a mistake: add a movement that undoes every entry of the original, at its time."""
-    original = uow.session.get(Movement, movement_id)
+    original = uow.session.get(Movement, movement_id) if 0 < movement_id < 2**63 else None
     if original is None:
         raise NotFound(f"no movement with id {movement_id}", field="movement_id")
     if original.kind == rules.REVERSAL:
@@ -614,7 +615,7 @@ def reverse_movement(
 
 def get_movement(uow: UnitOfWork, movement_id: int) -> Movement:
     """One movement with its entries."""
-    movement = uow.session.get(Movement, movement_id)
+    movement = uow.session.get(Movement, movement_id) if 0 < movement_id < 2**63 else None
     if movement is None:
         raise NotFound(f"no movement with id {movement_id}", field="movement_id")
     return movement
@@ -692,7 +693,7 @@ def list_shipments(
 
 def get_shipment(uow: UnitOfWork, shipment_id: int) -> Shipment:
     """One shipment with its lines."""
-    shipment = uow.session.get(Shipment, shipment_id)
+    shipment = uow.session.get(Shipment, shipment_id) if 0 < shipment_id < 2**31 else None
     if shipment is None:
         raise NotFound(f"no shipment with id {shipment_id}", field="shipment_id")
     return shipment

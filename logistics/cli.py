@@ -54,6 +54,24 @@ def scheduler_command() -> None:
         scheduler.stop()
 
 
+@cli.command("load-demo")
+def load_demo_command() -> None:
+    """Load the demo stores, units, products, lots and stock (idempotent); print the ids as JSON."""
+    import datetime as dt
+    import json
+
+    from logistics.services.demo import load_demo
+    from logistics.services.reference import seed_reference_data
+
+    live = runtime()
+    try:
+        with live.uow() as uow:
+            seed_reference_data(uow)
+            click.echo(json.dumps(load_demo(uow, dt.datetime.now(dt.UTC)), indent=2))
+    finally:
+        live.close()
+
+
 def runtime() -> Runtime:
     """Build a runtime from the configured settings (for commands that need the database)."""
     return Runtime.from_settings(load_settings())

@@ -20,12 +20,28 @@ from logistics.services import alerts as alert_service
 from logistics.services import excursions as excursion_service
 from logistics.services import notify as notify_service
 
-blp = Blueprint("alerts", __name__, url_prefix="/api",
-                description="Alerts, excursions, quarantine reviews, MKT, temperature rules")
+blp = Blueprint(
+    "alerts",
+    __name__,
+    url_prefix="/api",
+    description="Alerts, excursions, quarantine reviews, MKT, temperature rules",
+)
 BLUEPRINTS = [blp]
-ALERT_KINDS = ("heat_warning", "heat_alarm", "cold_warning", "cold_alarm", "sensor_silent",
-               "sensor_low_battery", "sensor_power_off", "stock_out", "below_min", "above_max",
-               "lot_expiring", "lot_expired", "session_overcommitted")
+ALERT_KINDS = (
+    "heat_warning",
+    "heat_alarm",
+    "cold_warning",
+    "cold_alarm",
+    "sensor_silent",
+    "sensor_low_battery",
+    "sensor_power_off",
+    "stock_out",
+    "below_min",
+    "above_max",
+    "lot_expiring",
+    "lot_expired",
+    "session_overcommitted",
+)
 
 
 def _now() -> dt.datetime:
@@ -44,6 +60,7 @@ def _store_path(uow: Any, store_id: int | None) -> str | None:
 
 
 # --- schemas -------------------------------------------------------------------------------------
+
 
 class AlertEventSchema(ma.Schema):
     event = ma.fields.String(required=True)
@@ -117,7 +134,9 @@ class ExcursionSchema(ma.Schema):
 class ExcursionQuerySchema(PageArgs):
     store_id = ident(strict=False)
     unit_id = ident(strict=False)
-    kind = ma.fields.String(validate=validate.OneOf(("heat_warning", "heat_alarm", "cold_warning", "cold_alarm")))
+    kind = ma.fields.String(
+        validate=validate.OneOf(("heat_warning", "heat_alarm", "cold_warning", "cold_alarm"))
+    )
     open = ma.fields.Boolean(load_default=False)
     since = when()
     until = when()
@@ -153,9 +172,13 @@ class MktSchema(ma.Schema):
     unit_id = ma.fields.Integer(required=True)
     start = ma.fields.AwareDateTime(required=True)
     end = ma.fields.AwareDateTime(required=True)
-    mkt_c = ma.fields.Float(allow_none=True, metadata={"description": "Mean kinetic temperature (USP <1160>)"})
+    mkt_c = ma.fields.Float(
+        allow_none=True, metadata={"description": "Mean kinetic temperature (USP <1160>)"}
+    )
     readings = ma.fields.Integer(required=True)
-    covered_min = ma.fields.Float(required=True, metadata={"description": "Minutes the readings stand for"})
+    covered_min = ma.fields.Float(
+        required=True, metadata={"description": "Minutes the readings stand for"}
+    )
     range_min = ma.fields.Float(required=True)
 
 
@@ -184,17 +207,23 @@ class RuleSchema(ma.Schema):
     limit_c = ma.fields.Float(required=True, validate=validate.Range(-90, 60))
     mode = ma.fields.String(required=True, validate=validate.OneOf(("consecutive", "cumulative")))
     duration_min = ma.fields.Integer(required=True, validate=validate.Range(1, 60 * 24 * 30))
-    window_min = ma.fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1, 60 * 24 * 90))
+    window_min = ma.fields.Integer(
+        load_default=None, allow_none=True, validate=validate.Range(1, 60 * 24 * 90)
+    )
 
 
 class RuleSetSchema(ma.Schema):
     min_temp_c = ma.fields.Float(required=True, validate=validate.Range(-90, 60))
     max_temp_c = ma.fields.Float(required=True, validate=validate.Range(-90, 60))
-    rules = ma.fields.List(ma.fields.Nested(RuleSchema), required=True, validate=validate.Length(1, 4))
+    rules = ma.fields.List(
+        ma.fields.Nested(RuleSchema), required=True, validate=validate.Length(1, 4)
+    )
 
 
 class RuleSetOutSchema(RuleSetSchema):
-    source = ma.fields.String(required=True, metadata={"description": "unit, product, products or defaults"})
+    source = ma.fields.String(
+        required=True, metadata={"description": "unit, product, products or defaults"}
+    )
 
 
 class StockLevelSchema(ma.Schema):
@@ -203,7 +232,9 @@ class StockLevelSchema(ma.Schema):
     basis = ma.fields.String(load_default="doses", validate=validate.OneOf(("doses", "days")))
     min_value = ma.fields.Float(required=True, validate=validate.Range(0, 1e9))
     max_value = ma.fields.Float(required=True, validate=validate.Range(0, 1e9))
-    daily_consumption_doses = ma.fields.Float(load_default=None, allow_none=True, validate=validate.Range(0, 1e9))
+    daily_consumption_doses = ma.fields.Float(
+        load_default=None, allow_none=True, validate=validate.Range(0, 1e9)
+    )
 
 
 class TargetInSchema(ma.Schema):
@@ -211,7 +242,9 @@ class TargetInSchema(ma.Schema):
     channel = ma.fields.String(required=True, validate=validate.OneOf(("webhook", "email")))
     address = text(500, required=True)
     secret = text(200, load_default=None, load_only=True)
-    min_severity = ma.fields.String(load_default="warning", validate=validate.OneOf(("info", "warning", "alarm")))
+    min_severity = ma.fields.String(
+        load_default="warning", validate=validate.OneOf(("info", "warning", "alarm"))
+    )
 
 
 class TargetOutSchema(ma.Schema):
@@ -225,12 +258,23 @@ class TargetOutSchema(ma.Schema):
 
 def _rules_out(rules: RuleSet, source: str) -> dict[str, Any]:
     snap = rules.snapshot()
-    return {"min_temp_c": snap["min_temp_c"], "max_temp_c": snap["max_temp_c"], "source": source,
-            "rules": [{**r, "duration_min": int(r["duration_min"]),
-                       "window_min": int(r["window_min"]) if r["window_min"] else None} for r in snap["rules"]]}
+    return {
+        "min_temp_c": snap["min_temp_c"],
+        "max_temp_c": snap["max_temp_c"],
+        "source": source,
+        "rules": [
+            {
+                **r,
+                "duration_min": int(r["duration_min"]),
+                "window_min": int(r["window_min"]) if r["window_min"] else None,
+            }
+            for r in snap["rules"]
+        ],
+    }
 
 
 # --- alerts ------------------------------------------------------------------------------------
+
 
 @blp.route("/alerts")
 class Alerts(MethodView):
@@ -259,8 +303,13 @@ class AlertAcknowledge(MethodView):
     @blp.alt_response(409, description="Not open")
     def post(self, body: dict[str, Any], alert_id: int) -> Any:
         """Acknowledge an open alert (who and a comment are recorded); reminders stop."""
-        return alert_service.acknowledge_alert(request_uow(), alert_id=alert_id, comment=body["comment"],
-                                               actor=current_actor(), now=_now())
+        return alert_service.acknowledge_alert(
+            request_uow(),
+            alert_id=alert_id,
+            comment=body["comment"],
+            actor=current_actor(),
+            now=_now(),
+        )
 
 
 @blp.route("/alerts/<int:alert_id>/resolve")
@@ -271,11 +320,17 @@ class AlertResolve(MethodView):
     @blp.alt_response(409, description="Already resolved")
     def post(self, body: dict[str, Any], alert_id: int) -> Any:
         """Resolve an alert by hand, with a comment."""
-        return alert_service.resolve_alert(request_uow(), alert_id=alert_id, comment=body["comment"],
-                                           actor=current_actor(), now=_now())
+        return alert_service.resolve_alert(
+            request_uow(),
+            alert_id=alert_id,
+            comment=body["comment"],
+            actor=current_actor(),
+            now=_now(),
+        )
 
 
 # --- excursions, reviews, MKT --------------------------------------------------------------------
+
 
 @blp.route("/excursions")
 class Excursions(MethodView):
@@ -286,9 +341,16 @@ class Excursions(MethodView):
         """Excursions of a store's subtree or of one unit, newest first."""
         uow = request_uow()
         return excursion_service.list_excursions(
-            uow, store_path=_store_path(uow, args.get("store_id")), unit_id=args.get("unit_id"),
-            kind=args.get("kind"), open_only=args["open"], since=args.get("since"),
-            until=args.get("until"), limit=args["limit"], offset=args["offset"])
+            uow,
+            store_path=_store_path(uow, args.get("store_id")),
+            unit_id=args.get("unit_id"),
+            kind=args.get("kind"),
+            open_only=args["open"],
+            since=args.get("since"),
+            until=args.get("until"),
+            limit=args["limit"],
+            offset=args["offset"],
+        )
 
 
 @blp.route("/quarantine-reviews")
@@ -297,11 +359,15 @@ class Reviews(MethodView):
     @blp.response(200, ReviewSchema(many=True))
     @blp.alt_response(404, description="Unknown store")
     def get(self, args: dict[str, Any]) -> Any:
-        """Lots held after a temperature alarm, with the proposed decision (discard after a freeze)."""
+        """Lots held after a temperature alarm, with the proposed decision."""
         uow = request_uow()
-        return excursion_service.list_reviews(uow, store_path=_store_path(uow, args.get("store_id")),
-                                              state=args.get("state"), limit=args["limit"],
-                                              offset=args["offset"])
+        return excursion_service.list_reviews(
+            uow,
+            store_path=_store_path(uow, args.get("store_id")),
+            state=args.get("state"),
+            limit=args["limit"],
+            offset=args["offset"],
+        )
 
 
 @blp.route("/quarantine-reviews/<int:review_id>/release")
@@ -312,8 +378,13 @@ class ReviewRelease(MethodView):
     @blp.alt_response(409, description="Already decided")
     def post(self, body: dict[str, Any], review_id: int) -> Any:
         """Release the held doses of a lot (a comment says why they are usable)."""
-        return excursion_service.release_review(request_uow(), review_id=review_id, comment=body["comment"],
-                                                actor=current_actor(), now=_now())
+        return excursion_service.release_review(
+            request_uow(),
+            review_id=review_id,
+            comment=body["comment"],
+            actor=current_actor(),
+            now=_now(),
+        )
 
 
 @blp.route("/quarantine-reviews/<int:review_id>/discard")
@@ -324,8 +395,13 @@ class ReviewDiscard(MethodView):
     @blp.alt_response(409, description="Already decided")
     def post(self, body: dict[str, Any], review_id: int) -> Any:
         """Discard the held doses: recorded as wastage (heat_exposure or frozen) in the ledger."""
-        return excursion_service.discard_review(request_uow(), review_id=review_id, comment=body["comment"],
-                                                actor=current_actor(), now=_now())
+        return excursion_service.discard_review(
+            request_uow(),
+            review_id=review_id,
+            comment=body["comment"],
+            actor=current_actor(),
+            now=_now(),
+        )
 
 
 @blp.route("/units/<int:unit_id>/mkt")
@@ -345,10 +421,13 @@ class LotThermalHistory(MethodView):
     @blp.alt_response(404, description="Unknown lot")
     def get(self, args: dict[str, Any], lot_id: int) -> Any:
         """Every unit and store the lot sat in, the excursions it sat through, and its MKT."""
-        return excursion_service.lot_thermal_history(request_uow(), settings(), lot_id=lot_id, **args)
+        return excursion_service.lot_thermal_history(
+            request_uow(), settings(), lot_id=lot_id, **args
+        )
 
 
-# --- rules, levels, targets ------------------------------------------------------------------------
+# --- rules, levels, targets ---------------------------------------------------------------
+
 
 def _rule_inputs(body: dict[str, Any]) -> list[excursion_service.RuleInput]:
     return [excursion_service.RuleInput(**rule) for rule in body["rules"]]
@@ -360,7 +439,9 @@ class ProductRules(MethodView):
     @blp.alt_response(404, description="Unknown product")
     def get(self, product_id: int) -> Any:
         """A product's temperature rules (its own, or the 30-DTR/Logistimo defaults)."""
-        return _rules_out(*excursion_service.rules_of_product(request_uow(), settings(), product_id))
+        return _rules_out(
+            *excursion_service.rules_of_product(request_uow(), settings(), product_id)
+        )
 
     @blp.arguments(RuleSetSchema)
     @blp.response(200, RuleSetOutSchema)
@@ -368,9 +449,15 @@ class ProductRules(MethodView):
     def put(self, body: dict[str, Any], product_id: int) -> Any:
         """Replace a product's temperature rules."""
         uow = request_uow()
-        excursion_service.set_rules(uow, product_id=product_id, min_temp_c=body["min_temp_c"],
-                                    max_temp_c=body["max_temp_c"], rules=_rule_inputs(body),
-                                    actor=current_actor(), now=_now())
+        excursion_service.set_rules(
+            uow,
+            product_id=product_id,
+            min_temp_c=body["min_temp_c"],
+            max_temp_c=body["max_temp_c"],
+            rules=_rule_inputs(body),
+            actor=current_actor(),
+            now=_now(),
+        )
         return _rules_out(*excursion_service.rules_of_product(uow, settings(), product_id))
 
 
@@ -379,7 +466,7 @@ class UnitRules(MethodView):
     @blp.response(200, RuleSetOutSchema)
     @blp.alt_response(404, description="Unknown unit")
     def get(self, unit_id: int) -> Any:
-        """The rules in force for a unit: its override, else its products' strictest, else defaults."""
+        """The rules in force for a unit: override, else its products' strictest, else defaults."""
         return _rules_out(*excursion_service.rules_of_unit(request_uow(), settings(), unit_id))
 
     @blp.arguments(RuleSetSchema)
@@ -388,9 +475,15 @@ class UnitRules(MethodView):
     def put(self, body: dict[str, Any], unit_id: int) -> Any:
         """Override the rules of one unit."""
         uow = request_uow()
-        excursion_service.set_rules(uow, unit_id=unit_id, min_temp_c=body["min_temp_c"],
-                                    max_temp_c=body["max_temp_c"], rules=_rule_inputs(body),
-                                    actor=current_actor(), now=_now())
+        excursion_service.set_rules(
+            uow,
+            unit_id=unit_id,
+            min_temp_c=body["min_temp_c"],
+            max_temp_c=body["max_temp_c"],
+            rules=_rule_inputs(body),
+            actor=current_actor(),
+            now=_now(),
+        )
         return _rules_out(*excursion_service.rules_of_unit(uow, settings(), unit_id))
 
     @blp.response(204)
@@ -416,8 +509,5 @@ class Targets(MethodView):
     @blp.response(201, TargetOutSchema)
     @blp.alt_response(404, description="Unknown store")
     def post(self, body: dict[str, Any]) -> Any:
-        """Register a webhook (signed with its secret) or an e-mail address for a store's officers."""
+        """Register a webhook (signed with its secret) or an e-mail address for a store."""
         return notify_service.add_target(request_uow(), **body)
-
-
-

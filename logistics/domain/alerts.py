@@ -37,16 +37,23 @@ class ReminderPolicy:
     max_level: int
 
 
-def reminder_due(state: str, severity: str, last_notified_at: dt.datetime | None,
-                 opened_at: dt.datetime, policy: ReminderPolicy, now: dt.datetime) -> bool:
+def reminder_due(
+    state: str,
+    severity: str,
+    last_notified_at: dt.datetime | None,
+    opened_at: dt.datetime,
+    policy: ReminderPolicy,
+    now: dt.datetime,
+) -> bool:
     """Tell whether an alarm left unacknowledged is due to be notified again."""
     if state != "open" or severity != "alarm":
         return False
     return now - (last_notified_at or opened_at) >= policy.remind_every
 
 
-def next_escalation_level(reminders_sent: int, level: int, policy: ReminderPolicy,
-                          levels_available: int) -> int:
+def next_escalation_level(
+    reminders_sent: int, level: int, policy: ReminderPolicy, levels_available: int
+) -> int:
     """Escalate one level up the store tree after every `escalate_after_reminders` reminders."""
     if policy.escalate_after_reminders <= 0 or reminders_sent % policy.escalate_after_reminders:
         return level
@@ -78,7 +85,9 @@ def level_in_doses(value: float, basis: str, daily_consumption_doses: float | No
     return value * daily_consumption_doses
 
 
-def expiry_state(expiry_date: dt.date, today: dt.date, warn_days: int) -> Literal["ok", "expiring", "expired"]:
+def expiry_state(
+    expiry_date: dt.date, today: dt.date, warn_days: int
+) -> Literal["ok", "expiring", "expired"]:
     """A lot is expired from its expiry date on, and 'expiring' within `warn_days` of it."""
     if expiry_date < today:  # usable through its expiry date, not after
         return "expired"

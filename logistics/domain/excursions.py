@@ -53,9 +53,14 @@ class Rule:
         return temp_c >= self.limit_c if self.side == "heat" else temp_c <= self.limit_c
 
     def snapshot(self) -> dict[str, Any]:
-        return {"side": self.side, "level": self.level, "limit_c": self.limit_c, "mode": self.mode,
-                "duration_min": self.duration / dt.timedelta(minutes=1),
-                "window_min": self.window / dt.timedelta(minutes=1) if self.window else None}
+        return {
+            "side": self.side,
+            "level": self.level,
+            "limit_c": self.limit_c,
+            "mode": self.mode,
+            "duration_min": self.duration / dt.timedelta(minutes=1),
+            "window_min": self.window / dt.timedelta(minutes=1) if self.window else None,
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,8 +72,11 @@ class RuleSet:
     rules: tuple[Rule, ...]
 
     def snapshot(self) -> dict[str, Any]:
-        return {"min_temp_c": self.min_temp_c, "max_temp_c": self.max_temp_c,
-                "rules": [rule.snapshot() for rule in self.rules]}
+        return {
+            "min_temp_c": self.min_temp_c,
+            "max_temp_c": self.max_temp_c,
+            "rules": [rule.snapshot() for rule in self.rules],
+        }
 
     def longest_span(self) -> dt.timedelta:
         """How far back a reading can still change what a rule decides."""
@@ -96,25 +104,37 @@ class Finding:
     minutes_outside: float
 
 
-def default_rules(min_temp_c: float, max_temp_c: float, *, freeze_limit_c: float = -0.5,
-                  heat_warning_min: int = 60, heat_alarm_min: int = 600,
-                  cold_warning_min: int = 30, cold_alarm_min: int = 60) -> RuleSet:
+def default_rules(
+    min_temp_c: float,
+    max_temp_c: float,
+    *,
+    freeze_limit_c: float = -0.5,
+    heat_warning_min: int = 60,
+    heat_alarm_min: int = 600,
+    cold_warning_min: int = 30,
+    cold_alarm_min: int = 60,
+) -> RuleSet:
     """Defaults of 30-DTR practice (alarms) and Logistimo (warnings) for a range such as +2..+8 C.
 
-    A freezer's range already lies below the freeze limit, so its cold alarm sits at its own minimum.
+    A freezer's range lies below the freeze limit, so its cold alarm sits at its own minimum.
     """
     freeze = freeze_limit_c if min_temp_c > freeze_limit_c else min_temp_c
     minutes = dt.timedelta(minutes=1)
-    return RuleSet(min_temp_c, max_temp_c, (
-        Rule("heat", "warning", max_temp_c, "consecutive", heat_warning_min * minutes),
-        Rule("heat", "alarm", max_temp_c, "consecutive", heat_alarm_min * minutes),
-        Rule("cold", "warning", min_temp_c, "consecutive", cold_warning_min * minutes),
-        Rule("cold", "alarm", freeze, "consecutive", cold_alarm_min * minutes),
-    ))
+    return RuleSet(
+        min_temp_c,
+        max_temp_c,
+        (
+            Rule("heat", "warning", max_temp_c, "consecutive", heat_warning_min * minutes),
+            Rule("heat", "alarm", max_temp_c, "consecutive", heat_alarm_min * minutes),
+            Rule("cold", "warning", min_temp_c, "consecutive", cold_warning_min * minutes),
+            Rule("cold", "alarm", freeze, "consecutive", cold_alarm_min * minutes),
+        ),
+    )
 
 
-def detect(samples: Sequence[Sample], rules: RuleSet, now: dt.datetime,
-           max_gap: dt.timedelta) -> list[Finding]:
+def detect(
+    samples: Sequence[Sample], rules: RuleSet, now: dt.datetime, max_gap: dt.timedelta
+) -> list[Finding]:
     """Every excursion the readings show for every rule, oldest first per rule.
 
     `samples` must be sorted by `ts` (ties: any order); readings after `now` are ignored.
@@ -130,7 +150,7 @@ def detect(samples: Sequence[Sample], rules: RuleSet, now: dt.datetime,
 
 
 def _dedupe(samples: list[Sample]) -> list[Sample]:
-    """Keep one sample per timestamp (two sensors in a unit: the hotter/colder is not known; keep last)."""
+    """Keep one sample per timestamp (two sensors of a unit at one instant: keep the last)."""
     out: list[Sample] = []
     for sample in samples:
         if out and out[-1].ts == sample.ts:
@@ -182,12 +202,20 @@ def _add_outside(episode: _Episode, rule: Rule, from_ts: dt.datetime, span: dt.t
 
 def _finding(rule: Rule, episode: _Episode, ended_at: dt.datetime | None) -> Finding:
     assert episode.triggered_at is not None
-    return Finding(rule.kind, rule, episode.started_at, episode.triggered_at, ended_at, episode.peak,
-                   round(episode.outside / dt.timedelta(minutes=1), 3))
+    return Finding(
+        rule.kind,
+        rule,
+        episode.started_at,
+        episode.triggered_at,
+        ended_at,
+        episode.peak,
+        round(episode.outside / dt.timedelta(minutes=1), 3),
+    )
 
 
-def outside_intervals(samples: Sequence[Sample], rule: Rule,
-                      max_gap: dt.timedelta) -> list[tuple[dt.datetime, dt.datetime]]:
+def outside_intervals(
+    samples: Sequence[Sample], rule: Rule, max_gap: dt.timedelta
+) -> list[tuple[dt.datetime, dt.datetime]]:
     """Intervals between consecutive readings that count as outside (both ends out, no gap)."""
     out: list[tuple[dt.datetime, dt.datetime]] = []
     for a, b in zip(samples, samples[1:], strict=False):
@@ -199,14 +227,20 @@ def outside_intervals(samples: Sequence[Sample], rule: Rule,
     return out
 
 
-def _window_sum(intervals: list[tuple[dt.datetime, dt.datetime]], t: dt.datetime,
-                window: dt.timedelta) -> dt.timedelta:
+def _window_sum(
+    intervals: list[tuple[dt.datetime, dt.datetime]], t: dt.datetime, window: dt.timedelta
+) -> dt.timedelta:
     lo = t - window
     return sum((min(e, t) - max(s, lo) for s, e in intervals if e > lo and s < t), ZERO)
 
 
-def _crossing(intervals: list[tuple[dt.datetime, dt.datetime]], a: dt.datetime, b: dt.datetime,
-              window: dt.timedelta, duration: dt.timedelta) -> dt.datetime:
+def _crossing(
+    intervals: list[tuple[dt.datetime, dt.datetime]],
+    a: dt.datetime,
+    b: dt.datetime,
+    window: dt.timedelta,
+    duration: dt.timedelta,
+) -> dt.datetime:
     """Where the (linear on [a, b]) window sum reaches `duration`, to the second."""
     sa, sb = _window_sum(intervals, a, window), _window_sum(intervals, b, window)
     if sb == sa:
@@ -221,8 +255,10 @@ def _cumulative(samples: list[Sample], rule: Rule, max_gap: dt.timedelta) -> lis
     if not intervals:
         return []
     window, last_ts = rule.window, samples[-1].ts
-    points = sorted({p for s, e in intervals for p in (s, e, s + window, e + window) if p <= last_ts}
-                    | {last_ts})
+    points = sorted(
+        {p for s, e in intervals for p in (s, e, s + window, e + window) if p <= last_ts}
+        | {last_ts}
+    )
     found: list[Finding] = []
     holding_since: dt.datetime | None = None
     prev = points[0]
@@ -240,20 +276,44 @@ def _cumulative(samples: list[Sample], rule: Rule, max_gap: dt.timedelta) -> lis
     return found
 
 
-def _crossing_down(intervals: list[tuple[dt.datetime, dt.datetime]], a: dt.datetime, b: dt.datetime,
-                   window: dt.timedelta, duration: dt.timedelta) -> dt.datetime:
+def _crossing_down(
+    intervals: list[tuple[dt.datetime, dt.datetime]],
+    a: dt.datetime,
+    b: dt.datetime,
+    window: dt.timedelta,
+    duration: dt.timedelta,
+) -> dt.datetime:
     sa, sb = _window_sum(intervals, a, window), _window_sum(intervals, b, window)
     fraction = (sa - duration) / (sa - sb) if sa != sb else 1
     moment = a + dt.timedelta(seconds=round((b - a).total_seconds() * fraction))
-    return moment if _window_sum(intervals, moment, window) < duration else moment + dt.timedelta(seconds=1)
+    return (
+        moment
+        if _window_sum(intervals, moment, window) < duration
+        else moment + dt.timedelta(seconds=1)
+    )
 
 
-def _cumulative_finding(samples: list[Sample], intervals: list[tuple[dt.datetime, dt.datetime]],
-                        rule: Rule, triggered: dt.datetime, ended: dt.datetime | None) -> Finding:
+def _cumulative_finding(
+    samples: list[Sample],
+    intervals: list[tuple[dt.datetime, dt.datetime]],
+    rule: Rule,
+    triggered: dt.datetime,
+    ended: dt.datetime | None,
+) -> Finding:
     lo = triggered - (rule.window or ZERO)
     started = min(max(s, lo) for s, e in intervals if e > lo and s < triggered)
     hi = ended or samples[-1].ts
     inside = [s.temp_c for s in samples if started <= s.ts <= hi and rule.outside(s.temp_c)]
     peak = max(inside) if rule.side == "heat" else min(inside)
-    minutes = sum((min(e, hi) - max(s, started) for s, e in intervals if e > started and s < hi), ZERO)
-    return Finding(rule.kind, rule, started, triggered, ended, peak, round(minutes / dt.timedelta(minutes=1), 3))
+    minutes = sum(
+        (min(e, hi) - max(s, started) for s, e in intervals if e > started and s < hi), ZERO
+    )
+    return Finding(
+        rule.kind,
+        rule,
+        started,
+        triggered,
+        ended,
+        peak,
+        round(minutes / dt.timedelta(minutes=1), 3),
+    )

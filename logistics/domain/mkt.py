@@ -14,8 +14,9 @@ DH_OVER_R_K = 10_000.0
 KELVIN = 273.15
 
 
-def reading_weights(times: Sequence[dt.datetime], start: dt.datetime, end: dt.datetime,
-                    max_gap: dt.timedelta) -> list[float]:
+def reading_weights(
+    times: Sequence[dt.datetime], start: dt.datetime, end: dt.datetime, max_gap: dt.timedelta
+) -> list[float]:
     """Seconds each reading stands for: from its ts to the next one (or `end`), capped at `max_gap`.
 
     A reading stands for the time until the next reading, clipped to [start, end]; a silence longer
@@ -29,11 +30,14 @@ def reading_weights(times: Sequence[dt.datetime], start: dt.datetime, end: dt.da
     return weights
 
 
-def mean_kinetic_temperature(temps_c: Sequence[float], weights: Sequence[float],
-                             dh_over_r_k: float = DH_OVER_R_K) -> float | None:
+def mean_kinetic_temperature(
+    temps_c: Sequence[float], weights: Sequence[float], dh_over_r_k: float = DH_OVER_R_K
+) -> float | None:
     """MKT in Celsius, or None when no reading carries any weight."""
     total = sum(weights)
     if total <= 0:
         return None
-    acc = sum(w * math.exp(-dh_over_r_k / (t + KELVIN)) for t, w in zip(temps_c, weights, strict=True))
+    acc = sum(
+        w * math.exp(-dh_over_r_k / (t + KELVIN)) for t, w in zip(temps_c, weights, strict=True)
+    )
     return dh_over_r_k / -math.log(acc / total) - KELVIN

@@ -10,11 +10,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from logistics.db import Base, BigIntPK
-
 
 JSONDoc = JSON()  # thresholds snapshots, alert details, payloads: JSON on both databases
 
@@ -37,7 +45,8 @@ class TemperatureRuleSet(Base):
     updated_by: Mapped[str] = mapped_column(String(100))
 
     rules: Mapped[list[TemperatureRule]] = relationship(
-        back_populates="rule_set", cascade="all, delete-orphan", order_by="TemperatureRule.id")
+        back_populates="rule_set", cascade="all, delete-orphan", order_by="TemperatureRule.id"
+    )
 
 
 class TemperatureRule(Base):
@@ -54,7 +63,9 @@ class TemperatureRule(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    rule_set_id: Mapped[int] = mapped_column(ForeignKey("temperature_rule_sets.id", ondelete="CASCADE"))
+    rule_set_id: Mapped[int] = mapped_column(
+        ForeignKey("temperature_rule_sets.id", ondelete="CASCADE")
+    )
     side: Mapped[str] = mapped_column(String(8))
     level: Mapped[str] = mapped_column(String(8))
     limit_c: Mapped[float]
@@ -75,6 +86,16 @@ class UnitMonitorState(Base):
     # Latest reading timestamp seen by the last evaluation (sensor time, not arrival time).
     last_reading_ts: Mapped[dt.datetime | None]
     evaluations: Mapped[int] = mapped_column(default=0)
+    # What the last full evaluation learnt, so a batch of calm readings needs no re-detection:
+    # the innermost limits of the rules in force, how far back a reading can matter, the newest
+    # reading outside those limits, and how many excursions are open.
+    calm_low_c: Mapped[float | None]
+    calm_high_c: Mapped[float | None]
+    calm_span_s: Mapped[int | None]
+    calm_checked_at: Mapped[dt.datetime | None]
+    last_outside_ts: Mapped[dt.datetime | None]
+    open_excursions: Mapped[int] = mapped_column(default=0)
+    full_evaluations: Mapped[int] = mapped_column(default=0)
 
 
 class Excursion(Base):
@@ -84,8 +105,10 @@ class Excursion(Base):
     __table_args__ = (
         UniqueConstraint("unit_id", "kind", "started_at"),
         Index("ix_excursions_unit_open", "unit_id", "ended_at"),
-        CheckConstraint("kind IN ('heat_warning', 'heat_alarm', 'cold_warning', 'cold_alarm')",
-                        name="kind_known"),
+        CheckConstraint(
+            "kind IN ('heat_warning', 'heat_alarm', 'cold_warning', 'cold_alarm')",
+            name="kind_known",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -111,7 +134,9 @@ class QuarantineReview(Base):
     __table_args__ = (
         UniqueConstraint("excursion_id", "lot_id"),
         CheckConstraint("state IN ('pending', 'released', 'discarded')", name="state_known"),
-        CheckConstraint("proposed_decision IN ('release', 'discard', 'review')", name="proposal_known"),
+        CheckConstraint(
+            "proposed_decision IN ('release', 'discard', 'review')", name="proposal_known"
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -135,8 +160,15 @@ class Alert(Base):
     __tablename__ = "alerts"
     __table_args__ = (
         # One open (not resolved) alert per subject and kind, enforced by the database.
-        Index("uq_alerts_open_subject_kind", "kind", "subject_type", "subject_id", unique=True,
-              postgresql_where=text("state <> 'resolved'"), sqlite_where=text("state <> 'resolved'")),
+        Index(
+            "uq_alerts_open_subject_kind",
+            "kind",
+            "subject_type",
+            "subject_id",
+            unique=True,
+            postgresql_where=text("state <> 'resolved'"),
+            sqlite_where=text("state <> 'resolved'"),
+        ),
         Index("ix_alerts_store_state", "store_id", "state"),
         CheckConstraint("state IN ('open', 'acknowledged', 'resolved')", name="state_known"),
         CheckConstraint("severity IN ('info', 'warning', 'alarm')", name="severity_known"),
@@ -167,7 +199,8 @@ class Alert(Base):
     updated_at: Mapped[dt.datetime]
 
     events: Mapped[list[AlertEvent]] = relationship(
-        back_populates="alert", order_by="AlertEvent.id", cascade="all, delete-orphan")
+        back_populates="alert", order_by="AlertEvent.id", cascade="all, delete-orphan"
+    )
 
 
 class AlertEvent(Base):
@@ -236,7 +269,9 @@ class NotificationDelivery(Base):
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
-    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"), index=True)
+    alert_id: Mapped[int | None] = mapped_column(
+        ForeignKey("alerts.id", ondelete="SET NULL"), index=True
+    )
     target_id: Mapped[int] = mapped_column(ForeignKey("notification_targets.id"))
     event: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
@@ -255,8 +290,9 @@ class DeliveryAttempt(Base):
     __tablename__ = "delivery_attempts"
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
-    delivery_id: Mapped[int] = mapped_column(ForeignKey("notification_deliveries.id", ondelete="CASCADE"),
-                                             index=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("notification_deliveries.id", ondelete="CASCADE"), index=True
+    )
     attempt: Mapped[int]
     at: Mapped[dt.datetime]
     ok: Mapped[bool]

@@ -23,8 +23,12 @@ SYSTEM_ACTOR = "system"
 
 
 def _open_alert(uow: UnitOfWork, kind: str, subject_type: str, subject_id: str) -> Alert | None:
-    query = select(Alert).where(Alert.kind == kind, Alert.subject_type == subject_type,
-                                Alert.subject_id == str(subject_id), Alert.state != "resolved")
+    query = select(Alert).where(
+        Alert.kind == kind,
+        Alert.subject_type == subject_type,
+        Alert.subject_id == str(subject_id),
+        Alert.state != "resolved",
+    )
     return uow.session.scalars(query).first()
 
 
@@ -33,14 +37,32 @@ def _store_path(uow: UnitOfWork, store_id: int | None) -> str:
     return store.path if store else "/"
 
 
-def _event(alert: Alert, event: str, actor: str, now: dt.datetime, comment: str | None = None) -> None:
-    alert.events.append(AlertEvent(event=event, actor=actor, comment=comment, at=now,
-                                    escalation_level=alert.escalation_level))
+def _event(
+    alert: Alert, event: str, actor: str, now: dt.datetime, comment: str | None = None
+) -> None:
+    alert.events.append(
+        AlertEvent(
+            event=event,
+            actor=actor,
+            comment=comment,
+            at=now,
+            escalation_level=alert.escalation_level,
+        )
+    )
 
 
-def raise_alert(uow: UnitOfWork, *, kind: str, subject_type: str, subject_id: str | int,
-                store_id: int | None, severity: str, message: str, details: dict[str, Any],
-                now: dt.datetime) -> Alert:
+def raise_alert(
+    uow: UnitOfWork,
+    *,
+    kind: str,
+    subject_type: str,
+    subject_id: str | int,
+    store_id: int | None,
+    severity: str,
+    message: str,
+    details: dict[str, Any],
+    now: dt.datetime,
+) -> Alert:
     """Open an alert, or update the details of the one already open for this subject and kind.
 
     Does not commit. A new alert queues its notifications in the outbox (same transaction).
@@ -48,12 +70,28 @@ def raise_alert(uow: UnitOfWork, *, kind: str, subject_type: str, subject_id: st
     alert = _open_alert(uow, kind, subject_type, str(subject_id))
     if alert is not None:
         if alert.details != details or alert.message != message or alert.severity != severity:
-            alert.details, alert.message, alert.severity, alert.updated_at = details, message, severity, now
+            alert.details, alert.message, alert.severity, alert.updated_at = (
+                details,
+                message,
+                severity,
+                now,
+            )
         return alert
-    alert = Alert(kind=kind, subject_type=subject_type, subject_id=str(subject_id), store_id=store_id,
-                  store_path=_store_path(uow, store_id), severity=severity, state="open",
-                  message=message, details=details, opened_at=now, updated_at=now,
-                  escalation_level=0, notifications_sent=0)
+    alert = Alert(
+        kind=kind,
+        subject_type=subject_type,
+        subject_id=str(subject_id),
+        store_id=store_id,
+        store_path=_store_path(uow, store_id),
+        severity=severity,
+        state="open",
+        message=message,
+        details=details,
+        opened_at=now,
+        updated_at=now,
+        escalation_level=0,
+        notifications_sent=0,
+    )
     _event(alert, "opened", SYSTEM_ACTOR, now, message)
     uow.session.add(alert)
     uow.session.flush()
@@ -63,8 +101,15 @@ def raise_alert(uow: UnitOfWork, *, kind: str, subject_type: str, subject_id: st
     return alert
 
 
-def clear_alert(uow: UnitOfWork, *, kind: str, subject_type: str, subject_id: str | int,
-                now: dt.datetime, comment: str = "condition ended") -> Alert | None:
+def clear_alert(
+    uow: UnitOfWork,
+    *,
+    kind: str,
+    subject_type: str,
+    subject_id: str | int,
+    now: dt.datetime,
+    comment: str = "condition ended",
+) -> Alert | None:
     """Resolve the open alert of this subject and kind, if any (the condition ended). No commit."""
     alert = _open_alert(uow, kind, subject_type, str(subject_id))
     if alert is None:
@@ -89,8 +134,9 @@ def _get_for_update(uow: UnitOfWork, alert_id: int) -> Alert:
     return alert
 
 
-def acknowledge_alert(uow: UnitOfWork, *, alert_id: int, comment: str, actor: str,
-                      now: dt.datetime) -> Alert:
+def acknowledge_alert(
+    uow: UnitOfWork, *, alert_id: int, comment: str, actor: str, now: dt.datetime
+) -> Alert:
     """Record that an officer has seen the alert and acts on it (a comment is required)."""
     alert = _get_for_update(uow, alert_id)
     check_acknowledge(alert.state, comment)
@@ -101,7 +147,9 @@ def acknowledge_alert(uow: UnitOfWork, *, alert_id: int, comment: str, actor: st
     return alert
 
 
-def resolve_alert(uow: UnitOfWork, *, alert_id: int, comment: str, actor: str, now: dt.datetime) -> Alert:
+def resolve_alert(
+    uow: UnitOfWork, *, alert_id: int, comment: str, actor: str, now: dt.datetime
+) -> Alert:
     """Resolve an alert by hand, with a comment saying why."""
     alert = _get_for_update(uow, alert_id)
     check_resolve(alert.state, comment)
@@ -140,14 +188,20 @@ def list_alerts(uow: UnitOfWork, flt: AlertFilter) -> list[Alert]:
         if store is None:
             raise NotFound(f"store {flt.store_id} does not exist", field="store_id")
         query = query.where(Alert.store_path.startswith(store.path, autoescape=True))
-    for column, value in ((Alert.kind, flt.kind), (Alert.state, flt.state), (Alert.severity, flt.severity)):
+    for column, value in (
+        (Alert.kind, flt.kind),
+        (Alert.state, flt.state),
+        (Alert.severity, flt.severity),
+    ):
         if value is not None:
             query = query.where(column == value)
     if flt.since is not None:
         query = query.where(Alert.opened_at >= flt.since)
     if flt.until is not None:
         query = query.where(Alert.opened_at < flt.until)
-    query = query.order_by(Alert.opened_at.desc(), Alert.id.desc()).limit(flt.limit).offset(flt.offset)
+    query = (
+        query.order_by(Alert.opened_at.desc(), Alert.id.desc()).limit(flt.limit).offset(flt.offset)
+    )
     return list(uow.session.scalars(query))
 
 
@@ -158,9 +212,12 @@ STOCK_KINDS = {"stock_out": "alarm", "below_min": "warning", "above_max": "warni
 EXPIRY_KINDS = {"lot_expired": "alarm", "lot_expiring": "warning"}
 
 
-def _open_alerts_of(uow: UnitOfWork, kinds: Iterable[str], subject_type: str) -> dict[tuple[str, str], Alert]:
-    query = select(Alert).where(Alert.kind.in_(list(kinds)), Alert.subject_type == subject_type,
-                                Alert.state != "resolved")
+def _open_alerts_of(
+    uow: UnitOfWork, kinds: Iterable[str], subject_type: str
+) -> dict[tuple[str, str], Alert]:
+    query = select(Alert).where(
+        Alert.kind.in_(list(kinds)), Alert.subject_type == subject_type, Alert.state != "resolved"
+    )
     return {(a.kind, a.subject_id): a for a in uow.session.scalars(query)}
 
 
@@ -176,12 +233,19 @@ class Condition:
     details: dict[str, Any]
 
 
-def sync_conditions(uow: UnitOfWork, *, subject_type: str, kinds: Iterable[str],
-                    subjects: set[str] | None, holding: list[Condition], now: dt.datetime,
-                    comment: str = "condition ended") -> tuple[int, int]:
-    """Open alerts for conditions that started, resolve those whose condition ended (state changes only).
+def sync_conditions(
+    uow: UnitOfWork,
+    *,
+    subject_type: str,
+    kinds: Iterable[str],
+    subjects: set[str] | None,
+    holding: list[Condition],
+    now: dt.datetime,
+    comment: str = "condition ended",
+) -> tuple[int, int]:
+    """Open alerts for conditions that started, resolve those that ended (changes of state only).
 
-    `subjects` limits which subjects were checked (None: all of this type). Returns (raised, cleared).
+    `subjects` limits which subjects were checked (None: all of them). Returns (raised, cleared).
     """
     kinds = list(kinds)
     open_now = _open_alerts_of(uow, kinds, subject_type)
@@ -189,21 +253,41 @@ def sync_conditions(uow: UnitOfWork, *, subject_type: str, kinds: Iterable[str],
     raised = cleared = 0
     for key, cond in wanted.items():
         if key not in open_now:
-            raise_alert(uow, kind=cond.kind, subject_type=subject_type, subject_id=cond.subject_id,
-                        store_id=cond.store_id, severity=cond.severity, message=cond.message,
-                        details=cond.details, now=now)
+            raise_alert(
+                uow,
+                kind=cond.kind,
+                subject_type=subject_type,
+                subject_id=cond.subject_id,
+                store_id=cond.store_id,
+                severity=cond.severity,
+                message=cond.message,
+                details=cond.details,
+                now=now,
+            )
             raised += 1
     for key, alert in open_now.items():
         if key not in wanted and (subjects is None or key[1] in subjects):
-            clear_alert(uow, kind=alert.kind, subject_type=subject_type, subject_id=alert.subject_id,
-                        now=now, comment=comment)
+            clear_alert(
+                uow,
+                kind=alert.kind,
+                subject_type=subject_type,
+                subject_id=alert.subject_id,
+                now=now,
+                comment=comment,
+            )
             cleared += 1
     return raised, cleared
 
 
-def check_sensors(uow: UnitOfWork, *, silence_factor: float, low_battery_pct: float, now: dt.datetime,
-                  unit_ids: Iterable[int] | None = None) -> tuple[int, int]:
-    """Silent sensors, low batteries and power cuts; alerts resolve themselves when the condition ends.
+def check_sensors(
+    uow: UnitOfWork,
+    *,
+    silence_factor: float,
+    low_battery_pct: float,
+    now: dt.datetime,
+    unit_ids: Iterable[int] | None = None,
+) -> tuple[int, int]:
+    """Silent sensors, low batteries and power cuts; alerts resolve themselves when they end.
 
     A sensor is silent when its newest reading (sensor time) is older than `silence_factor` times
     its expected interval (default 3x: one lost upload is not an alarm, a night is; the Silchar
@@ -212,9 +296,12 @@ def check_sensors(uow: UnitOfWork, *, silence_factor: float, low_battery_pct: fl
     from logistics.models.catalog import StorageUnit
     from logistics.models.readings import Sensor, SensorAssignment
 
-    query = (select(Sensor, StorageUnit).join(SensorAssignment, SensorAssignment.sensor_id == Sensor.sensor_id)
-             .join(StorageUnit, StorageUnit.id == SensorAssignment.unit_id)
-             .where(SensorAssignment.valid_to.is_(None), Sensor.status == "active"))
+    query = (
+        select(Sensor, StorageUnit)
+        .join(SensorAssignment, SensorAssignment.sensor_id == Sensor.sensor_id)
+        .join(StorageUnit, StorageUnit.id == SensorAssignment.unit_id)
+        .where(SensorAssignment.valid_to.is_(None), Sensor.status == "active")
+    )
     if unit_ids is not None:
         query = query.where(SensorAssignment.unit_id.in_(list(unit_ids)))
     holding: list[Condition] = []
@@ -222,26 +309,60 @@ def check_sensors(uow: UnitOfWork, *, silence_factor: float, low_battery_pct: fl
     for sensor, unit in uow.session.execute(query):
         checked.add(sensor.sensor_id)
         holding.extend(_sensor_conditions(sensor, unit, silence_factor, low_battery_pct, now))
-    return sync_conditions(uow, subject_type="sensor", kinds=SENSOR_KINDS,
-                           subjects=checked if unit_ids is not None else None, holding=holding, now=now)
+    return sync_conditions(
+        uow,
+        subject_type="sensor",
+        kinds=SENSOR_KINDS,
+        subjects=checked if unit_ids is not None else None,
+        holding=holding,
+        now=now,
+    )
 
 
-def _sensor_conditions(sensor: Any, unit: Any, factor: float, low_pct: float, now: dt.datetime) -> list[Condition]:
+def _sensor_conditions(
+    sensor: Any, unit: Any, factor: float, low_pct: float, now: dt.datetime
+) -> list[Condition]:
     where = {"sensor_id": sensor.sensor_id, "unit_id": unit.id, "unit_code": unit.code}
     found = []
     last = sensor.last_reading_ts or sensor.registered_at
     allowed = dt.timedelta(seconds=sensor.expected_interval_s * factor)
     if now - last > allowed:
-        found.append(Condition("sensor_silent", sensor.sensor_id, unit.store_id, "alarm",
-                               f"sensor {sensor.sensor_id} in {unit.code} silent since {last.isoformat()}",
-                               {**where, "last_reading_ts": last.isoformat(), "allowed_s": allowed.total_seconds()}))
+        found.append(
+            Condition(
+                "sensor_silent",
+                sensor.sensor_id,
+                unit.store_id,
+                "alarm",
+                f"sensor {sensor.sensor_id} in {unit.code} silent since {last.isoformat()}",
+                {
+                    **where,
+                    "last_reading_ts": last.isoformat(),
+                    "allowed_s": allowed.total_seconds(),
+                },
+            )
+        )
     if sensor.battery_pct is not None and sensor.battery_pct < low_pct:
-        found.append(Condition("sensor_low_battery", sensor.sensor_id, unit.store_id, "warning",
-                               f"sensor {sensor.sensor_id} battery at {sensor.battery_pct:.0f}%",
-                               {**where, "battery_pct": sensor.battery_pct}))
+        found.append(
+            Condition(
+                "sensor_low_battery",
+                sensor.sensor_id,
+                unit.store_id,
+                "warning",
+                f"sensor {sensor.sensor_id} battery at {sensor.battery_pct:.0f}%",
+                {**where, "battery_pct": sensor.battery_pct},
+            )
+        )
     if sensor.power == "off":
-        found.append(Condition("sensor_power_off", sensor.sensor_id, unit.store_id, "alarm",
-                               f"power off at {unit.code} (sensor {sensor.sensor_id})", where))
+        found.append(
+            Condition(
+                "sensor_power_off",
+                sensor.sensor_id,
+                unit.store_id,
+                "alarm",
+                f"power off at {unit.code} (sensor {sensor.sensor_id})",
+                where,
+            )
+        )
     return found
 
 
@@ -256,27 +377,64 @@ def check_stock_states(uow: UnitOfWork, *, now: dt.datetime) -> tuple[int, int]:
     from logistics.models.catalog import Lot
     from logistics.models.stock import StockBalance
 
-    on_hand = dict(((s, p), int(d or 0)) for s, p, d in uow.session.execute(
-        select(StockBalance.store_id, Lot.product_id,
-               func.sum(StockBalance.doses - StockBalance.quarantined_doses))
-        .join(Lot, Lot.id == StockBalance.lot_id).group_by(StockBalance.store_id, Lot.product_id)))
+    on_hand = dict(
+        ((s, p), int(d or 0))
+        for s, p, d in uow.session.execute(
+            select(
+                StockBalance.store_id,
+                Lot.product_id,
+                func.sum(StockBalance.doses - StockBalance.quarantined_doses),
+            )
+            .join(Lot, Lot.id == StockBalance.lot_id)
+            .group_by(StockBalance.store_id, Lot.product_id)
+        )
+    )
     levels = {(lv.store_id, lv.product_id): lv for lv in uow.session.scalars(select(StockLevel))}
     holding = []
     for store_id, product_id in set(on_hand) | set(levels):
         doses, level = on_hand.get((store_id, product_id), 0), levels.get((store_id, product_id))
-        low = level_in_doses(level.min_value, level.basis, level.daily_consumption_doses) if level else None
-        high = level_in_doses(level.max_value, level.basis, level.daily_consumption_doses) if level else None
+        low = (
+            level_in_doses(level.min_value, level.basis, level.daily_consumption_doses)
+            if level
+            else None
+        )
+        high = (
+            level_in_doses(level.max_value, level.basis, level.daily_consumption_doses)
+            if level
+            else None
+        )
         state = stock_state(doses, low, high)
         if state != "ok":
-            holding.append(Condition(state, f"{store_id}:{product_id}", store_id, STOCK_KINDS[state],
-                                     f"{state.replace('_', ' ')}: {doses} doses of product {product_id}",
-                                     {"store_id": store_id, "product_id": product_id, "doses": doses,
-                                      "min_doses": low, "max_doses": high}))
-    return sync_conditions(uow, subject_type="store_product", kinds=STOCK_KINDS, subjects=None,
-                           holding=holding, now=now, comment="stock state changed")
+            holding.append(
+                Condition(
+                    state,
+                    f"{store_id}:{product_id}",
+                    store_id,
+                    STOCK_KINDS[state],
+                    f"{state.replace('_', ' ')}: {doses} doses of product {product_id}",
+                    {
+                        "store_id": store_id,
+                        "product_id": product_id,
+                        "doses": doses,
+                        "min_doses": low,
+                        "max_doses": high,
+                    },
+                )
+            )
+    return sync_conditions(
+        uow,
+        subject_type="store_product",
+        kinds=STOCK_KINDS,
+        subjects=None,
+        holding=holding,
+        now=now,
+        comment="stock state changed",
+    )
 
 
-def check_expiry(uow: UnitOfWork, *, warn_days: int, site_timezone: str, now: dt.datetime) -> tuple[int, int]:
+def check_expiry(
+    uow: UnitOfWork, *, warn_days: int, site_timezone: str, now: dt.datetime
+) -> tuple[int, int]:
     """Lots expiring within `warn_days` with doses on hand, and expired stock on hand, per store."""
     from zoneinfo import ZoneInfo
 
@@ -286,28 +444,55 @@ def check_expiry(uow: UnitOfWork, *, warn_days: int, site_timezone: str, now: dt
 
     today = now.astimezone(ZoneInfo(site_timezone)).date()
     rows = uow.session.execute(
-        select(StockBalance.store_id, Lot.id, Lot.lot_number, Lot.expiry_date, func.sum(StockBalance.doses))
-        .join(Lot, Lot.id == StockBalance.lot_id).where(StockBalance.doses > 0)
-        .group_by(StockBalance.store_id, Lot.id, Lot.lot_number, Lot.expiry_date))
+        select(
+            StockBalance.store_id,
+            Lot.id,
+            Lot.lot_number,
+            Lot.expiry_date,
+            func.sum(StockBalance.doses),
+        )
+        .join(Lot, Lot.id == StockBalance.lot_id)
+        .where(StockBalance.doses > 0)
+        .group_by(StockBalance.store_id, Lot.id, Lot.lot_number, Lot.expiry_date)
+    )
     holding = []
     for store_id, lot_id, lot_number, expiry, doses in rows:
         state = expiry_state(expiry, today, warn_days)
         if state == "ok":
             continue
         kind = "lot_expired" if state == "expired" else "lot_expiring"
-        holding.append(Condition(kind, f"{store_id}:{lot_id}", store_id, EXPIRY_KINDS[kind],
-                                 f"lot {lot_number} {'expired' if state == 'expired' else 'expires'} on "
-                                 f"{expiry.isoformat()}: {int(doses)} doses on hand",
-                                 {"store_id": store_id, "lot_id": lot_id, "expiry_date": expiry.isoformat(),
-                                  "doses": int(doses)}))
-    return sync_conditions(uow, subject_type="store_lot", kinds=EXPIRY_KINDS, subjects=None,
-                           holding=holding, now=now, comment="no such stock on hand any more")
+        holding.append(
+            Condition(
+                kind,
+                f"{store_id}:{lot_id}",
+                store_id,
+                EXPIRY_KINDS[kind],
+                f"lot {lot_number} {'expired' if state == 'expired' else 'expires'} on "
+                f"{expiry.isoformat()}: {int(doses)} doses on hand",
+                {
+                    "store_id": store_id,
+                    "lot_id": lot_id,
+                    "expiry_date": expiry.isoformat(),
+                    "doses": int(doses),
+                },
+            )
+        )
+    return sync_conditions(
+        uow,
+        subject_type="store_lot",
+        kinds=EXPIRY_KINDS,
+        subjects=None,
+        holding=holding,
+        now=now,
+        comment="no such stock on hand any more",
+    )
 
 
 # --- reminders and escalation --------------------------------------------------------------------
 
+
 def remind_and_escalate(uow: UnitOfWork, *, policy: Any, now: dt.datetime) -> int:
-    """Notify unacknowledged alarms again at an interval; climb the store tree as reminders pile up."""
+    """Notify unacknowledged alarms again at an interval; climb the store tree as they pile up."""
     from logistics.domain.alerts import next_escalation_level, reminder_due
     from logistics.services.notify import enqueue_alert_notifications
 
@@ -316,7 +501,9 @@ def remind_and_escalate(uow: UnitOfWork, *, policy: Any, now: dt.datetime) -> in
         query = query.with_for_update(skip_locked=True)
     reminded = 0
     for alert in uow.session.scalars(query):
-        if not reminder_due(alert.state, alert.severity, alert.last_notified_at, alert.opened_at, policy, now):
+        if not reminder_due(
+            alert.state, alert.severity, alert.last_notified_at, alert.opened_at, policy, now
+        ):
             continue
         reminders = sum(1 for e in alert.events if e.event in ("reminded", "escalated")) + 1
         ancestors = len([p for p in alert.store_path.split("/") if p]) - 1
@@ -329,11 +516,21 @@ def remind_and_escalate(uow: UnitOfWork, *, policy: Any, now: dt.datetime) -> in
     return reminded
 
 
-# --- stock levels ----------------------------------------------------------------------------------
+# --- stock levels -----------------------------------------------------------------------
 
-def set_stock_level(uow: UnitOfWork, *, store_id: int, product_id: int, basis: str, min_value: float,
-                    max_value: float, daily_consumption_doses: float | None, now: dt.datetime) -> Any:
-    """Set a store's minimum and maximum of one product (doses, or days of stock with a daily rate)."""
+
+def set_stock_level(
+    uow: UnitOfWork,
+    *,
+    store_id: int,
+    product_id: int,
+    basis: str,
+    min_value: float,
+    max_value: float,
+    daily_consumption_doses: float | None,
+    now: dt.datetime,
+) -> Any:
+    """Set a store's minimum and maximum of a product (doses, or days of stock at a daily rate)."""
     from logistics.errors import Invalid
     from logistics.models.alerts import StockLevel
     from logistics.models.catalog import Product
@@ -345,9 +542,14 @@ def set_stock_level(uow: UnitOfWork, *, store_id: int, product_id: int, basis: s
     if not 0 <= min_value < max_value:
         raise Invalid("need 0 <= min_value < max_value", field="max_value")
     if basis == "days" and not daily_consumption_doses:
-        raise Invalid("levels in days of stock need daily_consumption_doses", field="daily_consumption_doses")
-    level = uow.session.scalars(select(StockLevel).where(StockLevel.store_id == store_id,
-                                                         StockLevel.product_id == product_id)).first()
+        raise Invalid(
+            "levels in days of stock need daily_consumption_doses", field="daily_consumption_doses"
+        )
+    level = uow.session.scalars(
+        select(StockLevel).where(
+            StockLevel.store_id == store_id, StockLevel.product_id == product_id
+        )
+    ).first()
     if level is None:
         level = StockLevel(store_id=store_id, product_id=product_id)
         uow.session.add(level)

@@ -1,4 +1,4 @@
-"""Use cases of temperature monitoring: evaluate units as readings arrive, rules, quarantine reviews.
+"""Temperature monitoring: evaluate units as readings arrive, rules, quarantine reviews, MKT.
 
 Evaluation re-reads a unit's readings from the database over the span that can still change
 (so late and out-of-order readings, and one sensor's readings spread over several ingestion
@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from logistics.config import Settings
 from logistics.db import UnitOfWork, insert_for, is_postgres
@@ -40,30 +40,54 @@ MINUTE = dt.timedelta(minutes=1)
 # this an excursion is taken as starting at the first reading loaded.
 MAX_LOOKBACK = dt.timedelta(days=7)
 SEVERITY = {"warning": "warning", "alarm": "alarm"}
-KIND_WORDS = {"heat_warning": "heat warning", "heat_alarm": "heat alarm",
-              "cold_warning": "cold warning", "cold_alarm": "freeze alarm"}
+KIND_WORDS = {
+    "heat_warning": "heat warning",
+    "heat_alarm": "heat alarm",
+    "cold_warning": "cold warning",
+    "cold_alarm": "freeze alarm",
+}
 
 
 # --- rules -------------------------------------------------------------------------------------
 
+
 def _rule_set_from_row(row: TemperatureRuleSet) -> RuleSet:
-    rules = tuple(Rule(r.side, r.level, r.limit_c, r.mode, r.duration_min * MINUTE,  # type: ignore[arg-type]
-                       r.window_min * MINUTE if r.window_min else None) for r in row.rules)
+    rules = tuple(
+        Rule(
+            r.side,
+            r.level,
+            r.limit_c,
+            r.mode,
+            r.duration_min * MINUTE,  # type: ignore[arg-type]
+            r.window_min * MINUTE if r.window_min else None,
+        )
+        for r in row.rules
+    )
     return RuleSet(row.min_temp_c, row.max_temp_c, rules)
 
 
 def _defaults(settings: Settings, min_c: float, max_c: float) -> RuleSet:
-    return default_rules(min_c, max_c, freeze_limit_c=settings.alerts_freeze_limit_c,
-                         heat_warning_min=settings.alerts_heat_warning_min,
-                         heat_alarm_min=settings.alerts_heat_alarm_min,
-                         cold_warning_min=settings.alerts_cold_warning_min,
-                         cold_alarm_min=settings.alerts_cold_alarm_min)
+    return default_rules(
+        min_c,
+        max_c,
+        freeze_limit_c=settings.alerts_freeze_limit_c,
+        heat_warning_min=settings.alerts_heat_warning_min,
+        heat_alarm_min=settings.alerts_heat_alarm_min,
+        cold_warning_min=settings.alerts_cold_warning_min,
+        cold_alarm_min=settings.alerts_cold_alarm_min,
+    )
 
 
 def product_rules(uow: UnitOfWork, settings: Settings, product: Product) -> RuleSet:
     """A product's rules: its own rule set, else the defaults on its storage range."""
-    row = uow.session.scalars(select(TemperatureRuleSet).where(TemperatureRuleSet.product_id == product.id)).first()
-    return _rule_set_from_row(row) if row else _defaults(settings, product.min_temp_c, product.max_temp_c)
+    row = uow.session.scalars(
+        select(TemperatureRuleSet).where(TemperatureRuleSet.product_id == product.id)
+    ).first()
+    return (
+        _rule_set_from_row(row)
+        if row
+        else _defaults(settings, product.min_temp_c, product.max_temp_c)
+    )
 
 
 def _stricter(a: Rule, b: Rule) -> Rule:
@@ -78,8 +102,12 @@ def _merge(sets: Sequence[RuleSet]) -> RuleSet:
     by_kind: dict[str, Rule] = {}
     for rule_set in sets:
         for rule in rule_set.rules:
-            by_kind[rule.kind] = _stricter(by_kind[rule.kind], rule) if rule.kind in by_kind else rule
-    return RuleSet(max(s.min_temp_c for s in sets), min(s.max_temp_c for s in sets), tuple(by_kind.values()))
+            by_kind[rule.kind] = (
+                _stricter(by_kind[rule.kind], rule) if rule.kind in by_kind else rule
+            )
+    return RuleSet(
+        max(s.min_temp_c for s in sets), min(s.max_temp_c for s in sets), tuple(by_kind.values())
+    )
 
 
 def unit_rules(uow: UnitOfWork, settings: Settings, unit: StorageUnit) -> tuple[RuleSet, str]:
@@ -88,12 +116,20 @@ def unit_rules(uow: UnitOfWork, settings: Settings, unit: StorageUnit) -> tuple[
     Without an override, a unit holding several products follows, per stage, the strictest of
     their rules: the most sensitive vaccine in the unit decides.
     """
-    row = uow.session.scalars(select(TemperatureRuleSet).where(TemperatureRuleSet.unit_id == unit.id)).first()
+    row = uow.session.scalars(
+        select(TemperatureRuleSet).where(TemperatureRuleSet.unit_id == unit.id)
+    ).first()
     if row:
         return _rule_set_from_row(row), "unit"
-    products = list(uow.session.scalars(
-        select(Product).join(Lot, Lot.product_id == Product.id).join(StockBalance, StockBalance.lot_id == Lot.id)
-        .where(StockBalance.unit_id == unit.id, StockBalance.doses > 0).distinct()))
+    products = list(
+        uow.session.scalars(
+            select(Product)
+            .join(Lot, Lot.product_id == Product.id)
+            .join(StockBalance, StockBalance.lot_id == Lot.id)
+            .where(StockBalance.unit_id == unit.id, StockBalance.doses > 0)
+            .distinct()
+        )
+    )
     if products:
         return _merge([product_rules(uow, settings, p) for p in products]), "products"
     return _defaults(settings, unit.min_temp_c, unit.max_temp_c), "defaults"
@@ -120,32 +156,59 @@ def _check_rules(min_c: float, max_c: float, rules: Sequence[RuleInput]) -> None
             raise Invalid(f"two {rule.side} {rule.level} rules", field="rules")
         seen.add((rule.side, rule.level))
         if rule.mode == "cumulative" and (rule.window_min or 0) < rule.duration_min:
-            raise Invalid("a cumulative rule needs a window at least as long as its duration", field="rules")
+            raise Invalid(
+                "a cumulative rule needs a window at least as long as its duration", field="rules"
+            )
 
 
-def set_rules(uow: UnitOfWork, *, product_id: int | None = None, unit_id: int | None = None,
-              min_temp_c: float, max_temp_c: float, rules: Sequence[RuleInput], actor: str,
-              now: dt.datetime) -> TemperatureRuleSet:
+def set_rules(
+    uow: UnitOfWork,
+    *,
+    product_id: int | None = None,
+    unit_id: int | None = None,
+    min_temp_c: float,
+    max_temp_c: float,
+    rules: Sequence[RuleInput],
+    actor: str,
+    now: dt.datetime,
+) -> TemperatureRuleSet:
     """Replace the rules of a product, or the override of a unit."""
     model = Product if product_id is not None else StorageUnit
     if uow.session.get(model, product_id if product_id is not None else unit_id) is None:
         raise NotFound(f"{model.__name__.lower()} does not exist")
     _check_rules(min_temp_c, max_temp_c, rules)
     column = TemperatureRuleSet.product_id if product_id is not None else TemperatureRuleSet.unit_id
-    row = uow.session.scalars(select(TemperatureRuleSet).where(column == (product_id or unit_id))).first()
+    row = uow.session.scalars(
+        select(TemperatureRuleSet).where(column == (product_id or unit_id))
+    ).first()
     if row is None:
-        row = TemperatureRuleSet(product_id=product_id, unit_id=unit_id, min_temp_c=min_temp_c,
-                                 max_temp_c=max_temp_c, updated_at=now, updated_by=actor)
+        row = TemperatureRuleSet(
+            product_id=product_id,
+            unit_id=unit_id,
+            min_temp_c=min_temp_c,
+            max_temp_c=max_temp_c,
+            updated_at=now,
+            updated_by=actor,
+        )
         uow.session.add(row)
-    row.min_temp_c, row.max_temp_c, row.updated_at, row.updated_by = min_temp_c, max_temp_c, now, actor
+    row.min_temp_c, row.max_temp_c, row.updated_at, row.updated_by = (
+        min_temp_c,
+        max_temp_c,
+        now,
+        actor,
+    )
     row.rules = [TemperatureRule(**dataclasses.asdict(rule)) for rule in rules]
+    # Limits learnt under the old rules no longer hold: the next readings get a full evaluation.
+    uow.session.execute(update(UnitMonitorState).values(calm_checked_at=None))
     uow.commit()
     return row
 
 
 def delete_unit_rules(uow: UnitOfWork, *, unit_id: int) -> None:
     """Drop a unit's override: it follows its products' rules again."""
-    row = uow.session.scalars(select(TemperatureRuleSet).where(TemperatureRuleSet.unit_id == unit_id)).first()
+    row = uow.session.scalars(
+        select(TemperatureRuleSet).where(TemperatureRuleSet.unit_id == unit_id)
+    ).first()
     if row is None:
         raise NotFound(f"unit {unit_id} has no rule override")
     uow.session.delete(row)
@@ -157,7 +220,9 @@ def rules_of_product(uow: UnitOfWork, settings: Settings, product_id: int) -> tu
     product = uow.session.get(Product, product_id)
     if product is None:
         raise NotFound(f"product {product_id} does not exist")
-    own = uow.session.scalars(select(TemperatureRuleSet.id).where(TemperatureRuleSet.product_id == product_id)).first()
+    own = uow.session.scalars(
+        select(TemperatureRuleSet.id).where(TemperatureRuleSet.product_id == product_id)
+    ).first()
     return product_rules(uow, settings, product), "product" if own else "defaults"
 
 
@@ -175,6 +240,7 @@ def _unit(uow: UnitOfWork, unit_id: int) -> StorageUnit:
 
 # --- evaluation ----------------------------------------------------------------------------------
 
+
 def evaluate_units(runtime: Runtime, touched: Iterable[Touched], now: dt.datetime) -> int:
     """Re-evaluate every touched unit, each in its own transaction; return how many were evaluated.
 
@@ -185,8 +251,17 @@ def evaluate_units(runtime: Runtime, touched: Iterable[Touched], now: dt.datetim
     for unit_id, low, high in touched:
         old = spans.get(unit_id, (low, high))
         spans[unit_id] = (min(old[0], low), max(old[1], high))
-    done = 0
+    if not spans:
+        return 0
+    try:
+        calm = _settle_calm_units(runtime, spans, now)
+    except Exception:
+        log.exception("fast path failed; evaluating every touched unit in full")
+        calm = set()
+    done = len(calm)
     for unit_id, (low, _high) in sorted(spans.items()):
+        if unit_id in calm:
+            continue
         try:
             with runtime.uow() as uow:
                 evaluate_unit(uow, runtime.settings, unit_id, low, now)
@@ -197,35 +272,139 @@ def evaluate_units(runtime: Runtime, touched: Iterable[Touched], now: dt.datetim
     return done
 
 
+# Limits learnt by a full evaluation are trusted this long (rules or a unit's products may change).
+CALM_TTL = dt.timedelta(minutes=10)
+
+
+def _settle_calm_units(
+    runtime: Runtime, spans: dict[int, tuple[dt.datetime, dt.datetime]], now: dt.datetime
+) -> set[int]:
+    """Settle, in one transaction, the touched units whose new readings cannot change anything.
+
+    A unit is calm when its last full evaluation (under CALM_TTL ago) left no open excursion, no
+    reading outside the innermost limits within reach of the new readings, and the new readings
+    all lie strictly inside those limits. The state rows are locked (in unit order, so batches
+    never deadlock) exactly as a full evaluation locks them, so the two never race.
+    """
+    unit_ids = sorted(spans)
+    with runtime.uow() as uow:
+        states = _lock_states(uow, unit_ids)
+        lo, hi = min(low for low, _ in spans.values()), max(high for _, high in spans.values())
+        extremes = {
+            u: (mn, mx)
+            for u, mn, mx in uow.session.execute(
+                select(Reading.unit_id, func.min(Reading.temp_c), func.max(Reading.temp_c))
+                .where(Reading.unit_id.in_(unit_ids), Reading.ts >= lo, Reading.ts <= hi)
+                .group_by(Reading.unit_id)
+            )
+        }
+        calm = {u for u in unit_ids if _is_calm(states[u], spans[u][0], extremes.get(u), now)}
+        for unit_id in calm:
+            state = states[unit_id]
+            state.evaluated_at, state.evaluations = now, state.evaluations + 1
+            state.last_reading_ts = max(filter(None, [state.last_reading_ts, spans[unit_id][1]]))
+        if calm:
+            s = runtime.settings
+            check_sensors(
+                uow,
+                silence_factor=s.alerts_silence_factor,
+                low_battery_pct=s.alerts_low_battery_pct,
+                now=now,
+                unit_ids=sorted(calm),
+            )
+        uow.commit()
+    return calm
+
+
+def _is_calm(
+    state: UnitMonitorState,
+    earliest: dt.datetime,
+    extremes: tuple[float, float] | None,
+    now: dt.datetime,
+) -> bool:
+    if state.calm_low_c is None or state.calm_high_c is None or state.calm_span_s is None:
+        return False
+    if (
+        state.calm_checked_at is None
+        or now - state.calm_checked_at > CALM_TTL
+        or state.open_excursions
+    ):
+        return False
+    reach = earliest - dt.timedelta(seconds=state.calm_span_s)
+    if state.last_outside_ts is not None and state.last_outside_ts >= reach:
+        return False
+    return (
+        extremes is not None and state.calm_low_c < extremes[0] and extremes[1] < state.calm_high_c
+    )
+
+
+def _lock_states(uow: UnitOfWork, unit_ids: list[int]) -> dict[int, UnitMonitorState]:
+    insert = insert_for(uow.session)
+    uow.session.execute(
+        insert(UnitMonitorState)
+        .values(
+            [
+                {"unit_id": u, "evaluations": 0, "open_excursions": 0, "full_evaluations": 0}
+                for u in unit_ids
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["unit_id"])
+    )
+    query = (
+        select(UnitMonitorState)
+        .where(UnitMonitorState.unit_id.in_(unit_ids))
+        .order_by(UnitMonitorState.unit_id)
+    )
+    if is_postgres(uow.session):
+        query = query.with_for_update()
+    return {
+        s.unit_id: s for s in uow.session.scalars(query.execution_options(populate_existing=True))
+    }
+
+
 def _lock_state(uow: UnitOfWork, unit_id: int) -> UnitMonitorState:
     insert = insert_for(uow.session)
-    uow.session.execute(insert(UnitMonitorState).values(unit_id=unit_id, evaluations=0)
-                        .on_conflict_do_nothing(index_elements=["unit_id"]))
+    uow.session.execute(
+        insert(UnitMonitorState)
+        .values(unit_id=unit_id, evaluations=0, open_excursions=0, full_evaluations=0)
+        .on_conflict_do_nothing(index_elements=["unit_id"])
+    )
     query = select(UnitMonitorState).where(UnitMonitorState.unit_id == unit_id)
     if is_postgres(uow.session):
         query = query.with_for_update()
     return uow.session.scalars(query.execution_options(populate_existing=True)).one()
 
 
-def _evaluation_start(uow: UnitOfWork, unit_id: int, rules: RuleSet, earliest: dt.datetime,
-                      max_gap: dt.timedelta) -> dt.datetime:
+def _evaluation_start(
+    uow: UnitOfWork, unit_id: int, rules: RuleSet, earliest: dt.datetime, max_gap: dt.timedelta
+) -> dt.datetime:
     """Where re-reading must start so every excursion the changed span can touch is recomputed."""
     since = earliest - rules.longest_span() - max_gap
-    stored = uow.session.scalar(select(func.min(Excursion.started_at)).where(
-        Excursion.unit_id == unit_id, (Excursion.ended_at.is_(None)) | (Excursion.ended_at >= since)))
+    stored = uow.session.scalar(
+        select(func.min(Excursion.started_at)).where(
+            Excursion.unit_id == unit_id,
+            (Excursion.ended_at.is_(None)) | (Excursion.ended_at >= since),
+        )
+    )
     if stored is not None:
         since = min(since, stored)
     # Start from a reading inside every limit, so an episode is never cut at its beginning.
-    low = max((r.limit_c for r in rules.rules if r.side == "cold"), default=rules.min_temp_c)
-    high = min((r.limit_c for r in rules.rules if r.side == "heat"), default=rules.max_temp_c)
-    calm = uow.session.scalar(select(func.max(Reading.ts)).where(
-        Reading.unit_id == unit_id, Reading.ts <= since, Reading.ts >= since - MAX_LOOKBACK,
-        Reading.temp_c > low, Reading.temp_c < high))
+    low, high = _innermost(rules)
+    calm = uow.session.scalar(
+        select(func.max(Reading.ts)).where(
+            Reading.unit_id == unit_id,
+            Reading.ts <= since,
+            Reading.ts >= since - MAX_LOOKBACK,
+            Reading.temp_c > low,
+            Reading.temp_c < high,
+        )
+    )
     return calm if calm is not None else since
 
 
-def evaluate_unit(uow: UnitOfWork, settings: Settings, unit_id: int, earliest: dt.datetime,
-                  now: dt.datetime) -> list[Excursion]:
+def evaluate_unit(
+    uow: UnitOfWork, settings: Settings, unit_id: int, earliest: dt.datetime, now: dt.datetime
+) -> list[Excursion]:
     """Recompute a unit's excursions from its readings since `earliest`; store, alert, quarantine.
 
     Does not commit; the caller commits (the unit's state row stays locked until then).
@@ -235,27 +414,78 @@ def evaluate_unit(uow: UnitOfWork, settings: Settings, unit_id: int, earliest: d
     rules, _source = unit_rules(uow, settings, unit)
     max_gap = settings.alerts_max_gap_min * MINUTE
     since = _evaluation_start(uow, unit_id, rules, earliest, max_gap)
-    rows = uow.session.execute(select(Reading.ts, Reading.temp_c).where(
-        Reading.unit_id == unit_id, Reading.ts >= since, Reading.ts <= now).order_by(Reading.ts))
+    rows = uow.session.execute(
+        select(Reading.ts, Reading.temp_c)
+        .where(Reading.unit_id == unit_id, Reading.ts >= since, Reading.ts <= now)
+        .order_by(Reading.ts)
+    )
     samples = [Sample(ts, temp) for ts, temp in rows]
     findings = detect(samples, rules, now, max_gap)
     stored = _reconcile(uow, unit, rules, findings, since, now)
     _sync_alerts(uow, unit, now)
     # Readings came in: a silent sensor of this unit has spoken again, its battery/power changed.
-    check_sensors(uow, silence_factor=settings.alerts_silence_factor,
-                  low_battery_pct=settings.alerts_low_battery_pct, now=now, unit_ids=[unit_id])
+    check_sensors(
+        uow,
+        silence_factor=settings.alerts_silence_factor,
+        low_battery_pct=settings.alerts_low_battery_pct,
+        now=now,
+        unit_ids=[unit_id],
+    )
     state.evaluated_at = now
-    state.last_reading_ts = max(filter(None, [state.last_reading_ts, samples[-1].ts if samples else None]),
-                                default=None)
+    state.last_reading_ts = max(
+        filter(None, [state.last_reading_ts, samples[-1].ts if samples else None]), default=None
+    )
     state.evaluations += 1
+    state.full_evaluations += 1
+    _learn_calm(uow, state, rules, samples, max_gap, now)
     return stored
 
 
+def _innermost(rules: RuleSet) -> tuple[float, float]:
+    low = max((r.limit_c for r in rules.rules if r.side == "cold"), default=rules.min_temp_c)
+    high = min((r.limit_c for r in rules.rules if r.side == "heat"), default=rules.max_temp_c)
+    return low, high
+
+
+def _learn_calm(
+    uow: UnitOfWork,
+    state: UnitMonitorState,
+    rules: RuleSet,
+    samples: list[Sample],
+    max_gap: dt.timedelta,
+    now: dt.datetime,
+) -> None:
+    low, high = _innermost(rules)
+    outside = [s.ts for s in samples if not low < s.temp_c < high]
+    state.last_outside_ts = max(
+        filter(None, [state.last_outside_ts, max(outside, default=None)]), default=None
+    )
+    state.calm_low_c, state.calm_high_c = low, high
+    state.calm_span_s = int((rules.longest_span() + max_gap).total_seconds())
+    state.calm_checked_at = now
+    state.open_excursions = (
+        uow.session.scalar(
+            select(func.count())
+            .select_from(Excursion)
+            .where(Excursion.unit_id == state.unit_id, Excursion.ended_at.is_(None))
+        )
+        or 0
+    )
+
+
 def _lots_in_unit(uow: UnitOfWork, unit_id: int) -> list[dict[str, Any]]:
-    balances = uow.session.scalars(select(StockBalance).where(StockBalance.unit_id == unit_id,
-                                                              StockBalance.doses > 0))
-    return [{"lot_id": b.lot_id, "lot_number": b.lot.lot_number, "product_id": b.lot.product_id,
-             "doses": b.doses} for b in balances]
+    balances = uow.session.scalars(
+        select(StockBalance).where(StockBalance.unit_id == unit_id, StockBalance.doses > 0)
+    )
+    return [
+        {
+            "lot_id": b.lot_id,
+            "lot_number": b.lot.lot_number,
+            "product_id": b.lot.product_id,
+            "doses": b.doses,
+        }
+        for b in balances
+    ]
 
 
 def _merge_lots(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -267,10 +497,22 @@ def _merge_lots(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[di
     return sorted(by_lot.values(), key=lambda item: item["lot_id"])
 
 
-def _reconcile(uow: UnitOfWork, unit: StorageUnit, rules: RuleSet, findings: list[Finding],
-               since: dt.datetime, now: dt.datetime) -> list[Excursion]:
-    existing = list(uow.session.scalars(select(Excursion).where(
-        Excursion.unit_id == unit.id, (Excursion.started_at >= since) | Excursion.ended_at.is_(None))))
+def _reconcile(
+    uow: UnitOfWork,
+    unit: StorageUnit,
+    rules: RuleSet,
+    findings: list[Finding],
+    since: dt.datetime,
+    now: dt.datetime,
+) -> list[Excursion]:
+    existing = list(
+        uow.session.scalars(
+            select(Excursion).where(
+                Excursion.unit_id == unit.id,
+                (Excursion.started_at >= since) | Excursion.ended_at.is_(None),
+            )
+        )
+    )
     lots = _lots_in_unit(uow, unit.id)
     kept: list[Excursion] = []
     for finding in findings:
@@ -304,19 +546,30 @@ def _match(existing: list[Excursion], finding: Finding) -> Excursion | None:
             return excursion
     end = finding.ended_at
     for excursion in existing:
-        if excursion.kind == finding.kind and (end is None or excursion.started_at <= end) and \
-                (excursion.ended_at is None or excursion.ended_at >= finding.started_at):
+        if (
+            excursion.kind == finding.kind
+            and (end is None or excursion.started_at <= end)
+            and (excursion.ended_at is None or excursion.ended_at >= finding.started_at)
+        ):
             return excursion
     return None
 
 
-def _new_excursion(uow: UnitOfWork, unit: StorageUnit, rules: RuleSet, finding: Finding,
-                   now: dt.datetime) -> Excursion:
-    excursion = Excursion(unit_id=unit.id, store_id=unit.store_id, kind=finding.kind,
-                          started_at=finding.started_at, triggered_at=finding.triggered_at,
-                          peak_temp_c=finding.peak_temp_c, minutes_outside=finding.minutes_outside,
-                          thresholds={**rules.snapshot(), "rule": finding.rule.snapshot()},
-                          lots=[], updated_at=now)
+def _new_excursion(
+    uow: UnitOfWork, unit: StorageUnit, rules: RuleSet, finding: Finding, now: dt.datetime
+) -> Excursion:
+    excursion = Excursion(
+        unit_id=unit.id,
+        store_id=unit.store_id,
+        kind=finding.kind,
+        started_at=finding.started_at,
+        triggered_at=finding.triggered_at,
+        peak_temp_c=finding.peak_temp_c,
+        minutes_outside=finding.minutes_outside,
+        thresholds={**rules.snapshot(), "rule": finding.rule.snapshot()},
+        lots=[],
+        updated_at=now,
+    )
     uow.session.add(excursion)
     uow.session.flush()
     return excursion
@@ -329,72 +582,136 @@ def _apply(excursion: Excursion, finding: Finding, now: dt.datetime) -> None:
 
 
 def _sync_alerts(uow: UnitOfWork, unit: StorageUnit, now: dt.datetime) -> None:
-    """One alert per unit and excursion kind, open exactly while an excursion of that kind is open."""
+    """One alert per unit and excursion kind, open exactly while such an excursion is open."""
     uow.session.flush()
-    open_by_kind = {e.kind: e for e in uow.session.scalars(select(Excursion).where(
-        Excursion.unit_id == unit.id, Excursion.ended_at.is_(None)).order_by(Excursion.started_at))}
+    open_by_kind = {
+        e.kind: e
+        for e in uow.session.scalars(
+            select(Excursion)
+            .where(Excursion.unit_id == unit.id, Excursion.ended_at.is_(None))
+            .order_by(Excursion.started_at)
+        )
+    }
     for kind, words in KIND_WORDS.items():
         excursion = open_by_kind.get(kind)
         if excursion is None:
-            clear_alert(uow, kind=kind, subject_type="unit", subject_id=unit.id, now=now,
-                        comment="temperature back in range")
+            clear_alert(
+                uow,
+                kind=kind,
+                subject_type="unit",
+                subject_id=unit.id,
+                now=now,
+                comment="temperature back in range",
+            )
             continue
-        raise_alert(uow, kind=kind, subject_type="unit", subject_id=unit.id, store_id=unit.store_id,
-                    severity=SEVERITY[kind.split("_")[1]],
-                    message=f"{words} in unit {unit.code}: {excursion.minutes_outside:.0f} min outside, "
-                            f"peak {excursion.peak_temp_c:.1f} C",
-                    details=_alert_details(excursion), now=now)
+        raise_alert(
+            uow,
+            kind=kind,
+            subject_type="unit",
+            subject_id=unit.id,
+            store_id=unit.store_id,
+            severity=SEVERITY[kind.split("_")[1]],
+            message=f"{words} in unit {unit.code}: {excursion.minutes_outside:.0f} min outside, "
+            f"peak {excursion.peak_temp_c:.1f} C",
+            details=_alert_details(excursion),
+            now=now,
+        )
 
 
-def _alert_past_excursion(uow: UnitOfWork, unit: StorageUnit, excursion: Excursion, now: dt.datetime) -> None:
+def _alert_past_excursion(
+    uow: UnitOfWork, unit: StorageUnit, excursion: Excursion, now: dt.datetime
+) -> None:
     """An excursion already over when its readings arrived still gets an alert (then resolved)."""
     kind = excursion.kind
     if _open_alert_exists(uow, kind, unit.id):
         return  # the open alert of a current excursion of this kind already calls for attention
-    raise_alert(uow, kind=kind, subject_type="unit", subject_id=unit.id, store_id=unit.store_id,
-                severity=SEVERITY[kind.split("_")[1]],
-                message=f"{KIND_WORDS[kind]} in unit {unit.code} (already over): "
-                        f"{excursion.minutes_outside:.0f} min outside, peak {excursion.peak_temp_c:.1f} C",
-                details=_alert_details(excursion), now=now)
-    clear_alert(uow, kind=kind, subject_type="unit", subject_id=unit.id, now=now,
-                comment="excursion was already over when its readings arrived")
+    raise_alert(
+        uow,
+        kind=kind,
+        subject_type="unit",
+        subject_id=unit.id,
+        store_id=unit.store_id,
+        severity=SEVERITY[kind.split("_")[1]],
+        message=f"{KIND_WORDS[kind]} in unit {unit.code} (already over): "
+        f"{excursion.minutes_outside:.0f} min outside, peak {excursion.peak_temp_c:.1f} C",
+        details=_alert_details(excursion),
+        now=now,
+    )
+    clear_alert(
+        uow,
+        kind=kind,
+        subject_type="unit",
+        subject_id=unit.id,
+        now=now,
+        comment="excursion was already over when its readings arrived",
+    )
 
 
 def _open_alert_exists(uow: UnitOfWork, kind: str, unit_id: int) -> bool:
     from logistics.models.alerts import Alert
 
-    return uow.session.scalar(select(func.count()).select_from(Alert).where(
-        Alert.kind == kind, Alert.subject_type == "unit", Alert.subject_id == str(unit_id),
-        Alert.state != "resolved")) > 0
+    return (
+        uow.session.scalar(
+            select(func.count())
+            .select_from(Alert)
+            .where(
+                Alert.kind == kind,
+                Alert.subject_type == "unit",
+                Alert.subject_id == str(unit_id),
+                Alert.state != "resolved",
+            )
+        )
+        > 0
+    )
 
 
 def _alert_details(excursion: Excursion) -> dict[str, Any]:
-    return {"excursion_id": excursion.id, "unit_id": excursion.unit_id,
-            "started_at": excursion.started_at.isoformat(), "triggered_at": excursion.triggered_at.isoformat(),
-            "peak_temp_c": excursion.peak_temp_c, "minutes_outside": excursion.minutes_outside,
-            "lots": excursion.lots}
+    return {
+        "excursion_id": excursion.id,
+        "unit_id": excursion.unit_id,
+        "started_at": excursion.started_at.isoformat(),
+        "triggered_at": excursion.triggered_at.isoformat(),
+        "peak_temp_c": excursion.peak_temp_c,
+        "minutes_outside": excursion.minutes_outside,
+        "lots": excursion.lots,
+    }
 
 
 # --- quarantine ----------------------------------------------------------------------------------
+
 
 def quarantine_unit(uow: UnitOfWork, excursion: Excursion, now: dt.datetime) -> int:
     """Hold every lot in the unit after an alarm, with one review per lot; return lots newly held.
 
     Idempotent: a lot already under review for this excursion is left as the officer left it.
     """
-    reviewed = set(uow.session.scalars(select(QuarantineReview.lot_id).where(
-        QuarantineReview.excursion_id == excursion.id)))
-    query = select(StockBalance).where(StockBalance.unit_id == excursion.unit_id, StockBalance.doses > 0)
+    reviewed = set(
+        uow.session.scalars(
+            select(QuarantineReview.lot_id).where(QuarantineReview.excursion_id == excursion.id)
+        )
+    )
+    query = select(StockBalance).where(
+        StockBalance.unit_id == excursion.unit_id, StockBalance.doses > 0
+    )
     balances = uow.session.scalars(_locked(uow, query, StockBalance))
     held = 0
     for balance in balances:
         if balance.lot_id in reviewed:
             continue
         balance.quarantined_doses, balance.updated_at = balance.doses, now
-        uow.session.add(QuarantineReview(
-            excursion_id=excursion.id, unit_id=excursion.unit_id, store_id=excursion.store_id,
-            lot_id=balance.lot_id, doses=balance.doses, reason=_reason(excursion),
-            proposed_decision=_proposal(excursion, balance.lot.product), state="pending", created_at=now))
+        uow.session.add(
+            QuarantineReview(
+                excursion_id=excursion.id,
+                unit_id=excursion.unit_id,
+                store_id=excursion.store_id,
+                lot_id=balance.lot_id,
+                doses=balance.doses,
+                reason=_reason(excursion),
+                proposed_decision=_proposal(excursion, balance.lot.product),
+                state="pending",
+                created_at=now,
+            )
+        )
         held += 1
     return held
 
@@ -404,7 +721,7 @@ def _reason(excursion: Excursion) -> str:
 
 
 def _proposal(excursion: Excursion, product: Product) -> str:
-    """A frozen freeze-sensitive vaccine is discarded (shared/domain.md); otherwise an officer judges."""
+    """A frozen freeze-sensitive vaccine is discarded (shared/domain.md); else an officer judges."""
     if excursion.kind == "cold_alarm" and product.freeze_sensitive:
         return "discard"
     return "review"
@@ -412,7 +729,9 @@ def _proposal(excursion: Excursion, product: Product) -> str:
 
 def _review_for_update(uow: UnitOfWork, review_id: int) -> QuarantineReview:
     query = select(QuarantineReview).where(QuarantineReview.id == review_id)
-    review = uow.session.scalars(query.with_for_update() if is_postgres(uow.session) else query).first()
+    review = uow.session.scalars(
+        query.with_for_update() if is_postgres(uow.session) else query
+    ).first()
     if review is None:
         raise NotFound(f"quarantine review {review_id} does not exist")
     if review.state != "pending":
@@ -421,31 +740,38 @@ def _review_for_update(uow: UnitOfWork, review_id: int) -> QuarantineReview:
 
 
 def _balance(uow: UnitOfWork, review: QuarantineReview) -> StockBalance | None:
-    query = select(StockBalance).where(StockBalance.unit_id == review.unit_id, StockBalance.lot_id == review.lot_id)
+    query = select(StockBalance).where(
+        StockBalance.unit_id == review.unit_id, StockBalance.lot_id == review.lot_id
+    )
     return uow.session.scalars(_locked(uow, query, StockBalance)).first()
 
 
 def _locked(uow: UnitOfWork, query: Any, model: Any) -> Any:
-    """Lock the rows of `model` the query reads, on PostgreSQL (SQLite serialises writers anyway)."""
+    """Lock the rows of `model` the query reads on PostgreSQL (SQLite serialises writers)."""
     return query.with_for_update(of=model) if is_postgres(uow.session) else query
 
 
-def release_review(uow: UnitOfWork, *, review_id: int, comment: str, actor: str,
-                   now: dt.datetime) -> QuarantineReview:
+def release_review(
+    uow: UnitOfWork, *, review_id: int, comment: str, actor: str, now: dt.datetime
+) -> QuarantineReview:
     """An officer judges the lot usable: its doses are no longer held."""
     if not (comment or "").strip():
         raise Invalid("a comment is required to release quarantined doses", field="comment")
     review = _review_for_update(uow, review_id)
     balance = _balance(uow, review)
     if balance is not None:
-        balance.quarantined_doses, balance.updated_at = max(0, balance.quarantined_doses - review.doses), now
+        balance.quarantined_doses, balance.updated_at = (
+            max(0, balance.quarantined_doses - review.doses),
+            now,
+        )
     _decide(review, "released", comment, actor, now)
     uow.commit()
     return review
 
 
-def discard_review(uow: UnitOfWork, *, review_id: int, comment: str | None, actor: str,
-                   now: dt.datetime) -> QuarantineReview:
+def discard_review(
+    uow: UnitOfWork, *, review_id: int, comment: str | None, actor: str, now: dt.datetime
+) -> QuarantineReview:
     """Discard the held doses: recorded as wastage (heat_exposure or frozen) by the ledger."""
     from logistics.services.stock import record_wastage
 
@@ -454,42 +780,68 @@ def discard_review(uow: UnitOfWork, *, review_id: int, comment: str | None, acto
     # Doses may have left the unit since (e.g. counted, or partly discarded): discard what is held.
     doses = min(review.doses, balance.quarantined_doses) if balance else 0
     if doses > 0:
-        record_wastage(uow, store_id=review.store_id, unit_id=review.unit_id, lot_id=review.lot_id,
-                       doses=doses, reason=review.reason, actor=actor, occurred_at=now,
-                       client_id=f"quarantine-review-{review.id}", note=comment, from_quarantine=True)
+        record_wastage(
+            uow,
+            store_id=review.store_id,
+            unit_id=review.unit_id,
+            lot_id=review.lot_id,
+            doses=doses,
+            reason=review.reason,
+            actor=actor,
+            occurred_at=now,
+            client_id=f"quarantine-review-{review.id}",
+            note=comment,
+            from_quarantine=True,
+        )
     _decide(review, "discarded", comment, actor, now)
     uow.commit()
     return review
 
 
-def _decide(review: QuarantineReview, state: str, comment: str | None, actor: str, now: dt.datetime) -> None:
+def _decide(
+    review: QuarantineReview, state: str, comment: str | None, actor: str, now: dt.datetime
+) -> None:
     review.state, review.comment, review.decided_by, review.decided_at = state, comment, actor, now
 
 
-def list_reviews(uow: UnitOfWork, *, store_path: str | None, state: str | None,
-                 limit: int = 100, offset: int = 0) -> list[QuarantineReview]:
+def list_reviews(
+    uow: UnitOfWork, *, store_path: str | None, state: str | None, limit: int = 100, offset: int = 0
+) -> list[QuarantineReview]:
     """Quarantine reviews of a store subtree, pending first."""
     from logistics.models.catalog import Store
 
     query = select(QuarantineReview)
     if store_path is not None:
         query = query.join(Store, Store.id == QuarantineReview.store_id).where(
-            Store.path.startswith(store_path, autoescape=True))
+            Store.path.startswith(store_path, autoescape=True)
+        )
     if state is not None:
         query = query.where(QuarantineReview.state == state)
-    return list(uow.session.scalars(query.order_by(QuarantineReview.id.desc()).limit(limit).offset(offset)))
+    return list(
+        uow.session.scalars(query.order_by(QuarantineReview.id.desc()).limit(limit).offset(offset))
+    )
 
 
-def list_excursions(uow: UnitOfWork, *, store_path: str | None, unit_id: int | None, kind: str | None,
-                    open_only: bool, since: dt.datetime | None, until: dt.datetime | None,
-                    limit: int = 100, offset: int = 0) -> list[Excursion]:
+def list_excursions(
+    uow: UnitOfWork,
+    *,
+    store_path: str | None,
+    unit_id: int | None,
+    kind: str | None,
+    open_only: bool,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Excursion]:
     """Excursions of a store subtree or a unit, newest first."""
     from logistics.models.catalog import Store
 
     query = select(Excursion)
     if store_path is not None:
         query = query.join(Store, Store.id == Excursion.store_id).where(
-            Store.path.startswith(store_path, autoescape=True))
+            Store.path.startswith(store_path, autoescape=True)
+        )
     if unit_id is not None:
         query = query.where(Excursion.unit_id == unit_id)
     if kind is not None:
@@ -500,21 +852,30 @@ def list_excursions(uow: UnitOfWork, *, store_path: str | None, unit_id: int | N
         query = query.where((Excursion.ended_at.is_(None)) | (Excursion.ended_at >= since))
     if until is not None:
         query = query.where(Excursion.started_at < until)
-    return list(uow.session.scalars(query.order_by(Excursion.started_at.desc()).limit(limit).offset(offset)))
+    return list(
+        uow.session.scalars(query.order_by(Excursion.started_at.desc()).limit(limit).offset(offset))
+    )
 
 
-def units_needing_evaluation(uow: UnitOfWork, now: dt.datetime, lookback: dt.timedelta) -> list[Touched]:
+def units_needing_evaluation(
+    uow: UnitOfWork, now: dt.datetime, lookback: dt.timedelta
+) -> list[Touched]:
     """Units with readings received since their last evaluation (the scheduler's safety net)."""
     rows = uow.session.execute(
         select(Reading.unit_id, func.min(Reading.ts), func.max(Reading.ts))
         .outerjoin(UnitMonitorState, UnitMonitorState.unit_id == Reading.unit_id)
-        .where(Reading.received_at >= now - lookback,
-               (UnitMonitorState.evaluated_at.is_(None)) | (Reading.received_at >= UnitMonitorState.evaluated_at))
-        .group_by(Reading.unit_id))
+        .where(
+            Reading.received_at >= now - lookback,
+            (UnitMonitorState.evaluated_at.is_(None))
+            | (Reading.received_at >= UnitMonitorState.evaluated_at),
+        )
+        .group_by(Reading.unit_id)
+    )
     return [(unit_id, low, high) for unit_id, low, high in rows]
 
 
 # --- mean kinetic temperature and a lot's thermal history ---------------------------------------
+
 
 def _check_span(start: dt.datetime, end: dt.datetime) -> None:
     if end <= start:
@@ -523,41 +884,63 @@ def _check_span(start: dt.datetime, end: dt.datetime) -> None:
         raise Invalid("a range of at most 400 days", field="end")
 
 
-def _unit_mkt(uow: UnitOfWork, settings: Settings, unit_id: int, start: dt.datetime,
-              end: dt.datetime) -> dict[str, Any]:
+def _unit_mkt(
+    uow: UnitOfWork, settings: Settings, unit_id: int, start: dt.datetime, end: dt.datetime
+) -> dict[str, Any]:
     from logistics.domain.mkt import mean_kinetic_temperature, reading_weights
 
     # The reading just before the range stands for the range's first minutes.
-    before = uow.session.scalar(select(func.max(Reading.ts)).where(Reading.unit_id == unit_id, Reading.ts < start))
+    before = uow.session.scalar(
+        select(func.max(Reading.ts)).where(Reading.unit_id == unit_id, Reading.ts < start)
+    )
     lower = before if before is not None else start
-    rows = list(uow.session.execute(select(Reading.ts, Reading.temp_c).where(
-        Reading.unit_id == unit_id, Reading.ts >= lower, Reading.ts < end).order_by(Reading.ts)))
+    rows = list(
+        uow.session.execute(
+            select(Reading.ts, Reading.temp_c)
+            .where(Reading.unit_id == unit_id, Reading.ts >= lower, Reading.ts < end)
+            .order_by(Reading.ts)
+        )
+    )
     times, temps = [r[0] for r in rows], [r[1] for r in rows]
     weights = reading_weights(times, start, end, settings.alerts_max_gap_min * MINUTE)
     covered = sum(weights)
-    return {"mkt_c": _round(mean_kinetic_temperature(temps, weights)), "readings": len(rows),
-            "covered_min": round(covered / 60, 1), "range_min": round((end - start).total_seconds() / 60, 1)}
+    return {
+        "mkt_c": _round(mean_kinetic_temperature(temps, weights)),
+        "readings": len(rows),
+        "covered_min": round(covered / 60, 1),
+        "range_min": round((end - start).total_seconds() / 60, 1),
+    }
 
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def unit_mkt(uow: UnitOfWork, settings: Settings, *, unit_id: int, start: dt.datetime,
-             end: dt.datetime) -> dict[str, Any]:
-    """MKT (USP <1160>) of a unit over [start, end), each reading weighted by the time it stands for."""
+def unit_mkt(
+    uow: UnitOfWork, settings: Settings, *, unit_id: int, start: dt.datetime, end: dt.datetime
+) -> dict[str, Any]:
+    """MKT (USP <1160>) of a unit over [start, end), each reading weighted by its time."""
     _check_span(start, end)
     _unit(uow, unit_id)
-    return {"unit_id": unit_id, "start": start, "end": end, **_unit_mkt(uow, settings, unit_id, start, end)}
+    return {
+        "unit_id": unit_id,
+        "start": start,
+        "end": end,
+        **_unit_mkt(uow, settings, unit_id, start, end),
+    }
 
 
-def lot_stays(uow: UnitOfWork, lot_id: int, start: dt.datetime, end: dt.datetime) -> list[tuple[int, dt.datetime, dt.datetime]]:
+def lot_stays(
+    uow: UnitOfWork, lot_id: int, start: dt.datetime, end: dt.datetime
+) -> list[tuple[int, dt.datetime, dt.datetime]]:
     """Where the lot sat: (unit, from, to) spans with doses on hand, from the ledger's entries."""
     from logistics.models.stock import LedgerEntry
 
-    entries = uow.session.execute(select(LedgerEntry.unit_id, LedgerEntry.occurred_at, LedgerEntry.doses)
-                                  .where(LedgerEntry.lot_id == lot_id)
-                                  .order_by(LedgerEntry.unit_id, LedgerEntry.occurred_at, LedgerEntry.id))
+    entries = uow.session.execute(
+        select(LedgerEntry.unit_id, LedgerEntry.occurred_at, LedgerEntry.doses)
+        .where(LedgerEntry.lot_id == lot_id)
+        .order_by(LedgerEntry.unit_id, LedgerEntry.occurred_at, LedgerEntry.id)
+    )
     stays: list[tuple[int, dt.datetime, dt.datetime]] = []
     balance: dict[int, int] = {}
     since: dict[int, dt.datetime] = {}
@@ -573,11 +956,11 @@ def lot_stays(uow: UnitOfWork, lot_id: int, start: dt.datetime, end: dt.datetime
     return sorted(clipped, key=lambda stay: stay[1])
 
 
-def lot_thermal_history(uow: UnitOfWork, settings: Settings, *, lot_id: int, start: dt.datetime,
-                        end: dt.datetime) -> dict[str, Any]:
+def lot_thermal_history(
+    uow: UnitOfWork, settings: Settings, *, lot_id: int, start: dt.datetime, end: dt.datetime
+) -> dict[str, Any]:
     """Every unit (and store) the lot sat in, every excursion it sat through there, and its MKT."""
     from logistics.domain.mkt import mean_kinetic_temperature
-
     from logistics.models.catalog import Lot as LotModel
 
     _check_span(start, end)
@@ -587,16 +970,39 @@ def lot_thermal_history(uow: UnitOfWork, settings: Settings, *, lot_id: int, sta
     stays, temps, weights = [], [], []
     for unit_id, frm, to in lot_stays(uow, lot_id, start, end):
         unit = _unit(uow, unit_id)
-        excursions = list(uow.session.scalars(select(Excursion).where(
-            Excursion.unit_id == unit_id, Excursion.started_at < to,
-            (Excursion.ended_at.is_(None)) | (Excursion.ended_at > frm)).order_by(Excursion.started_at)))
+        excursions = list(
+            uow.session.scalars(
+                select(Excursion)
+                .where(
+                    Excursion.unit_id == unit_id,
+                    Excursion.started_at < to,
+                    (Excursion.ended_at.is_(None)) | (Excursion.ended_at > frm),
+                )
+                .order_by(Excursion.started_at)
+            )
+        )
         mkt = _unit_mkt(uow, settings, unit_id, frm, to)
         if mkt["mkt_c"] is not None:
             temps.append(mkt["mkt_c"])
             weights.append(mkt["covered_min"])
-        stays.append({"unit_id": unit_id, "unit_code": unit.code, "store_id": unit.store_id,
-                      "from": frm, "to": to, "mkt_c": mkt["mkt_c"], "excursions": excursions})
+        stays.append(
+            {
+                "unit_id": unit_id,
+                "unit_code": unit.code,
+                "store_id": unit.store_id,
+                "from": frm,
+                "to": to,
+                "mkt_c": mkt["mkt_c"],
+                "excursions": excursions,
+            }
+        )
     # The lot's MKT combines the stays' MKTs weighted by covered time (MKT of MKTs is exact:
     # each stay's MKT is the temperature giving that stay's mean Arrhenius factor).
-    return {"lot_id": lot_id, "lot_number": lot.lot_number, "start": start, "end": end,
-            "mkt_c": _round(mean_kinetic_temperature(temps, weights)), "stays": stays}
+    return {
+        "lot_id": lot_id,
+        "lot_number": lot.lot_number,
+        "start": start,
+        "end": end,
+        "mkt_c": _round(mean_kinetic_temperature(temps, weights)),
+        "stays": stays,
+    }

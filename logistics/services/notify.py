@@ -49,16 +49,27 @@ def _stores_to_tell(alert: Alert) -> list[int]:
     ids = [int(part) for part in alert.store_path.split("/") if part]
     if not ids:
         return [alert.store_id] if alert.store_id else []
-    return ids[max(0, len(ids) - 1 - alert.escalation_level):]
+    return ids[max(0, len(ids) - 1 - alert.escalation_level) :]
 
 
 def alert_payload(alert: Alert, event: str) -> dict[str, Any]:
     """What a receiver gets: the event and the alert as the API shows it."""
-    return {"event": event, "alert": {
-        "id": alert.id, "kind": alert.kind, "severity": alert.severity, "state": alert.state,
-        "subject_type": alert.subject_type, "subject_id": alert.subject_id, "store_id": alert.store_id,
-        "message": alert.message, "details": alert.details, "opened_at": alert.opened_at.isoformat(),
-        "escalation_level": alert.escalation_level}}
+    return {
+        "event": event,
+        "alert": {
+            "id": alert.id,
+            "kind": alert.kind,
+            "severity": alert.severity,
+            "state": alert.state,
+            "subject_type": alert.subject_type,
+            "subject_id": alert.subject_id,
+            "store_id": alert.store_id,
+            "message": alert.message,
+            "details": alert.details,
+            "opened_at": alert.opened_at.isoformat(),
+            "escalation_level": alert.escalation_level,
+        },
+    }
 
 
 def enqueue_alert_notifications(uow: UnitOfWork, alert: Alert, event: str, now: dt.datetime) -> int:
@@ -66,31 +77,56 @@ def enqueue_alert_notifications(uow: UnitOfWork, alert: Alert, event: str, now: 
     stores = _stores_to_tell(alert)
     if not stores:
         return 0
-    targets = uow.session.scalars(select(NotificationTarget).where(
-        NotificationTarget.store_id.in_(stores), NotificationTarget.active.is_(True)))
+    targets = uow.session.scalars(
+        select(NotificationTarget).where(
+            NotificationTarget.store_id.in_(stores), NotificationTarget.active.is_(True)
+        )
+    )
     payload = alert_payload(alert, event)
     queued = 0
     for target in targets:
         if SEVERITY_RANK[alert.severity] < SEVERITY_RANK.get(target.min_severity, 0):
             continue
-        uow.session.add(NotificationDelivery(alert_id=alert.id, target_id=target.id, event=event,
-                                             payload=payload, state="pending", attempts=0,
-                                             next_attempt_at=now, created_at=now))
+        uow.session.add(
+            NotificationDelivery(
+                alert_id=alert.id,
+                target_id=target.id,
+                event=event,
+                payload=payload,
+                state="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
         queued += 1
     alert.last_notified_at = now
     alert.notifications_sent = (alert.notifications_sent or 0) + 1
     return queued
 
 
-def add_target(uow: UnitOfWork, *, store_id: int, channel: str, address: str, secret: str | None,
-               min_severity: str = "warning") -> NotificationTarget:
+def add_target(
+    uow: UnitOfWork,
+    *,
+    store_id: int,
+    channel: str,
+    address: str,
+    secret: str | None,
+    min_severity: str = "warning",
+) -> NotificationTarget:
     """Register where a store's officers are told."""
     if uow.session.get(Store, store_id) is None:
         raise NotFound(f"store {store_id} does not exist", field="store_id")
     if channel == "webhook" and not secret:
         raise Invalid("a webhook needs a secret to sign its deliveries", field="secret")
-    target = NotificationTarget(store_id=store_id, channel=channel, address=address, secret=secret,
-                                min_severity=min_severity, active=True)
+    target = NotificationTarget(
+        store_id=store_id,
+        channel=channel,
+        address=address,
+        secret=secret,
+        min_severity=min_severity,
+        active=True,
+    )
     uow.session.add(target)
     uow.commit()
     return target
@@ -105,12 +141,16 @@ class Outcome:
     error: str | None = None
 
 
-def send_webhook(target: NotificationTarget, delivery_id: int, payload: dict[str, Any],
-                 timeout_s: float) -> Outcome:
+def send_webhook(
+    target: NotificationTarget, delivery_id: int, payload: dict[str, Any], timeout_s: float
+) -> Outcome:
     """POST the signed JSON; any 2xx is a success."""
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-    headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(target.secret or "", body),
-               "X-Coldchain-Delivery": str(delivery_id)}
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: sign(target.secret or "", body),
+        "X-Coldchain-Delivery": str(delivery_id),
+    }
     try:
         response = requests.post(target.address, data=body, headers=headers, timeout=timeout_s)
     except requests.RequestException as exc:
@@ -126,11 +166,16 @@ def send_email(settings: Settings, target: NotificationTarget, payload: dict[str
     alert = payload["alert"]
     message = EmailMessage()
     message["From"], message["To"] = settings.notify_mail_from, target.address
-    message["Subject"] = f"[coldchain {alert['severity']}] {payload['event']}: {alert['message']}"[:200]
+    message["Subject"] = f"[coldchain {alert['severity']}] {payload['event']}: {alert['message']}"[
+        :200
+    ]
     message.set_content(json.dumps(payload, indent=2, sort_keys=True))
     try:
-        with smtplib.SMTP(settings.notify_smtp_host, settings.notify_smtp_port,
-                          timeout=settings.notify_webhook_timeout_s) as smtp:
+        with smtplib.SMTP(
+            settings.notify_smtp_host,
+            settings.notify_smtp_port,
+            timeout=settings.notify_webhook_timeout_s,
+        ) as smtp:
             if settings.notify_smtp_starttls:
                 smtp.starttls()
             if settings.notify_smtp_user:
@@ -142,9 +187,12 @@ def send_email(settings: Settings, target: NotificationTarget, payload: dict[str
 
 
 def _next_due(uow: UnitOfWork, now: dt.datetime) -> NotificationDelivery | None:
-    query = (select(NotificationDelivery).where(NotificationDelivery.state == "pending",
-                                                NotificationDelivery.next_attempt_at <= now)
-             .order_by(NotificationDelivery.next_attempt_at, NotificationDelivery.id).limit(1))
+    query = (
+        select(NotificationDelivery)
+        .where(NotificationDelivery.state == "pending", NotificationDelivery.next_attempt_at <= now)
+        .order_by(NotificationDelivery.next_attempt_at, NotificationDelivery.id)
+        .limit(1)
+    )
     if is_postgres(uow.session):
         # Another process sending at the same time skips the row this one holds.
         query = query.with_for_update(skip_locked=True, of=NotificationDelivery)
@@ -153,20 +201,28 @@ def _next_due(uow: UnitOfWork, now: dt.datetime) -> NotificationDelivery | None:
 
 def _send(settings: Settings, delivery: NotificationDelivery) -> Outcome:
     if delivery.target.channel == "webhook":
-        return send_webhook(delivery.target, delivery.id, delivery.payload, settings.notify_webhook_timeout_s)
+        return send_webhook(
+            delivery.target, delivery.id, delivery.payload, settings.notify_webhook_timeout_s
+        )
     return send_email(settings, delivery.target, delivery.payload)
 
 
-def _record(delivery: NotificationDelivery, outcome: Outcome, settings: Settings, started: float,
-            now: dt.datetime) -> None:
+def _record(
+    delivery: NotificationDelivery,
+    outcome: Outcome,
+    settings: Settings,
+    started: float,
+    now: dt.datetime,
+) -> None:
     delivery.attempts += 1
     if outcome.ok:
         delivery.state, delivery.sent_at = "sent", now
     elif delivery.attempts >= settings.notify_max_attempts:
         delivery.state = "failed"
     else:
-        delivery.next_attempt_at = now + backoff(delivery.attempts, settings.notify_backoff_base_s,
-                                                 settings.notify_backoff_max_s)
+        delivery.next_attempt_at = now + backoff(
+            delivery.attempts, settings.notify_backoff_base_s, settings.notify_backoff_max_s
+        )
 
 
 def deliver_due(runtime: Runtime, now: dt.datetime | None = None, limit: int | None = None) -> int:
@@ -182,9 +238,17 @@ def deliver_due(runtime: Runtime, now: dt.datetime | None = None, limit: int | N
             started = time.perf_counter()
             outcome = _send(runtime.settings, delivery)
             _record(delivery, outcome, runtime.settings, started, at)
-            uow.session.add(DeliveryAttempt(delivery_id=delivery.id, attempt=delivery.attempts, at=at,
-                                            ok=outcome.ok, status_code=outcome.status_code, error=outcome.error,
-                                            duration_ms=(time.perf_counter() - started) * 1000))
+            uow.session.add(
+                DeliveryAttempt(
+                    delivery_id=delivery.id,
+                    attempt=delivery.attempts,
+                    at=at,
+                    ok=outcome.ok,
+                    status_code=outcome.status_code,
+                    error=outcome.error,
+                    duration_ms=(time.perf_counter() - started) * 1000,
+                )
+            )
             uow.commit()
             tried += 1
     return tried

@@ -37,8 +37,12 @@ def _sensor_silence(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
 
     s = runtime.settings
     with runtime.uow() as uow:
-        raised, cleared = check_sensors(uow, silence_factor=s.alerts_silence_factor,
-                                        low_battery_pct=s.alerts_low_battery_pct, now=now)
+        raised, cleared = check_sensors(
+            uow,
+            silence_factor=s.alerts_silence_factor,
+            low_battery_pct=s.alerts_low_battery_pct,
+            now=now,
+        )
         uow.commit()
     return {"raised": raised, "cleared": cleared}
 
@@ -57,8 +61,9 @@ def _expiry(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
 
     s = runtime.settings
     with runtime.uow() as uow:
-        raised, cleared = check_expiry(uow, warn_days=s.alerts_expiry_warning_days,
-                                       site_timezone=s.site_timezone, now=now)
+        raised, cleared = check_expiry(
+            uow, warn_days=s.alerts_expiry_warning_days, site_timezone=s.site_timezone, now=now
+        )
         uow.commit()
     return {"raised": raised, "cleared": cleared}
 
@@ -66,8 +71,11 @@ def _expiry(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
 def reminder_policy(runtime: Runtime) -> ReminderPolicy:
     """The reminder and escalation policy from settings."""
     s = runtime.settings
-    return ReminderPolicy(dt.timedelta(minutes=s.alerts_remind_every_min), s.alerts_escalate_after_reminders,
-                          s.alerts_max_escalation_levels)
+    return ReminderPolicy(
+        dt.timedelta(minutes=s.alerts_remind_every_min),
+        s.alerts_escalate_after_reminders,
+        s.alerts_max_escalation_levels,
+    )
 
 
 def _reminders(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
@@ -86,7 +94,7 @@ def _outbox(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
 
 
 def _excursions(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
-    """Safety net: evaluate units whose readings arrived without an evaluation (a crash in between)."""
+    """Safety net: evaluate units whose readings arrived without an evaluation (a crash)."""
     from logistics.services.excursions import evaluate_units, units_needing_evaluation
 
     with runtime.uow() as uow:
@@ -102,9 +110,15 @@ def _commitments(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
     return {"centres_short": short}
 
 
-JOBS: dict[str, JobFn] = {"sensor_silence": _sensor_silence, "stock_states": _stock_states,
-                          "expiry": _expiry, "reminders": _reminders, "outbox": _outbox,
-                          "excursions": _excursions, "commitments": _commitments}
+JOBS: dict[str, JobFn] = {
+    "sensor_silence": _sensor_silence,
+    "stock_states": _stock_states,
+    "expiry": _expiry,
+    "reminders": _reminders,
+    "outbox": _outbox,
+    "excursions": _excursions,
+    "commitments": _commitments,
+}
 
 
 def job_interval_s(runtime: Runtime, job: str) -> int:
@@ -121,29 +135,44 @@ def slot_of(now: dt.datetime, interval_s: int) -> dt.datetime:
 def acquire_lease(uow: UnitOfWork, holder: str, ttl: dt.timedelta, now: dt.datetime) -> bool:
     """Take or renew the lease; True when this holder leads until now + ttl. Commits."""
     insert = insert_for(uow.session)
-    uow.session.execute(insert(SchedulerLease).values(name=LEASE_NAME, holder=holder, expires_at=now + ttl)
-                        .on_conflict_do_nothing(index_elements=["name"]))
+    uow.session.execute(
+        insert(SchedulerLease)
+        .values(name=LEASE_NAME, holder=holder, expires_at=now + ttl)
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
     result = uow.session.execute(
-        update(SchedulerLease).where(SchedulerLease.name == LEASE_NAME,
-                                     (SchedulerLease.holder == holder) | (SchedulerLease.expires_at < now))
-        .values(holder=holder, expires_at=now + ttl))
+        update(SchedulerLease)
+        .where(
+            SchedulerLease.name == LEASE_NAME,
+            (SchedulerLease.holder == holder) | (SchedulerLease.expires_at < now),
+        )
+        .values(holder=holder, expires_at=now + ttl)
+    )
     uow.commit()
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def release_lease(uow: UnitOfWork, holder: str) -> None:
     """Give the lease up at shutdown so another scheduler takes over at once."""
-    uow.session.execute(update(SchedulerLease).where(SchedulerLease.name == LEASE_NAME,
-                                                     SchedulerLease.holder == holder)
-                        .values(expires_at=dt.datetime(1970, 1, 1, tzinfo=dt.UTC)))
+    uow.session.execute(
+        update(SchedulerLease)
+        .where(SchedulerLease.name == LEASE_NAME, SchedulerLease.holder == holder)
+        .values(expires_at=dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
+    )
     uow.commit()
 
 
-def claim_slot(uow: UnitOfWork, job: str, slot: dt.datetime, holder: str, now: dt.datetime) -> int | None:
+def claim_slot(
+    uow: UnitOfWork, job: str, slot: dt.datetime, holder: str, now: dt.datetime
+) -> int | None:
     """Record the run of this job for this slot; None when the slot already ran. Commits."""
     insert = insert_for(uow.session)
-    result = uow.session.execute(insert(JobRun).values(job=job, slot=slot, holder=holder, started_at=now)
-                                 .on_conflict_do_nothing(index_elements=["job", "slot"]).returning(JobRun.id))
+    result = uow.session.execute(
+        insert(JobRun)
+        .values(job=job, slot=slot, holder=holder, started_at=now)
+        .on_conflict_do_nothing(index_elements=["job", "slot"])
+        .returning(JobRun.id)
+    )
     run_id = result.scalar()
     uow.commit()
     return run_id
@@ -155,15 +184,23 @@ class Scheduler:
 
     runtime: Runtime
     holder: str = dataclasses.field(
-        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    )
     leading: bool = False
 
     def renew(self, now: dt.datetime | None = None) -> bool:
         """Take or renew the lease."""
         now = now or dt.datetime.now(dt.UTC)
         with self.runtime.uow() as uow:
-            was, self.leading = self.leading, acquire_lease(
-                uow, self.holder, dt.timedelta(seconds=self.runtime.settings.scheduler_lease_ttl_s), now)
+            was, self.leading = (
+                self.leading,
+                acquire_lease(
+                    uow,
+                    self.holder,
+                    dt.timedelta(seconds=self.runtime.settings.scheduler_lease_ttl_s),
+                    now,
+                ),
+            )
         if self.leading != was:
             log.info("scheduler %s %s the lease", self.holder, "holds" if self.leading else "lost")
         return self.leading
@@ -218,15 +255,31 @@ def build_apscheduler(scheduler: Scheduler, blocking: bool = True) -> Any:
 
     aps = BlockingScheduler(timezone=dt.UTC) if blocking else BackgroundScheduler(timezone=dt.UTC)
     ttl = scheduler.runtime.settings.scheduler_lease_ttl_s
-    aps.add_job(scheduler.renew, "interval", seconds=max(1, ttl // 3), id="lease",
-                next_run_time=dt.datetime.now(dt.UTC), max_instances=1, coalesce=True)
+    aps.add_job(
+        scheduler.renew,
+        "interval",
+        seconds=max(1, ttl // 3),
+        id="lease",
+        next_run_time=dt.datetime.now(dt.UTC),
+        max_instances=1,
+        coalesce=True,
+    )
     now = dt.datetime.now(dt.UTC)
     for job in enabled_jobs(scheduler.runtime):
         every = job_interval_s(scheduler.runtime, job)
         # Fire on slot boundaries (plus a little), so each firing falls in its own slot.
         start = slot_of(now, every) + dt.timedelta(seconds=every, milliseconds=200)
-        aps.add_job(scheduler.run_job, "interval", args=[job], seconds=every, start_date=start,
-                    id=job, max_instances=1, coalesce=True, misfire_grace_time=30)
+        aps.add_job(
+            scheduler.run_job,
+            "interval",
+            args=[job],
+            seconds=every,
+            start_date=start,
+            id=job,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=30,
+        )
     return aps
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import select
 
 from logistics.models.stock import StockBalance
 from tests.support.alerts_fixtures import add_sensor, ingest, make_tree, readings
@@ -24,8 +23,14 @@ def tree(runtime):
         uow.session.query(StockBalance).delete()
         add_sensor(uow, tree.ilr.id)
         uow.commit()
-        receive_stock(uow, store_id=tree.centre.id, unit_id=tree.ilr.id, doses=500,
-                      rec=recorded("asha", T0 - 2 * H, None), lot={"lot_id": tree.lot.id})
+        receive_stock(
+            uow,
+            store_id=tree.centre.id,
+            unit_id=tree.ilr.id,
+            doses=500,
+            rec=recorded("asha", T0 - 2 * H, None),
+            lot={"lot_id": tree.lot.id},
+        )
         uow.commit()
     ingest(runtime, readings(T0, (30, 5.0), (601, 9.0), (30, 5.0)), T0 + 12 * H)
     return tree
@@ -51,40 +56,69 @@ def test_acknowledge_and_resolve_over_http(client, runtime, tree):
     from logistics.services.alerts import raise_alert
 
     with runtime.uow() as uow:
-        alert = raise_alert(uow, kind="sensor_silent", subject_type="sensor", subject_id="S-9",
-                            store_id=tree.centre.id, severity="alarm", message="silent", details={}, now=T0)
+        alert = raise_alert(
+            uow,
+            kind="sensor_silent",
+            subject_type="sensor",
+            subject_id="S-9",
+            store_id=tree.centre.id,
+            severity="alarm",
+            message="silent",
+            details={},
+            now=T0,
+        )
         uow.commit()
     url = f"/api/alerts/{alert.id}"
     bad = client.post(url + "/acknowledge", json={})
     assert bad.status_code == 422 and bad.content_type == "application/problem+json"
     assert "comment" in bad.json["errors"]
     ok = client.post(url + "/acknowledge", json={"comment": "checking the ILR"})
-    assert ok.status_code == 200 and ok.json["state"] == "acknowledged" and ok.json["acknowledged_by"]
+    assert (
+        ok.status_code == 200 and ok.json["state"] == "acknowledged" and ok.json["acknowledged_by"]
+    )
     again = client.post(url + "/acknowledge", json={"comment": "again"})
     assert again.status_code == 409 and again.content_type == "application/problem+json"
     done = client.post(url + "/resolve", json={"comment": "logger replaced"})
     assert done.json["state"] == "resolved"
-    assert [e["event"] for e in client.get(url).json["events"]] == ["opened", "acknowledged", "resolved"]
+    assert [e["event"] for e in client.get(url).json["events"]] == [
+        "opened",
+        "acknowledged",
+        "resolved",
+    ]
     assert client.get("/api/alerts/999999").status_code == 404
 
 
 def test_excursions_and_quarantine_review(client, tree):
-    excursions = client.get("/api/excursions", query_string=q(store_id=tree.state.id, kind="heat_alarm")).json
+    excursions = client.get(
+        "/api/excursions", query_string=q(store_id=tree.state.id, kind="heat_alarm")
+    ).json
     assert len(excursions) == 1 and excursions[0]["minutes_outside"] == 600
     assert excursions[0]["lots"][0]["doses"] == 500
-    [review] = client.get("/api/quarantine-reviews", query_string=q(store_id=tree.centre.id, state="pending")).json
+    [review] = client.get(
+        "/api/quarantine-reviews", query_string=q(store_id=tree.centre.id, state="pending")
+    ).json
     assert review["reason"] == "heat_exposure"
-    assert client.post(f"/api/quarantine-reviews/{review['id']}/release", json={}).status_code == 422
-    released = client.post(f"/api/quarantine-reviews/{review['id']}/release", json={"comment": "VVM 1"})
+    assert (
+        client.post(f"/api/quarantine-reviews/{review['id']}/release", json={}).status_code == 422
+    )
+    released = client.post(
+        f"/api/quarantine-reviews/{review['id']}/release", json={"comment": "VVM 1"}
+    )
     assert released.status_code == 200 and released.json["state"] == "released"
-    assert client.post(f"/api/quarantine-reviews/{review['id']}/discard", json={}).status_code == 409
+    assert (
+        client.post(f"/api/quarantine-reviews/{review['id']}/discard", json={}).status_code == 409
+    )
 
 
 def test_mkt_and_thermal_history(client, tree):
-    mkt = client.get(f"/api/units/{tree.ilr.id}/mkt", query_string=q(start=T0, end=T0 + 11 * H)).json
+    mkt = client.get(
+        f"/api/units/{tree.ilr.id}/mkt", query_string=q(start=T0, end=T0 + 11 * H)
+    ).json
     assert 5.0 < mkt["mkt_c"] < 9.0 and mkt["readings"] > 600
-    history = client.get(f"/api/lots/{tree.lot.id}/thermal-history",
-                         query_string=q(start=T0 - 3 * H, end=T0 + 12 * H)).json
+    history = client.get(
+        f"/api/lots/{tree.lot.id}/thermal-history",
+        query_string=q(start=T0 - 3 * H, end=T0 + 12 * H),
+    ).json
     [stay] = history["stays"]
     assert stay["unit_id"] == tree.ilr.id and stay["store_id"] == tree.centre.id
     assert sorted(e["kind"] for e in stay["excursions"]) == ["heat_alarm", "heat_warning"]
@@ -96,10 +130,23 @@ def test_mkt_and_thermal_history(client, tree):
 def test_rules_get_and_set(client, tree):
     got = client.get(f"/api/temperature-rules/products/{tree.product.id}").json
     assert got["source"] == "defaults"
-    assert {(r["side"], r["level"], r["duration_min"]) for r in got["rules"]} >= {("heat", "alarm", 600)}
-    body = {"min_temp_c": 2, "max_temp_c": 8, "rules": [
-        {"side": "heat", "level": "alarm", "limit_c": 8, "mode": "cumulative", "duration_min": 120,
-         "window_min": 1440}]}
+    assert {(r["side"], r["level"], r["duration_min"]) for r in got["rules"]} >= {
+        ("heat", "alarm", 600)
+    }
+    body = {
+        "min_temp_c": 2,
+        "max_temp_c": 8,
+        "rules": [
+            {
+                "side": "heat",
+                "level": "alarm",
+                "limit_c": 8,
+                "mode": "cumulative",
+                "duration_min": 120,
+                "window_min": 1440,
+            }
+        ],
+    }
     put = client.put(f"/api/temperature-rules/units/{tree.ilr.id}", json=body)
     assert put.status_code == 200 and put.json["source"] == "unit"
     body["rules"][0]["window_min"] = 60

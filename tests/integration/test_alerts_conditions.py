@@ -1,4 +1,4 @@
-"""Sensor silence, battery, power; stock states; expiry; reminders and escalation (real PostgreSQL)."""
+"""Sensor silence, battery, power; stock states; expiry; reminders and escalation."""
 
 from __future__ import annotations
 
@@ -54,11 +54,19 @@ def tree(runtime):
 def test_sensor_silent_overnight_raises_then_resolves_when_readings_resume(runtime, tree):
     ingest(runtime, readings(EVENING, (60, 4.5), step_min=10), EVENING + H)
     assert _check_sensors(runtime, EVENING + H) == (0, 0)
-    assert _check_sensors(runtime, EVENING + 1.2 * H) == (0, 0)  # 30 min of silence: 3 x 10 min not passed
+    assert _check_sensors(runtime, EVENING + 1.2 * H) == (
+        0,
+        0,
+    )  # 30 min of silence: 3 x 10 min not passed
     assert _check_sensors(runtime, EVENING + 2 * H) == (1, 0)
-    assert _check_sensors(runtime, EVENING + 10 * H) == (0, 0)  # one alert all night, not one per check
+    assert _check_sensors(runtime, EVENING + 10 * H) == (
+        0,
+        0,
+    )  # one alert all night, not one per check
     [silent] = alerts(runtime, "sensor_silent")
-    assert silent.state == "open" and silent.severity == "alarm" and silent.store_id == tree.centre.id
+    assert (
+        silent.state == "open" and silent.severity == "alarm" and silent.store_id == tree.centre.id
+    )
     morning = EVENING + 12 * H
     ingest(runtime, readings(morning, (10, 4.0), step_min=10), morning)
     [silent] = alerts(runtime, "sensor_silent")
@@ -66,11 +74,20 @@ def test_sensor_silent_overnight_raises_then_resolves_when_readings_resume(runti
 
 
 def test_low_battery_and_power_off_resolve_themselves(runtime, tree):
-    ingest(runtime, readings(EVENING, (20, 4.5), step_min=10, battery_pct=12, power="off"), EVENING + 0.4 * H)
-    assert sorted(a.kind for a in alerts(runtime) if a.state == "open") == ["sensor_low_battery",
-                                                                             "sensor_power_off"]
-    ingest(runtime, readings(EVENING + 0.5 * H, (10, 4.5), step_min=10, battery_pct=90, power="mains"),
-           EVENING + 0.6 * H)
+    ingest(
+        runtime,
+        readings(EVENING, (20, 4.5), step_min=10, battery_pct=12, power="off"),
+        EVENING + 0.4 * H,
+    )
+    assert sorted(a.kind for a in alerts(runtime) if a.state == "open") == [
+        "sensor_low_battery",
+        "sensor_power_off",
+    ]
+    ingest(
+        runtime,
+        readings(EVENING + 0.5 * H, (10, 4.5), step_min=10, battery_pct=90, power="mains"),
+        EVENING + 0.6 * H,
+    )
     assert all(a.state == "resolved" for a in alerts(runtime))
     assert len(alerts(runtime)) == 2  # the records stay
 
@@ -80,8 +97,11 @@ def _stock(runtime, tree, doses, level=None):
         balance = uow.session.scalars(select(StockBalance)).one()
         balance.doses = doses
         if level:
-            uow.session.add(StockLevel(store_id=tree.centre.id, product_id=tree.product.id,
-                                       updated_at=EVENING, **level))
+            uow.session.add(
+                StockLevel(
+                    store_id=tree.centre.id, product_id=tree.product.id, updated_at=EVENING, **level
+                )
+            )
         uow.commit()
         result = check_stock_states(uow, now=EVENING)
         uow.commit()
@@ -89,27 +109,41 @@ def _stock(runtime, tree, doses, level=None):
 
 
 def test_stock_states_are_raised_on_change_only(runtime, tree):
-    assert _stock(runtime, tree, 500, {"basis": "doses", "min_value": 100, "max_value": 1000}) == (0, 0)
+    assert _stock(runtime, tree, 500, {"basis": "doses", "min_value": 100, "max_value": 1000}) == (
+        0,
+        0,
+    )
     assert _stock(runtime, tree, 50) == (1, 0)
     assert _stock(runtime, tree, 40) == (0, 0)
     assert _stock(runtime, tree, 0) == (1, 1)  # below_min resolved, stock_out opened
     assert _stock(runtime, tree, 2000) == (1, 1)
     assert [(a.kind, a.state) for a in alerts(runtime)] == [
-        ("below_min", "resolved"), ("stock_out", "resolved"), ("above_max", "open")]
+        ("below_min", "resolved"),
+        ("stock_out", "resolved"),
+        ("above_max", "open"),
+    ]
 
 
 def test_levels_in_days_of_stock(runtime, tree):
     # 10 days minimum at 20 doses a day: 200 doses.
-    assert _stock(runtime, tree, 150, {"basis": "days", "min_value": 10, "max_value": 60,
-                                       "daily_consumption_doses": 20}) == (1, 0)
+    assert _stock(
+        runtime,
+        tree,
+        150,
+        {"basis": "days", "min_value": 10, "max_value": 60, "daily_consumption_doses": 20},
+    ) == (1, 0)
     assert alerts(runtime)[0].details["min_doses"] == 200
 
 
 def test_expiry_alerts(runtime, tree):
     def check(today):
         with runtime.uow() as uow:
-            result = check_expiry(uow, warn_days=30, site_timezone="Asia/Kolkata",
-                                  now=dt.datetime.combine(today, dt.time(6), dt.UTC))
+            result = check_expiry(
+                uow,
+                warn_days=30,
+                site_timezone="Asia/Kolkata",
+                now=dt.datetime.combine(today, dt.time(6), dt.UTC),
+            )
             uow.commit()
             return result
 
@@ -117,15 +151,26 @@ def test_expiry_alerts(runtime, tree):
     assert check(dt.date(2021, 6, 1)) == (1, 0)  # expires 30 June: within 30 days
     assert check(dt.date(2021, 6, 30)) == (0, 0)
     assert check(dt.date(2021, 7, 1)) == (1, 1)
-    assert [(a.kind, a.state) for a in alerts(runtime)] == [("lot_expiring", "resolved"), ("lot_expired", "open")]
+    assert [(a.kind, a.state) for a in alerts(runtime)] == [
+        ("lot_expiring", "resolved"),
+        ("lot_expired", "open"),
+    ]
 
 
 def test_unacknowledged_alarm_is_reminded_then_escalated_to_the_parent_store(runtime, tree):
     with runtime.uow() as uow:
         for store in (tree.centre, tree.district, tree.state):
-            add_target(uow, store_id=store.id, channel="email", address=f"{store.code}@example", secret=None)
+            add_target(
+                uow,
+                store_id=store.id,
+                channel="email",
+                address=f"{store.code}@example",
+                secret=None,
+            )
     _check_sensors(runtime, EVENING)  # never heard since registration: silent
-    policy = ReminderPolicy(remind_every=dt.timedelta(minutes=30), escalate_after_reminders=2, max_level=2)
+    policy = ReminderPolicy(
+        remind_every=dt.timedelta(minutes=30), escalate_after_reminders=2, max_level=2
+    )
 
     def remind(at):
         with runtime.uow() as uow:
@@ -139,9 +184,20 @@ def test_unacknowledged_alarm_is_reminded_then_escalated_to_the_parent_store(run
     assert remind(EVENING + dt.timedelta(minutes=60)) == 1
     assert alerts(runtime)[0].escalation_level == 1
     with runtime.uow() as uow:
-        told = [d.target.address for d in uow.session.scalars(select(NotificationDelivery).order_by(
-            NotificationDelivery.id))]
-    assert told == ["AS-CAC-SIL@example", "AS-CAC-SIL@example", "AS-CAC-SIL@example", "AS-CAC@example"]
+        told = [
+            d.target.address
+            for d in uow.session.scalars(
+                select(NotificationDelivery).order_by(NotificationDelivery.id)
+            )
+        ]
+    assert told == [
+        "AS-CAC-SIL@example",
+        "AS-CAC-SIL@example",
+        "AS-CAC-SIL@example",
+        "AS-CAC@example",
+    ]
     with runtime.uow() as uow:
-        acknowledge_alert(uow, alert_id=alerts(runtime)[0].id, comment="on my way", actor="dio", now=EVENING)
+        acknowledge_alert(
+            uow, alert_id=alerts(runtime)[0].id, comment="on my way", actor="dio", now=EVENING
+        )
     assert remind(EVENING + dt.timedelta(minutes=120)) == 0

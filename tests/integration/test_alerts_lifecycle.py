@@ -23,8 +23,17 @@ NOW = dt.datetime(2021, 1, 10, 2, 0, tzinfo=dt.UTC)
 
 
 def _raise(uow, store_id, subject="7", kind="sensor_silent", details=None):
-    return raise_alert(uow, kind=kind, subject_type="sensor", subject_id=subject, store_id=store_id,
-                       severity="alarm", message="sensor silent", details=details or {}, now=NOW)
+    return raise_alert(
+        uow,
+        kind=kind,
+        subject_type="sensor",
+        subject_id=subject,
+        store_id=store_id,
+        severity="alarm",
+        message="sensor silent",
+        details=details or {},
+        now=NOW,
+    )
 
 
 def test_raise_is_idempotent_and_updates_details(uow):
@@ -40,7 +49,9 @@ def test_raise_is_idempotent_and_updates_details(uow):
 def test_clear_resolves_and_a_new_alert_opens_after(uow):
     tree = make_tree(uow)
     first = _raise(uow, tree.centre.id)
-    resolved = clear_alert(uow, kind="sensor_silent", subject_type="sensor", subject_id="7", now=NOW)
+    resolved = clear_alert(
+        uow, kind="sensor_silent", subject_type="sensor", subject_id="7", now=NOW
+    )
     assert resolved.state == "resolved" and resolved.resolved_by == "system"
     again = _raise(uow, tree.centre.id)
     uow.commit()

@@ -68,8 +68,17 @@ def receiver():
 
 def _alert(runtime, store_id):
     with runtime.uow() as uow:
-        alert = raise_alert(uow, kind="sensor_silent", subject_type="sensor", subject_id="S-1", store_id=store_id,
-                            severity="alarm", message="sensor S-1 silent", details={"x": 1}, now=NOW)
+        alert = raise_alert(
+            uow,
+            kind="sensor_silent",
+            subject_type="sensor",
+            subject_id="S-1",
+            store_id=store_id,
+            severity="alarm",
+            message="sensor S-1 silent",
+            details={"x": 1},
+            now=NOW,
+        )
         uow.commit()
         return alert.id
 
@@ -79,7 +88,9 @@ def test_webhook_is_signed_and_logged(runtime, receiver):
     with runtime.uow() as uow:
         tree = make_tree(uow)
         uow.commit()
-        add_target(uow, store_id=tree.centre.id, channel="webhook", address=server.url, secret=SECRET)
+        add_target(
+            uow, store_id=tree.centre.id, channel="webhook", address=server.url, secret=SECRET
+        )
     alert_id = _alert(runtime, tree.centre.id)
     assert deliver_due(runtime, NOW) == 1
     headers, body = server.received[0]
@@ -98,7 +109,9 @@ def test_failed_webhook_is_retried_with_backoff(runtime, receiver):
     with runtime.uow() as uow:
         tree = make_tree(uow)
         uow.commit()
-        add_target(uow, store_id=tree.centre.id, channel="webhook", address=server.url, secret=SECRET)
+        add_target(
+            uow, store_id=tree.centre.id, channel="webhook", address=server.url, secret=SECRET
+        )
     _alert(runtime, tree.centre.id)
     assert deliver_due(runtime, NOW) == 1  # 503
     assert deliver_due(runtime, NOW + dt.timedelta(seconds=5)) == 0  # not due yet (10 s back-off)
@@ -107,19 +120,30 @@ def test_failed_webhook_is_retried_with_backoff(runtime, receiver):
     assert deliver_due(runtime, NOW + dt.timedelta(seconds=30)) == 1  # 204
     with runtime.uow() as uow:
         attempts = list(uow.session.scalars(select(DeliveryAttempt).order_by(DeliveryAttempt.id)))
-        assert [(a.ok, a.status_code) for a in attempts] == [(False, 503), (False, 503), (True, 204)]
+        assert [(a.ok, a.status_code) for a in attempts] == [
+            (False, 503),
+            (False, 503),
+            (True, 204),
+        ]
         assert uow.session.scalars(select(NotificationDelivery)).one().state == "sent"
     bodies = {body for _, body in server.received}
     assert len(bodies) == 1  # the same signed body each time
 
 
 def test_unreachable_webhook_fails_after_max_attempts(runtime):
-    runtime = Runtime(runtime.settings.replace(notify_max_attempts=2), runtime.engine, runtime.session_factory)
+    runtime = Runtime(
+        runtime.settings.replace(notify_max_attempts=2), runtime.engine, runtime.session_factory
+    )
     with runtime.uow() as uow:
         tree = make_tree(uow)
         uow.commit()
-        add_target(uow, store_id=tree.centre.id, channel="webhook", address="http://127.0.0.1:9/none",
-                   secret=SECRET)
+        add_target(
+            uow,
+            store_id=tree.centre.id,
+            channel="webhook",
+            address="http://127.0.0.1:9/none",
+            secret=SECRET,
+        )
     _alert(runtime, tree.centre.id)
     deliver_due(runtime, NOW)
     deliver_due(runtime, NOW + dt.timedelta(hours=1))
@@ -156,8 +180,13 @@ def test_email_over_smtp(runtime):
         with runtime.uow() as uow:
             tree = make_tree(uow)
             uow.commit()
-            add_target(uow, store_id=tree.district.id, channel="email", address="dio@cachar.example",
-                       secret=None)
+            add_target(
+                uow,
+                store_id=tree.district.id,
+                channel="email",
+                address="dio@cachar.example",
+                secret=None,
+            )
         _alert(runtime, tree.centre.id)  # escalation level 0: the district is not told yet
         assert deliver_due(runtime, NOW) == 0
         with runtime.uow() as uow:

@@ -34,7 +34,9 @@ def test_only_the_lease_holder_runs_and_each_slot_once(runtime):
     first, second = Scheduler(runtime, holder="a"), Scheduler(runtime, holder="b")
     assert first.run_job("sensor_silence", NOW) == {"raised": 1, "cleared": 0}
     assert second.run_job("sensor_silence", NOW) is None  # b does not lead
-    assert first.run_job("sensor_silence", NOW + dt.timedelta(seconds=10)) is None  # slot already ran
+    assert (
+        first.run_job("sensor_silence", NOW + dt.timedelta(seconds=10)) is None
+    )  # slot already ran
     later = NOW + dt.timedelta(seconds=60)
     assert first.run_job("sensor_silence", later) == {"raised": 0, "cleared": 0}  # idempotent
     with runtime.uow() as uow:
@@ -53,16 +55,28 @@ def test_another_scheduler_takes_over_when_the_lease_lapses(runtime):
 
 
 def _start(pg_url, name):
-    env = {**os.environ, "COLDCHAIN_DATABASE_URL": pg_url, "COLDCHAIN_SCHEDULER_OUTBOX_EVERY_S": "1",
-           "COLDCHAIN_SCHEDULER_SENSOR_SILENCE_EVERY_S": "2", "COLDCHAIN_SCHEDULER_LEASE_TTL_S": "3",
-           "COLDCHAIN_SCHEDULER_ENABLED_JOBS": "outbox,sensor_silence"}
-    return subprocess.Popen([sys.executable, "-c", "from logistics.cli import main; main()", "scheduler"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "COLDCHAIN_DATABASE_URL": pg_url,
+        "COLDCHAIN_SCHEDULER_OUTBOX_EVERY_S": "1",
+        "COLDCHAIN_SCHEDULER_SENSOR_SILENCE_EVERY_S": "2",
+        "COLDCHAIN_SCHEDULER_LEASE_TTL_S": "3",
+        "COLDCHAIN_SCHEDULER_ENABLED_JOBS": "outbox,sensor_silence",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-c", "from logistics.cli import main; main()", "scheduler"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _runs(runtime):
     with runtime.uow() as uow:
-        return [(r.job, r.slot, r.holder) for r in uow.session.scalars(select(JobRun).order_by(JobRun.id))]
+        return [
+            (r.job, r.slot, r.holder)
+            for r in uow.session.scalars(select(JobRun).order_by(JobRun.id))
+        ]
 
 
 def test_two_scheduler_processes_run_each_interval_once(runtime, pg_url):
@@ -73,7 +87,9 @@ def test_two_scheduler_processes_run_each_interval_once(runtime, pg_url):
         with runtime.uow() as uow:
             leader = uow.session.get(SchedulerLease, "coldchain-scheduler").holder
         outbox = [r for r in runs if r[0] == "outbox"]
-        assert len({r[2] for r in runs}) == 1 and runs[0][2] == leader  # one process did all the work
+        assert (
+            len({r[2] for r in runs}) == 1 and runs[0][2] == leader
+        )  # one process did all the work
         assert len(outbox) >= 4
         slots = [r[1] for r in outbox]
         assert len(slots) == len(set(slots))

@@ -39,41 +39,80 @@ def make_tree(uow: UnitOfWork, doses: int = 500) -> Tree:
     other_district = _store(uow, "AS-KAM", "district", state)
     other_centre = _store(uow, "AS-KAM-1", "centre", other_district)
     ilr = StorageUnit(store_id=centre.id, code="ILR-1", kind="ilr", min_temp_c=2.0, max_temp_c=8.0)
-    product = Product(code="COVISHIELD", name="Covishield", doses_per_vial=10, min_temp_c=2.0,
-                      max_temp_c=8.0, freeze_sensitive=True, open_vial_life_min=240)
+    product = Product(
+        code="COVISHIELD",
+        name="Covishield",
+        doses_per_vial=10,
+        min_temp_c=2.0,
+        max_temp_c=8.0,
+        freeze_sensitive=True,
+        open_vial_life_min=240,
+    )
     uow.session.add_all([ilr, product])
     uow.session.flush()
-    lot = Lot(product_id=product.id, lot_number="4121Z001", manufacturer="Serum Institute of India",
-              expiry_date=dt.date(2021, 6, 30))
+    lot = Lot(
+        product_id=product.id,
+        lot_number="4121Z001",
+        manufacturer="Serum Institute of India",
+        expiry_date=dt.date(2021, 6, 30),
+    )
     uow.session.add(lot)
     uow.session.flush()
-    uow.session.add(StockBalance(store_id=centre.id, unit_id=ilr.id, lot_id=lot.id, doses=doses,
-                                 updated_at=dt.datetime(2021, 1, 1, tzinfo=dt.UTC)))
+    uow.session.add(
+        StockBalance(
+            store_id=centre.id,
+            unit_id=ilr.id,
+            lot_id=lot.id,
+            doses=doses,
+            updated_at=dt.datetime(2021, 1, 1, tzinfo=dt.UTC),
+        )
+    )
     uow.session.flush()
     return Tree(state, district, centre, other_district, other_centre, ilr, product, lot)
 
 
-def add_sensor(uow: UnitOfWork, unit_id: int, sensor_id: str = "S-1", interval_s: int = 60,
-               since: dt.datetime = dt.datetime(2021, 1, 1, tzinfo=dt.UTC)) -> None:
+def add_sensor(
+    uow: UnitOfWork,
+    unit_id: int,
+    sensor_id: str = "S-1",
+    interval_s: int = 60,
+    since: dt.datetime = dt.datetime(2021, 1, 1, tzinfo=dt.UTC),
+) -> None:
     """Register a sensor reading into a unit from `since`."""
     from logistics.models.readings import Sensor, SensorAssignment
 
-    uow.session.add(Sensor(sensor_id=sensor_id, expected_interval_s=interval_s, registered_at=since))
+    uow.session.add(
+        Sensor(sensor_id=sensor_id, expected_interval_s=interval_s, registered_at=since)
+    )
     uow.session.flush()
     uow.session.add(SensorAssignment(sensor_id=sensor_id, unit_id=unit_id, valid_from=since))
     uow.session.flush()
 
 
-def readings(start: dt.datetime, *segments: tuple[int, float], sensor_id: str = "S-1",
-             step_min: int = 1, battery_pct: float | None = None, power: str | None = None) -> list:
+def readings(
+    start: dt.datetime,
+    *segments: tuple[int, float],
+    sensor_id: str = "S-1",
+    step_min: int = 1,
+    battery_pct: float | None = None,
+    power: str | None = None,
+) -> list:
     """SensorReadings every `step_min` minutes; each segment is (minutes, temp_c)."""
     from logistics.domain.readings import SensorReading
 
     out, t = [], start
     for minutes, temp in segments:
         for _ in range(minutes // step_min):
-            out.append(SensorReading(sensor_id=sensor_id, ts=t, temp_c=temp, received_at=t,
-                                     battery_pct=battery_pct, power=power))
+            out.append(
+                SensorReading(
+                    sensor_id=sensor_id,
+                    ts=t,
+                    temp_c=temp,
+                    received_at=t,
+                    battery_pct=battery_pct,
+                    power=power,
+                )
+            )
             t += dt.timedelta(minutes=step_min)
     return out
 

@@ -76,13 +76,17 @@ def test_out_of_order_readings_give_the_same_result_once_sorted():
     samples = trace((30, 5.0), (601, 9.0), (30, 5.0))
     shuffled = samples[:]
     random.Random(4).shuffle(shuffled)
-    assert detect(sorted(shuffled, key=lambda s: s.ts), ILR, FAR, GAP) == detect(samples, ILR, FAR, GAP)
+    assert detect(sorted(shuffled, key=lambda s: s.ts), ILR, FAR, GAP) == detect(
+        samples, ILR, FAR, GAP
+    )
 
 
 def test_a_late_in_range_reading_splits_an_alarm():
     samples = trace((601, 9.0))
     assert "heat_alarm" in kinds(samples)
-    late = sorted([*samples, Sample(T0 + 300 * MIN + dt.timedelta(seconds=30), 5.0)], key=lambda s: s.ts)
+    late = sorted(
+        [*samples, Sample(T0 + 300 * MIN + dt.timedelta(seconds=30), 5.0)], key=lambda s: s.ts
+    )
     assert "heat_alarm" not in kinds(late)
 
 
@@ -100,7 +104,9 @@ def test_sensor_silent_overnight_is_not_time_in_range_nor_outside():
 def test_sensor_silent_overnight_in_range_adds_no_time_outside():
     evening = trace((60, 9.0))  # 59 minutes outside, then silence
     morning = trace((2, 9.0), start=T0 + 10 * 60 * MIN)
-    assert kinds(evening + morning) == ["heat_warning"]  # 59 + 1 minutes, the gap counted as nothing
+    assert kinds(evening + morning) == [
+        "heat_warning"
+    ]  # 59 + 1 minutes, the gap counted as nothing
     assert kinds(evening) == []
 
 
@@ -144,8 +150,11 @@ def test_cumulative_spells_spread_beyond_the_window_raise_nothing():
 def test_snapshot_records_the_thresholds():
     snap = ILR.snapshot()
     assert {(r["side"], r["level"], r["limit_c"], r["duration_min"]) for r in snap["rules"]} == {
-        ("heat", "warning", 8.0, 60), ("heat", "alarm", 8.0, 600),
-        ("cold", "warning", 2.0, 30), ("cold", "alarm", -0.5, 60)}
+        ("heat", "warning", 8.0, 60),
+        ("heat", "alarm", 8.0, 600),
+        ("cold", "warning", 2.0, 30),
+        ("cold", "alarm", -0.5, 60),
+    }
 
 
 def test_a_freezer_gets_its_cold_alarm_at_its_own_minimum():
@@ -154,17 +163,29 @@ def test_a_freezer_gets_its_cold_alarm_at_its_own_minimum():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 20), st.sampled_from([-1.0, 1.0, 5.0, 8.0, 12.0])),
-                min_size=1, max_size=40), st.randoms())
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 20), st.sampled_from([-1.0, 1.0, 5.0, 8.0, 12.0])),
+        min_size=1,
+        max_size=40,
+    ),
+    st.randoms(),
+)
 def test_result_does_not_depend_on_arrival_order(segments, rnd):
     samples = trace(*segments)
     shuffled = samples[:]
     rnd.shuffle(shuffled)
-    assert detect(sorted(shuffled, key=lambda s: s.ts), ILR, FAR, GAP) == detect(samples, ILR, FAR, GAP)
+    assert detect(sorted(shuffled, key=lambda s: s.ts), ILR, FAR, GAP) == detect(
+        samples, ILR, FAR, GAP
+    )
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 120), st.sampled_from([-1.0, 5.0, 9.0])), min_size=1, max_size=30))
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 120), st.sampled_from([-1.0, 5.0, 9.0])), min_size=1, max_size=30
+    )
+)
 def test_minutes_outside_never_exceed_the_observed_span(segments):
     samples = trace(*segments)
     span = (samples[-1].ts - samples[0].ts) / MIN

@@ -79,6 +79,7 @@ class Target:
     source: str
     name: str
     kind: str = "store"
+    optional: bool = False  # a field the request may leave out; when given, it must be covered
 
 
 def view(name: str, kind: str = "store") -> Target:
@@ -86,9 +87,9 @@ def view(name: str, kind: str = "store") -> Target:
     return Target("view", name, kind)
 
 
-def body(name: str, kind: str = "store") -> Target:
+def body(name: str, kind: str = "store", *, optional: bool = False) -> Target:
     """The store named by the JSON body field `name` (of an entity of `kind`)."""
-    return Target("json", name, kind)
+    return Target("json", name, kind, optional)
 
 
 def query(name: str, kind: str = "store") -> Target:
@@ -134,9 +135,51 @@ READ_RULES: Mapping[str, Permission] = {
     "auth.MqttCredentials": Permission.ADMIN,
 }
 
+_MOVEMENT_AT_UNIT = (body("store_id"), body("unit_id", "unit"))
+
 # Every write endpoint: "METHOD blueprint.View" (one method) or "blueprint.View" (all of them).
+# A request naming several stores (a store and a unit, a sender and a receiver) needs all of them.
 WRITE_RULES: Mapping[str, Rule] = {
-    # auth
+    # stock ledger (issue 2): store officers record movements of their subtree's stores
+    "stock.Receipts": Rule(Permission.STOCK, (*_MOVEMENT_AT_UNIT,
+                                              body("shipment_id", "shipment", optional=True))),
+    "stock.Issues": Rule(Permission.STOCK, (body("store_id"), body("to_store_id"),
+                                            body("unit_id", "unit", optional=True))),
+    "stock.Transfers": Rule(Permission.STOCK, (body("store_id"), body("from_unit_id", "unit"),
+                                               body("to_unit_id", "unit"))),
+    "stock.Consumptions": Rule(Permission.STOCK, _MOVEMENT_AT_UNIT),
+    "stock.Wastages": Rule(Permission.STOCK, _MOVEMENT_AT_UNIT),
+    "stock.Counts": Rule(Permission.STOCK, _MOVEMENT_AT_UNIT),
+    "stock.Reversal": Rule(Permission.STOCK, (view("movement_id", "movement"),)),
+    # catalog (issue 2): the tree below one's store; products and lots are shared reference data
+    "catalog.StoreLevels": ADMIN_ONLY,
+    "catalog.Stores": Rule(Permission.STORES, (body("parent_id"),)),  # a root store: admins
+    "catalog.Units": Rule(Permission.STORES, (body("store_id"),)),
+    "catalog.Products": Rule(Permission.PRODUCTS, network=True),
+    "catalog.Lots": Rule(Permission.PRODUCTS, network=True),
+    # sensors (issue 3): registered to, and moved between, units of one's subtree
+    "readings.Sensors": Rule(Permission.SENSORS, (body("unit_id", "unit"),)),
+    "readings.SensorMoves": Rule(Permission.SENSORS, (view("sensor_id", "sensor"),
+                                                      body("unit_id", "unit"))),
+    "readings.SensorRetirement": Rule(Permission.SENSORS, (view("sensor_id", "sensor"),)),
+    # alerts (issue 4)
+    "alerts.AlertAcknowledge": Rule(Permission.ALERTS, (view("alert_id", "alert"),)),
+    "alerts.AlertResolve": Rule(Permission.ALERTS, (view("alert_id", "alert"),)),
+    # Releasing or discarding held doses changes usable stock: a store officer's decision.
+    "alerts.ReviewRelease": Rule(Permission.STOCK, (view("review_id", "review"),)),
+    "alerts.ReviewDiscard": Rule(Permission.STOCK, (view("review_id", "review"),)),
+    "alerts.Targets": Rule(Permission.ALERTS, (body("store_id"),)),
+    "alerts.StockLevels": Rule(Permission.STORES, (body("store_id"),)),
+    "alerts.ProductRules": Rule(Permission.PRODUCTS, network=True),
+    "alerts.UnitRules": Rule(Permission.STORES, (view("unit_id", "unit"),)),
+    # sessions (issue 5): a centre's planner plans its sessions and bookings
+    "sessions.Sessions": Rule(Permission.SESSIONS, (body("store_id"),)),
+    "sessions.SessionItem": Rule(Permission.SESSIONS, (view("session_id", "session"),)),
+    "sessions.SessionCancel": Rule(Permission.SESSIONS, (view("session_id", "session"),)),
+    "sessions.SessionBookings": Rule(Permission.SESSIONS, (view("session_id", "session"),)),
+    "sessions.SessionReportView": Rule(Permission.SESSIONS, (view("session_id", "session"),)),
+    "sessions.BookingCancel": Rule(Permission.SESSIONS, (view("booking_id", "booking"),)),
+    # auth (issue 6)
     "auth.Logout": Rule(Permission.SELF, network=True),
     "auth.Users": ADMIN_ONLY,
     "auth.UserItem": ADMIN_ONLY,

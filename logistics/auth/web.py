@@ -90,18 +90,22 @@ def _bearer_token() -> str:
     return token.strip()
 
 
-def _json_values(name: str) -> list[Any]:
+def _json_values(target: policy.Target) -> list[Any]:
     data = request.get_json(silent=True)
     items = data if isinstance(data, list) else [data]
-    return [item.get(name) if isinstance(item, dict) else None for item in items] or [None]
+    values = [item.get(target.name) if isinstance(item, dict) else None for item in items]
+    if target.optional:
+        return [value for value in values if value is not None]
+    return values or [None]
 
 
 def _target_values(target: policy.Target) -> list[Any]:
+    """Values naming this target's store in the request; [None] when a required one is missing."""
     if target.source == "view":
         return [(request.view_args or {}).get(target.name)]
     if target.source == "query":
-        return request.args.getlist(target.name) or [None]
-    return _json_values(target.name)
+        return request.args.getlist(target.name) or ([] if target.optional else [None])
+    return _json_values(target)
 
 
 def _target_paths(rule: policy.Rule) -> list[str | None]:

@@ -276,10 +276,30 @@ def _via_model(spec: str) -> StorePathResolver:
     return resolve
 
 
+def _sensor_path(session: Session, value: Any) -> str | None:
+    """The store of the unit a sensor is mounted in now (None when it is in none)."""
+    from logistics.models.readings import SensorAssignment
+
+    unit_id = session.scalar(select(SensorAssignment.unit_id)
+                             .where(SensorAssignment.sensor_id == str(value),
+                                    SensorAssignment.valid_to.is_(None))
+                             .order_by(SensorAssignment.valid_from.desc()).limit(1))
+    return _unit_path(session, unit_id)
+
+
+# kind -> how to find the store path; "Model.attr" reads attr (a store id, or with ">kind" an id
+# of that kind) of the entity whose primary key is the value.
 RESOLVERS: dict[str, StorePathResolver] = {
     "store": _store_path,
     "store_code": _store_code_path,
     "unit": _unit_path,
+    "sensor": _sensor_path,
+    "session": _via_model("Session.store_id"),
+    "booking": _via_model("Booking.session_id>session"),
+    "movement": _via_model("Movement.store_id"),
+    "shipment": _via_model("Shipment.to_store_id"),
+    "alert": _via_model("Alert.store_id"),
+    "review": _via_model("QuarantineReview.store_id"),
 }
 
 

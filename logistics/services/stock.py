@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from logistics.db import UnitOfWork, insert_for, is_postgres
@@ -180,27 +180,20 @@ def _apply(session: Session, store_id: int, change: Change, rec: Recorded) -> St
 def _post(
     uow: UnitOfWork, movement: Movement, changes: Sequence[Change], rec: Recorded
 ) -> Movement:
-    """Add the movement, apply its changes to locked balances (in lock order) and add its entries."""
+    """Apply the changes to locked balances (in lock order), then add the movement and its entries.
+
+    The movement joins the session last, so the whole write is a single flush.
+    """
     session = uow.session
-    session.add(movement)
-    session.flush()
     for change in sorted(changes, key=lambda c: (c.unit_id, c.lot_id)):
         if change.doses == 0:
             continue
-        _apply(session, movement.store_id, change, rec)
-        unit_store = session.get(StorageUnit, change.unit_id).store_id
-        session.add(
-            LedgerEntry(
-                movement_id=movement.id,
-                store_id=unit_store,
-                unit_id=change.unit_id,
-                lot_id=change.lot_id,
-                doses=change.doses,
-                occurred_at=rec.occurred_at,
-            )
-        )
+        balance = _apply(session, movement.store_id, change, rec)
+        movement.entries.append(LedgerEntry(store_id=balance.store_id, unit_id=change.unit_id,
+                                            lot_id=change.lot_id, doses=change.doses,
+                                            occurred_at=rec.occurred_at))
+    session.add(movement)
     session.flush()
-    session.refresh(movement, ["entries"])
     return movement
 
 
@@ -714,10 +707,12 @@ def find_first_response(
     uow: UnitOfWork, *, key: str, client_id: str | None, fingerprint: str
 ) -> IdempotencyRecord | None:
     """The stored first response to this key (or client id); a different request is refused."""
-    record = uow.session.get(IdempotencyRecord, key, populate_existing=True)
-    if record is None and client_id:
-        query = select(IdempotencyRecord).where(IdempotencyRecord.client_id == client_id)
-        record = uow.session.scalars(query.execution_options(populate_existing=True)).first()
+    match = IdempotencyRecord.key == key
+    if client_id:
+        match = or_(match, IdempotencyRecord.client_id == client_id)
+    # The key's own record first: it is the one a retry with this key must get back.
+    query = select(IdempotencyRecord).where(match).order_by((IdempotencyRecord.key != key))
+    record = uow.session.scalars(query.execution_options(populate_existing=True)).first()
     if record is not None and record.fingerprint != fingerprint:
         raise IdempotencyMismatch(
             "this Idempotency-Key (or client_id) was used for a different request",

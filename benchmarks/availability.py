@@ -1,0 +1,495 @@
+"""Benchmark: the public availability API under load, against /api/health of the same server.
+
+Brings up on loopback: a fresh PostgreSQL database with a generated district (many centres, each
+with stock and sessions on three days), the app under gunicorn with several workers on a free port,
+and a background process that books, cancels, resizes sessions and quarantines/releases stock the
+whole time (every change bumps the district's availability version, so every worker's cache keeps
+being invalidated). The load comes from `wrk` in another process (installed with apt-get when
+missing). Prints requests/s, p99 latency and errors of both endpoints, and as its LAST line one
+JSON object. Goal (issue 5): availability >= half the baseline's requests/s, p99 < 50 ms, no
+errors. Stops by itself and drops its database.
+
+    python benchmarks/availability.py [--centres 100] [--duration 10] [--rounds 2] [--workers 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import multiprocessing as mp
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import urlopen
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from logistics.config import load_settings  # noqa: E402
+from logistics.runtime import Runtime  # noqa: E402
+
+PG_ADMIN_URL = os.environ.get("COLDCHAIN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+SITE_TZ = "Asia/Kolkata"
+DAYS = (1, 2, 3)
+
+
+# --- database ----------------------------------------------------------------------------------
+
+
+def create_database() -> str:
+    name = f"coldchain_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql+psycopg://{urlsplit(PG_ADMIN_URL).netloc}/{name}"
+
+
+def drop_database(url: str) -> None:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[-1]}" WITH (FORCE)')
+
+
+def build_schema(runtime: Runtime) -> None:
+    """The migrations when there are any, else the models' schema (the same tables)."""
+    from sqlalchemy import inspect
+
+    import logistics.models  # noqa: F401
+    from logistics.db import Base
+    from logistics.migrate import upgrade
+
+    try:
+        upgrade(runtime.settings.database_url)
+    except Exception as exc:  # no revision yet in this tree
+        print(f"migrations not applied ({type(exc).__name__}); building the schema from the models")
+    if "vaccination_sessions" not in inspect(runtime.engine).get_table_names():
+        Base.metadata.create_all(runtime.engine)
+
+
+def today() -> dt.date:
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.now(ZoneInfo(SITE_TZ)).date()
+
+
+def generate(runtime: Runtime, centres: int) -> dict:
+    """A state, the benchmarked district with `centres` centres, stock and sessions on 3 days."""
+    from logistics.models.catalog import Lot, Product, StorageUnit, Store
+    from logistics.services import sessions as svc
+    from logistics.services.reference import seed_reference_data
+    from logistics.services.stock import receive_stock, recorded
+
+    now = dt.datetime.now(dt.UTC)
+    with runtime.uow() as uow:
+        seed_reference_data(uow)
+        state = Store(code="BS", name="Bench State", level_code="state", path="/")
+        uow.session.add(state)
+        uow.session.flush()
+        state.path = f"/{state.id}/"
+        district = Store(
+            code="BS-D1", name="Bench District", level_code="district", parent_id=state.id
+        )
+        uow.session.add(district)
+        uow.session.flush()
+        district.path = f"{state.path}{district.id}/"
+        product = Product(
+            code="COVISHIELD",
+            name="COVISHIELD",
+            doses_per_vial=10,
+            min_temp_c=2,
+            max_temp_c=8,
+            freeze_sensitive=True,
+            open_vial_life_min=240,
+        )
+        uow.session.add(product)
+        uow.session.flush()
+        lot = Lot(
+            product_id=product.id,
+            lot_number="BENCH-1",
+            manufacturer="SII",
+            expiry_date=today() + dt.timedelta(days=365),
+        )
+        uow.session.add(lot)
+        rows = []
+        for n in range(centres):
+            centre = Store(
+                code=f"BS-D1-C{n:04d}",
+                name=f"PHC {n:04d}",
+                level_code="centre",
+                parent_id=district.id,
+            )
+            uow.session.add(centre)
+            uow.session.flush()
+            centre.path = f"{district.path}{centre.id}/"
+            unit = StorageUnit(
+                store_id=centre.id, code="ILR-1", kind="ilr", min_temp_c=2, max_temp_c=8
+            )
+            uow.session.add(unit)
+            uow.session.flush()
+            rows.append((centre.id, unit.id))
+        uow.commit()
+        ids = {"district": district.id, "product": product.id, "lot": lot.id, "centres": rows}
+    for centre_id, unit_id in rows:
+        with runtime.uow() as uow:
+            receive_stock(
+                uow,
+                store_id=centre_id,
+                unit_id=unit_id,
+                doses=2000,
+                rec=recorded("bench", None, None, SITE_TZ),
+                lot={"lot_id": ids["lot"]},
+            )
+            uow.commit()
+        for offset in DAYS:
+            for dose in ("1", "2"):
+                request = svc.SessionRequest(
+                    centre_id, ids["product"], today() + dt.timedelta(days=offset), 100, dose, 18
+                )
+                with runtime.uow() as uow:
+                    svc.open_session(
+                        uow,
+                        request,
+                        actor="bench",
+                        now=now,
+                        site_timezone=SITE_TZ,
+                        day_start=dt.time(9),
+                        slot_minutes=120,
+                        slot_count=4,
+                    )
+    return ids
+
+
+# --- background changes ------------------------------------------------------------------------
+
+
+def change_forever(database_url: str, ids: dict, stop: mp.Event, counter: mp.Value) -> None:
+    """Book, cancel, resize and quarantine/release stock until told to stop (own process)."""
+    from sqlalchemy import select
+
+    from logistics.errors import DomainError
+    from logistics.models.sessions import Session, Slot
+    from logistics.models.stock import StockBalance
+    from logistics.services import sessions as svc
+
+    runtime = Runtime.from_settings(
+        load_settings({"database_url": database_url, "database_pool_size": 2})
+    )
+    rng = random.Random(7)
+    with runtime.uow() as uow:
+        slots = list(uow.session.execute(select(Slot.session_id, Slot.id)))
+        sessions = list(uow.session.scalars(select(Session.id)))
+    bookings: list[int] = []
+    while not stop.is_set():
+        now = dt.datetime.now(dt.UTC)
+        action = rng.random()
+        try:
+            with runtime.uow() as uow:
+                if action < 0.6 or not bookings:
+                    session_id, slot_id = rng.choice(slots)
+                    booking = svc.book_slot(
+                        uow,
+                        session_id=session_id,
+                        slot_id=slot_id,
+                        beneficiary=uuid.uuid4().hex[:16],
+                        actor="bench",
+                        now=now,
+                        site_timezone=SITE_TZ,
+                    )
+                    bookings.append(booking.id)
+                elif action < 0.85:
+                    svc.cancel_booking(
+                        uow,
+                        booking_id=bookings.pop(rng.randrange(len(bookings))),
+                        actor="bench",
+                        now=now,
+                    )
+                elif action < 0.95:
+                    svc.resize_session(
+                        uow,
+                        session_id=rng.choice(sessions),
+                        capacity=rng.choice((90, 100, 110)),
+                        actor="bench",
+                        now=now,
+                        site_timezone=SITE_TZ,
+                    )
+                else:  # a temperature alarm holds stock, or the review releases it
+                    centre_id, unit_id = rng.choice(ids["centres"])
+                    balance = uow.session.scalars(
+                        select(StockBalance).where(StockBalance.unit_id == unit_id)
+                    ).one()
+                    balance.quarantined_doses = 0 if balance.quarantined_doses else 1500
+                    svc.check_commitments(uow, centre_id, now, site_timezone=SITE_TZ)
+                    uow.commit()
+            with counter.get_lock():
+                counter.value += 1
+        except DomainError:
+            pass  # a full slot or a refused resize is part of the traffic
+        time.sleep(0.02)
+    runtime.close()
+
+
+# --- server and load ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(database_url: str, port: int, workers: int, threads: int) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "COLDCHAIN_DATABASE_URL": database_url,
+        "COLDCHAIN_DATABASE_POOL_SIZE": "4",
+        "COLDCHAIN_AUTH_RATE_LIMIT": "",
+        "PYTHONPATH": str(ROOT),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        "gthread",
+        "--threads",
+        str(threads),
+        "--keep-alive",
+        "30",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        "logistics.wsgi:app",
+    ]
+    server = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as response:
+                if response.status == 200:
+                    return server
+        except OSError:
+            time.sleep(0.3)
+    stop_process(server)
+    raise RuntimeError("gunicorn did not come up within 60 s")
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
+def ensure_wrk() -> str:
+    """The wrk binary, installed from Debian when missing (apt-get update only if needed)."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    install = ["apt-get", "install", "-y", "-q", "wrk"]
+    if subprocess.run(install, capture_output=True).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)
+        subprocess.run(install, check=True, capture_output=True)
+    return shutil.which("wrk") or "wrk"
+
+
+LUA = """
+local paths = {%s}
+local counter = 0
+function setup(thread)
+  counter = counter + 1
+  thread:set("seed", counter)
+end
+function init(args)
+  math.randomseed(seed * 7919 + os.time())
+end
+function request()
+  return wrk.format("GET", paths[math.random(#paths)])
+end
+"""
+
+
+def lua_script(paths: list[str], directory: str) -> str:
+    path = os.path.join(directory, "paths.lua")
+    with open(path, "w") as fh:
+        fh.write(LUA % ", ".join(json.dumps(p) for p in paths))
+    return path
+
+
+def _latency_ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_wrk(wrk: str, url: str, script: str, duration_s: int, connections: int) -> dict:
+    command = [
+        wrk,
+        "-t",
+        "2",
+        "-c",
+        str(connections),
+        "-d",
+        f"{duration_s}s",
+        "--latency",
+        "--timeout",
+        "5s",
+        "-s",
+        script,
+        url,
+    ]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=duration_s + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    p99 = _latency_ms(re.search(r"\s99%\s+(\S+)", output).group(1))
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    errors = (int(non_2xx.group(1)) if non_2xx else 0) + (
+        sum(map(int, sockets.groups())) if sockets else 0
+    )
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
+    return {"rps": round(rps, 1), "p99_ms": round(p99, 2), "errors": errors, "requests": requests}
+
+
+def availability_paths(ids: dict, centres_sample: int = 40) -> list[str]:
+    """Mostly by district (the portal's question), some by centre, on the three session days."""
+    base = "/api/v2/appointment/sessions/public"
+    paths = []
+    for offset in DAYS:
+        day = (today() + dt.timedelta(days=offset)).strftime("%d-%m-%Y")
+        paths += [f"{base}/findByDistrict?district_id={ids['district']}&date={day}"] * 4
+        paths += [
+            f"{base}/findByCenter?center_id={c}&date={day}"
+            for c, _ in ids["centres"][:centres_sample:4]
+        ]
+    return paths
+
+
+def combine(results: list[dict]) -> dict:
+    """Rounds of one endpoint: mean requests/s, the worst p99, all errors."""
+    return {
+        "rps": round(sum(r["rps"] for r in results) / len(results), 1),
+        "p99_ms": max(r["p99_ms"] for r in results),
+        "errors": sum(r["errors"] for r in results),
+    }
+
+
+# --- main --------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--centres", type=int, default=100)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
+    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1))
+    parser.add_argument(
+        "--threads", type=int, default=1, help="gunicorn gthread threads per worker"
+    )
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating runs per endpoint")
+    parser.add_argument(
+        "--no-changes", action="store_true", help="no background changes (diagnosis)"
+    )
+    args = parser.parse_args()
+
+    wrk = ensure_wrk()
+    database_url = create_database()
+    server = changer = None
+    stop = mp.Event()
+    try:
+        runtime = Runtime.from_settings(load_settings({"database_url": database_url}))
+        build_schema(runtime)
+        started = time.monotonic()
+        ids = generate(runtime, args.centres)
+        runtime.close()
+        print(
+            f"generated {args.centres} centres, {args.centres * len(DAYS) * 2} sessions "
+            f"in {time.monotonic() - started:.1f} s"
+        )
+        port = free_port()
+        server = start_server(database_url, port, args.workers, args.threads)
+        counter = mp.Value("i", 0)
+        changer = mp.Process(
+            target=change_forever, args=(database_url, ids, stop, counter), daemon=True
+        )
+        if not args.no_changes:
+            changer.start()
+        with tempfile.TemporaryDirectory() as tmp:
+            base = f"http://127.0.0.1:{port}"
+            health = lua_script(["/api/health"], tmp)
+            avail = lua_script(availability_paths(ids), tmp)
+            for script in (health, avail):  # warm-up: imports, caches, connections of every worker
+                run_wrk(wrk, base, script, 3, args.connections)
+            before, started = counter.value, time.monotonic()
+            runs: dict[str, list[dict]] = {"health": [], "availability": []}
+            for _ in range(args.rounds):  # alternate, so a noisy moment hits both endpoints alike
+                runs["health"].append(run_wrk(wrk, base, health, args.duration, args.connections))
+                runs["availability"].append(
+                    run_wrk(wrk, base, avail, args.duration, args.connections)
+                )
+            changes, elapsed = counter.value - before, time.monotonic() - started
+        for name, results in runs.items():
+            print(
+                f"{name} rounds: "
+                + "; ".join(f"{r['rps']} req/s p99 {r['p99_ms']} ms" for r in results)
+            )
+        baseline, availability = combine(runs["health"]), combine(runs["availability"])
+        ratio = availability["rps"] / baseline["rps"] if baseline["rps"] else 0.0
+        figures = {
+            "benchmark": "availability",
+            "workers": args.workers,
+            "connections": args.connections,
+            "duration_s": args.duration,
+            "centres": args.centres,
+            "health_rps": baseline["rps"],
+            "health_p99_ms": baseline["p99_ms"],
+            "health_errors": baseline["errors"],
+            "availability_rps": availability["rps"],
+            "availability_p99_ms": availability["p99_ms"],
+            "availability_errors": availability["errors"],
+            "rps_ratio": round(ratio, 2),
+            "background_changes": changes,
+            "background_changes_per_s": round(changes / elapsed, 1),
+            "rounds": args.rounds,
+            "goal_met": ratio >= 0.5
+            and availability["p99_ms"] < 50
+            and availability["errors"] == 0,
+        }
+        print(
+            f"health:       {baseline['rps']:>9.1f} req/s  p99 {baseline['p99_ms']:.2f} ms  "
+            f"errors {baseline['errors']}"
+        )
+        print(
+            f"availability: {availability['rps']:>9.1f} req/s  p99 {availability['p99_ms']:.2f} ms "
+            f"errors {availability['errors']}  (ratio {ratio:.2f}; {changes} background changes)"
+        )
+        print(json.dumps(figures))
+    finally:
+        stop.set()
+        if changer is not None and changer.pid is not None:
+            changer.join(10)
+            if changer.is_alive():
+                changer.terminate()
+        if server is not None:
+            stop_process(server)
+        drop_database(database_url)
+
+
+if __name__ == "__main__":
+    main()

@@ -56,6 +56,7 @@ class IngestStats:
     batches: int = 0
     acked: int = 0
     db_retries: int = 0
+    largest_batch: int = 0
 
 
 @dataclasses.dataclass
@@ -168,6 +169,7 @@ class Ingestor:
         self._evaluate(touched)
         self.stats.batches += 1
         self.stats.messages += len(batch)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
         for message in batch:
             self.stats.acked += self.connection.ack(message)
 

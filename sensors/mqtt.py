@@ -88,6 +88,8 @@ class MqttConnection:
         self.generation = 0
         self._stopping = False
         self.connected = threading.Event()
+        # Set once the broker confirmed the subscriptions of the current connection.
+        self.subscribed = threading.Event()
         self.client = self._make_client(client_id)
 
     def _make_client(self, client_id: str) -> mqtt.Client:
@@ -112,6 +114,7 @@ class MqttConnection:
         client.on_connect = self._connected
         client.on_disconnect = self._disconnected
         client.on_message = self._received
+        client.on_subscribe = self._subscribed
         return client
 
     def start(self) -> None:
@@ -152,6 +155,7 @@ class MqttConnection:
             log.error("broker refused the connection: %s", reason)
             return
         self.generation += 1
+        self.subscribed.clear()
         log.info(
             "connected to %s:%s (session present: %s)",
             self._address.host,
@@ -165,10 +169,18 @@ class MqttConnection:
             client.subscribe([(topic, 1) for topic in self._subscriptions])
         self.connected.set()
 
+    def _subscribed(self, _client: mqtt.Client, _userdata: Any, _mid: int, reasons: Any, _props: Any) -> None:
+        failed = [reason for reason in reasons if getattr(reason, "is_failure", False)]
+        if failed:
+            log.error("broker refused subscriptions %s: %s", self._subscriptions, failed)
+        else:
+            self.subscribed.set()
+
     def _disconnected(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
         self.connected.clear()
+        self.subscribed.clear()
         if not self._stopping:
             log.warning("disconnected from the broker (%s); reconnecting with back-off", reason)
 

@@ -57,16 +57,17 @@ def count(runtime: Runtime, model, *where) -> int:
 
 
 class Publisher:
-    """A QoS 1 publisher on the machine's Mosquitto."""
+    """A QoS 1 publisher on the machine's Mosquitto, under a topic prefix of its own."""
 
-    def __init__(self, host: str, port: int):
+    def __init__(self, host: str, port: int, prefix: str = "coldchain/sensors"):
+        self.prefix = prefix
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}",
                                   protocol=mqtt.MQTTv5)
         self.client.connect(host, port)
         self.client.loop_start()
 
     def reading(self, sensor_id: str, ts: dt.datetime, temp_c: float, **extra) -> None:
-        self.raw(f"coldchain/sensors/{sensor_id}/readings", json.dumps({"ts": ts.isoformat(), "temp_c": temp_c, **extra}))
+        self.raw(f"{self.prefix}/{sensor_id}/readings", json.dumps({"ts": ts.isoformat(), "temp_c": temp_c, **extra}))
 
     def raw(self, topic: str, payload: bytes | str, retain: bool = False) -> None:
         self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
@@ -77,17 +78,24 @@ class Publisher:
 
 
 @pytest.fixture
-def publisher(mqtt_url: str) -> Iterator[Publisher]:
+def prefix() -> str:
+    """A topic prefix of this test only: other test runs share the machine's broker."""
+    return f"test-{uuid.uuid4().hex[:10]}/sensors"
+
+
+@pytest.fixture
+def publisher(mqtt_url: str, prefix: str) -> Iterator[Publisher]:
     host, port = mqtt_url.removeprefix("mqtt://").split(":")
-    pub = Publisher(host, int(port))
+    pub = Publisher(host, int(port), prefix)
     yield pub
     pub.close()
 
 
 @pytest.fixture
-def ingest_runtime(runtime: Runtime, mqtt_url: str) -> Runtime:
+def ingest_runtime(runtime: Runtime, mqtt_url: str, prefix: str) -> Runtime:
     """The test runtime pointed at the machine's Mosquitto with a client id of its own."""
     settings = runtime.settings.replace(mqtt_url=mqtt_url, mqtt_client_id=f"ingest-{uuid.uuid4().hex[:10]}",
+                                        mqtt_topic_prefix=prefix,
                                         ingest_flush_interval_ms=100)
     return Runtime(settings, runtime.engine, runtime.session_factory)
 
@@ -102,7 +110,7 @@ def start_ingestor(ingest_runtime: Runtime) -> Iterator[Callable[..., Ingestor]]
             runtime = Runtime(ingest_runtime.settings.replace(**changes), runtime.engine, runtime.session_factory)
         ingestor = Ingestor(runtime)
         ingestor.start()
-        assert ingestor.connection.connected.wait(10), "ingestion did not connect"
+        assert ingestor.connection.subscribed.wait(10), "ingestion did not subscribe"
         started.append(ingestor)
         return ingestor
 
@@ -134,7 +142,7 @@ def test_late_and_out_of_order_readings_are_stored_and_flagged(runtime, publishe
     publisher.reading(sensor_id, NOW, 5.0)
     assert wait_until(lambda: count(runtime, Reading, Reading.sensor_id == sensor_id) == 1)
     publisher.reading(sensor_id, NOW - dt.timedelta(minutes=2), 5.5)  # older than the newest held
-    publisher.raw(f"coldchain/sensors/{sensor_id}/readings", json.dumps(
+    publisher.raw(f"{publisher.prefix}/{sensor_id}/readings", json.dumps(
         {"readings": [{"ts": (NOW - dt.timedelta(hours=5, minutes=m)).isoformat(), "temp_c": 9.1} for m in range(3)]}))
     assert wait_until(lambda: count(runtime, Reading, Reading.sensor_id == sensor_id) == 5)
     assert count(runtime, Reading, Reading.sensor_id == sensor_id, Reading.late.is_(True)) == 4
@@ -172,7 +180,7 @@ def test_bad_payloads_go_to_dead_letters_and_the_next_good_reading_is_stored(run
     sensor_id = new_sensor(runtime, make_unit(runtime, "ILR-1"))
     start_ingestor()
     for payload, _reason in BAD:
-        publisher.raw(f"coldchain/sensors/{sensor_id}/readings", payload)
+        publisher.raw(f"{publisher.prefix}/{sensor_id}/readings", payload)
     publisher.reading(sensor_id, NOW, 4.4)
     assert wait_until(lambda: count(runtime, Reading, Reading.sensor_id == sensor_id) == 1)
     assert wait_until(lambda: count(runtime, DeadLetter, DeadLetter.sensor_id == sensor_id) == len(BAD))
@@ -184,7 +192,7 @@ def test_bad_payloads_go_to_dead_letters_and_the_next_good_reading_is_stored(run
     page = client.get(f"/api/dead-letters?sensor_id={sensor_id}&page_size=3")
     assert page.status_code == 200
     assert page.json["total"] == len(BAD) and len(page.json["items"]) == 3
-    assert page.json["items"][0]["topic"] == f"coldchain/sensors/{sensor_id}/readings"
+    assert page.json["items"][0]["topic"] == f"{publisher.prefix}/{sensor_id}/readings"
 
 
 def test_unknown_retired_and_unassigned_sensors_are_dead_letters(runtime, publisher, start_ingestor):
@@ -209,16 +217,16 @@ def test_unknown_retired_and_unassigned_sensors_are_dead_letters(runtime, publis
 def test_status_topic_sets_online_and_offline(runtime, publisher, start_ingestor):
     sensor_id = new_sensor(runtime, make_unit(runtime, "ILR-1"))
     start_ingestor()
-    publisher.raw(f"coldchain/sensors/{sensor_id}/status", b"online", retain=True)
+    publisher.raw(f"{publisher.prefix}/{sensor_id}/status", b"online", retain=True)
 
     def connection() -> str | None:
         with runtime.uow() as uow:
             return uow.session.get(Sensor, sensor_id).connection
 
     assert wait_until(lambda: connection() == "online")
-    publisher.raw(f"coldchain/sensors/{sensor_id}/status", b"offline", retain=True)
+    publisher.raw(f"{publisher.prefix}/{sensor_id}/status", b"offline", retain=True)
     assert wait_until(lambda: connection() == "offline")
-    publisher.raw(f"coldchain/sensors/{sensor_id}/status", b"", retain=True)  # clear the retained message
+    publisher.raw(f"{publisher.prefix}/{sensor_id}/status", b"", retain=True)  # clear the retained message
 
 
 def test_messages_published_while_ingestion_is_down_arrive_after_it_returns(runtime, publisher, start_ingestor):
@@ -245,13 +253,19 @@ def test_without_session_expiry_the_broker_keeps_nothing(runtime, publisher, sta
 
 
 def test_a_batch_larger_than_the_inflight_window_still_flushes(runtime, publisher, start_ingestor):
-    """Mosquitto's default window is 20 unacknowledged messages; a batch of 500 must not wait forever."""
+    """Mosquitto sends an MQTT 3.1.1 client at most 20 unacknowledged messages (its default
+    max_inflight_messages); a batch of 500 acknowledged only when full would wait forever."""
     sensor_id = new_sensor(runtime, make_unit(runtime, "ILR-1"))
-    ingestor = start_ingestor(ingest_batch_size=500, ingest_flush_interval_ms=300, mqtt_receive_maximum=20)
-    for minute in range(120):
-        publisher.reading(sensor_id, NOW - dt.timedelta(minutes=minute), 5.0)
+    ingestor = start_ingestor(ingest_batch_size=500, ingest_flush_interval_ms=300, mqtt_protocol="3.1.1")
+    for chunk in range(4):
+        infos = [publisher.client.publish(f"{publisher.prefix}/{sensor_id}/readings", json.dumps(
+            {"ts": (NOW - dt.timedelta(minutes=chunk * 30 + m)).isoformat(), "temp_c": 5.0}), qos=1)
+            for m in range(30)]
+        for info in infos:
+            info.wait_for_publish(10)
     assert wait_until(lambda: count(runtime, Reading, Reading.sensor_id == sensor_id) == 120, timeout_s=30)
-    assert ingestor.stats.batches >= 2
+    # Without the timer the first 20 would wait for a full batch that the window never lets in.
+    assert wait_until(lambda: ingestor.stats.batches >= 2)
 
 
 def test_database_errors_in_one_message_do_not_block_the_others(runtime, publisher, start_ingestor):

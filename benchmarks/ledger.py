@@ -34,8 +34,12 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from logistics.db import Base, make_engine, make_session_factory  # noqa: E402
-from logistics.db import UnitOfWork  # noqa: E402
+from logistics.db import (  # noqa: E402
+    Base,
+    UnitOfWork,  # noqa: E402
+    make_engine,
+    make_session_factory,
+)
 from logistics.services import catalog, stock  # noqa: E402
 from logistics.services.reference import seed_reference_data  # noqa: E402
 
@@ -71,30 +75,53 @@ def free_port() -> int:
 
 
 def setup(url: str, clients: int) -> dict:
-    """Schema, a state store with one unit, a product, one lot per client plus a shared lot, stock."""
+    """Schema, a store with one unit, a product, a lot per client plus shared ones, stock."""
     engine = make_engine(url)
     Base.metadata.create_all(engine)
     uow = UnitOfWork(make_session_factory(engine))
     with uow:
         seed_reference_data(uow)
         store = catalog.create_store(uow, code="SVS", name="State store", level_code="state")
-        unit = catalog.create_unit(uow, store_id=store.id, code="WIC-1", kind="walk_in_cooler",
-                                   min_temp_c=2, max_temp_c=8)
-        product = catalog.create_product(uow, code="COVISHIELD", name="Covishield",
-                                         doses_per_vial=10, min_temp_c=2, max_temp_c=8)
+        unit = catalog.create_unit(
+            uow, store_id=store.id, code="WIC-1", kind="walk_in_cooler", min_temp_c=2, max_temp_c=8
+        )
+        product = catalog.create_product(
+            uow, code="COVISHIELD", name="Covishield", doses_per_vial=10, min_temp_c=2, max_temp_c=8
+        )
         expiry = dt.date.today() + dt.timedelta(days=365)
-        lots = [catalog.create_lot(uow, {"product_id": product.id, "lot_number": f"L{i}",
-                                         "manufacturer": "SII", "expiry_date": expiry}).id
-                for i in range(clients + 2)]
+        lots = [
+            catalog.create_lot(
+                uow,
+                {
+                    "product_id": product.id,
+                    "lot_number": f"L{i}",
+                    "manufacturer": "SII",
+                    "expiry_date": expiry,
+                },
+            ).id
+            for i in range(clients + 2)
+        ]
         start = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
         for lot in lots:
-            stock.receive_stock(uow, store_id=store.id, unit_id=unit.id, doses=10_000_000,
-                                lot={"lot_id": lot}, rec=stock.recorded("bench", start, None))
+            stock.receive_stock(
+                uow,
+                store_id=store.id,
+                unit_id=unit.id,
+                doses=10_000_000,
+                lot={"lot_id": lot},
+                rec=stock.recorded("bench", start, None),
+            )
         uow.commit()
         token = _token(uow)
     engine.dispose()
-    return {"store": store.id, "unit": unit.id, "lots": lots[:clients], "shared_lot": lots[-2],
-            "read_lot": lots[-1], "token": token}
+    return {
+        "store": store.id,
+        "unit": unit.id,
+        "lots": lots[:clients],
+        "shared_lot": lots[-2],
+        "read_lot": lots[-1],
+        "token": token,
+    }
 
 
 def _token(uow: UnitOfWork) -> str | None:
@@ -113,24 +140,43 @@ def bulk_ledger(url: str, store: int, unit: int, lot: int, count: int) -> None:
     pg_url = url.replace("postgresql+psycopg", "postgresql")
     with psycopg.connect(pg_url, autocommit=False) as conn:
         first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM movements").fetchone()[0]
-        entry_first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM ledger_entries").fetchone()[0]
+        entry_first = conn.execute(
+            "SELECT coalesce(max(id), 0) + 1 FROM ledger_entries"
+        ).fetchone()[0]
         last = first + count - 1
-        params = {"first": first, "last": last, "store": store, "unit": unit, "lot": lot,
-                  "entry_first": entry_first}
-        conn.execute("""
+        params = {
+            "first": first,
+            "last": last,
+            "store": store,
+            "unit": unit,
+            "lot": lot,
+            "entry_first": entry_first,
+        }
+        conn.execute(
+            """
             INSERT INTO movements (id, client_id, kind, store_id, actor, occurred_at, recorded_at)
-            SELECT g, 'bulk-' || g, CASE WHEN (g - %(first)s) %% 2 = 0 THEN 'receipt' ELSE 'consumption' END,
-                   %(store)s, 'bench', now() - interval '25 days' + (g - %(first)s) * interval '1 second',
+            SELECT g, 'bulk-' || g,
+                   CASE WHEN (g - %(first)s) %% 2 = 0 THEN 'receipt' ELSE 'consumption' END,
+                   %(store)s, 'bench',
+                   now() - interval '25 days' + (g - %(first)s) * interval '1 second',
                    now()
-            FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g""", params)
-        conn.execute("""
-            INSERT INTO ledger_entries (id, movement_id, store_id, unit_id, lot_id, doses, occurred_at)
+            FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g""",
+            params,
+        )
+        conn.execute(
+            """
+            INSERT INTO ledger_entries
+                (id, movement_id, store_id, unit_id, lot_id, doses, occurred_at)
             SELECT m.id - %(first)s + %(entry_first)s, m.id, m.store_id, %(unit)s, %(lot)s,
                    CASE WHEN m.kind = 'receipt' THEN 10 ELSE -10 END, m.occurred_at
-            FROM movements m WHERE m.id BETWEEN %(first)s AND %(last)s""", params)
+            FROM movements m WHERE m.id BETWEEN %(first)s AND %(last)s""",
+            params,
+        )
         for table in ("movements", "ledger_entries"):
-            conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                         f"(SELECT max(id) FROM {table}))")
+            conn.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"(SELECT max(id) FROM {table}))"
+            )
         conn.commit()
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
@@ -155,12 +201,29 @@ def ledger_size(url: str) -> int:
 
 
 def start_server(url: str, port: int, workers: int) -> subprocess.Popen:
-    env = {**os.environ, "COLDCHAIN_DATABASE_URL": url, "COLDCHAIN_AUTH_RATE_LIMIT": "",
-           "COLDCHAIN_DATABASE_POOL_SIZE": "4"}
+    env = {
+        **os.environ,
+        "COLDCHAIN_DATABASE_URL": url,
+        "COLDCHAIN_AUTH_RATE_LIMIT": "",
+        "COLDCHAIN_DATABASE_POOL_SIZE": "4",
+    }
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
-         "--log-level", "warning", "logistics.wsgi:app"],
-        cwd=ROOT, env=env, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "logistics.wsgi:app",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -216,10 +279,20 @@ def hammer(base: str, token: str | None, seconds: float, clients: int, make_requ
 def consumption(ctx: dict, shared: bool):
     def send(session: requests.Session, base: str, index: int) -> requests.Response:
         lot = ctx["shared_lot"] if shared else ctx["lots"][index]
-        body = {"client_id": uuid.uuid4().hex, "store_id": ctx["store"], "unit_id": ctx["unit"],
-                "lot_id": lot, "doses": 1}
-        return session.post(f"{base}/api/consumptions", json=body,
-                            headers={"Idempotency-Key": body["client_id"]}, timeout=30)
+        body = {
+            "client_id": uuid.uuid4().hex,
+            "store_id": ctx["store"],
+            "unit_id": ctx["unit"],
+            "lot_id": lot,
+            "doses": 1,
+        }
+        return session.post(
+            f"{base}/api/consumptions",
+            json=body,
+            headers={"Idempotency-Key": body["client_id"]},
+            timeout=30,
+        )
+
     return send
 
 
@@ -264,14 +337,20 @@ def run(args: argparse.Namespace) -> dict:
         shared = hammer(base, ctx["token"], args.seconds, args.clients, consumption(ctx, True))
         log(f"movements, one shared lot: {shared}")
         return {
-            "benchmark": "ledger", "workers": args.workers, "clients": args.clients,
-            "movements_per_s": own_lots["per_s"], "movements_per_s_shared_lot": shared["per_s"],
+            "benchmark": "ledger",
+            "workers": args.workers,
+            "clients": args.clients,
+            "movements_per_s": own_lots["per_s"],
+            "movements_per_s_shared_lot": shared["per_s"],
             "health_per_s": baseline["per_s"],
             "movements_vs_health": round(own_lots["per_s"] / baseline["per_s"], 3),
             "server_errors": own_lots["errors"] + shared["errors"],
-            "balance_read_median_ms_1k": small, "balance_read_median_ms_1m": big,
-            "ledger_movements_big": big_count, "read_ratio_1m_vs_1k": round(big / small, 3),
-            "read_ratio_goal": 1.5, "read_ratio_ok": big / small <= 1.5,
+            "balance_read_median_ms_1k": small,
+            "balance_read_median_ms_1m": big,
+            "ledger_movements_big": big_count,
+            "read_ratio_1m_vs_1k": round(big / small, 3),
+            "read_ratio_goal": 1.5,
+            "read_ratio_ok": big / small <= 1.5,
             "ledger_equals_balances": check_consistent(url),
         }
     finally:

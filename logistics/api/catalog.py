@@ -115,7 +115,9 @@ class StoreOutSchema(ma.Schema):
 class StoreQuerySchema(ma.Schema):
     parent_id = ident(strict=False, metadata={"description": "children of this store"})
     level_code = text(32)
-    within_id = ident(strict=False, metadata={"description": "stores of this store's subtree (itself included)"})
+    within_id = ident(
+        strict=False, metadata={"description": "stores of this store's subtree (itself included)"}
+    )
 
 
 class UnitInSchema(ma.Schema):

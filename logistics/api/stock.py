@@ -209,7 +209,7 @@ class MovementQuerySchema(ma.Schema):
     store_id = ident(strict=False)
     lot_id = ident(strict=False)
     kind = ma.fields.String(validate=validate.OneOf(rules.MOVEMENT_KINDS))
-    before_id = ma.fields.Integer( validate=validate.Range(1, 2**62))
+    before_id = ma.fields.Integer(validate=validate.Range(1, 2**62))
     limit = ma.fields.Integer(load_default=100, validate=validate.Range(1, 500))
 
 
@@ -349,9 +349,15 @@ class StockConflictSchema(ProblemSchema):
 def _document(view: Any) -> Any:
     view = blp.doc(**IDEMPOTENCY_DOC)(view)
     view = blp.alt_response(404, response="NOT_FOUND")(view)
-    view = blp.alt_response(409, schema=StockConflictSchema, content_type=PROBLEM_JSON,
-                            description="Insufficient stock, or a reused Idempotency-Key")(view)
+    view = blp.alt_response(
+        409,
+        schema=StockConflictSchema,
+        content_type=PROBLEM_JSON,
+        description="Insufficient stock, or a reused Idempotency-Key",
+    )(view)
     return blp.response(201, MovementSchema)(view)
+
+
 _LOT_FIELDS = ("lot_id", "product_id", "lot_number", "manufacturer", "expiry_date", "gtin", "gs1")
 
 
@@ -555,7 +561,7 @@ class StoreStock(MethodView):
     @blp.response(200, StoreStockSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, args: dict[str, Any], store_id: int) -> Any:
-        """Stock of a store (or subtree) by product and lot; days of stock once consumption is known."""
+        """Stock of a store (or subtree) by product and lot, with days of stock when known."""
         config, uow = settings(), request_uow()
         return trace.store_stock(
             uow,

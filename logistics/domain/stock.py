@@ -103,7 +103,7 @@ def fefo_order(stocks: Iterable[LotStock]) -> list[LotStock]:
 
 
 def fefo_allocate(stocks: Iterable[LotStock], doses: int, on: dt.date) -> list[Allocation]:
-    """Choose lots for an issue of `doses` on date `on`; never expired, held or VVM-unusable stock."""
+    """Choose lots for an issue on date `on`; never expired, held or VVM-unusable stock."""
     if doses <= 0:
         raise Invalid("quantity must be a positive number of doses", field="doses")
     wanted, allocations = doses, []
@@ -141,7 +141,7 @@ def check_debit(current: int, later_changes: Sequence[int], doses: int, at: dt.d
     """Refuse a debit at time `at` that would make the balance, then or at any later time, negative.
 
     `later_changes` are the signed doses of the entries that happened after `at`, in time order.
-    A back-dated debit lowers every later running balance by `doses`, so the lowest one must cover it.
+    A back-dated debit lowers every later running balance by `doses`: the lowest must cover it.
     """
     lowest = lowest_running_balance(current, later_changes)
     if lowest >= doses:
@@ -157,7 +157,7 @@ def check_debit(current: int, later_changes: Sequence[int], doses: int, at: dt.d
 
 
 def count_difference(counted: int, current: int, later_changes: Sequence[int]) -> int:
-    """Doses a physical count adds (or removes) so the balance at its time equals what was counted."""
+    """Doses a count adds (or removes) so the balance at its time equals what was counted."""
     if counted < 0:
         raise Invalid("a count cannot be negative", field="counted_doses")
     return counted - balance_as_of(current, later_changes)
@@ -171,7 +171,7 @@ def daily_rate(consumed_doses: int, window_days: int) -> float | None:
 
 
 def days_of_stock(doses: int, rate_per_day: float | None) -> float | None:
-    """Days of stock = stock / daily consumption rate (shared/domain.md); None while rate unknown."""
+    """Days of stock = stock / daily consumption rate (shared/domain.md); None if unknown."""
     if not rate_per_day:
         return None
     return round(doses / rate_per_day, 1)

@@ -43,7 +43,7 @@ class Store(Base):
 
 
 class StorageUnit(Base):
-    """A cold-chain equipment item of a store (ILR, deep freezer, walk-in cooler...) with its safe range."""
+    """Cold-chain equipment of a store (ILR, deep freezer, walk-in cooler...), its safe range."""
 
     __tablename__ = "storage_units"
     __table_args__ = (

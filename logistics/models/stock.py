@@ -1,4 +1,4 @@
-"""Models: stock balances, the append-only ledger of movements, shipments in transit, idempotency."""
+"""Models: stock balances, the append-only ledger, shipments in transit, idempotency records."""
 
 from __future__ import annotations
 

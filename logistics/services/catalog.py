@@ -239,7 +239,7 @@ def find_or_add_lot(
     expiry_date: dt.date,
     gtin: str | None,
 ) -> Lot:
-    """The product's lot with this number (checked against the expiry given), or a new one (not committed)."""
+    """The product's lot with this number (expiry checked), or a new one (not committed)."""
     lot = uow.session.scalars(
         select(Lot).where(Lot.product_id == product.id, Lot.lot_number == lot_number)
     ).first()
@@ -286,12 +286,12 @@ def _describe_lot(uow: UnitOfWork, fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def lot_from_fields(uow: UnitOfWork, fields: dict[str, Any]) -> Lot:
-    """Find or add the lot described by explicit fields and/or a GS1 element string (not committed)."""
+    """Find or add the lot described by fields and/or a GS1 element string (not committed)."""
     return find_or_add_lot(uow, **_describe_lot(uow, fields))
 
 
 def create_lot(uow: UnitOfWork, fields: dict[str, Any]) -> Lot:
-    """Register a lot (explicit fields or a GS1 element string); an existing lot number is a conflict."""
+    """Register a lot (fields or a GS1 element string); an existing lot number is a conflict."""
     described = _describe_lot(uow, fields)
     taken = select(Lot.id).where(
         Lot.product_id == described["product"].id, Lot.lot_number == described["lot_number"]

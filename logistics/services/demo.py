@@ -42,7 +42,7 @@ STORES = (
     ("NSK-PHC-SINNAR", "PHC Sinnar", "centre", "MH-DVS-NASHIK", [("ILR-1", ILR)]),
     ("NSK-CHC-IGATPURI", "CHC Igatpuri", "centre", "MH-DVS-NASHIK", [("ILR-1", ILR)]),
 )
-# Covishield 10 and Covaxin 20 doses a vial, +2 to +8 C, freeze-sensitive, opened vial 4 h (domain.md).
+# Covishield 10, Covaxin 20 doses a vial; +2 to +8 C, freeze-sensitive, opened vial 4 h (domain.md).
 PRODUCTS = (
     ("COVISHIELD", "Covishield (ChAdOx1 nCoV-19)", 10, "08901234567890"),
     ("COVAXIN", "Covaxin (BBV152)", 20, "08907654321098"),

@@ -1,4 +1,4 @@
-"""Use cases of the stock ledger: receipts, issues, transfers, consumption, wastage, counts, reversals.
+"""Stock ledger use cases: receipts, issues, transfers, consumption, wastage, counts, reversals.
 
 Every movement function adds the movement, its ledger entries and the updated balances to
 `uow.session` and does NOT commit: the caller commits once, so the HTTP layer can store the
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from logistics.db import UnitOfWork, insert_for, is_postgres
 from logistics.domain import stock as rules
 from logistics.errors import Conflict, IdempotencyMismatch, InsufficientStock, Invalid, NotFound
-from logistics.models.catalog import Lot, StorageUnit, Store
+from logistics.models.catalog import Lot, Store
 from logistics.models.stock import (
     IdempotencyRecord,
     LedgerEntry,
@@ -67,7 +67,7 @@ def recorded(
     site_timezone: str = "UTC",
     now: dt.datetime | None = None,
 ) -> Recorded:
-    """Build the who/when of a movement; occurred_at defaults to now and may not be in the future."""
+    """Build the who/when of a movement; occurred_at defaults to now, never in the future."""
     now = now or utcnow()
     occurred_at = occurred_at or now
     if occurred_at.tzinfo is None:
@@ -189,9 +189,15 @@ def _post(
         if change.doses == 0:
             continue
         balance = _apply(session, movement.store_id, change, rec)
-        movement.entries.append(LedgerEntry(store_id=balance.store_id, unit_id=change.unit_id,
-                                            lot_id=change.lot_id, doses=change.doses,
-                                            occurred_at=rec.occurred_at))
+        movement.entries.append(
+            LedgerEntry(
+                store_id=balance.store_id,
+                unit_id=change.unit_id,
+                lot_id=change.lot_id,
+                doses=change.doses,
+                occurred_at=rec.occurred_at,
+            )
+        )
     session.add(movement)
     session.flush()
     return movement
@@ -257,8 +263,11 @@ def receive_stock(
 
 
 def _in_transit_shipment(uow: UnitOfWork, shipment_id: int, store_id: int) -> Shipment:
-    shipment = (uow.session.get(Shipment, shipment_id, with_for_update=is_postgres(uow.session))
-                if 0 < shipment_id < 2**31 else None)
+    shipment = (
+        uow.session.get(Shipment, shipment_id, with_for_update=is_postgres(uow.session))
+        if 0 < shipment_id < 2**31
+        else None
+    )
     if shipment is None:
         raise NotFound(f"no shipment with id {shipment_id}", field="shipment_id")
     if shipment.to_store_id != store_id:
@@ -406,7 +415,7 @@ def issue_stock(
     unit_id: int | None = None,
     note: str | None = None,
 ) -> Movement:
-    """Issue doses to a child store: lots chosen FEFO unless one is named; in transit until received."""
+    """Issue doses to a child store, FEFO unless a lot is named; in transit until received."""
     _check_client_id_free(uow, rec.client_id)
     _child_store(uow, store_id, to_store_id)
     _positive(doses)
@@ -488,7 +497,7 @@ def record_consumption(
     note: str | None = None,
     site_timezone: str = "UTC",
 ) -> Movement:
-    """Record doses given to people from a unit's usable stock. Does not commit: call uow.commit()."""
+    """Record doses given from a unit's usable stock. Does not commit: call uow.commit()."""
     rec = recorded(actor, occurred_at, client_id, site_timezone)
     _check_client_id_free(uow, rec.client_id)
     _unit_and_lot(uow, store_id, unit_id, lot_id)
@@ -639,7 +648,7 @@ def list_movements(
 
 
 def get_balance(uow: UnitOfWork, *, unit_id: int, lot_id: int) -> StockBalance:
-    """The balance of one lot in one unit: a single row by its unique key, however long the ledger."""
+    """The balance of a lot in a unit: one row by its unique key, however long the ledger."""
     query = select(StockBalance).where(
         StockBalance.unit_id == unit_id, StockBalance.lot_id == lot_id
     )
@@ -661,7 +670,7 @@ def get_balance(uow: UnitOfWork, *, unit_id: int, lot_id: int) -> StockBalance:
 
 def store_balances(uow: UnitOfWork, store_id: int) -> list[StockBalance]:
     """Every non-empty balance of a store (with lot and product loaded), e.g. for usable doses:
-    `rules.usable_doses(LotStock(...), on)` or doses - quarantined_doses of unexpired, unheld lots."""
+    `rules.usable_doses(LotStock(...), on)`, i.e. doses - quarantined_doses of usable lots."""
     query = (
         select(StockBalance)
         .where(StockBalance.store_id == store_id, StockBalance.doses > 0)
@@ -711,7 +720,7 @@ def find_first_response(
     if client_id:
         match = or_(match, IdempotencyRecord.client_id == client_id)
     # The key's own record first: it is the one a retry with this key must get back.
-    query = select(IdempotencyRecord).where(match).order_by((IdempotencyRecord.key != key))
+    query = select(IdempotencyRecord).where(match).order_by(IdempotencyRecord.key != key)
     record = uow.session.scalars(query.execution_options(populate_existing=True)).first()
     if record is not None and record.fingerprint != fingerprint:
         raise IdempotencyMismatch(

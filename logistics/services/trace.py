@@ -1,4 +1,4 @@
-"""Traceability: where a lot's doses are and every movement they took; a store's (or subtree's) stock."""
+"""Traceability: where a lot's doses are and every movement they took; a store's stock."""
 
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ def _movements(uow: UnitOfWork, lot: Lot) -> list[dict[str, Any]]:
 
 
 def lot_trace(uow: UnitOfWork, lot_id: int) -> dict[str, Any]:
-    """Where every dose of a lot is now (store and unit, or in transit) and every movement it took."""
+    """Where every dose of a lot is now (store and unit, or in transit) and its movements."""
     lot = catalog.get_lot(uow, lot_id)
     locations = _locations(uow, lot)
     in_transit, lost = _transit(lot, _shipment_lines(uow, lot))

@@ -21,8 +21,12 @@ from tests.support.ledger import build_network, receive
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 @pytest.fixture
@@ -37,8 +41,8 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=8, deadline=None,
-          suppress_health_check=list(HealthCheck))
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_openapi_document(case, client):
-    case.call_and_validate(headers={"Authorization": client.environ_base["HTTP_AUTHORIZATION"]},
-                           checks=CHECKS)
+    case.call_and_validate(
+        headers={"Authorization": client.environ_base["HTTP_AUTHORIZATION"]}, checks=CHECKS
+    )

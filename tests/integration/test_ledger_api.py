@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from logistics.services import stock
-from tests.support.ledger import NOW, build_network, receive
+from tests.support.ledger import NOW, build_network
 
 pytestmark = pytest.mark.integration
 PROBLEM = "application/problem+json"
@@ -30,17 +30,28 @@ def balance(client, unit, lot):
 
 
 def receive_http(client, net, unit, lot, doses, **extra):
-    response = client.post("/api/receipts", json=body(store_id=net.state, unit_id=unit, lot_id=lot,
-                                                     doses=doses, **extra))
+    response = client.post(
+        "/api/receipts",
+        json=body(store_id=net.state, unit_id=unit, lot_id=lot, doses=doses, **extra),
+    )
     assert response.status_code == 201, response.json
     return response.json
 
 
 def test_receipt_from_gs1_string_creates_the_lot_and_credits_the_unit(client, net):
     expiry = (dt.date.today() + dt.timedelta(days=300)).strftime("%y%m%d")
-    response = client.post("/api/receipts", json=body(
-        store_id=net.state, unit_id=net.state_ilr, doses=5000, manufacturer="Serum Institute",
-        gs1=f"(01)08901234567890(10)4121Z777(17){expiry}", vvm_stage=1, supplier="SII Pune"))
+    response = client.post(
+        "/api/receipts",
+        json=body(
+            store_id=net.state,
+            unit_id=net.state_ilr,
+            doses=5000,
+            manufacturer="Serum Institute",
+            gs1=f"(01)08901234567890(10)4121Z777(17){expiry}",
+            vvm_stage=1,
+            supplier="SII Pune",
+        ),
+    )
     assert response.status_code == 201, response.json
     entry = response.json["entries"][0]
     assert (entry["lot_number"], entry["doses"], entry["vials"]) == ("4121Z777", 5000, 500)
@@ -52,9 +63,16 @@ def test_receipt_from_gs1_string_creates_the_lot_and_credits_the_unit(client, ne
 
 def test_receiving_an_expired_lot_is_refused_and_stores_nothing(client, net):
     past = (dt.date.today() - dt.timedelta(days=1)).strftime("%y%m%d")
-    response = client.post("/api/receipts", json=body(
-        store_id=net.state, unit_id=net.state_ilr, doses=10, manufacturer="SII",
-        gs1=f"(01)08901234567890(10)OLD1(17){past}"))
+    response = client.post(
+        "/api/receipts",
+        json=body(
+            store_id=net.state,
+            unit_id=net.state_ilr,
+            doses=10,
+            manufacturer="SII",
+            gs1=f"(01)08901234567890(10)OLD1(17){past}",
+        ),
+    )
     assert response.status_code == 422
     assert response.content_type == PROBLEM
     assert "gs1" in response.json["errors"]
@@ -65,18 +83,30 @@ def test_receiving_an_expired_lot_is_refused_and_stores_nothing(client, net):
 def test_issue_without_lot_is_fefo_and_in_transit_until_received(client, net):
     receive_http(client, net, net.state_ilr, net.lot_late, 1000)
     receive_http(client, net, net.state_wic, net.lot_early, 300)
-    issued = client.post("/api/issues", json=body(store_id=net.state, to_store_id=net.district,
-                                                  product_id=net.covishield, doses=500))
+    issued = client.post(
+        "/api/issues",
+        json=body(
+            store_id=net.state, to_store_id=net.district, product_id=net.covishield, doses=500
+        ),
+    )
     assert issued.status_code == 201, issued.json
-    lines = [(line["lot_number"], line["doses_issued"]) for line in issued.json["shipment"]["lines"]]
+    lines = [
+        (line["lot_number"], line["doses_issued"]) for line in issued.json["shipment"]["lines"]
+    ]
     assert lines == [("EARLY", 300), ("LATE", 200)]
     assert issued.json["doses"] == -500
     shipment_id = issued.json["shipment_id"]
     trace = client.get(f"/api/lots/{net.lot_late}/trace").json
     assert trace["doses_in_transit"] == 200 and trace["doses_in_stock"] == 800
-    received = client.post("/api/receipts", json=body(
-        store_id=net.district, unit_id=net.district_ilr, shipment_id=shipment_id,
-        lines=[{"lot_id": net.lot_early, "doses_received": 290, "reason": "damaged"}]))
+    received = client.post(
+        "/api/receipts",
+        json=body(
+            store_id=net.district,
+            unit_id=net.district_ilr,
+            shipment_id=shipment_id,
+            lines=[{"lot_id": net.lot_early, "doses_received": 290, "reason": "damaged"}],
+        ),
+    )
     assert received.status_code == 201, received.json
     assert balance(client, net.district_ilr, net.lot_early) == 290
     assert balance(client, net.district_ilr, net.lot_late) == 200
@@ -90,19 +120,29 @@ def test_issue_without_lot_is_fefo_and_in_transit_until_received(client, net):
 
 def test_short_receipt_without_reason_is_refused(client, net):
     receive_http(client, net, net.state_ilr, net.lot_late, 100)
-    issued = client.post("/api/issues", json=body(store_id=net.state, to_store_id=net.district,
-                                                  lot_id=net.lot_late, doses=100)).json
-    response = client.post("/api/receipts", json=body(
-        store_id=net.district, unit_id=net.district_ilr, shipment_id=issued["shipment_id"],
-        lines=[{"lot_id": net.lot_late, "doses_received": 90}]))
+    issued = client.post(
+        "/api/issues",
+        json=body(store_id=net.state, to_store_id=net.district, lot_id=net.lot_late, doses=100),
+    ).json
+    response = client.post(
+        "/api/receipts",
+        json=body(
+            store_id=net.district,
+            unit_id=net.district_ilr,
+            shipment_id=issued["shipment_id"],
+            lines=[{"lot_id": net.lot_late, "doses_received": 90}],
+        ),
+    )
     assert response.status_code == 422 and "lines" in response.json["errors"]
     assert balance(client, net.district_ilr, net.lot_late) == 0
 
 
 def test_issue_to_a_store_that_is_not_a_child_is_refused(client, net):
     receive_http(client, net, net.state_ilr, net.lot_late, 100)
-    response = client.post("/api/issues", json=body(store_id=net.state, to_store_id=net.centre,
-                                                    product_id=net.covishield, doses=10))
+    response = client.post(
+        "/api/issues",
+        json=body(store_id=net.state, to_store_id=net.centre, product_id=net.covishield, doses=10),
+    )
     assert response.status_code == 422
     assert "to_store_id" in response.json["errors"]
     assert balance(client, net.state_ilr, net.lot_late) == 100
@@ -116,29 +156,58 @@ def test_issue_never_takes_quarantined_or_vvm_unusable_stock(client, net, uow):
     held = uow.session.query(StockBalance).filter_by(unit_id=net.state_wic).one()
     held.quarantined_doses = 60
     uow.commit()
-    response = client.post("/api/issues", json=body(store_id=net.state, to_store_id=net.district,
-                                                    product_id=net.covishield, doses=50))
+    response = client.post(
+        "/api/issues",
+        json=body(
+            store_id=net.state, to_store_id=net.district, product_id=net.covishield, doses=50
+        ),
+    )
     assert response.status_code == 409 and response.json["available_doses"] == 40
-    ok = client.post("/api/issues", json=body(store_id=net.state, to_store_id=net.district,
-                                              product_id=net.covishield, doses=40))
+    ok = client.post(
+        "/api/issues",
+        json=body(
+            store_id=net.state, to_store_id=net.district, product_id=net.covishield, doses=40
+        ),
+    )
     assert [line["lot_id"] for line in ok.json["shipment"]["lines"]] == [net.lot_late]
 
 
 def test_transfer_consumption_wastage_and_count(client, net):
     receive_http(client, net, net.state_ilr, net.lot_late, 1000)
-    moved = client.post("/api/transfers", json=body(store_id=net.state, from_unit_id=net.state_ilr,
-                                                    to_unit_id=net.state_wic, lot_id=net.lot_late,
-                                                    doses=400))
+    moved = client.post(
+        "/api/transfers",
+        json=body(
+            store_id=net.state,
+            from_unit_id=net.state_ilr,
+            to_unit_id=net.state_wic,
+            lot_id=net.lot_late,
+            doses=400,
+        ),
+    )
     assert moved.status_code == 201, moved.json
     assert sorted(e["doses"] for e in moved.json["entries"]) == [-400, 400]
-    consumed = client.post("/api/consumptions", json=body(store_id=net.state, unit_id=net.state_wic,
-                                                          lot_id=net.lot_late, doses=100))
+    consumed = client.post(
+        "/api/consumptions",
+        json=body(store_id=net.state, unit_id=net.state_wic, lot_id=net.lot_late, doses=100),
+    )
     assert consumed.status_code == 201
-    wasted = client.post("/api/wastages", json=body(store_id=net.state, unit_id=net.state_wic,
-                                                    lot_id=net.lot_late, doses=10, reason="breakage"))
+    wasted = client.post(
+        "/api/wastages",
+        json=body(
+            store_id=net.state,
+            unit_id=net.state_wic,
+            lot_id=net.lot_late,
+            doses=10,
+            reason="breakage",
+        ),
+    )
     assert wasted.status_code == 201 and wasted.json["reason"] == "breakage"
-    counted = client.post("/api/counts", json=body(store_id=net.state, unit_id=net.state_wic,
-                                                   lot_id=net.lot_late, counted_doses=280))
+    counted = client.post(
+        "/api/counts",
+        json=body(
+            store_id=net.state, unit_id=net.state_wic, lot_id=net.lot_late, counted_doses=280
+        ),
+    )
     assert counted.status_code == 201
     assert counted.json["doses"] == -10 and counted.json["counted_doses"] == 280
     assert balance(client, net.state_wic, net.lot_late) == 280
@@ -152,13 +221,40 @@ def test_transfer_consumption_wastage_and_count(client, net):
 
 def test_backdated_debit_that_breaks_a_later_balance_is_refused(client, net):
     now = dt.datetime.now(dt.UTC)
-    receive_http(client, net, net.state_ilr, net.lot_late, 100, occurred_at=(now - dt.timedelta(days=5)).isoformat())
-    client.post("/api/consumptions", json=body(store_id=net.state, unit_id=net.state_ilr,
-                                               lot_id=net.lot_late, doses=80,
-                                               occurred_at=(now - dt.timedelta(days=2)).isoformat()))
-    receive_http(client, net, net.state_ilr, net.lot_late, 50, occurred_at=(now - dt.timedelta(days=1)).isoformat())
-    late_entry = body(store_id=net.state, unit_id=net.state_ilr, lot_id=net.lot_late, doses=30,
-                      reason="breakage", occurred_at=(now - dt.timedelta(days=3)).isoformat())
+    receive_http(
+        client,
+        net,
+        net.state_ilr,
+        net.lot_late,
+        100,
+        occurred_at=(now - dt.timedelta(days=5)).isoformat(),
+    )
+    client.post(
+        "/api/consumptions",
+        json=body(
+            store_id=net.state,
+            unit_id=net.state_ilr,
+            lot_id=net.lot_late,
+            doses=80,
+            occurred_at=(now - dt.timedelta(days=2)).isoformat(),
+        ),
+    )
+    receive_http(
+        client,
+        net,
+        net.state_ilr,
+        net.lot_late,
+        50,
+        occurred_at=(now - dt.timedelta(days=1)).isoformat(),
+    )
+    late_entry = body(
+        store_id=net.state,
+        unit_id=net.state_ilr,
+        lot_id=net.lot_late,
+        doses=30,
+        reason="breakage",
+        occurred_at=(now - dt.timedelta(days=3)).isoformat(),
+    )
     response = client.post("/api/wastages", json=late_entry)
     assert response.status_code == 409
     assert response.content_type == PROBLEM
@@ -171,34 +267,55 @@ def test_backdated_debit_that_breaks_a_later_balance_is_refused(client, net):
 
 def test_reversal_undoes_a_movement_once(client, net):
     receipt = receive_http(client, net, net.state_ilr, net.lot_late, 100)
-    reversed_ = client.post(f"/api/movements/{receipt['id']}/reversal",
-                            json={"client_id": uuid.uuid4().hex, "reason": "typo"})
+    reversed_ = client.post(
+        f"/api/movements/{receipt['id']}/reversal",
+        json={"client_id": uuid.uuid4().hex, "reason": "typo"},
+    )
     assert reversed_.status_code == 201, reversed_.json
     assert reversed_.json["kind"] == "reversal" and reversed_.json["reverses_id"] == receipt["id"]
     assert balance(client, net.state_ilr, net.lot_late) == 0
-    again = client.post(f"/api/movements/{receipt['id']}/reversal", json={"client_id": uuid.uuid4().hex})
+    again = client.post(
+        f"/api/movements/{receipt['id']}/reversal", json={"client_id": uuid.uuid4().hex}
+    )
     assert again.status_code == 409
     assert len(client.get(f"/api/lots/{net.lot_late}/trace").json["movements"]) == 2
 
 
 def test_reversing_a_receipt_whose_doses_left_is_refused(client, net):
     receipt = receive_http(client, net, net.state_ilr, net.lot_late, 100)
-    client.post("/api/consumptions", json=body(store_id=net.state, unit_id=net.state_ilr,
-                                               lot_id=net.lot_late, doses=60))
+    client.post(
+        "/api/consumptions",
+        json=body(store_id=net.state, unit_id=net.state_ilr, lot_id=net.lot_late, doses=60),
+    )
     response = client.post(f"/api/movements/{receipt['id']}/reversal", json={"client_id": "r1"})
     assert response.status_code == 409
     assert balance(client, net.state_ilr, net.lot_late) == 40
 
 
-@pytest.mark.parametrize(("path", "fields", "field"), [
-    ("/api/consumptions", {"store_id": 999, "unit_id": "UNIT", "lot_id": "LOT", "doses": 5}, "store_id"),
-    ("/api/consumptions", {"unit_id": "OTHER_UNIT", "lot_id": "LOT", "doses": 5}, "unit_id"),
-    ("/api/wastages", {"unit_id": "UNIT", "lot_id": 999, "doses": 5, "reason": "expired"}, "lot_id"),
-    ("/api/consumptions", {"unit_id": "UNIT", "lot_id": "LOT", "doses": 0}, "doses"),
-    ("/api/consumptions", {"unit_id": "UNIT", "lot_id": "LOT", "doses": -3}, "doses"),
-    ("/api/consumptions", {"unit_id": "UNIT", "lot_id": "LOT", "doses": "5"}, "doses"),
-    ("/api/wastages", {"unit_id": "UNIT", "lot_id": "LOT", "doses": 5, "reason": "sold"}, "reason"),
-])
+@pytest.mark.parametrize(
+    ("path", "fields", "field"),
+    [
+        (
+            "/api/consumptions",
+            {"store_id": 999, "unit_id": "UNIT", "lot_id": "LOT", "doses": 5},
+            "store_id",
+        ),
+        ("/api/consumptions", {"unit_id": "OTHER_UNIT", "lot_id": "LOT", "doses": 5}, "unit_id"),
+        (
+            "/api/wastages",
+            {"unit_id": "UNIT", "lot_id": 999, "doses": 5, "reason": "expired"},
+            "lot_id",
+        ),
+        ("/api/consumptions", {"unit_id": "UNIT", "lot_id": "LOT", "doses": 0}, "doses"),
+        ("/api/consumptions", {"unit_id": "UNIT", "lot_id": "LOT", "doses": -3}, "doses"),
+        ("/api/consumptions", {"unit_id": "UNIT", "lot_id": "LOT", "doses": "5"}, "doses"),
+        (
+            "/api/wastages",
+            {"unit_id": "UNIT", "lot_id": "LOT", "doses": 5, "reason": "sold"},
+            "reason",
+        ),
+    ],
+)
 def test_bad_input_names_the_field_and_stores_nothing(client, net, path, fields, field):
     receive_http(client, net, net.state_ilr, net.lot_late, 100)
     fields = {"store_id": net.state, **fields}
@@ -222,10 +339,16 @@ def test_malformed_json_and_oversized_bodies_are_problems(client, app, net):
 
 def test_ledger_sums_equal_balances_after_a_mix(client, net, uow):
     receive_http(client, net, net.state_ilr, net.lot_late, 500)
-    client.post("/api/issues", json=body(store_id=net.state, to_store_id=net.district,
-                                         product_id=net.covishield, doses=120))
-    client.post("/api/consumptions", json=body(store_id=net.state, unit_id=net.state_ilr,
-                                               lot_id=net.lot_late, doses=30))
+    client.post(
+        "/api/issues",
+        json=body(
+            store_id=net.state, to_store_id=net.district, product_id=net.covishield, doses=120
+        ),
+    )
+    client.post(
+        "/api/consumptions",
+        json=body(store_id=net.state, unit_id=net.state_ilr, lot_id=net.lot_late, doses=30),
+    )
     sums = stock.ledger_sums(uow)
     from logistics.models.stock import StockBalance
 

@@ -44,8 +44,11 @@ def _all_at_once(calls):
 
 
 def _running_balances_never_negative(uow, unit, lot):
-    query = (select(LedgerEntry.doses).where(LedgerEntry.unit_id == unit, LedgerEntry.lot_id == lot)
-             .order_by(LedgerEntry.occurred_at, LedgerEntry.id))
+    query = (
+        select(LedgerEntry.doses)
+        .where(LedgerEntry.unit_id == unit, LedgerEntry.lot_id == lot)
+        .order_by(LedgerEntry.occurred_at, LedgerEntry.id)
+    )
     running, lowest = 0, 0
     for doses in uow.session.scalars(query):
         running += doses
@@ -57,14 +60,26 @@ def test_fifty_concurrent_issues_never_overdraw(app, client, runtime, net):
     with runtime.uow() as uow:
         receive(uow, net, net.state_ilr, net.lot_late, 1000)
     clients = _clients(app, client, 50)
-    calls = [lambda c=c: c.post("/api/issues", json={
-        "client_id": uuid.uuid4().hex, "store_id": net.state, "to_store_id": net.district,
-        "lot_id": net.lot_late, "doses": 30}) for c in clients]
+    calls = [
+        lambda c=c: c.post(
+            "/api/issues",
+            json={
+                "client_id": uuid.uuid4().hex,
+                "store_id": net.state,
+                "to_store_id": net.district,
+                "lot_id": net.lot_late,
+                "doses": 30,
+            },
+        )
+        for c in clients
+    ]
     statuses = [response.status_code for response in _all_at_once(calls)]
     accepted = statuses.count(201)
     assert accepted == 1000 // 30 and statuses.count(409) == 50 - accepted
     with runtime.uow() as uow:
-        held = uow.session.scalars(select(StockBalance).where(StockBalance.unit_id == net.state_ilr)).one()
+        held = uow.session.scalars(
+            select(StockBalance).where(StockBalance.unit_id == net.state_ilr)
+        ).one()
         assert held.doses == 1000 - 30 * accepted
         stored = {(b.unit_id, b.lot_id): b.doses for b in uow.session.scalars(select(StockBalance))}
         assert stock.ledger_sums(uow) == stored
@@ -81,9 +96,14 @@ def test_fifty_concurrent_issues_through_services_with_own_sessions(runtime, net
     def issue():
         with runtime.uow() as uow:
             try:
-                stock.issue_stock(uow, store_id=net.state, to_store_id=net.district, doses=40,
-                                  product_id=net.covishield,
-                                  rec=stock.recorded("t", None, uuid.uuid4().hex))
+                stock.issue_stock(
+                    uow,
+                    store_id=net.state,
+                    to_store_id=net.district,
+                    doses=40,
+                    product_id=net.covishield,
+                    rec=stock.recorded("t", None, uuid.uuid4().hex),
+                )
                 uow.commit()
                 return True
             except stock.InsufficientStock:
@@ -99,8 +119,13 @@ def test_fifty_concurrent_issues_through_services_with_own_sessions(runtime, net
 
 
 def _consume(net, client_id, doses=5):
-    return {"client_id": client_id, "store_id": net.state, "unit_id": net.state_ilr,
-            "lot_id": net.lot_late, "doses": doses}
+    return {
+        "client_id": client_id,
+        "store_id": net.state,
+        "unit_id": net.state_ilr,
+        "lot_id": net.lot_late,
+        "doses": doses,
+    }
 
 
 def test_repeat_with_same_key_returns_first_result_and_records_nothing(client, runtime, net):
@@ -127,8 +152,12 @@ def test_concurrent_duplicates_resolve_to_one_movement(app, client, runtime, net
     with runtime.uow() as uow:
         receive(uow, net, net.state_ilr, net.lot_late, 100)
     clients = _clients(app, client, 12)
-    calls = [lambda c=c: c.post("/api/consumptions", json=_consume(net, "dup-1"),
-                                headers={"Idempotency-Key": "dup-key"}) for c in clients]
+    calls = [
+        lambda c=c: c.post(
+            "/api/consumptions", json=_consume(net, "dup-1"), headers={"Idempotency-Key": "dup-key"}
+        )
+        for c in clients
+    ]
     responses = _all_at_once(calls)
     assert {r.status_code for r in responses} == {201}
     assert len({r.get_data() for r in responses}) == 1

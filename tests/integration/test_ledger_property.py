@@ -41,26 +41,52 @@ def _apply(uow, net, op):
     at = NOW - dt.timedelta(hours=ago)
     common = {"store_id": net.state, "unit_id": unit_id, "lot_id": lot_id}
     if kind == "receipt":
-        stock.receive_stock(uow, store_id=net.state, unit_id=unit_id, doses=amount, rec=rec(at),
-                            lot={"lot_id": lot_id})
+        stock.receive_stock(
+            uow,
+            store_id=net.state,
+            unit_id=unit_id,
+            doses=amount,
+            rec=rec(at),
+            lot={"lot_id": lot_id},
+        )
     elif kind == "consumption":
         stock.record_consumption(uow, **common, doses=amount, actor="p", occurred_at=at)
     elif kind == "wastage":
-        stock.record_wastage(uow, **common, doses=amount, reason="breakage", actor="p", occurred_at=at)
+        stock.record_wastage(
+            uow, **common, doses=amount, reason="breakage", actor="p", occurred_at=at
+        )
     elif kind == "transfer":
         other = net.state_wic if unit_id == net.state_ilr else net.state_ilr
-        stock.transfer_stock(uow, store_id=net.state, from_unit_id=unit_id, to_unit_id=other,
-                             lot_id=lot_id, doses=amount, rec=rec(at))
+        stock.transfer_stock(
+            uow,
+            store_id=net.state,
+            from_unit_id=unit_id,
+            to_unit_id=other,
+            lot_id=lot_id,
+            doses=amount,
+            rec=rec(at),
+        )
     elif kind == "count":
         stock.record_count(uow, **common, counted_doses=amount, rec=rec(at))
     elif kind == "issue":
-        stock.issue_stock(uow, store_id=net.state, to_store_id=net.district, doses=amount,
-                          lot_id=lot_id, rec=rec(at))
+        stock.issue_stock(
+            uow,
+            store_id=net.state,
+            to_store_id=net.district,
+            doses=amount,
+            lot_id=lot_id,
+            rec=rec(at),
+        )
     else:
         ids = list(uow.session.scalars(select(Movement.id).order_by(Movement.id)))
         if ids:
-            stock.reverse_movement(uow, movement_id=ids[amount % len(ids)], actor="p",
-                                   client_id=uuid.uuid4().hex, now=NOW)
+            stock.reverse_movement(
+                uow,
+                movement_id=ids[amount % len(ids)],
+                actor="p",
+                client_id=uuid.uuid4().hex,
+                now=NOW,
+            )
 
 
 def _check_ledger(uow):
@@ -76,7 +102,9 @@ def _check_ledger(uow):
         assert running[key] >= 0, f"running balance of {key} negative at {entry.occurred_at}"
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(ops=st.lists(operation, min_size=1, max_size=14))
 def test_balances_equal_the_ledger_and_never_go_negative(engine, runtime, ops):
     empty_tables(engine)

@@ -30,42 +30,93 @@ class Network:
 
 
 def build_network(uow: UnitOfWork, today: dt.date | None = None) -> Network:
-    """State -> district -> centre (+ a second district), ILRs, Covishield/Covaxin and three lots."""
+    """State -> district -> centre (+ a 2nd district), ILRs, Covishield/Covaxin, three lots."""
     today = today or NOW.date()
     state = catalog.create_store(uow, code="SVS", name="State store", level_code="state")
-    district = catalog.create_store(uow, code="DVS", name="District", level_code="district",
-                                    parent_id=state.id)
-    other = catalog.create_store(uow, code="DVS2", name="District 2", level_code="district",
-                                 parent_id=state.id)
-    centre = catalog.create_store(uow, code="PHC", name="Centre", level_code="centre",
-                                  parent_id=district.id)
-    units = {(s.id, code): catalog.create_unit(uow, store_id=s.id, code=code, kind=kind,
-                                               min_temp_c=2, max_temp_c=8).id
-             for s, code, kind in ((state, "ILR-1", "ilr"), (state, "WIC-1", "walk_in_cooler"),
-                                   (district, "ILR-1", "ilr"), (centre, "ILR-1", "ilr"))}
-    cs = catalog.create_product(uow, code="COVISHIELD", name="Covishield", doses_per_vial=10,
-                                min_temp_c=2, max_temp_c=8, gtin="08901234567890")
-    cx = catalog.create_product(uow, code="COVAXIN", name="Covaxin", doses_per_vial=20,
-                                min_temp_c=2, max_temp_c=8)
+    district = catalog.create_store(
+        uow, code="DVS", name="District", level_code="district", parent_id=state.id
+    )
+    other = catalog.create_store(
+        uow, code="DVS2", name="District 2", level_code="district", parent_id=state.id
+    )
+    centre = catalog.create_store(
+        uow, code="PHC", name="Centre", level_code="centre", parent_id=district.id
+    )
+    units = {
+        (s.id, code): catalog.create_unit(
+            uow, store_id=s.id, code=code, kind=kind, min_temp_c=2, max_temp_c=8
+        ).id
+        for s, code, kind in (
+            (state, "ILR-1", "ilr"),
+            (state, "WIC-1", "walk_in_cooler"),
+            (district, "ILR-1", "ilr"),
+            (centre, "ILR-1", "ilr"),
+        )
+    }
+    cs = catalog.create_product(
+        uow,
+        code="COVISHIELD",
+        name="Covishield",
+        doses_per_vial=10,
+        min_temp_c=2,
+        max_temp_c=8,
+        gtin="08901234567890",
+    )
+    cx = catalog.create_product(
+        uow, code="COVAXIN", name="Covaxin", doses_per_vial=20, min_temp_c=2, max_temp_c=8
+    )
 
     def lot(product: int, number: str, days: int) -> int:
-        return catalog.create_lot(uow, {"product_id": product, "lot_number": number,
-                                        "manufacturer": "SII", "expiry_date": today + dt.timedelta(days)}).id
+        return catalog.create_lot(
+            uow,
+            {
+                "product_id": product,
+                "lot_number": number,
+                "manufacturer": "SII",
+                "expiry_date": today + dt.timedelta(days),
+            },
+        ).id
 
-    return Network(state.id, district.id, centre.id, other.id, units[(state.id, "ILR-1")],
-                   units[(state.id, "WIC-1")], units[(district.id, "ILR-1")],
-                   units[(centre.id, "ILR-1")], cs.id, cx.id, lot(cs.id, "EARLY", 30),
-                   lot(cs.id, "LATE", 200), lot(cx.id, "CX1", 100))
+    return Network(
+        state.id,
+        district.id,
+        centre.id,
+        other.id,
+        units[(state.id, "ILR-1")],
+        units[(state.id, "WIC-1")],
+        units[(district.id, "ILR-1")],
+        units[(centre.id, "ILR-1")],
+        cs.id,
+        cx.id,
+        lot(cs.id, "EARLY", 30),
+        lot(cs.id, "LATE", 200),
+        lot(cx.id, "CX1", 100),
+    )
 
 
-def rec(at: dt.datetime = NOW, client_id: str | None = None, now: dt.datetime = NOW) -> stock.Recorded:
+def rec(
+    at: dt.datetime = NOW, client_id: str | None = None, now: dt.datetime = NOW
+) -> stock.Recorded:
     """Who/when of a test movement."""
     return stock.recorded("tester", at, client_id or uuid.uuid4().hex, now=now)
 
 
-def receive(uow: UnitOfWork, net: Network, unit: int, lot: int, doses: int,
-            at: dt.datetime = NOW, store: int | None = None) -> None:
+def receive(
+    uow: UnitOfWork,
+    net: Network,
+    unit: int,
+    lot: int,
+    doses: int,
+    at: dt.datetime = NOW,
+    store: int | None = None,
+) -> None:
     """Receive doses from a supplier and commit."""
-    stock.receive_stock(uow, store_id=store or net.state, unit_id=unit, doses=doses,
-                        rec=rec(at), lot={"lot_id": lot})
+    stock.receive_stock(
+        uow,
+        store_id=store or net.state,
+        unit_id=unit,
+        doses=doses,
+        rec=rec(at),
+        lot={"lot_id": lot},
+    )
     uow.commit()

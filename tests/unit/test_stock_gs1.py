@@ -11,8 +11,11 @@ from logistics.domain.gs1 import GS1Error, parse_carton_label
 
 def test_human_readable_string():
     label = parse_carton_label("(01)08901234567890(10)4121Z001(17)270331")
-    assert (label.gtin, label.lot_number, label.expiry_date) == ("08901234567890", "4121Z001",
-                                                                 dt.date(2027, 3, 31))
+    assert (label.gtin, label.lot_number, label.expiry_date) == (
+        "08901234567890",
+        "4121Z001",
+        dt.date(2027, 3, 31),
+    )
 
 
 def test_raw_string_with_group_separator():
@@ -26,8 +29,9 @@ def test_wrong_gtin_check_digit_is_refused():
         parse_carton_label("(01)08901234567891(10)A(17)270331")
 
 
-@pytest.mark.parametrize("text", ["(10)A1", "(01)08901234567890(17)270331", "not a barcode",
-                                  "(17)271399(10)A"])
+@pytest.mark.parametrize(
+    "text", ["(10)A1", "(01)08901234567890(17)270331", "not a barcode", "(17)271399(10)A"]
+)
 def test_incomplete_or_malformed_strings_are_refused(text):
     with pytest.raises(GS1Error):
         parse_carton_label(text)

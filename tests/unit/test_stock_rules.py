@@ -14,7 +14,9 @@ AT = dt.datetime(2026, 6, 1, 10, tzinfo=dt.UTC)
 
 
 def lot(lot_id: int, days: int, doses: int, **kw) -> rules.LotStock:
-    return rules.LotStock(unit_id=1, lot_id=lot_id, expiry_date=TODAY + dt.timedelta(days), doses=doses, **kw)
+    return rules.LotStock(
+        unit_id=1, lot_id=lot_id, expiry_date=TODAY + dt.timedelta(days), doses=doses, **kw
+    )
 
 
 def test_fefo_takes_earliest_expiry_first_across_lots():
@@ -28,13 +30,16 @@ def test_fefo_prefers_more_heat_exposed_vvm_at_equal_expiry():
     assert rules.fefo_allocate(stocks, 10, TODAY)[0].lot_id == 2
 
 
-@pytest.mark.parametrize("unusable", [
-    {"days": -1},  # expired yesterday
-    {"lot_quarantined": True},
-    {"vvm_stage": 3},
-    {"vvm_stage": 4},
-    {"quarantined_doses": 100},
-])
+@pytest.mark.parametrize(
+    "unusable",
+    [
+        {"days": -1},  # expired yesterday
+        {"lot_quarantined": True},
+        {"vvm_stage": 3},
+        {"vvm_stage": 4},
+        {"quarantined_doses": 100},
+    ],
+)
 def test_fefo_never_takes_unusable_stock(unusable):
     days = unusable.pop("days", 5)
     stocks = [lot(1, days, 100, **unusable), lot(2, 300, 100)]
@@ -70,7 +75,7 @@ def test_current_debit_needs_the_balance():
 
 
 def test_backdated_debit_refused_when_a_later_balance_would_go_negative():
-    # 100 at t; later: -80 (issue), +50 (receipt) -> now 70. A debit of 30 at t leaves -10 after the issue.
+    # 100 at t; later -80 (issue), +50 (receipt): now 70. A debit of 30 at t gives -10 after it.
     with pytest.raises(InsufficientStock) as info:
         rules.check_debit(70, [-80, 50], 30, AT)
     assert "later running balance" in info.value.detail

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from logistics.db import Base, BigIntPK
@@ -145,3 +145,13 @@ class IdempotencyRecord(Base):
     status_code: Mapped[int]
     response_json: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime]
+
+
+def _refuse_edit(_mapper: object, _connection: object, target: object) -> None:
+    raise ValueError(f"{type(target).__name__} rows are append-only: record a reversing movement")
+
+
+# The ledger is append-only (issue 2, point 8): the ORM refuses to update or delete its rows.
+for _model in (Movement, LedgerEntry):
+    event.listen(_model, "before_update", _refuse_edit)
+    event.listen(_model, "before_delete", _refuse_edit)

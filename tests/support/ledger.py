@@ -95,9 +95,10 @@ def build_network(uow: UnitOfWork, today: dt.date | None = None) -> Network:
 
 
 def rec(
-    at: dt.datetime = NOW, client_id: str | None = None, now: dt.datetime = NOW
+    at: dt.datetime = NOW, client_id: str | None = None, now: dt.datetime | None = None
 ) -> stock.Recorded:
-    """Who/when of a test movement."""
+    """Who/when of a test movement (recorded now, or at `at` if the test clock is ahead)."""
+    now = now or max(at, stock.utcnow())
     return stock.recorded("tester", at, client_id or uuid.uuid4().hex, now=now)
 
 

@@ -40,7 +40,7 @@ ALERT_KINDS = (
     "above_max",
     "lot_expiring",
     "lot_expired",
-    "session_overcommitted",
+    "sessions_overcommitted",
 )
 
 
@@ -102,7 +102,7 @@ class PageArgs(ma.Schema):
 
 class AlertQuerySchema(PageArgs):
     store_id = ident(strict=False, metadata={"description": "Alerts of this store and its subtree"})
-    kind = ma.fields.String(validate=validate.OneOf(ALERT_KINDS))
+    kind = text(32, metadata={"description": "e.g. " + ", ".join(ALERT_KINDS)})
     state = ma.fields.String(validate=validate.OneOf(("open", "acknowledged", "resolved")))
     severity = ma.fields.String(validate=validate.OneOf(("info", "warning", "alarm")))
     since = when(metadata={"description": "Opened at or after"})

@@ -60,14 +60,19 @@ def _today() -> dt.date:
 # --- schemas -----------------------------------------------------------------------------------
 
 
+def _id(**kwargs: Any) -> ma.fields.Integer:
+    """An id of a row: the database's 32-bit integer keys."""
+    return ma.fields.Integer(validate=ma.validate.Range(1, svc.MAX_ID), **kwargs)
+
+
 class WindowSchema(ma.Schema):
     start = ma.fields.Time(required=True, metadata={"example": "09:00"})
     end = ma.fields.Time(required=True, metadata={"example": "11:00"})
 
 
 class SessionOpenSchema(ma.Schema):
-    store_id = ma.fields.Integer(required=True, metadata={"description": "The centre"})
-    product_id = ma.fields.Integer(required=True)
+    store_id = _id(required=True, metadata={"description": "The centre"})
+    product_id = _id(required=True)
     session_date = ma.fields.Date(required=True)
     capacity = ma.fields.Integer(
         required=True,
@@ -106,7 +111,7 @@ class SessionSchema(ma.Schema):
 
 
 class SessionQuerySchema(ma.Schema):
-    store_id = ma.fields.Integer(required=True)
+    store_id = _id(required=True)
     date = ma.fields.Date(load_default=None)
 
 
@@ -115,10 +120,10 @@ class ResizeSchema(ma.Schema):
 
 
 class BookingCreateSchema(ma.Schema):
-    slot_id = ma.fields.Integer(required=True)
+    slot_id = _id(required=True)
     beneficiary = ma.fields.String(
         required=True,
-        validate=ma.validate.Length(1, 64),
+        validate=[ma.validate.Length(1, 64), ma.validate.Regexp(r"^[^\x00-\x1f]+$")],
         metadata={"description": "Reference of the person booked"},
     )
 
@@ -134,8 +139,8 @@ class BookingSchema(ma.Schema):
 
 
 class ReportCreateSchema(ma.Schema):
-    doses_given = ma.fields.Integer(required=True, validate=ma.validate.Range(0))
-    vials_opened = ma.fields.Integer(required=True, validate=ma.validate.Range(0))
+    doses_given = ma.fields.Integer(required=True, validate=ma.validate.Range(0, 1_000_000))
+    vials_opened = ma.fields.Integer(required=True, validate=ma.validate.Range(0, 100_000))
 
 
 class ReportSchema(ma.Schema):
@@ -147,7 +152,7 @@ class ReportSchema(ma.Schema):
 
 
 class UsableQuerySchema(ma.Schema):
-    product_id = ma.fields.Integer(required=True)
+    product_id = _id(required=True)
     date = ma.fields.Date(required=True)
 
 
@@ -191,12 +196,12 @@ class CowinDate(ma.fields.Date):
 
 
 class DistrictQuerySchema(ma.Schema):
-    district_id = ma.fields.Integer(required=True)
+    district_id = _id(required=True)
     date = CowinDate(required=True, metadata={"example": "31-03-2021"})
 
 
 class CentreQuerySchema(ma.Schema):
-    center_id = ma.fields.Integer(required=True)
+    center_id = _id(required=True)
     date = CowinDate(required=True, metadata={"example": "31-03-2021"})
 
 

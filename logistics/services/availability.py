@@ -27,7 +27,7 @@ from logistics.errors import NotFound
 from logistics.models.catalog import Lot, Product, Store
 from logistics.models.sessions import AvailabilityVersion, Session, SessionReport, Slot
 from logistics.models.stock import Shipment, ShipmentLine, StockBalance
-from logistics.services.sessions import district_of
+from logistics.services.sessions import MAX_ID, district_of
 
 COWIN_DATE = "%d-%m-%Y"  # CoWIN's public API writes dates as DD-MM-YYYY
 
@@ -232,7 +232,7 @@ class PlannerRow:
 
 
 def _centres(uow: UnitOfWork, district_id: int) -> dict[int, Store]:
-    district = uow.session.get(Store, district_id)
+    district = uow.session.get(Store, district_id) if 0 < district_id <= MAX_ID else None
     if district is None:
         raise NotFound(f"no district store {district_id}", field="district_id")
     query = select(Store).where(Store.path.startswith(district.path), Store.id != district.id)

@@ -26,6 +26,7 @@ from logistics.models.sessions import AvailabilityVersion, Booking, Session, Ses
 from logistics.models.stock import Shipment, ShipmentLine, StockBalance
 
 OVERCOMMITTED = "sessions_overcommitted"
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database; larger ones cannot exist
 # Namespace of this area's PostgreSQL advisory locks (one lock per centre and product).
 _LOCK_SPACE = 5 << 56
 
@@ -56,7 +57,7 @@ class Usability:
 
 def get_store(uow: UnitOfWork, store_id: int) -> Store:
     """The store, or 404."""
-    store = uow.session.get(Store, store_id)
+    store = uow.session.get(Store, store_id) if 0 < store_id <= MAX_ID else None
     if store is None:
         raise NotFound(f"no store {store_id}", field="store_id")
     return store
@@ -64,7 +65,7 @@ def get_store(uow: UnitOfWork, store_id: int) -> Store:
 
 def get_product(uow: UnitOfWork, product_id: int) -> Product:
     """The product, or 404."""
-    product = uow.session.get(Product, product_id)
+    product = uow.session.get(Product, product_id) if 0 < product_id <= MAX_ID else None
     if product is None:
         raise NotFound(f"no product {product_id}", field="product_id")
     return product
@@ -272,7 +273,7 @@ def get_session(uow: UnitOfWork, session_id: int, *, for_update: bool = False) -
     query = select(Session).where(Session.id == session_id)
     if for_update:
         query = query.with_for_update(of=Session)
-    session = uow.session.scalars(query).first()
+    session = uow.session.scalars(query).first() if 0 < session_id <= MAX_ID else None
     if session is None:
         raise NotFound(f"no session {session_id}", field="session_id")
     return session
@@ -463,7 +464,7 @@ def book_slot(
 
 def cancel_booking(uow: UnitOfWork, *, booking_id: int, actor: str, now: dt.datetime) -> Booking:
     """Cancel a booking and give its seat back (once, also when the cancellation is retried)."""
-    booking = uow.session.get(Booking, booking_id)
+    booking = uow.session.get(Booking, booking_id) if 0 < booking_id < 2**63 else None
     if booking is None:
         raise NotFound(f"no booking {booking_id}", field="booking_id")
     session = get_session(uow, booking.session_id)

@@ -265,3 +265,16 @@ def test_future_session_cannot_be_reported(client, uow):
         f"/api/sessions/{session['id']}/report", json={"doses_given": 0, "vials_opened": 0}
     )
     assert response.status_code == 422
+
+
+def test_ids_beyond_the_database_range_are_not_found_and_bad_names_refused(client, uow):
+    site = make_site(uow)
+    assert client.get("/api/sessions/92972841171").status_code == 404
+    assert client.post("/api/bookings/92972841171000000000/cancel").status_code == 404
+    assert client.get("/api/districts/92972841171/session-planner").status_code == 404
+    session = _open(client, site, 10)
+    bad = client.post(
+        f"/api/sessions/{session['id']}/bookings",
+        json={"slot_id": session["slots"][0]["id"], "beneficiary": "A\x00B"},
+    )
+    assert bad.status_code == 422 and "beneficiary" in bad.json["errors"]

@@ -172,7 +172,7 @@ class AvailabilityCache:
             return known[0]
         with self._new_uow() as uow:
             version = district_version(uow, district_id)
-        self._versions[district_id] = (version, clock)
+        self._remember(self._versions, district_id, (version, clock))
         return version
 
     def _day(self, district_id: int, on_date: dt.date, version: int) -> list[dict[str, Any]]:

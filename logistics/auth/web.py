@@ -8,8 +8,10 @@ it acts on (403 otherwise). Views never check permissions themselves.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import math
+import re
 import time
 from typing import Any
 
@@ -28,6 +30,7 @@ from logistics.services.auth import Principal, authenticate, store_path_of
 
 log = logging.getLogger(__name__)
 REALM = "coldchain"
+BEARER = "bearerAuth"
 EXTENSION = "coldchain.auth"
 STRATEGIES = {
     "fixed-window": limits.strategies.FixedWindowRateLimiter,
@@ -201,10 +204,45 @@ def _state() -> AuthState:
     return current_app.extensions[EXTENSION]
 
 
+def _openapi_path(rule: str) -> str:
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
+
+
+def _operation_doc(endpoint: str, method: str, path: str, ref: Any) -> dict[str, Any]:
+    """The security and error responses the guard adds to one operation."""
+    method = method.upper()
+    if policy.is_public(endpoint, method, path):
+        limited = policy.is_rate_limited(endpoint, method, path)
+        return {"security": [], "responses": {"429": ref("TOO_MANY_REQUESTS")} if limited else {}}
+    responses = {"401": ref("UNAUTHORIZED")}
+    if method in policy.WRITE_METHODS or policy.read_permission(endpoint):
+        responses["403"] = ref("FORBIDDEN")
+    return {"security": [{BEARER: []}], "responses": responses}
+
+
+def document_security(app: Flask) -> None:
+    """Say in the OpenAPI document which operations need a bearer token and what they may answer."""
+    api = app.extensions["flask-smorest"]["apis"][""]["ext_obj"]
+    api.spec.components.security_scheme(BEARER, {"type": "http", "scheme": "bearer"})
+    endpoints = {(_openapi_path(r.rule), m.lower()): r.endpoint
+                 for r in app.url_map.iter_rules() for m in r.methods or ()}
+    ref = functools.partial(api.spec.components.get_ref, "response")
+    for path, operations in api.spec._paths.items():  # apispec keeps no public accessor
+        for method, operation in operations.items():
+            endpoint = endpoints.get((path, method))
+            if endpoint is None or not isinstance(operation, dict):
+                continue
+            doc = _operation_doc(endpoint, method, path, ref)
+            operation["security"] = doc["security"]
+            for status, response in doc["responses"].items():
+                operation.setdefault("responses", {}).setdefault(status, response)
+
+
 def init_auth(app: Flask) -> None:
     """Enforce authentication, the policy, the rate limit and the audit log on this app."""
     runtime = app.extensions["coldchain"]
     app.extensions[EXTENSION] = AuthState(runtime.settings)
     install_audit(runtime.session_factory, audit_context)
+    document_security(app)
     app.before_request(guard)
     app.after_request(add_challenge)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from logistics.auth import secrets
@@ -311,6 +312,9 @@ def store_path_of(session: Session, kind: str, value: Any) -> str | None:
     try:
         return resolver(session, value)
     except LookupError:
+        return None
+    except DBAPIError:  # e.g. an id beyond the column's range: no such store, so none covered
+        session.rollback()
         return None
 
 

@@ -35,11 +35,10 @@ def store_tree(runtime: Runtime) -> dict[str, Store]:
         for key, code, level, parent in TREE:
             store = Store(code=code, name=code, level_code=level,
                           parent_id=stores[parent].id if parent else None)
+            store.units = [StorageUnit(code="ILR-1", kind="ilr", min_temp_c=2.0, max_temp_c=8.0)]
             uow.session.add(store)
             uow.session.flush()
             store.path = f"{stores[parent].path if parent else '/'}{store.id}/"
-            uow.session.add(StorageUnit(store_id=store.id, code="ILR-1", kind="ilr",
-                                        min_temp_c=2.0, max_temp_c=8.0))
             stores[key] = store
         uow.commit()
     return stores
@@ -273,3 +272,47 @@ def test_demo_credentials_are_made_fresh_and_scoped(runtime, anon_client, store_
         login = anon_client.post("/api/auth/login",
                                  json={"username": "admin", "password": password})
         assert login.status_code == expected
+
+
+def test_availability_is_public_but_rate_limited(limited_app):
+    client = limited_app().test_client()
+    url = "/api/v2/appointment/sessions/public/findByDistrict"
+    query = {"district_id": 1, "date": "01-03-2026"}
+    here = {"REMOTE_ADDR": "10.9.8.7"}
+    codes = [client.get(url, query_string=query, environ_base=here).status_code for _ in range(4)]
+    assert codes[:3] == [200, 200, 200] and codes[3] == 429
+
+
+def test_movements_record_the_logged_in_user_and_stay_in_the_subtree(
+        runtime, client, client_as, store_tree):
+    centre_a1, centre_b1 = store_tree["centre_a1"], store_tree["centre_b1"]
+    product = client.post("/api/products", json={
+        "code": "COVISHIELD", "name": "Covishield", "doses_per_vial": 10, "min_temp_c": 2,
+        "max_temp_c": 8, "freeze_sensitive": True, "open_vial_life_min": 240}).json
+    lot_id = None
+    for store in (centre_a1, centre_b1):
+        receipt = client.post("/api/receipts", json={
+            "client_id": str(uuid.uuid4()), "store_id": store.id, "unit_id": store.units[0].id,
+            "doses": 100, "product_id": product["id"], "lot_number": "4121Z001",
+            "manufacturer": "Serum Institute of India", "expiry_date": "2030-01-01"})
+        assert receipt.status_code == 201, receipt.json
+        lot_id = receipt.json["entries"][0]["lot_id"]
+    officer = client_as("district_officer", store_tree["district_a"].code)
+    for store, expected in ((centre_a1, 201), (centre_b1, 403)):
+        response = officer.post("/api/consumptions", json={
+            "client_id": str(uuid.uuid4()), "store_id": store.id, "unit_id": store.units[0].id,
+            "lot_id": lot_id, "doses": 10})
+        assert response.status_code == expected, response.json
+        if expected == 201:
+            assert response.json["actor"].startswith("test-district_officer")
+
+
+def test_openapi_document_says_which_operations_need_a_token(anon_client):
+    doc = anon_client.get("/api/openapi.json").json
+    assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    login = doc["paths"]["/api/auth/login"]["post"]
+    assert login["security"] == [] and "429" in login["responses"]
+    users = doc["paths"]["/api/users"]["post"]
+    assert users["security"] == [{"bearerAuth": []}]
+    assert {"401", "403"} <= set(users["responses"])
+    assert "401" in doc["paths"]["/api/auth/me"]["get"]["responses"]

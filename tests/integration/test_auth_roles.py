@@ -256,7 +256,8 @@ def test_unknown_or_missing_store_is_refused_to_scoped_users(runtime, store_tree
     app = gate_app("stock.Consumptions")
     client = app.test_client()
     by_role = {grant.role: token for grant, token in users}
-    for body in ({"store_id": 999999, "unit_id": 999999}, {}, {"store_id": "x"}):
+    for body in ({"store_id": 999999, "unit_id": 999999}, {}, {"store_id": "x"},
+                 {"store_id": 2**40, "unit_id": 2**70}, [{"store_id": None}]):
         for role, expected in ((Role.STATE_OFFICER, 403), (Role.ADMIN, 204)):
             response = client.post("/api/consumptions", json=body,
                                    headers={"Authorization": f"Bearer {by_role[role]}"})

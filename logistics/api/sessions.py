@@ -84,6 +84,7 @@ class SessionOpenSchema(ma.Schema):
     slots = ma.fields.List(
         ma.fields.Nested(WindowSchema),
         load_default=list,
+        validate=ma.validate.Length(max=48),
         metadata={"description": "Time windows; default: the configured slots"},
     )
 

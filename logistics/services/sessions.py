@@ -409,18 +409,25 @@ def _take_seat(uow: UnitOfWork, session_id: int, slot_id: int) -> None:
         raise _seat_refusal(uow, session_id, slot_id)
 
 
-def _within_covered_doses(uow: UnitOfWork, session: Session) -> None:
+def _shortfall_now(uow: UnitOfWork, session: Session, today: dt.date) -> int:
+    """Doses the session lacks on the stock as it is now (not only as the last check saw it)."""
+    lines = stock_lines(uow, session.store_id, session.product_id)
+    short = rules.shortfalls(lines, promises(uow, session.store_id, session.product_id), today)
+    return short.get(session.id, 0)
+
+
+def _within_covered_doses(uow: UnitOfWork, session: Session, shortfall: int) -> None:
     """When stock no longer covers the session, only the covered seats may be booked."""
-    locked = get_session(uow, session.id, for_update=True)  # bookings of this session queue here
-    uow.session.refresh(locked)
+    get_session(uow, session.id, for_update=True)  # bookings of a short session queue here
     booked = (
         uow.session.scalar(select(func.sum(Slot.booked)).where(Slot.session_id == session.id)) or 0
     )
-    if booked >= locked.capacity - locked.shortfall_doses:
+    if booked >= session.capacity - shortfall:
         raise InsufficientStock(
-            f"session {session.id} lacks {locked.shortfall_doses} doses; "
+            f"session {session.id} lacks {shortfall} doses of usable stock; "
             "no further seats can be booked",
             field="session_id",
+            short_doses=shortfall,
         )
 
 
@@ -437,10 +444,13 @@ def book_slot(
     """Book a seat in a slot; refused when the slot is full, the session closed or booked twice."""
     session = get_session(uow, session_id)
     _require_open(session)
-    if session.session_date < local_date(now, site_timezone):
+    today = local_date(now, site_timezone)
+    if session.session_date < today:
         raise Invalid("the session date has passed", field="session_id")
-    if session.shortfall_doses:
-        _within_covered_doses(uow, session)
+    # Checked on every booking, so stock lost since the last commitment check is never sold.
+    shortfall = _shortfall_now(uow, session, today)
+    if shortfall:
+        _within_covered_doses(uow, session, shortfall)
     _take_seat(uow, session_id, slot_id)
     booking = Booking(
         session_id=session_id,

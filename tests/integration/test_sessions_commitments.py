@@ -135,3 +135,17 @@ def test_scheduler_runs_the_commitment_check(client, runtime, uow):
     assert JOBS["commitments"](runtime, now()) == {"centres_short": 1}
     (alert,) = _open_alerts(uow)
     assert alert.details["short_doses"] == 30
+
+
+def test_booking_checks_stock_even_before_the_commitment_check_ran(client, uow):
+    site = make_site(uow, doses=100)
+    session = client.post("/api/sessions", json=session_body(site, 100, on=day(1))).json
+    balance(uow, site.ilr, site.lot).quarantined_doses = 98  # no check_commitments call yet
+    uow.commit()
+    url = f"/api/sessions/{session['id']}/bookings"
+    slot = session["slots"][0]["id"]
+    codes = [
+        client.post(url, json={"slot_id": slot, "beneficiary": f"P{n}"}).status_code
+        for n in range(3)
+    ]
+    assert codes == [201, 201, 409]

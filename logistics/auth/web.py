@@ -25,7 +25,7 @@ from logistics.api.problems import problem_response
 from logistics.auth import policy
 from logistics.config import Settings
 from logistics.errors import DomainError, Forbidden, Unauthorized
-from logistics.services.audit import SYSTEM, AuditContext, install_audit
+from logistics.services.audit import AuditContext, install_audit
 from logistics.services.auth import Principal, authenticate, store_path_of
 
 log = logging.getLogger(__name__)
@@ -181,10 +181,10 @@ def add_challenge(response: Response) -> Response:
     return response
 
 
-def audit_context() -> AuditContext:
-    """Who writes, for the audit log: the request's user and address, else the system."""
+def audit_context() -> AuditContext | None:
+    """Who writes, for the audit log: the request's user and address (None outside requests)."""
     if not has_request_context():
-        return SYSTEM
+        return None
     address = g.get("client_address") or request.remote_addr
     return AuditContext(actor=current_actor(), address=address,
                         method=request.method, endpoint=request.endpoint)

@@ -26,9 +26,11 @@ from logistics.db import UnitOfWork
 from logistics.errors import Conflict
 from logistics.models.auth import AuditEntry
 
-# High-volume machine data is not a person's write: sensors' readings and dead letters come
-# from the ingestion process and are kept in their own append-only tables.
-UNAUDITED_TABLES = frozenset({"audit_log", "readings", "dead_letters"})
+# Not a person's write: sensors' readings and dead letters come from the ingestion and are kept
+# in their own append-only tables; idempotency records and availability versions are caches
+# derived from writes that are themselves logged.
+UNAUDITED_TABLES = frozenset({"audit_log", "readings", "dead_letters", "idempotency_records",
+                              "availability_versions"})
 # Columns whose values never go into the log.
 SECRET_COLUMNS = frozenset({"password_hash", "token_hash"})
 MAX_VALUE_CHARS = 2000
@@ -45,8 +47,9 @@ class AuditContext:
     endpoint: str | None = None
 
 
-SYSTEM = AuditContext(actor="system")
-ContextProvider = Callable[[], AuditContext]
+# Who is writing now; None when the write is the machine's own (ingestion, scheduler) sharing
+# the session factory in one process: those keep their own records (readings, alert events).
+ContextProvider = Callable[[], AuditContext | None]
 
 
 def _jsonable(value: Any) -> Any:
@@ -140,9 +143,10 @@ def _entry_for(context: AuditContext, now: dt.datetime,
 def _after_flush(provider: ContextProvider) -> Callable[[Session, Any], None]:
     def after_flush(session: Session, _flush_context: Any) -> None:
         pending = session.info.pop(PENDING_KEY, [])
-        if not pending:
+        context = provider() if pending else None
+        if context is None:
             return
-        context, now = provider(), dt.datetime.now(dt.UTC)
+        now = dt.datetime.now(dt.UTC)
         rows = [_entry_for(context, now, change) for change in pending]
         session.connection().execute(AuditEntry.__table__.insert(), rows)
 
@@ -164,13 +168,16 @@ def _bulk_statement(provider: ContextProvider) -> Callable[[ORMExecuteState], No
         name = getattr(table, "name", None)
         if name is None or name in UNAUDITED_TABLES:
             return
+        context = provider()
+        if context is None:
+            return
         action = "insert" if state.is_insert else "update" if state.is_update else "delete"
         params = {k: v for k, v in _bound_params(state).items() if k not in SECRET_COLUMNS}
         extra = state.parameters if isinstance(state.parameters, list) else None
         after = {"statement": action, "params": _jsonable(params)}
         if extra:
             after["rows"] = _jsonable(extra[:50])
-        row = _row(provider(), dt.datetime.now(dt.UTC), action, name, None, None, after)
+        row = _row(context, dt.datetime.now(dt.UTC), action, name, None, None, after)
         state.session.connection().execute(AuditEntry.__table__.insert(), [row])
 
     return do_orm_execute

@@ -194,14 +194,29 @@ def test_audit_filters_by_actor_and_time(runtime, client):
     assert client.get("/api/audit", query_string={"until": later}).json
 
 
-def test_a_rolled_back_write_leaves_no_audit_entry(runtime, client):
-    _user(runtime, "asha")
-    response = client.post("/api/users", json={"username": "asha", "roles": [{"role": "viewer"}]})
-    assert response.status_code == 409
+def test_a_refused_write_leaves_no_audit_entry(runtime, client):
+    body = {"username": "asha", "roles": [{"role": "viewer"}]}
+    assert client.post("/api/users", json=body).status_code == 201
+    assert client.post("/api/users", json=body).status_code == 409
     with runtime.uow() as uow:
         inserts = [e.actor for e in query_audit(uow, entity="users")
                    if e.action == "insert" and e.after["username"] == "asha"]
-    assert inserts == ["system"]
+    assert inserts == ["test-admin"]
+
+
+def test_a_write_rolled_back_after_its_flush_leaves_no_audit_entry(runtime, app):
+    with app.test_request_context("/api/users", method="POST"), runtime.uow() as uow:
+        uow.session.add(User(username="asha", created_at=dt.datetime.now(dt.UTC)))
+        uow.session.flush()  # the audit row is written here, in the same transaction
+        assert [e.entity for e in query_audit(uow)] == ["users"]
+        uow.rollback()
+        assert query_audit(uow) == []
+
+
+def test_machine_writes_outside_requests_are_not_audited(runtime, app):
+    _user(runtime, "asha")
+    with runtime.uow() as uow:
+        assert query_audit(uow, entity="users") == []
 
 
 def test_the_audit_log_is_append_only(runtime, client):

@@ -36,6 +36,12 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
+@functools.cache
+def stand_in_hash() -> str:
+    """An argon2 hash of a random password, to verify against when a user does not exist."""
+    return hash_password(secrets.token_urlsafe(16))
+
+
 def new_token() -> str:
     """A random bearer token (256 bits), shown once to its owner."""
     return TOKEN_PREFIX + secrets.token_urlsafe(32)

@@ -154,8 +154,10 @@ def login(uow: UnitOfWork, *, username: str, password: str, ttl_s: int,
           now: dt.datetime) -> tuple[str, ApiToken]:
     """Check a person's password and issue a token; the same refusal for every way it fails."""
     user = uow.session.scalars(select(User).where(User.username == username)).one_or_none()
-    ok = (user is not None and user.active and user.password_hash is not None
-          and secrets.verify_password(user.password_hash, password))
+    stored = user.password_hash if user is not None and user.active else None
+    # Verify against a stand-in hash when there is no usable user, so the answer takes as long
+    # and a caller cannot tell taken usernames by the time it takes.
+    ok = secrets.verify_password(stored or secrets.stand_in_hash(), password) and stored is not None
     if not ok or user is None:
         raise Unauthorized("wrong username or password")
     return _new_token(uow, user, ttl_s, now)

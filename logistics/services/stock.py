@@ -470,7 +470,12 @@ def transfer_stock(
         raise Invalid("a transfer needs two different units", field="to_unit_id")
     catalog.get_lot(uow, lot_id)
     _positive(doses)
-    source = _lock_balance(uow.session, store_id, from_unit_id, lot_id, rec.recorded_at)
+    # Lock both rows in (unit, lot) order, as _post does, so opposite transfers cannot deadlock.
+    locked = {
+        unit: _lock_balance(uow.session, store_id, unit, lot_id, rec.recorded_at)
+        for unit in sorted((from_unit_id, to_unit_id))
+    }
+    source = locked[from_unit_id]
     changes = [
         Change(from_unit_id, lot_id, -doses, usable_only=True),
         Change(to_unit_id, lot_id, doses, vvm_stage=source.vvm_stage),

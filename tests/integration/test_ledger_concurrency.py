@@ -164,3 +164,33 @@ def test_concurrent_duplicates_resolve_to_one_movement(app, client, runtime, net
     with runtime.uow() as uow:
         assert uow.session.scalar(select(func.count()).where(Movement.kind == "consumption")) == 1
         assert stock.get_balance(uow, unit_id=net.state_ilr, lot_id=net.lot_late).doses == 95
+
+
+def test_opposite_transfers_at_once_do_not_deadlock(runtime, net):
+    with runtime.uow() as uow:
+        receive(uow, net, net.state_ilr, net.lot_late, 1000)
+        receive(uow, net, net.state_wic, net.lot_late, 1000)
+
+    def transfer(from_unit, to_unit):
+        def call():
+            with runtime.uow() as uow:
+                stock.transfer_stock(
+                    uow,
+                    store_id=net.state,
+                    from_unit_id=from_unit,
+                    to_unit_id=to_unit,
+                    lot_id=net.lot_late,
+                    doses=10,
+                    rec=stock.recorded("t", None, uuid.uuid4().hex),
+                )
+                uow.commit()
+            return True
+
+        return call
+
+    calls = [transfer(net.state_ilr, net.state_wic), transfer(net.state_wic, net.state_ilr)] * 10
+    assert all(_all_at_once(calls))
+    with runtime.uow() as uow:
+        stored = {(b.unit_id, b.lot_id): b.doses for b in uow.session.scalars(select(StockBalance))}
+        assert stored == {(net.state_ilr, net.lot_late): 1000, (net.state_wic, net.lot_late): 1000}
+        assert stock.ledger_sums(uow) == stored

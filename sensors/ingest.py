@@ -2,9 +2,10 @@
 
 Flow: paho's network thread puts each message on a queue; one writer thread takes a batch (when it
 holds `ingest.batch_size` messages or `ingest.flush_interval_ms` after its first one, so a broker
-window of 20 unacknowledged messages never stalls it), parses it, commits it in one transaction,
-asks excursion evaluation to look at the touched units, and only then acknowledges every message
-of the batch. While the database is down it retries with back-off and acknowledges nothing.
+window of 20 unacknowledged messages never stalls it), parses it and commits it in one transaction.
+About once a second, or as soon as no message waits, it asks excursion evaluation to look at the
+units touched since the last time and only then acknowledges those messages (`settle`). While the
+database is down it retries with back-off and acknowledges nothing.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class IngestStats:
     acked: int = 0
     db_retries: int = 0
     largest_batch: int = 0
+    busy_s: float = 0.0  # time spent storing, evaluating and acknowledging
 
 
 @dataclasses.dataclass
@@ -100,6 +102,10 @@ class Ingestor:
         self._queue: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
+        # Committed but not yet evaluated and acknowledged (see `settle`).
+        self._unsettled: list[Incoming] = []
+        self._touched: dict[int, tuple[dt.datetime, dt.datetime]] = {}
+        self._settled_at = time.monotonic()
         if not self.settings.mqtt_url:
             raise ValueError(
                 "no broker configured: set mqtt.url (COLDCHAIN_MQTT_URL) or run `coldchain demo`"
@@ -130,13 +136,17 @@ class Ingestor:
 
     def run_writer(self) -> None:
         """Take batches off the queue and store them until stopped."""
-        while not self._stop.is_set():
-            batch = self.next_batch()
-            if batch:
-                try:
+        try:
+            while not self._stop.is_set():
+                if self._unsettled and self._queue.empty():
+                    self.settle()  # idle (or the broker's window is full): acknowledge now
+                batch = self.next_batch()
+                if batch:
                     self.process(batch)
-                except Stopping:
-                    return
+            if self._unsettled:
+                self.settle()
+        except Stopping:
+            return
 
     def next_batch(self) -> list[Incoming]:
         """Wait for a first message, then gather more until the batch is full or its timer runs out."""
@@ -157,7 +167,8 @@ class Ingestor:
         return batch
 
     def process(self, batch: Sequence[Incoming]) -> None:
-        """Store a batch (retrying while the database is down), evaluate it, then acknowledge it."""
+        """Store a batch (retrying while the database is down); settle when evaluation is due."""
+        started = time.perf_counter()
         decoded = self.decode(batch)
         try:
             touched = self._retrying(lambda: self.write(decoded))
@@ -166,12 +177,36 @@ class Ingestor:
         except Exception:  # a bug or bad data in one message: isolate it instead of blocking all
             log.exception("batch of %d failed; storing its messages one by one", len(batch))
             touched = self._write_singly(batch)
-        self._evaluate(touched)
+        self._unsettled.extend(batch)
+        for unit_id, earliest, latest in touched:
+            low, high = self._touched.get(unit_id, (earliest, latest))
+            self._touched[unit_id] = (min(low, earliest), max(high, latest))
         self.stats.batches += 1
         self.stats.messages += len(batch)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
-        for message in batch:
+        if self._settle_due():
+            self.settle()
+        self.stats.busy_s += time.perf_counter() - started
+
+    def _settle_due(self) -> bool:
+        elapsed_ms = (time.monotonic() - self._settled_at) * 1000
+        # Keep half the broker's window free so it never stalls waiting for our acknowledgements.
+        return (elapsed_ms >= self.settings.ingest_evaluate_interval_ms
+                or len(self._unsettled) >= self.settings.mqtt_receive_maximum // 2)
+
+    def settle(self) -> None:
+        """Evaluate the units touched since the last settle, then acknowledge those messages.
+
+        Evaluating several batches' units at once costs far less than once per batch; and as the
+        messages are acknowledged only afterwards, a crash in between makes the broker redeliver
+        them: the readings are already stored (dropped as duplicates) but their units are evaluated.
+        """
+        touched = [(unit_id, low, high) for unit_id, (low, high) in sorted(self._touched.items())]
+        self._evaluate(touched)
+        for message in self._unsettled:
             self.stats.acked += self.connection.ack(message)
+        self._unsettled, self._touched = [], {}
+        self._settled_at = time.monotonic()
 
     def decode(self, batch: Sequence[Incoming]) -> Decoded:
         """Parse each message; rejected ones become dead letters (their payload logged cut short)."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Float, String, and_, bindparam, case, cast, func, or_, select, text, update
 
-from logistics.db import UnitOfWork, insert_for
+from logistics.db import UnitOfWork, UTCDateTime, insert_for, is_postgres
 from logistics.domain.readings import Bucket, Rejection, SensorReading, downsample, is_late
 from logistics.errors import Invalid, NotFound
 from logistics.models.catalog import StorageUnit, Store
@@ -94,36 +94,34 @@ def record_readings(
             rows.append(_reading_row(reading, unit_id, sensors[reading.sensor_id], late_after_s))
     _insert_readings(uow, rows)
     record_dead_letters(uow, letters, payload_chars)
-    _update_sensors(
-        uow,
-        sensors,
-        [r for r in readings if r.sensor_id in sensors and not _retired(sensors[r.sensor_id])],
-    )
+    _update_sensors(uow, sensors, [r for r in readings if r.sensor_id in sensors and not _retired(sensors[r.sensor_id])])
     return _touched(rows)
 
 
-def _sensors(uow: UnitOfWork, sensor_ids: set[str]) -> dict[str, Sensor]:
+def _sensors(uow: UnitOfWork, sensor_ids: set[str]) -> dict[str, Any]:
+    """(sensor_id, status, last_reading_ts) rows: plain rows, cheaper than ORM objects per batch."""
     if not sensor_ids:
         return {}
-    found = uow.session.scalars(select(Sensor).where(Sensor.sensor_id.in_(sensor_ids)))
-    return {sensor.sensor_id: sensor for sensor in found}
+    query = select(Sensor.sensor_id, Sensor.status, Sensor.last_reading_ts).where(Sensor.sensor_id.in_(sensor_ids))
+    return {row.sensor_id: row for row in uow.session.execute(query)}
 
 
-def _assignments(uow: UnitOfWork, sensor_ids: set[str]) -> dict[str, list[SensorAssignment]]:
-    by_sensor: dict[str, list[SensorAssignment]] = {}
+def _assignments(uow: UnitOfWork, sensor_ids: set[str]) -> dict[str, list[Any]]:
+    by_sensor: dict[str, list[Any]] = {}
     if sensor_ids:
-        query = select(SensorAssignment).where(SensorAssignment.sensor_id.in_(sensor_ids))
-        for assignment in uow.session.scalars(query.order_by(SensorAssignment.valid_from)):
+        a = SensorAssignment
+        query = select(a.sensor_id, a.unit_id, a.valid_from, a.valid_to).where(a.sensor_id.in_(sensor_ids))
+        for assignment in uow.session.execute(query.order_by(a.valid_from)):
             by_sensor.setdefault(assignment.sensor_id, []).append(assignment)
     return by_sensor
 
 
-def _retired(sensor: Sensor) -> bool:
+def _retired(sensor: Any) -> bool:
     return sensor.status == SENSOR_RETIRED
 
 
 def _unit_of(
-    reading: SensorReading, sensor: Sensor | None, assignments: dict[str, list[SensorAssignment]]
+    reading: SensorReading, sensor: Any, assignments: dict[str, list[Any]]
 ) -> tuple[int, Rejection | None]:
     if sensor is None:
         return 0, Rejection("unknown_sensor", f"sensor {reading.sensor_id!r} is not registered")
@@ -153,7 +151,7 @@ def _json(value: object) -> str:
 
 
 def _reading_row(
-    reading: SensorReading, unit_id: int, sensor: Sensor, late_after_s: int
+    reading: SensorReading, unit_id: int, sensor: Any, late_after_s: int
 ) -> dict[str, object]:
     return {
         "sensor_id": reading.sensor_id,
@@ -171,38 +169,65 @@ def _reading_row(
 def _insert_readings(uow: UnitOfWork, rows: list[dict[str, object]]) -> None:
     if not rows:
         return
+    if is_postgres(uow.session):
+        _insert_readings_unnest(uow, rows)
+        return
     # Redeliveries and re-sent backlogs hit the unique (sensor_id, ts) and are dropped here.
-    statement = insert_for(uow.session)(Reading).on_conflict_do_nothing(
-        index_elements=["sensor_id", "ts"]
-    )
+    statement = insert_for(uow.session)(Reading).on_conflict_do_nothing(index_elements=["sensor_id", "ts"])
     uow.session.execute(statement, rows)
 
 
-def _update_sensors(
-    uow: UnitOfWork, sensors: dict[str, Sensor], readings: list[SensorReading]
-) -> None:
+_READING_COLUMNS = (("sensor_id", "varchar"), ("unit_id", "int"), ("ts", "timestamptz"), ("temp_c", "float8"),
+                    ("battery_pct", "float8"), ("power", "varchar"), ("seq", "int8"),
+                    ("received_at", "timestamptz"), ("late", "bool"))
+_UNNEST_INSERT = text(
+    f"INSERT INTO readings ({', '.join(name for name, _ in _READING_COLUMNS)}) "
+    f"SELECT * FROM unnest({', '.join(f'CAST(:{name} AS {kind}[])' for name, kind in _READING_COLUMNS)}) "
+    # Redeliveries and re-sent backlogs hit the unique (sensor_id, ts) and are dropped here.
+    "ON CONFLICT (sensor_id, ts) DO NOTHING"
+)
+
+
+def _insert_readings_unnest(uow: UnitOfWork, rows: list[dict[str, object]]) -> None:
+    """One statement with one array per column: far fewer round trips and less work than executemany."""
+    uow.session.execute(_UNNEST_INSERT, {name: [row[name] for row in rows] for name, _ in _READING_COLUMNS})
+
+
+def _update_sensors(uow: UnitOfWork, sensors: dict[str, Any], readings: list[SensorReading]) -> None:
+    """Note each sensor's newest reading and last contact, never moving either backwards."""
     newest: dict[str, SensorReading] = {}
     seen: dict[str, dt.datetime] = {}
     for reading in readings:
         if reading.sensor_id not in newest or reading.ts > newest[reading.sensor_id].ts:
             newest[reading.sensor_id] = reading
-        seen[reading.sensor_id] = max(
-            seen.get(reading.sensor_id, reading.received_at), reading.received_at
-        )
-    for sensor_id, reading in newest.items():
-        _note_reading(sensors[sensor_id], reading, seen[sensor_id])
+        seen[reading.sensor_id] = max(seen.get(reading.sensor_id, reading.received_at), reading.received_at)
+    params = [{"b_id": sensor_id, "b_seen": seen[sensor_id], "b_ts": r.ts, "b_temp": r.temp_c,
+               "b_battery": r.battery_pct, "b_power": r.power} for sensor_id, r in newest.items()]
+    if params:
+        uow.session.execute(_SENSOR_UPDATE, params)
 
 
-def _note_reading(sensor: Sensor, reading: SensorReading, seen_at: dt.datetime) -> None:
-    if sensor.last_seen_at is None or seen_at > sensor.last_seen_at:
-        sensor.last_seen_at = seen_at
-    if sensor.last_reading_ts is None or reading.ts > sensor.last_reading_ts:
-        sensor.last_reading_ts = reading.ts
-        sensor.last_temp_c = reading.temp_c
-        sensor.battery_pct = (
-            reading.battery_pct if reading.battery_pct is not None else sensor.battery_pct
+def _sensor_update() -> Any:
+    table = Sensor.__table__
+    ts, seen = bindparam("b_ts", type_=UTCDateTime()), bindparam("b_seen", type_=UTCDateTime())
+    newer = or_(table.c.last_reading_ts.is_(None), table.c.last_reading_ts < ts)
+    # Typed casts: PostgreSQL cannot infer the type of a bare "$n IS NULL".
+    battery, power = cast(bindparam("b_battery"), Float()), cast(bindparam("b_power"), String())
+    return (
+        update(table)
+        .where(table.c.sensor_id == bindparam("b_id"))
+        .values(
+            last_seen_at=case((or_(table.c.last_seen_at.is_(None), table.c.last_seen_at < seen), seen),
+                              else_=table.c.last_seen_at),
+            last_reading_ts=case((newer, ts), else_=table.c.last_reading_ts),
+            last_temp_c=case((newer, bindparam("b_temp", type_=Float())), else_=table.c.last_temp_c),
+            battery_pct=case((newer, func.coalesce(battery, table.c.battery_pct)), else_=table.c.battery_pct),
+            power=case((newer, func.coalesce(power, table.c.power)), else_=table.c.power),
         )
-        sensor.power = reading.power or sensor.power
+    )
+
+
+_SENSOR_UPDATE = _sensor_update()
 
 
 def _touched(rows: list[dict[str, object]]) -> list[Touched]:

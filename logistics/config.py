@@ -56,6 +56,7 @@ class Settings:
     ingest_late_after_s: int
     ingest_retry_min_s: float
     ingest_retry_max_s: float
+    ingest_evaluate_interval_ms: int
     # --- excursions, alerts, notifications, scheduler (issue 4): [alerts], [notify], [scheduler] ---
     alerts_heat_warning_min: int
     alerts_heat_alarm_min: int

@@ -75,6 +75,9 @@ class LotRefSchema(ma.Schema):
     )
 
 
+FREEZE_INDICATOR_STATES = ("ok", "alarm", "absent")
+
+
 class ReceivedLineSchema(ma.Schema):
     lot_id = ident(required=True)
     doses_received = ma.fields.Integer(
@@ -87,7 +90,16 @@ class ReceiptInSchema(MovementInSchema, LotRefSchema):
     store_id = ident(required=True)
     unit_id = ident(required=True)
     doses = doses_field(metadata={"description": "Doses received (supplier receipts)"})
-    vvm_stage = ma.fields.Integer(strict=True, load_default=1, validate=validate.Range(1, 4))
+    vvm_stage = ma.fields.Integer(
+        strict=True,
+        validate=validate.Range(1, 4),
+        metadata={"description": "VVM stage seen on arrival (1-2 usable; default 1)"},
+    )
+    freeze_indicator = ma.fields.String(
+        validate=validate.OneOf(FREEZE_INDICATOR_STATES),
+        metadata={"description": "Freeze indicator on arrival"},
+    )
+    logger_alarm = ma.fields.Boolean(metadata={"description": "Shipment logger showed an alarm"})
     supplier = text(200)
     shipment_id = ident(
         metadata={"description": "Receive this shipment issued by the parent store"}
@@ -194,6 +206,9 @@ class MovementSchema(ma.Schema):
     note = ma.fields.String(allow_none=True)
     supplier = ma.fields.String(allow_none=True)
     counted_doses = ma.fields.Integer(allow_none=True)
+    vvm_stage = ma.fields.Integer(allow_none=True, metadata={"description": "VVM seen on arrival"})
+    freeze_indicator = ma.fields.String(allow_none=True)
+    logger_alarm = ma.fields.Boolean(allow_none=True)
     actor = ma.fields.String(required=True)
     occurred_at = ma.fields.DateTime(required=True)
     recorded_at = ma.fields.DateTime(required=True)
@@ -362,38 +377,37 @@ _LOT_FIELDS = ("lot_id", "product_id", "lot_number", "manufacturer", "expiry_dat
 
 
 def _receive(args: dict[str, Any]) -> Any:
-    client_id = args["client_id"]
+    checks = {name: args.get(name) for name in ("freeze_indicator", "logger_alarm", "note")}
     if args.get("shipment_id"):
 
         def action(uow: Any) -> Any:
-            rec = _rec(dict(args))
             return stock.receive_shipment(
                 uow,
                 store_id=args["store_id"],
                 unit_id=args["unit_id"],
                 shipment_id=args["shipment_id"],
-                rec=rec,
+                rec=_rec(dict(args)),
                 lines=args.get("lines", ()),
-                note=args.get("note"),
+                vvm_stage=args.get("vvm_stage"),
+                **checks,
             )
     else:
         lot = {name: args[name] for name in _LOT_FIELDS if name in args}
 
         def action(uow: Any) -> Any:
-            rec = _rec(dict(args))
             return stock.receive_stock(
                 uow,
                 store_id=args["store_id"],
                 unit_id=args["unit_id"],
                 doses=args["doses"],
-                rec=rec,
+                rec=_rec(dict(args)),
                 lot=lot,
-                vvm_stage=args["vvm_stage"],
+                vvm_stage=args.get("vvm_stage") or 1,
                 supplier=args.get("supplier"),
-                note=args.get("note"),
+                **checks,
             )
 
-    return record_once(action, MovementSchema(), client_id)
+    return record_once(action, MovementSchema(), args["client_id"])
 
 
 @blp.route("/receipts")

@@ -57,6 +57,10 @@ class Movement(Base):
     reason: Mapped[str | None] = mapped_column(String(40))
     note: Mapped[str | None] = mapped_column(Text)
     supplier: Mapped[str | None] = mapped_column(String(200))
+    # Arrival checks WHO asks a receipt to record: VVM stage seen, freeze indicator, logger alarm.
+    vvm_stage: Mapped[int | None]
+    freeze_indicator: Mapped[str | None] = mapped_column(String(10))  # ok / alarm / absent
+    logger_alarm: Mapped[bool | None]
     # What a physical count found; its entry records the difference from the ledger.
     counted_doses: Mapped[int | None]
     actor: Mapped[str] = mapped_column(String(100))

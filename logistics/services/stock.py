@@ -241,8 +241,13 @@ def receive_stock(
     vvm_stage: int = 1,
     supplier: str | None = None,
     note: str | None = None,
+    freeze_indicator: str | None = None,
+    logger_alarm: bool | None = None,
 ) -> Movement:
-    """Record doses received from a supplier into a unit; the lot is named by id, fields or GS1."""
+    """Record doses received from a supplier into a unit; the lot is named by id, fields or GS1.
+
+    The arrival checks (VVM stage, freeze indicator, logger alarm) are kept on the movement.
+    """
     _check_client_id_free(uow, rec.client_id)
     catalog.get_store(uow, store_id)
     catalog.unit_of_store(uow, unit_id, store_id)
@@ -258,7 +263,16 @@ def receive_stock(
             f"lot {found.lot_number} expired on {found.expiry_date}; it cannot be received",
             field=field,
         )
-    movement = _movement(rules.RECEIPT, store_id, rec, supplier=supplier, note=note)
+    movement = _movement(
+        rules.RECEIPT,
+        store_id,
+        rec,
+        supplier=supplier,
+        note=note,
+        vvm_stage=vvm_stage,
+        freeze_indicator=freeze_indicator,
+        logger_alarm=logger_alarm,
+    )
     return _post(uow, movement, [Change(unit_id, found.id, doses, vvm_stage=vvm_stage)], rec)
 
 
@@ -314,8 +328,14 @@ def receive_shipment(
     rec: Recorded,
     lines: Sequence[dict[str, Any]] = (),
     note: str | None = None,
+    vvm_stage: int | None = None,
+    freeze_indicator: str | None = None,
+    logger_alarm: bool | None = None,
 ) -> Movement:
-    """Receive a parent's issue into a unit; lines report short or damaged doses with a reason."""
+    """Receive a parent's issue into a unit; lines report short or damaged doses with a reason.
+
+    A VVM stage seen on arrival raises the lots' stage (it never goes back: VVMs are cumulative).
+    """
     _check_client_id_free(uow, rec.client_id)
     catalog.unit_of_store(uow, unit_id, store_id)
     shipment = _in_transit_shipment(uow, shipment_id, store_id)
@@ -330,7 +350,7 @@ def receive_shipment(
             unit_id,
             line.lot_id,
             _received_doses(line, reported, rec.local_date),
-            vvm_stage=line.vvm_stage,
+            vvm_stage=max(line.vvm_stage, vvm_stage or 1),
         )
         for line in shipment.lines
     ]
@@ -342,6 +362,9 @@ def receive_shipment(
         other_store_id=shipment.from_store_id,
         shipment_id=shipment.id,
         note=note,
+        vvm_stage=vvm_stage,
+        freeze_indicator=freeze_indicator,
+        logger_alarm=logger_alarm,
     )
     return _post(uow, movement, changes, rec)
 

@@ -48,14 +48,17 @@ def test_receipt_from_gs1_string_creates_the_lot_and_credits_the_unit(client, ne
             doses=5000,
             manufacturer="Serum Institute",
             gs1=f"(01)08901234567890(10)4121Z777(17){expiry}",
-            vvm_stage=1,
+            vvm_stage=2,
             supplier="SII Pune",
+            freeze_indicator="ok",
+            logger_alarm=False,
         ),
     )
     assert response.status_code == 201, response.json
     entry = response.json["entries"][0]
     assert (entry["lot_number"], entry["doses"], entry["vials"]) == ("4121Z777", 5000, 500)
     assert response.json["actor"] == "test-admin"
+    assert (response.json["vvm_stage"], response.json["freeze_indicator"]) == (2, "ok")
     assert balance(client, net.state_ilr, entry["lot_id"]) == 5000
     lot = client.get(f"/api/lots/{entry['lot_id']}").json
     assert lot["product_code"] == "COVISHIELD" and lot["gtin"] == "08901234567890"

@@ -16,6 +16,7 @@ from logistics.db import UnitOfWork
 from logistics.models.catalog import Lot, Product, StorageUnit, Store
 from logistics.models.stock import Movement
 from logistics.services import catalog, stock
+from logistics.services.reference import seed_reference_data
 
 ILR = ("ilr", 2.0, 8.0)  # ice-lined refrigerator, +2 to +8 C (shared/domain.md)
 WALK_IN_COOLER = ("walk_in_cooler", 2.0, 8.0)
@@ -234,7 +235,11 @@ def _stock(
 
 
 def load_demo(uow: UnitOfWork, now: dt.datetime) -> dict[str, Any]:
-    """Load the demo network and stock (idempotent); return the ids by code, e.g. centres' ILRs."""
+    """Load the demo network and stock (idempotent); return the ids by code, e.g. centres' ILRs.
+
+    Commits as it goes; `centre_ilrs` lists the four centres' ILRs (for demo sensors).
+    """
+    seed_reference_data(uow)
     stores = {
         code: _store(uow, code, name, level, parent, units)
         for code, name, level, parent, units in STORES

@@ -138,9 +138,14 @@ class AvailabilityCache:
     """
 
     def __init__(
-        self, new_uow: Callable[[], UnitOfWork], version_check_s: float, max_entries: int = 20000
+        self,
+        new_uow: Callable[[], UnitOfWork],
+        version_check_s: float,
+        max_entries: int = 20000,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self._new_uow = new_uow
+        self._clock = clock
         self._check_s = version_check_s
         self._max_entries = max_entries
         self._versions: dict[int, tuple[int, float]] = {}
@@ -167,7 +172,7 @@ class AvailabilityCache:
 
     def _version(self, district_id: int) -> int:
         known = self._versions.get(district_id)
-        clock = time.monotonic()
+        clock = self._clock()
         if known is not None and clock - known[1] < self._check_s:
             return known[0]
         with self._new_uow() as uow:

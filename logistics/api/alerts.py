@@ -12,7 +12,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import validate
 
-from logistics.api.catalog import ident, request_uow, text, when
+from logistics.api.catalog import MAX_ID, ident, request_uow, text, when
 from logistics.api.context import current_actor, settings
 from logistics.domain.excursions import RuleSet
 from logistics.errors import NotFound
@@ -42,6 +42,16 @@ ALERT_KINDS = (
     "lot_expired",
     "sessions_overcommitted",
 )
+
+
+MAX_BIG_ID = 2**63 - 1
+
+
+def _known(value: int, what: str, limit: int = MAX_ID) -> int:
+    """Answer 404 for an id no row can have (beyond the column's range) instead of a DB error."""
+    if not 1 <= value <= limit:
+        raise NotFound(f"{what} {value} does not exist")
+    return value
 
 
 def _now() -> dt.datetime:
@@ -292,7 +302,7 @@ class AlertItem(MethodView):
     @blp.alt_response(404, description="Unknown alert")
     def get(self, alert_id: int) -> Any:
         """One alert with its history (opened, reminded, escalated, acknowledged, resolved)."""
-        return alert_service.get_alert(request_uow(), alert_id)
+        return alert_service.get_alert(request_uow(), _known(alert_id, "alert", MAX_BIG_ID))
 
 
 @blp.route("/alerts/<int:alert_id>/acknowledge")
@@ -305,7 +315,7 @@ class AlertAcknowledge(MethodView):
         """Acknowledge an open alert (who and a comment are recorded); reminders stop."""
         return alert_service.acknowledge_alert(
             request_uow(),
-            alert_id=alert_id,
+            alert_id=_known(alert_id, "alert", MAX_BIG_ID),
             comment=body["comment"],
             actor=current_actor(),
             now=_now(),
@@ -322,7 +332,7 @@ class AlertResolve(MethodView):
         """Resolve an alert by hand, with a comment."""
         return alert_service.resolve_alert(
             request_uow(),
-            alert_id=alert_id,
+            alert_id=_known(alert_id, "alert", MAX_BIG_ID),
             comment=body["comment"],
             actor=current_actor(),
             now=_now(),
@@ -380,7 +390,7 @@ class ReviewRelease(MethodView):
         """Release the held doses of a lot (a comment says why they are usable)."""
         return excursion_service.release_review(
             request_uow(),
-            review_id=review_id,
+            review_id=_known(review_id, "review", MAX_BIG_ID),
             comment=body["comment"],
             actor=current_actor(),
             now=_now(),
@@ -397,7 +407,7 @@ class ReviewDiscard(MethodView):
         """Discard the held doses: recorded as wastage (heat_exposure or frozen) in the ledger."""
         return excursion_service.discard_review(
             request_uow(),
-            review_id=review_id,
+            review_id=_known(review_id, "review", MAX_BIG_ID),
             comment=body["comment"],
             actor=current_actor(),
             now=_now(),
@@ -411,7 +421,9 @@ class UnitMkt(MethodView):
     @blp.alt_response(404, description="Unknown unit")
     def get(self, args: dict[str, Any], unit_id: int) -> Any:
         """Mean kinetic temperature of a unit over a time range."""
-        return excursion_service.unit_mkt(request_uow(), settings(), unit_id=unit_id, **args)
+        return excursion_service.unit_mkt(
+            request_uow(), settings(), unit_id=_known(unit_id, "unit"), **args
+        )
 
 
 @blp.route("/lots/<int:lot_id>/thermal-history")
@@ -422,7 +434,7 @@ class LotThermalHistory(MethodView):
     def get(self, args: dict[str, Any], lot_id: int) -> Any:
         """Every unit and store the lot sat in, the excursions it sat through, and its MKT."""
         return excursion_service.lot_thermal_history(
-            request_uow(), settings(), lot_id=lot_id, **args
+            request_uow(), settings(), lot_id=_known(lot_id, "lot"), **args
         )
 
 
@@ -440,7 +452,9 @@ class ProductRules(MethodView):
     def get(self, product_id: int) -> Any:
         """A product's temperature rules (its own, or the 30-DTR/Logistimo defaults)."""
         return _rules_out(
-            *excursion_service.rules_of_product(request_uow(), settings(), product_id)
+            *excursion_service.rules_of_product(
+                request_uow(), settings(), _known(product_id, "product")
+            )
         )
 
     @blp.arguments(RuleSetSchema)
@@ -451,7 +465,7 @@ class ProductRules(MethodView):
         uow = request_uow()
         excursion_service.set_rules(
             uow,
-            product_id=product_id,
+            product_id=_known(product_id, "product"),
             min_temp_c=body["min_temp_c"],
             max_temp_c=body["max_temp_c"],
             rules=_rule_inputs(body),
@@ -467,7 +481,9 @@ class UnitRules(MethodView):
     @blp.alt_response(404, description="Unknown unit")
     def get(self, unit_id: int) -> Any:
         """The rules in force for a unit: override, else its products' strictest, else defaults."""
-        return _rules_out(*excursion_service.rules_of_unit(request_uow(), settings(), unit_id))
+        return _rules_out(
+            *excursion_service.rules_of_unit(request_uow(), settings(), _known(unit_id, "unit"))
+        )
 
     @blp.arguments(RuleSetSchema)
     @blp.response(200, RuleSetOutSchema)
@@ -477,7 +493,7 @@ class UnitRules(MethodView):
         uow = request_uow()
         excursion_service.set_rules(
             uow,
-            unit_id=unit_id,
+            unit_id=_known(unit_id, "unit"),
             min_temp_c=body["min_temp_c"],
             max_temp_c=body["max_temp_c"],
             rules=_rule_inputs(body),
@@ -490,7 +506,7 @@ class UnitRules(MethodView):
     @blp.alt_response(404, description="No override")
     def delete(self, unit_id: int) -> None:
         """Drop a unit's override."""
-        excursion_service.delete_unit_rules(request_uow(), unit_id=unit_id)
+        excursion_service.delete_unit_rules(request_uow(), unit_id=_known(unit_id, "unit"))
 
 
 @blp.route("/stock-levels")
@@ -508,6 +524,7 @@ class Targets(MethodView):
     @blp.arguments(TargetInSchema)
     @blp.response(201, TargetOutSchema)
     @blp.alt_response(404, description="Unknown store")
+    @blp.alt_response(409, description="Already registered")
     def post(self, body: dict[str, Any]) -> Any:
         """Register a webhook (signed with its secret) or an e-mail address for a store."""
         return notify_service.add_target(request_uow(), **body)

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from logistics.config import Settings
 from logistics.db import UnitOfWork, is_postgres
 from logistics.domain.alerts import SEVERITY_RANK
-from logistics.errors import Invalid, NotFound
+from logistics.errors import Conflict, Invalid, NotFound
 from logistics.models.alerts import Alert, DeliveryAttempt, NotificationDelivery, NotificationTarget
 from logistics.models.catalog import Store
 from logistics.runtime import Runtime
@@ -119,6 +119,15 @@ def add_target(
         raise NotFound(f"store {store_id} does not exist", field="store_id")
     if channel == "webhook" and not secret:
         raise Invalid("a webhook needs a secret to sign its deliveries", field="secret")
+    exists = uow.session.scalar(
+        select(NotificationTarget.id).where(
+            NotificationTarget.store_id == store_id,
+            NotificationTarget.channel == channel,
+            NotificationTarget.address == address,
+        )
+    )
+    if exists is not None:
+        raise Conflict(f"store {store_id} already has this {channel} target", field="address")
     target = NotificationTarget(
         store_id=store_id,
         channel=channel,

@@ -226,6 +226,8 @@ def allows(grants: Iterable[Grant], rule: Rule, target_paths: list[str | None]) 
     `target_paths` holds one path per store the request names (None where it could not be told).
     """
     grants = list(grants)
+    if rule.permission is Permission.SELF:
+        return True  # acting on one's own account needs a login only
     if rule.network:
         return any(rule.permission in ROLE_PERMISSIONS[g.role] for g in grants)
     paths = target_paths or [None]

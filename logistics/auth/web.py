@@ -74,9 +74,10 @@ def client_address(hops: int) -> str:
     return request.remote_addr or "unknown"
 
 
-def _problem(error: DomainError, headers: dict[str, str] | None = None) -> Response:
+def _problem(error: DomainError, headers: dict[str, str] | None = None,
+             **extra: Any) -> Response:
     return problem_response(error.status, error.detail, title=error.title, slug=error.slug,
-                            headers=headers)
+                            headers=headers, **extra)
 
 
 def _challenge(error: Unauthorized | None = None) -> str:
@@ -170,7 +171,7 @@ def guard() -> Response | None:
     except Unauthorized as error:
         return _problem(error, headers={"WWW-Authenticate": _challenge(error)})
     except Forbidden as error:
-        return _problem(error)
+        return _problem(error, **error.extra)
     return None
 
 

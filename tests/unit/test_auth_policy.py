@@ -88,3 +88,7 @@ def test_public_endpoints(endpoint, method, path, public):
 
 def test_viewer_reads_but_has_no_write_permission():
     assert policy.ROLE_PERMISSIONS[Role.VIEWER] == {Permission.SELF}
+
+
+def test_acting_on_ones_own_account_needs_no_grant():
+    assert policy.allows([], policy.write_rule("auth.Logout", "POST"), [])

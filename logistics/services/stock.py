@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
 from logistics.db import UnitOfWork, insert_for, is_postgres
@@ -220,7 +220,20 @@ def _positive(doses: int, field: str = "doses") -> None:
         raise Invalid("quantity must be a positive number of doses", field=field)
 
 
+def _take_sqlite_write_lock(session: Session) -> None:
+    """On SQLite, start the write transaction before reading any balance.
+
+    The sqlite3 driver opens a transaction only at the first write, so balances read before it
+    could be stale by the time they are written (a lost update). A write statement first takes
+    SQLite's single writer lock (waiting up to busy_timeout), which serialises movements as the
+    row locks do on PostgreSQL.
+    """
+    if not is_postgres(session):
+        session.execute(text("UPDATE stock_balances SET doses = doses WHERE 0 = 1"))
+
+
 def _check_client_id_free(uow: UnitOfWork, client_id: str) -> None:
+    _take_sqlite_write_lock(uow.session)
     if uow.session.scalar(select(Movement.id).where(Movement.client_id == client_id)) is not None:
         raise Conflict(
             f"a movement with client_id {client_id!r} is already recorded", field="client_id"
@@ -588,9 +601,15 @@ def record_count(
 
 
 def _reopen_or_cancel(uow: UnitOfWork, original: Movement) -> None:
-    shipment = original.shipment
-    if shipment is None:
+    if original.shipment_id is None:
         return
+    # Locked like receive_shipment does, so a receipt and this reversal cannot both succeed.
+    shipment = uow.session.get(
+        Shipment,
+        original.shipment_id,
+        populate_existing=True,
+        with_for_update=is_postgres(uow.session),
+    )
     if original.kind == rules.ISSUE:
         if shipment.status != "in_transit":
             raise Conflict(
@@ -614,6 +633,7 @@ def reverse_movement(
     now: dt.datetime | None = None,
 ) -> Movement:
     """Correct a mistake: add a movement that undoes every entry of the original, at its time."""
+    _take_sqlite_write_lock(uow.session)
     original = uow.session.get(Movement, movement_id) if 0 < movement_id < 2**63 else None
     if original is None:
         raise NotFound(f"no movement with id {movement_id}", field="movement_id")

@@ -194,3 +194,60 @@ def test_opposite_transfers_at_once_do_not_deadlock(runtime, net):
         stored = {(b.unit_id, b.lot_id): b.doses for b in uow.session.scalars(select(StockBalance))}
         assert stored == {(net.state_ilr, net.lot_late): 1000, (net.state_wic, net.lot_late): 1000}
         assert stock.ledger_sums(uow) == stored
+
+
+def test_receiving_and_reversing_one_issue_at_once_cannot_both_succeed(runtime, net):
+    with runtime.uow() as uow:
+        receive(uow, net, net.state_ilr, net.lot_late, 100)
+    outcomes = []
+    for _ in range(5):
+        with runtime.uow() as uow:
+            issue = stock.issue_stock(
+                uow,
+                store_id=net.state,
+                to_store_id=net.district,
+                doses=10,
+                lot_id=net.lot_late,
+                rec=stock.recorded("t", None, uuid.uuid4().hex),
+            )
+            uow.commit()
+
+        def attempt(action):
+            def call():
+                with runtime.uow() as uow:
+                    try:
+                        action(uow)
+                        uow.commit()
+                        return True
+                    except stock.Conflict:
+                        return False
+
+            return call
+
+        outcomes.append(
+            _all_at_once(
+                [
+                    attempt(
+                        lambda uow, i=issue: stock.receive_shipment(
+                            uow,
+                            store_id=net.district,
+                            unit_id=net.district_ilr,
+                            shipment_id=i.shipment_id,
+                            rec=stock.recorded("t", None, uuid.uuid4().hex),
+                        )
+                    ),
+                    attempt(
+                        lambda uow, i=issue: stock.reverse_movement(
+                            uow, movement_id=i.id, actor="t", client_id=uuid.uuid4().hex
+                        )
+                    ),
+                ]
+            )
+        )
+    assert all(sum(pair) == 1 for pair in outcomes), outcomes
+    with runtime.uow() as uow:
+        stored = {(b.unit_id, b.lot_id): b.doses for b in uow.session.scalars(select(StockBalance))}
+        assert sum(stored.values()) == 100
+        assert stock.ledger_sums(uow) == {
+            k: v for k, v in stored.items() if k in stock.ledger_sums(uow)
+        }

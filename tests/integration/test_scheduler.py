@@ -108,3 +108,24 @@ def test_two_scheduler_processes_run_each_interval_once(runtime, pg_url):
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait(10)
+
+
+def test_the_excursions_job_evaluates_readings_stored_without_evaluation(runtime):
+    from logistics.models.alerts import Excursion
+    from logistics.services.readings import record_readings
+    from tests.support.alerts_fixtures import readings
+
+    with runtime.uow() as uow:
+        tree = make_tree(uow)
+        add_sensor(uow, tree.ilr.id)
+        uow.commit()
+    start = NOW - dt.timedelta(hours=2)
+    with runtime.uow() as uow:  # the ingestion crashed after committing, before evaluating
+        record_readings(uow, readings(start, (61, -1.0)), NOW)
+        uow.commit()
+    assert Scheduler(runtime, holder="a").run_job("excursions", NOW) == {"evaluated": 1}
+    with runtime.uow() as uow:
+        assert sorted(e.kind for e in uow.session.scalars(select(Excursion))) == [
+            "cold_alarm",
+            "cold_warning",
+        ]

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from logistics.errors import DomainError
-from logistics.models.stock import LedgerEntry, Movement, StockBalance
+from logistics.models.stock import LedgerEntry, Movement, Shipment, StockBalance
 from logistics.services import stock
 from logistics.services.reference import seed_reference_data
 from tests.support.ledger import NOW, build_network, rec
@@ -32,6 +32,7 @@ operation = st.one_of(
     st.tuples(st.just("count"), unit, lot, st.integers(0, 150), hours_ago),
     st.tuples(st.just("issue"), unit, lot, doses, hours_ago),
     st.tuples(st.just("reversal"), unit, lot, st.integers(0, 30), hours_ago),
+    st.tuples(st.just("shipment_receipt"), unit, lot, st.integers(0, 30), hours_ago),
 )
 
 
@@ -77,6 +78,8 @@ def _apply(uow, net, op):
             lot_id=lot_id,
             rec=rec(at),
         )
+    elif kind == "shipment_receipt":
+        _receive_a_shipment(uow, net, amount, at)
     else:
         ids = list(uow.session.scalars(select(Movement.id).order_by(Movement.id)))
         if ids:
@@ -87,6 +90,25 @@ def _apply(uow, net, op):
                 client_id=uuid.uuid4().hex,
                 now=NOW,
             )
+
+
+def _receive_a_shipment(uow, net, short, at):
+    """Receive the oldest shipment in transit, `short` doses short of its first line."""
+    query = select(Shipment).where(Shipment.status == "in_transit").order_by(Shipment.id)
+    shipment = uow.session.scalars(query).first()
+    if shipment is None:
+        return
+    first = shipment.lines[0]
+    received = max(first.doses_issued - short, 0)
+    lines = [{"lot_id": first.lot_id, "doses_received": received, "reason": "damaged"}]
+    stock.receive_shipment(
+        uow,
+        store_id=net.district,
+        unit_id=net.district_ilr,
+        shipment_id=shipment.id,
+        lines=lines,
+        rec=rec(max(at, shipment.issued_at)),
+    )
 
 
 def _check_ledger(uow):

@@ -1,4 +1,4 @@
-"""Ingestion throughput: our ingestion (commit to PostgreSQL, then ack) against a bare paho subscriber.
+"""Ingestion throughput: our ingestion (commit to PostgreSQL, then ack) vs a bare paho subscriber.
 
 Brings up a fresh PostgreSQL database and a private Mosquitto with config/mosquitto.conf on a free
 loopback port. Two persistent-session client ids subscribe, disconnect, and a backlog of R readings
@@ -71,15 +71,22 @@ def prepare(runtime: Runtime, sensors: int) -> list[str]:
         store = Store(code="BENCH", name="Bench", level_code="centre", path="/")
         uow.session.add(store)
         uow.session.flush()
-        units = [StorageUnit(store_id=store.id, code=f"ILR-{n}", kind="ilr", min_temp_c=2, max_temp_c=8)
-                 for n in range(20)]
+        units = [
+            StorageUnit(store_id=store.id, code=f"ILR-{n}", kind="ilr", min_temp_c=2, max_temp_c=8)
+            for n in range(20)
+        ]
         uow.session.add_all(units)
         uow.session.flush()
         for index, sensor_id in enumerate(ids):
             uow.session.add(Sensor(sensor_id=sensor_id, registered_at=BASE_TS))
             uow.session.flush()
-            uow.session.add(SensorAssignment(sensor_id=sensor_id, unit_id=units[index % 20].id,
-                                             valid_from=BASE_TS - dt.timedelta(days=400)))
+            uow.session.add(
+                SensorAssignment(
+                    sensor_id=sensor_id,
+                    unit_id=units[index % 20].id,
+                    valid_from=BASE_TS - dt.timedelta(days=400),
+                )
+            )
         uow.commit()
     return ids
 
@@ -90,22 +97,32 @@ def payloads(sensor_ids: list[str], count: int, offset: int = 0) -> list[tuple[s
     for index in range(offset, offset + count):
         sensor_id = sensor_ids[index % len(sensor_ids)]
         ts = BASE_TS - dt.timedelta(minutes=index // len(sensor_ids))
-        body = json.dumps({"ts": ts.isoformat(), "temp_c": 4.0 + (index % 30) / 10, "battery_pct": 88,
-                           "power": "mains"})
+        body = json.dumps(
+            {
+                "ts": ts.isoformat(),
+                "temp_c": 4.0 + (index % 30) / 10,
+                "battery_pct": 88,
+                "power": "mains",
+            }
+        )
         out.append((f"{PREFIX}/{sensor_id}/readings", body.encode(), False))
     return out
 
 
 def v5_client(client_id: str, port: int, on_message=None) -> mqtt.Client:
     """A persistent-session MQTT 5 client like the ingestion's (manual acks)."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=True)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=True
+    )
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 3600
     props.ReceiveMaximum = 2000
     client.on_message = on_message
     subscribed = threading.Event()
     client.on_subscribe = lambda *_: subscribed.set()
-    client.on_connect = lambda c, *_: c.subscribe([(f"{PREFIX}/+/readings", SubscribeOptions(qos=1))])
+    client.on_connect = lambda c, *_: c.subscribe(
+        [(f"{PREFIX}/+/readings", SubscribeOptions(qos=1))]
+    )
     client.connect("127.0.0.1", port, clean_start=False, properties=props)
     client.loop_start()
     assert subscribed.wait(10), "no SUBACK"
@@ -118,7 +135,9 @@ def queue_backlog(port: int, client_ids: list[str], items: list[tuple[str, bytes
         client = v5_client(client_id, port)
         client.disconnect()
         client.loop_stop()
-    publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}")
+    publisher = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}"
+    )
     publisher.max_inflight_messages_set(500)
     publisher.connect("127.0.0.1", port)
     publisher.loop_start()
@@ -155,12 +174,20 @@ def rows(runtime: Runtime) -> tuple[int, int]:
     """(rows, distinct sensor+ts) of readings."""
     with runtime.uow() as uow:
         total = uow.session.scalar(select(func.count()).select_from(Reading)) or 0
-        distinct = uow.session.scalar(select(func.count()).select_from(
-            select(Reading.sensor_id, Reading.ts).distinct().subquery())) or 0
+        distinct = (
+            uow.session.scalar(
+                select(func.count()).select_from(
+                    select(Reading.sensor_id, Reading.ts).distinct().subquery()
+                )
+            )
+            or 0
+        )
     return total, distinct
 
 
-def drain_ours(runtime: Runtime, client_id: str, expected: int, timeout_s: float) -> tuple[float, Ingestor]:
+def drain_ours(
+    runtime: Runtime, client_id: str, expected: int, timeout_s: float
+) -> tuple[float, Ingestor]:
     """(b) Our ingestion committing to PostgreSQL, until it has stored `expected` readings."""
     ingestor = Ingestor(runtime, client_id)
     started = time.perf_counter()
@@ -174,7 +201,9 @@ def drain_ours(runtime: Runtime, client_id: str, expected: int, timeout_s: float
 
 
 def _publish_process(port: int, items: list[tuple[str, bytes, bool]]) -> None:
-    publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-live-{uuid.uuid4().hex[:6]}")
+    publisher = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"bench-live-{uuid.uuid4().hex[:6]}"
+    )
     publisher.max_inflight_messages_set(500)
     publisher.connect("127.0.0.1", port)
     publisher.loop_start()
@@ -183,9 +212,15 @@ def _publish_process(port: int, items: list[tuple[str, bytes, bool]]) -> None:
     publisher.loop_stop()
 
 
-def live_run(runtime: Runtime, port: int, items: list[tuple[str, bytes, bool]], publishers: int,
-             stored_before: int, timeout_s: float) -> tuple[float, float]:
-    """Publish from several processes while our ingestion stores; return (publish rate, store rate)."""
+def live_run(
+    runtime: Runtime,
+    port: int,
+    items: list[tuple[str, bytes, bool]],
+    publishers: int,
+    stored_before: int,
+    timeout_s: float,
+) -> tuple[float, float]:
+    """Publish from several processes while our ingestion stores; return (publish, store) rates."""
     ingestor = Ingestor(runtime, f"bench-live-ingest-{uuid.uuid4().hex[:6]}")
     ingestor.start()
     assert ingestor.connection.subscribed.wait(10)
@@ -220,14 +255,21 @@ def main() -> None:
     broker = PrivateMosquitto().start()
     runtime = None
     try:
-        overrides = {"database_url": database_url, "mqtt_url": broker.url, "mqtt_topic_prefix": PREFIX}
+        overrides = {
+            "database_url": database_url,
+            "mqtt_url": broker.url,
+            "mqtt_topic_prefix": PREFIX,
+        }
         if args.batch_size:
             overrides["ingest_batch_size"] = args.batch_size
             overrides["mqtt_receive_maximum"] = 2 * args.batch_size
         runtime = Runtime.from_settings(load_settings(overrides))
         sensor_ids = prepare(runtime, args.sensors)
         backlog = payloads(sensor_ids, args.readings)
-        bare_id, ours_id = f"bench-bare-{uuid.uuid4().hex[:6]}", f"bench-ours-{uuid.uuid4().hex[:6]}"
+        bare_id, ours_id = (
+            f"bench-bare-{uuid.uuid4().hex[:6]}",
+            f"bench-ours-{uuid.uuid4().hex[:6]}",
+        )
         publish_rate = queue_backlog(broker.port, [bare_id, ours_id], backlog)
         print(f"queued {len(backlog)} readings for 2 offline sessions at {publish_rate:.0f}/s")
         bare_rate = drain_bare(broker.port, bare_id, len(backlog), args.timeout_s)
@@ -235,24 +277,45 @@ def main() -> None:
         ours_rate, ingestor = drain_ours(runtime, ours_id, len(backlog), args.timeout_s)
         total, distinct = rows(runtime)
         lost, doubled = len(backlog) - distinct, total - distinct
-        print(f"(b) our ingestion (commit to PostgreSQL, then ack): {ours_rate:.0f} readings/s, "
-              f"{ingestor.stats.batches} batches, largest {ingestor.stats.largest_batch}, "
-              f"writer busy {ingestor.stats.busy_s:.1f}s")
+        print(
+            f"(b) our ingestion (commit to PostgreSQL, then ack): {ours_rate:.0f} readings/s, "
+            f"{ingestor.stats.batches} batches, largest {ingestor.stats.largest_batch}, "
+            f"writer busy {ingestor.stats.busy_s:.1f}s"
+        )
         print(f"ratio (b)/(a): {ours_rate / bare_rate:.2f}; lost {lost}, doubled {doubled}")
         live = payloads(sensor_ids, args.live, offset=args.readings)
-        live_pub, live_rate = live_run(runtime, broker.port, live, args.publishers, total, args.timeout_s)
+        live_pub, live_rate = live_run(
+            runtime, broker.port, live, args.publishers, total, args.timeout_s
+        )
         total2, distinct2 = rows(runtime)
         live_lost = len(backlog) + len(live) - distinct2
         live_doubled = total2 - distinct2
-        print(f"live: {args.publishers} publisher processes at {live_pub:.0f}/s; stored {live_rate:.0f} readings/s; "
-              f"lost {live_lost}, doubled {live_doubled}")
-        print(json.dumps({
-            "readings": len(backlog), "bare_rate": round(bare_rate), "ours_rate": round(ours_rate),
-            "ratio": round(ours_rate / bare_rate, 3), "lost": lost, "doubled": doubled,
-            "live_readings": len(live), "live_publish_rate": round(live_pub), "live_store_rate": round(live_rate),
-            "live_lost": live_lost, "live_doubled": live_doubled,
-            "goal_met": ours_rate / bare_rate >= 0.7 and ours_rate >= 8000 and lost == 0 and doubled == 0,
-        }))
+        print(
+            f"live: {args.publishers} publisher processes at {live_pub:.0f}/s; "
+            f"stored {live_rate:.0f} readings/s; "
+            f"lost {live_lost}, doubled {live_doubled}"
+        )
+        print(
+            json.dumps(
+                {
+                    "readings": len(backlog),
+                    "bare_rate": round(bare_rate),
+                    "ours_rate": round(ours_rate),
+                    "ratio": round(ours_rate / bare_rate, 3),
+                    "lost": lost,
+                    "doubled": doubled,
+                    "live_readings": len(live),
+                    "live_publish_rate": round(live_pub),
+                    "live_store_rate": round(live_rate),
+                    "live_lost": live_lost,
+                    "live_doubled": live_doubled,
+                    "goal_met": ours_rate / bare_rate >= 0.7
+                    and ours_rate >= 8000
+                    and lost == 0
+                    and doubled == 0,
+                }
+            )
+        )
     finally:
         if runtime is not None:
             runtime.close()

@@ -35,12 +35,14 @@ def new_password() -> str:
 
 
 def broker_config(host: str, port: int, password_file: Path) -> dict[str, object]:
-    """amqtt configuration: one loopback TCP listener, password authentication, no anonymous access."""
+    """amqtt configuration: a loopback TCP listener, password logins, no anonymous access."""
     return {
         "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}", "max_connections": 0}},
-        # Only FileAuthPlugin: with AnonymousAuthPlugin a client may log in without a user, and amqtt
-        # then keeps no messages for it while it is disconnected (amqtt broker.py, _run_broadcast).
-        "plugins": {"amqtt.plugins.authentication.FileAuthPlugin": {"password_file": str(password_file)}},
+        # Only FileAuthPlugin: with AnonymousAuthPlugin a client may log in without a user and
+        # amqtt then keeps no messages for it while it is disconnected (broker.py, _run_broadcast).
+        "plugins": {
+            "amqtt.plugins.authentication.FileAuthPlugin": {"password_file": str(password_file)}
+        },
     }
 
 
@@ -48,7 +50,9 @@ def write_password_file(path: Path, users: dict[str, str], extra_file: str = "")
     """Write `user:argon2-hash` lines for these accounts, plus the lines of an existing file."""
     lines = [f"{user}:{hash_password(password)}" for user, password in users.items()]
     if extra_file:
-        lines += [line.strip() for line in Path(extra_file).read_text().splitlines() if line.strip()]
+        lines += [
+            line.strip() for line in Path(extra_file).read_text().splitlines() if line.strip()
+        ]
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o600)
 
@@ -71,10 +75,14 @@ class EmbeddedBroker:
         password_file = Path(self._dir.name) / "passwd"
         write_password_file(password_file, self._users, self._extra)
         config = broker_config(self.host, self.port, password_file)
-        self._thread = threading.Thread(target=self._run, args=(config,), name="embedded-broker", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(config,), name="embedded-broker", daemon=True
+        )
         self._thread.start()
         if not self._started.wait(timeout_s) or self._error:
-            raise RuntimeError(f"embedded broker did not start on {self.host}:{self.port}: {self._error}")
+            raise RuntimeError(
+                f"embedded broker did not start on {self.host}:{self.port}: {self._error}"
+            )
         log.info("embedded MQTT broker (amqtt) listening on %s:%s", self.host, self.port)
 
     def _run(self, config: dict[str, object]) -> None:

@@ -27,7 +27,9 @@ def register(cli: click.Group) -> None:
 def stop_on_signals() -> Iterator[threading.Event]:
     """An event set by Ctrl-C or SIGTERM, so every part can stop cleanly."""
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         yield stop
     finally:
@@ -36,14 +38,20 @@ def stop_on_signals() -> Iterator[threading.Event]:
 
 
 def _logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("amqtt").setLevel(logging.WARNING)
     logging.getLogger("transitions").setLevel(logging.WARNING)
 
 
 @click.command("ingest")
-@click.option("--client-id", default=None, help="MQTT client id (default: mqtt.client_id); stable per process.")
+@click.option(
+    "--client-id",
+    default=None,
+    help="MQTT client id (default: mqtt.client_id); stable per process.",
+)
 @click.option("--verbose", is_flag=True)
 def ingest(client_id: str | None, verbose: bool) -> None:
     """Take readings from the broker (mqtt.url) into the database until stopped."""
@@ -57,16 +65,33 @@ def ingest(client_id: str | None, verbose: bool) -> None:
 
 
 @click.command("simulate")
-@click.option("--sensors", "count", default=10, show_default=True, help="Number of simulated loggers.")
-@click.option("--prefix", default="SIM", show_default=True, help="Sensor id prefix (ids are PREFIX001...).")
-@click.option("--interval-s", default=60, show_default=True, help="Seconds between readings of a logger.")
-@click.option("--speedup", default=60.0, show_default=True, help="Simulated seconds per wall-clock second.")
-@click.option("--history-h", default=12.0, show_default=True, help="Start the traces this many hours ago.")
+@click.option(
+    "--sensors", "count", default=10, show_default=True, help="Number of simulated loggers."
+)
+@click.option(
+    "--prefix", default="SIM", show_default=True, help="Sensor id prefix (ids are PREFIX001...)."
+)
+@click.option(
+    "--interval-s", default=60, show_default=True, help="Seconds between readings of a logger."
+)
+@click.option(
+    "--speedup", default=60.0, show_default=True, help="Simulated seconds per wall-clock second."
+)
+@click.option(
+    "--history-h", default=12.0, show_default=True, help="Start the traces this many hours ago."
+)
 @click.option("--duration-s", default=0.0, help="Stop after this many seconds (0: until Ctrl-C).")
 @click.option("--url", default=None, help="Broker URL (default: mqtt.url).")
-def simulate(count: int, prefix: str, interval_s: int, speedup: float, history_h: float, duration_s: float,
-             url: str | None) -> None:
-    """Publish realistic ILR traces: door spikes, a power cut, a freeze, a silent logger, a backlog."""
+def simulate(
+    count: int,
+    prefix: str,
+    interval_s: int,
+    speedup: float,
+    history_h: float,
+    duration_s: float,
+    url: str | None,
+) -> None:
+    """Publish ILR traces: door spikes, a power cut, a freeze, a silent logger, a backlog."""
     from sensors.mqtt import parse_broker_url
     from sensors.simulate import Simulator, SimulatorClock, publisher
     from sensors.traces import plans_for
@@ -75,11 +100,15 @@ def simulate(count: int, prefix: str, interval_s: int, speedup: float, history_h
     settings = load_settings()
     if not (url or settings.mqtt_url):
         raise click.UsageError("no broker: pass --url or set mqtt.url (COLDCHAIN_MQTT_URL)")
-    address = parse_broker_url(url or settings.mqtt_url, settings.mqtt_username, settings.mqtt_password)
+    address = parse_broker_url(
+        url or settings.mqtt_url, settings.mqtt_username, settings.mqtt_password
+    )
     now = dt.datetime.now(dt.UTC)
     clock = SimulatorClock(now - dt.timedelta(hours=history_h), now, speedup)
     client = publisher(address)
-    simulator = Simulator(client, plans_for(prefix, count, interval_s), clock, settings.mqtt_topic_prefix)
+    simulator = Simulator(
+        client, plans_for(prefix, count, interval_s), clock, settings.mqtt_topic_prefix
+    )
     with stop_on_signals() as stop:
         if duration_s:
             threading.Timer(duration_s, stop.set).start()
@@ -90,30 +119,42 @@ def simulate(count: int, prefix: str, interval_s: int, speedup: float, history_h
 
 @click.command("broker")
 def broker() -> None:
-    """Run the embedded MQTT broker (amqtt) in the foreground; see docs/sensors.md for its limits."""
+    """Run the embedded MQTT broker (amqtt) in the foreground; docs/sensors.md: its limits."""
     from sensors.broker import EmbeddedBroker, new_password
 
     _logging(False)
     settings = load_settings()
     password = settings.broker_ingest_password or new_password()
-    embedded = EmbeddedBroker(settings.broker_host, settings.broker_port,
-                              {settings.broker_ingest_username: password}, settings.broker_password_file)
+    embedded = EmbeddedBroker(
+        settings.broker_host,
+        settings.broker_port,
+        {settings.broker_ingest_username: password},
+        settings.broker_password_file,
+    )
     embedded.start()
     if not settings.broker_ingest_password:
-        click.echo(f"ingestion account: {settings.broker_ingest_username} / {password} (made for this run)")
+        click.echo(
+            f"ingestion account: {settings.broker_ingest_username} / {password} (made for this run)"
+        )
     with stop_on_signals() as stop:
         stop.wait()
     embedded.stop()
 
 
 @click.command("demo")
-@click.option("--sensors", "count", default=8, show_default=True, help="Number of simulated loggers.")
-@click.option("--speedup", default=120.0, show_default=True, help="Simulated seconds per wall-clock second.")
-@click.option("--history-h", default=12.0, show_default=True, help="Simulated hours replayed at start.")
+@click.option(
+    "--sensors", "count", default=8, show_default=True, help="Number of simulated loggers."
+)
+@click.option(
+    "--speedup", default=120.0, show_default=True, help="Simulated seconds per wall-clock second."
+)
+@click.option(
+    "--history-h", default=12.0, show_default=True, help="Simulated hours replayed at start."
+)
 @click.option("--port", default=None, type=int, help="HTTP port (default: http.port).")
 @click.option("--duration-s", default=0.0, help="Stop after this many seconds (0: until Ctrl-C).")
 def demo(count: int, speedup: float, history_h: float, port: int | None, duration_s: float) -> None:
-    """Run everything on one machine: schema, demo data, broker, ingestion, simulator, web server."""
+    """Run everything: schema, demo data, broker, ingestion, simulator, web server."""
     from sensors.demo import Demo
 
     _logging(False)
@@ -126,4 +167,6 @@ def demo(count: int, speedup: float, history_h: float, port: int | None, duratio
 
 def demo_settings(settings: Settings, url: str, username: str, password: str) -> Settings:
     """Settings pointing the ingestion at the embedded broker (which speaks MQTT 3.1.1 only)."""
-    return settings.replace(mqtt_url=url, mqtt_username=username, mqtt_password=password, mqtt_protocol="3.1.1")
+    return settings.replace(
+        mqtt_url=url, mqtt_username=username, mqtt_password=password, mqtt_protocol="3.1.1"
+    )

@@ -64,14 +64,28 @@ def _minimal_centre(uow: UnitOfWork) -> int:
     return unit.id
 
 
-def register_demo_sensors(uow: UnitOfWork, sensor_ids: list[str], unit_ids: list[int],
-                          since: dt.datetime, now: dt.datetime) -> None:
+def register_demo_sensors(
+    uow: UnitOfWork,
+    sensor_ids: list[str],
+    unit_ids: list[int],
+    since: dt.datetime,
+    now: dt.datetime,
+) -> None:
     """Put the simulated loggers in the demo ILRs, one per unit round-robin; skip known ones."""
-    known = set(uow.session.scalars(select(Sensor.sensor_id).where(Sensor.sensor_id.in_(sensor_ids))))
+    known = set(
+        uow.session.scalars(select(Sensor.sensor_id).where(Sensor.sensor_id.in_(sensor_ids)))
+    )
     for index, sensor_id in enumerate(sensor_ids):
         if sensor_id not in known:
-            register_sensor(uow, sensor_id=sensor_id, unit_id=unit_ids[index % len(unit_ids)], valid_from=since,
-                            actor="demo", now=now, expected_interval_s=60)
+            register_sensor(
+                uow,
+                sensor_id=sensor_id,
+                unit_id=unit_ids[index % len(unit_ids)],
+                valid_from=since,
+                actor="demo",
+                now=now,
+                expected_interval_s=60,
+            )
 
 
 def demo_token(uow: UnitOfWork, now: dt.datetime) -> str | None:
@@ -90,9 +104,21 @@ def demo_token(uow: UnitOfWork, now: dt.datetime) -> str | None:
 class Demo:
     """Starts and stops every part of the one-command run."""
 
-    def __init__(self, settings: Settings, *, count: int, speedup: float, history_h: float,
-                 http_port: int | None = None):
-        self.settings, self.count, self.speedup, self.history_h = settings, count, speedup, history_h
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        count: int,
+        speedup: float,
+        history_h: float,
+        http_port: int | None = None,
+    ):
+        self.settings, self.count, self.speedup, self.history_h = (
+            settings,
+            count,
+            speedup,
+            history_h,
+        )
         self.http_port = http_port or settings.http_port
         self._stoppers: list[Any] = []
         self.token: str | None = None
@@ -101,7 +127,11 @@ class Demo:
         """Run until `stop` is set, then stop every part in reverse order."""
         try:
             self._start_all(stop)
-            log.info("demo running: http://%s:%s/api/docs  (Ctrl-C to stop)", self.settings.http_host, self.http_port)
+            log.info(
+                "demo running: http://%s:%s/api/docs  (Ctrl-C to stop)",
+                self.settings.http_host,
+                self.http_port,
+            )
             if self.token:
                 log.info("API token of user demo-admin (shown once): %s", self.token)
             stop.wait()
@@ -123,8 +153,13 @@ class Demo:
         with runtime.uow() as uow:
             seed_reference_data(uow)
             units = demo_units(uow, now)
-            register_demo_sensors(uow, [p.sensor_id for p in plans], units,
-                                  now - dt.timedelta(hours=self.history_h + 1), now)
+            register_demo_sensors(
+                uow,
+                [p.sensor_id for p in plans],
+                units,
+                now - dt.timedelta(hours=self.history_h + 1),
+                now,
+            )
             self.token = demo_token(uow, now)
         settings, publisher_address = self._broker()
         runtime = Runtime(settings, runtime.engine, runtime.session_factory)
@@ -139,18 +174,28 @@ class Demo:
         from sensors.mqtt import BrokerAddress, parse_broker_url
 
         if self.settings.mqtt_url:
-            address = parse_broker_url(self.settings.mqtt_url, self.settings.mqtt_username, self.settings.mqtt_password)
+            address = parse_broker_url(
+                self.settings.mqtt_url, self.settings.mqtt_username, self.settings.mqtt_password
+            )
             return self.settings, address
         s = self.settings
-        ingest_password, simulator_password = s.broker_ingest_password or new_password(), new_password()
-        embedded = EmbeddedBroker(s.broker_host, s.broker_port, {s.broker_ingest_username: ingest_password,
-                                                                 SIMULATOR_USER: simulator_password},
-                                  s.broker_password_file)
+        ingest_password, simulator_password = (
+            s.broker_ingest_password or new_password(),
+            new_password(),
+        )
+        embedded = EmbeddedBroker(
+            s.broker_host,
+            s.broker_port,
+            {s.broker_ingest_username: ingest_password, SIMULATOR_USER: simulator_password},
+            s.broker_password_file,
+        )
         embedded.start()
         self._stoppers.append(embedded.stop)
         url = f"mqtt://{s.broker_host}:{s.broker_port}"
-        return (demo_settings(s, url, s.broker_ingest_username, ingest_password),
-                BrokerAddress(s.broker_host, s.broker_port, SIMULATOR_USER, simulator_password))
+        return (
+            demo_settings(s, url, s.broker_ingest_username, ingest_password),
+            BrokerAddress(s.broker_host, s.broker_port, SIMULATOR_USER, simulator_password),
+        )
 
     def _ingestion(self, runtime: Runtime) -> None:
         from sensors.ingest import Ingestor
@@ -159,22 +204,28 @@ class Demo:
         ingestor.start()
         self._stoppers.append(ingestor.stop)
 
-    def _simulator(self, address: Any, plans: list[Any], now: dt.datetime, stop: threading.Event) -> None:
+    def _simulator(
+        self, address: Any, plans: list[Any], now: dt.datetime, stop: threading.Event
+    ) -> None:
         from sensors.simulate import Simulator, SimulatorClock, publisher
 
         client = publisher(address)
         clock = SimulatorClock(now - dt.timedelta(hours=self.history_h), now, self.speedup)
         simulator = Simulator(client, plans, clock, self.settings.mqtt_topic_prefix)
         sim_stop = threading.Event()
-        thread = threading.Thread(target=simulator.run, args=(sim_stop,), name="simulator", daemon=True)
+        thread = threading.Thread(
+            target=simulator.run, args=(sim_stop,), name="simulator", daemon=True
+        )
         thread.start()
-        self._stoppers.append(lambda: (sim_stop.set(), thread.join(30), client.disconnect(), client.loop_stop()))
+        self._stoppers.append(
+            lambda: (sim_stop.set(), thread.join(30), client.disconnect(), client.loop_stop())
+        )
 
     def _scheduler(self, runtime: Runtime) -> None:
         try:
             from logistics.services.scheduler import start_scheduler  # type: ignore[import-not-found]
         except ImportError:
-            log.info("no scheduler module; periodic checks (silence, stock states) are not run in this demo")
+            log.info("no scheduler module; periodic checks (silence, stock states) do not run")
             return
         scheduler = start_scheduler(runtime)
         self._stoppers.append(scheduler.shutdown)
@@ -182,7 +233,9 @@ class Demo:
     def _web(self, runtime: Runtime) -> None:
         from logistics.app import create_app
 
-        server = make_server(self.settings.http_host, self.http_port, create_app(runtime=runtime), threaded=True)
+        server = make_server(
+            self.settings.http_host, self.http_port, create_app(runtime=runtime), threaded=True
+        )
         thread = threading.Thread(target=server.serve_forever, name="web", daemon=True)
         thread.start()
         self._stoppers.append(lambda: (server.shutdown(), thread.join(10)))

@@ -128,7 +128,7 @@ class Ingestor:
         self.connection.start()
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """Finish the batch in hand, then disconnect; unacknowledged messages stay with the broker."""
+        """Finish the batch in hand, then disconnect; unacknowledged messages stay queued."""
         self._stop.set()
         if self._writer is not None:
             self._writer.join(timeout_s)
@@ -149,7 +149,7 @@ class Ingestor:
             return
 
     def next_batch(self) -> list[Incoming]:
-        """Wait for a first message, then gather more until the batch is full or its timer runs out."""
+        """Wait for a first message, then gather more until the batch is full or its timer ends."""
         try:
             batch = [self._queue.get(timeout=0.25)]
         except queue.Empty:
@@ -191,8 +191,10 @@ class Ingestor:
     def _settle_due(self) -> bool:
         elapsed_ms = (time.monotonic() - self._settled_at) * 1000
         # Keep half the broker's window free so it never stalls waiting for our acknowledgements.
-        return (elapsed_ms >= self.settings.ingest_evaluate_interval_ms
-                or len(self._unsettled) >= self.settings.mqtt_receive_maximum // 2)
+        return (
+            elapsed_ms >= self.settings.ingest_evaluate_interval_ms
+            or len(self._unsettled) >= self.settings.mqtt_receive_maximum // 2
+        )
 
     def settle(self) -> None:
         """Evaluate the units touched since the last settle, then acknowledge those messages.
@@ -209,7 +211,7 @@ class Ingestor:
         self._settled_at = time.monotonic()
 
     def decode(self, batch: Sequence[Incoming]) -> Decoded:
-        """Parse each message; rejected ones become dead letters (their payload logged cut short)."""
+        """Parse each message; rejected ones become dead letters (payload logged cut short)."""
         decoded = Decoded()
         prefix = self.settings.mqtt_topic_prefix
         for message in batch:
@@ -302,7 +304,7 @@ class Ingestor:
 
 
 def _is_transient(exc: DBAPIError) -> bool:
-    """Connection trouble (retry) as opposed to a statement the database refuses (a bug or bad data)."""
+    """Connection trouble (retry), as opposed to a statement the database refuses (a bug)."""
     if exc.connection_invalidated or isinstance(exc, OperationalError):
         return True
     orig: Any = exc.orig
@@ -311,7 +313,7 @@ def _is_transient(exc: DBAPIError) -> bool:
         or getattr(getattr(orig, "diag", None), "sqlstate", None)
         or ""
     )
-    # Class 08: connection exception; 57P: operator intervention (shutdown); 53: insufficient resources.
+    # Class 08: connection exception; 57P: operator intervention; 53: insufficient resources.
     return sqlstate.startswith(("08", "57P", "53")) or "closed" in str(exc).lower()
 
 

@@ -1,4 +1,4 @@
-"""Run a private Mosquitto with the project's configuration (config/mosquitto.conf) on a loopback port.
+"""Run a private Mosquitto with the project's config/mosquitto.conf on a loopback port.
 
 Used by tests and benchmarks that need the shipped broker settings (queue size, inflight window,
 persistence) without touching the machine's broker.
@@ -17,15 +17,34 @@ from pathlib import Path
 from logistics.config import CONFIG_DIR
 
 # Lines of the production file that do not apply to a private loopback broker.
-_REPLACED = ("user ", "listener", "password_file", "acl_file", "allow_anonymous", "persistence_location", "log_dest")
+_REPLACED = (
+    "user ",
+    "listener",
+    "password_file",
+    "acl_file",
+    "allow_anonymous",
+    "persistence_location",
+    "log_dest",
+)
 
 
 def project_config(port: int, data_dir: Path, source: Path = CONFIG_DIR / "mosquitto.conf") -> str:
-    """The shipped configuration, listening on 127.0.0.1:port, anonymous, persisting into data_dir."""
-    kept = [line for line in source.read_text().splitlines() if not line.strip().startswith(_REPLACED)]
+    """The shipped configuration on 127.0.0.1:port, anonymous, persisting into data_dir."""
+    kept = [
+        line for line in source.read_text().splitlines() if not line.strip().startswith(_REPLACED)
+    ]
     # Started as root, mosquitto would switch to user "mosquitto", who cannot write our temp dir.
-    return "\n".join([*kept, f"user {getpass.getuser()}", f"listener {port} 127.0.0.1", "allow_anonymous true",
-                      f"persistence_location {data_dir}/", f"log_dest file {data_dir}/mosquitto.log", ""])
+    return "\n".join(
+        [
+            *kept,
+            f"user {getpass.getuser()}",
+            f"listener {port} 127.0.0.1",
+            "allow_anonymous true",
+            f"persistence_location {data_dir}/",
+            f"log_dest file {data_dir}/mosquitto.log",
+            "",
+        ]
+    )
 
 
 class PrivateMosquitto:
@@ -46,8 +65,9 @@ class PrivateMosquitto:
     def start(self, timeout_s: float = 10) -> PrivateMosquitto:
         """Start and wait until it accepts connections."""
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.process = subprocess.Popen([binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
@@ -56,7 +76,9 @@ class PrivateMosquitto:
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"mosquitto did not start on port {self.port}; see {self.dir}/mosquitto.log")
+        raise RuntimeError(
+            f"mosquitto did not start on port {self.port}; see {self.dir}/mosquitto.log"
+        )
 
     def stop(self) -> None:
         """Stop it (SIGTERM: it saves its persistence file)."""

@@ -1,4 +1,4 @@
-"""One wrapper owns the paho client: persistent session, QoS 1, back-off, manual acknowledgements."""
+"""One wrapper owns the paho client: persistent session, QoS 1, back-off, manual acks."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class BrokerAddress:
 
 
 def parse_broker_url(url: str, username: str = "", password: str = "") -> BrokerAddress:
-    """Read `mqtt://[user:pass@]host[:port]` (or mqtts://); explicit credentials win over the URL's."""
+    """Read `mqtt://[user:pass@]host[:port]` (or mqtts://); explicit credentials win."""
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts", "tcp") or not parts.hostname:
         raise ValueError(f"broker URL must look like mqtt://host:1883, not {url!r}")
@@ -68,8 +68,8 @@ def protocol_of(settings: Settings) -> int:
 class MqttConnection:
     """A paho client that keeps its broker session and renews its subscriptions on every connect.
 
-    Messages are handed to `on_message` and acknowledged only when `ack` is called (manual_ack), so a
-    crash before the data is committed makes the broker deliver them again.
+    Messages are handed to `on_message` and acknowledged only when `ack` is called
+    (manual_ack), so a crash before the data is committed makes the broker deliver them again.
     """
 
     def __init__(
@@ -142,7 +142,7 @@ class MqttConnection:
         self.connected.clear()
 
     def ack(self, message: Incoming) -> bool:
-        """Acknowledge a message received on the current connection; older ones are redelivered anyway."""
+        """Acknowledge a message of the current connection; older ones are redelivered anyway."""
         if message.qos == 0 or message.generation != self.generation:
             return False
         self.client.ack(message.mid, message.qos)
@@ -169,7 +169,9 @@ class MqttConnection:
             client.subscribe([(topic, 1) for topic in self._subscriptions])
         self.connected.set()
 
-    def _subscribed(self, _client: mqtt.Client, _userdata: Any, _mid: int, reasons: Any, _props: Any) -> None:
+    def _subscribed(
+        self, _client: mqtt.Client, _userdata: Any, _mid: int, reasons: Any, _props: Any
+    ) -> None:
         failed = [reason for reason in reasons if getattr(reason, "is_failure", False)]
         if failed:
             log.error("broker refused subscriptions %s: %s", self._subscriptions, failed)

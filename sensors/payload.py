@@ -45,7 +45,7 @@ class Parsed:
 
 
 def parse_topic(topic: str, prefix: str) -> tuple[str, str] | None:
-    """Split `<prefix>/<sensor_id>/<kind>` into (sensor_id, kind), or None when it does not match."""
+    """Split `<prefix>/<sensor_id>/<kind>` into (sensor_id, kind); None when it does not match."""
     head = prefix.rstrip("/") + "/"
     if not topic.startswith(head):
         return None

@@ -38,8 +38,11 @@ class SimulatorClock:
 
 def publisher(address: BrokerAddress, client_id: str | None = None) -> mqtt.Client:
     """A connected paho publisher (MQTT 3.1.1 works with Mosquitto and the embedded broker)."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"coldchain-sim-{uuid.uuid4().hex[:8]}",
-                         protocol=mqtt.MQTTv311)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id or f"coldchain-sim-{uuid.uuid4().hex[:8]}",
+        protocol=mqtt.MQTTv311,
+    )
     if address.username:
         client.username_pw_set(address.username, address.password or None)
     client.max_inflight_messages_set(CHUNK)
@@ -49,11 +52,15 @@ def publisher(address: BrokerAddress, client_id: str | None = None) -> mqtt.Clie
     return client
 
 
-def publish_chunked(client: mqtt.Client, items: list[tuple[str, bytes, bool]], timeout_s: float = 60) -> int:
+def publish_chunked(
+    client: mqtt.Client, items: list[tuple[str, bytes, bool]], timeout_s: float = 60
+) -> int:
     """Publish with QoS 1 in chunks, waiting for each chunk's acknowledgements; return the count."""
     for first in range(0, len(items), CHUNK):
-        infos = [client.publish(topic, payload, qos=1, retain=retain) for topic, payload, retain in
-                 items[first:first + CHUNK]]
+        infos = [
+            client.publish(topic, payload, qos=1, retain=retain)
+            for topic, payload, retain in items[first : first + CHUNK]
+        ]
         for info in infos:
             info.wait_for_publish(timeout_s)
     return len(items)
@@ -62,8 +69,13 @@ def publish_chunked(client: mqtt.Client, items: list[tuple[str, bytes, bool]], t
 class Simulator:
     """Drives the plans' traces on a simulated clock and publishes what each logger would send."""
 
-    def __init__(self, client: mqtt.Client, plans: list[SensorPlan], clock: SimulatorClock,
-                 prefix: str = "coldchain/sensors"):
+    def __init__(
+        self,
+        client: mqtt.Client,
+        plans: list[SensorPlan],
+        clock: SimulatorClock,
+        prefix: str = "coldchain/sensors",
+    ):
         self.client, self.plans, self.clock, self.prefix = client, plans, clock, prefix
         self.published = 0
         self._last = clock.sim_start
@@ -71,13 +83,18 @@ class Simulator:
     def announce(self) -> None:
         """Publish every logger's retained `online` status."""
         self.published += publish_chunked(
-            self.client, [(f"{self.prefix}/{plan.sensor_id}/status", b"online", True) for plan in self.plans])
+            self.client,
+            [(f"{self.prefix}/{plan.sensor_id}/status", b"online", True) for plan in self.plans],
+        )
 
     def tick(self, wall_now: dt.datetime) -> int:
         """Publish everything the loggers produced since the last tick; return how many messages."""
         until = self.clock.now(wall_now)
-        items = [item for plan in self.plans
-                 for item in messages(plan, self.clock.sim_start, self._last, until, self.prefix)]
+        items = [
+            item
+            for plan in self.plans
+            for item in messages(plan, self.clock.sim_start, self._last, until, self.prefix)
+        ]
         self._last = until
         count = publish_chunked(self.client, items)
         self.published += count

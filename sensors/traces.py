@@ -94,19 +94,28 @@ def sample(plan: SensorPlan, start: dt.datetime, ts: dt.datetime) -> Sample | No
         power = "battery"
     elif plan.kind == FREEZE and ts >= begin:
         temp = FREEZE_TARGET_C + (temp - FREEZE_TARGET_C) * math.exp(-hours_in / FREEZE_TAU_H)
-    battery = 100.0 - (max(0.0, min(hours_in, plan.fault_for_h)) * 8 if plan.kind == POWER_CUT else 0.0)
+    battery = 100.0 - (
+        max(0.0, min(hours_in, plan.fault_for_h)) * 8 if plan.kind == POWER_CUT else 0.0
+    )
     return Sample(ts, round(temp, 2), round(max(battery, 5.0), 1), power)
 
 
-def steps(plan: SensorPlan, start: dt.datetime, after: dt.datetime, until: dt.datetime) -> list[dt.datetime]:
+def steps(
+    plan: SensorPlan, start: dt.datetime, after: dt.datetime, until: dt.datetime
+) -> list[dt.datetime]:
     """The reading times of a plan in (after, until], aligned on start."""
     first = max(0, math.floor((after - start).total_seconds() / plan.interval_s) + 1)
     last = math.floor((until - start).total_seconds() / plan.interval_s)
     return [start + dt.timedelta(seconds=k * plan.interval_s) for k in range(first, last + 1)]
 
 
-def messages(plan: SensorPlan, start: dt.datetime, after: dt.datetime, until: dt.datetime,
-             prefix: str = "coldchain/sensors") -> list[tuple[str, bytes, bool]]:
+def messages(
+    plan: SensorPlan,
+    start: dt.datetime,
+    after: dt.datetime,
+    until: dt.datetime,
+    prefix: str = "coldchain/sensors",
+) -> list[tuple[str, bytes, bool]]:
     """(topic, payload, retain) the logger publishes in (after, until], in order.
 
     A BACKLOG logger is offline during its fault window: it publishes "offline" (as its last will
@@ -123,7 +132,10 @@ def messages(plan: SensorPlan, start: dt.datetime, after: dt.datetime, until: dt
             continue
         if plan.kind == BACKLOG and ts == _first_step_at_or_after(plan, start, end):
             out.append((f"{base}/status", b"online", True))
-            held = [sample(plan, start, t) for t in steps(plan, start, begin - dt.timedelta(microseconds=1), ts)]
+            held = [
+                sample(plan, start, t)
+                for t in steps(plan, start, begin - dt.timedelta(microseconds=1), ts)
+            ]
             batch = [_body(s) for s in held if s is not None and s.ts < end]
             if batch:
                 out.append((f"{base}/readings", json.dumps({"readings": batch}).encode(), False))
@@ -132,11 +144,17 @@ def messages(plan: SensorPlan, start: dt.datetime, after: dt.datetime, until: dt
     return out
 
 
-def _first_step_at_or_after(plan: SensorPlan, start: dt.datetime, moment: dt.datetime) -> dt.datetime:
+def _first_step_at_or_after(
+    plan: SensorPlan, start: dt.datetime, moment: dt.datetime
+) -> dt.datetime:
     k = math.ceil((moment - start).total_seconds() / plan.interval_s)
     return start + dt.timedelta(seconds=k * plan.interval_s)
 
 
 def _body(reading: Sample) -> dict[str, object]:
-    return {"ts": reading.ts.isoformat(), "temp_c": reading.temp_c, "battery_pct": reading.battery_pct,
-            "power": reading.power}
+    return {
+        "ts": reading.ts.isoformat(),
+        "temp_c": reading.temp_c,
+        "battery_pct": reading.battery_pct,
+        "power": reading.power,
+    }

@@ -1,4 +1,4 @@
-"""HTTP API: sensors (register, move, retire), readings of a unit, latest per store, dead letters."""
+"""HTTP API: sensors (register, move, retire), unit readings, latest per store, dead letters."""
 
 from __future__ import annotations
 
@@ -195,7 +195,7 @@ class SensorMoves(MethodView):
     @blp.arguments(SensorMoveSchema)
     @blp.response(200, SensorSchema)
     def post(self, body: dict[str, Any], sensor_id: str) -> Any:
-        """Move a sensor to another unit from `valid_from`; its readings from then on belong there."""
+        """Move a sensor to another unit from `valid_from`; its readings from then on go there."""
         with new_uow() as uow:
             sensor = sensors_service.move_sensor(
                 uow,
@@ -250,7 +250,7 @@ class StoreLatest(MethodView):
     @blp.arguments(LatestQuerySchema, location="query")
     @blp.response(200, UnitLatestSchema(many=True))
     def get(self, query: dict[str, Any], store_id: int) -> list[Any]:
-        """Every unit of a store (or of its subtree, e.g. a district) with its sensor's latest reading and status."""
+        """Every unit of a store (or of its subtree, e.g. a district) with its latest reading."""
         with new_uow() as uow:
             return readings_service.latest_by_store(uow, store_id, query["subtree"], _now())
 

@@ -22,7 +22,7 @@ class Sensor(Base):
     # How often it should report; silence well past this is an alarm (issue 4).
     expected_interval_s: Mapped[int] = mapped_column(default=600)
     status: Mapped[str] = mapped_column(String(16), default=SENSOR_ACTIVE)  # active / retired
-    # Last value of the retained status topic: "online", "offline" (last will) or None (never heard).
+    # Last value of the retained status topic: "online", "offline" (last will), None (never).
     connection: Mapped[str | None] = mapped_column(String(16))
     connection_changed_at: Mapped[dt.datetime | None]
     # When the service last received anything from it, and the newest reading it holds.
@@ -68,7 +68,7 @@ class Reading(Base):
     power: Mapped[str | None] = mapped_column(String(16))
     seq: Mapped[int | None]
     received_at: Mapped[dt.datetime]
-    # Arrived long after it was taken, or older than a reading already held (a backlog after an outage).
+    # Arrived long after it was taken, or older than a reading already held (a backlog).
     late: Mapped[bool] = mapped_column(default=False)
 
 

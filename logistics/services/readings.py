@@ -94,7 +94,11 @@ def record_readings(
             rows.append(_reading_row(reading, unit_id, sensors[reading.sensor_id], late_after_s))
     _insert_readings(uow, rows)
     record_dead_letters(uow, letters, payload_chars)
-    _update_sensors(uow, sensors, [r for r in readings if r.sensor_id in sensors and not _retired(sensors[r.sensor_id])])
+    _update_sensors(
+        uow,
+        sensors,
+        [r for r in readings if r.sensor_id in sensors and not _retired(sensors[r.sensor_id])],
+    )
     return _touched(rows)
 
 
@@ -102,7 +106,9 @@ def _sensors(uow: UnitOfWork, sensor_ids: set[str]) -> dict[str, Any]:
     """(sensor_id, status, last_reading_ts) rows: plain rows, cheaper than ORM objects per batch."""
     if not sensor_ids:
         return {}
-    query = select(Sensor.sensor_id, Sensor.status, Sensor.last_reading_ts).where(Sensor.sensor_id.in_(sensor_ids))
+    query = select(Sensor.sensor_id, Sensor.status, Sensor.last_reading_ts).where(
+        Sensor.sensor_id.in_(sensor_ids)
+    )
     return {row.sensor_id: row for row in uow.session.execute(query)}
 
 
@@ -110,7 +116,9 @@ def _assignments(uow: UnitOfWork, sensor_ids: set[str]) -> dict[str, list[Any]]:
     by_sensor: dict[str, list[Any]] = {}
     if sensor_ids:
         a = SensorAssignment
-        query = select(a.sensor_id, a.unit_id, a.valid_from, a.valid_to).where(a.sensor_id.in_(sensor_ids))
+        query = select(a.sensor_id, a.unit_id, a.valid_from, a.valid_to).where(
+            a.sensor_id.in_(sensor_ids)
+        )
         for assignment in uow.session.execute(query.order_by(a.valid_from)):
             by_sensor.setdefault(assignment.sensor_id, []).append(assignment)
     return by_sensor
@@ -173,20 +181,32 @@ def _insert_readings(uow: UnitOfWork, rows: list[dict[str, object]]) -> None:
         _insert_readings_unnest(uow, rows)
         return
     # Redeliveries and re-sent backlogs hit the unique (sensor_id, ts) and are dropped here.
-    statement = insert_for(uow.session)(Reading).on_conflict_do_nothing(index_elements=["sensor_id", "ts"])
+    statement = insert_for(uow.session)(Reading).on_conflict_do_nothing(
+        index_elements=["sensor_id", "ts"]
+    )
     uow.session.execute(statement, rows)
 
 
-_READING_COLUMNS = (("sensor_id", "varchar"), ("unit_id", "int"), ("ts", "timestamptz"), ("temp_c", "float8"),
-                    ("battery_pct", "float8"), ("power", "varchar"), ("seq", "int8"),
-                    ("received_at", "timestamptz"), ("late", "bool"))
+_READING_COLUMNS = (
+    ("sensor_id", "varchar"),
+    ("unit_id", "int"),
+    ("ts", "timestamptz"),
+    ("temp_c", "float8"),
+    ("battery_pct", "float8"),
+    ("power", "varchar"),
+    ("seq", "int8"),
+    ("received_at", "timestamptz"),
+    ("late", "bool"),
+)
 # Each column travels as one text value split by PostgreSQL (string_to_array; an empty field is
 # NULL): formatting 2,000 values in Python is far cheaper than the driver's per-element array dump.
 _SEP = "\x1f"
 _UNNEST_INSERT = text(
     f"INSERT INTO readings ({', '.join(name for name, _ in _READING_COLUMNS)}) "
     "SELECT * FROM unnest("
-    + ", ".join(f"CAST(string_to_array(:{name}, :sep, '') AS {kind}[])" for name, kind in _READING_COLUMNS)
+    + ", ".join(
+        f"CAST(string_to_array(:{name}, :sep, '') AS {kind}[])" for name, kind in _READING_COLUMNS
+    )
     + ") "
     # Redeliveries and re-sent backlogs hit the unique (sensor_id, ts) and are dropped here.
     "ON CONFLICT (sensor_id, ts) DO NOTHING"
@@ -209,19 +229,34 @@ def _insert_readings_unnest(uow: UnitOfWork, rows: list[dict[str, object]]) -> N
     uow.session.execute(_UNNEST_INSERT, {**params, "sep": _SEP})
 
 
-def _update_sensors(uow: UnitOfWork, sensors: dict[str, Any], readings: list[SensorReading]) -> None:
+def _update_sensors(
+    uow: UnitOfWork, sensors: dict[str, Any], readings: list[SensorReading]
+) -> None:
     """Note each sensor's newest reading and last contact, never moving either backwards."""
     newest: dict[str, SensorReading] = {}
     seen: dict[str, dt.datetime] = {}
     for reading in readings:
         if reading.sensor_id not in newest or reading.ts > newest[reading.sensor_id].ts:
             newest[reading.sensor_id] = reading
-        seen[reading.sensor_id] = max(seen.get(reading.sensor_id, reading.received_at), reading.received_at)
-    params = [{"b_id": sensor_id, "b_seen": seen[sensor_id], "b_ts": r.ts, "b_temp": r.temp_c,
-               "b_battery": r.battery_pct, "b_power": r.power} for sensor_id, r in newest.items()]
+        seen[reading.sensor_id] = max(
+            seen.get(reading.sensor_id, reading.received_at), reading.received_at
+        )
+    params = [
+        {
+            "b_id": sensor_id,
+            "b_seen": seen[sensor_id],
+            "b_ts": r.ts,
+            "b_temp": r.temp_c,
+            "b_battery": r.battery_pct,
+            "b_power": r.power,
+        }
+        for sensor_id, r in newest.items()
+    ]
     if params and is_postgres(uow.session):
         columns = ("b_id", "b_seen", "b_ts", "b_temp", "b_battery", "b_power")
-        uow.session.execute(_SENSOR_UPDATE_UNNEST, {name: [p[name] for p in params] for name in columns})
+        uow.session.execute(
+            _SENSOR_UPDATE_UNNEST, {name: [p[name] for p in params] for name in columns}
+        )
     elif params:
         uow.session.execute(_SENSOR_UPDATE, params)
 
@@ -236,11 +271,17 @@ def _sensor_update() -> Any:
         update(table)
         .where(table.c.sensor_id == bindparam("b_id"))
         .values(
-            last_seen_at=case((or_(table.c.last_seen_at.is_(None), table.c.last_seen_at < seen), seen),
-                              else_=table.c.last_seen_at),
+            last_seen_at=case(
+                (or_(table.c.last_seen_at.is_(None), table.c.last_seen_at < seen), seen),
+                else_=table.c.last_seen_at,
+            ),
             last_reading_ts=case((newer, ts), else_=table.c.last_reading_ts),
-            last_temp_c=case((newer, bindparam("b_temp", type_=Float())), else_=table.c.last_temp_c),
-            battery_pct=case((newer, func.coalesce(battery, table.c.battery_pct)), else_=table.c.battery_pct),
+            last_temp_c=case(
+                (newer, bindparam("b_temp", type_=Float())), else_=table.c.last_temp_c
+            ),
+            battery_pct=case(
+                (newer, func.coalesce(battery, table.c.battery_pct)), else_=table.c.battery_pct
+            ),
             power=case((newer, func.coalesce(power, table.c.power)), else_=table.c.power),
         )
     )
@@ -259,7 +300,8 @@ _SENSOR_UPDATE_UNNEST = text(
     "THEN COALESCE(u.battery, s.battery_pct) ELSE s.battery_pct END, "
     "power = CASE WHEN s.last_reading_ts IS NULL OR s.last_reading_ts < u.ts "
     "THEN COALESCE(u.power, s.power) ELSE s.power END "
-    "FROM unnest(CAST(:b_id AS varchar[]), CAST(:b_seen AS timestamptz[]), CAST(:b_ts AS timestamptz[]), "
+    "FROM unnest(CAST(:b_id AS varchar[]), CAST(:b_seen AS timestamptz[]), "
+    "CAST(:b_ts AS timestamptz[]), "
     "CAST(:b_temp AS float8[]), CAST(:b_battery AS float8[]), CAST(:b_power AS varchar[])) "
     "AS u(id, seen, ts, temp, battery, power) WHERE s.sensor_id = u.id"
 )
@@ -335,7 +377,7 @@ class UnitLatest:
 def latest_by_store(
     uow: UnitOfWork, store_id: int, subtree: bool, now: dt.datetime
 ) -> list[UnitLatest]:
-    """Every active unit of a store (or of its whole subtree) with its current sensor's last reading."""
+    """Every active unit of a store (or of its subtree) with its current sensor's last reading."""
     store = uow.session.get(Store, store_id)
     if store is None:
         raise NotFound(f"store {store_id} does not exist", field="store_id")
@@ -356,9 +398,7 @@ def latest_by_store(
         .where(StorageUnit.store_id.in_(stores), StorageUnit.active.is_(True))
         .order_by(StorageUnit.store_id, StorageUnit.id, Sensor.sensor_id)
     )
-    return _detached(
-        uow, [UnitLatest(unit, sensor) for unit, sensor in uow.session.execute(query)]
-    )
+    return _detached(uow, [UnitLatest(unit, sensor) for unit, sensor in uow.session.execute(query)])
 
 
 def dead_letters(

@@ -52,7 +52,7 @@ def register_sensor(
 def move_sensor(
     uow: UnitOfWork, *, sensor_id: str, unit_id: int, valid_from: dt.datetime, actor: str
 ) -> Sensor:
-    """Move a sensor to another unit from `valid_from`; readings already stored from then on follow it."""
+    """Move a sensor to another unit from `valid_from`; stored readings from then on follow it."""
     sensor = _require_active(uow, sensor_id)
     _require_unit(uow, unit_id)
     current = _current_assignment(uow, sensor_id)
@@ -67,7 +67,7 @@ def move_sensor(
     uow.session.add(
         SensorAssignment(sensor_id=sensor_id, unit_id=unit_id, valid_from=valid_from, actor=actor)
     )
-    # A reading belongs to the unit the sensor was in at its ts, also when it was stored before the move.
+    # A reading belongs to the unit the sensor was in at its ts, also if stored before the move.
     uow.session.execute(
         update(Reading)
         .where(Reading.sensor_id == sensor_id, Reading.ts >= valid_from)
@@ -98,7 +98,7 @@ def get_sensor(uow: UnitOfWork, sensor_id: str) -> Sensor:
 
 
 def sensor_detail(uow: UnitOfWork, sensor_id: str) -> tuple[Sensor, list[SensorAssignment]]:
-    """A sensor and the units it has been in (oldest first), readable after the unit of work ends."""
+    """A sensor and the units it has been in (oldest first), usable after the unit of work."""
     sensor = get_sensor(uow, sensor_id)
     query = select(SensorAssignment).where(SensorAssignment.sensor_id == sensor_id)
     history = list(uow.session.scalars(query.order_by(SensorAssignment.valid_from)))

@@ -34,7 +34,9 @@ def wait_until(check: Callable[[], bool], timeout_s: float = 20) -> bool:
 
 def make_unit(runtime: Runtime, code: str) -> int:
     with runtime.uow() as uow:
-        store = Store(code=f"C-{code}-{uuid.uuid4().hex[:6]}", name="PHC", level_code="centre", path="/")
+        store = Store(
+            code=f"C-{code}-{uuid.uuid4().hex[:6]}", name="PHC", level_code="centre", path="/"
+        )
         uow.session.add(store)
         uow.session.flush()
         store.path = f"/{store.id}/"
@@ -44,10 +46,14 @@ def make_unit(runtime: Runtime, code: str) -> int:
         return unit.id
 
 
-def new_sensor(runtime: Runtime, unit_id: int, since: dt.datetime = NOW - dt.timedelta(days=2)) -> str:
+def new_sensor(
+    runtime: Runtime, unit_id: int, since: dt.datetime = NOW - dt.timedelta(days=2)
+) -> str:
     sensor_id = f"t-{uuid.uuid4().hex[:10]}"
     with runtime.uow() as uow:
-        register_sensor(uow, sensor_id=sensor_id, unit_id=unit_id, valid_from=since, actor="test", now=NOW)
+        register_sensor(
+            uow, sensor_id=sensor_id, unit_id=unit_id, valid_from=since, actor="test", now=NOW
+        )
     return sensor_id
 
 
@@ -61,13 +67,19 @@ class Publisher:
 
     def __init__(self, host: str, port: int, prefix: str = "coldchain/sensors"):
         self.prefix = prefix
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}",
-                                  protocol=mqtt.MQTTv5)
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"pub-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv5,
+        )
         self.client.connect(host, port)
         self.client.loop_start()
 
     def reading(self, sensor_id: str, ts: dt.datetime, temp_c: float, **extra) -> None:
-        self.raw(f"{self.prefix}/{sensor_id}/readings", json.dumps({"ts": ts.isoformat(), "temp_c": temp_c, **extra}))
+        self.raw(
+            f"{self.prefix}/{sensor_id}/readings",
+            json.dumps({"ts": ts.isoformat(), "temp_c": temp_c, **extra}),
+        )
 
     def raw(self, topic: str, payload: bytes | str, retain: bool = False) -> None:
         self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
@@ -94,9 +106,12 @@ def publisher(mqtt_url: str, prefix: str) -> Iterator[Publisher]:
 @pytest.fixture
 def ingest_runtime(runtime: Runtime, mqtt_url: str, prefix: str) -> Runtime:
     """The test runtime pointed at the machine's Mosquitto with a client id of its own."""
-    settings = runtime.settings.replace(mqtt_url=mqtt_url, mqtt_client_id=f"ingest-{uuid.uuid4().hex[:10]}",
-                                        mqtt_topic_prefix=prefix,
-                                        ingest_flush_interval_ms=100)
+    settings = runtime.settings.replace(
+        mqtt_url=mqtt_url,
+        mqtt_client_id=f"ingest-{uuid.uuid4().hex[:10]}",
+        mqtt_topic_prefix=prefix,
+        ingest_flush_interval_ms=100,
+    )
     return Runtime(settings, runtime.engine, runtime.session_factory)
 
 
@@ -107,7 +122,9 @@ def start_ingestor(ingest_runtime: Runtime) -> Iterator[Callable[..., Ingestor]]
     def start(**changes) -> Ingestor:
         runtime = ingest_runtime
         if changes:
-            runtime = Runtime(ingest_runtime.settings.replace(**changes), runtime.engine, runtime.session_factory)
+            runtime = Runtime(
+                ingest_runtime.settings.replace(**changes), runtime.engine, runtime.session_factory
+            )
         ingestor = Ingestor(runtime)
         ingestor.start()
         assert ingestor.connection.subscribed.wait(10), "ingestion did not subscribe"
@@ -123,7 +140,13 @@ def test_published_readings_are_stored_once_with_received_time(runtime, publishe
     sensor_id = new_sensor(runtime, make_unit(runtime, "ILR-1"))
     start_ingestor()
     for minute in range(10):
-        publisher.reading(sensor_id, NOW - dt.timedelta(minutes=minute), 4.0 + minute / 10, battery_pct=90, power="mains")
+        publisher.reading(
+            sensor_id,
+            NOW - dt.timedelta(minutes=minute),
+            4.0 + minute / 10,
+            battery_pct=90,
+            power="mains",
+        )
     publisher.reading(sensor_id, NOW - dt.timedelta(minutes=3), 4.3)  # re-sent: stored once
     assert wait_until(lambda: count(runtime, Reading, Reading.sensor_id == sensor_id) == 10)
     time.sleep(0.5)
@@ -131,8 +154,13 @@ def test_published_readings_are_stored_once_with_received_time(runtime, publishe
     with runtime.uow() as uow:
         sensor = uow.session.get(Sensor, sensor_id)
         assert sensor.last_reading_ts == NOW and sensor.last_temp_c == 4.0
-        assert (sensor.battery_pct, sensor.power) == (90.0, "mains") and sensor.last_seen_at is not None
-        received = uow.session.scalars(select(Reading.received_at).where(Reading.sensor_id == sensor_id)).all()
+        assert (sensor.battery_pct, sensor.power) == (
+            90.0,
+            "mains",
+        ) and sensor.last_seen_at is not None
+        received = uow.session.scalars(
+            select(Reading.received_at).where(Reading.sensor_id == sensor_id)
+        ).all()
         assert all(at >= NOW - dt.timedelta(seconds=5) for at in received)
 
 
@@ -142,8 +170,17 @@ def test_late_and_out_of_order_readings_are_stored_and_flagged(runtime, publishe
     publisher.reading(sensor_id, NOW, 5.0)
     assert wait_until(lambda: count(runtime, Reading, Reading.sensor_id == sensor_id) == 1)
     publisher.reading(sensor_id, NOW - dt.timedelta(minutes=2), 5.5)  # older than the newest held
-    publisher.raw(f"{publisher.prefix}/{sensor_id}/readings", json.dumps(
-        {"readings": [{"ts": (NOW - dt.timedelta(hours=5, minutes=m)).isoformat(), "temp_c": 9.1} for m in range(3)]}))
+    publisher.raw(
+        f"{publisher.prefix}/{sensor_id}/readings",
+        json.dumps(
+            {
+                "readings": [
+                    {"ts": (NOW - dt.timedelta(hours=5, minutes=m)).isoformat(), "temp_c": 9.1}
+                    for m in range(3)
+                ]
+            }
+        ),
+    )
     assert wait_until(lambda: count(runtime, Reading, Reading.sensor_id == sensor_id) == 5)
     assert count(runtime, Reading, Reading.sensor_id == sensor_id, Reading.late.is_(True)) == 4
 
@@ -169,33 +206,44 @@ BAD = [
     (b'{"ts": "2021-04-28T10:00:00Z", "temp_c": "cold"}', "bad_field"),
     (b'{"ts": "2021-04-28T10:00:00Z", "temp_c": NaN}', "not_finite"),
     (b'{"ts": "2021-04-28T10:00:00Z", "temp_c": 480.0}', "implausible_temp"),
-    (json.dumps({"ts": (NOW + dt.timedelta(days=3)).isoformat(), "temp_c": 4}).encode(), "future_ts"),
+    (
+        json.dumps({"ts": (NOW + dt.timedelta(days=3)).isoformat(), "temp_c": 4}).encode(),
+        "future_ts",
+    ),
     (b'{"readings": 7}', "bad_batch"),
     (b'{"pad": "' + b"x" * 70000 + b'"}', "oversized"),
 ]
 
 
-def test_bad_payloads_go_to_dead_letters_and_the_next_good_reading_is_stored(runtime, publisher, start_ingestor,
-                                                                            client):
+def test_bad_payloads_go_to_dead_letters_and_the_next_good_reading_is_stored(
+    runtime, publisher, start_ingestor, client
+):
     sensor_id = new_sensor(runtime, make_unit(runtime, "ILR-1"))
     start_ingestor()
     for payload, _reason in BAD:
         publisher.raw(f"{publisher.prefix}/{sensor_id}/readings", payload)
     publisher.reading(sensor_id, NOW, 4.4)
     assert wait_until(lambda: count(runtime, Reading, Reading.sensor_id == sensor_id) == 1)
-    assert wait_until(lambda: count(runtime, DeadLetter, DeadLetter.sensor_id == sensor_id) == len(BAD))
+    assert wait_until(
+        lambda: count(runtime, DeadLetter, DeadLetter.sensor_id == sensor_id) == len(BAD)
+    )
     with runtime.uow() as uow:
-        letters = uow.session.execute(select(DeadLetter.reason, DeadLetter.payload)
-                                      .where(DeadLetter.sensor_id == sensor_id)).all()
+        letters = uow.session.execute(
+            select(DeadLetter.reason, DeadLetter.payload).where(DeadLetter.sensor_id == sensor_id)
+        ).all()
     assert sorted(reason for reason, _payload in letters) == sorted(reason for _p, reason in BAD)
-    assert all(len(payload) <= runtime.settings.ingest_dead_letter_payload_chars for _r, payload in letters)
+    assert all(
+        len(payload) <= runtime.settings.ingest_dead_letter_payload_chars for _r, payload in letters
+    )
     page = client.get(f"/api/dead-letters?sensor_id={sensor_id}&page_size=3")
     assert page.status_code == 200
     assert page.json["total"] == len(BAD) and len(page.json["items"]) == 3
     assert page.json["items"][0]["topic"] == f"{publisher.prefix}/{sensor_id}/readings"
 
 
-def test_unknown_retired_and_unassigned_sensors_are_dead_letters(runtime, publisher, start_ingestor):
+def test_unknown_retired_and_unassigned_sensors_are_dead_letters(
+    runtime, publisher, start_ingestor
+):
     unit = make_unit(runtime, "ILR-1")
     retired = new_sensor(runtime, unit)
     with runtime.uow() as uow:
@@ -210,7 +258,11 @@ def test_unknown_retired_and_unassigned_sensors_are_dead_letters(runtime, publis
     assert wait_until(lambda: count(runtime, DeadLetter) == 3)
     with runtime.uow() as uow:
         reasons = dict(uow.session.execute(select(DeadLetter.sensor_id, DeadLetter.reason)).all())
-    assert reasons == {unknown: "unknown_sensor", retired: "retired_sensor", late_joiner: "unassigned"}
+    assert reasons == {
+        unknown: "unknown_sensor",
+        retired: "retired_sensor",
+        late_joiner: "unassigned",
+    }
     assert wait_until(lambda: count(runtime, Reading, Reading.sensor_id == late_joiner) == 1)
 
 
@@ -226,10 +278,14 @@ def test_status_topic_sets_online_and_offline(runtime, publisher, start_ingestor
     assert wait_until(lambda: connection() == "online")
     publisher.raw(f"{publisher.prefix}/{sensor_id}/status", b"offline", retain=True)
     assert wait_until(lambda: connection() == "offline")
-    publisher.raw(f"{publisher.prefix}/{sensor_id}/status", b"", retain=True)  # clear the retained message
+    publisher.raw(
+        f"{publisher.prefix}/{sensor_id}/status", b"", retain=True
+    )  # clear the retained message
 
 
-def test_messages_published_while_ingestion_is_down_arrive_after_it_returns(runtime, publisher, start_ingestor):
+def test_messages_published_while_ingestion_is_down_arrive_after_it_returns(
+    runtime, publisher, start_ingestor
+):
     sensor_id = new_sensor(runtime, make_unit(runtime, "ILR-1"))
     first = start_ingestor()
     first.stop()
@@ -240,7 +296,7 @@ def test_messages_published_while_ingestion_is_down_arrive_after_it_returns(runt
 
 
 def test_without_session_expiry_the_broker_keeps_nothing(runtime, publisher, start_ingestor):
-    """The trap this service avoids: MQTT 5 with session expiry 0 loses what is published meanwhile."""
+    """The trap avoided: MQTT 5 with session expiry 0 loses what is published meanwhile."""
     sensor_id = new_sensor(runtime, make_unit(runtime, "ILR-1"))
     first = start_ingestor(mqtt_session_expiry_s=0)
     first.stop()
@@ -256,14 +312,25 @@ def test_a_batch_larger_than_the_inflight_window_still_flushes(runtime, publishe
     """Mosquitto sends an MQTT 3.1.1 client at most 20 unacknowledged messages (its default
     max_inflight_messages); a batch of 500 acknowledged only when full would wait forever."""
     sensor_id = new_sensor(runtime, make_unit(runtime, "ILR-1"))
-    ingestor = start_ingestor(ingest_batch_size=500, ingest_flush_interval_ms=300, mqtt_protocol="3.1.1")
+    ingestor = start_ingestor(
+        ingest_batch_size=500, ingest_flush_interval_ms=300, mqtt_protocol="3.1.1"
+    )
     for chunk in range(4):
-        infos = [publisher.client.publish(f"{publisher.prefix}/{sensor_id}/readings", json.dumps(
-            {"ts": (NOW - dt.timedelta(minutes=chunk * 30 + m)).isoformat(), "temp_c": 5.0}), qos=1)
-            for m in range(30)]
+        infos = [
+            publisher.client.publish(
+                f"{publisher.prefix}/{sensor_id}/readings",
+                json.dumps(
+                    {"ts": (NOW - dt.timedelta(minutes=chunk * 30 + m)).isoformat(), "temp_c": 5.0}
+                ),
+                qos=1,
+            )
+            for m in range(30)
+        ]
         for info in infos:
             info.wait_for_publish(10)
-    assert wait_until(lambda: count(runtime, Reading, Reading.sensor_id == sensor_id) == 120, timeout_s=30)
+    assert wait_until(
+        lambda: count(runtime, Reading, Reading.sensor_id == sensor_id) == 120, timeout_s=30
+    )
     # Without the timer the first 20 would wait for a full batch that the window never lets in.
     assert wait_until(lambda: ingestor.stats.batches >= 2)
 

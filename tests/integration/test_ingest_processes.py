@@ -3,8 +3,10 @@ and the project's Mosquitto configuration holding a long outage's queue."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import glob
+import json
 import os
 import re
 import shutil
@@ -22,18 +24,31 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from logistics.config import load_settings
 from logistics.db import Base, make_engine, make_session_factory
 from logistics.models.readings import Reading
 from logistics.runtime import Runtime
+from logistics.services.reference import seed_reference_data
 from sensors.ingest import Ingestor
 from sensors.mosquitto import PrivateMosquitto
-from logistics.config import load_settings
-from logistics.services.reference import seed_reference_data
 from sensors.simulate import publish_chunked
 from tests.integration.test_ingest import NOW, Publisher, make_unit, new_sensor, wait_until
-from tests.integration.test_ingest import prefix, publisher  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A topic prefix of this test only: other test runs share the machine's broker."""
+    return f"test-{uuid.uuid4().hex[:10]}/sensors"
+
+
+@pytest.fixture
+def publisher(mqtt_url: str, prefix: str) -> Iterator[Publisher]:
+    host, port = mqtt_url.removeprefix("mqtt://").split(":")
+    pub = Publisher(host, int(port), prefix)
+    yield pub
+    pub.close()
 
 
 class IngestProcess:
@@ -41,10 +56,21 @@ class IngestProcess:
 
     def __init__(self, env: dict[str, str], client_id: str, workdir: Path):
         self.log = workdir / f"{client_id}-{uuid.uuid4().hex[:4]}.log"
-        command = [sys.executable, "-c", "from logistics.cli import main; main()", "ingest", "--client-id", client_id]
+        command = [
+            sys.executable,
+            "-c",
+            "from logistics.cli import main; main()",
+            "ingest",
+            "--client-id",
+            client_id,
+        ]
         with open(self.log, "wb") as out:
-            self.process = subprocess.Popen(command, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
-        assert wait_until(lambda: "connected to" in self.log.read_text(), 30), self.log.read_text()[-2000:]
+            self.process = subprocess.Popen(
+                command, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
+            )
+        assert wait_until(lambda: "connected to" in self.log.read_text(), 30), self.log.read_text()[
+            -2000:
+        ]
         time.sleep(0.5)  # let the SUBACK arrive
 
     def kill(self) -> None:
@@ -59,7 +85,10 @@ class IngestProcess:
     def stats(self, text: str) -> dict[str, int]:
         match = re.search(r"IngestStats\(([^)]*)\)", text)
         assert match, text[-2000:]
-        return {key: int(value) for key, value in (part.split("=") for part in match.group(1).split(", "))}
+        return {
+            key: int(value)
+            for key, value in (part.split("=") for part in match.group(1).split(", "))
+        }
 
 
 @pytest.fixture
@@ -79,12 +108,20 @@ def processes() -> Iterator[list[IngestProcess]]:
 
 
 def env_for(database_url: str, mqtt_url: str, prefix: str, **extra: str) -> dict[str, str]:
-    return {"COLDCHAIN_DATABASE_URL": database_url, "COLDCHAIN_MQTT_URL": mqtt_url,
-            "COLDCHAIN_MQTT_TOPIC_PREFIX": prefix, "COLDCHAIN_INGEST_FLUSH_INTERVAL_MS": "100", **extra}
+    return {
+        "COLDCHAIN_DATABASE_URL": database_url,
+        "COLDCHAIN_MQTT_URL": mqtt_url,
+        "COLDCHAIN_MQTT_TOPIC_PREFIX": prefix,
+        "COLDCHAIN_INGEST_FLUSH_INTERVAL_MS": "100",
+        **extra,
+    }
 
 
-def publish_stream(publisher: Publisher, sensor_ids: list[str], total: int, pause_s: float = 0.004) -> threading.Thread:
+def publish_stream(
+    publisher: Publisher, sensor_ids: list[str], total: int, pause_s: float = 0.004
+) -> threading.Thread:
     """Publish `total` readings round-robin over the sensors, steadily, in a thread."""
+
     def run() -> None:
         for index in range(total):
             sensor_id = sensor_ids[index % len(sensor_ids)]
@@ -100,14 +137,23 @@ def publish_stream(publisher: Publisher, sensor_ids: list[str], total: int, paus
 def stored(runtime: Runtime, sensor_ids: list[str]) -> tuple[int, int]:
     """(rows, distinct sensor+ts) of these sensors."""
     with runtime.uow() as uow:
-        rows = uow.session.scalar(select(func.count()).select_from(Reading).where(Reading.sensor_id.in_(sensor_ids)))
-        distinct = uow.session.scalar(select(func.count()).select_from(
-            select(Reading.sensor_id, Reading.ts).where(Reading.sensor_id.in_(sensor_ids)).distinct().subquery()))
+        rows = uow.session.scalar(
+            select(func.count()).select_from(Reading).where(Reading.sensor_id.in_(sensor_ids))
+        )
+        distinct = uow.session.scalar(
+            select(func.count()).select_from(
+                select(Reading.sensor_id, Reading.ts)
+                .where(Reading.sensor_id.in_(sensor_ids))
+                .distinct()
+                .subquery()
+            )
+        )
     return rows or 0, distinct or 0
 
 
-def test_ingestion_killed_mid_stream_loses_nothing_and_doubles_nothing(runtime, publisher, prefix, mqtt_url,
-                                                                      workdir, processes):
+def test_ingestion_killed_mid_stream_loses_nothing_and_doubles_nothing(
+    runtime, publisher, prefix, mqtt_url, workdir, processes
+):
     unit = make_unit(runtime, "ILR-1")
     sensor_ids = [new_sensor(runtime, unit) for _ in range(4)]
     env = env_for(runtime.settings.database_url, mqtt_url, prefix)
@@ -115,26 +161,39 @@ def test_ingestion_killed_mid_stream_loses_nothing_and_doubles_nothing(runtime, 
     processes.append(IngestProcess(env, client_id, workdir))
     stream = publish_stream(publisher, sensor_ids, 800)
     assert wait_until(lambda: stored(runtime, sensor_ids)[0] >= 150, 30)
-    processes[0].kill()  # no clean shutdown: whatever was received but not committed is unacknowledged
+    processes[
+        0
+    ].kill()  # no clean shutdown: whatever was received but not committed is unacknowledged
     at_kill = stored(runtime, sensor_ids)[0]
     time.sleep(1)
     processes.append(IngestProcess(env, client_id, workdir))
     stream.join(60)
-    assert wait_until(lambda: stored(runtime, sensor_ids)[0] == 800, 60), stored(runtime, sensor_ids)
+    assert wait_until(lambda: stored(runtime, sensor_ids)[0] == 800, 60), stored(
+        runtime, sensor_ids
+    )
     time.sleep(1)
     assert stored(runtime, sensor_ids) == (800, 800)
     assert at_kill < 800  # the kill really happened mid-stream
 
 
-def test_two_processes_in_a_shared_group_store_every_reading_exactly_once(runtime, publisher, prefix, mqtt_url,
-                                                                          workdir, processes):
+def test_two_processes_in_a_shared_group_store_every_reading_exactly_once(
+    runtime, publisher, prefix, mqtt_url, workdir, processes
+):
     unit = make_unit(runtime, "ILR-1")
     sensor_ids = [new_sensor(runtime, unit) for _ in range(5)]
-    env = env_for(runtime.settings.database_url, mqtt_url, prefix,
-                  COLDCHAIN_MQTT_SHARED_GROUP=f"g{uuid.uuid4().hex[:8]}")
-    processes.extend(IngestProcess(env, f"shared-{n}-{uuid.uuid4().hex[:6]}", workdir) for n in range(2))
+    env = env_for(
+        runtime.settings.database_url,
+        mqtt_url,
+        prefix,
+        COLDCHAIN_MQTT_SHARED_GROUP=f"g{uuid.uuid4().hex[:8]}",
+    )
+    processes.extend(
+        IngestProcess(env, f"shared-{n}-{uuid.uuid4().hex[:6]}", workdir) for n in range(2)
+    )
     publish_stream(publisher, sensor_ids, 1000, pause_s=0.001).join(120)
-    assert wait_until(lambda: stored(runtime, sensor_ids)[0] == 1000, 60), stored(runtime, sensor_ids)
+    assert wait_until(lambda: stored(runtime, sensor_ids)[0] == 1000, 60), stored(
+        runtime, sensor_ids
+    )
     stats = [proc.stats(proc.terminate()) for proc in processes]
     assert stored(runtime, sensor_ids) == (1000, 1000)
     # Each message went to one member only: nobody stored a reading the other had (no redelivery).
@@ -177,16 +236,24 @@ class ThrowawayPostgres:
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w", "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.dir / "log"),
+            "-w",
+            "start",
+        )
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def cleanup(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             self.stop()
-        except subprocess.CalledProcessError:
-            pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -198,18 +265,33 @@ def throwaway_pg() -> Iterator[ThrowawayPostgres]:
     pg.cleanup()
 
 
-def test_database_restarted_under_load_loses_nothing(throwaway_pg, mqtt_url, prefix, workdir, processes):
+def test_database_restarted_under_load_loses_nothing(
+    throwaway_pg, mqtt_url, prefix, workdir, processes
+):
     engine = make_engine(throwaway_pg.url, pool_size=2)
     Base.metadata.create_all(engine)
-    runtime = Runtime(load_settings({"database_url": throwaway_pg.url}), engine, make_session_factory(engine))
+    runtime = Runtime(
+        load_settings({"database_url": throwaway_pg.url}), engine, make_session_factory(engine)
+    )
     with runtime.uow() as uow:
         seed_reference_data(uow)
     unit = make_unit(runtime, "ILR-1")
     sensor_ids = [new_sensor(runtime, unit) for _ in range(3)]
     host, port = mqtt_url.removeprefix("mqtt://").split(":")
     publisher = Publisher(host, int(port), prefix)
-    processes.append(IngestProcess(env_for(throwaway_pg.url, mqtt_url, prefix, COLDCHAIN_INGEST_RETRY_MIN_S="0.2",
-                                           COLDCHAIN_INGEST_RETRY_MAX_S="1"), f"pgr-{uuid.uuid4().hex[:8]}", workdir))
+    processes.append(
+        IngestProcess(
+            env_for(
+                throwaway_pg.url,
+                mqtt_url,
+                prefix,
+                COLDCHAIN_INGEST_RETRY_MIN_S="0.2",
+                COLDCHAIN_INGEST_RETRY_MAX_S="1",
+            ),
+            f"pgr-{uuid.uuid4().hex[:8]}",
+            workdir,
+        )
+    )
     try:
         stream = publish_stream(publisher, sensor_ids, 600, pause_s=0.01)
         assert wait_until(lambda: stored(runtime, sensor_ids)[0] >= 100, 30)
@@ -218,7 +300,9 @@ def test_database_restarted_under_load_loses_nothing(throwaway_pg, mqtt_url, pre
         time.sleep(2)  # readings keep coming while the database is down
         throwaway_pg.start()
         stream.join(60)
-        assert wait_until(lambda: stored(runtime, sensor_ids)[0] == 600, 60), stored(runtime, sensor_ids)
+        assert wait_until(lambda: stored(runtime, sensor_ids)[0] == 600, 60), stored(
+            runtime, sensor_ids
+        )
         stats = processes[0].stats(processes[0].terminate())
         assert stats["db_retries"] > 0  # the outage was really seen by the ingestion
         assert stored(runtime, sensor_ids) == (600, 600)
@@ -231,8 +315,11 @@ def test_project_mosquitto_config_keeps_an_outage_backlog_beyond_the_default_que
     """Mosquitto's default max_queued_messages (1,000) would drop most of this backlog."""
     broker = PrivateMosquitto().start()
     try:
-        settings = runtime.settings.replace(mqtt_url=broker.url, mqtt_client_id=f"q-{uuid.uuid4().hex[:8]}",
-                                            mqtt_topic_prefix=prefix)
+        settings = runtime.settings.replace(
+            mqtt_url=broker.url,
+            mqtt_client_id=f"q-{uuid.uuid4().hex[:8]}",
+            mqtt_topic_prefix=prefix,
+        )
         local = Runtime(settings, runtime.engine, runtime.session_factory)
         sensor_ids = [new_sensor(runtime, make_unit(runtime, "ILR-1")) for _ in range(3)]
         first = Ingestor(local)
@@ -240,15 +327,24 @@ def test_project_mosquitto_config_keeps_an_outage_backlog_beyond_the_default_que
         assert first.connection.subscribed.wait(10)
         first.stop()
         publisher = Publisher("127.0.0.1", broker.port, prefix)
-        items = [(f"{prefix}/{sensor_ids[i % 3]}/readings",
-                  f'{{"ts": "{(NOW - dt.timedelta(minutes=i // 3)).isoformat()}", "temp_c": 5.0}}'.encode(), False)
-                 for i in range(3000)]
+        items = [
+            (
+                f"{prefix}/{sensor_ids[i % 3]}/readings",
+                json.dumps(
+                    {"ts": (NOW - dt.timedelta(minutes=i // 3)).isoformat(), "temp_c": 5}
+                ).encode(),
+                False,
+            )
+            for i in range(3000)
+        ]
         publish_chunked(publisher.client, items)
         publisher.close()
         second = Ingestor(local)
         second.start()
         try:
-            assert wait_until(lambda: stored(runtime, sensor_ids)[0] == 3000, 60), stored(runtime, sensor_ids)
+            assert wait_until(lambda: stored(runtime, sensor_ids)[0] == 3000, 60), stored(
+                runtime, sensor_ids
+            )
         finally:
             second.stop()
     finally:

@@ -1,4 +1,4 @@
-"""Parsing sensor messages, reading rules, downsampling and simulated traces (no broker, no database)."""
+"""Parsing sensor messages, reading rules, downsampling, simulated traces (no broker or DB)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,16 @@ from logistics.domain.readings import ReadingLimits, downsample, is_late, parse_
 from sensors.ingest import topics
 from sensors.mqtt import parse_broker_url
 from sensors.payload import ParseLimits, parse_message, parse_topic, parse_ts
-from sensors.traces import BACKLOG, FREEZE, POWER_CUT, SILENT, SensorPlan, messages, plans_for, sample
+from sensors.traces import (
+    BACKLOG,
+    FREEZE,
+    POWER_CUT,
+    SILENT,
+    SensorPlan,
+    messages,
+    plans_for,
+    sample,
+)
 
 NOW = dt.datetime(2021, 4, 28, 10, 30, tzinfo=dt.UTC)
 TOPIC = "coldchain/sensors/ILR-7/readings"
@@ -30,11 +39,19 @@ def reasons(parsed) -> list[str]:
 
 
 def test_one_reading_with_offset_is_stored_in_utc():
-    parsed = parse('{"ts": "2021-04-28T16:00:00+05:30", "temp_c": 4.6, "battery_pct": 80, "power": "mains", "seq": 3}')
+    parsed = parse(
+        '{"ts": "2021-04-28T16:00:00+05:30", "temp_c": 4.6, "battery_pct": 80, '
+        '"power": "mains", "seq": 3}'
+    )
     [reading] = parsed.readings
     assert reading.sensor_id == "ILR-7"
     assert reading.ts == dt.datetime(2021, 4, 28, 10, 30, tzinfo=dt.UTC)
-    assert (reading.temp_c, reading.battery_pct, reading.power, reading.seq) == (4.6, 80.0, "mains", 3)
+    assert (reading.temp_c, reading.battery_pct, reading.power, reading.seq) == (
+        4.6,
+        80.0,
+        "mains",
+        3,
+    )
     assert reading.received_at == NOW and not parsed.rejections
 
 
@@ -44,37 +61,45 @@ def test_epoch_seconds_are_accepted():
 
 
 def test_batch_keeps_good_readings_and_rejects_bad_ones_separately():
-    body = {"readings": [{"ts": "2021-04-28T10:00:00Z", "temp_c": 5.0}, {"ts": "2021-04-28T10:01:00Z"},
-                         {"ts": "2021-04-28T10:02:00Z", "temp_c": 5.5}]}
+    body = {
+        "readings": [
+            {"ts": "2021-04-28T10:00:00Z", "temp_c": 5.0},
+            {"ts": "2021-04-28T10:01:00Z"},
+            {"ts": "2021-04-28T10:02:00Z", "temp_c": 5.5},
+        ]
+    }
     parsed = parse(json.dumps(body))
     assert [r.temp_c for r in parsed.readings] == [5.0, 5.5]
     assert reasons(parsed) == ["bad_field"]
     assert '"2021-04-28T10:01:00Z"' in parsed.rejections[0][1]
 
 
-@pytest.mark.parametrize(("payload", "reason"), [
-    (b"not json", "not_json"),
-    (b"\xff\xfe\x00", "not_json"),
-    ('{"ts": "2021-04-28T10:00:00Z", "temp_c": NaN}', "not_finite"),
-    ('{"ts": "2021-04-28T10:00:00Z", "temp_c": Infinity}', "not_finite"),
-    ('{"ts": "2021-04-28T10:00:00Z", "temp_c": 1e400}', "not_finite"),
-    ('{"ts": "2021-04-28T10:00:00Z", "temp_c": 250}', "implausible_temp"),
-    ('{"ts": "2021-04-28T10:00:00Z", "temp_c": -120}', "implausible_temp"),
-    ('{"ts": "2021-04-28T12:00:00Z", "temp_c": 4}', "future_ts"),
-    ('{"ts": "2021-04-28T10:00:00", "temp_c": 4}', "bad_field"),
-    ('{"ts": "yesterday", "temp_c": 4}', "bad_field"),
-    ('{"ts": true, "temp_c": 4}', "bad_field"),
-    ('{"ts": "2021-04-28T10:00:00Z", "temp_c": "4"}', "bad_field"),
-    ('{"ts": "2021-04-28T10:00:00Z", "temp_c": true}', "bad_field"),
-    ('{"ts": "2021-04-28T10:00:00Z", "temp_c": 4, "power": "solar"}', "bad_field"),
-    ('{"ts": "2021-04-28T10:00:00Z", "temp_c": 4, "battery_pct": 140}', "bad_field"),
-    ('{"ts": "2021-04-28T10:00:00Z", "temp_c": 4, "seq": -1}', "bad_field"),
-    ('[1, 2]', "bad_field"),
-    ('{"readings": []}', "bad_batch"),
-    ('{"readings": "many"}', "bad_batch"),
-    (json.dumps({"readings": [{"ts": "2021-04-28T10:00:00Z", "temp_c": 4}] * 6}), "bad_batch"),
-    (b"{" + b" " * 2000 + b"}", "oversized"),
-])
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"not json", "not_json"),
+        (b"\xff\xfe\x00", "not_json"),
+        ('{"ts": "2021-04-28T10:00:00Z", "temp_c": NaN}', "not_finite"),
+        ('{"ts": "2021-04-28T10:00:00Z", "temp_c": Infinity}', "not_finite"),
+        ('{"ts": "2021-04-28T10:00:00Z", "temp_c": 1e400}', "not_finite"),
+        ('{"ts": "2021-04-28T10:00:00Z", "temp_c": 250}', "implausible_temp"),
+        ('{"ts": "2021-04-28T10:00:00Z", "temp_c": -120}', "implausible_temp"),
+        ('{"ts": "2021-04-28T12:00:00Z", "temp_c": 4}', "future_ts"),
+        ('{"ts": "2021-04-28T10:00:00", "temp_c": 4}', "bad_field"),
+        ('{"ts": "yesterday", "temp_c": 4}', "bad_field"),
+        ('{"ts": true, "temp_c": 4}', "bad_field"),
+        ('{"ts": "2021-04-28T10:00:00Z", "temp_c": "4"}', "bad_field"),
+        ('{"ts": "2021-04-28T10:00:00Z", "temp_c": true}', "bad_field"),
+        ('{"ts": "2021-04-28T10:00:00Z", "temp_c": 4, "power": "solar"}', "bad_field"),
+        ('{"ts": "2021-04-28T10:00:00Z", "temp_c": 4, "battery_pct": 140}', "bad_field"),
+        ('{"ts": "2021-04-28T10:00:00Z", "temp_c": 4, "seq": -1}', "bad_field"),
+        ("[1, 2]", "bad_field"),
+        ('{"readings": []}', "bad_batch"),
+        ('{"readings": "many"}', "bad_batch"),
+        (json.dumps({"readings": [{"ts": "2021-04-28T10:00:00Z", "temp_c": 4}] * 6}), "bad_batch"),
+        (b"{" + b" " * 2000 + b"}", "oversized"),
+    ],
+)
 def test_bad_payloads_are_rejected_with_a_reason(payload, reason):
     parsed = parse(payload)
     assert parsed.readings == []
@@ -86,8 +111,15 @@ def test_rejected_payload_keeps_its_raw_text_even_when_not_utf8():
     assert parsed.rejections[0][1] == "\ufffdgarbage"
 
 
-@pytest.mark.parametrize("topic", ["coldchain/sensors/readings", "other/ILR-7/readings",
-                                   "coldchain/sensors/ILR-7/readings/extra", "coldchain/sensors/ILR-7/config"])
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "coldchain/sensors/readings",
+        "other/ILR-7/readings",
+        "coldchain/sensors/ILR-7/readings/extra",
+        "coldchain/sensors/ILR-7/config",
+    ],
+)
 def test_unexpected_topics_are_rejected(topic):
     assert reasons(parse('{"ts": 1, "temp_c": 4}', topic)) == ["bad_topic"]
 
@@ -128,13 +160,24 @@ def test_late_means_long_delay_or_behind_the_newest_held():
 
 
 def test_downsample_gives_min_avg_max_per_aligned_bucket():
-    points = [(NOW, 4.0), (NOW + dt.timedelta(minutes=5), 6.0), (NOW + dt.timedelta(minutes=16), 9.0)]
+    points = [
+        (NOW, 4.0),
+        (NOW + dt.timedelta(minutes=5), 6.0),
+        (NOW + dt.timedelta(minutes=16), 9.0),
+    ]
     first, second = downsample(points, 900)
-    assert first.start == NOW and (first.count, first.min_temp_c, first.avg_temp_c, first.max_temp_c) == (2, 4, 5, 6)
+    assert first.start == NOW and (
+        first.count,
+        first.min_temp_c,
+        first.avg_temp_c,
+        first.max_temp_c,
+    ) == (2, 4, 5, 6)
     assert second.start == NOW + dt.timedelta(minutes=15) and second.max_temp_c == 9.0
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("15m", 900), ("1h", 3600), ("1d", 86400)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30), ("15m", 900), ("1h", 3600), ("1d", 86400)]
+)
 def test_parse_bucket(text, seconds):
     assert parse_bucket(text) == seconds
 
@@ -147,7 +190,12 @@ def test_parse_bucket_refuses_nonsense(text):
 
 def test_broker_url():
     address = parse_broker_url("mqtt://ing:s%40cret@broker.example:1884")
-    assert (address.host, address.port, address.username, address.password) == ("broker.example", 1884, "ing", "s@cret")
+    assert (address.host, address.port, address.username, address.password) == (
+        "broker.example",
+        1884,
+        "ing",
+        "s@cret",
+    )
     assert parse_broker_url("mqtts://b").port == 8883
     with pytest.raises(ValueError):
         parse_broker_url("http://b")
@@ -221,4 +269,5 @@ def test_plans_put_one_fault_on_each_of_the_first_sensors():
 def test_traces_are_deterministic():
     plan = SensorPlan("D1")
     assert messages(plan, START, START, START + dt.timedelta(hours=1)) == messages(
-        plan, START, START, START + dt.timedelta(hours=1))
+        plan, START, START, START + dt.timedelta(hours=1)
+    )

@@ -1,0 +1,88 @@
+"""`coldchain demo` end to end: one command, SQLite, embedded broker, simulator, HTTP; clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.e2e
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_demo_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path: Path):
+    database = tmp_path / "demo.db"
+    http_port = _free_port()
+    env = {
+        **os.environ,
+        "COLDCHAIN_DATABASE_URL": f"sqlite:///{database}",
+        "COLDCHAIN_MQTT_URL": "",
+        "COLDCHAIN_BROKER_PORT": str(_free_port()),
+    }
+    log = tmp_path / "demo.log"
+    with open(log, "wb") as out:
+        demo = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from logistics.cli import main; main()",
+                "demo",
+                "--sensors",
+                "5",
+                "--speedup",
+                "600",
+                "--port",
+                str(http_port),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        token = None
+        while time.monotonic() < deadline and token is None:
+            time.sleep(0.5)
+            for line in log.read_text().splitlines():
+                if "shown once):" in line:
+                    token = line.rsplit(" ", 1)[-1]
+        assert token, log.read_text()[-3000:]
+        deadline = time.monotonic() + 60
+        latest = []
+        while time.monotonic() < deadline:
+            response = requests.get(
+                f"http://127.0.0.1:{http_port}/api/stores/1/latest-readings?subtree=true",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=10,
+            )
+            latest = [
+                u for u in response.json() if u["sensor"] and u["sensor"]["last_temp_c"] is not None
+            ]
+            if len(latest) >= 3:
+                break
+            time.sleep(1)
+        assert len(latest) >= 3, log.read_text()[-3000:]
+    finally:
+        demo.send_signal(signal.SIGINT)
+        code = demo.wait(60)
+    assert code == 0, log.read_text()[-3000:]
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("select count(*) from readings").fetchone()[0] > 0
+        assert (
+            conn.execute("select count(*) from sensors where sensor_id like 'SIM%'").fetchone()[0]
+            == 5
+        )

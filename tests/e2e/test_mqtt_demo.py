@@ -1,4 +1,4 @@
-"""`coldchain demo` end to end: one command, SQLite, embedded broker, simulator, HTTP; clean stop."""
+"""`coldchain demo` end to end: SQLite, embedded broker, simulator, HTTP, clean stop."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The readings API over HTTP: sensor registration, moves, retirement, readings, latest per store."""
+"""The readings API over HTTP: sensors (register, move, retire), readings, latest per store."""
 
 from __future__ import annotations
 
@@ -102,7 +102,8 @@ def test_move_reassigns_readings_already_stored(client, runtime):
             "valid_from": (NOW - dt.timedelta(hours=1, minutes=30)).isoformat(),
         },
     )
-    query = f"start={(NOW - dt.timedelta(days=1)).isoformat()}&end={(NOW + dt.timedelta(minutes=1)).isoformat()}"
+    start, end = NOW - dt.timedelta(days=1), NOW + dt.timedelta(minutes=1)
+    query = f"start={start.isoformat()}&end={end.isoformat()}"
     centre = client.get(f"/api/units/{ids['c_unit']}/readings?{query.replace('+', '%2B')}").json[
         "readings"
     ]

@@ -104,23 +104,31 @@ def _is_audited(obj: Any) -> bool:
     return not isinstance(obj, AuditEntry) and _table(obj) not in UNAUDITED_TABLES
 
 
-def _before_flush(session: Session, _flush_context: Any, _instances: Any) -> None:
+def _refuse_changes_to_the_log(session: Session) -> None:
+    if any(isinstance(obj, AuditEntry) for obj in (*session.dirty, *session.deleted)):
+        raise Conflict("the audit log is append-only")
+
+
+def _collect_changes(session: Session) -> None:
     pending = session.info.setdefault(PENDING_KEY, [])
     for obj in session.new:
-        if isinstance(obj, AuditEntry):
-            continue
         if _is_audited(obj):
             pending.append(("insert", obj, None))
     for obj in session.dirty:
-        if isinstance(obj, AuditEntry):
-            raise Conflict("the audit log is append-only")
         if _is_audited(obj) and session.is_modified(obj, include_collections=False):
             pending.append(("update", obj, _changes(obj)))
     for obj in session.deleted:
-        if isinstance(obj, AuditEntry):
-            raise Conflict("the audit log is append-only")
         if _is_audited(obj):
             pending.append(("delete", obj, (_values(obj), {})))
+
+
+def _before_flush(provider: ContextProvider) -> Callable[[Session, Any, Any], None]:
+    def before_flush(session: Session, _flush_context: Any, _instances: Any) -> None:
+        _refuse_changes_to_the_log(session)
+        if provider() is not None:  # the machine's own writes are not collected at all
+            _collect_changes(session)
+
+    return before_flush
 
 
 def _row(context: AuditContext, now: dt.datetime, action: str, entity: str, entity_id: str | None,
@@ -189,9 +197,11 @@ def _clear_pending(session: Session, *_: Any) -> None:
 
 def install_audit(session_factory: sessionmaker[Session], provider: ContextProvider) -> None:
     """Log every write of sessions made by `session_factory`; idempotent per factory."""
-    if event.contains(session_factory, "before_flush", _before_flush):
+    if session_factory.kw.get("info", {}).get(PENDING_KEY + "_installed"):
         return
-    event.listen(session_factory, "before_flush", _before_flush)
+    session_factory.configure(info={**session_factory.kw.get("info", {}),
+                                    PENDING_KEY + "_installed": True})
+    event.listen(session_factory, "before_flush", _before_flush(provider))
     event.listen(session_factory, "after_flush", _after_flush(provider))
     event.listen(session_factory, "do_orm_execute", _bulk_statement(provider))
     event.listen(session_factory, "after_rollback", _clear_pending)

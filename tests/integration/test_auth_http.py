@@ -320,6 +320,12 @@ def test_movements_record_the_logged_in_user_and_stay_in_the_subtree(
         assert response.status_code == expected, response.json
         if expected == 201:
             assert response.json["actor"].startswith("test-district_officer")
+    movements = client.get("/api/audit", query_string={"entity": "movements"}).json
+    kinds = [(e["actor"].split("-")[1], e["after"]["kind"], e["endpoint"]) for e in movements]
+    assert kinds == [("district_officer", "consumption", "stock.Consumptions"),
+                     ("admin", "receipt", "stock.Receipts"), ("admin", "receipt", "stock.Receipts")]
+    balances = client.get("/api/audit", query_string={"entity": "stock_balances"}).json
+    assert balances and {e["actor"] for e in balances} >= {"test-admin"}
 
 
 def test_openapi_document_says_which_operations_need_a_token(anon_client):

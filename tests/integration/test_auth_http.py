@@ -337,3 +337,10 @@ def test_openapi_document_says_which_operations_need_a_token(anon_client):
     assert users["security"] == [{"bearerAuth": []}]
     assert {"401", "403"} <= set(users["responses"])
     assert "401" in doc["paths"]["/api/auth/me"]["get"]["responses"]
+
+
+def test_public_calls_go_through_when_the_counter_store_is_down(limited_app):
+    client = limited_app(auth_rate_limit_storage="redis://127.0.0.1:1/0").test_client()
+    url = "/api/v2/appointment/sessions/public/findByDistrict"
+    query = {"district_id": 1, "date": "01-03-2026"}
+    assert {client.get(url, query_string=query).status_code for _ in range(5)} == {200}

@@ -132,6 +132,7 @@ READ_RULES: Mapping[str, Permission] = {
     "auth.AuditLog": Permission.AUDIT,
     "auth.Users": Permission.ADMIN,
     "auth.UserItem": Permission.ADMIN,
+    "auth.UserTokens": Permission.ADMIN,
     "auth.MqttCredentials": Permission.ADMIN,
 }
 

@@ -262,3 +262,24 @@ def test_unknown_or_missing_store_is_refused_to_scoped_users(runtime, store_tree
             response = client.post("/api/consumptions", json=body,
                                    headers={"Authorization": f"Bearer {by_role[role]}"})
             assert response.status_code == expected, (role, body)
+
+
+def _read_endpoints() -> list[str]:
+    app = create_app(load_settings({"database_url": "sqlite://"}))
+    return sorted({rule.endpoint for rule in app.url_map.iter_rules() if "GET" in rule.methods
+                   and not policy.is_public(rule.endpoint, "GET", rule.rule)})
+
+
+@pytest.mark.parametrize("endpoint", _read_endpoints())
+def test_reads_need_a_login_and_some_need_more(endpoint, runtime, users, gate_app):
+    app = gate_app(endpoint)
+    client = app.test_client()
+    url_rule = next(r for r in app.url_map.iter_rules(endpoint=endpoint) if "GET" in r.methods)
+    args = {name: 1 if "int" in str(url_rule._converters[name]).lower() else "x"
+            for name in url_rule.arguments}
+    url = app.url_map.bind("localhost").build(endpoint, args, method="GET")
+    assert client.get(url).status_code == 401
+    for grant, token in users:
+        response = client.get(url, headers={"Authorization": f"Bearer {token}"})
+        expected = policy.may_read([grant], policy.read_permission(endpoint))
+        assert (response.status_code == 204) is expected, (grant, url, response.status_code)

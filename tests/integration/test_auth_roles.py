@@ -19,7 +19,7 @@ import pytest
 from flask import Flask
 
 from logistics.app import create_app
-from logistics.auth import policy
+from logistics.auth import policy, web
 from logistics.auth.policy import Grant, Role
 from logistics.config import load_settings
 from logistics.models.alerts import Alert, Excursion, QuarantineReview
@@ -283,3 +283,26 @@ def test_reads_need_a_login_and_some_need_more(endpoint, runtime, users, gate_ap
         response = client.get(url, headers={"Authorization": f"Bearer {token}"})
         expected = policy.may_read([grant], policy.read_permission(endpoint))
         assert (response.status_code == 204) is expected, (grant, url, response.status_code)
+
+
+def _body_fields(doc: dict[str, Any], operation: dict[str, Any]) -> set[str]:
+    schema = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+    schema = schema.get("schema", {})
+    if "$ref" in schema:
+        schema = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    return set(schema.get("properties", {}))
+
+
+@pytest.mark.parametrize(("endpoint", "method"), WRITE_ENDPOINTS)
+def test_rules_name_fields_the_endpoint_really_takes(endpoint, method):
+    """A rule looking for `store_id` in a body that calls it otherwise would lock officers out."""
+    app = create_app(load_settings({"database_url": "sqlite://"}))
+    doc = app.test_client().get("/api/openapi.json").json
+    url_rule = next(r for r in app.url_map.iter_rules(endpoint=endpoint) if method in r.methods)
+    path = web._openapi_path(url_rule.rule)
+    operation = doc["paths"][path][method.lower()]
+    for target in policy.write_rule(endpoint, method).targets:
+        if target.source == "view":
+            assert target.name in url_rule.arguments, (endpoint, target)
+        elif target.source == "json":
+            assert target.name in _body_fields(doc, operation), (endpoint, target)

@@ -65,6 +65,8 @@ class NewUserSchema(ma.Schema):
 class UserPatchSchema(ma.Schema):
     active = ma.fields.Boolean()
     password = ma.fields.String(load_only=True, validate=ma.validate.Length(min=8, max=1024))
+    roles = ma.fields.List(ma.fields.Nested(GrantSchema),
+                           metadata={"description": "Replaces all the user's roles"})
 
 
 class NewTokenSchema(ma.Schema):
@@ -211,10 +213,12 @@ class UserItem(MethodView):
     @blp.response(200, UserSchema)
     @blp.alt_response(404, description="No such user")
     def patch(self, args: dict[str, Any], username: str) -> dict[str, Any]:
-        """Disable (revoking every token) or enable a user, or set a new password."""
+        """Disable (revoking every token) or enable a user, set a password or replace roles."""
         with new_uow() as uow:
+            roles = _role_specs(args["roles"]) if "roles" in args else None
             user = auth_service.update_user(uow, username=username, active=args.get("active"),
-                                            password=args.get("password"), now=_now())
+                                            password=args.get("password"), roles=roles,
+                                            now=_now())
             return _user_body(uow, user)
 
 

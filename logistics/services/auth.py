@@ -104,11 +104,15 @@ def set_password(uow: UnitOfWork, *, username: str, password: str) -> None:
 
 
 def update_user(uow: UnitOfWork, *, username: str, active: bool | None = None,
-                password: str | None = None, now: dt.datetime | None = None) -> User:
-    """Enable or disable a user (disabling revokes every token) or set a password; commits."""
+                password: str | None = None, roles: Iterable[RoleSpec] | None = None,
+                now: dt.datetime | None = None) -> User:
+    """Enable or disable a user (disabling revokes every token), set a password or replace the
+    roles (effective on the user's next request); commits."""
     user = _user(uow.session, username)
     if password is not None:
         user.password_hash = secrets.hash_password(password)
+    if roles is not None:
+        user.grants = _grants(uow.session, roles)
     if active is not None:
         user.active = active
         if not active:

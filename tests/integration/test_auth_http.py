@@ -344,3 +344,14 @@ def test_public_calls_go_through_when_the_counter_store_is_down(limited_app):
     url = "/api/v2/appointment/sessions/public/findByDistrict"
     query = {"district_id": 1, "date": "01-03-2026"}
     assert {client.get(url, query_string=query).status_code for _ in range(5)} == {200}
+
+
+def test_changed_roles_apply_to_the_next_request(runtime, client, anon_client, store_tree):
+    _user(runtime, "asha", roles=["viewer"])
+    headers = _bearer(_token(runtime, "asha"))
+    body = {"store_id": store_tree["centre_a1"].id, "code": "DF-1", "kind": "deep_freezer",
+            "min_temp_c": -25, "max_temp_c": -15}
+    assert anon_client.post("/api/units", json=body, headers=headers).status_code == 403
+    roles = [{"role": "district_officer", "store_code": store_tree["district_a"].code}]
+    assert client.patch("/api/users/asha", json={"roles": roles}).json["roles"] == roles
+    assert anon_client.post("/api/units", json=body, headers=headers).status_code == 201

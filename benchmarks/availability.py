@@ -7,7 +7,10 @@ whole time (every change bumps the district's availability version, so every wor
 being invalidated). The load comes from `wrk` in another process (installed with apt-get when
 missing). Prints requests/s, p99 latency and errors of both endpoints, and as its LAST line one
 JSON object. Goal (issue 5): availability >= half the baseline's requests/s, p99 < 50 ms, no
-errors. Stops by itself and drops its database.
+errors. While availability is loaded, a probe books at a centre of its own and polls the public
+API until the answer shows the booking: the lag is how stale answers are under load (< 1 s).
+The two endpoints are measured in alternating rounds, so a noisy moment of a shared machine hits
+both; compare p99 with the baseline's p99 of the same run. Stops by itself, drops its database.
 
     python benchmarks/availability.py [--centres 100] [--duration 10] [--rounds 2] [--workers 4]
 """
@@ -27,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -167,7 +171,96 @@ def generate(runtime: Runtime, centres: int) -> dict:
                         slot_minutes=120,
                         slot_count=4,
                     )
+    ids["probe"] = add_probe_centre(runtime, district.id, ids, now)
     return ids
+
+
+def add_probe_centre(runtime: Runtime, district_id: int, ids: dict, now: dt.datetime) -> dict:
+    """A centre only the staleness probe books at: the probe knows exactly what it should see."""
+    from logistics.models.catalog import StorageUnit, Store
+    from logistics.services import sessions as svc
+    from logistics.services.stock import receive_stock, recorded
+
+    with runtime.uow() as uow:
+        district = uow.session.get(Store, district_id)
+        centre = Store(
+            code="BS-D1-PROBE", name="PHC probe", level_code="centre", parent_id=district_id
+        )
+        uow.session.add(centre)
+        uow.session.flush()
+        centre.path = f"{district.path}{centre.id}/"
+        unit = StorageUnit(store_id=centre.id, code="ILR-1", kind="ilr", min_temp_c=2, max_temp_c=8)
+        uow.session.add(unit)
+        uow.session.flush()
+        receive_stock(
+            uow,
+            store_id=centre.id,
+            unit_id=unit.id,
+            doses=5000,
+            rec=recorded("bench", None, None, SITE_TZ),
+            lot={"lot_id": ids["lot"]},
+        )
+        uow.commit()
+        request = svc.SessionRequest(
+            centre.id,
+            ids["product"],
+            today() + dt.timedelta(days=1),
+            5000,
+            "1",
+            18,
+            windows=((dt.time(9), dt.time(17)),),
+        )
+        session = svc.open_session(
+            uow,
+            request,
+            actor="bench",
+            now=now,
+            site_timezone=SITE_TZ,
+            day_start=dt.time(9),
+            slot_minutes=120,
+            slot_count=4,
+        )
+        return {"centre": centre.id, "session": session.id, "slot": session.slots[0].id}
+
+
+# --- staleness probe ---------------------------------------------------------------------------
+
+
+def probe_staleness(database_url: str, port: int, probe: dict, stop, lags: list[float]) -> None:
+    """Book at the probe centre, poll the public API until the answer shows it; record the lag."""
+    from logistics.services import sessions as svc
+
+    runtime = Runtime.from_settings(
+        load_settings({"database_url": database_url, "database_pool_size": 1})
+    )
+    day = (today() + dt.timedelta(days=1)).strftime("%d-%m-%Y")
+    url = (
+        f"http://127.0.0.1:{port}/api/v2/appointment/sessions/public/findByCenter"
+        f"?center_id={probe['centre']}&date={day}"
+    )
+
+    def seen() -> int:
+        with urlopen(url, timeout=5) as response:
+            return json.loads(response.read())["sessions"][0]["available_capacity"]
+
+    expected = seen()
+    while not stop.is_set():
+        with runtime.uow() as uow:
+            svc.book_slot(
+                uow,
+                session_id=probe["session"],
+                slot_id=probe["slot"],
+                beneficiary=uuid.uuid4().hex[:16],
+                actor="probe",
+                now=dt.datetime.now(dt.UTC),
+                site_timezone=SITE_TZ,
+            )
+        committed, expected = time.monotonic(), expected - 1
+        while seen() != expected and time.monotonic() - committed < 5:
+            time.sleep(0.01)
+        lags.append(time.monotonic() - committed)
+        stop.wait(0.25)
+    runtime.close()
 
 
 # --- background changes ------------------------------------------------------------------------
@@ -187,8 +280,10 @@ def change_forever(database_url: str, ids: dict, stop: mp.Event, counter: mp.Val
     )
     rng = random.Random(7)
     with runtime.uow() as uow:
-        slots = list(uow.session.execute(select(Slot.session_id, Slot.id)))
-        sessions = list(uow.session.scalars(select(Session.id)))
+        probe = ids["probe"]["session"]
+        query = select(Slot.session_id, Slot.id).where(Slot.session_id != probe)
+        slots = list(uow.session.execute(query))
+        sessions = list(uow.session.scalars(select(Session.id).where(Session.id != probe)))
     bookings: list[int] = []
     while not stop.is_set():
         now = dt.datetime.now(dt.UTC)
@@ -438,11 +533,20 @@ def main() -> None:
                 run_wrk(wrk, base, script, 3, args.connections)
             before, started = counter.value, time.monotonic()
             runs: dict[str, list[dict]] = {"health": [], "availability": []}
+            lags: list[float] = []
             for _ in range(args.rounds):  # alternate, so a noisy moment hits both endpoints alike
                 runs["health"].append(run_wrk(wrk, base, health, args.duration, args.connections))
+                probe_stop = threading.Event()
+                prober = threading.Thread(
+                    target=probe_staleness,
+                    args=(database_url, port, ids["probe"], probe_stop, lags),
+                )
+                prober.start()
                 runs["availability"].append(
                     run_wrk(wrk, base, avail, args.duration, args.connections)
                 )
+                probe_stop.set()
+                prober.join(30)
             changes, elapsed = counter.value - before, time.monotonic() - started
         for name, results in runs.items():
             print(
@@ -467,6 +571,12 @@ def main() -> None:
             "background_changes": changes,
             "background_changes_per_s": round(changes / elapsed, 1),
             "rounds": args.rounds,
+            "staleness_probes": len(lags),
+            "staleness_max_s": round(max(lags), 3) if lags else None,
+            "staleness_p50_s": round(sorted(lags)[len(lags) // 2], 3) if lags else None,
+            "availability_p99_vs_health": round(availability["p99_ms"] / baseline["p99_ms"], 2)
+            if baseline["p99_ms"]
+            else None,
             "goal_met": ratio >= 0.5
             and availability["p99_ms"] < 50
             and availability["errors"] == 0,
@@ -479,6 +589,11 @@ def main() -> None:
             f"availability: {availability['rps']:>9.1f} req/s  p99 {availability['p99_ms']:.2f} ms "
             f"errors {availability['errors']}  (ratio {ratio:.2f}; {changes} background changes)"
         )
+        if lags:
+            print(
+                f"staleness under load: {len(lags)} probes, median {figures['staleness_p50_s']} s, "
+                f"max {figures['staleness_max_s']} s (from commit to the public answer)"
+            )
         print(json.dumps(figures))
     finally:
         stop.set()

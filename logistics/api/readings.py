@@ -10,7 +10,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from logistics.api.context import current_actor, new_uow
-from logistics.domain.readings import parse_bucket
+from logistics.domain.readings import MAX_ID, SENSOR_ID, parse_bucket
 from logistics.errors import Invalid
 from logistics.services import readings as readings_service
 from logistics.services import sensors as sensors_service
@@ -39,7 +39,7 @@ class SensorRegistrationSchema(ma.Schema):
     sensor_id = ma.fields.String(
         required=True, validate=ma.validate.Regexp(r"^[A-Za-z0-9_.:-]{1,64}$")
     )
-    unit_id = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1))
+    unit_id = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=MAX_ID))
     valid_from = AwareDateTime(metadata={"description": "Start of the assignment (default: now)"})
     expected_interval_s = ma.fields.Integer(
         load_default=600, validate=ma.validate.Range(min=10, max=86400)
@@ -47,7 +47,7 @@ class SensorRegistrationSchema(ma.Schema):
 
 
 class SensorMoveSchema(ma.Schema):
-    unit_id = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1))
+    unit_id = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=MAX_ID))
     valid_from = AwareDateTime(
         required=True, metadata={"description": "Readings from this time belong to the new unit"}
     )
@@ -134,10 +134,10 @@ class UnitLatestSchema(ma.Schema):
 
 
 class DeadLetterQuerySchema(ma.Schema):
-    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1))
+    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=1_000_000))
     page_size = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=500))
-    sensor_id = ma.fields.String()
-    reason = ma.fields.String()
+    sensor_id = ma.fields.String(validate=ma.validate.Regexp(SENSOR_ID.pattern))
+    reason = ma.fields.String(validate=ma.validate.Regexp(r"^[a-z_]{1,64}$"))
 
 
 class DeadLetterSchema(ma.Schema):

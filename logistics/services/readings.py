@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Float, String, and_, bindparam, case, cast, func, or_, select, text, update
 
 from logistics.db import UnitOfWork, UTCDateTime, insert_for, is_postgres
-from logistics.domain.readings import Bucket, Rejection, SensorReading, downsample, is_late
+from logistics.domain.readings import MAX_ID, Bucket, Rejection, SensorReading, downsample, is_late
 from logistics.errors import Invalid, NotFound
 from logistics.models.catalog import StorageUnit, Store
 from logistics.models.readings import SENSOR_RETIRED, DeadLetter, Reading, Sensor, SensorAssignment
@@ -355,7 +355,7 @@ def unit_buckets(
 
 
 def _require_unit(uow: UnitOfWork, unit_id: int) -> StorageUnit:
-    unit = uow.session.get(StorageUnit, unit_id)
+    unit = uow.session.get(StorageUnit, unit_id) if 0 < unit_id <= MAX_ID else None
     if unit is None:
         raise NotFound(f"storage unit {unit_id} does not exist", field="unit_id")
     return unit
@@ -378,7 +378,7 @@ def latest_by_store(
     uow: UnitOfWork, store_id: int, subtree: bool, now: dt.datetime
 ) -> list[UnitLatest]:
     """Every active unit of a store (or of its subtree) with its current sensor's last reading."""
-    store = uow.session.get(Store, store_id)
+    store = uow.session.get(Store, store_id) if 0 < store_id <= MAX_ID else None
     if store is None:
         raise NotFound(f"store {store_id} does not exist", field="store_id")
     stores = (

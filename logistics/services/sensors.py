@@ -7,6 +7,7 @@ import datetime as dt
 from sqlalchemy import select, update
 
 from logistics.db import UnitOfWork
+from logistics.domain.readings import MAX_ID, SENSOR_ID
 from logistics.errors import Conflict, Invalid, NotFound
 from logistics.models.catalog import StorageUnit
 from logistics.models.readings import (
@@ -29,6 +30,8 @@ def register_sensor(
     expected_interval_s: int = 600,
 ) -> Sensor:
     """Register a new sensor as reading in a unit from `valid_from`; commits."""
+    if not SENSOR_ID.match(sensor_id):
+        raise Invalid("a sensor id is 1-64 of A-Z a-z 0-9 _ . : -", field="sensor_id")
     if uow.session.get(Sensor, sensor_id) is not None:
         raise Conflict(
             f"sensor {sensor_id!r} is already registered; move it instead", field="sensor_id"
@@ -91,7 +94,7 @@ def retire_sensor(uow: UnitOfWork, *, sensor_id: str, actor: str, now: dt.dateti
 
 def get_sensor(uow: UnitOfWork, sensor_id: str) -> Sensor:
     """A sensor by id."""
-    sensor = uow.session.get(Sensor, sensor_id)
+    sensor = uow.session.get(Sensor, sensor_id) if SENSOR_ID.match(sensor_id) else None
     if sensor is None:
         raise NotFound(f"sensor {sensor_id!r} is not registered", field="sensor_id")
     return sensor
@@ -120,7 +123,7 @@ def _require_active(uow: UnitOfWork, sensor_id: str) -> Sensor:
 
 
 def _require_unit(uow: UnitOfWork, unit_id: int) -> StorageUnit:
-    unit = uow.session.get(StorageUnit, unit_id)
+    unit = uow.session.get(StorageUnit, unit_id) if 0 < unit_id <= MAX_ID else None
     if unit is None:
         raise NotFound(f"storage unit {unit_id} does not exist", field="unit_id")
     if not unit.active:

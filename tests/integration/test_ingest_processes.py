@@ -82,11 +82,11 @@ class IngestProcess:
         self.process.wait(60)
         return self.log.read_text()
 
-    def stats(self, text: str) -> dict[str, int]:
+    def stats(self, text: str) -> dict[str, float]:
         match = re.search(r"IngestStats\(([^)]*)\)", text)
         assert match, text[-2000:]
         return {
-            key: int(value)
+            key: float(value)
             for key, value in (part.split("=") for part in match.group(1).split(", "))
         }
 

@@ -350,7 +350,15 @@ class UsableDoses(MethodView):
     @blp.arguments(UsableQuerySchema, location="query")
     @blp.response(200, UsabilitySchema)
     def get(self, query: dict[str, Any], store_id: int) -> Any:
-        """Usable, in-transit and promised doses of a centre on a date; what it may promise."""
+        """Usable, in-transit and promised doses of a centre on a date; what it may promise.
+
+        Usable: on hand in the centre's units, valid on the date, not quarantined, VVM 1-2. In
+        transit: issued to the centre, not received (not usable yet). Every open session promises
+        its capacity; promises before the date and after it both count, because a dose given on
+        the date is gone for a later session too, and a lot expiring before the date serves only
+        earlier promises: available = min over t <= date of (doses valid on t - doses promised
+        on or after t). Suggested capacity: available rounded down to whole vials.
+        """
         with new_uow() as uow:
             usable = svc.usability(
                 uow,

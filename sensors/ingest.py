@@ -59,6 +59,7 @@ class IngestStats:
     db_retries: int = 0
     largest_batch: int = 0
     busy_s: float = 0.0  # time spent storing, evaluating and acknowledging
+    evaluate_s: float = 0.0  # of which excursion evaluation (issue 4)
 
 
 @dataclasses.dataclass
@@ -297,10 +298,12 @@ class Ingestor:
     def _evaluate(self, touched: list[Touched]) -> None:
         if evaluate_units is None or not touched:
             return
+        started = time.perf_counter()
         try:
             evaluate_units(self.runtime, touched, dt.datetime.now(dt.UTC))
         except Exception:  # the readings are stored; evaluation failing must not block ingestion
             log.exception("excursion evaluation failed for %d units", len(touched))
+        self.stats.evaluate_s += time.perf_counter() - started
 
 
 def _is_transient(exc: DBAPIError) -> bool:

@@ -103,6 +103,7 @@ class Settings:
     auth_rate_limit_storage: str
     auth_rate_limit_strategy: str
     auth_proxy_hops: int
+    auth_token_cache_s: float
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with some settings changed."""

@@ -12,6 +12,7 @@ import functools
 import logging
 import math
 import re
+import threading
 import time
 from typing import Any
 
@@ -22,8 +23,9 @@ from flask import Flask, Response, g, has_request_context, request
 
 from logistics.api.context import current_actor, new_uow
 from logistics.api.problems import problem_response
-from logistics.auth import policy
+from logistics.auth import policy, secrets
 from logistics.config import Settings
+from logistics.db import UnitOfWork
 from logistics.errors import DomainError, Forbidden, Unauthorized
 from logistics.services.audit import AuditContext, install_audit
 from logistics.services.auth import Principal, authenticate, store_path_of
@@ -31,6 +33,8 @@ from logistics.services.auth import Principal, authenticate, store_path_of
 log = logging.getLogger(__name__)
 REALM = "coldchain"
 BEARER = "bearerAuth"
+# Writes after which this worker forgets the tokens it checked recently.
+CHANGES_TO_ACCESS = frozenset({"auth.Logout", "auth.TokenItem", "auth.UserItem"})
 EXTENSION = "coldchain.auth"
 STRATEGIES = {
     "fixed-window": limits.strategies.FixedWindowRateLimiter,
@@ -112,19 +116,18 @@ def _target_values(target: policy.Target) -> list[Any]:
     return _json_values(target)
 
 
-def _target_paths(rule: policy.Rule) -> list[str | None]:
-    with new_uow() as uow:
-        return [store_path_of(uow.session, target.kind, value)
-                for target in rule.targets for value in _target_values(target)]
+def _target_paths(uow: UnitOfWork, rule: policy.Rule) -> list[str | None]:
+    return [store_path_of(uow.session, target.kind, value)
+            for target in rule.targets for value in _target_values(target)]
 
 
-def _authorize_write(principal: Principal, endpoint: str, method: str) -> None:
+def _authorize_write(uow: UnitOfWork, principal: Principal, endpoint: str, method: str) -> None:
     rule = policy.write_rule(endpoint, method)
     # Network-wide grants (admins) need no lookup of the store the request acts on.
     if policy.allows(principal.grants, rule, []):
         return
     if rule.network or not rule.targets or not policy.allows(principal.grants, rule,
-                                                             _target_paths(rule)):
+                                                             _target_paths(uow, rule)):
         raise Forbidden(f"your roles do not allow '{rule.permission}' on what this request acts on",
                         permission=str(rule.permission))
 
@@ -146,10 +149,13 @@ def _rate_limited(endpoint: str, method: str) -> Response | None:
                             slug="rate-limited", headers={"Retry-After": str(wait_s)})
 
 
-def _principal() -> Principal:
-    token = _bearer_token()
-    with new_uow() as uow:
-        return authenticate(uow, token, dt.datetime.now(dt.UTC))
+def _principal(uow: UnitOfWork, token: str) -> Principal:
+    cache, key, now = _state().tokens, secrets.token_hash(token), dt.datetime.now(dt.UTC)
+    principal = cache.get(key, now)
+    if principal is None:
+        principal = authenticate(uow, token, now)
+        cache.put(key, principal)
+    return principal
 
 
 def guard() -> Response | None:
@@ -162,12 +168,14 @@ def guard() -> Response | None:
     if policy.is_public(endpoint, method, request.path):
         return _rate_limited(endpoint, method)
     try:
-        g.principal = _principal()
-        g.actor = g.principal.username
-        if method in policy.WRITE_METHODS:
-            _authorize_write(g.principal, endpoint, method)
-        else:
-            _authorize_read(g.principal, endpoint)
+        token = _bearer_token()
+        with new_uow() as uow:  # one session for the token and the stores the request names
+            g.principal = _principal(uow, token)
+            g.actor = g.principal.username
+            if method in policy.WRITE_METHODS:
+                _authorize_write(uow, g.principal, endpoint, method)
+            else:
+                _authorize_read(g.principal, endpoint)
     except Unauthorized as error:
         return _problem(error, headers={"WWW-Authenticate": _challenge(error)})
     except Forbidden as error:
@@ -175,10 +183,12 @@ def guard() -> Response | None:
     return None
 
 
-def add_challenge(response: Response) -> Response:
-    """Every 401 names the scheme to use (RFC 9110 section 15.5.2)."""
+def after_request(response: Response) -> Response:
+    """Name the scheme on every 401 (RFC 9110 15.5.2); forget cached tokens after auth changes."""
     if response.status_code == 401 and "WWW-Authenticate" not in response.headers:
         response.headers["WWW-Authenticate"] = _challenge()
+    if request.endpoint in CHANGES_TO_ACCESS and request.method in policy.WRITE_METHODS:
+        _state().tokens.clear()  # a revoked token, a disabled user or new roles apply at once
     return response
 
 
@@ -191,12 +201,44 @@ def audit_context() -> AuditContext | None:
                         method=request.method, endpoint=request.endpoint)
 
 
+class TokenCache:
+    """Principals of recently checked tokens, by token hash, for a few seconds (per worker)."""
+
+    def __init__(self, ttl_s: float, max_entries: int = 10_000):
+        self.ttl_s, self.max_entries = ttl_s, max_entries
+        self._entries: dict[str, tuple[float, Principal]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str, now: dt.datetime) -> Principal | None:
+        """The cached principal, unless too old or its token has expired since."""
+        entry = self._entries.get(key)
+        if entry is None or time.monotonic() - entry[0] > self.ttl_s:
+            return None
+        principal = entry[1]
+        return principal if principal.expires_at and principal.expires_at > now else None
+
+    def put(self, key: str, principal: Principal) -> None:
+        """Remember a principal just read from the database."""
+        if self.ttl_s <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[key] = (time.monotonic(), principal)
+
+    def clear(self) -> None:
+        """Forget everything (after any change to users, roles or tokens)."""
+        with self._lock:
+            self._entries.clear()
+
+
 class AuthState:
     """What the hooks keep per app."""
 
     def __init__(self, settings: Settings):
         self.rate_limit = RateLimit(settings)
         self.proxy_hops = settings.auth_proxy_hops
+        self.tokens = TokenCache(settings.auth_token_cache_s)
 
 
 def _state() -> AuthState:
@@ -246,4 +288,4 @@ def init_auth(app: Flask) -> None:
     install_audit(runtime.session_factory, audit_context)
     document_security(app)
     app.before_request(guard)
-    app.after_request(add_challenge)
+    app.after_request(after_request)

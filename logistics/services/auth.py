@@ -33,6 +33,7 @@ class Principal:
     username: str
     grants: tuple[Grant, ...]
     token_id: int | None = None
+    expires_at: dt.datetime | None = None
 
 
 def _utcnow() -> dt.datetime:
@@ -213,7 +214,7 @@ def authenticate(uow: UnitOfWork, token: str, now: dt.datetime) -> Principal:
     if not active:
         raise Unauthorized("the user is disabled", reason="invalid_token")
     grants = tuple(Grant(Role(role), path) for *_, role, path in rows if role is not None)
-    return Principal(user_id, username, grants, token_id)
+    return Principal(user_id, username, grants, token_id, expires_at)
 
 
 def grants_of(user: User, session: Session) -> list[tuple[str, str | None]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 
 import pytest
@@ -355,3 +356,35 @@ def test_changed_roles_apply_to_the_next_request(runtime, client, anon_client, s
     roles = [{"role": "district_officer", "store_code": store_tree["district_a"].code}]
     assert client.patch("/api/users/asha", json={"roles": roles}).json["roles"] == roles
     assert anon_client.post("/api/units", json=body, headers=headers).status_code == 201
+
+
+def test_other_workers_notice_a_revocation_within_the_cache_time(runtime, limited_app):
+    _user(runtime, "asha")
+    token = _token(runtime, "asha")
+    worker = limited_app(auth_token_cache_s=0.5).test_client()
+    assert worker.get("/api/auth/me", headers=_bearer(token)).status_code == 200
+    with runtime.uow() as uow:  # revoked elsewhere (another worker, a command)
+        token_id = auth_service.tokens_of(uow, username="asha")[0].id
+        auth_service.revoke_token(uow, token_id=token_id, now=dt.datetime.now(dt.UTC))
+    time.sleep(0.6)
+    assert worker.get("/api/auth/me", headers=_bearer(token)).status_code == 401
+
+
+def test_without_a_cache_a_revocation_applies_at_once(runtime, limited_app):
+    _user(runtime, "asha")
+    token = _token(runtime, "asha")
+    worker = limited_app(auth_token_cache_s=0.0).test_client()
+    assert worker.get("/api/auth/me", headers=_bearer(token)).status_code == 200
+    with runtime.uow() as uow:
+        token_id = auth_service.tokens_of(uow, username="asha")[0].id
+        auth_service.revoke_token(uow, token_id=token_id, now=dt.datetime.now(dt.UTC))
+    assert worker.get("/api/auth/me", headers=_bearer(token)).status_code == 401
+
+
+def test_a_cached_token_still_expires_on_time(runtime, limited_app):
+    _user(runtime, "asha")
+    token = _token(runtime, "asha", ttl_s=1)
+    worker = limited_app(auth_token_cache_s=60.0).test_client()
+    assert worker.get("/api/auth/me", headers=_bearer(token)).status_code == 200
+    time.sleep(1.1)
+    assert worker.get("/api/auth/me", headers=_bearer(token)).status_code == 401

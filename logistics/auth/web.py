@@ -14,6 +14,7 @@ import math
 import re
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import limits
@@ -204,15 +205,16 @@ def audit_context() -> AuditContext | None:
 class TokenCache:
     """Principals of recently checked tokens, by token hash, for a few seconds (per worker)."""
 
-    def __init__(self, ttl_s: float, max_entries: int = 10_000):
-        self.ttl_s, self.max_entries = ttl_s, max_entries
+    def __init__(self, ttl_s: float, max_entries: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic):
+        self.ttl_s, self.max_entries, self.clock = ttl_s, max_entries, clock
         self._entries: dict[str, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
 
     def get(self, key: str, now: dt.datetime) -> Principal | None:
         """The cached principal, unless too old or its token has expired since."""
         entry = self._entries.get(key)
-        if entry is None or time.monotonic() - entry[0] > self.ttl_s:
+        if entry is None or self.clock() - entry[0] > self.ttl_s:
             return None
         principal = entry[1]
         return principal if principal.expires_at and principal.expires_at > now else None
@@ -224,7 +226,7 @@ class TokenCache:
         with self._lock:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
-            self._entries[key] = (time.monotonic(), principal)
+            self._entries[key] = (self.clock(), principal)
 
     def clear(self) -> None:
         """Forget everything (after any change to users, roles or tokens)."""

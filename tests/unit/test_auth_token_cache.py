@@ -21,10 +21,9 @@ def test_a_cached_principal_is_returned_until_its_token_expires():
     assert cache.get("h", NOW + dt.timedelta(minutes=1)) is None
 
 
-def test_entries_older_than_the_cache_time_are_not_used(monkeypatch):
+def test_entries_older_than_the_cache_time_are_not_used():
     clock = iter([100.0, 100.5, 102.0])
-    monkeypatch.setattr("logistics.auth.web.time.monotonic", lambda: next(clock))
-    cache = TokenCache(ttl_s=1)
+    cache = TokenCache(ttl_s=1, clock=lambda: next(clock))
     cache.put("h", _principal(NOW + dt.timedelta(hours=1)))
     assert cache.get("h", NOW) is not None
     assert cache.get("h", NOW) is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import DDL, JSON, ForeignKey, Index, String, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from logistics.db import Base, BigIntPK
@@ -89,3 +89,16 @@ class AuditEntry(Base):
     entity_id: Mapped[str | None] = mapped_column(String(128))
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+# On PostgreSQL the database itself refuses to change or delete audit rows, whatever the client.
+# Migrations must run these too (op.execute): Alembic's autogenerate does not see triggers.
+AUDIT_APPEND_ONLY_SQL = (
+    "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$",
+    "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
+    "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
+)
+for _statement in AUDIT_APPEND_ONLY_SQL:
+    event.listen(AuditEntry.__table__, "after_create",
+                 DDL(_statement).execute_if(dialect="postgresql"))

@@ -7,7 +7,8 @@ import time
 import uuid
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 
 from logistics.app import create_app
 from logistics.errors import Conflict
@@ -388,3 +389,10 @@ def test_a_cached_token_still_expires_on_time(runtime, limited_app):
     assert worker.get("/api/auth/me", headers=_bearer(token)).status_code == 200
     time.sleep(1.1)
     assert worker.get("/api/auth/me", headers=_bearer(token)).status_code == 401
+
+
+def test_postgresql_itself_refuses_to_change_the_audit_log(runtime, client):
+    client.post("/api/users", json={"username": "asha", "roles": [{"role": "viewer"}]})
+    for statement in ("UPDATE audit_log SET actor = 'x'", "DELETE FROM audit_log"):
+        with runtime.engine.connect() as conn, pytest.raises(DBAPIError, match="append-only"):
+            conn.execute(text(statement))

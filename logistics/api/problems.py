@@ -27,6 +27,10 @@ class ProblemSchema(ma.Schema):
     detail = ma.fields.String(metadata={"description": "What went wrong in this request"})
     errors = ma.fields.Dict(metadata={"description": "Messages per field (for 422)"})
 
+    class Meta:
+        # RFC 9457 lets a problem carry extension members (e.g. `possible_doses`).
+        unknown = ma.INCLUDE
+
 
 def problem_response(status: int, detail: str, *, title: str | None = None, slug: str | None = None,
                      headers: dict[str, str] | None = None, **extra: Any) -> Response:
@@ -52,8 +56,10 @@ def _field_errors(data: dict[str, Any] | None) -> dict[str, Any] | None:
     if not isinstance(messages, dict):
         return None
     # webargs nests messages by location ("json", "query", ...); flatten when there is one.
+    # A message that names no field (e.g. a body that is not JSON) stays under its location.
     if len(messages) == 1 and next(iter(messages)) in {"json", "query", "form", "headers", "path"}:
-        return next(iter(messages.values()))
+        inner = next(iter(messages.values()))
+        return inner if isinstance(inner, dict) else messages
     return messages
 
 

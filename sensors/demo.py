@@ -12,7 +12,7 @@ import logging
 import threading
 from typing import Any
 
-from sqlalchemy import inspect, select
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from logistics.config import Settings
@@ -28,14 +28,10 @@ SIMULATOR_USER = "coldchain-simulator"
 
 
 def prepare_schema(runtime: Runtime) -> None:
-    """Bring the schema up with the migrations; without any yet, create it from the models."""
-    from logistics.db import Base
+    """Bring the schema up to date with the migrations."""
     from logistics.migrate import upgrade
 
     upgrade(runtime.settings.database_url)
-    if not inspect(runtime.engine).has_table("readings"):
-        log.warning("the migrations created no tables; creating the schema from the models")
-        Base.metadata.create_all(runtime.engine)
 
 
 def demo_units(uow: UnitOfWork, now: dt.datetime) -> list[int]:
@@ -88,17 +84,11 @@ def register_demo_sensors(
             )
 
 
-def demo_token(uow: UnitOfWork, now: dt.datetime) -> str | None:
-    """An admin token for trying the API, when the auth area is installed."""
-    try:
-        from logistics.services.auth import create_user, issue_token
-    except ImportError:
-        return None
-    try:
-        create_user(uow, username="demo-admin", password=None, roles=["admin"], now=now)
-    except Exception:  # already there from an earlier run
-        uow.rollback()
-    return issue_token(uow, username="demo-admin")
+def demo_credentials(uow: UnitOfWork) -> dict[str, dict[str, Any]]:
+    """Users of the demo with passwords made for this run (none is stored in the repository)."""
+    from logistics.services.auth import ensure_demo_credentials
+
+    return ensure_demo_credentials(uow)
 
 
 class Demo:
@@ -121,7 +111,7 @@ class Demo:
         )
         self.http_port = http_port or settings.http_port
         self._stoppers: list[Any] = []
-        self.token: str | None = None
+        self.credentials: dict[str, dict[str, Any]] = {}
 
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set, then stop every part in reverse order."""
@@ -132,8 +122,11 @@ class Demo:
                 self.settings.http_host,
                 self.http_port,
             )
-            if self.token:
-                log.info("API token of user demo-admin (shown once): %s", self.token)
+            if self.credentials:
+                from logistics.auth.cli import demo_login_text
+
+                base_url = f"http://{self.settings.http_host}:{self.http_port}"
+                print(demo_login_text(self.credentials, base_url), flush=True)
             stop.wait()
         finally:
             for stopper in reversed(self._stoppers):
@@ -160,7 +153,7 @@ class Demo:
                 now - dt.timedelta(hours=self.history_h + 1),
                 now,
             )
-            self.token = demo_token(uow, now)
+            self.credentials = demo_credentials(uow)
         settings, publisher_address = self._broker()
         runtime = Runtime(settings, runtime.engine, runtime.session_factory)
         self._ingestion(runtime)
@@ -222,13 +215,12 @@ class Demo:
         )
 
     def _scheduler(self, runtime: Runtime) -> None:
-        try:
-            from logistics.services.scheduler import start_scheduler  # type: ignore[import-not-found]
-        except ImportError:
-            log.info("no scheduler module; periodic checks (silence, stock states) do not run")
-            return
-        scheduler = start_scheduler(runtime)
-        self._stoppers.append(scheduler.shutdown)
+        from logistics.services.scheduler import Scheduler, build_apscheduler
+
+        scheduler = Scheduler(runtime)
+        aps = build_apscheduler(scheduler, blocking=False)
+        aps.start()
+        self._stoppers.append(lambda: (aps.shutdown(wait=False), scheduler.stop()))
 
     def _web(self, runtime: Runtime) -> None:
         from logistics.app import create_app

@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from logistics.config import Settings
 from logistics.domain.readings import ReadingLimits, Rejection, SensorReading
 from logistics.runtime import Runtime
+from logistics.services.excursions import evaluate_units
 from logistics.services.readings import (
     Letter,
     Touched,
@@ -33,11 +34,6 @@ from logistics.services.readings import (
 )
 from sensors.mqtt import Incoming, MqttConnection, parse_broker_url
 from sensors.payload import ParseLimits, parse_message
-
-try:  # excursion evaluation (issue 4); ingestion also runs where that module is absent
-    from logistics.services.excursions import evaluate_units
-except ImportError:  # pragma: no cover - depends on which areas are installed
-    evaluate_units = None
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -296,7 +292,7 @@ class Ingestor:
             delay = min(delay * 2, self.settings.ingest_retry_max_s)
 
     def _evaluate(self, touched: list[Touched]) -> None:
-        if evaluate_units is None or not touched:
+        if not touched:
             return
         started = time.perf_counter()
         try:

@@ -54,13 +54,21 @@ def test_demo_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path: Path):
         )
     try:
         deadline = time.monotonic() + 90
-        token = None
-        while time.monotonic() < deadline and token is None:
+        password = None
+        while time.monotonic() < deadline and password is None:
             time.sleep(0.5)
             for line in log.read_text().splitlines():
-                if "shown once):" in line:
-                    token = line.rsplit(" ", 1)[-1]
-        assert token, log.read_text()[-3000:]
+                if line.startswith("  admin "):
+                    password = line.split()[1]
+        assert password, log.read_text()[-3000:]
+        # Log in the way the demo's printed instructions say.
+        login = requests.post(
+            f"http://127.0.0.1:{http_port}/api/auth/login",
+            json={"username": "admin", "password": password},
+            timeout=10,
+        )
+        assert login.status_code == 200, login.text
+        token = login.json()["access_token"]
         deadline = time.monotonic() + 60
         latest = []
         while time.monotonic() < deadline:

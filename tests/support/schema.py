@@ -9,8 +9,10 @@ from logistics.db import Base
 
 
 def build_schema(engine: Engine) -> None:
-    """Create the schema of the models (the migrations are checked against it in test_migrations)."""
-    Base.metadata.create_all(engine)
+    """Create the schema the way production does: through the Alembic migrations."""
+    from logistics.migrate import upgrade
+
+    upgrade(engine.url.render_as_string(hide_password=False))
 
 
 def empty_tables(engine: Engine) -> None:

@@ -13,7 +13,9 @@ from logistics.config import Settings, load_settings
 from logistics.runtime import Runtime
 
 
-def create_app(settings: Settings | None = None, runtime: Runtime | None = None, **overrides: Any) -> Flask:
+def create_app(
+    settings: Settings | None = None, runtime: Runtime | None = None, **overrides: Any
+) -> Flask:
     """Build the web app for these settings (default: config/ plus the environment).
 
     A ready `runtime` (engine and sessions) may be passed in, e.g. by tests sharing one engine.

@@ -1,4 +1,4 @@
-"""The `coldchain` command. Other packages (sensors) add commands through the `coldchain.cli` entry points."""
+"""The `coldchain` command; other packages (sensors) add commands by entry points."""
 
 from __future__ import annotations
 

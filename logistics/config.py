@@ -9,7 +9,9 @@ import typing
 from pathlib import Path
 from typing import Any
 
-CONFIG_DIR = Path(os.environ.get("COLDCHAIN_CONFIG_DIR", Path(__file__).resolve().parents[1] / "config"))
+CONFIG_DIR = Path(
+    os.environ.get("COLDCHAIN_CONFIG_DIR", Path(__file__).resolve().parents[1] / "config")
+)
 ENV_PREFIX = "COLDCHAIN_"
 
 
@@ -57,7 +59,7 @@ class Settings:
     ingest_retry_min_s: float
     ingest_retry_max_s: float
     ingest_evaluate_interval_ms: int
-    # --- excursions, alerts, notifications, scheduler (issue 4): [alerts], [notify], [scheduler] ---
+    # --- excursions, alerts, notifications, scheduler (issue 4) ---
     alerts_heat_warning_min: int
     alerts_heat_alarm_min: int
     alerts_cold_warning_min: int
@@ -111,7 +113,9 @@ class Settings:
 
 
 def _flatten(tree: dict[str, Any]) -> dict[str, Any]:
-    return {f"{section}_{key}": value for section, table in tree.items() for key, value in table.items()}
+    return {
+        f"{section}_{key}": value for section, table in tree.items() for key, value in table.items()
+    }
 
 
 def _coerce(raw: str, kind: Any) -> Any:
@@ -128,7 +132,9 @@ def _coerce(raw: str, kind: Any) -> Any:
     return raw
 
 
-def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Settings:
+def load_settings(
+    overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None
+) -> Settings:
     """Read defaults from config/, apply COLDCHAIN_* environment variables, then overrides."""
     environ = os.environ if environ is None else environ
     with open(CONFIG_DIR / "defaults.toml", "rb") as fh:
@@ -137,7 +143,9 @@ def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, st
     fields = {f.name for f in dataclasses.fields(Settings)}
     unknown = set(values) - fields
     if unknown:
-        raise KeyError(f"config/defaults.toml has keys Settings does not declare: {sorted(unknown)}")
+        raise KeyError(
+            f"config/defaults.toml has keys Settings does not declare: {sorted(unknown)}"
+        )
     for name in fields:
         env_name = ENV_PREFIX + name.upper()
         if env_name in environ:

@@ -65,10 +65,14 @@ def make_engine(url: str, pool_size: int = 10, echo: bool = False) -> Engine:
         db_path = url.split("///", 1)[-1]
         if db_path and db_path != ":memory:":
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_engine(
+        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+    )
 
 
 def insert_for(session: Session) -> Any:
@@ -82,7 +86,7 @@ def is_postgres(session: Session) -> bool:
 
 
 class UnitOfWork:
-    """One business transaction: services use `uow.session`, then call `commit()`; leaving rolls back."""
+    """One business transaction: use `uow.session`, then `commit()`; leaving rolls back."""
 
     def __init__(self, session_factory: sessionmaker[Session]):
         self._session_factory = session_factory

@@ -1,4 +1,4 @@
-"""The live parts built from settings: engine and session factory. Built on demand, never at import."""
+"""The live parts built from settings (engine, sessions): on demand, never at import."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ class Runtime:
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
         """Build the engine and session factory for these settings."""
-        engine = make_engine(settings.database_url, settings.database_pool_size, settings.database_echo)
+        engine = make_engine(
+            settings.database_url, settings.database_pool_size, settings.database_echo
+        )
         return cls(settings, engine, make_session_factory(engine))
 
     def uow(self) -> UnitOfWork:

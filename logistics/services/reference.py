@@ -7,9 +7,12 @@ from sqlalchemy import select
 from logistics.db import UnitOfWork
 from logistics.models.catalog import StoreLevel
 
-# The levels this service models at least (shared/domain.md, "The network"); more can be added as data.
-DEFAULT_LEVELS = (("state", "State vaccine store", 0), ("district", "District vaccine store", 1),
-                  ("centre", "Cold chain point / vaccination centre", 2))
+# The levels modelled at least (shared/domain.md, "The network"); more can be added as data.
+DEFAULT_LEVELS = (
+    ("state", "State vaccine store", 0),
+    ("district", "District vaccine store", 1),
+    ("centre", "Cold chain point / vaccination centre", 2),
+)
 
 
 def seed_reference_data(uow: UnitOfWork) -> None:

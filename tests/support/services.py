@@ -20,7 +20,10 @@ def require_tcp(host: str, port: int, what: str) -> None:
     try:
         socket.create_connection((host, port), timeout=3).close()
     except OSError as exc:
-        pytest.fail(f"{what} is not reachable at {host}:{port} ({exc}); start it (see README)", pytrace=False)
+        pytest.fail(
+            f"{what} is not reachable at {host}:{port} ({exc}); start it (see README)",
+            pytrace=False,
+        )
 
 
 def create_database() -> str:

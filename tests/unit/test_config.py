@@ -14,7 +14,9 @@ def test_defaults_come_from_config_dir():
 
 
 def test_environment_overrides_and_is_typed():
-    settings = load_settings(environ={"COLDCHAIN_HTTP_PORT": "8080", "COLDCHAIN_DATABASE_ECHO": "yes"})
+    settings = load_settings(
+        environ={"COLDCHAIN_HTTP_PORT": "8080", "COLDCHAIN_DATABASE_ECHO": "yes"}
+    )
     assert settings.http_port == 8080
     assert settings.database_echo is True
 

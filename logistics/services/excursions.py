@@ -713,6 +713,11 @@ def quarantine_unit(uow: UnitOfWork, excursion: Excursion, now: dt.datetime) -> 
             )
         )
         held += 1
+    if held:
+        # Held doses may no longer cover the sessions the centre has opened (issue 5, point 4).
+        from logistics.services.sessions import check_commitments
+
+        check_commitments(uow, excursion.store_id, now)
     return held
 
 

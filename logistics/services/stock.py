@@ -200,7 +200,19 @@ def _post(
         )
     session.add(movement)
     session.flush()
+    if any(change.doses < 0 for change in changes):
+        _recheck_commitments(uow, movement.store_id, rec)
     return movement
+
+
+def _recheck_commitments(uow: UnitOfWork, store_id: int, rec: Recorded) -> None:
+    """Fewer doses may no longer cover the store's sessions: re-check them in this transaction.
+
+    Sessions build on the ledger (they record consumption through it), hence the late import.
+    """
+    from logistics.services.sessions import check_commitments
+
+    check_commitments(uow, store_id, rec.recorded_at, site_timezone=rec.site_timezone)
 
 
 def _movement(kind: str, store_id: int, rec: Recorded, **fields: Any) -> Movement:

@@ -149,3 +149,23 @@ def test_booking_checks_stock_even_before_the_commitment_check_ran(client, uow):
         for n in range(3)
     ]
     assert codes == [201, 201, 409]
+
+
+def test_a_ledger_debit_rechecks_promises_at_once(client, runtime, uow):
+    """No waiting for the scheduler: the wastage's own transaction raises the alert."""
+    site = make_site(uow, doses=300)
+    session_id = _open(client, site, 300, day(2))
+    assert _open_alerts(uow) == []
+    record_wastage(
+        uow,
+        store_id=site.centre.id,
+        unit_id=site.ilr.id,
+        lot_id=site.lot.id,
+        doses=20,
+        reason="breakage",
+        actor="t",
+    )
+    uow.commit()
+    (alert,) = _open_alerts(uow)
+    assert alert.details["sessions"][0]["session_id"] == session_id
+    assert alert.details["short_doses"] == 20

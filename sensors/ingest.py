@@ -3,9 +3,10 @@
 Flow: paho's network thread puts each message on a queue; one writer thread takes a batch (when it
 holds `ingest.batch_size` messages or `ingest.flush_interval_ms` after its first one, so a broker
 window of 20 unacknowledged messages never stalls it), parses it and commits it in one transaction.
-About once a second, or as soon as no message waits, it asks excursion evaluation to look at the
-units touched since the last time and only then acknowledges those messages (`settle`). While the
-database is down it retries with back-off and acknowledges nothing.
+About once a second, or as soon as no message waits, it hands the units touched since the last
+time, with their messages, to a settler thread, which asks excursion evaluation to look at them
+and only then acknowledges those messages, in order (`settle`). The writer stores the next batch
+meanwhile. While the database is down it retries with back-off and acknowledges nothing.
 """
 
 from __future__ import annotations
@@ -99,6 +100,10 @@ class Ingestor:
         self._queue: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
+        self._settler: threading.Thread | None = None
+        # Settled work waiting for the settler; bounded, so evaluation holds the writer back
+        # rather than letting unacknowledged messages pile up.
+        self._settle_jobs: queue.Queue[tuple[list[Touched], list[Incoming]] | None] = queue.Queue(1)
         # Committed but not yet evaluated and acknowledged (see `settle`).
         self._unsettled: list[Incoming] = []
         self._touched: dict[int, tuple[dt.datetime, dt.datetime]] = {}
@@ -119,7 +124,9 @@ class Ingestor:
         )
 
     def start(self) -> None:
-        """Start the writer thread and connect to the broker."""
+        """Start the settler and writer threads and connect to the broker."""
+        self._settler = threading.Thread(target=self.run_settler, name="ingest-settle", daemon=True)
+        self._settler.start()
         self._writer = threading.Thread(target=self.run_writer, name="ingest-writer", daemon=True)
         self._writer.start()
         self.connection.start()
@@ -129,6 +136,8 @@ class Ingestor:
         self._stop.set()
         if self._writer is not None:
             self._writer.join(timeout_s)
+        if self._settler is not None:
+            self._settler.join(timeout_s)
         self.connection.stop()
 
     def run_writer(self) -> None:
@@ -144,6 +153,16 @@ class Ingestor:
                 self.settle()
         except Stopping:
             return
+        finally:
+            self._settle_jobs.put(None)  # the settler finishes what it holds, then ends
+
+    def run_settler(self) -> None:
+        """Evaluate and then acknowledge settled work, in the order the writer stored it."""
+        while (job := self._settle_jobs.get()) is not None:
+            touched, messages = job
+            self._evaluate(touched)
+            for message in messages:
+                self.stats.acked += self.connection.ack(message)
 
     def next_batch(self) -> list[Incoming]:
         """Wait for a first message, then gather more until the batch is full or its timer ends."""
@@ -194,16 +213,15 @@ class Ingestor:
         )
 
     def settle(self) -> None:
-        """Evaluate the units touched since the last settle, then acknowledge those messages.
+        """Hand the units touched since the last settle, with their messages, to the settler.
 
         Evaluating several batches' units at once costs far less than once per batch; and as the
-        messages are acknowledged only afterwards, a crash in between makes the broker redeliver
-        them: the readings are already stored (dropped as duplicates) but their units are evaluated.
+        messages are acknowledged only after evaluation, a crash in between makes the broker
+        redeliver them: the readings are already stored (dropped as duplicates) but their units
+        are evaluated.
         """
         touched = [(unit_id, low, high) for unit_id, (low, high) in sorted(self._touched.items())]
-        self._evaluate(touched)
-        for message in self._unsettled:
-            self.stats.acked += self.connection.ack(message)
+        self._settle_jobs.put((touched, self._unsettled))
         self._unsettled, self._touched = [], {}
         self._settled_at = time.monotonic()
 

@@ -20,15 +20,12 @@ import datetime as dt
 import json
 import multiprocessing
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psycopg
 import requests
@@ -36,39 +33,24 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from harness import (  # noqa: E402
+    admin_token,
+    create_database,
+    drop_database,
+    free_port,
+    log,
+    start_gunicorn,
+    stop,
+)
+
 from logistics.config import load_settings  # noqa: E402
 from logistics.db import Base, UnitOfWork, make_engine, make_session_factory  # noqa: E402
 from logistics.runtime import Runtime  # noqa: E402
 from logistics.services import catalog  # noqa: E402
 from logistics.services.reference import seed_reference_data  # noqa: E402
 
-PG_ADMIN_URL = os.environ.get("COLDCHAIN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACKGROUND_SENSORS = 200
 TOPIC = "coldchain/sensors/{}/readings"
-
-
-def log(message: str) -> None:
-    """Progress on stderr; stdout ends with the JSON line."""
-    print(message, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def create_database() -> tuple[str, str]:
-    parts = urlsplit(PG_ADMIN_URL)
-    name = f"coldchain_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return name, f"postgresql+psycopg://{parts.netloc}/{name}"
-
-
-def drop_database(name: str) -> None:
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def iso(ts: dt.datetime) -> str:
@@ -96,7 +78,7 @@ def setup(url: str, probes: int, start: dt.datetime) -> dict:
             uow, code="PR", name="Probes", level_code="district", parent_id=state.id
         )
         bg_id, probe_id = bg.id, probe.id
-        token = _token(uow)
+        token = admin_token(uow)
     with uow:
         for i in range(BACKGROUND_SENSORS):
             unit = catalog.create_unit(
@@ -146,50 +128,6 @@ def setup(url: str, probes: int, start: dt.datetime) -> dict:
     return {"token": token, "probe_store": probe_id, "probe_units": probe_units}
 
 
-def _token(uow: UnitOfWork) -> str | None:
-    try:
-        from logistics.services.auth import create_user, issue_token
-    except ImportError:
-        return None
-    create_user(uow, username="bench-admin", password=None, roles=["admin"])
-    return issue_token(uow, username="bench-admin", ttl_s=3600)
-
-
-def start_gunicorn(url: str, port: int, workers: int) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "COLDCHAIN_DATABASE_URL": url,
-        "COLDCHAIN_AUTH_RATE_LIMIT": "",
-        "COLDCHAIN_DATABASE_POOL_SIZE": "4",
-    }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-w",
-            str(workers),
-            "-b",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            "logistics.wsgi:app",
-        ],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/api/health", timeout=1).ok:
-                return server
-        except requests.RequestException:
-            time.sleep(0.3)
-    stop(server)
-    raise RuntimeError("gunicorn did not come up")
-
-
 def start_ingest(url: str, broker_url: str) -> subprocess.Popen:
     env = {
         **os.environ,
@@ -204,16 +142,6 @@ def start_ingest(url: str, broker_url: str) -> subprocess.Popen:
         start_new_session=True,
         stdout=subprocess.DEVNULL,
     )
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def mqtt_client(port: int, name: str):
@@ -297,7 +225,7 @@ def stored_readings(url: str) -> int:
 def run(args: argparse.Namespace) -> dict:
     from sensors.mosquitto import PrivateMosquitto
 
-    name, url = create_database()
+    url = create_database()
     start = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)).replace(microsecond=0)
     procs: list[subprocess.Popen] = []
     broker = PrivateMosquitto()
@@ -365,7 +293,7 @@ def run(args: argparse.Namespace) -> dict:
         for proc in reversed(procs):
             stop(proc)
         broker.cleanup()
-        drop_database(name)
+        drop_database(url)
 
 
 def _wait_for_ingestion(client, url: str, start: dt.datetime) -> None:

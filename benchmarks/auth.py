@@ -16,18 +16,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import sys
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit
-
-import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from harness import create_database, drop_database, log  # noqa: E402
 
 from logistics.app import create_app  # noqa: E402
 from logistics.auth import web  # noqa: E402
@@ -36,28 +34,6 @@ from logistics.db import Base, make_session_factory  # noqa: E402
 from logistics.runtime import Runtime  # noqa: E402
 from logistics.services import auth, catalog  # noqa: E402
 from logistics.services.reference import seed_reference_data  # noqa: E402
-
-PG_ADMIN_URL = os.environ.get("COLDCHAIN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def log(message: str) -> None:
-    """Progress on stderr; stdout ends with the JSON line."""
-    print(message, file=sys.stderr, flush=True)
-
-
-def create_database() -> tuple[str, str]:
-    """A fresh database; returns (its name, its SQLAlchemy URL)."""
-    parts = urlsplit(PG_ADMIN_URL)
-    name = f"coldchain_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return name, f"postgresql+psycopg://{parts.netloc}/{name}"
-
-
-def drop_database(name: str) -> None:
-    """Drop the benchmark's database."""
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def setup(runtime: Runtime) -> dict:
@@ -162,11 +138,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="Seconds per figure.")
     args = parser.parse_args()
-    name, url = create_database()
+    url = create_database()
     try:
         figures = measure(url, args.seconds)
     finally:
-        drop_database(name)
+        drop_database(url)
     guarded, baseline = figures["guarded"], figures["baseline"]
     result = {**{f"{k}": round(v, 1) for k, v in guarded.items()},
               **{f"baseline_{k}": round(v, 1) for k, v in baseline.items()},

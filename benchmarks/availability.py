@@ -25,8 +25,6 @@ import os
 import random
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,35 +32,22 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 from urllib.request import urlopen
-
-import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from harness import create_database, drop_database, free_port, start_gunicorn  # noqa: E402
+from harness import stop as stop_process  # noqa: E402
+
 from logistics.config import load_settings  # noqa: E402
 from logistics.runtime import Runtime  # noqa: E402
 
-PG_ADMIN_URL = os.environ.get("COLDCHAIN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SITE_TZ = "Asia/Kolkata"
 DAYS = (1, 2, 3)
 
 
 # --- database ----------------------------------------------------------------------------------
-
-
-def create_database() -> str:
-    name = f"coldchain_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql+psycopg://{urlsplit(PG_ADMIN_URL).netloc}/{name}"
-
-
-def drop_database(url: str) -> None:
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[-1]}" WITH (FORCE)')
 
 
 def build_schema(runtime: Runtime) -> None:
@@ -337,61 +322,6 @@ def change_forever(database_url: str, ids: dict, stop: mp.Event, counter: mp.Val
 # --- server and load ---------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(database_url: str, port: int, workers: int, threads: int) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "COLDCHAIN_DATABASE_URL": database_url,
-        "COLDCHAIN_DATABASE_POOL_SIZE": "4",
-        "COLDCHAIN_AUTH_RATE_LIMIT": "",
-        "PYTHONPATH": str(ROOT),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--workers",
-        str(workers),
-        "--worker-class",
-        "gthread",
-        "--threads",
-        str(threads),
-        "--keep-alive",
-        "30",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--log-level",
-        "warning",
-        "logistics.wsgi:app",
-    ]
-    server = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as response:
-                if response.status == 200:
-                    return server
-        except OSError:
-            time.sleep(0.3)
-    stop_process(server)
-    raise RuntimeError("gunicorn did not come up within 60 s")
-
-
-def stop_process(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
-
-
 def ensure_wrk() -> str:
     """The wrk binary, installed from Debian when missing (apt-get update only if needed)."""
     found = shutil.which("wrk")
@@ -518,7 +448,7 @@ def main() -> None:
             f"in {time.monotonic() - started:.1f} s"
         )
         port = free_port()
-        server = start_server(database_url, port, args.workers, args.threads)
+        server = start_gunicorn(database_url, port, args.workers, args.threads)
         counter = mp.Value("i", 0)
         changer = mp.Process(
             target=change_forever, args=(database_url, ids, stop, counter), daemon=True

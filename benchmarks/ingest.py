@@ -15,18 +15,16 @@ import argparse
 import datetime as dt
 import json
 import multiprocessing
-import os
 import sys
 import threading
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import paho.mqtt.client as mqtt  # noqa: E402
-import psycopg  # noqa: E402
+from harness import create_database, drop_database
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 from paho.mqtt.packettypes import PacketTypes  # noqa: E402
 from paho.mqtt.properties import Properties  # noqa: E402
@@ -43,23 +41,8 @@ from sensors.ingest import Ingestor  # noqa: E402
 from sensors.mosquitto import PrivateMosquitto  # noqa: E402
 from sensors.simulate import publish_chunked  # noqa: E402
 
-PG_ADMIN_URL = os.environ.get("COLDCHAIN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 PREFIX = "coldchain/sensors"
 BASE_TS = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-
-
-def create_database() -> str:
-    """A fresh database for this run."""
-    name = f"coldchain_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql+psycopg://{urlsplit(PG_ADMIN_URL).netloc}/{name}"
-
-
-def drop_database(url: str) -> None:
-    """Drop the run's database."""
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[-1]}" WITH (FORCE)')
 
 
 def prepare(runtime: Runtime, sensors: int) -> list[str]:

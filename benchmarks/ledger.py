@@ -16,23 +16,21 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psycopg
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from harness import admin_token, create_database, drop_database, free_port, log, start_gunicorn  # noqa: E402
+from harness import stop as stop_server  # noqa: E402
 
 from logistics.db import (  # noqa: E402
     Base,
@@ -43,35 +41,9 @@ from logistics.db import (  # noqa: E402
 from logistics.services import catalog, stock  # noqa: E402
 from logistics.services.reference import seed_reference_data  # noqa: E402
 
-PG_ADMIN_URL = os.environ.get("COLDCHAIN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BIG_LEDGER = 1_000_000
 SMALL_LEDGER = 1_000
 READS = 400
-
-
-def log(message: str) -> None:
-    """Progress on stderr; stdout ends with the JSON line."""
-    print(message, file=sys.stderr, flush=True)
-
-
-def create_database() -> tuple[str, str]:
-    """A fresh database; returns (its name, its SQLAlchemy URL)."""
-    parts = urlsplit(PG_ADMIN_URL)
-    name = f"coldchain_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return name, f"postgresql+psycopg://{parts.netloc}/{name}"
-
-
-def drop_database(name: str) -> None:
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def setup(url: str, clients: int) -> dict:
@@ -112,7 +84,7 @@ def setup(url: str, clients: int) -> dict:
                 rec=stock.recorded("bench", start, None),
             )
         uow.commit()
-        token = _token(uow)
+        token = admin_token(uow)
     engine.dispose()
     return {
         "store": store.id,
@@ -122,16 +94,6 @@ def setup(url: str, clients: int) -> dict:
         "read_lot": lots[-1],
         "token": token,
     }
-
-
-def _token(uow: UnitOfWork) -> str | None:
-    """An admin bearer token when authentication exists (issue 6), else None."""
-    try:
-        from logistics.services.auth import create_user, issue_token
-    except ImportError:
-        return None
-    create_user(uow, username="bench-admin", password=None, roles=["admin"])
-    return issue_token(uow, username="bench-admin", ttl_s=3600)
 
 
 def bulk_ledger(url: str, store: int, unit: int, lot: int, count: int) -> None:
@@ -198,51 +160,6 @@ def ledger_size(url: str) -> int:
     pg_url = url.replace("postgresql+psycopg", "postgresql")
     with psycopg.connect(pg_url) as conn:
         return conn.execute("SELECT count(*) FROM movements").fetchone()[0]
-
-
-def start_server(url: str, port: int, workers: int) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "COLDCHAIN_DATABASE_URL": url,
-        "COLDCHAIN_AUTH_RATE_LIMIT": "",
-        "COLDCHAIN_DATABASE_POOL_SIZE": "4",
-    }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-w",
-            str(workers),
-            "-b",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            "logistics.wsgi:app",
-        ],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/api/health", timeout=1).ok:
-                return server
-        except requests.RequestException:
-            time.sleep(0.3)
-    stop_server(server)
-    raise RuntimeError("gunicorn did not come up")
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
 
 
 def session_for(token: str | None) -> requests.Session:
@@ -314,14 +231,14 @@ def median_read_ms(base: str, ctx: dict) -> float:
 
 
 def run(args: argparse.Namespace) -> dict:
-    name, url = create_database()
+    url = create_database()
     server = None
     try:
         ctx = setup(url, args.clients)
         base_count = ledger_size(url)
         bulk_ledger(url, ctx["store"], ctx["unit"], ctx["read_lot"], SMALL_LEDGER - base_count)
         port = free_port()
-        server = start_server(url, port, args.workers)
+        server = start_gunicorn(url, port, args.workers)
         base = f"http://127.0.0.1:{port}"
         small = median_read_ms(base, ctx)
         log(f"balance read, {ledger_size(url)} movements: median {small} ms")
@@ -356,7 +273,7 @@ def run(args: argparse.Namespace) -> dict:
     finally:
         if server is not None:
             stop_server(server)
-        drop_database(name)
+        drop_database(url)
 
 
 def main() -> None:

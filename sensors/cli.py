@@ -42,8 +42,9 @@ def _logging(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("amqtt").setLevel(logging.WARNING)
-    logging.getLogger("transitions").setLevel(logging.WARNING)
+    # Libraries' start-up chatter would bury what the operator needs (e.g. the demo's login).
+    for noisy in ("amqtt", "transitions", "alembic", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 @click.command("ingest")

@@ -24,6 +24,7 @@ from logistics.errors import Conflict, InsufficientStock, Invalid, NotFound
 from logistics.models.catalog import Lot, Product, Store
 from logistics.models.sessions import AvailabilityVersion, Booking, Session, SessionReport, Slot
 from logistics.models.stock import Shipment, ShipmentLine, StockBalance
+from logistics.services.stock import lot_stock
 
 OVERCOMMITTED = "sessions_overcommitted"
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database; larger ones cannot exist
@@ -512,18 +513,7 @@ def _fefo_stock(uow: UnitOfWork, store_id: int, product_id: int) -> list[LotStoc
         )
         .with_for_update(of=StockBalance)
     )
-    return [
-        LotStock(
-            unit_id=b.unit_id,
-            lot_id=b.lot_id,
-            expiry_date=b.lot.expiry_date,
-            doses=b.doses,
-            quarantined_doses=b.quarantined_doses,
-            vvm_stage=b.vvm_stage,
-            lot_quarantined=b.lot.quarantined,
-        )
-        for b in uow.session.scalars(query)
-    ]
+    return [lot_stock(b) for b in uow.session.scalars(query)]
 
 
 def _session_end(session: Session, now: dt.datetime, site_timezone: str) -> dt.datetime:

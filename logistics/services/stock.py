@@ -137,8 +137,9 @@ class Change:
     from_quarantine: bool = False
 
 
-def _check_usable(balance: StockBalance, change: Change, on: dt.date) -> None:
-    stock = rules.LotStock(
+def lot_stock(balance: StockBalance) -> rules.LotStock:
+    """The stored balance as the pure rules see it (FEFO, usable doses)."""
+    return rules.LotStock(
         balance.unit_id,
         balance.lot_id,
         balance.lot.expiry_date,
@@ -147,7 +148,10 @@ def _check_usable(balance: StockBalance, change: Change, on: dt.date) -> None:
         balance.vvm_stage,
         balance.lot.quarantined,
     )
-    usable = rules.usable_doses(stock, on)
+
+
+def _check_usable(balance: StockBalance, change: Change, on: dt.date) -> None:
+    usable = rules.usable_doses(lot_stock(balance), on)
     if usable < -change.doses:
         raise InsufficientStock(
             f"lot {balance.lot.lot_number} has {usable} usable doses in unit {balance.unit_id} "
@@ -428,16 +432,6 @@ def _candidates(
     return list(uow.session.scalars(query.execution_options(populate_existing=True)).unique())
 
 
-def _lot_stock(balance: StockBalance) -> rules.LotStock:
-    return rules.LotStock(
-        balance.unit_id,
-        balance.lot_id,
-        balance.lot.expiry_date,
-        balance.doses,
-        balance.quarantined_doses,
-        balance.vvm_stage,
-        balance.lot.quarantined,
-    )
 
 
 def _issue_target(uow: UnitOfWork, product_id: int | None, lot_id: int | None) -> None:
@@ -471,7 +465,7 @@ def issue_stock(
     if unit_id is not None:
         catalog.unit_of_store(uow, unit_id, store_id)
     balances = _candidates(uow, store_id, product_id, lot_id, unit_id)
-    allocations = rules.fefo_allocate([_lot_stock(b) for b in balances], doses, rec.local_date)
+    allocations = rules.fefo_allocate([lot_stock(b) for b in balances], doses, rec.local_date)
     stages = {(b.unit_id, b.lot_id): b.vvm_stage for b in balances}
     shipment = Shipment(from_store_id=store_id, to_store_id=to_store_id, issued_at=rec.occurred_at)
     for lot_id_, group in _by_lot(allocations).items():

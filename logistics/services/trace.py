@@ -13,6 +13,7 @@ from logistics.domain import stock as rules
 from logistics.models.catalog import Lot, StorageUnit, Store
 from logistics.models.stock import LedgerEntry, Movement, Shipment, ShipmentLine, StockBalance
 from logistics.services import catalog
+from logistics.services.stock import lot_stock
 
 
 def _locations(uow: UnitOfWork, lot: Lot) -> list[dict[str, Any]]:
@@ -154,7 +155,7 @@ def _lot_rows(balances: list[StockBalance], on: dt.date) -> list[dict[str, Any]]
         )
         row["doses"] += balance.doses
         row["quarantined_doses"] += balance.quarantined_doses
-        row["usable_doses"] += rules.usable_doses(_lot_stock(balance), on)
+        row["usable_doses"] += rules.usable_doses(lot_stock(balance), on)
         row["units"].append(
             {
                 "store_id": balance.store_id,
@@ -168,16 +169,6 @@ def _lot_rows(balances: list[StockBalance], on: dt.date) -> list[dict[str, Any]]
     return sorted(lots.values(), key=lambda r: (r["expiry_date"], r["lot_id"]))
 
 
-def _lot_stock(balance: StockBalance) -> rules.LotStock:
-    return rules.LotStock(
-        balance.unit_id,
-        balance.lot_id,
-        balance.lot.expiry_date,
-        balance.doses,
-        balance.quarantined_doses,
-        balance.vvm_stage,
-        balance.lot.quarantined,
-    )
 
 
 def _product_row(
@@ -191,7 +182,7 @@ def _product_row(
         "product_code": product.code,
         "doses": doses,
         "vials": rules.vials(doses, product.doses_per_vial),
-        "usable_doses": sum(rules.usable_doses(_lot_stock(b), on) for b in balances),
+        "usable_doses": sum(rules.usable_doses(lot_stock(b), on) for b in balances),
         "consumed_doses": consumed,
         "daily_consumption": round(rate, 2) if rate else None,
         "days_of_stock": rules.days_of_stock(doses, rate),

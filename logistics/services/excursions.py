@@ -604,18 +604,25 @@ def _sync_alerts(uow: UnitOfWork, unit: StorageUnit, now: dt.datetime) -> None:
                 comment="temperature back in range",
             )
             continue
-        raise_alert(
-            uow,
-            kind=kind,
-            subject_type="unit",
-            subject_id=unit.id,
-            store_id=unit.store_id,
-            severity=SEVERITY[kind.split("_")[1]],
-            message=f"{words} in unit {unit.code}: {excursion.minutes_outside:.0f} min outside, "
-            f"peak {excursion.peak_temp_c:.1f} C",
-            details=_alert_details(excursion),
-            now=now,
-        )
+        _raise_excursion_alert(uow, unit, excursion, f"{words} in unit {unit.code}", now)
+
+
+def _raise_excursion_alert(
+    uow: UnitOfWork, unit: StorageUnit, excursion: Excursion, headline: str, now: dt.datetime
+) -> None:
+    """Raise (or update) the unit's alert for an excursion of this kind, with its figures."""
+    raise_alert(
+        uow,
+        kind=excursion.kind,
+        subject_type="unit",
+        subject_id=unit.id,
+        store_id=unit.store_id,
+        severity=SEVERITY[excursion.kind.split("_")[1]],
+        message=f"{headline}: {excursion.minutes_outside:.0f} min outside, "
+        f"peak {excursion.peak_temp_c:.1f} C",
+        details=_alert_details(excursion),
+        now=now,
+    )
 
 
 def _alert_past_excursion(
@@ -625,17 +632,8 @@ def _alert_past_excursion(
     kind = excursion.kind
     if _open_alert_exists(uow, kind, unit.id):
         return  # the open alert of a current excursion of this kind already calls for attention
-    raise_alert(
-        uow,
-        kind=kind,
-        subject_type="unit",
-        subject_id=unit.id,
-        store_id=unit.store_id,
-        severity=SEVERITY[kind.split("_")[1]],
-        message=f"{KIND_WORDS[kind]} in unit {unit.code} (already over): "
-        f"{excursion.minutes_outside:.0f} min outside, peak {excursion.peak_temp_c:.1f} C",
-        details=_alert_details(excursion),
-        now=now,
+    _raise_excursion_alert(
+        uow, unit, excursion, f"{KIND_WORDS[kind]} in unit {unit.code} (already over)", now
     )
     clear_alert(
         uow,

@@ -28,7 +28,7 @@ class Settings:
     site_timezone: str
     # --- stock ledger (issue 2): [ledger] ---
     ledger_consumption_window_days: int
-    # --- sensors / MQTT ingestion (issue 3): [mqtt], [broker], [ingest] ---
+    # --- sensors / MQTT ingestion (issue 3): [mqtt], [broker], [ingest], [evaluation] ---
     mqtt_url: str
     mqtt_username: str
     mqtt_password: str
@@ -58,7 +58,10 @@ class Settings:
     ingest_late_after_s: int
     ingest_retry_min_s: float
     ingest_retry_max_s: float
-    ingest_evaluate_interval_ms: int
+    evaluation_min_interval_ms: int
+    evaluation_poll_s: float
+    evaluation_claim_limit: int
+    evaluation_stale_after_s: int
     # --- excursions, alerts, notifications, scheduler (issue 4) ---
     alerts_heat_warning_min: int
     alerts_heat_alarm_min: int

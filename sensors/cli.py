@@ -1,4 +1,7 @@
-"""Commands of the sensors package, added to `coldchain` (ingest, simulate, broker, demo)."""
+"""Commands of the sensors package, added to `coldchain`.
+
+ingest, evaluate, simulate, broker, demo.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ log = logging.getLogger(__name__)
 
 def register(cli: click.Group) -> None:
     """Add the sensors commands to the `coldchain` command group."""
-    for command in (ingest, simulate, broker, demo):
+    for command in (ingest, evaluate, simulate, broker, demo):
         cli.add_command(command)
 
 
@@ -53,15 +56,42 @@ def _logging(verbose: bool) -> None:
     default=None,
     help="MQTT client id (default: mqtt.client_id); stable per process.",
 )
+@click.option(
+    "--evaluate",
+    "with_evaluator",
+    is_flag=True,
+    help="Also evaluate excursions in this process (small sites; else run `coldchain evaluate`).",
+)
 @click.option("--verbose", is_flag=True)
-def ingest(client_id: str | None, verbose: bool) -> None:
+def ingest(client_id: str | None, with_evaluator: bool, verbose: bool) -> None:
     """Take readings from the broker (mqtt.url) into the database until stopped."""
+    from logistics.services.evaluation import Evaluator
     from sensors.ingest import run_until_stopped
 
     _logging(verbose)
     runtime = Runtime.from_settings(load_settings())
+    evaluator = Evaluator(runtime).start() if with_evaluator else None
+    try:
+        with stop_on_signals() as stop:
+            stats = run_until_stopped(runtime, stop, client_id)
+    finally:
+        if evaluator is not None:
+            evaluator.stop()
+    click.echo(f"stopped: {stats}")
+    if evaluator is not None:
+        click.echo(f"evaluator: {evaluator.stats}")
+
+
+@click.command("evaluate")
+@click.option("--verbose", is_flag=True)
+def evaluate(verbose: bool) -> None:
+    """Evaluate excursions of the units the ingestion touched, until stopped (run one or more)."""
+    from logistics.services.evaluation import run_until_stopped
+
+    _logging(verbose)
+    runtime = Runtime.from_settings(load_settings())
     with stop_on_signals() as stop:
-        stats = run_until_stopped(runtime, stop, client_id)
+        stats = run_until_stopped(runtime, stop)
     click.echo(f"stopped: {stats}")
 
 

@@ -1,7 +1,7 @@
 """`coldchain demo`: the whole service in one process, each part in its own thread.
 
 Order of start: schema, demo data and sensors, embedded broker (unless mqtt.url is set),
-ingestion, simulator, scheduler (when logistics.services.scheduler offers one), web server.
+excursion evaluator, ingestion, simulator, scheduler, web server.
 Ctrl-C stops them in reverse order; the ingestion finishes its batch and acknowledges it first.
 """
 
@@ -191,8 +191,11 @@ class Demo:
         )
 
     def _ingestion(self, runtime: Runtime) -> None:
+        from logistics.services.evaluation import Evaluator
         from sensors.ingest import Ingestor
 
+        evaluator = Evaluator(runtime).start()
+        self._stoppers.append(evaluator.stop)
         ingestor = Ingestor(runtime)
         ingestor.start()
         self._stoppers.append(ingestor.stop)

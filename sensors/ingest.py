@@ -2,11 +2,11 @@
 
 Flow: paho's network thread puts each message on a queue; one writer thread takes a batch (when it
 holds `ingest.batch_size` messages or `ingest.flush_interval_ms` after its first one, so a broker
-window of 20 unacknowledged messages never stalls it), parses it and commits it in one transaction.
-About once a second, or as soon as no message waits, it hands the units touched since the last
-time, with their messages, to a settler thread, which asks excursion evaluation to look at them
-and only then acknowledges those messages, in order (`settle`). The writer stores the next batch
-meanwhile. While the database is down it retries with back-off and acknowledges nothing.
+window of 20 unacknowledged messages never stalls it), parses it and commits it in one transaction
+together with an evaluation request for every unit the batch touched; then it acknowledges the
+batch's messages, in order. Excursion evaluation runs elsewhere (logistics.services.evaluation):
+its requests are as durable as the readings, so acknowledging does not wait for it. While the
+database is down the writer retries with back-off and acknowledges nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from logistics.config import Settings
 from logistics.domain.readings import ReadingLimits, Rejection, SensorReading
 from logistics.runtime import Runtime
-from logistics.services.excursions import evaluate_units
+from logistics.services.evaluation import request_evaluation
 from logistics.services.readings import (
     Letter,
     Touched,
@@ -55,8 +55,7 @@ class IngestStats:
     acked: int = 0
     db_retries: int = 0
     largest_batch: int = 0
-    busy_s: float = 0.0  # time spent storing, evaluating and acknowledging
-    evaluate_s: float = 0.0  # of which excursion evaluation (issue 4)
+    busy_s: float = 0.0  # time spent decoding, storing and acknowledging
 
 
 @dataclasses.dataclass
@@ -100,14 +99,6 @@ class Ingestor:
         self._queue: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
-        self._settler: threading.Thread | None = None
-        # Settled work waiting for the settler; bounded, so evaluation holds the writer back
-        # rather than letting unacknowledged messages pile up.
-        self._settle_jobs: queue.Queue[tuple[list[Touched], list[Incoming]] | None] = queue.Queue(1)
-        # Committed but not yet evaluated and acknowledged (see `settle`).
-        self._unsettled: list[Incoming] = []
-        self._touched: dict[int, tuple[dt.datetime, dt.datetime]] = {}
-        self._settled_at = time.monotonic()
         if not self.settings.mqtt_url:
             raise ValueError(
                 "no broker configured: set mqtt.url (COLDCHAIN_MQTT_URL) or run `coldchain demo`"
@@ -124,9 +115,7 @@ class Ingestor:
         )
 
     def start(self) -> None:
-        """Start the settler and writer threads and connect to the broker."""
-        self._settler = threading.Thread(target=self.run_settler, name="ingest-settle", daemon=True)
-        self._settler.start()
+        """Start the writer thread and connect to the broker."""
         self._writer = threading.Thread(target=self.run_writer, name="ingest-writer", daemon=True)
         self._writer.start()
         self.connection.start()
@@ -136,33 +125,17 @@ class Ingestor:
         self._stop.set()
         if self._writer is not None:
             self._writer.join(timeout_s)
-        if self._settler is not None:
-            self._settler.join(timeout_s)
         self.connection.stop()
 
     def run_writer(self) -> None:
         """Take batches off the queue and store them until stopped."""
         try:
             while not self._stop.is_set():
-                if self._unsettled and self._queue.empty():
-                    self.settle()  # idle (or the broker's window is full): acknowledge now
                 batch = self.next_batch()
                 if batch:
                     self.process(batch)
-            if self._unsettled:
-                self.settle()
         except Stopping:
             return
-        finally:
-            self._settle_jobs.put(None)  # the settler finishes what it holds, then ends
-
-    def run_settler(self) -> None:
-        """Evaluate and then acknowledge settled work, in the order the writer stored it."""
-        while (job := self._settle_jobs.get()) is not None:
-            touched, messages = job
-            self._evaluate(touched)
-            for message in messages:
-                self.stats.acked += self.connection.ack(message)
 
     def next_batch(self) -> list[Incoming]:
         """Wait for a first message, then gather more until the batch is full or its timer ends."""
@@ -183,47 +156,26 @@ class Ingestor:
         return batch
 
     def process(self, batch: Sequence[Incoming]) -> None:
-        """Store a batch (retrying while the database is down); settle when evaluation is due."""
+        """Store a batch (retrying while the database is down), then acknowledge its messages.
+
+        A crash between the commit and the acknowledgements makes the broker deliver them again:
+        their readings are dropped as duplicates and their units asked for once more (harmless).
+        """
         started = time.perf_counter()
         decoded = self.decode(batch)
         try:
-            touched = self._retrying(lambda: self.write(decoded))
+            self._retrying(lambda: self.write(decoded))
         except Stopping:
             raise
         except Exception:  # a bug or bad data in one message: isolate it instead of blocking all
             log.exception("batch of %d failed; storing its messages one by one", len(batch))
-            touched = self._write_singly(batch)
-        self._unsettled.extend(batch)
-        for unit_id, earliest, latest in touched:
-            low, high = self._touched.get(unit_id, (earliest, latest))
-            self._touched[unit_id] = (min(low, earliest), max(high, latest))
+            self._write_singly(batch)
+        for message in batch:
+            self.stats.acked += self.connection.ack(message)
         self.stats.batches += 1
         self.stats.messages += len(batch)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
-        if self._settle_due():
-            self.settle()
         self.stats.busy_s += time.perf_counter() - started
-
-    def _settle_due(self) -> bool:
-        elapsed_ms = (time.monotonic() - self._settled_at) * 1000
-        # Keep half the broker's window free so it never stalls waiting for our acknowledgements.
-        return (
-            elapsed_ms >= self.settings.ingest_evaluate_interval_ms
-            or len(self._unsettled) >= self.settings.mqtt_receive_maximum // 2
-        )
-
-    def settle(self) -> None:
-        """Hand the units touched since the last settle, with their messages, to the settler.
-
-        Evaluating several batches' units at once costs far less than once per batch; and as the
-        messages are acknowledged only after evaluation, a crash in between makes the broker
-        redeliver them: the readings are already stored (dropped as duplicates) but their units
-        are evaluated.
-        """
-        touched = [(unit_id, low, high) for unit_id, (low, high) in sorted(self._touched.items())]
-        self._settle_jobs.put((touched, self._unsettled))
-        self._unsettled, self._touched = [], {}
-        self._settled_at = time.monotonic()
 
     def decode(self, batch: Sequence[Incoming]) -> Decoded:
         """Parse each message; rejected ones become dead letters (payload logged cut short)."""
@@ -253,16 +205,18 @@ class Ingestor:
         )
 
     def write(self, decoded: Decoded) -> list[Touched]:
-        """Commit one decoded batch in one transaction."""
+        """Commit one decoded batch and the evaluation requests of its units, in one transaction."""
         chars = self.settings.ingest_dead_letter_payload_chars
+        now = dt.datetime.now(dt.UTC)
         with self.runtime.uow() as uow:
             touched = record_readings(
                 uow,
                 decoded.readings,
-                dt.datetime.now(dt.UTC),
+                now,
                 late_after_s=self.settings.ingest_late_after_s,
                 payload_chars=chars,
             )
+            request_evaluation(uow, touched, now)
             record_dead_letters(uow, decoded.letters, chars)
             for sensor_id, status, at in decoded.statuses:
                 record_status(uow, sensor_id, status, at)
@@ -308,16 +262,6 @@ class Ingestor:
             if self._stop.wait(delay):
                 raise Stopping()
             delay = min(delay * 2, self.settings.ingest_retry_max_s)
-
-    def _evaluate(self, touched: list[Touched]) -> None:
-        if not touched:
-            return
-        started = time.perf_counter()
-        try:
-            evaluate_units(self.runtime, touched, dt.datetime.now(dt.UTC))
-        except Exception:  # the readings are stored; evaluation failing must not block ingestion
-            log.exception("excursion evaluation failed for %d units", len(touched))
-        self.stats.evaluate_s += time.perf_counter() - started
 
 
 def _is_transient(exc: DBAPIError) -> bool:

@@ -98,6 +98,24 @@ class UnitMonitorState(Base):
     full_evaluations: Mapped[int] = mapped_column(default=0)
 
 
+class EvaluationRequest(Base):
+    """A unit whose readings changed and wait to be evaluated (the evaluation queue).
+
+    The ingestion adds one row per touched unit in the transaction that stores the readings, so
+    the request is exactly as durable as the readings; evaluators claim rows (SKIP LOCKED on
+    PostgreSQL), evaluate, and delete them in the claiming transaction. Append-only for writers:
+    ingestion processes never wait on each other or on an evaluation.
+    """
+
+    __tablename__ = "evaluation_requests"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("storage_units.id"))
+    earliest_ts: Mapped[dt.datetime]
+    latest_ts: Mapped[dt.datetime]
+    requested_at: Mapped[dt.datetime]
+
+
 class Excursion(Base):
     """A time a unit was outside its range long enough to reach a warning or an alarm."""
 

@@ -94,12 +94,31 @@ def _outbox(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
 
 
 def _excursions(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
-    """Safety net: evaluate units whose readings arrived without an evaluation (a crash)."""
+    """Safety net: drain the evaluation queue (evaluators down?), then catch up on units whose
+    readings arrived after their last evaluation (an evaluation that failed)."""
+    from logistics.services.evaluation import drain, queue_state
     from logistics.services.excursions import evaluate_units, units_needing_evaluation
 
     with runtime.uow() as uow:
-        touched = units_needing_evaluation(uow, now, dt.timedelta(days=1))
-    return {"evaluated": evaluate_units(runtime, touched, now)}
+        waiting, oldest = queue_state(uow)
+    stale_after = dt.timedelta(seconds=runtime.settings.evaluation_stale_after_s)
+    if oldest is not None and now - oldest > stale_after:
+        log.warning(
+            "%d evaluation requests waiting, the oldest since %s: is `coldchain evaluate` running?",
+            waiting,
+            oldest.isoformat(),
+        )
+    drained = drain(runtime, now)
+    with runtime.uow() as uow:
+        touched = [
+            span
+            for span in units_needing_evaluation(uow, now, dt.timedelta(days=1))
+            if span[0] not in drained.units
+        ]
+    return {
+        "queued": drained.requests,
+        "evaluated": drained.evaluated + evaluate_units(runtime, touched, now),
+    }
 
 
 def _commitments(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""End to end: readings published over MQTT -> ingestion -> excursion -> alert seen over HTTP."""
+"""End to end: readings over MQTT -> ingestion -> evaluator -> excursion -> alert seen over HTTP."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from logistics.runtime import Runtime
+from logistics.services.evaluation import Evaluator
 from sensors.ingest import Ingestor
 from tests.support.alerts_fixtures import add_sensor, make_tree
 
@@ -42,6 +43,8 @@ def test_freezing_ilr_over_mqtt_raises_the_freeze_alarm_seen_by_the_district(
         tree = make_tree(uow)
         add_sensor(uow, tree.ilr.id, sensor_id="SIL-ILR-1")
         uow.commit()
+    # The production topology: the ingestion queues evaluations, a separate evaluator runs them.
+    evaluator = Evaluator(ingest_runtime).start()
     ingestor = Ingestor(ingest_runtime)
     ingestor.start()
     host, port = mqtt_url.removeprefix("mqtt://").split(":")
@@ -83,3 +86,4 @@ def test_freezing_ilr_over_mqtt_raises_the_freeze_alarm_seen_by_the_district(
         publisher.loop_stop()
         publisher.disconnect()
         ingestor.stop()
+        evaluator.stop()

@@ -164,6 +164,26 @@ def test_published_readings_are_stored_once_with_received_time(runtime, publishe
         assert all(at >= NOW - dt.timedelta(seconds=5) for at in received)
 
 
+def test_batches_are_acknowledged_without_waiting_for_evaluation_which_is_queued(
+    runtime, publisher, start_ingestor
+):
+    from logistics.models.alerts import EvaluationRequest, UnitMonitorState
+
+    unit_id = make_unit(runtime, "ILR-1")
+    sensor_id = new_sensor(runtime, unit_id)
+    ingestor = start_ingestor()  # and no evaluator anywhere
+    for minute in range(5):
+        publisher.reading(sensor_id, NOW - dt.timedelta(minutes=minute), -3.0)
+    assert wait_until(lambda: ingestor.stats.acked == 5)
+    assert count(runtime, Reading, Reading.sensor_id == sensor_id) == 5
+    with runtime.uow() as uow:
+        requests = uow.session.scalars(select(EvaluationRequest)).all()
+        assert {r.unit_id for r in requests} == {unit_id}
+        assert min(r.earliest_ts for r in requests) == NOW - dt.timedelta(minutes=4)
+        assert max(r.latest_ts for r in requests) == NOW
+        assert uow.session.get(UnitMonitorState, unit_id) is None  # nothing evaluated yet
+
+
 def test_late_and_out_of_order_readings_are_stored_and_flagged(runtime, publisher, start_ingestor):
     sensor_id = new_sensor(runtime, make_unit(runtime, "ILR-1"))
     start_ingestor()

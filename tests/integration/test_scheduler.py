@@ -123,7 +123,10 @@ def test_the_excursions_job_evaluates_readings_stored_without_evaluation(runtime
     with runtime.uow() as uow:  # the ingestion crashed after committing, before evaluating
         record_readings(uow, readings(start, (61, -1.0)), NOW)
         uow.commit()
-    assert Scheduler(runtime, holder="a").run_job("excursions", NOW) == {"evaluated": 1}
+    assert Scheduler(runtime, holder="a").run_job("excursions", NOW) == {
+        "queued": 0,
+        "evaluated": 1,
+    }
     with runtime.uow() as uow:
         assert sorted(e.kind for e in uow.session.scalars(select(Excursion))) == [
             "cold_alarm",

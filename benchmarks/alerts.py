@@ -8,7 +8,8 @@ second (QoS 1) from 200 sensors. Prints p50/p99 of both, their ratio, and the ba
 actually stored. Goal: p99 under 2 s under load.
 
 Everything runs on 127.0.0.1 and stops by itself: a fresh PostgreSQL database (dropped at the
-end), a private Mosquitto (project configuration), the `coldchain ingest` process and gunicorn.
+end), a private Mosquitto (project configuration), the `coldchain ingest` and `coldchain evaluate`
+processes and gunicorn.
 Usage: python benchmarks/alerts.py [--rate 1000] [--probes 20] [--workers 2]
 The last line printed is one JSON object with the figures.
 """
@@ -39,6 +40,7 @@ from harness import (  # noqa: E402
     drop_database,
     free_port,
     log,
+    start_coldchain,
     start_gunicorn,
     stop,
 )
@@ -129,18 +131,13 @@ def setup(url: str, probes: int, start: dt.datetime) -> dict:
 
 
 def start_ingest(url: str, broker_url: str) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "COLDCHAIN_DATABASE_URL": url,
-        "COLDCHAIN_MQTT_URL": broker_url,
-        "COLDCHAIN_MQTT_CLIENT_ID": f"bench-ingest-{uuid.uuid4().hex[:6]}",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-c", "from logistics.cli import main; main()", "ingest"],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
+    return start_coldchain(
+        "ingest",
+        {
+            "COLDCHAIN_DATABASE_URL": url,
+            "COLDCHAIN_MQTT_URL": broker_url,
+            "COLDCHAIN_MQTT_CLIENT_ID": f"bench-ingest-{uuid.uuid4().hex[:6]}",
+        },
     )
 
 
@@ -236,6 +233,7 @@ def run(args: argparse.Namespace) -> dict:
         port = free_port()
         procs.append(start_gunicorn(url, port, args.workers))
         procs.append(start_ingest(url, broker.url))
+        procs.append(start_coldchain("evaluate", {"COLDCHAIN_DATABASE_URL": url}))
         base = f"http://127.0.0.1:{port}"
         http = requests.Session()
         if seeded["token"]:

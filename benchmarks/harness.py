@@ -98,3 +98,14 @@ def admin_token(uow) -> str:  # noqa: ANN001 (a logistics UnitOfWork; imported l
 
     create_user(uow, username="bench-admin", password=None, roles=["admin"])
     return issue_token(uow, username="bench-admin", ttl_s=3600)
+
+
+def start_coldchain(command: str, env: dict[str, str], *args: str) -> subprocess.Popen:
+    """`coldchain COMMAND` in a process of its own (e.g. ingest, evaluate), configured by env."""
+    return subprocess.Popen(
+        [sys.executable, "-c", "from logistics.cli import main; main()", command, *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from importlib.metadata import entry_points
 
 import click
@@ -25,16 +27,45 @@ def init_db() -> None:
     click.echo(f"schema is up to date on {settings.database_url}")
 
 
+def gunicorn_argv(
+    host: str | None = None, port: int | None = None, workers: int | None = None
+) -> list[str]:
+    """The production web server: gunicorn with config/gunicorn.conf.py, options overriding it."""
+    from logistics.config import CONFIG_DIR
+
+    argv = [sys.executable, "-m", "gunicorn", "--config", str(CONFIG_DIR / "gunicorn.conf.py")]
+    if host or port:
+        settings = None if host and port else load_settings()
+        host, port = host or settings.http_host, port or settings.http_port
+        argv += ["--bind", f"{host}:{port}"]
+    if workers:
+        argv += ["--workers", str(workers)]
+    return argv
+
+
 @cli.command("serve")
 @click.option("--host", default=None, help="Address to listen on (default: http.host setting).")
 @click.option("--port", default=None, type=int, help="Port (default: http.port setting).")
-def serve(host: str | None, port: int | None) -> None:
-    """Serve the HTTP API with a threaded server (production: gunicorn 'logistics.wsgi:app')."""
-    from logistics.app import create_app
+@click.option(
+    "--workers",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Gunicorn workers (default: http.workers setting; 0 there: one per CPU core).",
+)
+@click.option(
+    "--dev", is_flag=True, help="Flask's development server in this one process (debugging)."
+)
+def serve(host: str | None, port: int | None, workers: int | None, dev: bool) -> None:
+    """Serve the HTTP API: gunicorn with config/gunicorn.conf.py (the production set-up)."""
+    if dev:
+        from logistics.app import create_app
 
-    settings = load_settings()
-    app = create_app(settings)
-    app.run(host=host or settings.http_host, port=port or settings.http_port, threaded=True)
+        settings = load_settings()
+        app = create_app(settings)
+        app.run(host=host or settings.http_host, port=port or settings.http_port, threaded=True)
+        return
+    argv = gunicorn_argv(host, port, workers)
+    os.execv(argv[0], argv)  # gunicorn takes this process's place: signals reach its master
 
 
 @cli.command("scheduler")

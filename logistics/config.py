@@ -25,6 +25,7 @@ class Settings:
     http_host: str
     http_port: int
     http_max_body_bytes: int
+    http_workers: int
     site_timezone: str
     # --- stock ledger (issue 2): [ledger] ---
     ledger_consumption_window_days: int

@@ -1,0 +1,53 @@
+"""`coldchain serve` really starts the production web set-up: gunicorn, its workers, the API."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.request import urlopen
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
+def test_serve_answers_with_the_configured_workers(tmp_path):
+    port = _free_port()
+    env = {**os.environ, "COLDCHAIN_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}"}
+    command = [sys.executable, "-c", "from logistics.cli import main; main()",
+               "serve", "--port", str(port), "--workers", "3"]
+    server = subprocess.Popen(command, env=env, start_new_session=True)
+    try:
+        deadline, status = time.monotonic() + 60, None
+        while status is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                with urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as response:
+                    status = response.status
+            except OSError:
+                time.sleep(0.2)
+        assert status == 200
+        # `serve` became the gunicorn master (exec), which runs the three workers asked for.
+        assert len(_children(server.pid)) == 3
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+        assert server.wait(30) == 0

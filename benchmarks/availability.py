@@ -1,18 +1,28 @@
 """Benchmark: the public availability API under load, against /api/health of the same server.
 
 Brings up on loopback: a fresh PostgreSQL database with a generated district (many centres, each
-with stock and sessions on three days), the app under gunicorn with several workers on a free port,
-and a background process that books, cancels, resizes sessions and quarantines/releases stock the
-whole time (every change bumps the district's availability version, so every worker's cache keeps
-being invalidated). The load comes from `wrk` in another process (installed with apt-get when
-missing). Prints requests/s, p99 latency and errors of both endpoints, and as its LAST line one
-JSON object. Goal (issue 5): availability >= half the baseline's requests/s, p99 < 50 ms, no
-errors. While availability is loaded, a probe books at a centre of its own and polls the public
-API until the answer shows the booking: the lag is how stale answers are under load (< 1 s).
-The two endpoints are measured in alternating rounds, so a noisy moment of a shared machine hits
-both; compare p99 with the baseline's p99 of the same run. Stops by itself, drops its database.
+with stock and sessions on three days), the app as `coldchain serve` runs it in production
+(gunicorn with config/gunicorn.conf.py: sync workers, one per CPU core; see that file for why) on a
+free port, and a background process that books, cancels, resizes sessions and quarantines/releases
+stock the whole time, about 30 changes a second (every change bumps the district's availability
+version, so every worker's cache keeps being invalidated). The load comes from `wrk` in another
+process (installed with apt-get when missing). Prints requests/s, p99 latency and errors of both
+endpoints, and as its LAST line one JSON object. Goal (issue 5): availability >= half the
+baseline's requests/s, p99 < 50 ms, no errors. While availability is loaded, a probe books at a
+centre of its own and polls the public API until the answer shows the booking: the lag is how
+stale answers are under load (< 1 s). The two endpoints are measured in alternating rounds, so a
+noisy moment of a shared machine hits both; compare p99 with the baseline's p99 of the same run.
+Stops by itself, drops its database.
 
-    python benchmarks/availability.py [--centres 100] [--duration 10] [--rounds 2] [--workers 4]
+wrk keeps 16 connections open (2 threads of 8): several times the workers of a small machine, so
+the server is saturated the whole time and waiting in its queue shows in p99, as it would behind
+a proxy with a pool of upstream connections. More connections only add queueing that no server
+set-up can remove (p99 grows with connections / throughput). Sync workers close each connection
+after its answer, for /api/health as for availability, so wrk reconnects for every request of
+both endpoints.
+
+    python benchmarks/availability.py [--centres 100] [--duration 10] [--rounds 2] [--workers N]
+        [--threads N (gthread workers instead, for comparison)] [--connections 16]
 """
 
 from __future__ import annotations
@@ -37,7 +47,13 @@ from urllib.request import urlopen
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness import create_database, drop_database, free_port, start_gunicorn  # noqa: E402
+from harness import (  # noqa: E402
+    create_database,
+    drop_database,
+    free_port,
+    gunicorn_workers,
+    start_gunicorn,
+)
 from harness import stop as stop_process  # noqa: E402
 
 from logistics.config import load_settings  # noqa: E402
@@ -422,9 +438,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--centres", type=int, default=100)
     parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
-    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1))
     parser.add_argument(
-        "--threads", type=int, default=1, help="gunicorn gthread threads per worker"
+        "--workers", type=int, default=None, help="default: config/gunicorn.conf.py's (per core)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="gthread workers with this many threads (default: the configured sync workers)",
     )
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2, help="alternating runs per endpoint")
@@ -449,6 +470,10 @@ def main() -> None:
         )
         port = free_port()
         server = start_gunicorn(database_url, port, args.workers, args.threads)
+        workers, worker_class = gunicorn_workers(args.workers)
+        if args.threads:
+            worker_class = f"gthread x{args.threads}"
+        print(f"gunicorn: {workers} {worker_class} workers (config/gunicorn.conf.py)")
         counter = mp.Value("i", 0)
         changer = mp.Process(
             target=change_forever, args=(database_url, ids, stop, counter), daemon=True
@@ -487,7 +512,8 @@ def main() -> None:
         ratio = availability["rps"] / baseline["rps"] if baseline["rps"] else 0.0
         figures = {
             "benchmark": "availability",
-            "workers": args.workers,
+            "workers": workers,
+            "worker_class": worker_class,
             "connections": args.connections,
             "duration_s": args.duration,
             "centres": args.centres,

@@ -51,12 +51,17 @@ def drop_database(url: str) -> None:
 
 
 def start_gunicorn(
-    url: str, port: int, workers: int, threads: int | None = None
+    url: str, port: int, workers: int | None = None, threads: int | None = None
 ) -> subprocess.Popen:
     """The production web set-up on 127.0.0.1:port, once /api/health answers.
 
-    Rate limiting is off: every request of a load test comes from the same address.
+    The same command as `coldchain serve` (gunicorn with config/gunicorn.conf.py); `workers`
+    overrides the configured count (default: one per CPU core), `threads` switches to gthread
+    workers for comparison. Rate limiting is off: every request of a load test comes from the
+    same address.
     """
+    from logistics.cli import gunicorn_argv
+
     env = {
         **os.environ,
         "COLDCHAIN_DATABASE_URL": url,
@@ -64,10 +69,10 @@ def start_gunicorn(
         "COLDCHAIN_AUTH_RATE_LIMIT": "",
         "PYTHONPATH": str(ROOT),
     }
-    command = [sys.executable, "-m", "gunicorn", "--workers", str(workers)]
+    command = gunicorn_argv("127.0.0.1", port, workers)
     if threads:
         command += ["--worker-class", "gthread", "--threads", str(threads), "--keep-alive", "30"]
-    command += ["--bind", f"127.0.0.1:{port}", "--log-level", "warning", "logistics.wsgi:app"]
+    command += ["--log-level", "warning"]
     server = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -79,6 +84,16 @@ def start_gunicorn(
             time.sleep(0.3)
     stop(server)
     raise RuntimeError("gunicorn did not come up within 60 s")
+
+
+def gunicorn_workers(workers: int | None = None) -> tuple[int, str]:
+    """How many workers of which class start_gunicorn runs (config/gunicorn.conf.py's choice)."""
+    import runpy
+
+    from logistics.config import CONFIG_DIR
+
+    config = runpy.run_path(str(CONFIG_DIR / "gunicorn.conf.py"))
+    return workers or config["workers"], config["worker_class"]
 
 
 def stop(process: subprocess.Popen, wait_s: float = 30) -> None:

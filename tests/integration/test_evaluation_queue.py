@@ -1,4 +1,4 @@
-"""The evaluation queue on real PostgreSQL (and SQLite): requests, claims, crashes, notifications."""
+"""The evaluation queue on real PostgreSQL and SQLite: requests, claims, crashes, notifications."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ import datetime as dt
 from logistics.db import UnitOfWork
 from logistics.models.catalog import Lot, Product, StorageUnit, Store
 from logistics.models.stock import StockBalance
+from tests.support.sessions_fixtures import add_store
 
 
 @dataclasses.dataclass
@@ -22,22 +23,13 @@ class Tree:
     lot: Lot
 
 
-def _store(uow: UnitOfWork, code: str, level: str, parent: Store | None) -> Store:
-    store = Store(code=code, name=code, level_code=level, parent_id=parent.id if parent else None)
-    uow.session.add(store)
-    uow.session.flush()
-    store.path = f"{parent.path if parent else '/'}{store.id}/"
-    uow.session.flush()
-    return store
-
-
 def make_tree(uow: UnitOfWork, doses: int = 500) -> Tree:
     """State -> two districts -> one centre each; an ILR at the first centre holding one lot."""
-    state = _store(uow, "AS", "state", None)
-    district = _store(uow, "AS-CAC", "district", state)
-    centre = _store(uow, "AS-CAC-SIL", "centre", district)
-    other_district = _store(uow, "AS-KAM", "district", state)
-    other_centre = _store(uow, "AS-KAM-1", "centre", other_district)
+    state = add_store(uow, "AS", "state", None)
+    district = add_store(uow, "AS-CAC", "district", state)
+    centre = add_store(uow, "AS-CAC-SIL", "centre", district)
+    other_district = add_store(uow, "AS-KAM", "district", state)
+    other_centre = add_store(uow, "AS-KAM-1", "centre", other_district)
     ilr = StorageUnit(store_id=centre.id, code="ILR-1", kind="ilr", min_temp_c=2.0, max_temp_c=8.0)
     product = Product(
         code="COVISHIELD",

@@ -28,7 +28,6 @@ from logistics.runtime import Runtime
 from logistics.services.evaluation import request_evaluation
 from logistics.services.readings import (
     Letter,
-    Touched,
     record_dead_letters,
     record_readings,
     record_status,
@@ -204,7 +203,7 @@ class Ingestor:
             message.payload[: self.settings.ingest_log_payload_chars],
         )
 
-    def write(self, decoded: Decoded) -> list[Touched]:
+    def write(self, decoded: Decoded) -> None:
         """Commit one decoded batch and the evaluation requests of its units, in one transaction."""
         chars = self.settings.ingest_dead_letter_payload_chars
         now = dt.datetime.now(dt.UTC)
@@ -223,13 +222,11 @@ class Ingestor:
             uow.commit()
         self.stats.readings += len(decoded.readings)
         self.stats.dead_letters += len(decoded.letters)
-        return touched
 
-    def _write_singly(self, batch: Sequence[Incoming]) -> list[Touched]:
-        touched: list[Touched] = []
+    def _write_singly(self, batch: Sequence[Incoming]) -> None:
         for message in batch:
             try:
-                touched += self._retrying(lambda m=message: self.write(self.decode([m])))
+                self._retrying(lambda m=message: self.write(self.decode([m])))
             except Stopping:
                 raise
             except Exception as exc:
@@ -242,7 +239,6 @@ class Ingestor:
                     message.received_at,
                 )
                 self._retrying(lambda letter=letter: self.write(Decoded(letters=[letter])))
-        return touched
 
     def _retrying(self, work: Callable[[], T]) -> T:
         """Run a database step until it succeeds; back off while the database is unreachable."""

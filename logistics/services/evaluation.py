@@ -85,20 +85,18 @@ def drain_once(runtime: Runtime, now: dt.datetime | None = None, limit: int | No
         rows = claim.session.execute(query).all()
         if not rows:
             return Pass()
-        spans: dict[int, tuple[dt.datetime, dt.datetime]] = {}
-        for _id, unit_id, low, high, _at in rows:
-            old = spans.get(unit_id, (low, high))
-            spans[unit_id] = (min(old[0], low), max(old[1], high))
-        # Each unit is evaluated in its own transaction; one failing is logged there and left to
-        # the scheduler's catch-up (readings received after the unit's last evaluation).
+        # evaluate_units merges the spans per unit and evaluates each unit in its own
+        # transaction; one failing is logged there and left to the scheduler's catch-up
+        # (readings received after the unit's last evaluation).
         evaluated = evaluate_units(
             runtime,
-            [(unit_id, low, high) for unit_id, (low, high) in sorted(spans.items())],
+            [(unit_id, low, high) for _id, unit_id, low, high, _at in rows],
             now or dt.datetime.now(dt.UTC),
         )
         _delete(claim, [row[0] for row in rows])
         claim.commit()
-    return Pass(len(rows), frozenset(spans), evaluated, min(row[4] for row in rows))
+    units = frozenset(row[1] for row in rows)
+    return Pass(len(rows), units, evaluated, min(row[4] for row in rows))
 
 
 def _delete(uow: UnitOfWork, ids: list[int]) -> None:

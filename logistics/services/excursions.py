@@ -197,6 +197,13 @@ def set_rules(
         now,
         actor,
     )
+    # The old stages go first, each deleted explicitly (and so audited), and are flushed before
+    # the new ones: otherwise one flush would insert a new (side, level) beside its old twin.
+    with uow.session.no_autoflush:
+        for old in list(row.rules):
+            row.rules.remove(old)
+            uow.session.delete(old)
+    uow.session.flush()
     row.rules = [TemperatureRule(**dataclasses.asdict(rule)) for rule in rules]
     # Limits learnt under the old rules no longer hold: the next readings get a full evaluation.
     uow.session.execute(update(UnitMonitorState).values(calm_checked_at=None))

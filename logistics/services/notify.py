@@ -1,9 +1,12 @@
 """Notifications: alert events go to a database outbox in the alert's own transaction; any
 process then sends them (webhook or e-mail), retrying with back-off and logging every attempt.
 
-Webhooks: POST of the JSON payload, with `X-Coldchain-Signature: sha256=<hex>`, the HMAC-SHA256 of
-the exact body bytes under the target's secret, and `X-Coldchain-Delivery: <id>` (receivers may
-use it to drop repeats: a delivery is sent at least once).
+Webhooks: POST of the JSON payload, with `X-Coldchain-Signature: t=<unix seconds>,v1=<hex>`, where
+v1 is the HMAC-SHA256 under the target's secret of "<t>.<exact body bytes>" (Stripe's scheme), and
+`X-Coldchain-Delivery: <id>` (receivers may use it to drop repeats: a delivery is sent at least
+once). The timestamp is signed with the body, so a receiver that refuses signatures older than a
+few minutes (`verify_signature`) cannot be fooled by a captured request replayed later
+(docs/webhooks.md).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import logging
 import smtplib
 import time
+from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any
 
@@ -34,9 +38,37 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Coldchain-Signature"
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The signature header value of a body: sha256=<hex HMAC-SHA256>."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+# Receivers should refuse signatures older than this (Stripe's default tolerance is 5 minutes).
+SIGNATURE_TOLERANCE_S = 300
+
+
+def _mac(secret: str, timestamp: int, body: bytes) -> str:
+    signed = str(timestamp).encode() + b"." + body
+    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """The signature header value: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">."""
+    return f"t={timestamp},v1={_mac(secret, timestamp, body)}"
+
+
+def verify_signature(
+    secret: str, header: str, body: bytes, now: float, tolerance_s: float = SIGNATURE_TOLERANCE_S
+) -> bool:
+    """Tell whether a receiver should accept a delivery: a v1 matches and t is recent enough.
+
+    A signature from further than `tolerance_s` in the past (a replay) or the future is refused.
+    """
+    parts = [item.partition("=") for item in header.split(",")]
+    stamps = [value for name, _, value in parts if name.strip() == "t"]
+    macs = [value.strip() for name, _, value in parts if name.strip() == "v1"]
+    if len(stamps) != 1 or not stamps[0].strip().isdigit() or not macs:
+        return False
+    timestamp = int(stamps[0])
+    if abs(now - timestamp) > tolerance_s:
+        return False
+    expected = _mac(secret, timestamp, body)
+    return any(hmac.compare_digest(expected, mac) for mac in macs)
 
 
 def backoff(attempts: int, base_s: float, max_s: float) -> dt.timedelta:
@@ -151,13 +183,17 @@ class Outcome:
 
 
 def send_webhook(
-    target: NotificationTarget, delivery_id: int, payload: dict[str, Any], timeout_s: float
+    target: NotificationTarget,
+    delivery_id: int,
+    payload: dict[str, Any],
+    timeout_s: float,
+    clock: Callable[[], float] = time.time,
 ) -> Outcome:
-    """POST the signed JSON; any 2xx is a success."""
+    """POST the signed JSON, stamped with the time of this try; any 2xx is a success."""
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
     headers = {
         "Content-Type": "application/json",
-        SIGNATURE_HEADER: sign(target.secret or "", body),
+        SIGNATURE_HEADER: sign(target.secret or "", body, int(clock())),
         "X-Coldchain-Delivery": str(delivery_id),
     }
     try:

@@ -8,6 +8,7 @@ import hmac
 import http.server
 import json
 import threading
+import time
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -92,10 +93,17 @@ def test_webhook_is_signed_and_logged(runtime, receiver):
             uow, store_id=tree.centre.id, channel="webhook", address=server.url, secret=SECRET
         )
     alert_id = _alert(runtime, tree.centre.id)
+    sent_after = int(time.time())
     assert deliver_due(runtime, NOW) == 1
+    sent_before = int(time.time())
     headers, body = server.received[0]
-    expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-    assert headers["X-Coldchain-Signature"] == expected
+    # Stripe's scheme: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">.
+    stamp, mac = headers["X-Coldchain-Signature"].split(",")
+    assert stamp.startswith("t=") and mac.startswith("v1=")
+    t = int(stamp[2:])
+    assert sent_after <= t <= sent_before  # the time of sending, not of the alert
+    signed = f"{t}.".encode() + body
+    assert mac[3:] == hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
     payload = json.loads(body)
     assert payload["event"] == "opened" and payload["alert"]["id"] == alert_id
     with runtime.uow() as uow:

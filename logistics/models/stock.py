@@ -139,16 +139,21 @@ class ShipmentLine(Base):
 
 
 class IdempotencyRecord(Base):
-    """The first response to a movement request, stored in the movement's own transaction."""
+    """The first response to a retried request (a movement, a session, a booking, a review...),
+    stored in the transaction of the change it answers (logistics.api.idempotency)."""
 
     __tablename__ = "idempotency_records"
 
+    # A digest of the user and their key (or of the client id): keys are scoped per user.
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     client_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    # The user who sent it (None on records older than migration 0004).
+    owner: Mapped[str | None] = mapped_column(String(100))
     fingerprint: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int]
     response_json: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[dt.datetime]
+    # Records older than idempotency.ttl_s are forgotten (purged lazily and by the scheduler).
+    created_at: Mapped[dt.datetime] = mapped_column(index=True)
 
 
 def _refuse_edit(_mapper: object, _connection: object, target: object) -> None:

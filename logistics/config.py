@@ -95,7 +95,10 @@ class Settings:
     scheduler_outbox_every_s: int
     scheduler_excursions_every_s: int
     scheduler_commitments_every_s: int
+    scheduler_idempotency_purge_every_s: int
     scheduler_lease_ttl_s: int
+    # --- safe retries (issue 11): [idempotency] ---
+    idempotency_ttl_s: int
     # --- sessions and availability (issue 5): [sessions], [availability] ---
     sessions_day_start: str
     sessions_slot_minutes: int

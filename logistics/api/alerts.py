@@ -14,6 +14,7 @@ from marshmallow import validate
 
 from logistics.api.catalog import MAX_ID, ident, request_uow, text, when
 from logistics.api.context import current_actor, settings
+from logistics.api.idempotency import HEADER_DOC, record_once
 from logistics.domain.excursions import RuleSet
 from logistics.errors import NotFound
 from logistics.services import alerts as alert_service
@@ -386,14 +387,18 @@ class ReviewRelease(MethodView):
     @blp.response(200, ReviewSchema)
     @blp.alt_response(404, description="Unknown review")
     @blp.alt_response(409, description="Already decided")
+    @blp.doc(**HEADER_DOC)
     def post(self, body: dict[str, Any], review_id: int) -> Any:
         """Release the held doses of a lot (a comment says why they are usable)."""
-        return excursion_service.release_review(
-            request_uow(),
-            review_id=_known(review_id, "review", MAX_BIG_ID),
-            comment=body["comment"],
-            actor=current_actor(),
-            now=_now(),
+        review_id = _known(review_id, "review", MAX_BIG_ID)
+        return record_once(
+            lambda uow: excursion_service.release_review(
+                uow, review_id=review_id, comment=body["comment"], actor=current_actor(),
+                now=_now(),
+            ),
+            ReviewSchema(),
+            None,
+            status=200,
         )
 
 
@@ -403,14 +408,18 @@ class ReviewDiscard(MethodView):
     @blp.response(200, ReviewSchema)
     @blp.alt_response(404, description="Unknown review")
     @blp.alt_response(409, description="Already decided")
+    @blp.doc(**HEADER_DOC)
     def post(self, body: dict[str, Any], review_id: int) -> Any:
         """Discard the held doses: recorded as wastage (heat_exposure or frozen) in the ledger."""
-        return excursion_service.discard_review(
-            request_uow(),
-            review_id=_known(review_id, "review", MAX_BIG_ID),
-            comment=body["comment"],
-            actor=current_actor(),
-            now=_now(),
+        review_id = _known(review_id, "review", MAX_BIG_ID)
+        return record_once(
+            lambda uow: excursion_service.discard_review(
+                uow, review_id=review_id, comment=body["comment"], actor=current_actor(),
+                now=_now(),
+            ),
+            ReviewSchema(),
+            None,
+            status=200,
         )
 
 

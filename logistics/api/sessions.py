@@ -13,6 +13,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from logistics.api.context import current_actor, new_uow, runtime, settings
+from logistics.api.idempotency import HEADER_DOC, record_once
 from logistics.db import UnitOfWork
 from logistics.domain.slots import DOSE_NUMBERS
 from logistics.services import availability as avail
@@ -245,21 +246,25 @@ class Sessions(MethodView):
 
     @blp.arguments(SessionOpenSchema)
     @blp.response(201, SessionSchema)
+    @blp.doc(**HEADER_DOC)
     def post(self, body: dict[str, Any]) -> Any:
         """Open a session; refused (409) beyond the doses the centre can still promise."""
         conf = settings()
         windows = tuple((w["start"], w["end"]) for w in body.pop("slots"))
         req = svc.SessionRequest(**body, windows=windows)
-        uow = _request_uow()
-        return svc.open_session(
-            uow,
-            req,
-            actor=current_actor(),
-            now=_now(),
-            **_site(),
-            day_start=dt.time.fromisoformat(conf.sessions_day_start),
-            slot_minutes=conf.sessions_slot_minutes,
-            slot_count=conf.sessions_slot_count,
+        return record_once(
+            lambda uow: svc.open_session(
+                uow,
+                req,
+                actor=current_actor(),
+                now=_now(),
+                **_site(),
+                day_start=dt.time.fromisoformat(conf.sessions_day_start),
+                slot_minutes=conf.sessions_slot_minutes,
+                slot_count=conf.sessions_slot_count,
+            ),
+            SessionSchema(),
+            None,
         )
 
 
@@ -273,27 +278,37 @@ class SessionItem(MethodView):
 
     @blp.arguments(ResizeSchema)
     @blp.response(200, SessionSchema)
+    @blp.doc(**HEADER_DOC)
     def patch(self, body: dict[str, Any], session_id: int) -> Any:
         """Change a session's capacity (enlarging is checked against stock)."""
-        uow = _request_uow()
-        return svc.resize_session(
-            uow,
-            session_id=session_id,
-            capacity=body["capacity"],
-            actor=current_actor(),
-            now=_now(),
-            **_site(),
+        return record_once(
+            lambda uow: svc.resize_session(
+                uow,
+                session_id=session_id,
+                capacity=body["capacity"],
+                actor=current_actor(),
+                now=_now(),
+                **_site(),
+            ),
+            SessionSchema(),
+            None,
+            status=200,
         )
 
 
 @blp.route("/sessions/<int:session_id>/cancel")
 class SessionCancel(MethodView):
     @blp.response(200, SessionSchema)
+    @blp.doc(**HEADER_DOC)
     def post(self, session_id: int) -> Any:
         """Cancel a session and its bookings; its doses are no longer promised."""
-        uow = _request_uow()
-        return svc.cancel_session(
-            uow, session_id=session_id, actor=current_actor(), now=_now(), **_site()
+        return record_once(
+            lambda uow: svc.cancel_session(
+                uow, session_id=session_id, actor=current_actor(), now=_now(), **_site()
+            ),
+            SessionSchema(),
+            None,
+            status=200,
         )
 
 
@@ -301,44 +316,59 @@ class SessionCancel(MethodView):
 class SessionBookings(MethodView):
     @blp.arguments(BookingCreateSchema)
     @blp.response(201, BookingSchema)
+    @blp.doc(**HEADER_DOC)
     def post(self, body: dict[str, Any], session_id: int) -> Any:
         """Book a seat in a slot (409 when the slot is full)."""
-        uow = _request_uow()
-        return svc.book_slot(
-            uow,
-            session_id=session_id,
-            slot_id=body["slot_id"],
-            beneficiary=body["beneficiary"],
-            actor=current_actor(),
-            now=_now(),
-            **_site(),
+        return record_once(
+            lambda uow: svc.book_slot(
+                uow,
+                session_id=session_id,
+                slot_id=body["slot_id"],
+                beneficiary=body["beneficiary"],
+                actor=current_actor(),
+                now=_now(),
+                **_site(),
+            ),
+            BookingSchema(),
+            None,
         )
 
 
 @blp.route("/bookings/<int:booking_id>/cancel")
 class BookingCancel(MethodView):
     @blp.response(200, BookingSchema)
+    @blp.doc(**HEADER_DOC)
     def post(self, booking_id: int) -> Any:
         """Cancel a booking; its seat is given back."""
-        uow = _request_uow()
-        return svc.cancel_booking(uow, booking_id=booking_id, actor=current_actor(), now=_now())
+        return record_once(
+            lambda uow: svc.cancel_booking(
+                uow, booking_id=booking_id, actor=current_actor(), now=_now()
+            ),
+            BookingSchema(),
+            None,
+            status=200,
+        )
 
 
 @blp.route("/sessions/<int:session_id>/report")
 class SessionReportView(MethodView):
     @blp.arguments(ReportCreateSchema)
     @blp.response(201, ReportSchema)
+    @blp.doc(**HEADER_DOC)
     def post(self, body: dict[str, Any], session_id: int) -> Any:
         """Close a session: doses given and open-vial wastage go into the ledger."""
-        uow = _request_uow()
-        return svc.report_session(
-            uow,
-            session_id=session_id,
-            doses_given=body["doses_given"],
-            vials_opened=body["vials_opened"],
-            actor=current_actor(),
-            now=_now(),
-            **_site(),
+        return record_once(
+            lambda uow: svc.report_session(
+                uow,
+                session_id=session_id,
+                doses_given=body["doses_given"],
+                vials_opened=body["vials_opened"],
+                actor=current_actor(),
+                now=_now(),
+                **_site(),
+            ),
+            ReportSchema(),
+            None,
         )
 
 

@@ -25,7 +25,7 @@ from logistics.api.catalog import (
     when,
 )
 from logistics.api.context import current_actor, settings
-from logistics.api.idempotency import HEADER, record_once
+from logistics.api.idempotency import HEADER_DOC, record_once
 from logistics.api.problems import PROBLEM_JSON, ProblemSchema
 from logistics.domain import stock as rules
 from logistics.services import stock, trace
@@ -35,17 +35,7 @@ blp = Blueprint(
 )
 BLUEPRINTS = [blp]
 
-IDEMPOTENCY_DOC = {
-    "parameters": [
-        {
-            "in": "header",
-            "name": HEADER,
-            "required": False,
-            "schema": {"type": "string", "maxLength": 150},
-            "description": "Retry key: a repeat returns the first response and records nothing",
-        }
-    ]
-}
+IDEMPOTENCY_DOC = HEADER_DOC
 
 
 # --- schemas -------------------------------------------------------------------------------------

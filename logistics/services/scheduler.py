@@ -129,6 +129,14 @@ def _commitments(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
     return {"centres_short": short}
 
 
+def _idempotency_purge(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
+    """Safe retries (issue 11): forget idempotency keys older than idempotency.ttl_s."""
+    from logistics.services.idempotency import purge_expired
+
+    with runtime.uow() as uow:
+        return {"purged": purge_expired(uow, now=now, ttl_s=runtime.settings.idempotency_ttl_s)}
+
+
 JOBS: dict[str, JobFn] = {
     "sensor_silence": _sensor_silence,
     "stock_states": _stock_states,
@@ -137,6 +145,7 @@ JOBS: dict[str, JobFn] = {
     "outbox": _outbox,
     "excursions": _excursions,
     "commitments": _commitments,
+    "idempotency_purge": _idempotency_purge,
 }
 
 

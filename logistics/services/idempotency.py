@@ -1,0 +1,101 @@
+"""Idempotency records: the first answer to a retried write, kept per user for a limited time.
+
+A record is claimed (inserted, flushed) before the write it guards runs, in the same transaction:
+a concurrent twin's claim waits on the primary key until the first transaction ends, then either
+fails (the first committed: the twin replays its answer) or goes through (the first was refused
+and rolled back: the twin is judged afresh). So twenty identical requests at once make one change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from sqlalchemy import delete, or_, select
+
+from logistics.db import UnitOfWork
+from logistics.errors import IdempotencyMismatch
+from logistics.models.stock import IdempotencyRecord
+
+PENDING = 0  # status of a claimed record whose answer is not stored yet (never committed so)
+
+
+def _match(key: str, client_id: str | None) -> Any:
+    match = IdempotencyRecord.key == key
+    return or_(match, IdempotencyRecord.client_id == client_id) if client_id else match
+
+
+def forget_expired(uow: UnitOfWork, *, key: str, client_id: str | None, expired_before: dt.datetime
+                   ) -> None:
+    """Drop this key's (or client id's) record if it is older than the time keys are kept."""
+    uow.session.execute(
+        delete(IdempotencyRecord)
+        .where(_match(key, client_id), IdempotencyRecord.created_at < expired_before)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def find_first_response(
+    uow: UnitOfWork, *, key: str, client_id: str | None, owner: str, fingerprint: str
+) -> IdempotencyRecord | None:
+    """The stored first answer to this key (or client id); a different request is refused."""
+    # The key's own record first: it is the one a retry with this key must get back.
+    query = select(IdempotencyRecord).where(_match(key, client_id))
+    query = query.order_by(IdempotencyRecord.key != key).execution_options(populate_existing=True)
+    record = uow.session.scalars(query).first()
+    if record is None:
+        return None
+    field = "Idempotency-Key" if record.key == key else "client_id"
+    if record.owner is not None and record.owner != owner:
+        # Only a client id can meet another user's record (keys are digested with the user).
+        raise IdempotencyMismatch("this client_id was already used by another user", field=field)
+    if record.fingerprint != fingerprint:
+        raise IdempotencyMismatch(
+            "this Idempotency-Key (or client_id) was used for a different request", field=field
+        )
+    return record
+
+
+def claim(
+    uow: UnitOfWork,
+    *,
+    key: str,
+    client_id: str | None,
+    owner: str,
+    fingerprint: str,
+    now: dt.datetime,
+) -> IdempotencyRecord:
+    """Insert the record before the write runs (flushed: a concurrent twin waits here)."""
+    record = IdempotencyRecord(
+        key=key,
+        client_id=client_id,
+        owner=owner,
+        fingerprint=fingerprint,
+        status_code=PENDING,
+        response_json="",
+        created_at=now,
+    )
+    uow.session.add(record)
+    uow.session.flush()
+    return record
+
+
+def remember(record: IdempotencyRecord, *, status_code: int, body: Any) -> None:
+    """Store the answer in the claimed record; it commits with the write it answers."""
+    record.status_code, record.response_json = status_code, json.dumps(body)
+
+
+def purge_expired(uow: UnitOfWork, *, now: dt.datetime, ttl_s: int, batch: int = 10_000) -> int:
+    """Delete up to `batch` records older than ttl_s and commit; return how many went."""
+    cutoff = now - dt.timedelta(seconds=ttl_s)
+    old = select(IdempotencyRecord.key).where(IdempotencyRecord.created_at < cutoff).limit(batch)
+    keys = list(uow.session.scalars(old))
+    if keys:
+        uow.session.execute(
+            delete(IdempotencyRecord)
+            .where(IdempotencyRecord.key.in_(keys))
+            .execution_options(synchronize_session=False)
+        )
+    uow.commit()
+    return len(keys)

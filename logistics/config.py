@@ -72,6 +72,7 @@ class Settings:
     alerts_max_gap_min: int
     alerts_silence_factor: float
     alerts_low_battery_pct: float
+    alerts_power_failure_alarm_min: int
     alerts_expiry_warning_days: int
     alerts_remind_every_min: int
     alerts_escalate_after_reminders: int

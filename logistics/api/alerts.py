@@ -36,6 +36,7 @@ ALERT_KINDS = (
     "sensor_silent",
     "sensor_low_battery",
     "sensor_power_off",
+    "power_failure",
     "stock_out",
     "below_min",
     "above_max",

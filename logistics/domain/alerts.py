@@ -12,6 +12,18 @@ AlertState = Literal["open", "acknowledged", "resolved"]
 SEVERITY_RANK = {"info": 0, "warning": 1, "alarm": 2}
 
 
+def power_failure_severity(
+    on_battery_since: dt.datetime, now: dt.datetime, alarm_after: dt.timedelta
+) -> str:
+    """A logger on battery (mains lost) is a warning at once and an alarm once it has lasted.
+
+    An ILR's ice lining holds +2 to +8 C for hours without power (WHO PQS E003: 8-16 h below
+    +10 C), so the first minutes need attention, not alarm; a long cut needs someone to act
+    (generator, or moving the doses) before the lining is spent.
+    """
+    return "alarm" if now - on_battery_since >= alarm_after else "warning"
+
+
 def check_acknowledge(state: str, comment: str | None) -> None:
     """Refuse acknowledging a resolved or already acknowledged alert, or without a comment."""
     if not (comment or "").strip():

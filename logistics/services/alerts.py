@@ -14,7 +14,12 @@ from typing import Any
 from sqlalchemy import func, select
 
 from logistics.db import UnitOfWork, is_postgres
-from logistics.domain.alerts import check_acknowledge, check_resolve
+from logistics.domain.alerts import (
+    SEVERITY_RANK,
+    check_acknowledge,
+    check_resolve,
+    power_failure_severity,
+)
 from logistics.errors import NotFound
 from logistics.models.alerts import Alert, AlertEvent
 from logistics.models.catalog import Store
@@ -207,7 +212,7 @@ def list_alerts(uow: UnitOfWork, flt: AlertFilter) -> list[Alert]:
 
 # --- conditions checked on a schedule (and as readings arrive) ----------------------------------
 
-SENSOR_KINDS = ("sensor_silent", "sensor_low_battery", "sensor_power_off")
+SENSOR_KINDS = ("sensor_silent", "sensor_low_battery", "sensor_power_off", "power_failure")
 STOCK_KINDS = {"stock_out": "alarm", "below_min": "warning", "above_max": "warning"}
 EXPIRY_KINDS = {"lot_expired": "alarm", "lot_expiring": "warning"}
 
@@ -252,7 +257,11 @@ def sync_conditions(
     wanted = {(c.kind, c.subject_id): c for c in holding}
     raised = cleared = 0
     for key, cond in wanted.items():
-        if key not in open_now:
+        alert = open_now.get(key)
+        if alert is not None and SEVERITY_RANK[cond.severity] > SEVERITY_RANK[alert.severity]:
+            _raise_severity(uow, alert, cond, now)
+            raised += 1
+        if alert is None:
             raise_alert(
                 uow,
                 kind=cond.kind,
@@ -279,6 +288,32 @@ def sync_conditions(
     return raised, cleared
 
 
+def _raise_severity(uow: UnitOfWork, alert: Alert, cond: Condition, now: dt.datetime) -> None:
+    """A condition that got worse (a power cut that lasted): the alert becomes an alarm, is open
+    again even if its warning was acknowledged, and is notified again."""
+    alert.severity, alert.message, alert.details = cond.severity, cond.message, cond.details
+    alert.state, alert.updated_at = "open", now
+    _event(alert, "severity_raised", SYSTEM_ACTOR, now, cond.message)
+    from logistics.services.notify import enqueue_alert_notifications
+
+    enqueue_alert_notifications(uow, alert, "severity_raised", now)
+
+
+def _on_battery_since(uow: UnitOfWork, sensor_id: str) -> dt.datetime | None:
+    """When the logger's current run on battery began: its first battery reading after its last
+    mains reading (by reading time, so a backlog sent after the cut dates it right)."""
+    from logistics.models.readings import Reading
+
+    of_sensor = Reading.sensor_id == sensor_id
+    last_mains = uow.session.scalar(
+        select(func.max(Reading.ts)).where(of_sensor, Reading.power == "mains")
+    )
+    query = select(func.min(Reading.ts)).where(of_sensor, Reading.power == "battery")
+    if last_mains is not None:
+        query = query.where(Reading.ts > last_mains)
+    return uow.session.scalar(query)
+
+
 def check_sensors(
     uow: UnitOfWork,
     *,
@@ -286,8 +321,12 @@ def check_sensors(
     low_battery_pct: float,
     now: dt.datetime,
     unit_ids: Iterable[int] | None = None,
+    power_failure_alarm_min: int,
 ) -> tuple[int, int]:
     """Silent sensors, low batteries and power cuts; alerts resolve themselves when they end.
+
+    A logger on battery raises `power_failure`: a warning at once, an alarm once the cut has
+    lasted `power_failure_alarm_min` (alerts.power_failure_alarm_min); mains back resolves it.
 
     A sensor is silent when its newest reading (sensor time) is older than `silence_factor` times
     its expected interval (default 3x: one lost upload is not an alarm, a night is; the Silchar
@@ -309,6 +348,9 @@ def check_sensors(
     for sensor, unit in uow.session.execute(query):
         checked.add(sensor.sensor_id)
         holding.extend(_sensor_conditions(sensor, unit, silence_factor, low_battery_pct, now))
+        if sensor.power == "battery":
+            alarm_after = dt.timedelta(minutes=power_failure_alarm_min)
+            holding.append(_power_failure(uow, sensor, unit, alarm_after, now))
     return sync_conditions(
         uow,
         subject_type="sensor",
@@ -364,6 +406,28 @@ def _sensor_conditions(
             )
         )
     return found
+
+
+def _power_failure(
+    uow: UnitOfWork, sensor: Any, unit: Any, alarm_after: dt.timedelta, now: dt.datetime
+) -> Condition:
+    since = _on_battery_since(uow, sensor.sensor_id) or sensor.last_reading_ts or now
+    severity = power_failure_severity(since, now, alarm_after)
+    return Condition(
+        "power_failure",
+        sensor.sensor_id,
+        unit.store_id,
+        severity,
+        f"mains power lost at {unit.code} (sensor {sensor.sensor_id} on battery since "
+        f"{since.isoformat()})",
+        {
+            "sensor_id": sensor.sensor_id,
+            "unit_id": unit.id,
+            "unit_code": unit.code,
+            "on_battery_since": since.isoformat(),
+            "alarm_after_min": alarm_after.total_seconds() / 60,
+        },
+    )
 
 
 def check_stock_states(uow: UnitOfWork, *, now: dt.datetime) -> tuple[int, int]:

@@ -316,6 +316,7 @@ def _settle_calm_units(
                 uow,
                 silence_factor=s.alerts_silence_factor,
                 low_battery_pct=s.alerts_low_battery_pct,
+                power_failure_alarm_min=s.alerts_power_failure_alarm_min,
                 now=now,
                 unit_ids=sorted(calm),
             )
@@ -435,6 +436,7 @@ def evaluate_unit(
         uow,
         silence_factor=settings.alerts_silence_factor,
         low_battery_pct=settings.alerts_low_battery_pct,
+        power_failure_alarm_min=settings.alerts_power_failure_alarm_min,
         now=now,
         unit_ids=[unit_id],
     )

@@ -41,6 +41,7 @@ def _sensor_silence(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
             uow,
             silence_factor=s.alerts_silence_factor,
             low_battery_pct=s.alerts_low_battery_pct,
+            power_failure_alarm_min=s.alerts_power_failure_alarm_min,
             now=now,
         )
         uow.commit()

@@ -37,7 +37,9 @@ def alerts(runtime, kind=None):
 
 def _check_sensors(runtime, now):
     with runtime.uow() as uow:
-        result = check_sensors(uow, silence_factor=3, low_battery_pct=20, now=now)
+        result = check_sensors(
+            uow, silence_factor=3, low_battery_pct=20, now=now, power_failure_alarm_min=120
+        )
         uow.commit()
         return result
 

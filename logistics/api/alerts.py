@@ -12,6 +12,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import validate
 
+from logistics.api import scope
 from logistics.api.catalog import MAX_ID, ident, request_uow, text, when
 from logistics.api.context import current_actor, settings
 from logistics.api.idempotency import HEADER_DOC, record_once
@@ -442,10 +443,15 @@ class LotThermalHistory(MethodView):
     @blp.response(200, ThermalHistorySchema)
     @blp.alt_response(404, description="Unknown lot")
     def get(self, args: dict[str, Any], lot_id: int) -> Any:
-        """Every unit and store the lot sat in, the excursions it sat through, and its MKT."""
-        return excursion_service.lot_thermal_history(
-            request_uow(), settings(), lot_id=_known(lot_id, "lot"), **args
+        """Every unit and store the lot sat in, the excursions it sat through, and its MKT.
+
+        A reader whose roles cover part of the network sees the stays in it (and the lot's MKT).
+        """
+        uow = request_uow()
+        history = excursion_service.lot_thermal_history(
+            uow, settings(), lot_id=_known(lot_id, "lot"), **args
         )
+        return scope.thermal_history_within(history, scope.visible_store_ids(uow))
 
 
 # --- rules, levels, targets ---------------------------------------------------------------

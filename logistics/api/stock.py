@@ -13,6 +13,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import validate
 
+from logistics.api import scope
 from logistics.api.catalog import (
     LotOutSchema,
     StoreOutSchema,
@@ -554,9 +555,12 @@ class LotTrace(MethodView):
     @blp.response(200, LotTraceSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, lot_id: int) -> Any:
-        """Where a lot's doses are now (store, unit, in transit) and every movement they took."""
+        """Where a lot's doses are now (store, unit, in transit) and every movement they took.
+
+        A reader whose roles cover part of the network sees the part of the trace in it.
+        """
         uow = request_uow()
-        return trace.lot_trace(uow, lot_id)
+        return scope.lot_trace_within(trace.lot_trace(uow, lot_id), scope.visible_store_ids(uow))
 
 
 @blp.route("/stores/<int:store_id>/stock")

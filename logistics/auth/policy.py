@@ -192,6 +192,87 @@ WRITE_RULES: Mapping[str, Rule] = {
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+@dataclasses.dataclass(frozen=True)
+class ReadScope:
+    """Which stores a read shows, so a reader with store-scoped grants sees only their subtrees.
+
+    Every role may read within its grants' subtrees (a state officer: the state; a district or
+    centre user: the district or centre and below); a network-wide grant reads everything.
+    - `network`: reference data shared by every store (products, lots, the store tree) or a
+      read gated by a permission of its own (READ_RULES): any login.
+    - `targets`: the stores the request names; each one given must be inside a grant's subtree.
+    - `narrow`: a list that a scoped reader must narrow to one of its stores by giving at least
+      one of the (optional) targets; unnarrowed, it would show every store's rows.
+    - `filtered`: the view itself leaves out what lies outside the reader's subtrees (a lot's
+      trace or thermal history crosses the whole network).
+    An endpoint missing from the table is readable by network-wide grants only (fail closed).
+    """
+
+    targets: tuple[Target, ...] = ()
+    network: bool = False
+    narrow: bool = False
+    filtered: bool = False
+
+
+NETWORK_READ = ReadScope(network=True)
+
+
+def query_opt(name: str, kind: str = "store") -> Target:
+    """A query parameter that may be left out; when given, its store must be covered."""
+    return Target("query", name, kind, optional=True)
+
+
+# Every GET endpoint (Flask endpoint name) and what it shows.
+READ_SCOPES: Mapping[str, ReadScope] = {
+    # reference data and reads gated by READ_RULES
+    "auth.Me": NETWORK_READ,
+    "auth.AuditLog": NETWORK_READ,
+    "auth.Users": NETWORK_READ,
+    "auth.UserItem": NETWORK_READ,
+    "auth.UserTokens": NETWORK_READ,
+    "auth.MqttCredentials": NETWORK_READ,
+    "catalog.StoreLevels": NETWORK_READ,
+    "catalog.Stores": NETWORK_READ,
+    "catalog.StoreItem": NETWORK_READ,
+    "catalog.Units": NETWORK_READ,
+    "catalog.UnitItem": NETWORK_READ,
+    "catalog.Products": NETWORK_READ,
+    "catalog.ProductItem": NETWORK_READ,
+    "catalog.Lots": NETWORK_READ,
+    "catalog.LotItem": NETWORK_READ,
+    "alerts.ProductRules": NETWORK_READ,
+    # stock ledger
+    "stock.Balances": ReadScope((query("unit_id", "unit"),)),
+    "stock.Movements": ReadScope((query_opt("store_id"),), narrow=True),
+    "stock.MovementItem": ReadScope((view("movement_id", "movement"),)),
+    # A shipment goes from a store to its child: the child's subtree is inside the sender's.
+    "stock.Shipments": ReadScope((query_opt("store_id"),), narrow=True),
+    "stock.ShipmentItem": ReadScope((view("shipment_id", "shipment"),)),
+    "stock.StoreStock": ReadScope((view("store_id"),)),
+    "stock.LotTrace": ReadScope(filtered=True),
+    # temperatures, excursions, alerts
+    "readings.SensorItem": ReadScope((view("sensor_id", "sensor"),)),
+    "readings.UnitReadings": ReadScope((view("unit_id", "unit"),)),
+    "readings.StoreLatest": ReadScope((view("store_id"),)),
+    # Dead letters of unknown sensors belong to no store: network-wide readers only.
+    "readings.DeadLetters": ReadScope((query_opt("sensor_id", "sensor"),), narrow=True),
+    "alerts.Alerts": ReadScope((query_opt("store_id"),), narrow=True),
+    "alerts.AlertItem": ReadScope((view("alert_id", "alert"),)),
+    "alerts.Excursions": ReadScope((query_opt("store_id"), query_opt("unit_id", "unit")),
+                                   narrow=True),
+    "alerts.Reviews": ReadScope((query_opt("store_id"),), narrow=True),
+    "alerts.UnitMkt": ReadScope((view("unit_id", "unit"),)),
+    "alerts.UnitRules": ReadScope((view("unit_id", "unit"),)),
+    "alerts.LotThermalHistory": ReadScope(filtered=True),
+    # sessions
+    "sessions.Sessions": ReadScope((query("store_id"),)),
+    "sessions.SessionItem": ReadScope((view("session_id", "session"),)),
+    "sessions.UsableDoses": ReadScope((view("store_id"),)),
+    "sessions.DistrictPlanner": ReadScope((view("district_id"),)),
+}
+NO_READ_SCOPE = ReadScope()  # fail closed: no targets to check, so network-wide readers only
+
+
 def is_public(endpoint: str | None, method: str, path: str) -> bool:
     """Tell whether this request needs no login."""
     if endpoint in PUBLIC_ENDPOINTS:
@@ -233,6 +314,31 @@ def allows(grants: Iterable[Grant], rule: Rule, target_paths: list[str | None]) 
         return any(rule.permission in ROLE_PERMISSIONS[g.role] for g in grants)
     paths = target_paths or [None]
     return all(any(g.covers(rule.permission, path) for g in grants) for path in paths)
+
+
+def read_scope(endpoint: str) -> ReadScope:
+    """What a read shows; an endpoint missing from READ_SCOPES is for network-wide readers."""
+    return READ_SCOPES.get(endpoint, NO_READ_SCOPE)
+
+
+def reads_everything(grants: Iterable[Grant]) -> bool:
+    """Tell whether a grant covers the whole network (admins, network-wide officers/viewers)."""
+    return any(g.store_path is None for g in grants)
+
+
+def sees(grants: Iterable[Grant], target_path: str | None) -> bool:
+    """Tell whether any grant's subtree holds the store at `target_path` (None: no store)."""
+    return target_path is not None and any(
+        g.store_path is None or target_path.startswith(g.store_path) for g in grants
+    )
+
+
+def visible_roots(grants: Iterable[Grant]) -> tuple[str, ...] | None:
+    """Paths of the subtrees these grants may read; None: everything."""
+    grants = list(grants)
+    if reads_everything(grants):
+        return None
+    return tuple(sorted({g.store_path for g in grants if g.store_path is not None}))
 
 
 def may_read(grants: Iterable[Grant], permission: Permission | None) -> bool:

@@ -133,10 +133,27 @@ def _authorize_write(uow: UnitOfWork, principal: Principal, endpoint: str, metho
                         permission=str(rule.permission))
 
 
-def _authorize_read(principal: Principal, endpoint: str) -> None:
+def _authorize_read(uow: UnitOfWork, principal: Principal, endpoint: str) -> None:
     permission = policy.read_permission(endpoint)
     if not policy.may_read(principal.grants, permission):
         raise Forbidden(f"reading this needs '{permission}'", permission=str(permission))
+    g.visible_roots = policy.visible_roots(principal.grants)
+    if g.visible_roots is None:
+        return  # a network-wide grant reads everything
+    scope = policy.read_scope(endpoint)
+    if scope.network or scope.filtered:
+        return
+    given = [(target, value) for target in scope.targets for value in _target_values(target)]
+    if not given:
+        names = ", ".join(t.name for t in scope.targets) or "a store"
+        raise Forbidden(f"your roles cover part of the network: narrow this read to one of your "
+                        f"stores ({names})", permission="read")
+    for target, value in given:
+        if value is None and target.source == "query":
+            continue  # a required parameter left out: the view's schema answers 422
+        if not policy.sees(principal.grants, store_path_of(uow.session, target.kind, value)):
+            raise Forbidden(f"'{target.name}' names something outside the stores your roles "
+                            "cover", permission="read")
 
 
 def _rate_limited(endpoint: str, method: str) -> Response | None:
@@ -176,7 +193,7 @@ def guard() -> Response | None:
             if method in policy.WRITE_METHODS:
                 _authorize_write(uow, g.principal, endpoint, method)
             else:
-                _authorize_read(g.principal, endpoint)
+                _authorize_read(uow, g.principal, endpoint)
     except Unauthorized as error:
         return _problem(error, headers={"WWW-Authenticate": _challenge(error)})
     except Forbidden as error:
@@ -260,7 +277,8 @@ def _operation_doc(endpoint: str, method: str, path: str, ref: Any) -> dict[str,
         limited = policy.is_rate_limited(endpoint, method, path)
         return {"security": [], "responses": {"429": ref("TOO_MANY_REQUESTS")} if limited else {}}
     responses = {"401": ref("UNAUTHORIZED")}
-    if method in policy.WRITE_METHODS or policy.read_permission(endpoint):
+    if method in policy.WRITE_METHODS or not policy.read_scope(endpoint).network \
+            or policy.read_permission(endpoint):
         responses["403"] = ref("FORBIDDEN")
     return {"security": [{BEARER: []}], "responses": responses}
 

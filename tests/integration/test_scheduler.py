@@ -7,13 +7,18 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 
 import pytest
 from sqlalchemy import func, select
 
 from logistics.models.alerts import Alert, JobRun, SchedulerLease
+from logistics.services.alerts import raise_alert
+from logistics.services.notify import add_target
 from logistics.services.scheduler import Scheduler, slot_of
+from tests.integration.test_notify import receiver  # noqa: F401  (fixture)
 from tests.support.alerts_fixtures import add_sensor, make_tree
 
 pytestmark = pytest.mark.integration
@@ -79,30 +84,57 @@ def _runs(runtime):
         ]
 
 
-def test_two_scheduler_processes_run_each_interval_once(runtime, pg_url):
+def _wait_until(check, timeout_s: float = 30.0):
+    """Poll a condition until it holds or time runs out; return its last value."""
+    deadline, tick = time.monotonic() + timeout_s, threading.Event()
+    while not (value := check()) and time.monotonic() < deadline:
+        tick.wait(0.1)
+    return value
+
+
+def _raise_alerts(runtime, store_id: int, count: int, first: int = 0) -> None:
+    with runtime.uow() as uow:
+        for n in range(first, first + count):
+            # A kind no enabled job resolves: each alert makes exactly one delivery.
+            raise_alert(uow, kind="sessions_overcommitted", subject_type="session",
+                        subject_id=f"{n}", store_id=store_id, severity="alarm", message=f"{n}",
+                        details={}, now=dt.datetime.now(dt.UTC))
+        uow.commit()
+
+
+def _received(server) -> Counter:
+    return Counter(headers["X-Coldchain-Delivery"] for headers, _ in list(server.received))
+
+
+def test_two_scheduler_processes_deliver_each_notification_once(runtime, pg_url,
+                                                                receiver):  # noqa: F811
+    """Two schedulers, then the leader killed: every webhook delivery arrives exactly once, and
+    the standby takes over. Deliveries are counted at the receiver, not as rows with unique keys."""
+    server = receiver()
+    with runtime.uow() as uow:
+        tree = make_tree(uow)
+        uow.commit()
+        add_target(uow, store_id=tree.centre.id, channel="webhook", address=server.url,
+                   secret="s")
+    _raise_alerts(runtime, tree.centre.id, 10)
     procs = [_start(pg_url, "one"), _start(pg_url, "two")]
     try:
-        time.sleep(8)
-        runs = _runs(runtime)
+        assert _wait_until(lambda: len(_received(server)) >= 10), _received(server)
         with runtime.uow() as uow:
             leader = uow.session.get(SchedulerLease, "coldchain-scheduler").holder
-        outbox = [r for r in runs if r[0] == "outbox"]
-        assert (
-            len({r[2] for r in runs}) == 1 and runs[0][2] == leader
-        )  # one process did all the work
-        assert len(outbox) >= 4
-        slots = [r[1] for r in outbox]
-        assert len(slots) == len(set(slots))
+        assert {r[2] for r in _runs(runtime)} == {leader}  # one process did all the work
         # The leader dies without releasing its lease: the other takes over after the TTL.
         leader_pid = int(leader.split(":")[1])
         victim = next(p for p in procs if p.pid == leader_pid)
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
-        time.sleep(6)
-        holders = {r[2] for r in _runs(runtime)}
-        assert len(holders) == 2
-        slots = [r[1] for r in _runs(runtime) if r[0] == "outbox"]
-        assert len(slots) == len(set(slots))
+        _raise_alerts(runtime, tree.centre.id, 10, first=10)
+        assert _wait_until(lambda: len(_received(server)) >= 20, 60), _received(server)
+        assert len({r[2] for r in _runs(runtime)}) == 2
+        assert _wait_until(lambda: len([r for r in _runs(runtime) if r[0] == "outbox"
+                                        and r[2] != leader]) >= 3)
+        received = _received(server)
+        assert len(received) == 20 and set(received.values()) == {1}, received
     finally:
         for proc in procs:
             if proc.poll() is None:

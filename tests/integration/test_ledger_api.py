@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from logistics.services import stock
-from tests.support.ledger import NOW, build_network
+from tests.support.ledger import build_network
 
 pytestmark = pytest.mark.integration
 PROBLEM = "application/problem+json"
@@ -342,19 +342,20 @@ def test_malformed_json_and_oversized_bodies_are_problems(client, app, net):
 
 def test_ledger_sums_equal_balances_after_a_mix(client, net, uow):
     receive_http(client, net, net.state_ilr, net.lot_late, 500)
-    client.post(
+    issued = client.post(
         "/api/issues",
         json=body(
             store_id=net.state, to_store_id=net.district, product_id=net.covishield, doses=120
         ),
     )
-    client.post(
+    consumed = client.post(
         "/api/consumptions",
         json=body(store_id=net.state, unit_id=net.state_ilr, lot_id=net.lot_late, doses=30),
     )
+    assert (issued.status_code, consumed.status_code) == (201, 201), (issued.json, consumed.json)
     sums = stock.ledger_sums(uow)
     from logistics.models.stock import StockBalance
 
     stored = {(b.unit_id, b.lot_id): b.doses for b in uow.session.query(StockBalance)}
     assert sums == {key: value for key, value in stored.items() if value or key in sums}
-    assert NOW  # the shared clock of tests/support/ledger exists for service-level tests
+    assert stored[(net.state_ilr, net.lot_late)] == 500 - 120 - 30

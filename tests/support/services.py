@@ -1,4 +1,4 @@
-"""Reach the real PostgreSQL and Mosquitto of the machine; tests fail (never skip) without them."""
+"""Reach the machine's PostgreSQL, Mosquitto and Redis; tests fail (never skip) without them."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import pytest
 PG_ADMIN_URL = os.environ.get("COLDCHAIN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MQTT_HOST = os.environ.get("COLDCHAIN_TEST_MQTT_HOST", "127.0.0.1")
 MQTT_PORT = int(os.environ.get("COLDCHAIN_TEST_MQTT_PORT", "1883"))
+REDIS_HOST = os.environ.get("COLDCHAIN_TEST_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("COLDCHAIN_TEST_REDIS_PORT", "6379"))
 
 
 def require_tcp(host: str, port: int, what: str) -> None:
@@ -47,3 +49,9 @@ def mqtt_url() -> str:
     """URL of the machine's Mosquitto, after checking it answers."""
     require_tcp(MQTT_HOST, MQTT_PORT, "Mosquitto")
     return f"mqtt://{MQTT_HOST}:{MQTT_PORT}"
+
+
+def redis_url() -> str:
+    """URL of the machine's Redis (the shared rate-limit store), after checking it answers."""
+    require_tcp(REDIS_HOST, REDIS_PORT, "Redis")
+    return f"redis://{REDIS_HOST}:{REDIS_PORT}/0"

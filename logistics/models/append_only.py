@@ -39,4 +39,5 @@ APPEND_ONLY_TABLES: tuple[Table, ...] = (
 )
 for _table in APPEND_ONLY_TABLES:
     for _statement in _statements(_table):
-        event.listen(_table, "after_create", DDL(_statement).execute_if(dialect="postgresql"))
+        ddl = DDL(_statement.replace("%", "%%"))  # DDL() formats its text with %
+        event.listen(_table, "after_create", ddl.execute_if(dialect="postgresql"))

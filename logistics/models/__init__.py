@@ -1,6 +1,14 @@
 """SQLAlchemy models, one module per area. Importing this package registers every table."""
 
-from logistics.models import alerts, auth, catalog, readings, sessions, stock  # noqa: F401
+from logistics.models import (  # noqa: F401
+    alerts,
+    auth,
+    catalog,
+    paperwork,
+    readings,
+    sessions,
+    stock,
+)
 from logistics.models.catalog import Lot, Product, StorageUnit, Store, StoreLevel
 from logistics.models.stock import StockBalance
 

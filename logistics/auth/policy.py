@@ -180,6 +180,8 @@ WRITE_RULES: Mapping[str, Rule] = {
     "sessions.SessionBookings": Rule(Permission.SESSIONS, (view("session_id", "session"),)),
     "sessions.SessionReportView": Rule(Permission.SESSIONS, (view("session_id", "session"),)),
     "sessions.BookingCancel": Rule(Permission.SESSIONS, (view("booking_id", "booking"),)),
+    # paperwork (issue 19): the officer of the unit's store signs its temperature log off
+    "reports.TemperatureLogSignoff": Rule(Permission.ALERTS, (view("unit_id", "unit"),)),
     # auth (issue 6)
     "auth.Logout": Rule(Permission.SELF, network=True),
     "auth.Users": ADMIN_ONLY,

@@ -429,3 +429,11 @@ def stock_report_document(report: StockReport) -> dict[str, Any]:
         "lines": [line_row(line) for line in report.lines],
         "totals": [line_row(line) for line in report.totals],
     }
+
+
+def consumed_doses(
+    uow: UnitOfWork, store_id: int, product_id: int, start: dt.datetime, end: dt.datetime
+) -> int:
+    """Doses given at a store over [start, end), reversals netted (the ledger's consumption)."""
+    flows = _flows(uow, [store_id], product_id, start, end).get((store_id, product_id), [])
+    return -sum(flow.doses for flow in flows if flow.kind == "consumption")

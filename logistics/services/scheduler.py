@@ -129,6 +129,18 @@ def _commitments(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
     return {"centres_short": short}
 
 
+def _indents(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
+    """Paperwork (issue 19): follow indents' shipments; alert on indents left unanswered."""
+    from logistics.services.indents import check_unanswered, sync_shipments
+
+    within = dt.timedelta(hours=runtime.settings.indents_answer_within_h)
+    with runtime.uow() as uow:
+        followed = sync_shipments(uow, now)
+        raised, cleared = check_unanswered(uow, answer_within=within, now=now)
+        uow.commit()
+    return {"followed": followed, "raised": raised, "cleared": cleared}
+
+
 JOBS: dict[str, JobFn] = {
     "sensor_silence": _sensor_silence,
     "stock_states": _stock_states,
@@ -137,6 +149,7 @@ JOBS: dict[str, JobFn] = {
     "outbox": _outbox,
     "excursions": _excursions,
     "commitments": _commitments,
+    "indents": _indents,
 }
 
 

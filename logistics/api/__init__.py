@@ -11,6 +11,7 @@ def register_blueprints(api: Api) -> None:
         alerts,
         auth,
         catalog,
+        equipment,
         indents,
         readings,
         reports,
@@ -19,6 +20,17 @@ def register_blueprints(api: Api) -> None:
         system,
     )
 
-    for module in (system, catalog, stock, readings, alerts, sessions, auth, reports, indents):
+    for module in (
+        system,
+        catalog,
+        stock,
+        readings,
+        alerts,
+        sessions,
+        auth,
+        reports,
+        indents,
+        equipment,
+    ):
         for blueprint in getattr(module, "BLUEPRINTS", ()):
             api.register_blueprint(blueprint)

@@ -184,6 +184,10 @@ WRITE_RULES: Mapping[str, Rule] = {
     "sessions.BookingCancel": Rule(Permission.SESSIONS, (view("booking_id", "booking"),)),
     # paperwork (issue 19): the officer of the unit's store signs its temperature log off
     "reports.TemperatureLogSignoff": Rule(Permission.ALERTS, (view("unit_id", "unit"),)),
+    # equipment register: the store tree's managers describe units; a store's officer reports
+    # that a unit broke (its doses must move) or works again
+    "equipment.UnitEquipment": Rule(Permission.STORES, (view("unit_id", "unit"),)),
+    "equipment.UnitStatus": Rule(Permission.STOCK, (view("unit_id", "unit"),)),
     # indents: the requesting store raises, cancels and receives; its parent answers and ships
     "indents.Indents": Rule(Permission.STOCK, (body("from_store_id"),)),
     "indents.IndentCancel": Rule(Permission.STOCK, (view("indent_id", _INDENT_FROM),)),

@@ -6,9 +6,10 @@ capacity in doses is recorded, and that capacity less the doses it holds covers 
 A unit whose capacity was never recorded is not offered: room we cannot tell is no room.
 
 "Nearest": fewest steps through the store tree (the materialised paths): another unit of the same
-store first (0), then the parent or a child (1), then a sibling (2) and so on up the tree. At
-equal distance the store higher in the tree wins (district stores have the larger cold rooms),
-then the unit with the most free room.
+store first (0), then the parent or a child (1), then a sibling under the same parent (2) and so
+on up the tree. At equal steps the store reached with fewer steps up wins (a neighbouring centre
+under the same district before the state store), then the unit with the most free room. The tree
+is the only distance the service knows; stores carry no coordinates.
 """
 
 from __future__ import annotations
@@ -25,15 +26,25 @@ def path_ids(path: str) -> list[str]:
     return [part for part in path.split("/") if part]
 
 
-def tree_distance(path_a: str, path_b: str) -> int:
-    """Steps between two stores through the tree (0 for the same store)."""
-    a, b = path_ids(path_a), path_ids(path_b)
+def _common(a: list[str], b: list[str]) -> int:
     common = 0
     for x, y in zip(a, b, strict=False):
         if x != y:
             break
         common += 1
-    return len(a) + len(b) - 2 * common
+    return common
+
+
+def tree_distance(path_a: str, path_b: str) -> int:
+    """Steps between two stores through the tree (0 for the same store)."""
+    a, b = path_ids(path_a), path_ids(path_b)
+    return len(a) + len(b) - 2 * _common(a, b)
+
+
+def steps_up(path_from: str, path_to: str) -> int:
+    """Steps up the tree from the first store to the stores' nearest common ancestor."""
+    a, b = path_ids(path_from), path_ids(path_to)
+    return len(a) - _common(a, b)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +91,7 @@ def nearest_with_room(
         fits,
         key=lambda s: (
             tree_distance(origin_path, s.store_path),
-            len(path_ids(s.store_path)),
+            steps_up(origin_path, s.store_path),
             -(s.free_doses or 0),
             s.unit_id,
         ),

@@ -73,6 +73,8 @@ def test_tree_distance_counts_steps_through_the_store_tree():
     assert equipment.tree_distance("/1/4/17/", "/1/4/") == 1
     assert equipment.tree_distance("/1/4/17/", "/1/4/18/") == 2
     assert equipment.tree_distance("/1/4/17/", "/1/5/20/") == 4
+    assert (equipment.steps_up("/1/4/17/", "/1/4/18/"), equipment.steps_up("/1/4/17/", "/1/")) == (
+        1, 2)
 
 
 def space(unit_id, path, free=1000, **changes):
@@ -91,11 +93,11 @@ def test_nearest_store_with_room_same_store_first_then_up_the_tree():
         space(4, "/1/4/17/", free=50),  # same store but too small
         space(5, "/1/4/17/", working_status="needs_repair"),
         space(6, "/1/4/17/", min_temp_c=-25, max_temp_c=-15),  # a freezer: wrong range
-        space(7, "/1/", free=9000),  # the state store: 2 steps, higher in the tree than 2
+        space(7, "/1/", free=9000),  # the state store: 2 steps too, but both of them up
         space(8, "/1/4/17/", active=False),
     ]
     got = equipment.nearest_with_room(centre, spaces, 500, [(2.0, 8.0)], exclude_unit=9)
-    assert [s.unit_id for s in got] == [3, 7, 2]
+    assert [s.unit_id for s in got] == [3, 2, 7]
 
 
 def test_the_broken_unit_itself_is_never_offered():

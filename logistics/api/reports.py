@@ -213,6 +213,9 @@ class TemperatureLogSchema(ma.Schema):
     generated_at = ma.fields.AwareDateTime(required=True)
 
 
+EXCURSION_FIELDS = tuple(ExcursionSchema().fields)
+
+
 class SignoffInSchema(ma.Schema):
     comment = text(2000, load_default=None)
 
@@ -234,8 +237,8 @@ def _log_document(log: reports.TemperatureLog) -> dict[str, Any]:
         "outside": log.outside,
         "excursions": [
             {
-                **ExcursionSchema().dump(e.excursion),
-                "reviews": ReviewSchema(many=True).dump(e.reviews),
+                **{name: getattr(e.excursion, name) for name in EXCURSION_FIELDS},
+                "reviews": e.reviews,
             }
             for e in log.excursions
         ],

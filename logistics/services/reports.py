@@ -300,7 +300,7 @@ def _excursion_entries(
         until=end,
         limit=1000,
     )
-    found.sort(key=lambda e: e.started_at)
+    found.sort(key=lambda e: (e.started_at, e.kind))
     reviews: dict[int, list[QuarantineReview]] = {}
     if found:
         query = (
@@ -324,12 +324,14 @@ def temperature_log(
     uow: UnitOfWork, settings: Settings, *, unit_id: int, month: dt.date, now: dt.datetime
 ) -> TemperatureLog:
     """A unit's temperature log for a month, in the site's calendar days."""
-    unit = catalog.get_unit(uow, unit_id)
+    catalog.get_unit(uow, unit_id)
     start, end = rules.month_bounds(month, settings.site_timezone)
     if start > now:
         raise Conflict(f"{month:%Y-%m} has not started yet", field="month")
     until = min(end, now)
     points = _month_points(uow, unit_id, start, until)
+    # The readings service detaches what the session held: load the unit after it.
+    unit = catalog.get_unit(uow, unit_id)
     gap = dt.timedelta(minutes=settings.alerts_max_gap_min)
     spans = rules.outside_spans(points, unit.min_temp_c, unit.max_temp_c, until, gap)
     return TemperatureLog(

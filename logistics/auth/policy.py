@@ -138,7 +138,7 @@ READ_RULES: Mapping[str, Permission] = {
 
 _MOVEMENT_AT_UNIT = (body("store_id"), body("unit_id", "unit"))
 # An indent's requesting store and the parent it asks (issue 19).
-_INDENT_FROM, _INDENT_TO = "Indent.from_store_id", "Indent.to_store_id"
+_INDENT_FROM, _INDENT_TO = "indent_from", "indent_to"
 
 # Every write endpoint: "METHOD blueprint.View" (one method) or "blueprint.View" (all of them).
 # A request naming several stores (a store and a unit, a sender and a receiver) needs all of them.

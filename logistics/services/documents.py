@@ -110,7 +110,7 @@ class _Form(FPDF):
         self, header: Sequence[str], rows: Sequence[Sequence[Any]], widths: Sequence[float]
     ) -> None:
         """A table; every cell is a text line of its own, so text extraction reads it in order."""
-        self.set_font(self.font_name, "B", 7.5)
+        self.set_font(self.font_name, "B", 7)
         for title, width in zip(header, widths, strict=True):
             self.cell(width, 6, self.text_of(title), border=1, align="C")
         self.ln()
@@ -122,9 +122,18 @@ class _Form(FPDF):
                     5.5,
                     self.text_of(_cell(value)),
                     border=1,
-                    align="R" if isinstance(value, int | float) else "L",
+                    align="R" if _numeric(value) else "L",
                 )
             self.ln()
+
+
+def _numeric(value: Any) -> bool:
+    """Numbers (also pre-formatted ones such as "4.0") are right-aligned in a table."""
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _install_font(pdf: FPDF) -> str:
@@ -136,23 +145,34 @@ def _install_font(pdf: FPDF) -> str:
     return "Helvetica"
 
 
+# A4 landscape leaves 277 mm between the margins: 18 + 24 + 14 x 16 = 266 mm.
 STOCK_PDF_COLUMNS = (
-    ("Store", "store_code", 22),
-    ("Product", "product_code", 26),
-    ("Opening", "opening_doses", 17),
-    ("Receipts", "receipts_doses", 17),
-    ("Issues", "issues_doses", 17),
-    ("Given", "consumption_doses", 17),
-    ("Wasted", "wastage_doses", 16),
-    ("Count adj.", "adjustments_doses", 17),
-    ("Closing", "closing_doses", 17),
-    ("Vials", "closing_vials", 15),
-    ("Held (exc.)", "held_after_excursions_doses", 18),
-    ("Discarded (exc.)", "discarded_after_excursions_doses", 23),
-    ("Wastage %", "wastage_rate_pct", 17),
-    ("Open-vial", "open_vial_wastage_doses", 16),
-    ("Doses/day", "daily_consumption_doses", 16),
-    ("Days of stock", "days_of_stock", 19),
+    ("Store", "store_code", 18),
+    ("Product", "product_code", 24),
+    *(
+        (title, key, 16)
+        for title, key in (
+            ("Opening", "opening_doses"),
+            ("Receipts", "receipts_doses"),
+            ("Issues", "issues_doses"),
+            ("Given", "consumption_doses"),
+            ("Wasted", "wastage_doses"),
+            ("Count adj.", "adjustments_doses"),
+            ("Closing", "closing_doses"),
+            ("Vials", "closing_vials"),
+            ("Held exc.", "held_after_excursions_doses"),
+            ("Disc. exc.", "discarded_after_excursions_doses"),
+            ("Waste %", "wastage_rate_pct"),
+            ("Open vial", "open_vial_wastage_doses"),
+            ("Doses/day", "daily_consumption_doses"),
+            ("Days stock", "days_of_stock"),
+        )
+    ),
+)
+NOTE = (
+    "Given: doses administered. Count adj.: physical counts less the ledger. Held exc. / "
+    "Disc. exc.: doses held after temperature alarms, and discarded after review. Waste %: "
+    "wasted / (given + wasted), open vials included. Days stock: closing / doses a day."
 )
 
 
@@ -163,7 +183,8 @@ def stock_report_pdf(report: StockReport) -> bytes:
     scope = " and the stores below it" if doc["subtree"] else ""
     pdf = _Form(f"Monthly stock report {doc['month']}: {store['name']} ({store['code']}){scope}")
     pdf.line_of_text(
-        f"Month {doc['start']:%Y-%m-%d %H:%M} to {doc['end']:%Y-%m-%d %H:%M} UTC; "
+        f"The site's month {doc['month']}, {doc['start']:%Y-%m-%d %H:%M} to "
+        f"{doc['end']:%Y-%m-%d %H:%M} UTC; "
         f"consumption rate over {doc['period_days']} days; "
         f"generated {doc['generated_at']:%Y-%m-%d %H:%M} UTC. All figures in doses."
     )
@@ -181,6 +202,8 @@ def stock_report_pdf(report: StockReport) -> bytes:
     for line in lines:
         reasons = ", ".join(f"{r} {d}" for r, d in line["wastage_by_reason"].items()) or "none"
         pdf.line_of_text(f"{line['store_code']} {line['product_code']}: {reasons}")
+    pdf.ln(2)
+    pdf.line_of_text(NOTE, 7)
     return bytes(pdf.output())
 
 
@@ -213,9 +236,11 @@ def temperature_log_pdf(log: TemperatureLog) -> bytes:
         f"readings. Equipment: {unit.make or '-'} {unit.model or ''} "
         f"PQS {unit.pqs_code or '-'}."
     )
+    signoff = log.signoff
     signed = (
-        f"Reviewed by {log.signoff.signed_by} on {log.signoff.signed_at:%Y-%m-%d %H:%M} UTC"
-        if log.signoff
+        f"Reviewed by {signoff.signed_by} on {signoff.signed_at:%Y-%m-%d %H:%M} UTC"
+        + (f": {signoff.comment}" if signoff.comment else "")
+        if signoff
         else "Not yet reviewed"
     )
     pdf.line_of_text(signed, 9, "B")

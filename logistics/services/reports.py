@@ -58,24 +58,29 @@ class StockReport:
     totals: list[ReportLine]
 
 
-def _scope(uow: UnitOfWork, store: Store, subtree: bool) -> dict[int, Store]:
+def _scope(store: Store, subtree: bool) -> Any:
+    """The ids of the stores reported on, as a subquery (a state's subtree has thousands)."""
     if not subtree:
-        return {store.id: store}
-    query = select(Store).where(Store.path.startswith(store.path, autoescape=True))
-    return {s.id: s for s in uow.session.scalars(query.order_by(Store.path))}
+        return select(Store.id).where(Store.id == store.id)
+    return select(Store.id).where(Store.path.startswith(store.path, autoescape=True))
 
 
-def _entries(store_ids: Iterable[int], product_id: int | None) -> Any:
+def _stores(uow: UnitOfWork, ids: Iterable[int]) -> dict[int, Store]:
+    ids = set(ids)
+    return {s.id: s for s in uow.session.scalars(select(Store).where(Store.id.in_(ids)))}
+
+
+def _entries(store_ids: Any, product_id: int | None) -> Any:
     query = (
         select(LedgerEntry.store_id, Lot.product_id)
         .join(Lot, Lot.id == LedgerEntry.lot_id)
-        .where(LedgerEntry.store_id.in_(list(store_ids)))
+        .where(LedgerEntry.store_id.in_(store_ids))
     )
     return query if product_id is None else query.where(Lot.product_id == product_id)
 
 
 def _balances_before(
-    uow: UnitOfWork, store_ids: Iterable[int], product_id: int | None, at: dt.datetime
+    uow: UnitOfWork, store_ids: Any, product_id: int | None, at: dt.datetime
 ) -> dict[Key, int]:
     query = (
         _entries(store_ids, product_id)
@@ -88,7 +93,7 @@ def _balances_before(
 
 def _flows(
     uow: UnitOfWork,
-    store_ids: Iterable[int],
+    store_ids: Any,
     product_id: int | None,
     start: dt.datetime,
     end: dt.datetime,
@@ -114,7 +119,7 @@ def _flows(
 
 def _review_doses(
     uow: UnitOfWork,
-    store_ids: Iterable[int],
+    store_ids: Any,
     product_id: int | None,
     column: Any,
     start: dt.datetime,
@@ -124,7 +129,7 @@ def _review_doses(
     query = (
         select(QuarantineReview.store_id, Lot.product_id, func.sum(QuarantineReview.doses))
         .join(Lot, Lot.id == QuarantineReview.lot_id)
-        .where(QuarantineReview.store_id.in_(list(store_ids)), column >= start, column < end)
+        .where(QuarantineReview.store_id.in_(store_ids), column >= start, column < end)
         .group_by(QuarantineReview.store_id, Lot.product_id)
     )
     if state is not None:
@@ -136,7 +141,7 @@ def _review_doses(
 
 def _discarded_after_excursions(
     uow: UnitOfWork,
-    store_ids: Iterable[int],
+    store_ids: Any,
     product_id: int | None,
     start: dt.datetime,
     end: dt.datetime,
@@ -159,7 +164,7 @@ def _discarded_after_excursions(
 
 def _excursion_figures(
     uow: UnitOfWork,
-    store_ids: list[int],
+    store_ids: Any,
     product_id: int | None,
     start: dt.datetime,
     end: dt.datetime,
@@ -206,14 +211,14 @@ def monthly_stock_report(
     start, end = rules.month_bounds(month, timezone)
     if start > now:
         raise Conflict(f"{month:%Y-%m} has not started yet", field="month")
-    stores = _scope(uow, store, subtree)
-    ids = list(stores)
+    ids = _scope(store, subtree)
     opening = _balances_before(uow, ids, product_id, start)
     flows = _flows(uow, ids, product_id, start, end)
     held = _excursion_figures(uow, ids, product_id, start, end)
     period = rules.elapsed_days(start, end, now)
     keys = _keys(store, product_id, opening, flows, held)
     products = _products(uow, (p for _, p in keys))
+    stores = _stores(uow, (s for s, _ in keys))
     lines = [
         ReportLine(
             stores[s],
@@ -225,7 +230,7 @@ def monthly_stock_report(
                 period,
             ),
         )
-        for s, p in keys
+        for s, p in sorted(keys, key=lambda k: (stores[k[0]].path, products[k[1]].code))
     ]
     return StockReport(
         store, month, subtree, start, end, period, now, lines, _totals(lines, period)
@@ -437,5 +442,6 @@ def consumed_doses(
     uow: UnitOfWork, store_id: int, product_id: int, start: dt.datetime, end: dt.datetime
 ) -> int:
     """Doses given at a store over [start, end), reversals netted (the ledger's consumption)."""
-    flows = _flows(uow, [store_id], product_id, start, end).get((store_id, product_id), [])
+    scope = select(Store.id).where(Store.id == store_id)
+    flows = _flows(uow, scope, product_id, start, end).get((store_id, product_id), [])
     return -sum(flow.doses for flow in flows if flow.kind == "consumption")

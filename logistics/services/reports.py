@@ -3,7 +3,7 @@ temperature log of a unit, with the officer's monthly sign-off.
 
 Every stock figure is a sum of ledger entries by when the stock really moved (`occurred_at`), so
 a movement synced late from an offline app lands in the month it happened in. Readings are read
-through logistics.services.readings, so stored aggregates can replace raw readings later.
+in one function (`month_points`), so stored aggregates can replace raw readings there.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from logistics.errors import Conflict
 from logistics.models.alerts import Excursion, QuarantineReview
 from logistics.models.catalog import Lot, Product, StorageUnit, Store
 from logistics.models.paperwork import TemperatureLogSignoff
+from logistics.models.readings import Reading
 from logistics.models.stock import LedgerEntry, Movement
-from logistics.services import catalog, excursions, readings
+from logistics.services import catalog, excursions
 
 # Wastage recorded by a quarantine review's discard carries this client id prefix
 # (logistics/services/excursions.py, discard_review).
@@ -277,19 +278,20 @@ class TemperatureLog:
     generated_at: dt.datetime
 
 
-def _month_points(
+def month_points(
     uow: UnitOfWork, unit_id: int, start: dt.datetime, end: dt.datetime
 ) -> list[tuple[dt.datetime, float]]:
-    """The month's readings, a day at a time (each day stays far under the raw-points cap)."""
-    points: list[tuple[dt.datetime, float]] = []
-    day_start = start
-    while day_start < end:
-        day_end = min(day_start + dt.timedelta(days=1), end)
-        points += [
-            (r.ts, r.temp_c) for r in readings.unit_readings(uow, unit_id, day_start, day_end)
-        ]
-        day_start = day_end
-    return points
+    """(ts, temp_c) of a unit's readings over [start, end), oldest first.
+
+    The one place the temperature log reads readings: plain tuples, not ORM rows (a month at a
+    reading a minute is 44,640 of them). Stored aggregates (issue 16) can replace it here.
+    """
+    query = (
+        select(Reading.ts, Reading.temp_c)
+        .where(Reading.unit_id == unit_id, Reading.ts >= start, Reading.ts < end)
+        .order_by(Reading.ts, Reading.sensor_id)
+    )
+    return [(ts, temp) for ts, temp in uow.session.execute(query)]
 
 
 def _excursion_entries(
@@ -329,14 +331,12 @@ def temperature_log(
     uow: UnitOfWork, settings: Settings, *, unit_id: int, month: dt.date, now: dt.datetime
 ) -> TemperatureLog:
     """A unit's temperature log for a month, in the site's calendar days."""
-    catalog.get_unit(uow, unit_id)
+    unit = catalog.get_unit(uow, unit_id)
     start, end = rules.month_bounds(month, settings.site_timezone)
     if start > now:
         raise Conflict(f"{month:%Y-%m} has not started yet", field="month")
     until = min(end, now)
-    points = _month_points(uow, unit_id, start, until)
-    # The readings service detaches what the session held: load the unit after it.
-    unit = catalog.get_unit(uow, unit_id)
+    points = month_points(uow, unit_id, start, until)
     gap = dt.timedelta(minutes=settings.alerts_max_gap_min)
     spans = rules.outside_spans(points, unit.min_temp_c, unit.max_temp_c, until, gap)
     return TemperatureLog(

@@ -246,7 +246,7 @@ def _totals(lines: list[ReportLine], period_days: float) -> list[ReportLine]:
         ReportLine(
             None, group[0].product, rules.add_figures([g.figures for g in group], period_days)
         )
-        for _, group in sorted(by_product.items())
+        for _, group in sorted(by_product.items(), key=lambda item: item[1][0].product.code)
     ]
 
 

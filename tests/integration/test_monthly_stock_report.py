@@ -58,7 +58,8 @@ def test_opening_plus_flows_is_the_closing_balance_and_the_ledger_agrees(uow, mo
     )
     assert ledger == may["closing_doses"] == 2760
     balances = uow.session.scalar(
-        select(func.sum(StockBalance.doses)).where(StockBalance.store_id == net.district)
+        select(func.sum(StockBalance.doses)).join(Lot, Lot.id == StockBalance.lot_id).where(
+            StockBalance.store_id == net.district, Lot.product_id == net.covishield)
     )
     assert june["closing_doses"] == balances == 2660
     assert june["consumption_doses"] == 100
@@ -71,8 +72,10 @@ def test_the_state_store_month_and_the_subtree_totals(uow, month):
         8000, 3000, 5000)
     tree = report(uow, net.state, subtree=True)
     assert [(line["store_code"], line["product_code"]) for line in tree["lines"]] == [
-        ("SVS", "COVISHIELD"), ("DVS", "COVISHIELD")]
-    total = tree["totals"][0]
+        ("SVS", "COVISHIELD"), ("DVS", "COVAXIN"), ("DVS", "COVISHIELD")]
+    covaxin, total = tree["totals"]
+    assert (covaxin["product_code"], covaxin["receipts_doses"], covaxin["closing_doses"]) == (
+        "COVAXIN", 400, 400)
     # Shipments inside the subtree count as the sender's issue and the receiver's receipt.
     assert (total["opening_doses"], total["receipts_doses"], total["issues_doses"]) == (
         10000, 3000, 4500)
@@ -144,3 +147,24 @@ def test_bad_report_requests_get_problem_documents(client, month):
     assert unknown.status_code == 404 and unknown.content_type == "application/problem+json"
     future = client.get(f"/api/reports/stock/pdf?store_id={month.net.district}&month=2099-01")
     assert future.status_code == 409 and future.content_type == "application/problem+json"
+
+
+def test_the_same_month_on_sqlite_gives_the_same_figures(tmp_path):
+    """The one-command demo runs on SQLite: the report's queries must give the same answer."""
+    from logistics.config import load_settings
+    from logistics.migrate import upgrade
+    from logistics.runtime import Runtime
+    from logistics.services.reference import seed_reference_data
+
+    url = f"sqlite:///{tmp_path}/paperwork.db"
+    upgrade(url)
+    runtime = Runtime.from_settings(load_settings({"database_url": url}))
+    try:
+        with runtime.uow() as uow:
+            seed_reference_data(uow)
+            uow.commit()
+            month = build_month(uow)
+            line = report(uow, month.net.district, product_id=month.net.covishield)["lines"][0]
+        assert figures(line) == EXPECTED_MAY
+    finally:
+        runtime.engine.dispose()

@@ -115,6 +115,9 @@ def build_month(uow: UnitOfWork) -> Month:
     stock.issue_stock(uow, store_id=net.district, to_store_id=net.centre, doses=1500,
                       rec=rec(at(5, 5)), product_id=net.covishield)  # in transit at month end
     uow.commit()
+    stock.receive_stock(uow, store_id=net.district, unit_id=net.district_ilr, doses=400,
+                        rec=rec(at(5, 8)), lot={"lot_id": net.lot_covaxin})  # another product
+    uow.commit()
     _debit(uow, net, "consumption", 400, at(5, 10))
     _debit(uow, net, "wastage", 20, at(5, 12), reason="open_vial")
     _debit(uow, net, "wastage", 10, at(5, 13), reason="breakage")

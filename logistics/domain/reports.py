@@ -109,7 +109,8 @@ def wastage_rate_pct(wasted: int, given: int) -> float | None:
     return round(100 * wasted / used, 2)
 
 
-def _totals(flows: Iterable[Flow]) -> dict[str, int | dict[str, int]]:
+def _totals(flows: Iterable[Flow]) -> tuple[dict[str, int], dict[str, int]]:
+    """Signed doses per movement kind, and doses wasted per reason (positive)."""
     sums: dict[str, int] = dict.fromkeys(
         (rules.RECEIPT, rules.ISSUE, rules.CONSUMPTION, rules.COUNT, rules.TRANSFER), 0
     )
@@ -122,7 +123,7 @@ def _totals(flows: Iterable[Flow]) -> dict[str, int | dict[str, int]]:
             sums[flow.kind] += flow.doses
         else:
             raise ValueError(f"a ledger entry of unknown kind {flow.kind!r}")
-    return {**sums, "wastage": {k: v for k, v in sorted(wastage.items()) if v}}
+    return sums, {k: v for k, v in sorted(wastage.items()) if v}
 
 
 def stock_figures(
@@ -133,11 +134,10 @@ def stock_figures(
     Debits (issues, consumption, wastage) are shown as positive doses; `period_days` is the
     length of the month so far, over which the consumption rate is averaged.
     """
-    totals = _totals(flows)
-    wastage: dict[str, int] = totals["wastage"]  # type: ignore[assignment]
-    receipts, issues = int(totals[rules.RECEIPT]), -int(totals[rules.ISSUE])
-    consumption = -int(totals[rules.CONSUMPTION])
-    adjustments, transfers = int(totals[rules.COUNT]), int(totals[rules.TRANSFER])
+    totals, wastage = _totals(flows)
+    receipts, issues = totals[rules.RECEIPT], -totals[rules.ISSUE]
+    consumption = -totals[rules.CONSUMPTION]
+    adjustments, transfers = totals[rules.COUNT], totals[rules.TRANSFER]
     wasted = sum(wastage.values())
     closing = opening_doses + receipts - issues - consumption - wasted + adjustments + transfers
     rate = consumption / period_days if consumption > 0 else None

@@ -102,7 +102,7 @@ def _spaces(uow: UnitOfWork) -> list[rules.UnitSpace]:
 
 
 def _destination(uow: UnitOfWork, space: rules.UnitSpace, origin: str) -> dict[str, Any]:
-    unit = uow.session.get(StorageUnit, space.unit_id)
+    unit = catalog.get_unit(uow, space.unit_id)
     return {
         "unit_id": unit.id,
         "unit_code": unit.code,

@@ -141,7 +141,11 @@ def suggest_indent(
 
 
 def _event(
-    indent: Indent, state: str, actor: str, now: dt.datetime, comment: str | None = None,
+    indent: Indent,
+    state: str,
+    actor: str,
+    now: dt.datetime,
+    comment: str | None = None,
     doses: int | None = None,
 ) -> None:
     """Add a step to the indent's trail and move it to `state`.
@@ -307,17 +311,25 @@ def receive_indent(
         uow,
         store_id=indent.from_store_id,
         unit_id=unit_id,
-        shipment_id=indent.shipment_id,
+        shipment_id=_shipment(uow, indent).id,
         rec=stock.recorded(actor, now, client_id, timezone, now=now),
         lines=lines,
         note=note,
         vvm_stage=vvm_stage,
     )
-    received = _received_doses(uow.session.get(Shipment, indent.shipment_id))
+    received = _received_doses(_shipment(uow, indent))
     indent.received_at = now
     _event(indent, rules.RECEIVED, actor, now, note, received)
     uow.commit()
     return indent
+
+
+def _shipment(uow: UnitOfWork, indent: Indent) -> Shipment:
+    """The indent's shipment, read afresh (the ledger may have received or cancelled it)."""
+    shipment = uow.session.get(Shipment, indent.shipment_id, populate_existing=True)
+    if shipment is None:
+        raise NotFound(f"indent {indent.id} has no shipment", field="indent_id")
+    return shipment
 
 
 def _received_doses(shipment: Shipment) -> int:
@@ -328,12 +340,13 @@ def _sync(uow: UnitOfWork, indent: Indent, now: dt.datetime) -> bool:
     """Follow the shipment: received through /api/receipts, or its issue reversed."""
     if indent.state != rules.SHIPPED or indent.shipment_id is None:
         return False
-    shipment = uow.session.get(Shipment, indent.shipment_id, populate_existing=True)
+    shipment = _shipment(uow, indent)
     if shipment.status == "received":
         received = _received_doses(shipment)  # loads the lines before any change is pending
         indent.received_at = shipment.received_at
-        _event(indent, rules.RECEIVED, SYSTEM_ACTOR, now, f"shipment {shipment.id} received",
-               received)
+        _event(
+            indent, rules.RECEIVED, SYSTEM_ACTOR, now, f"shipment {shipment.id} received", received
+        )
         return True
     if shipment.status == "cancelled":
         _event(

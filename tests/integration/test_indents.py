@@ -139,6 +139,13 @@ def test_a_rejection_needs_a_reason_and_ends_the_indent(client, net):
         "rejected", "collect from the CHC instead")
     again = client.post(f"{path}/approve", json={})
     assert again.status_code == 409 and again.content_type == PROBLEM
+    top = client.post("/api/indents", json={"from_store_id": net.state, "product_id": net.covishield,
+                                            "needed_by": today().isoformat()})
+    assert top.status_code == 422 and "no parent" in top.json["detail"]
+    past = client.post("/api/indents", json={
+        "from_store_id": net.centre, "product_id": net.covishield,
+        "needed_by": (today() - dt.timedelta(days=1)).isoformat()})
+    assert past.status_code == 422 and past.content_type == PROBLEM
     more = raise_indent(client, net, doses=100)
     too_many = client.post(f"/api/indents/{more['id']}/approve", json={"doses": 101})
     assert too_many.status_code == 422

@@ -139,8 +139,8 @@ def test_a_rejection_needs_a_reason_and_ends_the_indent(client, net):
         "rejected", "collect from the CHC instead")
     again = client.post(f"{path}/approve", json={})
     assert again.status_code == 409 and again.content_type == PROBLEM
-    top = client.post("/api/indents", json={"from_store_id": net.state, "product_id": net.covishield,
-                                            "needed_by": today().isoformat()})
+    top = client.post("/api/indents", json={
+        "from_store_id": net.state, "product_id": net.covishield, "needed_by": today().isoformat()})
     assert top.status_code == 422 and "no parent" in top.json["detail"]
     past = client.post("/api/indents", json={
         "from_store_id": net.centre, "product_id": net.covishield,

@@ -20,17 +20,7 @@ def register_blueprints(api: Api) -> None:
         system,
     )
 
-    for module in (
-        system,
-        catalog,
-        stock,
-        readings,
-        alerts,
-        sessions,
-        auth,
-        reports,
-        indents,
-        equipment,
-    ):
+    paperwork = (reports, indents, equipment)
+    for module in (system, catalog, stock, readings, alerts, sessions, auth, *paperwork):
         for blueprint in getattr(module, "BLUEPRINTS", ()):
             api.register_blueprint(blueprint)

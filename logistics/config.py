@@ -97,6 +97,7 @@ class Settings:
     scheduler_excursions_every_s: int
     scheduler_commitments_every_s: int
     scheduler_idempotency_purge_every_s: int
+    scheduler_indents_every_s: int
     scheduler_lease_ttl_s: int
     # --- safe retries (issue 11): [idempotency] ---
     idempotency_ttl_s: int
@@ -107,6 +108,9 @@ class Settings:
     sessions_consumption_window_days: int
     availability_version_check_s: float
     availability_max_age_s: int
+    # --- paperwork (issue 19): [indents] ---
+    indents_answer_within_h: int
+    indents_supply_period_days: int
     # --- users, tokens, audit, rate limits (issue 6): [auth] ---
     auth_token_ttl_s: int
     auth_rate_limit: str

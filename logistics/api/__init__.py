@@ -7,8 +7,20 @@ from flask_smorest import Api
 
 def register_blueprints(api: Api) -> None:
     """Register the blueprint of every area of the API."""
-    from logistics.api import alerts, auth, catalog, readings, sessions, stock, system
+    from logistics.api import (
+        alerts,
+        auth,
+        catalog,
+        equipment,
+        indents,
+        readings,
+        reports,
+        sessions,
+        stock,
+        system,
+    )
 
-    for module in (system, catalog, stock, readings, alerts, sessions, auth):
+    paperwork = (reports, indents, equipment)
+    for module in (system, catalog, stock, readings, alerts, sessions, auth, *paperwork):
         for blueprint in getattr(module, "BLUEPRINTS", ()):
             api.register_blueprint(blueprint)

@@ -137,6 +137,8 @@ READ_RULES: Mapping[str, Permission] = {
 }
 
 _MOVEMENT_AT_UNIT = (body("store_id"), body("unit_id", "unit"))
+# An indent's requesting store and the parent it asks (issue 19).
+_INDENT_FROM, _INDENT_TO = "indent_from", "indent_to"
 
 # Every write endpoint: "METHOD blueprint.View" (one method) or "blueprint.View" (all of them).
 # A request naming several stores (a store and a unit, a sender and a receiver) needs all of them.
@@ -180,6 +182,21 @@ WRITE_RULES: Mapping[str, Rule] = {
     "sessions.SessionBookings": Rule(Permission.SESSIONS, (view("session_id", "session"),)),
     "sessions.SessionReportView": Rule(Permission.SESSIONS, (view("session_id", "session"),)),
     "sessions.BookingCancel": Rule(Permission.SESSIONS, (view("booking_id", "booking"),)),
+    # paperwork (issue 19): the officer of the unit's store signs its temperature log off
+    "reports.TemperatureLogSignoff": Rule(Permission.ALERTS, (view("unit_id", "unit"),)),
+    # equipment register: the store tree's managers describe units; a store's officer reports
+    # that a unit broke (its doses must move) or works again
+    "equipment.UnitEquipment": Rule(Permission.STORES, (view("unit_id", "unit"),)),
+    "equipment.UnitStatus": Rule(Permission.STOCK, (view("unit_id", "unit"),)),
+    # indents: the requesting store raises, cancels and receives; its parent answers and ships
+    "indents.Indents": Rule(Permission.STOCK, (body("from_store_id"),)),
+    "indents.IndentCancel": Rule(Permission.STOCK, (view("indent_id", _INDENT_FROM),)),
+    "indents.IndentReceive": Rule(Permission.STOCK, (view("indent_id", _INDENT_FROM),
+                                                     body("unit_id", "unit"))),
+    "indents.IndentApprove": Rule(Permission.STOCK, (view("indent_id", _INDENT_TO),)),
+    "indents.IndentReject": Rule(Permission.STOCK, (view("indent_id", _INDENT_TO),)),
+    "indents.IndentShip": Rule(Permission.STOCK, (view("indent_id", _INDENT_TO),
+                                                  body("unit_id", "unit", optional=True))),
     # auth (issue 6)
     "auth.Logout": Rule(Permission.SELF, network=True),
     "auth.Users": ADMIN_ONLY,

@@ -5,6 +5,7 @@ from logistics.models import (  # noqa: F401
     append_only,
     auth,
     catalog,
+    paperwork,
     readings,
     sessions,
     stock,

@@ -60,6 +60,17 @@ class StorageUnit(Base):
     min_temp_c: Mapped[float]
     max_temp_c: Mapped[float]
     active: Mapped[bool] = mapped_column(default=True)
+    # Equipment register (issue 19): what the unit is, and whether it works.
+    make: Mapped[str | None] = mapped_column(String(100))
+    model: Mapped[str | None] = mapped_column(String(100))
+    pqs_code: Mapped[str | None] = mapped_column(String(32))  # WHO PQS code, e.g. E003/070
+    year_installed: Mapped[int | None]
+    energy_source: Mapped[str | None] = mapped_column(String(32))  # electricity, solar, ...
+    working_status: Mapped[str] = mapped_column(
+        String(16), default="working", server_default="working"
+    )
+    # Doses the unit can hold; "room" for doses that must move (logistics/domain/equipment.py).
+    capacity_doses: Mapped[int | None]
 
     store: Mapped[Store] = relationship(back_populates="units")
 

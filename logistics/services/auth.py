@@ -308,6 +308,9 @@ RESOLVERS: dict[str, StorePathResolver] = {
     "shipment": _via_model("Shipment.to_store_id"),
     "alert": _via_model("Alert.store_id"),
     "review": _via_model("QuarantineReview.store_id"),
+    # an indent's requesting store, and the parent it asks (issue 19)
+    "indent_from": _via_model("Indent.from_store_id"),
+    "indent_to": _via_model("Indent.to_store_id"),
 }
 
 

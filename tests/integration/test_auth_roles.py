@@ -24,6 +24,7 @@ from logistics.auth.policy import Grant, Role
 from logistics.config import load_settings
 from logistics.models.alerts import Alert, Excursion, QuarantineReview
 from logistics.models.catalog import Lot, Product, Store
+from logistics.models.paperwork import Indent
 from logistics.models.readings import Sensor, SensorAssignment
 from logistics.models.sessions import Booking, Session, Slot
 from logistics.models.stock import Movement, Shipment
@@ -144,6 +145,19 @@ class World:
         return self._add(session, QuarantineReview(
             excursion_id=excursion_id, unit_id=unit_id, store_id=store.id, lot_id=lot_id,
             doses=10, reason="heat_exposure", proposed_decision="review", created_at=NOW))
+
+    def _indent(self, session, store: Store, from_store: int, to_store: int) -> int:
+        product_id, _ = self._product_and_lot(session)
+        return self._add(session, Indent(
+            from_store_id=from_store, to_store_id=to_store, product_id=product_id,
+            needed_by=dt.date(2026, 3, 9), doses_requested=100, doses_suggested=100,
+            requested_by="t", requested_at=NOW, updated_at=NOW))
+
+    def _indent_from(self, session, store: Store) -> int:
+        return self._indent(session, store, store.id, store.parent_id or store.id)
+
+    def _indent_to(self, session, store: Store) -> int:
+        return self._indent(session, store, store.id, store.id)
 
     def _sensor(self, session, store: Store) -> str:
         sensor_id = f"S-{store.code}"

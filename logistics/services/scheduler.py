@@ -136,10 +136,14 @@ def _idempotency_purge(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
 
     with runtime.uow() as uow:
         return {"purged": purge_expired(uow, now=now, ttl_s=runtime.settings.idempotency_ttl_s)}
+
+
 def _indents(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
     """Paperwork (issue 19): follow indents' shipments; alert on indents left unanswered."""
     from logistics.services.indents import check_unanswered, sync_shipments
+
     within = dt.timedelta(hours=runtime.settings.indents_answer_within_h)
+    with runtime.uow() as uow:
         followed = sync_shipments(uow, now)
         raised, cleared = check_unanswered(uow, answer_within=within, now=now)
         uow.commit()

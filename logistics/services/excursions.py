@@ -31,6 +31,7 @@ from logistics.models.catalog import Lot, Product, StorageUnit
 from logistics.models.readings import Reading
 from logistics.models.stock import StockBalance
 from logistics.runtime import Runtime
+from logistics.services import holds
 from logistics.services.alerts import check_sensors, clear_alert, raise_alert
 
 log = logging.getLogger(__name__)
@@ -682,35 +683,9 @@ def quarantine_unit(uow: UnitOfWork, excursion: Excursion, now: dt.datetime) -> 
     """Hold every lot in the unit after an alarm, with one review per lot; return lots newly held.
 
     Idempotent: a lot already under review for this excursion is left as the officer left it.
+    The held doses themselves are kept by logistics.services.holds, their only writer.
     """
-    reviewed = set(
-        uow.session.scalars(
-            select(QuarantineReview.lot_id).where(QuarantineReview.excursion_id == excursion.id)
-        )
-    )
-    query = select(StockBalance).where(
-        StockBalance.unit_id == excursion.unit_id, StockBalance.doses > 0
-    )
-    balances = uow.session.scalars(_locked(uow, query, StockBalance))
-    held = 0
-    for balance in balances:
-        if balance.lot_id in reviewed:
-            continue
-        balance.quarantined_doses, balance.updated_at = balance.doses, now
-        uow.session.add(
-            QuarantineReview(
-                excursion_id=excursion.id,
-                unit_id=excursion.unit_id,
-                store_id=excursion.store_id,
-                lot_id=balance.lot_id,
-                doses=balance.doses,
-                reason=_reason(excursion),
-                proposed_decision=_proposal(excursion, balance.lot.product),
-                state="pending",
-                created_at=now,
-            )
-        )
-        held += 1
+    held = holds.hold_for_alarm(uow.session, excursion, now)
     if held:
         # Held doses may no longer cover the sessions the centre has opened (issue 5, point 4).
         from logistics.services.sessions import check_commitments
@@ -719,34 +694,28 @@ def quarantine_unit(uow: UnitOfWork, excursion: Excursion, now: dt.datetime) -> 
     return held
 
 
-def _reason(excursion: Excursion) -> str:
-    return "heat_exposure" if excursion.kind.startswith("heat") else "frozen"
+def _review_for_update(uow: UnitOfWork, review_id: int) -> tuple[QuarantineReview, StockBalance]:
+    """The pending review and its balance, both locked: the balance first, as every movement does.
 
-
-def _proposal(excursion: Excursion, product: Product) -> str:
-    """A frozen freeze-sensitive vaccine is discarded (shared/domain.md); else an officer judges."""
-    if excursion.kind == "cold_alarm" and product.freeze_sensitive:
-        return "discard"
-    return "review"
-
-
-def _review_for_update(uow: UnitOfWork, review_id: int) -> QuarantineReview:
+    Movements lock the balance and then touch its reviews; locking in the same order here means a
+    decision and a concurrent receipt of the lot into the unit never deadlock.
+    """
+    found = uow.session.get(QuarantineReview, review_id) if 0 < review_id < 2**63 else None
+    if found is None:
+        raise NotFound(f"quarantine review {review_id} does not exist")
+    query = select(StockBalance).where(
+        StockBalance.unit_id == found.unit_id, StockBalance.lot_id == found.lot_id
+    )
+    balance = uow.session.scalars(
+        _locked(uow, query, StockBalance).execution_options(populate_existing=True)
+    ).one()
     query = select(QuarantineReview).where(QuarantineReview.id == review_id)
     review = uow.session.scalars(
-        query.with_for_update() if is_postgres(uow.session) else query
-    ).first()
-    if review is None:
-        raise NotFound(f"quarantine review {review_id} does not exist")
+        _locked(uow, query, QuarantineReview).execution_options(populate_existing=True)
+    ).one()
     if review.state != "pending":
         raise Conflict(f"quarantine review {review_id} is already {review.state}")
-    return review
-
-
-def _balance(uow: UnitOfWork, review: QuarantineReview) -> StockBalance | None:
-    query = select(StockBalance).where(
-        StockBalance.unit_id == review.unit_id, StockBalance.lot_id == review.lot_id
-    )
-    return uow.session.scalars(_locked(uow, query, StockBalance)).first()
+    return review, balance
 
 
 def _locked(uow: UnitOfWork, query: Any, model: Any) -> Any:
@@ -754,20 +723,24 @@ def _locked(uow: UnitOfWork, query: Any, model: Any) -> Any:
     return query.with_for_update(of=model) if is_postgres(uow.session) else query
 
 
+def _usable_stock_changed(uow: UnitOfWork, store_id: int, now: dt.datetime) -> None:
+    """Sessions and the public availability see a decision at once (issue 11, point 6)."""
+    from logistics.services.sessions import check_commitments
+
+    check_commitments(uow, store_id, now)
+
+
 def release_review(
     uow: UnitOfWork, *, review_id: int, comment: str, actor: str, now: dt.datetime
 ) -> QuarantineReview:
-    """An officer judges the lot usable: its doses are no longer held."""
+    """An officer judges the lot usable: what no other pending review holds is no longer held."""
     if not (comment or "").strip():
         raise Invalid("a comment is required to release quarantined doses", field="comment")
-    review = _review_for_update(uow, review_id)
-    balance = _balance(uow, review)
-    if balance is not None:
-        balance.quarantined_doses, balance.updated_at = (
-            max(0, balance.quarantined_doses - review.doses),
-            now,
-        )
+    review, balance = _review_for_update(uow, review_id)
     _decide(review, "released", comment, actor, now)
+    holds.settle(uow.session, balance)
+    balance.updated_at = now
+    _usable_stock_changed(uow, review.store_id, now)
     uow.commit()
     return review
 
@@ -775,13 +748,16 @@ def release_review(
 def discard_review(
     uow: UnitOfWork, *, review_id: int, comment: str | None, actor: str, now: dt.datetime
 ) -> QuarantineReview:
-    """Discard the held doses: recorded as wastage (heat_exposure or frozen) by the ledger."""
+    """Discard the held doses: recorded once as wastage (heat_exposure or frozen) by the ledger.
+
+    Other pending reviews of the lot in the unit keep what stays held; those left holding nothing
+    are closed as discarded under this review, with no second wastage.
+    """
     from logistics.services.stock import record_wastage
 
-    review = _review_for_update(uow, review_id)
-    balance = _balance(uow, review)
-    # Doses may have left the unit since (e.g. counted, or partly discarded): discard what is held.
-    doses = min(review.doses, balance.quarantined_doses) if balance else 0
+    review, balance = _review_for_update(uow, review_id)
+    doses = review.doses  # never more than the unit holds (logistics.services.holds)
+    _decide(review, "discarded", comment, actor, now)
     if doses > 0:
         record_wastage(
             uow,
@@ -796,7 +772,8 @@ def discard_review(
             note=comment,
             from_quarantine=True,
         )
-    _decide(review, "discarded", comment, actor, now)
+    holds.close_emptied(uow.session, balance, by=review, actor=actor, now=now)
+    _usable_stock_changed(uow, review.store_id, now)
     uow.commit()
     return review
 

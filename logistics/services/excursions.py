@@ -389,18 +389,36 @@ def _evaluation_start(
     )
     if stored is not None:
         since = min(since, stored)
-    # Start from a reading inside every limit, so an episode is never cut at its beginning.
+    # Start, for every logger, from one of its readings inside every limit, so no logger's
+    # episode is cut at its beginning (each logger's series is evaluated on its own).
     low, high = _innermost(rules)
-    calm = uow.session.scalar(
-        select(func.max(Reading.ts)).where(
+    calm = uow.session.execute(
+        select(Reading.sensor_id, func.max(Reading.ts))
+        .where(
             Reading.unit_id == unit_id,
             Reading.ts <= since,
             Reading.ts >= since - MAX_LOOKBACK,
             Reading.temp_c > low,
             Reading.temp_c < high,
         )
+        .group_by(Reading.sensor_id)
     )
-    return calm if calm is not None else since
+    return min([since, *(ts for _sensor, ts in calm)])
+
+
+def _findings_per_logger(
+    samples: dict[str, list[Sample]], rules: RuleSet, now: dt.datetime, max_gap: dt.timedelta
+) -> list[tuple[str, Finding]]:
+    """Each logger's series on its own (issue 11): a unit is in excursion when any logger is.
+
+    Interleaving two loggers' readings would hide a freezing logger next to a healthy one (every
+    interval would have one end in range), so a unit's loggers are never mixed.
+    """
+    return [
+        (sensor_id, finding)
+        for sensor_id, series in sorted(samples.items())
+        for finding in detect(series, rules, now, max_gap)
+    ]
 
 
 def evaluate_unit(
@@ -416,12 +434,17 @@ def evaluate_unit(
     max_gap = settings.alerts_max_gap_min * MINUTE
     since = _evaluation_start(uow, unit_id, rules, earliest, max_gap)
     rows = uow.session.execute(
-        select(Reading.ts, Reading.temp_c)
+        select(Reading.sensor_id, Reading.ts, Reading.temp_c)
         .where(Reading.unit_id == unit_id, Reading.ts >= since, Reading.ts <= now)
         .order_by(Reading.ts)
     )
-    samples = [Sample(ts, temp) for ts, temp in rows]
-    findings = detect(samples, rules, now, max_gap)
+    by_logger: dict[str, list[Sample]] = {}
+    samples = []
+    for sensor_id, ts, temp in rows:
+        sample = Sample(ts, temp)
+        by_logger.setdefault(sensor_id, []).append(sample)
+        samples.append(sample)
+    findings = _findings_per_logger(by_logger, rules, now, max_gap)
     stored = _reconcile(uow, unit, rules, findings, since, now)
     _sync_alerts(uow, unit, now)
     # Readings came in: a silent sensor of this unit has spoken again, its battery/power changed.
@@ -502,7 +525,7 @@ def _reconcile(
     uow: UnitOfWork,
     unit: StorageUnit,
     rules: RuleSet,
-    findings: list[Finding],
+    findings: list[tuple[str, Finding]],
     since: dt.datetime,
     now: dt.datetime,
 ) -> list[Excursion]:
@@ -516,11 +539,11 @@ def _reconcile(
     )
     lots = _lots_in_unit(uow, unit.id)
     kept: list[Excursion] = []
-    for finding in findings:
-        match = _match(existing, finding)
+    for sensor_id, finding in findings:
+        match = _match(existing, sensor_id, finding)
         is_new = match is None
         if match is None:
-            match = _new_excursion(uow, unit, rules, finding, now)
+            match = _new_excursion(uow, unit, rules, sensor_id, finding, now)
         else:
             existing.remove(match)
         _apply(match, finding, now)
@@ -541,12 +564,14 @@ def _reconcile(
     return kept
 
 
-def _match(existing: list[Excursion], finding: Finding) -> Excursion | None:
-    for excursion in existing:
+def _match(existing: list[Excursion], sensor_id: str, finding: Finding) -> Excursion | None:
+    """The stored excursion of this logger that the finding continues, if any."""
+    mine = [e for e in existing if e.sensor_id == sensor_id]
+    for excursion in mine:
         if excursion.kind == finding.kind and excursion.started_at == finding.started_at:
             return excursion
     end = finding.ended_at
-    for excursion in existing:
+    for excursion in mine:
         if (
             excursion.kind == finding.kind
             and (end is None or excursion.started_at <= end)
@@ -557,11 +582,17 @@ def _match(existing: list[Excursion], finding: Finding) -> Excursion | None:
 
 
 def _new_excursion(
-    uow: UnitOfWork, unit: StorageUnit, rules: RuleSet, finding: Finding, now: dt.datetime
+    uow: UnitOfWork,
+    unit: StorageUnit,
+    rules: RuleSet,
+    sensor_id: str,
+    finding: Finding,
+    now: dt.datetime,
 ) -> Excursion:
     excursion = Excursion(
         unit_id=unit.id,
         store_id=unit.store_id,
+        sensor_id=sensor_id,
         kind=finding.kind,
         started_at=finding.started_at,
         triggered_at=finding.triggered_at,
@@ -619,7 +650,7 @@ def _raise_excursion_alert(
         subject_id=unit.id,
         store_id=unit.store_id,
         severity=SEVERITY[excursion.kind.split("_")[1]],
-        message=f"{headline}: {excursion.minutes_outside:.0f} min outside, "
+        message=f"{headline}{_logger(excursion)}: {excursion.minutes_outside:.0f} min outside, "
         f"peak {excursion.peak_temp_c:.1f} C",
         details=_alert_details(excursion),
         now=now,
@@ -664,10 +695,15 @@ def _open_alert_exists(uow: UnitOfWork, kind: str, unit_id: int) -> bool:
     )
 
 
+def _logger(excursion: Excursion) -> str:
+    return f" (logger {excursion.sensor_id})" if excursion.sensor_id else ""
+
+
 def _alert_details(excursion: Excursion) -> dict[str, Any]:
     return {
         "excursion_id": excursion.id,
         "unit_id": excursion.unit_id,
+        "sensor_id": excursion.sensor_id,
         "started_at": excursion.started_at.isoformat(),
         "triggered_at": excursion.triggered_at.isoformat(),
         "peak_temp_c": excursion.peak_temp_c,

@@ -54,11 +54,13 @@ def recalled_lots(
 
 
 def _lot_for_update(uow: UnitOfWork, lot_id: int) -> Lot:
-    lot = (
-        uow.session.get(Lot, lot_id, with_for_update=is_postgres(uow.session))
-        if 0 < lot_id < 2**31
-        else None
-    )
+    """The lot, locked: its recalls are placed and lifted one at a time."""
+    lot = None
+    if 0 < lot_id < 2**31:
+        query = select(Lot).where(Lot.id == lot_id)
+        if is_postgres(uow.session):
+            query = query.with_for_update(of=Lot)
+        lot = uow.session.scalars(query.execution_options(populate_existing=True)).first()
     if lot is None:
         raise NotFound(f"no lot {lot_id}", field="lot_id")
     return lot
@@ -116,19 +118,24 @@ def place_recall(
 
 
 def lift_recall(
-    uow: UnitOfWork, *, lot_id: int, recall_id: int, reason: str, actor: str, now: dt.datetime
+    uow: UnitOfWork,
+    *,
+    lot_id: int,
+    store_id: int | None,
+    reason: str,
+    actor: str,
+    now: dt.datetime,
 ) -> LotRecall:
-    """Lift a recall of a lot, with the reason. Does not commit."""
+    """Lift the recall of a lot in a store's subtree (None: the network-wide one). No commit."""
     reason = _reason(reason)
     lot = _lot_for_update(uow, lot_id)
-    recall = next((r for r in _active(uow, lot_id) if r.id == recall_id), None)
+    _store_path(uow, store_id)
+    recall = next((r for r in _active(uow, lot_id) if r.store_id == store_id), None)
     if recall is None:
-        known = uow.session.get(LotRecall, recall_id) if 0 < recall_id < 2**31 else None
-        if known is None or known.lot_id != lot_id:
-            raise NotFound(f"lot {lot_id} has no recall {recall_id}", field="recall_id")
-        raise Conflict(f"recall {recall_id} was already lifted", field="recall_id")
+        where = f"store {store_id}" if store_id is not None else "the whole network"
+        raise NotFound(f"lot {lot.lot_number} is not recalled in {where}", field="store_id")
     recall.lifted_at, recall.lifted_by, recall.lift_reason = now, actor, reason
-    if recall.store_id is None:
+    if store_id is None:
         lot.quarantined = False
     uow.session.flush()
     _after_change(uow, lot.id, now)

@@ -804,7 +804,7 @@ def discard_review(
             reason=review.reason,
             actor=actor,
             occurred_at=now,
-            client_id=f"quarantine-review-{review.id}",
+            client_id=holds.discard_client_id(review),
             note=comment,
             from_quarantine=True,
         )

@@ -81,7 +81,8 @@ def follow(
 ) -> None:
     """Keep the held doses right after `doses` (signed) of the lot entered or left the unit."""
     if doses > 0:
-        if hold_arrival(session, balance, doses, occurred_at, now):
+        # from_held on a credit: the doses return to the held doses (a discard reversed).
+        if hold_arrival(session, balance, doses, occurred_at, now) or from_held:
             settle(session, balance)
     elif from_held:
         settle(session, balance, taken_from_held=-doses)
@@ -196,6 +197,40 @@ def blocking_held(session: Session, unit_id: int, lot_id: int, at: dt.datetime) 
         )
     )
     return max(session.scalars(query), default=0)
+
+
+REVIEW_DISCARD_PREFIX = "quarantine-review-"
+
+
+def discard_client_id(review: QuarantineReview) -> str:
+    """The client id of the wastage a review's discard records (once per review)."""
+    return f"{REVIEW_DISCARD_PREFIX}{review.id}"
+
+
+def reopen_discarded(session: Session, client_id: str, doses: int, now: dt.datetime) -> bool:
+    """A reversed discard brings its doses back held: its review is pending again.
+
+    Returns whether the movement was a review's discard (its reversal's doses go back held).
+    """
+    if not client_id.startswith(REVIEW_DISCARD_PREFIX):
+        return False
+    review = session.get(QuarantineReview, int(client_id[len(REVIEW_DISCARD_PREFIX) :]))
+    if review is None:
+        return False
+    twin = next(
+        (
+            r
+            for r in pending_reviews(session, review.unit_id, review.lot_id)
+            if r.excursion_id == review.excursion_id
+        ),
+        None,
+    )
+    if twin is not None:  # doses that arrived since hold a pending review of the same alarm
+        twin.doses += doses
+        return True
+    review.state, review.doses, review.decided_at, review.decided_by = "pending", doses, None, None
+    review.comment = f"discard reversed at {now.isoformat()}; was: {review.comment or ''}"[:2000]
+    return True
 
 
 def close_emptied(

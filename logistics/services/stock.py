@@ -707,7 +707,13 @@ def reverse_movement(
         shipment_id=original.shipment_id,
         reason=(reason or "")[:40] or None,
     )
-    changes = [Change(e.unit_id, e.lot_id, -e.doses) for e in original.entries]
+    # A review's discard reversed: the doses come back held, its review pending again.
+    held = original.kind == rules.WASTAGE and holds.reopen_discarded(
+        uow.session, original.client_id, -sum(e.doses for e in original.entries), rec.recorded_at
+    )
+    changes = [
+        Change(e.unit_id, e.lot_id, -e.doses, from_quarantine=held) for e in original.entries
+    ]
     return _post(uow, movement, changes, rec)
 
 

@@ -131,3 +131,18 @@ def test_arrivals_after_the_lot_was_released_during_the_alarm_get_a_review(runti
         ]
     assert reviews == [("released", 500), ("pending", 50)]
     assert state(runtime)[0] == (550, 50)
+
+
+def test_a_reversed_discard_brings_the_doses_back_held(runtime, tree):
+    from logistics.services.stock import reverse_movement
+
+    heat_then_freeze(runtime)
+    decide(runtime, "frozen", discard_review, T0 + 13 * H)
+    with runtime.uow() as uow:
+        wastage = uow.session.scalars(select(Movement).where(Movement.kind == "wastage")).one()
+        reverse_movement(uow, movement_id=wastage.id, actor="asha", client_id=None)
+        uow.commit()
+    # The frozen doses are back in the unit, held again until an officer decides once more.
+    doses, reviews, _ = state(runtime)
+    assert doses == (500, 500)
+    assert reviews["frozen"] == ("pending", 500)

@@ -53,6 +53,14 @@ def recalled_lots(
     return {s.lot_id for s in found if s.covers(path)}
 
 
+def has_network_recall(session: Session, lot_id: int) -> bool:
+    """Tell whether a network-wide recall of the lot is in force (it sets Lot.quarantined)."""
+    query = select(LotRecall.id).where(
+        LotRecall.lot_id == lot_id, LotRecall.store_id.is_(None), LotRecall.lifted_at.is_(None)
+    )
+    return session.scalar(query.limit(1)) is not None
+
+
 def _lot_for_update(uow: UnitOfWork, lot_id: int) -> Lot:
     """The lot, locked: its recalls are placed and lifted one at a time."""
     lot = None

@@ -162,6 +162,8 @@ def stock_at(
     if later is None:
         later = later_changes(session, balance.unit_id, balance.lot_id, at)
     held = recalls.recalled_lots(session, balance.store_id, [balance.lot_id], at)
+    # A network-wide recall sets Lot.quarantined now; at `at` only its record tells.
+    flagged = balance.lot.quarantined and not recalls.has_network_recall(session, balance.lot_id)
     return rules.LotStock(
         balance.unit_id,
         balance.lot_id,
@@ -171,7 +173,7 @@ def stock_at(
         if balance.quarantined_doses
         else 0,
         balance.vvm_stage,
-        balance.lot.quarantined or bool(held),
+        flagged or bool(held),
     )
 
 

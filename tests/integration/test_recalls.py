@@ -264,3 +264,23 @@ def test_reason_expired_is_refused_for_a_lot_still_valid(client, uow, site):
         },
     )
     assert response.status_code == 422 and "has not expired" in response.json["detail"]
+
+
+def test_doses_given_before_a_recall_are_still_recorded(client, site):
+    before = dt.datetime.now(dt.UTC).isoformat()  # after the receipt, before each recall
+    for store_id in (site.state.id, None):
+        assert recall(client, site.lot.id, store_id).status_code == 201
+        late_report = client.post(
+            "/api/consumptions",
+            json={
+                "client_id": str(uuid.uuid4()),
+                "store_id": site.centre.id,
+                "unit_id": site.ilr.id,
+                "lot_id": site.lot.id,
+                "doses": 10,
+                "occurred_at": before,
+            },
+        )
+        assert late_report.status_code == 201, late_report.json
+        assert consume(client, site).status_code == 409  # given now: held by the recall
+        assert lift(client, site.lot.id, store_id).status_code == 200

@@ -511,9 +511,7 @@ def cancel_booking(uow: UnitOfWork, *, booking_id: int, actor: str, now: dt.date
 # --- end of session ----------------------------------------------------------------------------
 
 
-def _fefo_stock(
-    uow: UnitOfWork, store_id: int, product_id: int, at: dt.datetime
-) -> list[LotStock]:
+def _fefo_stock(uow: UnitOfWork, store_id: int, product_id: int, at: dt.datetime) -> list[LotStock]:
     """The centre's stock of a product as it was usable at `at` (when the session's doses left).
 
     A report of doses given before an alarm or a recall is never blocked by it (issue 11).

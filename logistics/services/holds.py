@@ -182,9 +182,12 @@ def proposal(kind: str, product: Product) -> str:
 
 
 def blocking_held(session: Session, unit_id: int, lot_id: int, at: dt.datetime) -> int:
-    """Held doses that were already unsafe at `at`: those of reviews of alarms started by then.
+    """Held doses that were already unusable at `at`: those of alarms that had fired by then.
 
-    A consumption dated before an excursion began is never blocked by it (issue 11, point 2).
+    A record of what happened is judged against the stock usable when it happened (issue 11,
+    point 2): doses given before an excursion began, or before its alarm fired (the rule's time
+    outside was not yet reached, so the doses were usable), are never blocked by it. The
+    excursion's record and the lot's thermal history still show what those doses went through.
     """
     query = (
         select(QuarantineReview.doses)
@@ -193,7 +196,7 @@ def blocking_held(session: Session, unit_id: int, lot_id: int, at: dt.datetime) 
             QuarantineReview.unit_id == unit_id,
             QuarantineReview.lot_id == lot_id,
             QuarantineReview.state == "pending",
-            Excursion.started_at <= at,
+            Excursion.triggered_at <= at,
         )
     )
     return max(session.scalars(query), default=0)

@@ -156,7 +156,7 @@ def stock_at(
     """The balance as it was usable at `at` (issue 11, point 2): what a back-dated debit may take.
 
     Doses: the lowest running balance from `at` until now (later entries must stay covered).
-    Held: only what reviews of alarms that had started by `at` hold; a recall only if in force
+    Held: only what reviews of alarms that had fired by `at` hold; a recall only if in force
     at `at`. Expiry is judged on the caller's date; the VVM stage is today's (it only rises).
     """
     if later is None:

@@ -82,11 +82,16 @@ def test_consumption_and_wastage_dated_before_the_excursion_are_recorded(client,
     assert held(runtime, site) == (460, 460)
     with runtime.uow() as uow:
         assert uow.session.scalars(select(QuarantineReview.doses)).one() == 460
+    # Given 30 minutes into the freeze, before its 60 minutes made it an alarm: usable then.
+    early = movement(client, "/api/consumptions", site, start + dt.timedelta(minutes=40), 20)
+    assert early.status_code == 201, early.json
+    assert held(runtime, site) == (440, 440)
 
     during = movement(client, "/api/consumptions", site, start + 2 * H, 5)
     assert during.status_code == 409
     assert during.headers["Content-Type"] == "application/problem+json"
     assert during.json["available_doses"] == 0
+    assert held(runtime, site) == (440, 440)
 
 
 def _yesterday_session(runtime, site, slot_end: dt.time) -> int:

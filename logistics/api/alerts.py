@@ -134,6 +134,9 @@ class ExcursionSchema(ma.Schema):
     id = ma.fields.Integer(required=True)
     unit_id = ma.fields.Integer(required=True)
     store_id = ma.fields.Integer(required=True)
+    sensor_id = ma.fields.String(
+        allow_none=True, metadata={"description": "The logger whose readings showed it"}
+    )
     kind = ma.fields.String(required=True)
     started_at = ma.fields.AwareDateTime(required=True)
     triggered_at = ma.fields.AwareDateTime(required=True)

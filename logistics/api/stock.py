@@ -29,7 +29,7 @@ from logistics.api.context import current_actor, settings
 from logistics.api.idempotency import HEADER_DOC, record_once
 from logistics.api.problems import PROBLEM_JSON, ProblemSchema
 from logistics.domain import stock as rules
-from logistics.services import stock, trace
+from logistics.services import recalls, stock, trace
 
 blp = Blueprint(
     "stock", __name__, url_prefix="/api", description="Stock movements, balances, traceability"
@@ -489,6 +489,86 @@ class Reversal(MethodView):
             ),
             MovementSchema(),
             args["client_id"],
+        )
+
+
+# --- recalls: a hold on a whole lot in a subtree (issue 11, point 7) ---
+
+
+class RecallInSchema(ma.Schema):
+    store_id = ident(
+        metadata={
+            "description": "Hold the lot in this store's subtree (a state officer: their state); "
+            "leave out to hold it in the whole network (administrators)"
+        }
+    )
+    reason = text(2000, required=True, metadata={"description": "Why (e.g. the recall notice)"})
+
+
+class RecallSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    lot_id = ma.fields.Integer(required=True)
+    store_id = ma.fields.Integer(allow_none=True, metadata={"description": "null: whole network"})
+    reason = ma.fields.String(required=True)
+    placed_by = ma.fields.String(required=True)
+    placed_at = ma.fields.DateTime(required=True)
+    lifted_at = ma.fields.DateTime(allow_none=True)
+    lifted_by = ma.fields.String(allow_none=True)
+    lift_reason = ma.fields.String(allow_none=True)
+
+
+def _recall_doc(view: Any) -> Any:
+    view = blp.doc(**IDEMPOTENCY_DOC)(view)
+    view = blp.alt_response(404, response="NOT_FOUND")(view)
+    return blp.alt_response(409, schema=ProblemSchema, content_type=PROBLEM_JSON)(view)
+
+
+@blp.route("/lots/<int:lot_id>/recalls")
+class LotRecalls(MethodView):
+    @blp.response(200, RecallSchema(many=True))
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, lot_id: int) -> Any:
+        """Every recall of a lot, newest first, lifted ones too."""
+        return recalls.list_recalls(request_uow(), lot_id=lot_id)
+
+    @blp.arguments(RecallInSchema)
+    @blp.response(201, RecallSchema)
+    @_recall_doc
+    def post(self, args: dict[str, Any], lot_id: int) -> Any:
+        """Recall a lot: no dose of it is issued, given or booked in the subtree until lifted."""
+        return record_once(
+            lambda uow: recalls.place_recall(
+                uow,
+                lot_id=lot_id,
+                store_id=args.get("store_id"),
+                reason=args["reason"],
+                actor=current_actor(),
+                now=stock.utcnow(),
+            ),
+            RecallSchema(),
+            None,
+        )
+
+
+@blp.route("/lots/<int:lot_id>/recalls/lift")
+class LotRecallLift(MethodView):
+    @blp.arguments(RecallInSchema)
+    @blp.response(200, RecallSchema)
+    @_recall_doc
+    def post(self, args: dict[str, Any], lot_id: int) -> Any:
+        """Lift the recall of a lot in a subtree (or the network-wide one), with the reason."""
+        return record_once(
+            lambda uow: recalls.lift_recall(
+                uow,
+                lot_id=lot_id,
+                store_id=args.get("store_id"),
+                reason=args["reason"],
+                actor=current_actor(),
+                now=stock.utcnow(),
+            ),
+            RecallSchema(),
+            None,
+            status=200,
         )
 
 

@@ -154,6 +154,10 @@ WRITE_RULES: Mapping[str, Rule] = {
     "stock.Wastages": Rule(Permission.STOCK, _MOVEMENT_AT_UNIT),
     "stock.Counts": Rule(Permission.STOCK, _MOVEMENT_AT_UNIT),
     "stock.Reversal": Rule(Permission.STOCK, (view("movement_id", "movement"),)),
+    # A recall holds a lot in a subtree: state officers over their state, admins anywhere (a
+    # recall without a store holds the lot in the whole network: network-wide grants only).
+    "stock.LotRecalls": Rule(Permission.PRODUCTS, (body("store_id", optional=True),)),
+    "stock.LotRecallLift": Rule(Permission.PRODUCTS, (body("store_id", optional=True),)),
     # catalog (issue 2): the tree below one's store; products and lots are shared reference data
     "catalog.StoreLevels": ADMIN_ONLY,
     "catalog.Stores": Rule(Permission.STORES, (body("parent_id"),)),  # a root store: admins

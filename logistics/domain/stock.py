@@ -35,8 +35,17 @@ WASTAGE_REASONS = (
     "lost",
     "other",
 )
-# Why a shipment arrived with fewer doses than were issued.
-SHORT_RECEIPT_REASONS = ("short", "damaged", "frozen", "heat_exposure", "lost", "other")
+# Why a shipment arrived with fewer doses than were issued ("expired": a lot that expired on the
+# way is received as 0 doses, never into usable stock).
+SHORT_RECEIPT_REASONS = (
+    "short",
+    "damaged",
+    "frozen",
+    "heat_exposure",
+    "expired",
+    "lost",
+    "other",
+)
 
 # WHO VVM stages 1-2 are usable; 3 reached the discard point, 4 is beyond it.
 VVM_USABLE_MAX = 2
@@ -86,6 +95,23 @@ def usable_doses(stock: LotStock, on: dt.date) -> int:
     ):
         return 0
     return max(stock.doses - stock.quarantined_doses, 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class RecallScope:
+    """A recall in force: one lot, held in the subtree whose root has this path (None: all)."""
+
+    lot_id: int
+    store_path: str | None
+
+    def covers(self, path: str) -> bool:
+        """Tell whether the recall holds the lot at the store with this path."""
+        return self.store_path is None or path.startswith(self.store_path)
+
+
+def recalled(lot_id: int, path: str, scopes: Iterable[RecallScope]) -> bool:
+    """Tell whether any recall in force holds this lot at the store with this path."""
+    return any(s.lot_id == lot_id and s.covers(path) for s in scopes)
 
 
 @dataclasses.dataclass(frozen=True)

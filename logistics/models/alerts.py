@@ -121,7 +121,8 @@ class Excursion(Base):
 
     __tablename__ = "excursions"
     __table_args__ = (
-        UniqueConstraint("unit_id", "kind", "started_at"),
+        # Each logger's series is evaluated on its own (issue 11): one excursion per logger.
+        UniqueConstraint("unit_id", "sensor_id", "kind", "started_at"),
         Index("ix_excursions_unit_open", "unit_id", "ended_at"),
         CheckConstraint(
             "kind IN ('heat_warning', 'heat_alarm', 'cold_warning', 'cold_alarm')",
@@ -132,6 +133,8 @@ class Excursion(Base):
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("storage_units.id"))
     store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"), index=True)
+    # The logger whose readings showed it (None: recorded before excursions named their logger).
+    sensor_id: Mapped[str | None] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[dt.datetime]
     # When the rule's duration was reached (the warning or alarm fired).
@@ -150,7 +153,16 @@ class QuarantineReview(Base):
 
     __tablename__ = "quarantine_reviews"
     __table_args__ = (
-        UniqueConstraint("excursion_id", "lot_id"),
+        # One pending review per alarm and lot; doses arriving after the lot's review was decided,
+        # while the alarm still lasts, get a review of their own.
+        Index(
+            "uq_quarantine_reviews_pending",
+            "excursion_id",
+            "lot_id",
+            unique=True,
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
         CheckConstraint("state IN ('pending', 'released', 'discarded')", name="state_known"),
         CheckConstraint(
             "proposed_decision IN ('release', 'discard', 'review')", name="proposal_known"
@@ -162,6 +174,8 @@ class QuarantineReview(Base):
     unit_id: Mapped[int] = mapped_column(ForeignKey("storage_units.id"))
     store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"), index=True)
     lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"))
+    # Doses this review holds: every dose of the lot in the unit when the alarm fired, plus
+    # arrivals while it lasts, never more than the unit holds (logistics.services.holds).
     doses: Mapped[int]
     reason: Mapped[str] = mapped_column(String(32))  # heat_exposure or frozen
     proposed_decision: Mapped[str] = mapped_column(String(16))

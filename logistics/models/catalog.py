@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from logistics.db import Base
@@ -111,7 +111,31 @@ class Lot(Base):
     manufacturer: Mapped[str] = mapped_column(String(200))
     expiry_date: Mapped[dt.date]
     gtin: Mapped[str | None] = mapped_column(String(14))
-    # A lot-wide hold (e.g. a recall); stock of a quarantined lot is never issued or booked.
+    # A network-wide hold (a recall of the whole lot, kept by logistics.services.recalls);
+    # stock of a quarantined lot is never issued or booked.
     quarantined: Mapped[bool] = mapped_column(default=False)
 
     product: Mapped[Product] = relationship(lazy="joined")
+
+
+class LotRecall(Base):
+    """A hold on every dose of a lot in a store's subtree (None: the whole network), until lifted.
+
+    Placed and lifted by a state officer (their state) or an administrator, both with a reason;
+    the row is the record of who held the lot, when and why, and who lifted the hold.
+    """
+
+    __tablename__ = "lot_recalls"
+    __table_args__ = (Index("ix_lot_recalls_lot_active", "lot_id", "lifted_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"))
+    store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"))
+    # Copy of the store's path: a balance is held when its store's path starts with it.
+    store_path: Mapped[str | None] = mapped_column(String(512))
+    reason: Mapped[str] = mapped_column(Text)
+    placed_by: Mapped[str] = mapped_column(String(100))
+    placed_at: Mapped[dt.datetime]
+    lifted_at: Mapped[dt.datetime | None]
+    lifted_by: Mapped[str | None] = mapped_column(String(100))
+    lift_reason: Mapped[str | None] = mapped_column(Text)

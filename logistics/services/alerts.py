@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from logistics.db import UnitOfWork, is_postgres
 from logistics.domain.alerts import (
@@ -447,7 +447,13 @@ def check_stock_states(uow: UnitOfWork, *, now: dt.datetime) -> tuple[int, int]:
             select(
                 StockBalance.store_id,
                 Lot.product_id,
-                func.sum(StockBalance.doses - StockBalance.quarantined_doses),
+                # A lot recalled network-wide is not stock a store can use (issue 11).
+                func.sum(
+                    case(
+                        (Lot.quarantined, 0),
+                        else_=StockBalance.doses - StockBalance.quarantined_doses,
+                    )
+                ),
             )
             .join(Lot, Lot.id == StockBalance.lot_id)
             .group_by(StockBalance.store_id, Lot.product_id)

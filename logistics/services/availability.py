@@ -23,10 +23,12 @@ from sqlalchemy.orm import selectinload
 
 from logistics.db import UnitOfWork
 from logistics.domain import slots as rules
+from logistics.domain import stock as stock_rules
 from logistics.errors import NotFound
 from logistics.models.catalog import Lot, Product, Store
 from logistics.models.sessions import AvailabilityVersion, Session, SessionReport, Slot
 from logistics.models.stock import Shipment, ShipmentLine, StockBalance
+from logistics.services.recalls import scopes as recall_scopes
 from logistics.services.sessions import MAX_ID, district_of
 
 COWIN_DATE = "%d-%m-%Y"  # CoWIN's public API writes dates as DD-MM-YYYY
@@ -263,6 +265,7 @@ def _add_stock(uow: UnitOfWork, rows: _Rows) -> None:
         select(
             StockBalance.store_id,
             Lot.product_id,
+            StockBalance.lot_id,
             StockBalance.doses,
             StockBalance.quarantined_doses,
             StockBalance.vvm_stage,
@@ -272,8 +275,15 @@ def _add_stock(uow: UnitOfWork, rows: _Rows) -> None:
         .join(Lot, Lot.id == StockBalance.lot_id)
         .where(StockBalance.store_id.in_(rows.centres), StockBalance.doses > 0)
     )
-    for store_id, product_id, *line in uow.session.execute(query):
-        rows.at(store_id, product_id).lines.append(rules.StockLine(*line))
+    found = list(uow.session.execute(query))
+    scopes = recall_scopes(uow.session, {row[2] for row in found})
+    for store_id, product_id, lot_id, doses, held, vvm, expiry, lot_held in found:
+        path = rows.centres[store_id].path
+        rows.at(store_id, product_id).lines.append(
+            rules.StockLine(
+                doses, held, vvm, expiry, lot_held or stock_rules.recalled(lot_id, path, scopes)
+            )
+        )
 
 
 def _add_sessions(uow: UnitOfWork, rows: _Rows) -> None:

@@ -31,6 +31,7 @@ from logistics.models.catalog import Lot, Product, StorageUnit
 from logistics.models.readings import Reading
 from logistics.models.stock import StockBalance
 from logistics.runtime import Runtime
+from logistics.services import holds
 from logistics.services.alerts import check_sensors, clear_alert, raise_alert
 
 log = logging.getLogger(__name__)
@@ -396,18 +397,36 @@ def _evaluation_start(
     )
     if stored is not None:
         since = min(since, stored)
-    # Start from a reading inside every limit, so an episode is never cut at its beginning.
+    # Start, for every logger, from one of its readings inside every limit, so no logger's
+    # episode is cut at its beginning (each logger's series is evaluated on its own).
     low, high = _innermost(rules)
-    calm = uow.session.scalar(
-        select(func.max(Reading.ts)).where(
+    calm = uow.session.execute(
+        select(Reading.sensor_id, func.max(Reading.ts))
+        .where(
             Reading.unit_id == unit_id,
             Reading.ts <= since,
             Reading.ts >= since - MAX_LOOKBACK,
             Reading.temp_c > low,
             Reading.temp_c < high,
         )
+        .group_by(Reading.sensor_id)
     )
-    return calm if calm is not None else since
+    return min([since, *(ts for _sensor, ts in calm)])
+
+
+def _findings_per_logger(
+    samples: dict[str, list[Sample]], rules: RuleSet, now: dt.datetime, max_gap: dt.timedelta
+) -> list[tuple[str, Finding]]:
+    """Each logger's series on its own (issue 11): a unit is in excursion when any logger is.
+
+    Interleaving two loggers' readings would hide a freezing logger next to a healthy one (every
+    interval would have one end in range), so a unit's loggers are never mixed.
+    """
+    return [
+        (sensor_id, finding)
+        for sensor_id, series in sorted(samples.items())
+        for finding in detect(series, rules, now, max_gap)
+    ]
 
 
 def evaluate_unit(
@@ -423,12 +442,17 @@ def evaluate_unit(
     max_gap = settings.alerts_max_gap_min * MINUTE
     since = _evaluation_start(uow, unit_id, rules, earliest, max_gap)
     rows = uow.session.execute(
-        select(Reading.ts, Reading.temp_c)
+        select(Reading.sensor_id, Reading.ts, Reading.temp_c)
         .where(Reading.unit_id == unit_id, Reading.ts >= since, Reading.ts <= now)
         .order_by(Reading.ts)
     )
-    samples = [Sample(ts, temp) for ts, temp in rows]
-    findings = detect(samples, rules, now, max_gap)
+    by_logger: dict[str, list[Sample]] = {}
+    samples = []
+    for sensor_id, ts, temp in rows:
+        sample = Sample(ts, temp)
+        by_logger.setdefault(sensor_id, []).append(sample)
+        samples.append(sample)
+    findings = _findings_per_logger(by_logger, rules, now, max_gap)
     stored = _reconcile(uow, unit, rules, findings, since, now)
     _sync_alerts(uow, unit, now)
     # Readings came in: a silent sensor of this unit has spoken again, its battery/power changed.
@@ -510,7 +534,7 @@ def _reconcile(
     uow: UnitOfWork,
     unit: StorageUnit,
     rules: RuleSet,
-    findings: list[Finding],
+    findings: list[tuple[str, Finding]],
     since: dt.datetime,
     now: dt.datetime,
 ) -> list[Excursion]:
@@ -524,11 +548,11 @@ def _reconcile(
     )
     lots = _lots_in_unit(uow, unit.id)
     kept: list[Excursion] = []
-    for finding in findings:
-        match = _match(existing, finding)
+    for sensor_id, finding in findings:
+        match = _match(existing, sensor_id, finding)
         is_new = match is None
         if match is None:
-            match = _new_excursion(uow, unit, rules, finding, now)
+            match = _new_excursion(uow, unit, rules, sensor_id, finding, now)
         else:
             existing.remove(match)
         _apply(match, finding, now)
@@ -549,12 +573,14 @@ def _reconcile(
     return kept
 
 
-def _match(existing: list[Excursion], finding: Finding) -> Excursion | None:
-    for excursion in existing:
+def _match(existing: list[Excursion], sensor_id: str, finding: Finding) -> Excursion | None:
+    """The stored excursion of this logger that the finding continues, if any."""
+    mine = [e for e in existing if e.sensor_id == sensor_id]
+    for excursion in mine:
         if excursion.kind == finding.kind and excursion.started_at == finding.started_at:
             return excursion
     end = finding.ended_at
-    for excursion in existing:
+    for excursion in mine:
         if (
             excursion.kind == finding.kind
             and (end is None or excursion.started_at <= end)
@@ -565,11 +591,17 @@ def _match(existing: list[Excursion], finding: Finding) -> Excursion | None:
 
 
 def _new_excursion(
-    uow: UnitOfWork, unit: StorageUnit, rules: RuleSet, finding: Finding, now: dt.datetime
+    uow: UnitOfWork,
+    unit: StorageUnit,
+    rules: RuleSet,
+    sensor_id: str,
+    finding: Finding,
+    now: dt.datetime,
 ) -> Excursion:
     excursion = Excursion(
         unit_id=unit.id,
         store_id=unit.store_id,
+        sensor_id=sensor_id,
         kind=finding.kind,
         started_at=finding.started_at,
         triggered_at=finding.triggered_at,
@@ -627,7 +659,7 @@ def _raise_excursion_alert(
         subject_id=unit.id,
         store_id=unit.store_id,
         severity=SEVERITY[excursion.kind.split("_")[1]],
-        message=f"{headline}: {excursion.minutes_outside:.0f} min outside, "
+        message=f"{headline}{_logger(excursion)}: {excursion.minutes_outside:.0f} min outside, "
         f"peak {excursion.peak_temp_c:.1f} C",
         details=_alert_details(excursion),
         now=now,
@@ -672,10 +704,15 @@ def _open_alert_exists(uow: UnitOfWork, kind: str, unit_id: int) -> bool:
     )
 
 
+def _logger(excursion: Excursion) -> str:
+    return f" (logger {excursion.sensor_id})" if excursion.sensor_id else ""
+
+
 def _alert_details(excursion: Excursion) -> dict[str, Any]:
     return {
         "excursion_id": excursion.id,
         "unit_id": excursion.unit_id,
+        "sensor_id": excursion.sensor_id,
         "started_at": excursion.started_at.isoformat(),
         "triggered_at": excursion.triggered_at.isoformat(),
         "peak_temp_c": excursion.peak_temp_c,
@@ -691,35 +728,9 @@ def quarantine_unit(uow: UnitOfWork, excursion: Excursion, now: dt.datetime) -> 
     """Hold every lot in the unit after an alarm, with one review per lot; return lots newly held.
 
     Idempotent: a lot already under review for this excursion is left as the officer left it.
+    The held doses themselves are kept by logistics.services.holds, their only writer.
     """
-    reviewed = set(
-        uow.session.scalars(
-            select(QuarantineReview.lot_id).where(QuarantineReview.excursion_id == excursion.id)
-        )
-    )
-    query = select(StockBalance).where(
-        StockBalance.unit_id == excursion.unit_id, StockBalance.doses > 0
-    )
-    balances = uow.session.scalars(_locked(uow, query, StockBalance))
-    held = 0
-    for balance in balances:
-        if balance.lot_id in reviewed:
-            continue
-        balance.quarantined_doses, balance.updated_at = balance.doses, now
-        uow.session.add(
-            QuarantineReview(
-                excursion_id=excursion.id,
-                unit_id=excursion.unit_id,
-                store_id=excursion.store_id,
-                lot_id=balance.lot_id,
-                doses=balance.doses,
-                reason=_reason(excursion),
-                proposed_decision=_proposal(excursion, balance.lot.product),
-                state="pending",
-                created_at=now,
-            )
-        )
-        held += 1
+    held = holds.hold_for_alarm(uow.session, excursion, now)
     if held:
         # Held doses may no longer cover the sessions the centre has opened (issue 5, point 4).
         from logistics.services.sessions import check_commitments
@@ -728,34 +739,28 @@ def quarantine_unit(uow: UnitOfWork, excursion: Excursion, now: dt.datetime) -> 
     return held
 
 
-def _reason(excursion: Excursion) -> str:
-    return "heat_exposure" if excursion.kind.startswith("heat") else "frozen"
+def _review_for_update(uow: UnitOfWork, review_id: int) -> tuple[QuarantineReview, StockBalance]:
+    """The pending review and its balance, both locked: the balance first, as every movement does.
 
-
-def _proposal(excursion: Excursion, product: Product) -> str:
-    """A frozen freeze-sensitive vaccine is discarded (shared/domain.md); else an officer judges."""
-    if excursion.kind == "cold_alarm" and product.freeze_sensitive:
-        return "discard"
-    return "review"
-
-
-def _review_for_update(uow: UnitOfWork, review_id: int) -> QuarantineReview:
+    Movements lock the balance and then touch its reviews; locking in the same order here means a
+    decision and a concurrent receipt of the lot into the unit never deadlock.
+    """
+    found = uow.session.get(QuarantineReview, review_id) if 0 < review_id < 2**63 else None
+    if found is None:
+        raise NotFound(f"quarantine review {review_id} does not exist")
+    query = select(StockBalance).where(
+        StockBalance.unit_id == found.unit_id, StockBalance.lot_id == found.lot_id
+    )
+    balance = uow.session.scalars(
+        _locked(uow, query, StockBalance).execution_options(populate_existing=True)
+    ).one()
     query = select(QuarantineReview).where(QuarantineReview.id == review_id)
     review = uow.session.scalars(
-        query.with_for_update() if is_postgres(uow.session) else query
-    ).first()
-    if review is None:
-        raise NotFound(f"quarantine review {review_id} does not exist")
+        _locked(uow, query, QuarantineReview).execution_options(populate_existing=True)
+    ).one()
     if review.state != "pending":
         raise Conflict(f"quarantine review {review_id} is already {review.state}")
-    return review
-
-
-def _balance(uow: UnitOfWork, review: QuarantineReview) -> StockBalance | None:
-    query = select(StockBalance).where(
-        StockBalance.unit_id == review.unit_id, StockBalance.lot_id == review.lot_id
-    )
-    return uow.session.scalars(_locked(uow, query, StockBalance)).first()
+    return review, balance
 
 
 def _locked(uow: UnitOfWork, query: Any, model: Any) -> Any:
@@ -763,20 +768,24 @@ def _locked(uow: UnitOfWork, query: Any, model: Any) -> Any:
     return query.with_for_update(of=model) if is_postgres(uow.session) else query
 
 
+def _usable_stock_changed(uow: UnitOfWork, store_id: int, now: dt.datetime) -> None:
+    """Sessions and the public availability see a decision at once (issue 11, point 6)."""
+    from logistics.services.sessions import check_commitments
+
+    check_commitments(uow, store_id, now)
+
+
 def release_review(
     uow: UnitOfWork, *, review_id: int, comment: str, actor: str, now: dt.datetime
 ) -> QuarantineReview:
-    """An officer judges the lot usable: its doses are no longer held."""
+    """An officer judges the lot usable: what no other pending review holds is no longer held."""
     if not (comment or "").strip():
         raise Invalid("a comment is required to release quarantined doses", field="comment")
-    review = _review_for_update(uow, review_id)
-    balance = _balance(uow, review)
-    if balance is not None:
-        balance.quarantined_doses, balance.updated_at = (
-            max(0, balance.quarantined_doses - review.doses),
-            now,
-        )
+    review, balance = _review_for_update(uow, review_id)
     _decide(review, "released", comment, actor, now)
+    holds.settle(uow.session, balance)
+    balance.updated_at = now
+    _usable_stock_changed(uow, review.store_id, now)
     uow.commit()
     return review
 
@@ -784,13 +793,16 @@ def release_review(
 def discard_review(
     uow: UnitOfWork, *, review_id: int, comment: str | None, actor: str, now: dt.datetime
 ) -> QuarantineReview:
-    """Discard the held doses: recorded as wastage (heat_exposure or frozen) by the ledger."""
+    """Discard the held doses: recorded once as wastage (heat_exposure or frozen) by the ledger.
+
+    Other pending reviews of the lot in the unit keep what stays held; those left holding nothing
+    are closed as discarded under this review, with no second wastage.
+    """
     from logistics.services.stock import record_wastage
 
-    review = _review_for_update(uow, review_id)
-    balance = _balance(uow, review)
-    # Doses may have left the unit since (e.g. counted, or partly discarded): discard what is held.
-    doses = min(review.doses, balance.quarantined_doses) if balance else 0
+    review, balance = _review_for_update(uow, review_id)
+    doses = review.doses  # never more than the unit holds (logistics.services.holds)
+    _decide(review, "discarded", comment, actor, now)
     if doses > 0:
         record_wastage(
             uow,
@@ -801,11 +813,12 @@ def discard_review(
             reason=review.reason,
             actor=actor,
             occurred_at=now,
-            client_id=f"quarantine-review-{review.id}",
+            client_id=holds.discard_client_id(review),
             note=comment,
             from_quarantine=True,
         )
-    _decide(review, "discarded", comment, actor, now)
+    holds.close_emptied(uow.session, balance, by=review, actor=actor, now=now)
+    _usable_stock_changed(uow, review.store_id, now)
     uow.commit()
     return review
 

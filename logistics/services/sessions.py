@@ -24,7 +24,8 @@ from logistics.errors import Conflict, InsufficientStock, Invalid, NotFound
 from logistics.models.catalog import Lot, Product, Store
 from logistics.models.sessions import AvailabilityVersion, Booking, Session, SessionReport, Slot
 from logistics.models.stock import Shipment, ShipmentLine, StockBalance
-from logistics.services.stock import lot_stock
+from logistics.services.recalls import recalled_lots
+from logistics.services.stock import stock_at
 
 OVERCOMMITTED = "sessions_overcommitted"
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database; larger ones cannot exist
@@ -84,6 +85,7 @@ def stock_lines(uow: UnitOfWork, store_id: int, product_id: int) -> list[rules.S
     """The centre's balances of a product, in all its units, as the rules see them."""
     query = (
         select(
+            StockBalance.lot_id,
             StockBalance.doses,
             StockBalance.quarantined_doses,
             StockBalance.vvm_stage,
@@ -95,7 +97,12 @@ def stock_lines(uow: UnitOfWork, store_id: int, product_id: int) -> list[rules.S
             StockBalance.store_id == store_id, Lot.product_id == product_id, StockBalance.doses > 0
         )
     )
-    return [rules.StockLine(*row) for row in uow.session.execute(query)]
+    rows = list(uow.session.execute(query))
+    recalled = recalled_lots(uow.session, store_id, {row[0] for row in rows})
+    return [
+        rules.StockLine(doses, held, vvm, expiry, lot_held or lot_id in recalled)
+        for lot_id, doses, held, vvm, expiry, lot_held in rows
+    ]
 
 
 def promises(
@@ -504,16 +511,21 @@ def cancel_booking(uow: UnitOfWork, *, booking_id: int, actor: str, now: dt.date
 # --- end of session ----------------------------------------------------------------------------
 
 
-def _fefo_stock(uow: UnitOfWork, store_id: int, product_id: int) -> list[LotStock]:
+def _fefo_stock(uow: UnitOfWork, store_id: int, product_id: int, at: dt.datetime) -> list[LotStock]:
+    """The centre's stock of a product as it was usable at `at` (when the session's doses left).
+
+    A report of doses given before an alarm or a recall is never blocked by it (issue 11).
+    """
     query = (
         select(StockBalance)
         .join(Lot, Lot.id == StockBalance.lot_id)
         .where(
             StockBalance.store_id == store_id, Lot.product_id == product_id, StockBalance.doses > 0
         )
+        .order_by(StockBalance.unit_id, StockBalance.lot_id)
         .with_for_update(of=StockBalance)
     )
-    return [lot_stock(b) for b in uow.session.scalars(query)]
+    return [stock_at(uow.session, b, at) for b in uow.session.scalars(query)]
 
 
 def _session_end(session: Session, now: dt.datetime, site_timezone: str) -> dt.datetime:
@@ -536,7 +548,9 @@ def _record_in_ledger(
     from logistics.services.stock import record_consumption, record_wastage
 
     picks = fefo_allocate(
-        _fefo_stock(uow, session.store_id, session.product_id), given + wasted, session.session_date
+        _fefo_stock(uow, session.store_id, session.product_id, occurred_at),
+        given + wasted,
+        session.session_date,
     )
     for pick in picks:
         used = min(given, pick.doses)

@@ -34,7 +34,7 @@ from logistics.models.stock import (
     ShipmentLine,
     StockBalance,
 )
-from logistics.services import catalog
+from logistics.services import catalog, holds, recalls
 
 UTC = dt.UTC
 
@@ -137,7 +137,7 @@ class Change:
     from_quarantine: bool = False
 
 
-def lot_stock(balance: StockBalance) -> rules.LotStock:
+def lot_stock(balance: StockBalance, recalled: bool = False) -> rules.LotStock:
     """The stored balance as the pure rules see it (FEFO, usable doses)."""
     return rules.LotStock(
         balance.unit_id,
@@ -146,17 +146,46 @@ def lot_stock(balance: StockBalance) -> rules.LotStock:
         balance.doses,
         balance.quarantined_doses,
         balance.vvm_stage,
-        balance.lot.quarantined,
+        balance.lot.quarantined or recalled,
     )
 
 
-def _check_usable(balance: StockBalance, change: Change, on: dt.date) -> None:
-    usable = rules.usable_doses(lot_stock(balance), on)
+def stock_at(
+    session: Session, balance: StockBalance, at: dt.datetime, later: Sequence[int] | None = None
+) -> rules.LotStock:
+    """The balance as it was usable at `at` (issue 11, point 2): what a back-dated debit may take.
+
+    Doses: the lowest running balance from `at` until now (later entries must stay covered).
+    Held: only what reviews of alarms that had fired by `at` hold; a recall only if in force
+    at `at`. Expiry is judged on the caller's date; the VVM stage is today's (it only rises).
+    """
+    if later is None:
+        later = later_changes(session, balance.unit_id, balance.lot_id, at)
+    held = recalls.recalled_lots(session, balance.store_id, [balance.lot_id], at)
+    # A network-wide recall sets Lot.quarantined now; at `at` only its record tells.
+    flagged = balance.lot.quarantined and not recalls.has_network_recall(session, balance.lot_id)
+    return rules.LotStock(
+        balance.unit_id,
+        balance.lot_id,
+        balance.lot.expiry_date,
+        rules.lowest_running_balance(balance.doses, later),
+        holds.blocking_held(session, balance.unit_id, balance.lot_id, at)
+        if balance.quarantined_doses
+        else 0,
+        balance.vvm_stage,
+        flagged or bool(held),
+    )
+
+
+def _check_usable(
+    session: Session, balance: StockBalance, change: Change, rec: Recorded, later: Sequence[int]
+) -> None:
+    usable = rules.usable_doses(stock_at(session, balance, rec.occurred_at, later), rec.local_date)
     if usable < -change.doses:
         raise InsufficientStock(
             f"lot {balance.lot.lot_number} has {usable} usable doses in unit {balance.unit_id} "
-            f"on {on.isoformat()} (expired, quarantined or VVM-unusable stock is never used), "
-            f"{-change.doses} asked",
+            f"at {rec.occurred_at.isoformat()} (expired, quarantined, recalled or VVM-unusable "
+            f"stock is never used), {-change.doses} asked",
             field="doses",
             available_doses=usable,
         )
@@ -168,16 +197,22 @@ def _apply(session: Session, store_id: int, change: Change, rec: Recorded) -> St
         later = later_changes(session, change.unit_id, change.lot_id, rec.occurred_at)
         rules.check_debit(balance.doses, later, -change.doses, rec.occurred_at)
         if change.usable_only:
-            _check_usable(balance, change, rec.local_date)
+            _check_usable(session, balance, change, rec, later)
         if change.from_quarantine and balance.quarantined_doses < -change.doses:
             raise Invalid(f"only {balance.quarantined_doses} doses are quarantined", field="doses")
     balance.doses += change.doses
-    if change.from_quarantine:
-        balance.quarantined_doses += change.doses
-    balance.quarantined_doses = min(balance.quarantined_doses, balance.doses)
     if change.vvm_stage is not None and change.doses > 0:
         balance.vvm_stage = max(balance.vvm_stage, change.vvm_stage)
     balance.updated_at = rec.recorded_at
+    # Held doses follow the pending reviews, kept in one place (logistics.services.holds).
+    holds.follow(
+        session,
+        balance,
+        change.doses,
+        rec.occurred_at,
+        rec.recorded_at,
+        from_held=change.from_quarantine,
+    )
     return balance
 
 
@@ -204,15 +239,18 @@ def _post(
         )
     session.add(movement)
     session.flush()
-    if any(change.doses < 0 for change in changes):
-        _recheck_commitments(uow, movement.store_id, rec)
+    for store_id in sorted({movement.store_id, *(e.store_id for e in movement.entries)}):
+        _recheck_commitments(uow, store_id, rec)
     return movement
 
 
 def _recheck_commitments(uow: UnitOfWork, store_id: int, rec: Recorded) -> None:
-    """Fewer doses may no longer cover the store's sessions: re-check them in this transaction.
+    """Re-check the store's sessions against its stock in this transaction, after ANY movement.
 
-    Sessions build on the ledger (they record consumption through it), hence the late import.
+    Fewer doses may no longer cover them, and more doses (a receipt, a reversal) may cover them
+    again: either way the sessions' shortfalls, and so the public availability, change in the
+    movement's own commit, not at the next periodic check (issue 11, point 6). Sessions build on
+    the ledger (they record consumption through it), hence the late import.
     """
     from logistics.services.sessions import check_commitments
 
@@ -335,10 +373,16 @@ def _received_doses(line: ShipmentLine, reported: dict[int, dict[str, Any]], on:
             f"a short receipt needs a reason: {', '.join(rules.SHORT_RECEIPT_REASONS)}",
             field="lines",
         )
-    if received and rules.is_expired(line.lot.expiry_date, on):
+    expired = rules.is_expired(line.lot.expiry_date, on)
+    if received and expired:
         raise Invalid(
             f"lot {line.lot.lot_number} expired on {line.lot.expiry_date}; receive 0 doses "
             "with reason 'expired'",
+            field="lines",
+        )
+    if report.get("reason") == "expired" and received < line.doses_issued and not expired:
+        raise Invalid(
+            f"lot {line.lot.lot_number} expires on {line.lot.expiry_date}; it has not expired",
             field="lines",
         )
     line.doses_received, line.difference_reason = (
@@ -465,7 +509,10 @@ def issue_stock(
     if unit_id is not None:
         catalog.unit_of_store(uow, unit_id, store_id)
     balances = _candidates(uow, store_id, product_id, lot_id, unit_id)
-    allocations = rules.fefo_allocate([lot_stock(b) for b in balances], doses, rec.local_date)
+    held = recalls.recalled_lots(uow.session, store_id, {b.lot_id for b in balances})
+    allocations = rules.fefo_allocate(
+        [lot_stock(b, b.lot_id in held) for b in balances], doses, rec.local_date
+    )
     stages = {(b.unit_id, b.lot_id): b.vvm_stage for b in balances}
     shipment = Shipment(from_store_id=store_id, to_store_id=to_store_id, issued_at=rec.occurred_at)
     for lot_id_, group in _by_lot(allocations).items():
@@ -662,7 +709,13 @@ def reverse_movement(
         shipment_id=original.shipment_id,
         reason=(reason or "")[:40] or None,
     )
-    changes = [Change(e.unit_id, e.lot_id, -e.doses) for e in original.entries]
+    # A review's discard reversed: the doses come back held, its review pending again.
+    held = original.kind == rules.WASTAGE and holds.reopen_discarded(
+        uow.session, original.client_id, -sum(e.doses for e in original.entries), rec.recorded_at
+    )
+    changes = [
+        Change(e.unit_id, e.lot_id, -e.doses, from_quarantine=held) for e in original.entries
+    ]
     return _post(uow, movement, changes, rec)
 
 

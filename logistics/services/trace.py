@@ -137,7 +137,34 @@ def _consumed_by_product(uow: UnitOfWork, store_ids: Any, since: dt.datetime) ->
     return {product_id: int(total) for product_id, total in uow.session.execute(query)}
 
 
-def _lot_rows(balances: list[StockBalance], on: dt.date) -> list[dict[str, Any]]:
+Held = set[tuple[int, int]]  # (store id, lot id) pairs a recall holds
+
+
+def _usable(balance: StockBalance, on: dt.date, held: Held) -> int:
+    recalled = (balance.store_id, balance.lot_id) in held
+    return rules.usable_doses(lot_stock(balance, recalled), on)
+
+
+def _recalled(uow: UnitOfWork, balances: list[StockBalance]) -> Held:
+    """The (store, lot) pairs among these balances that a recall in force holds."""
+    from logistics.services.recalls import scopes
+
+    found = scopes(uow.session, {b.lot_id for b in balances})
+    if not found:
+        return set()
+    paths = dict(
+        uow.session.execute(
+            select(Store.id, Store.path).where(Store.id.in_({b.store_id for b in balances}))
+        ).all()
+    )
+    return {
+        (b.store_id, b.lot_id)
+        for b in balances
+        if rules.recalled(b.lot_id, paths[b.store_id], found)
+    }
+
+
+def _lot_rows(balances: list[StockBalance], on: dt.date, held: Held) -> list[dict[str, Any]]:
     lots: dict[int, dict[str, Any]] = {}
     for balance in balances:
         lot = balance.lot
@@ -155,7 +182,7 @@ def _lot_rows(balances: list[StockBalance], on: dt.date) -> list[dict[str, Any]]
         )
         row["doses"] += balance.doses
         row["quarantined_doses"] += balance.quarantined_doses
-        row["usable_doses"] += rules.usable_doses(lot_stock(balance), on)
+        row["usable_doses"] += _usable(balance, on, held)
         row["units"].append(
             {
                 "store_id": balance.store_id,
@@ -172,7 +199,7 @@ def _lot_rows(balances: list[StockBalance], on: dt.date) -> list[dict[str, Any]]
 
 
 def _product_row(
-    balances: list[StockBalance], consumed: int, window_days: int, on: dt.date
+    balances: list[StockBalance], consumed: int, window_days: int, on: dt.date, held: Held
 ) -> dict[str, Any]:
     product = balances[0].lot.product
     doses = sum(b.doses for b in balances)
@@ -182,11 +209,11 @@ def _product_row(
         "product_code": product.code,
         "doses": doses,
         "vials": rules.vials(doses, product.doses_per_vial),
-        "usable_doses": sum(rules.usable_doses(lot_stock(b), on) for b in balances),
+        "usable_doses": sum(_usable(b, on, held) for b in balances),
         "consumed_doses": consumed,
         "daily_consumption": round(rate, 2) if rate else None,
         "days_of_stock": rules.days_of_stock(doses, rate),
-        "lots": _lot_rows(balances, on),
+        "lots": _lot_rows(balances, on, held),
     }
 
 
@@ -216,8 +243,9 @@ def store_stock(
     by_product: dict[int, list[StockBalance]] = {}
     for balance in balances:
         by_product.setdefault(balance.lot.product_id, []).append(balance)
+    held = _recalled(uow, balances)
     products = [
-        _product_row(group, consumed.get(pid, 0), window_days, on)
+        _product_row(group, consumed.get(pid, 0), window_days, on, held)
         for pid, group in sorted(by_product.items())
     ]
     return {

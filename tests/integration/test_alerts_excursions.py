@@ -262,3 +262,23 @@ def test_a_silent_sensor_resolves_on_the_fast_path(runtime, tree):
     with runtime.uow() as uow:
         silent = uow.session.scalars(select(Alert).where(Alert.kind == "sensor_silent")).one()
         assert silent.state == "resolved"
+
+
+def test_a_freezing_logger_next_to_a_healthy_one_raises_the_freeze_alarm(runtime, tree):
+    # Issue 11: two loggers in one ILR; interleaved, every interval had one end at +5 C.
+    with runtime.uow() as uow:
+        add_sensor(uow, tree.ilr.id, sensor_id="S-2")
+        uow.commit()
+    freezing = readings(T0, (600, -9.0), sensor_id="S-1")
+    healthy = readings(T0 + dt.timedelta(seconds=30), (600, 5.0), sensor_id="S-2")
+    ingest(runtime, freezing + healthy, T0 + 11 * H)
+    found = {(e.kind, e.sensor_id): e for e in excursions(runtime)}
+    assert set(found) == {("cold_warning", "S-1"), ("cold_alarm", "S-1")}
+    alarm = found["cold_alarm", "S-1"]
+    assert alarm.ended_at is None and alarm.peak_temp_c == -9.0
+    assert open_alerts(runtime) == ["cold_alarm", "cold_warning"]
+    with runtime.uow() as uow:
+        review = uow.session.scalars(select(QuarantineReview)).one()
+        alert = uow.session.scalars(select(Alert).where(Alert.kind == "cold_alarm")).one()
+        assert (review.reason, review.proposed_decision, review.doses) == ("frozen", "discard", 500)
+        assert alert.details["sensor_id"] == "S-1" and "logger S-1" in alert.message

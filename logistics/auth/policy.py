@@ -271,6 +271,8 @@ READ_SCOPES: Mapping[str, ReadScope] = {
     "stock.ShipmentItem": ReadScope((view("shipment_id", "shipment"),)),
     "stock.StoreStock": ReadScope((view("store_id"),)),
     "stock.LotTrace": ReadScope(filtered=True),
+    # A recall is safety news every store holding the lot needs.
+    "stock.LotRecalls": NETWORK_READ,
     # temperatures, excursions, alerts
     "readings.SensorItem": ReadScope((view("sensor_id", "sensor"),)),
     "readings.UnitReadings": ReadScope((view("unit_id", "unit"),)),
@@ -290,6 +292,20 @@ READ_SCOPES: Mapping[str, ReadScope] = {
     "sessions.SessionItem": ReadScope((view("session_id", "session"),)),
     "sessions.UsableDoses": ReadScope((view("store_id"),)),
     "sessions.DistrictPlanner": ReadScope((view("district_id"),)),
+    # paperwork (issue 19): reports, temperature logs, indents, equipment
+    "reports.StockReport": ReadScope((query("store_id"),)),
+    "reports.StockReportCsv": ReadScope((query("store_id"),)),
+    "reports.StockReportPdf": ReadScope((query("store_id"),)),
+    "reports.TemperatureLog": ReadScope((view("unit_id", "unit"),)),
+    "reports.TemperatureLogCsv": ReadScope((view("unit_id", "unit"),)),
+    "reports.TemperatureLogPdf": ReadScope((view("unit_id", "unit"),)),
+    "indents.IndentSuggestion": ReadScope((query("store_id"),)),
+    "indents.Indents": ReadScope((query_opt("store_id"),), narrow=True),
+    # The raising store is a child of the store asked: both see the indent.
+    "indents.IndentItem": ReadScope((view("indent_id", "indent_from"),)),
+    "equipment.UnitEquipment": ReadScope((view("unit_id", "unit"),)),
+    "equipment.UnitRepairs": ReadScope((view("unit_id", "unit"),)),
+    "equipment.FunctionalUnits": ReadScope((query_opt("within_id"),), narrow=True),
 }
 NO_READ_SCOPE = ReadScope()  # fail closed: no targets to check, so network-wide readers only
 

@@ -70,6 +70,19 @@ TARGETED_READS = [
     ("sessions.SessionItem", "/api/sessions/{session}"),
     ("sessions.UsableDoses", "/api/centres/{store}/usable-doses"),
     ("sessions.DistrictPlanner", "/api/districts/{store}/session-planner"),
+    ("reports.StockReport", "/api/reports/stock?store_id={store}&month=2026-01"),
+    ("reports.StockReportCsv", "/api/reports/stock/csv?store_id={store}&month=2026-01"),
+    ("reports.StockReportPdf", "/api/reports/stock/pdf?store_id={store}&month=2026-01"),
+    ("reports.TemperatureLog", "/api/temperature-logs/{unit}/2026-01"),
+    ("reports.TemperatureLogCsv", "/api/temperature-logs/{unit}/2026-01/csv"),
+    ("reports.TemperatureLogPdf", "/api/temperature-logs/{unit}/2026-01/pdf"),
+    ("indents.IndentSuggestion",
+     "/api/indents/suggestion?store_id={store}&product_id=1&needed_by=2026-03-01"),
+    ("indents.Indents", "/api/indents?store_id={store}"),
+    ("indents.IndentItem", "/api/indents/{indent_from}"),
+    ("equipment.UnitEquipment", "/api/units/{unit}/equipment"),
+    ("equipment.UnitRepairs", "/api/units/{unit}/repairs"),
+    ("equipment.FunctionalUnits", "/api/equipment/functional?within_id={store}"),
 ]
 # Reads that name no store: (endpoint, url, {user: status}).
 ALL = {"admin": 204, "viewer_all": 204, "state": 204, "district_a": 204, "centre_a1": 204,
@@ -88,6 +101,8 @@ UNTARGETED_READS = [
     ("alerts.Reviews", "/api/quarantine-reviews", NETWORK_ONLY),
     ("readings.DeadLetters", "/api/dead-letters", NETWORK_ONLY),
     ("readings.DeadLetters", "/api/dead-letters?sensor_id=UNKNOWN-1", NETWORK_ONLY),
+    ("indents.Indents", "/api/indents", NETWORK_ONLY),
+    ("equipment.FunctionalUnits", "/api/equipment/functional", NETWORK_ONLY),
     # Reference data every store needs (the tree, products, lots, a product's rules).
     ("catalog.Stores", "/api/stores", ALL),
     ("catalog.Units", "/api/units", ALL),
@@ -99,6 +114,7 @@ UNTARGETED_READS = [
     # A lot crosses the network: its trace and history are cut to the reader's stores (below).
     ("stock.LotTrace", "/api/lots/1/trace", ALL),
     ("alerts.LotThermalHistory", "/api/lots/1/thermal-history", ALL),
+    ("stock.LotRecalls", "/api/lots/1/recalls", ALL),
     # Gated by a permission of their own.
     ("auth.AuditLog", "/api/audit", ADMIN_ONLY),
     ("auth.Users", "/api/users", ADMIN_ONLY),
@@ -127,7 +143,7 @@ def stub_app(runtime: Runtime) -> Callable[[str], Flask]:
 
 
 def _fill(template: str, world: World, store_key: str) -> str:
-    kinds = ("store", "unit", "movement", "shipment", "sensor", "alert", "session")
+    kinds = ("store", "unit", "movement", "shipment", "sensor", "alert", "session", "indent_from")
     values = {kind: world.value(kind, store_key) for kind in kinds if f"{{{kind}}}" in template}
     return template.format(**values)
 

@@ -731,3 +731,17 @@ def check_all_commitments(
             short += bool(check_commitments(uow, store_id, now, site_timezone=site_timezone))
             uow.commit()
     return short
+
+
+def sessions_at_risk(
+    uow: UnitOfWork, *, store_path: str | None, from_date: dt.date, limit: int = 100
+) -> list[Session]:
+    """Open sessions from a date on whose promise stock no longer covers (a shortfall), by date."""
+    query = select(Session).where(
+        Session.status == "open", Session.shortfall_doses > 0, Session.session_date >= from_date
+    )
+    if store_path is not None:
+        query = query.join(Store, Store.id == Session.store_id).where(
+            Store.path.startswith(store_path, autoescape=True)
+        )
+    return list(uow.session.scalars(query.order_by(Session.session_date, Session.id).limit(limit)))

@@ -44,6 +44,9 @@ LABELS = {
     "retired": _l("Retired"),
     # freeze indicator
     "ok": _l("OK"), "absent": _l("Absent"),
+    # alert history and review proposals
+    "opened": _l("Opened"), "reminded": _l("Reminder sent"), "escalated": _l("Escalated"),
+    "discard": _l("Discard"), "review": _l("Review by an officer"),
     # dose numbers
     "1": _l("Dose 1"), "2": _l("Dose 2"), "precaution": _l("Precaution dose"),
 }

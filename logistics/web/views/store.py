@@ -11,8 +11,15 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from flask import flash, get_flashed_messages, make_response, redirect, render_template, request
-from flask import url_for
+from flask import (
+    flash,
+    get_flashed_messages,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 
 from logistics.api.context import new_uow, settings

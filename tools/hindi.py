@@ -241,6 +241,7 @@ HINDI = {
     "Record count": "गिनती दर्ज करें",
     "Earliest expiry first, this issue takes:": "सबसे पहले समाप्त होने वाला पहले — यह निर्गम लेगा:",
     "lot": "लॉट",
+    "Earliest expiry first (FEFO)": "सबसे पहले समाप्त होने वाला पहले (FEFO)",
     "Issue to a store below": "नीचे के भंडार को भेजें",
     "To store": "किस भंडार को",
     "Choose the product and doses to see which lots go first (earliest expiry first).":

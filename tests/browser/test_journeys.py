@@ -90,7 +90,8 @@ def test_centre_officer_sees_the_freeze_on_the_chart_and_discards_the_review(
         const c = document.querySelector('.chart canvas');
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         let n = 0;
-        for (let i = 0; i < d.length; i += 4) if (d[i+3] > 60 && d[i] > 120 && d[i] - d[i+1] > 80) n++;
+        for (let i = 0; i < d.length; i += 4)
+            if (d[i+3] > 60 && d[i] > 120 && d[i] - d[i+1] > 80) n++;
         return n; }""")
     journey.check("unit-chart-freeze")
     assert reds > 1000

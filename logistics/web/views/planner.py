@@ -16,6 +16,7 @@ from logistics.services import stock
 from logistics.web import access
 from logistics.web.blueprint import web
 from logistics.web.forms import Form, FormState, field_errors, submit_once
+from logistics.web.i18n import number
 
 DAYS_AHEAD = 7
 DOSE_NUMBERS = ("1", "2", "precaution")
@@ -107,7 +108,7 @@ def open_session(store_id: int) -> Any:
                 site_timezone=conf.site_timezone,
                 day_start=dt.time.fromisoformat(conf.sessions_day_start),
                 slot_minutes=conf.sessions_slot_minutes, slot_count=conf.sessions_slot_count)
-            return _("Session %(id)s opened for %(n)s doses.", id=session.id, n=capacity)
+            return _("Session %(id)s opened for %(n)s doses.", id=session.id, n=number(capacity))
 
         try:
             with new_uow() as uow:
@@ -133,7 +134,8 @@ def report_session(store_id: int, session_id: int) -> Any:
                                         vials_opened=vials, actor=access.principal().username,
                                         now=access.now(), site_timezone=conf.site_timezone)
             return _("Session %(id)s reported: %(given)s doses given, %(wasted)s wasted in "
-                     "opened vials.", id=session_id, given=given, wasted=report.wasted_doses)
+                     "opened vials.", id=session_id, given=number(given),
+                     wasted=number(report.wasted_doses))
 
         try:
             with new_uow() as uow:

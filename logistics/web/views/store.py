@@ -31,6 +31,7 @@ from logistics.services.sessions import local_date
 from logistics.web import access
 from logistics.web.blueprint import web
 from logistics.web.forms import Form, FormState, field_errors, submit_once
+from logistics.web.i18n import number
 
 FREEZE_STATES = ("ok", "alarm", "absent")
 
@@ -80,7 +81,7 @@ def _receipt(form: Form, store_id: int) -> Any:
             logger_alarm=request.form.get("logger_alarm") == "on")
         lot_number = movement.entries[0].lot.lot_number
         return _("Received %(doses)s doses of lot %(lot)s (movement %(id)s).",
-                 doses=doses, lot=lot_number, id=movement.id)
+                 doses=number(doses), lot=lot_number, id=movement.id)
 
     return {"store_id": store_id, "unit_id": unit_id}, action
 
@@ -98,7 +99,7 @@ def _issue(form: Form, store_id: int) -> Any:
         movement = stock.issue_stock(uow, store_id=store_id, to_store_id=to_store_id, doses=doses,
                                      rec=_rec(client_id), product_id=product_id, lot_id=lot_id)
         return _("Issued %(doses)s doses (shipment %(id)s, in transit until received).",
-                 doses=doses, id=movement.shipment_id)
+                 doses=number(doses), id=movement.shipment_id)
 
     return {"store_id": store_id, "to_store_id": to_store_id}, action
 
@@ -143,7 +144,7 @@ def _transfer(form: Form, store_id: int) -> Any:
     def action(uow: UnitOfWork) -> str:
         stock.transfer_stock(uow, store_id=store_id, from_unit_id=from_unit, to_unit_id=to_unit,
                              lot_id=lot_id, doses=doses, rec=_rec(client_id))
-        return _("Moved %(doses)s doses between units.", doses=doses)
+        return _("Moved %(doses)s doses between units.", doses=number(doses))
 
     return {"store_id": store_id, "from_unit_id": from_unit, "to_unit_id": to_unit}, action
 
@@ -160,7 +161,7 @@ def _wastage(form: Form, store_id: int) -> Any:
         stock.record_wastage(uow, store_id=store_id, unit_id=unit_id, lot_id=lot_id, doses=doses,
                              reason=reason, actor=access.principal().username,
                              client_id=client_id, note=note)
-        return _("Recorded %(doses)s doses wasted.", doses=doses)
+        return _("Recorded %(doses)s doses wasted.", doses=number(doses))
 
     return {"store_id": store_id, "unit_id": unit_id}, action
 
@@ -175,7 +176,7 @@ def _consumption(form: Form, store_id: int) -> Any:
         stock.record_consumption(uow, store_id=store_id, unit_id=unit_id, lot_id=lot_id,
                                  doses=doses, actor=access.principal().username,
                                  client_id=client_id, site_timezone=settings().site_timezone)
-        return _("Recorded %(doses)s doses given.", doses=doses)
+        return _("Recorded %(doses)s doses given.", doses=number(doses))
 
     return {"store_id": store_id, "unit_id": unit_id}, action
 
@@ -191,8 +192,8 @@ def _count(form: Form, store_id: int) -> Any:
         movement = stock.record_count(uow, store_id=store_id, unit_id=unit_id, lot_id=lot_id,
                                       counted_doses=counted, rec=_rec(client_id))
         difference = sum(e.doses for e in movement.entries)
-        return _("Count recorded: %(counted)s doses (difference %(diff)s).", counted=counted,
-                 diff=difference)
+        return _("Count recorded: %(counted)s doses (difference %(diff)s).",
+                 counted=number(counted), diff=number(difference))
 
     return {"store_id": store_id, "unit_id": unit_id}, action
 

@@ -299,6 +299,7 @@ HINDI = {
     "each point: lowest, average and highest of %(min)s minutes":
         "हर बिंदु: %(min)s मिनट का न्यूनतम, औसत और अधिकतम",
     "MKT": "एमकेटी",
+    "calculate": "गणना करें",
     "mean kinetic temperature": "माध्य गतिज तापमान",
     "%(n)s readings": "%(n)s रीडिंग",
     "Excursions": "तापमान विचलन",

@@ -208,3 +208,16 @@ def test_templates_static_and_translations_are_package_data():
         relative = path.relative_to(ROOT / "logistics").as_posix()
         assert any(fnmatch.fnmatch(relative, pattern) and relative.count("/") ==
                    pattern.count("/") for pattern in patterns), relative
+
+
+def test_usability_by_date_answers_as_usability_does_for_each_date(runtime, demo):
+    from logistics.services import sessions as svc
+
+    today = dt.date.today()
+    dates = [today + dt.timedelta(days=n) for n in (0, 1, 30, 200)]
+    with runtime.uow() as uow:
+        for product in demo["products"].values():
+            each = [svc.usability(uow, store_id=4, product_id=product, on_date=d, today=today)
+                    for d in dates]
+            assert svc.usability_by_date(uow, store_id=4, product_id=product, dates=dates,
+                                         today=today) == each

@@ -141,7 +141,7 @@ def _review_page(review_id: int, given: dict[str, FormState] | None = None,
         chart = chart_data(uow, unit, excursion.started_at - pad, end, 60)
         lot = catalog.get_lot(uow, review.lot_id)
         return render_template("review.html", review=review, excursion=excursion, unit=unit,
-                               lot=lot, chart=chart, ranges=None, mkt=None,
+                               lot=lot, chart=chart, ranges=None, mkt_url=None,
                                forms=_forms(("release", "discard"), given),
                                notices=get_flashed_messages(),
                                tz=settings().site_timezone), status

@@ -36,8 +36,8 @@ def _products(uow: UnitOfWork, store_id: int) -> list[Any]:
 def _usable_by_date(uow: UnitOfWork, store_id: int, products: list[Any],
                     today: dt.date) -> list[tuple[Any, list[svc.Usability]]]:
     dates = [today + dt.timedelta(days=n) for n in range(DAYS_AHEAD)]
-    return [(p, [svc.usability(uow, store_id=store_id, product_id=p.id, on_date=day, today=today)
-                 for day in dates]) for p in products]
+    return [(p, svc.usability_by_date(uow, store_id=store_id, product_id=p.id, dates=dates,
+                                      today=today)) for p in products]
 
 
 def _page(store_id: int, given: dict[str, FormState] | None = None, status: int = 200) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import render_template, request
+from flask import render_template, request, url_for
 
 from logistics.api.context import new_uow, settings
 from logistics.db import UnitOfWork
@@ -63,13 +63,9 @@ def _range() -> str:
 def _unit_chart(uow: UnitOfWork, unit: Any, chosen: str) -> dict[str, Any]:
     span, width_s = RANGES[chosen]
     end = access.now()
-    start = end - span
-    return {
-        "chart": chart_data(uow, unit, start, end, width_s),
-        "mkt": excursions.unit_mkt(uow, settings(), unit_id=unit.id, start=start, end=end),
-        "range": chosen,
-        "ranges": list(RANGES),
-    }
+    return {"chart": chart_data(uow, unit, end - span, end, width_s), "range": chosen,
+            "ranges": list(RANGES), "mkt_url": url_for("web.unit_mkt", unit_id=unit.id,
+                                                       range=chosen)}
 
 
 @web.route("/units/<int:unit_id>")
@@ -91,6 +87,19 @@ def unit_chart(unit_id: int) -> str:
     with new_uow() as uow:
         found = visible_unit(uow, unit_id)
         return render_template("units/_chart.html", unit=found, **_unit_chart(uow, found, _range()))
+
+
+@web.route("/units/<int:unit_id>/mkt")
+def unit_mkt(unit_id: int) -> str:
+    """MKT over the chosen range; fetched after the chart is shown (30 days of readings: the
+    slowest figure of the page, so the chart never waits for it)."""
+    chosen = _range()
+    end = access.now()
+    with new_uow() as uow:
+        visible_unit(uow, unit_id)
+        mkt = excursions.unit_mkt(uow, settings(), unit_id=unit_id, start=end - RANGES[chosen][0],
+                                  end=end)
+        return render_template("units/_mkt.html", mkt=mkt, range=chosen)
 
 
 @web.app_template_filter("tojson_chart")

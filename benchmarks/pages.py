@@ -37,8 +37,14 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness import create_database, drop_database, free_port, gunicorn_workers, log  # noqa: E402
-from harness import start_gunicorn  # noqa: E402
+from harness import (  # noqa: E402
+    create_database,
+    drop_database,
+    free_port,
+    gunicorn_workers,
+    log,
+    start_gunicorn,  # noqa: E402
+)
 from harness import stop as stop_process  # noqa: E402
 
 from logistics.config import load_settings  # noqa: E402

@@ -11,11 +11,13 @@ a time, in alternating rounds so a noisy moment of a shared machine hits each al
 below saturation measures what a person waits for; at saturation p95 measures only the queue.
 
 Pages: home, store (the district store), unit (24 h chart), the 30-day chart, alerts, quarantine,
-district overview, centre planner, lot trace. Goal (issue 14): p95 of each page <= 5x the p95 of
-/api/health, and the 30-day chart sends at most 2,000 points. Prints a table, and as its LAST line
-one JSON object. Stops by itself and drops its database.
+district overview, centre planner, lot trace; and the two parts a page fetches after it is shown
+(the district's session planner table, a unit's 30-day MKT). Goal (issue 14): p95 of each page
+<= 5x the p95 of /api/health, and the 30-day chart sends at most 2,000 points. Prints a table, and
+as its LAST line one JSON object. Stops by itself and drops its database.
 
-    python benchmarks/pages.py [--centres 100] [--days 30] [--rate 10] [--duration 8] [--rounds 2]
+    python benchmarks/pages.py [--centres 100] [--days 30] [--rate 10] [--duration 8]
+        [--rounds 2] [--workers N]
 """
 
 from __future__ import annotations
@@ -190,6 +192,8 @@ def paths(ids: dict) -> dict[str, str]:
         "alerts": "/alerts",
         "quarantine": "/quarantine",
         "overview": f"/overview/{ids['district']}",
+        "overview_planner": f"/overview/{ids['district']}/planner",
+        "unit_mkt_30d": f"/units/{unit}/mkt?range=30d",
         "planner": f"/centres/{centre}/planner",
         "lot_trace": f"/lots/{ids['lot']}/trace",
     }

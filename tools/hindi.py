@@ -169,6 +169,7 @@ HINDI = {
     "%(n)s open alerts": "%(n)s खुले अलर्ट",
     "No store below this one.": "इसके नीचे कोई भंडार नहीं।",
     "Session planner across centres": "सभी केंद्रों की सत्र योजना",
+    "Show the session planner": "सत्र योजना दिखाएँ",
     "Product": "उत्पाद",
     "Usable": "उपयोग योग्य",
     "Promised": "वादा की गई",

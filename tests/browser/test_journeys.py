@@ -161,6 +161,8 @@ def test_state_officer_acknowledges_an_alert_and_sees_the_districts(journey, wor
     expect(page.locator(".tiles.status")).to_contain_text("District Vaccine Store, Pune")
     journey.check("state-overview")
     journey.go(f"/overview/{world.ids['stores']['MH-DVS-PUNE']}")
+    expect(page.locator("#h-plan")).to_be_visible()  # the planner table, fetched after the tiles
+    expect(page.locator("main")).to_contain_text("PHC Khed")
     journey.check("district-overview")
     journey.go("/lots/trace?lot_number=4121Z045")
     expect(page.locator("#h-where")).to_contain_text("4121Z045")

@@ -23,46 +23,47 @@ STOCK_KINDS = frozenset({"stock_out", "below_min", "above_max", "lot_expired", "
 RANK = {None: 0, "info": 1, "warning": 2, "alarm": 3}
 
 
-def _worst(alerts: list[Any], kinds: frozenset[str]) -> str | None:
+def _worst(alerts: list[tuple[str, str, str]], kinds: frozenset[str]) -> str | None:
     """The most severe open alert of these kinds (None: all clear), for a tile's colour."""
-    found = [a.severity for a in alerts if a.kind in kinds]
+    found = [severity for _path, kind, severity in alerts if kind in kinds]
     return max(found, key=lambda s: RANK.get(s, 0)) if found else None
 
 
-def _tiles(children: list[Store], alerts: list[Any], rows: list[Any],
-           paths: dict[int, str]) -> list[dict[str, Any]]:
+def _tiles(children: list[Store], alerts: list[Any]) -> list[dict[str, Any]]:
+    plain = [(a.store_path, a.kind, a.severity) for a in alerts]
     tiles = []
     for child in children:
-        mine = [a for a in alerts if a.store_path.startswith(child.path)]
-        own_rows = [r for r in rows if paths.get(r.centre_id, "").startswith(child.path)]
-        tiles.append({
-            "store": child,
-            "stock": _worst(mine, STOCK_KINDS),
-            "temperature": _worst(mine, TEMPERATURE_KINDS),
-            "usable_doses": sum(r.usable_doses for r in own_rows),
-            "open_capacity": sum(r.open_capacity for r in own_rows),
-            "alerts": len(mine),
-        })
+        mine = [a for a in plain if a[0].startswith(child.path)]
+        tiles.append({"store": child, "stock": _worst(mine, STOCK_KINDS),
+                      "temperature": _worst(mine, TEMPERATURE_KINDS), "alerts": len(mine)})
     return tiles
 
 
 @web.route("/overview/<int:store_id>")
 def overview(store_id: int) -> str:
-    """Each child store's stock and temperature status, and the planner rows of the centres."""
+    """Each child store's stock and temperature status at a glance (the planner table follows)."""
+    with new_uow() as uow:
+        store = access.visible_store(uow, store_id)
+        children = catalog.list_stores(uow, parent_id=store_id)
+        alerts = alerts_service.open_alerts(uow, store_path=store.path, limit=5000)
+        return render_template("overview.html", store=store, tiles=_tiles(children, alerts))
+
+
+@web.route("/overview/<int:store_id>/planner")
+def overview_planner(store_id: int) -> str:
+    """The session planner across the centres below: usable, in transit, promised, open seats.
+
+    Fetched after the tiles are shown: for a district of a hundred centres it is the heavy part.
+    """
     config = settings()
     today = local_date(access.now(), config.site_timezone)
     with new_uow() as uow:
         store = access.visible_store(uow, store_id)
-        children = catalog.list_stores(uow, parent_id=store_id)
         rows = availability.district_view(uow, district_id=store_id, on_date=today, today=today,
                                           window_days=config.sessions_consumption_window_days)
-        paths = dict(uow.session.execute(
-            select(Store.id, Store.path).where(Store.path.startswith(store.path))).all())
-        alerts = alerts_service.open_alerts(uow, store_path=store.path, limit=5000)
-        return render_template("overview.html", store=store, today=today,
-                               tiles=_tiles(children, alerts, rows, paths),
-                               rows=[r for r in rows if r.centre_id in
-                                     {c.id for c in children} or store.level_code == "district"])
+        page = "overview/_planner.html" if request.headers.get("HX-Request") else \
+            "overview_planner.html"
+        return render_template(page, store=store, today=today, rows=rows)
 
 
 @web.route("/lots/trace")

@@ -206,6 +206,8 @@ HINDI = {
     "Decide": "निर्णय लें",
     "Release the doses": "खुराकें जारी करें",
     "Discard the doses": "खुराकें नष्ट करें",
+    "Why the doses are safe to use": "खुराकें इस्तेमाल के लिए सुरक्षित क्यों हैं",
+    "Why the doses are discarded": "खुराकें क्यों नष्ट की जा रही हैं",
     "Quarantine reviews": "क्वारंटीन जाँचें",
     "Review state": "जाँच की स्थिति",
     "Temperature of %(unit)s": "%(unit)s का तापमान",

@@ -83,12 +83,11 @@ def take(base: str, passwords: dict[str, str], out: Path) -> None:
         _shoot(page, base, "/overview/2", out / "overview-district.png")
         _shoot(page, base, "/alerts", out / "alerts.png")
         page.goto(f"{base}/quarantine")
-        link = page.locator("main .card a").first
-        if link.count():
-            href = link.get_attribute("href")
-            _shoot(page, base, href, out / "quarantine-review.png")
-        _shoot(page, base, "/units/5", out / "unit-chart-24h.png")
-        _shoot(page, base, "/units/5?range=7d", out / "unit-chart-7d.png")
+        review = page.locator("main .card a").first.get_attribute("href")
+        _shoot(page, base, review, out / "quarantine-review.png")
+        unit = page.locator('.facts a[href*="/units/"]').first.get_attribute("href")
+        _shoot(page, base, unit, out / "unit-chart-24h.png")
+        _shoot(page, base, unit + "?range=7d", out / "unit-chart-7d.png")
         planner = desk.new_page()
         _login(planner, base, "planner", passwords["planner"])
         _shoot(planner, base, "/centres/4/planner", out / "planner-centre.png")
@@ -96,7 +95,8 @@ def take(base: str, passwords: dict[str, str], out: Path) -> None:
                                     extra_http_headers={"Accept-Language": "hi-IN,hi"})
         mobile = phone.new_page()
         _login(mobile, base, "centre", passwords["centre"])
-        _shoot(mobile, base, "/stores/4", out / "store-centre-phone-hindi.png")
+        _shoot(mobile, base, "/", out / "home-centre-phone-hindi.png", full=False)
+        _shoot(mobile, base, "/stores/4", out / "store-centre-phone-hindi.png", full=False)
         browser.close()
 
 

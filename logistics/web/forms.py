@@ -184,6 +184,12 @@ def submit_once(client_id: str, action: Callable[[UnitOfWork], str]) -> Outcome:
         return _attempt(action, key, digest)
 
 
+# Fields a person does not type (hidden, or named in the URL): their errors belong to the form.
+UNSEEN_FIELDS = frozenset({"client_id", "occurred_at", "store_id", "session_id", "shipment_id",
+                           "alert_id", "review_id", "Idempotency-Key", "bucket"})
+
+
 def field_errors(error: DomainError) -> dict[str, str]:
     """A service's refusal as an error next to the field it names (or the whole form)."""
-    return {error.field or "_form": f"{_(error.title)}: {error.detail}"}
+    field = error.field if error.field and error.field not in UNSEEN_FIELDS else "_form"
+    return {field: f"{_(error.title)}: {error.detail}"}

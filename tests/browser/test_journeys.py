@@ -108,7 +108,7 @@ def test_centre_officer_sees_the_freeze_on_the_chart_and_discards_the_review(
     before = _doses(runtime, world.khed_unit, lot_number)
     journey.check("review")
     form = page.locator("form", has=page.get_by_role("button", name="Discard the doses"))
-    form.get_by_label("Comment").fill("Shake test failed: vials froze overnight")
+    form.get_by_label("Why the doses are discarded").fill("Shake test failed: vials froze")
     form.get_by_role("button", name="Discard the doses").click()
     expect(page.get_by_role("status")).to_contain_text("discarded")
     journey.check("review-discarded")

@@ -221,3 +221,25 @@ def test_usability_by_date_answers_as_usability_does_for_each_date(runtime, demo
                     for d in dates]
             assert svc.usability_by_date(uow, store_id=4, product_id=product, dates=dates,
                                          today=today) == each
+
+
+def test_a_refusal_about_a_hidden_field_is_shown_on_the_form(person, demo, runtime):
+    from logistics.services import stock
+
+    with runtime.uow() as uow:
+        movement = stock.issue_stock(uow, store_id=2, to_store_id=4, doses=100,
+                                     rec=stock.recorded("setup", None, None), product_id=1)
+        uow.commit()
+        shipment = movement.shipment_id
+    client = person("centre_officer", "PUN-PHC-KHED")
+    html, token = _form(client, "/stores/4")
+    data = {"csrf_token": token, "shipment_id": shipment,
+            "unit_id": demo["units"]["PUN-PHC-KHED/ILR-1"]}
+    first = client.post("/stores/4/forms/receive", headers={"HX-Request": "true"},
+                        data={**data, "client_id": str(uuid.uuid4())})
+    assert first.status_code == 200
+    again = client.post("/stores/4/forms/receive", headers={"HX-Request": "true"},
+                        data={**data, "client_id": str(uuid.uuid4())})  # a new form: refused
+    assert again.status_code == 422
+    assert re.search(rf'role="alert">Conflict: shipment {shipment} is received<',
+                     again.get_data(as_text=True))

@@ -46,6 +46,7 @@ def test_district_officer_receives_by_gs1_and_issues_then_the_centre_receives(
     receipt.get_by_role("button", name="Record receipt").click()
     expect(page.locator("#form-receipt .ok")).to_contain_text("PUNE42")
     expect(page.locator("#stock")).to_contain_text("PUNE42")  # the table reloaded itself
+    expect(page.locator("#movements tbody tr").first).to_contain_text("dev")  # and the ledger
     journey.check("received-by-gs1")
     district_unit = world.ids["units"]["MH-DVS-PUNE/ILR-1"]
     assert _doses(runtime, district_unit, "PUNE42") == 1000

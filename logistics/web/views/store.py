@@ -282,6 +282,15 @@ def store_stock_table(store_id: int) -> Any:
         return render_template("store/_stock.html", **data)
 
 
+@web.route("/stores/<int:store_id>/movements")
+def store_movements(store_id: int) -> Any:
+    """The recent movements alone (htmx reloads them after a form succeeds)."""
+    with new_uow() as uow:
+        store_row = access.visible_store(uow, store_id)
+        return render_template("store/_movements.html", store=store_row,
+                               movements=stock.list_movements(uow, store_id=store_id, limit=15))
+
+
 @web.route("/stores/<int:store_id>/fefo")
 def fefo(store_id: int) -> Any:
     """Which lots an issue of this product and quantity would take now (earliest expiry first)."""

@@ -11,6 +11,7 @@ from logistics.api.problems import ProblemApi
 from logistics.auth.web import init_auth
 from logistics.config import Settings, load_settings
 from logistics.runtime import Runtime
+from logistics.web import init_web
 
 
 def create_app(
@@ -39,4 +40,5 @@ def create_app(
     api = ProblemApi(app)
     register_blueprints(api)
     init_auth(app)
+    init_web(app)
     return app

@@ -27,6 +27,10 @@ class Settings:
     http_max_body_bytes: int
     http_workers: int
     site_timezone: str
+    # --- web app for people (issue 14): [web] ---
+    web_secret_key: str
+    web_key_file: str
+    web_secure_cookie: bool
     # --- stock ledger (issue 2): [ledger] ---
     ledger_consumption_window_days: int
     # --- sensors / MQTT ingestion (issue 3): [mqtt], [broker], [ingest], [evaluation] ---

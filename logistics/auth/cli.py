@@ -27,7 +27,8 @@ def _runtime() -> Runtime:
 
 def demo_login_text(credentials: dict[str, dict[str, Any]], base_url: str) -> str:
     """How to log in with the demo's credentials (from ensure_demo_credentials), for printing."""
-    lines = ["Demo users (passwords made for this run; nothing is stored in the repository):"]
+    lines = [f"Web app: {base_url}/  (log in with a user below)",
+             "Demo users (passwords made for this run; nothing is stored in the repository):"]
     for username, info in credentials.items():
         roles = ", ".join(f"{role}@{store}" if store else role for role, store in info["roles"])
         lines.append(f"  {username:<10} {info['password']}   ({roles})")

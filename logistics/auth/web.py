@@ -183,6 +183,12 @@ def guard() -> Response | None:
         return None  # routing answers 404/405 itself
     method = "GET" if request.method == "HEAD" else request.method
     g.client_address = client_address(_state().proxy_hops)
+    if request.blueprint == "web":
+        # The pages log in with a session cookie (logistics.web.access); their login form
+        # shares the API login's per-address limit.
+        if endpoint == "web.login" and method == "POST":
+            return _rate_limited("auth.Login", method)
+        return None
     if policy.is_public(endpoint, method, request.path):
         return _rate_limited(endpoint, method)
     try:

@@ -627,3 +627,17 @@ def set_stock_level(
     level.daily_consumption_doses, level.updated_at = daily_consumption_doses, now
     uow.commit()
     return level
+
+
+def open_alerts(uow: UnitOfWork, *, store_path: str | None, limit: int = 200) -> list[Alert]:
+    """Alerts not yet resolved in a store subtree (None: everywhere), alarms first, newest first."""
+    from sqlalchemy import case
+
+    from logistics.domain.alerts import SEVERITY_RANK
+
+    rank = case(SEVERITY_RANK, value=Alert.severity, else_=-1)
+    query = select(Alert).where(Alert.state != "resolved")
+    if store_path is not None:
+        query = query.where(Alert.store_path.startswith(store_path, autoescape=True))
+    return list(uow.session.scalars(
+        query.order_by(rank.desc(), Alert.opened_at.desc(), Alert.id.desc()).limit(limit)))

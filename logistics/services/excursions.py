@@ -1031,3 +1031,11 @@ def lot_thermal_history(
         "mkt_c": _round(mean_kinetic_temperature(temps, weights)),
         "stays": stays,
     }
+
+
+def get_review(uow: UnitOfWork, review_id: int) -> tuple[QuarantineReview, Excursion]:
+    """One quarantine review with the excursion that caused it."""
+    review = uow.session.get(QuarantineReview, review_id) if 0 < review_id < 2**62 else None
+    if review is None:
+        raise NotFound(f"quarantine review {review_id} does not exist")
+    return review, uow.session.get(Excursion, review.excursion_id)

@@ -745,3 +745,44 @@ def check_all_commitments(
             short += bool(check_commitments(uow, store_id, now, site_timezone=site_timezone))
             uow.commit()
     return short
+
+
+def sessions_at_risk(
+    uow: UnitOfWork, *, store_path: str | None, from_date: dt.date, limit: int = 100
+) -> list[Session]:
+    """Open sessions from a date on whose promise stock no longer covers (a shortfall), by date."""
+    query = select(Session).where(
+        Session.status == "open", Session.shortfall_doses > 0, Session.session_date >= from_date
+    )
+    if store_path is not None:
+        query = query.join(Store, Store.id == Session.store_id).where(
+            Store.path.startswith(store_path, autoescape=True)
+        )
+    return list(uow.session.scalars(query.order_by(Session.session_date, Session.id).limit(limit)))
+
+
+def usability_by_date(
+    uow: UnitOfWork, *, store_id: int, product_id: int, dates: Sequence[dt.date], today: dt.date
+) -> list[Usability]:
+    """`usability` for several dates, reading the centre's stock and promises once."""
+    get_store(uow, store_id)
+    product = get_product(uow, product_id)
+    lines = stock_lines(uow, store_id, product_id)
+    promised = promises(uow, store_id, product_id)
+    transit = in_transit_doses(uow, store_id, product_id)
+    result = []
+    for on_date in dates:
+        due = rules.due_date(on_date, today)
+        available = rules.doses_possible(lines, promised, on_date, today)
+        result.append(Usability(
+            store_id=store_id, product_id=product_id, on_date=on_date,
+            doses_per_vial=product.doses_per_vial,
+            usable_doses=rules.usable_doses(lines, due), in_transit_doses=transit,
+            promised_doses=sum(p.doses for p in promised
+                               if rules.due_date(p.on_date, today) <= due),
+            promised_later_doses=sum(p.doses for p in promised
+                                     if rules.due_date(p.on_date, today) > due),
+            available_doses=available,
+            suggested_capacity=rules.round_down_to_vials(available, product.doses_per_vial),
+        ))
+    return result

@@ -859,3 +859,32 @@ def remember_response(
         )
     )
     uow.session.flush()
+
+
+def shipments_in_transit_to(
+    uow: UnitOfWork, *, store_path: str | None, limit: int = 100
+) -> list[Shipment]:
+    """Shipments on their way to the stores of a subtree (None: everywhere), oldest first."""
+    query = select(Shipment).where(Shipment.status == "in_transit")
+    if store_path is not None:
+        query = query.join(Store, Store.id == Shipment.to_store_id).where(
+            Store.path.startswith(store_path, autoescape=True)
+        )
+    return list(uow.session.scalars(query.order_by(Shipment.issued_at, Shipment.id).limit(limit)))
+
+
+def fefo_suggestion(
+    uow: UnitOfWork, *, store_id: int, product_id: int, doses: int, on: dt.date
+) -> list[rules.Allocation]:
+    """The lots an issue of this product would take now (FEFO), read without locking anything.
+
+    Raises InsufficientStock, with the usable doses, when the store cannot cover the doses.
+    """
+    query = (
+        select(StockBalance)
+        .join(Lot, Lot.id == StockBalance.lot_id)
+        .where(StockBalance.store_id == store_id, StockBalance.doses > 0,
+               Lot.product_id == product_id)
+        .order_by(StockBalance.unit_id, StockBalance.lot_id)
+    )
+    return rules.fefo_allocate([lot_stock(b) for b in uow.session.scalars(query)], doses, on)

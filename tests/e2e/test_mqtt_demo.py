@@ -61,6 +61,17 @@ def test_demo_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path: Path):
                 if line.startswith("  admin "):
                     password = line.split()[1]
         assert password, log.read_text()[-3000:]
+        # The web app's address comes first, before the users (issue 14), and its login works.
+        printed = log.read_text().splitlines()
+        web_line = next(i for i, line in enumerate(printed) if line.startswith("Web app: "))
+        assert web_line < next(i for i, line in enumerate(printed) if line.startswith("  admin "))
+        web = requests.Session()
+        address = printed[web_line].split()[2]
+        form = web.get(f"{address}login", timeout=10).text
+        csrf = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        page = web.post(f"{address}login", data={"username": "admin", "password": password,
+                                                 "csrf_token": csrf}, timeout=10)
+        assert page.status_code == 200 and "Log out" in page.text, page.text[-2000:]
         # Log in the way the demo's printed instructions say.
         login = requests.post(
             f"http://127.0.0.1:{http_port}/api/auth/login",

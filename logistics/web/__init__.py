@@ -1,0 +1,54 @@
+"""The web app for people: server-rendered pages (Jinja2), htmx for partial updates, uPlot charts.
+
+The pages call the same services as the API (logistics/services) and the same policy table
+(logistics/auth/policy.py); no business rule lives here, in a template or in the browser's JS.
+Login is a session cookie holding an API token, so users, roles and revocation are the API's.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask
+
+from logistics.config import Settings
+
+
+def _secret_key(settings: Settings) -> str:
+    """The configured key, else one made once and kept in a file that every worker reads."""
+    if settings.web_secret_key:
+        return settings.web_secret_key
+    path = Path(settings.web_key_file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: of several workers starting at once, one writes the key and the rest read it.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_text().strip()
+        if key:
+            return key
+        raise RuntimeError(f"{path} is empty: delete it or set web.secret_key") from None
+    key = secrets.token_urlsafe(48)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+def init_web(app: Flask) -> None:
+    """Serve the pages under / on this app: blueprint, session cookie, translations."""
+    from logistics.web import i18n, views
+    from logistics.web.blueprint import web
+
+    settings = app.extensions["coldchain"].settings
+    app.config.update(
+        SECRET_KEY=_secret_key(settings),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.web_secure_cookie,
+        SESSION_COOKIE_NAME="coldchain_session",
+    )
+    i18n.init_i18n(app, settings)
+    views.load()
+    app.register_blueprint(web)

@@ -1,0 +1,95 @@
+"""Languages of the pages (English, Hindi) and Indian formats of numbers and dates.
+
+The language comes from the remembered switch (a cookie), else the browser's Accept-Language.
+Numbers use the en-IN / hi-IN patterns (lakh grouping: 1,00,000); dates and times are shown in
+the site time zone (setting site.timezone).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from pathlib import Path
+from typing import Any
+
+from babel import Locale, dates, numbers
+from flask import Flask, request
+from flask_babel import Babel, get_locale
+
+from logistics.config import Settings
+
+LANGUAGES = {"en": "English", "hi": "हिन्दी"}
+COOKIE = "lang"
+# Babel locales giving the Indian patterns of each language.
+FORMAT_LOCALES = {"en": "en_IN", "hi": "hi_IN"}
+TRANSLATIONS = Path(__file__).parent / "translations"
+
+
+def select_language() -> str:
+    """The remembered choice, else the browser's best match, else English."""
+    chosen = request.cookies.get(COOKIE)
+    if chosen in LANGUAGES:
+        return chosen
+    return request.accept_languages.best_match(list(LANGUAGES)) or "en"
+
+
+def language() -> str:
+    """The language of this request ('en' or 'hi')."""
+    return str(get_locale() or "en").split("_")[0]
+
+
+def _fmt_locale() -> str:
+    from flask import g
+
+    # Asked once per number: kept for the request (a district's table shows a thousand).
+    if "fmt_locale" not in g:
+        g.fmt_locale = FORMAT_LOCALES.get(language(), "en_IN")
+    return g.fmt_locale
+
+
+@functools.lru_cache(maxsize=16)
+def _number_pattern(digits: int) -> numbers.NumberPattern:
+    # Parsed once: a district's table shows a thousand numbers, and parsing dominated its time.
+    return numbers.parse_pattern("#,##,##0" + ("." + "0" * digits if digits else ""))
+
+
+@functools.lru_cache(maxsize=8)
+def _babel_locale(code: str) -> Locale:
+    return Locale.parse(code)
+
+
+def number(value: Any, digits: int = 0) -> str:
+    """A number with Indian grouping (12,34,567); '—' for none."""
+    if value is None:
+        return "—"
+    return _number_pattern(digits).apply(value, _babel_locale(_fmt_locale()))
+
+
+def date(value: dt.date | None, style: str = "medium") -> str:
+    """A calendar date in the language's Indian format."""
+    if value is None:
+        return "—"
+    return dates.format_date(value, format=style, locale=_fmt_locale())
+
+
+def datetime(value: dt.datetime | None, style: str = "short") -> str:
+    """A timestamp shown in the site time zone."""
+    if value is None:
+        return "—"
+    from flask import current_app
+
+    zone = current_app.extensions["coldchain"].settings.site_timezone
+    return dates.format_datetime(value, format=style, tzinfo=dates.get_timezone(zone),
+                                 locale=_fmt_locale())
+
+
+def init_i18n(app: Flask, settings: Settings) -> None:
+    """Install flask-babel with the pages' translations and the format filters."""
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(TRANSLATIONS)
+    app.config["BABEL_DEFAULT_TIMEZONE"] = settings.site_timezone
+    Babel(app, locale_selector=select_language, timezone_selector=lambda: settings.site_timezone)
+    from logistics.web.labels import attr_pair, code_label, label, vvm
+
+    app.jinja_env.filters.update(num=number, day=date, when=datetime, label=label, vvm=vvm,
+                                 attr_pair=attr_pair, code_label=code_label)
+    app.jinja_env.add_extension("jinja2.ext.i18n")

@@ -1,0 +1,16 @@
+"""The page views; importing a module adds its routes to the blueprint."""
+
+from __future__ import annotations
+
+
+def load() -> None:
+    """Import every view module (once), so each registers its routes."""
+    from logistics.web.views import (  # noqa: F401
+        alerts,
+        home,
+        overview,
+        planner,
+        session,
+        store,
+        units,
+    )

@@ -1,0 +1,82 @@
+"""District and state: the session planner across centres, status tiles, and lot trace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import render_template, request
+from sqlalchemy import select
+
+from logistics.api.context import new_uow, settings
+from logistics.models.catalog import Lot, Store
+from logistics.services import alerts as alerts_service
+from logistics.services import availability, catalog, trace
+from logistics.services.sessions import local_date
+from logistics.web import access
+from logistics.web.blueprint import web
+
+TEMPERATURE_KINDS = frozenset({"heat_warning", "heat_alarm", "cold_warning", "cold_alarm",
+                               "sensor_silent", "sensor_low_battery", "sensor_power_off",
+                               "power_failure"})
+STOCK_KINDS = frozenset({"stock_out", "below_min", "above_max", "lot_expired", "lot_expiring",
+                         "sessions_overcommitted"})
+RANK = {None: 0, "info": 1, "warning": 2, "alarm": 3}
+
+
+def _worst(alerts: list[tuple[str, str, str]], kinds: frozenset[str]) -> str | None:
+    """The most severe open alert of these kinds (None: all clear), for a tile's colour."""
+    found = [severity for _path, kind, severity in alerts if kind in kinds]
+    return max(found, key=lambda s: RANK.get(s, 0)) if found else None
+
+
+def _tiles(children: list[Store], alerts: list[Any]) -> list[dict[str, Any]]:
+    plain = [(a.store_path, a.kind, a.severity) for a in alerts]
+    tiles = []
+    for child in children:
+        mine = [a for a in plain if a[0].startswith(child.path)]
+        tiles.append({"store": child, "stock": _worst(mine, STOCK_KINDS),
+                      "temperature": _worst(mine, TEMPERATURE_KINDS), "alerts": len(mine)})
+    return tiles
+
+
+@web.route("/overview/<int:store_id>")
+def overview(store_id: int) -> str:
+    """Each child store's stock and temperature status at a glance (the planner table follows)."""
+    with new_uow() as uow:
+        store = access.visible_store(uow, store_id)
+        children = catalog.list_stores(uow, parent_id=store_id)
+        alerts = alerts_service.open_alerts(uow, store_path=store.path, limit=5000)
+        return render_template("overview.html", store=store, tiles=_tiles(children, alerts))
+
+
+@web.route("/overview/<int:store_id>/planner")
+def overview_planner(store_id: int) -> str:
+    """The session planner across the centres below: usable, in transit, promised, open seats.
+
+    Fetched after the tiles are shown: for a district of a hundred centres it is the heavy part.
+    """
+    config = settings()
+    today = local_date(access.now(), config.site_timezone)
+    with new_uow() as uow:
+        store = access.visible_store(uow, store_id)
+        rows = availability.district_view(uow, district_id=store_id, on_date=today, today=today,
+                                          window_days=config.sessions_consumption_window_days)
+        page = "overview/_planner.html" if request.headers.get("HX-Request") else \
+            "overview_planner.html"
+        return render_template(page, store=store, today=today, rows=rows)
+
+
+@web.route("/lots/trace")
+@web.route("/lots/<int:lot_id>/trace")
+def lot_trace(lot_id: int | None = None) -> str:
+    """Where every dose of a lot is now: stores and units, in transit, and its movements."""
+    number = (request.args.get("lot_number") or "").strip()[:64]
+    with new_uow() as uow:
+        matches: list[Lot] = []
+        if lot_id is None and number:
+            matches = list(uow.session.scalars(select(Lot).where(Lot.lot_number == number)))
+            lot_id = matches[0].id if len(matches) == 1 else None
+        found = trace.lot_trace(uow, lot_id) if lot_id else None
+        names = dict(uow.session.execute(select(Store.id, Store.name)).all()) if found else {}
+        return render_template("trace.html", found=found, number=number, matches=matches,
+                               names=names)

@@ -1,0 +1,113 @@
+"""Storage unit: the temperature chart (24 h, 7 d, 30 d), MKT, and the sensor's state."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import render_template, request, url_for
+
+from logistics.api.context import new_uow, settings
+from logistics.db import UnitOfWork
+from logistics.errors import NotFound
+from logistics.services import catalog, excursions, readings
+from logistics.web import access
+from logistics.web.blueprint import web
+
+# Range shown -> bucket width. One-minute readings give at most 1,440 points per chart (the
+# issue's ceiling is 2,000); beyond a day each point is a bucket's min/avg/max.
+RANGES = {"24h": (dt.timedelta(hours=24), 60), "7d": (dt.timedelta(days=7), 600),
+          "30d": (dt.timedelta(days=30), 1800)}
+MAX_POINTS = 2000
+
+
+def visible_unit(uow: UnitOfWork, unit_id: int) -> Any:
+    """The unit, if the user may see its store."""
+    unit = catalog.get_unit(uow, unit_id) if 0 < unit_id < 2**31 else None
+    if unit is None:
+        raise NotFound(f"no unit {unit_id}")
+    access.visible_store(uow, unit.store_id)
+    return unit
+
+
+def chart_data(uow: UnitOfWork, unit: Any, start: dt.datetime, end: dt.datetime,
+               width_s: int) -> dict[str, Any]:
+    """What the chart draws: buckets, the safe band, the excursions to shade (all from services)."""
+    width_s = max(width_s, int((end - start).total_seconds() // MAX_POINTS) + 1)
+    buckets = readings.unit_chart_buckets(uow, unit.id, start, end, width_s)
+    found = excursions.list_excursions(uow, store_path=None, unit_id=unit.id, kind=None,
+                                       open_only=False, since=start, until=end)
+    return {
+        "t": [int(b.start.timestamp()) for b in buckets],
+        "avg": [round(b.avg_temp_c, 2) for b in buckets],
+        "min": [round(b.min_temp_c, 2) for b in buckets],
+        "max": [round(b.max_temp_c, 2) for b in buckets],
+        "band": [unit.min_temp_c, unit.max_temp_c],
+        "excursions": [[int(max(x.started_at, start).timestamp()),
+                        int(min(x.ended_at or end, end).timestamp()), x.kind] for x in found],
+        "start": int(start.timestamp()), "end": int(end.timestamp()),
+        "bucket_s": width_s, "tz": settings().site_timezone,
+        "summary": {
+            "low": min((b.min_temp_c for b in buckets), default=None),
+            "high": max((b.max_temp_c for b in buckets), default=None),
+            "excursions": found,
+        },
+    }
+
+
+def _range() -> str:
+    chosen = request.args.get("range", "24h")
+    return chosen if chosen in RANGES else "24h"
+
+
+def _unit_chart(uow: UnitOfWork, unit: Any, chosen: str) -> dict[str, Any]:
+    span, width_s = RANGES[chosen]
+    end = access.now()
+    return {"chart": chart_data(uow, unit, end - span, end, width_s), "range": chosen,
+            "ranges": list(RANGES), "mkt_url": url_for("web.unit_mkt", unit_id=unit.id,
+                                                       range=chosen)}
+
+
+@web.route("/units/<int:unit_id>")
+def unit(unit_id: int) -> str:
+    """A unit's temperatures, MKT and sensor."""
+    with new_uow() as uow:
+        found = visible_unit(uow, unit_id)
+        store, chart = found.store, _unit_chart(uow, found, _range())
+        # latest_by_store detaches what the session loaded: read everything else first.
+        sensors = [row.sensor for row in
+                   readings.latest_by_store(uow, found.store_id, False, access.now())
+                   if row.unit.id == unit_id and row.sensor is not None]
+        return render_template("unit.html", unit=found, store=store, sensors=sensors, **chart)
+
+
+@web.route("/units/<int:unit_id>/chart")
+def unit_chart(unit_id: int) -> str:
+    """The chart alone, for another range (htmx swaps it in place)."""
+    with new_uow() as uow:
+        found = visible_unit(uow, unit_id)
+        return render_template("units/_chart.html", unit=found, **_unit_chart(uow, found, _range()))
+
+
+@web.route("/units/<int:unit_id>/mkt")
+def unit_mkt(unit_id: int) -> str:
+    """MKT over the chosen range; fetched after the chart is shown (30 days of readings: the
+    slowest figure of the page, so the chart never waits for it)."""
+    chosen = _range()
+    end = access.now()
+    with new_uow() as uow:
+        visible_unit(uow, unit_id)
+        mkt = excursions.unit_mkt(uow, settings(), unit_id=unit_id, start=end - RANGES[chosen][0],
+                                  end=end)
+        return render_template("units/_mkt.html", mkt=mkt, range=chosen)
+
+
+@web.app_template_filter("tojson_chart")
+def tojson_chart(chart: dict[str, Any]) -> Any:
+    """The chart's data as JSON for a <script type="application/json"> (no '<' inside)."""
+    import json
+
+    from markupsafe import Markup
+
+    data = {key: value for key, value in chart.items() if key != "summary"}
+    return Markup(json.dumps(data, separators=(",", ":")).replace("<", "\\u003c"))

@@ -1,0 +1,65 @@
+"""Every page and form needs a login; every form needs the CSRF token and names an API rule."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+
+from logistics.auth import policy
+from logistics.web.views import store as store_views
+
+pytestmark = pytest.mark.integration
+OPEN = {"web.login", "web.static", "web.language"}
+
+
+def _pages(app, methods: set[str]) -> list:
+    return [rule for rule in app.url_map.iter_rules()
+            if rule.endpoint.startswith("web.") and rule.endpoint not in OPEN
+            and rule.methods & methods]
+
+
+def _url(app, rule) -> str:
+    args = {name: 1 if "int" in str(rule._converters[name]).lower() else "receipt"
+            for name in rule.arguments}
+    return app.url_map.bind("localhost").build(rule.endpoint, args)
+
+
+def test_every_page_sends_a_stranger_to_the_login(app, demo):
+    client = app.test_client()
+    rules = _pages(app, {"GET"})
+    assert len(rules) >= 15
+    for rule in rules:
+        response = client.get(_url(app, rule))
+        assert response.status_code == 302, rule.endpoint
+        assert "/login" in response.headers["Location"], rule.endpoint
+
+
+def test_every_form_refuses_a_post_without_the_csrf_token(app, demo, person):
+    client = person("admin")  # even an administrator, logged in
+    rules = _pages(app, {"POST"}) + [r for r in app.url_map.iter_rules()
+                                     if r.endpoint == "web.login"]
+    assert len(rules) >= 6
+    for rule in rules:
+        response = client.post(_url(app, rule), data={"client_id": str(uuid.uuid4())})
+        assert response.status_code == 400, rule.endpoint
+
+
+def test_every_store_form_stands_for_an_api_endpoint_with_an_explicit_rule():
+    for form in store_views.FORMS.values():
+        assert policy.has_explicit_rule(form.endpoint, "POST"), form.name
+    assert re.search(r"\bstock\.", " ".join(f.endpoint for f in store_views.FORMS.values()))
+
+
+def test_a_revoked_token_logs_the_page_out(app, demo, person, runtime):
+    from sqlalchemy import update
+
+    from logistics.models.auth import ApiToken
+
+    client = person("centre_officer", "PUN-PHC-KHED")
+    assert client.get("/stores/4").status_code == 200
+    with runtime.uow() as uow:
+        uow.session.execute(update(ApiToken).values(revoked_at=ApiToken.created_at))
+        uow.commit()
+    assert client.get("/stores/4").status_code == 302

@@ -56,6 +56,7 @@ class Settings:
     ingest_min_temp_c: float
     ingest_max_temp_c: float
     ingest_max_future_s: int
+    ingest_earliest_ts: str
     ingest_late_after_s: int
     ingest_retry_min_s: float
     ingest_retry_max_s: float
@@ -63,6 +64,8 @@ class Settings:
     evaluation_poll_s: float
     evaluation_claim_limit: int
     evaluation_stale_after_s: int
+    evaluation_retry_min_s: float
+    evaluation_retry_max_s: float
     # --- excursions, alerts, notifications, scheduler (issue 4) ---
     alerts_heat_warning_min: int
     alerts_heat_alarm_min: int

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -31,6 +32,7 @@ class Letter:
     rejection: Rejection
     payload: str
     received_at: dt.datetime
+    raw: bytes | None = None  # the bytes as received, when the whole message is refused
 
 
 def record_dead_letters(
@@ -45,13 +47,26 @@ def record_dead_letters(
 
 def _letter_row(letter: Letter, payload_chars: int) -> dict[str, object]:
     return {
-        "topic": letter.topic[:256],
-        "sensor_id": (letter.sensor_id or None) and letter.sensor_id[:64],
-        "reason": letter.rejection.reason[:64],
-        "detail": letter.rejection.detail[:500],
+        "topic": storable_text(letter.topic, 256),
+        "sensor_id": (letter.sensor_id or None) and storable_text(letter.sensor_id, 64),
+        "reason": storable_text(letter.rejection.reason, 64),
+        "detail": storable_text(letter.rejection.detail, 500),
         "received_at": letter.received_at,
-        "payload": letter.payload[:payload_chars],
+        "payload": storable_text(letter.payload, payload_chars),
+        "raw": None if letter.raw is None else letter.raw[:payload_chars],
     }
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable_text(text: str, limit: int) -> str:
+    """Text a database column accepts: NUL and lone surrogates shown as U+FFFD, cut to `limit`.
+
+    PostgreSQL text refuses NUL and the driver cannot encode a lone surrogate; the exact bytes of
+    a refused message are kept beside it (dead_letters.raw).
+    """
+    return _UNSTORABLE.sub("\ufffd", text[:limit])
 
 
 def record_status(uow: UnitOfWork, sensor_id: str, status: str, now: dt.datetime) -> bool:
@@ -135,11 +150,19 @@ def _unit_of(
         return 0, Rejection("unknown_sensor", f"sensor {reading.sensor_id!r} is not registered")
     if _retired(sensor):
         return 0, Rejection("retired_sensor", f"sensor {reading.sensor_id!r} is retired")
-    for assignment in reversed(assignments.get(reading.sensor_id, [])):
+    held = assignments.get(reading.sensor_id, [])
+    for assignment in reversed(held):
         if assignment.valid_from <= reading.ts and (
             assignment.valid_to is None or reading.ts < assignment.valid_to
         ):
             return assignment.unit_id, None
+    if held and reading.ts < held[0].valid_from:
+        # Same reason as any time outside an assignment; the detail says it precedes registration.
+        return 0, Rejection(
+            "unassigned",
+            f"ts {reading.ts.isoformat()} is before sensor {reading.sensor_id!r} was registered "
+            f"({held[0].valid_from.isoformat()})",
+        )
     return 0, Rejection(
         "unassigned", f"sensor {reading.sensor_id!r} was in no unit at {reading.ts.isoformat()}"
     )

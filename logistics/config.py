@@ -80,6 +80,7 @@ class Settings:
     alerts_escalate_after_reminders: int
     alerts_max_escalation_levels: int
     notify_webhook_timeout_s: float
+    notify_allowed_networks: str
     notify_max_attempts: int
     notify_backoff_base_s: float
     notify_backoff_max_s: float

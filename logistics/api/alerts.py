@@ -527,4 +527,6 @@ class Targets(MethodView):
     @blp.alt_response(409, description="Already registered")
     def post(self, body: dict[str, Any]) -> Any:
         """Register a webhook (signed with its secret) or an e-mail address for a store."""
-        return notify_service.add_target(request_uow(), **body)
+        return notify_service.add_target(
+            request_uow(), **body, allowed_networks=settings().notify_allowed_networks
+        )

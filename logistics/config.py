@@ -111,6 +111,7 @@ class Settings:
     auth_token_ttl_s: int
     auth_rate_limit: str
     auth_rate_limit_storage: str
+    auth_rate_limit_key_prefix: str
     auth_rate_limit_strategy: str
     auth_proxy_hops: int
     auth_token_cache_s: float

@@ -26,6 +26,7 @@ class Settings:
     http_port: int
     http_max_body_bytes: int
     http_workers: int
+    http_unavailable_retry_after_s: int
     site_timezone: str
     # --- stock ledger (issue 2): [ledger] ---
     ledger_consumption_window_days: int

@@ -18,11 +18,12 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from logistics.config import Settings
+from logistics.db import is_unavailable
 from logistics.domain.readings import ReadingLimits, Rejection, SensorReading
 from logistics.runtime import Runtime, watch
 from logistics.services.evaluation import request_evaluation
@@ -311,16 +312,7 @@ def _unknown_sensor_letter(sensor_id: str, message: Incoming) -> Letter:
 
 def _is_transient(exc: DBAPIError) -> bool:
     """Connection trouble (retry), as opposed to a statement the database refuses (a bug)."""
-    if exc.connection_invalidated or isinstance(exc, OperationalError):
-        return True
-    orig: Any = exc.orig
-    sqlstate = (
-        getattr(orig, "sqlstate", None)
-        or getattr(getattr(orig, "diag", None), "sqlstate", None)
-        or ""
-    )
-    # Class 08: connection exception; 57P: operator intervention; 53: insufficient resources.
-    return sqlstate.startswith(("08", "57P", "53")) or "closed" in str(exc).lower()
+    return is_unavailable(exc)
 
 
 def run_until_stopped(

@@ -9,6 +9,8 @@ def register_blueprints(api: Api) -> None:
     """Register the blueprint of every area of the API."""
     from logistics.api import alerts, auth, catalog, readings, sessions, stock, system
 
+    # CoWIN dates are DD-MM-YYYY strings, not OpenAPI "date"s (its pattern says which).
+    api.register_field(sessions.CowinDate, "string", None)
     for module in (system, catalog, stock, readings, alerts, sessions, auth):
         for blueprint in getattr(module, "BLUEPRINTS", ()):
             api.register_blueprint(blueprint)

@@ -209,7 +209,7 @@ class UserItem(MethodView):
         with new_uow() as uow:
             return _user_body(uow, auth_service.get_user(uow, username=username))
 
-    @blp.arguments(UserPatchSchema)
+    @blp.arguments(UserPatchSchema, required=False)
     @blp.response(200, UserSchema)
     @blp.alt_response(404, description="No such user")
     def patch(self, args: dict[str, Any], username: str) -> dict[str, Any]:
@@ -231,7 +231,7 @@ class UserTokens(MethodView):
         with new_uow() as uow:
             return _plain(auth_service.tokens_of(uow, username=username), TokenInfoSchema)
 
-    @blp.arguments(NewTokenSchema)
+    @blp.arguments(NewTokenSchema, required=False)
     @blp.response(201, TokenSchema)
     @blp.alt_response(404, description="No such user")
     def post(self, args: dict[str, Any], username: str) -> dict[str, Any]:

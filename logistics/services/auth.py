@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from logistics.auth import secrets
 from logistics.auth.policy import Grant, Role
-from logistics.db import Base, UnitOfWork
+from logistics.db import Base, UnitOfWork, is_unavailable
 from logistics.errors import Conflict, Invalid, NotFound, Unauthorized
 from logistics.models.auth import AccessEpoch, ApiToken, RoleGrant, User
 from logistics.models.catalog import StorageUnit, Store
@@ -341,7 +341,9 @@ def store_path_of(session: Session, kind: str, value: Any) -> str | None:
         return resolver(session, value)
     except LookupError:
         return None
-    except DBAPIError:  # e.g. an id beyond the column's range: no such store, so none covered
+    except DBAPIError as exc:  # e.g. an id beyond the column's range: no such store, none covered
+        if is_unavailable(exc):
+            raise  # an outage is not "outside your subtree": never answer it with a 403
         session.rollback()
         return None
 

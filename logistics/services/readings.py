@@ -346,8 +346,10 @@ def _touched(rows: list[dict[str, object]]) -> list[Touched]:
 def unit_readings(
     uow: UnitOfWork, unit_id: int, start: dt.datetime, end: dt.datetime, limit: int = MAX_RAW_POINTS
 ) -> list[Reading]:
-    """Readings of a unit with start <= ts < end, oldest first."""
+    """Readings of a unit with start <= ts < end, oldest first (none when end == start)."""
     _require_unit(uow, unit_id)
+    if end == start:  # an empty range holds no readings; a reversed one is refused (422)
+        return []
     _require_range(start, end)
     query = (
         select(Reading)

@@ -123,7 +123,8 @@ def test_revocation_holds_at_once_on_both_workers(runtime, serve):
     name, token = _user(runtime, ["admin"])
     probe = f"/api/users/{uuid.uuid4().hex[:6]}"
     assert [served.call("PATCH", probe, token, {"active": True}) for _ in range(12)] == [404] * 12
-    assert served.call("PATCH", f"/api/users/{name}", admin_token, {"roles": [{"role": "viewer"}]}) == 200
+    viewer = {"roles": [{"role": "viewer"}]}
+    assert served.call("PATCH", f"/api/users/{name}", admin_token, viewer) == 200
     assert [served.call("PATCH", probe, token, {"active": True}) for _ in range(12)] == [403] * 12
     assert len(served.workers()) == 2
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marshmallow as ma
 from flask_smorest import Api
 
 
@@ -11,6 +12,7 @@ def register_blueprints(api: Api) -> None:
 
     # CoWIN dates are DD-MM-YYYY strings, not OpenAPI "date"s (its pattern says which).
     api.register_field(sessions.CowinDate, "string", None)
+    api.register_field(ma.fields.Time, "string", None)
     for module in (system, catalog, stock, readings, alerts, sessions, auth):
         for blueprint in getattr(module, "BLUEPRINTS", ()):
             api.register_blueprint(blueprint)

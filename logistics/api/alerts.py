@@ -230,7 +230,15 @@ class RuleSetSchema(ma.Schema):
     )
 
 
+class RuleOutSchema(RuleSchema):
+    # A unit's own range (-100..100) may lie beyond what a rule may be set to: no range here.
+    limit_c = ma.fields.Float(required=True)
+
+
 class RuleSetOutSchema(RuleSetSchema):
+    min_temp_c = ma.fields.Float(required=True)
+    max_temp_c = ma.fields.Float(required=True)
+    rules = ma.fields.List(ma.fields.Nested(RuleOutSchema), required=True)
     source = ma.fields.String(
         required=True, metadata={"description": "unit, product, products or defaults"}
     )

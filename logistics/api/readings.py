@@ -85,7 +85,10 @@ class RangeQuerySchema(ma.Schema):
     start = AwareDateTime(required=True)
     end = AwareDateTime(required=True)
     bucket = ma.fields.String(
-        metadata={"description": "Downsample to min/avg/max per bucket: 30s, 15m, 1h, 1d"}
+        metadata={
+            "description": "Downsample to min/avg/max per bucket: 30s, 15m, 1h, 1d",
+            "pattern": "^[0-9]*[1-9][0-9]*[smhd]$",
+        }
     )
 
 

@@ -35,6 +35,9 @@ public = Blueprint(
 )
 BLUEPRINTS = [blp, public]
 
+# What marshmallow's Time accepts: H:M[:S[.fraction]], no zone (OpenAPI's "time" format has one).
+TIME_PATTERN = r"^(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,6})?)?$"
+
 
 def _request_uow() -> UnitOfWork:
     """A unit of work kept open until the response is serialised (loaded rows stay readable)."""
@@ -69,8 +72,8 @@ def _id(**kwargs: Any) -> ma.fields.Integer:
 
 
 class WindowSchema(ma.Schema):
-    start = ma.fields.Time(required=True, metadata={"example": "09:00"})
-    end = ma.fields.Time(required=True, metadata={"example": "11:00"})
+    start = ma.fields.Time(required=True, metadata={"example": "09:00", "pattern": TIME_PATTERN})
+    end = ma.fields.Time(required=True, metadata={"example": "11:00", "pattern": TIME_PATTERN})
 
 
 class SessionOpenSchema(ma.Schema):

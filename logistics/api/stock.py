@@ -41,7 +41,7 @@ IDEMPOTENCY_DOC = {
             "in": "header",
             "name": HEADER,
             "required": False,
-            "schema": {"type": "string", "maxLength": 150},
+            "schema": {"type": "string", "minLength": 1, "maxLength": 150},
             "description": "Retry key: a repeat returns the first response and records nothing",
         }
     ]

@@ -52,6 +52,7 @@ class IngestStats:
     readings: int = 0
     dead_letters: int = 0
     unstorable: int = 0  # messages not even a dead letter could hold: logged and acknowledged
+    duplicates: int = 0  # readings already stored: redeliveries (after a crash) or re-sent
     batches: int = 0
     acked: int = 0
     db_retries: int = 0
@@ -223,6 +224,7 @@ class Ingestor:
         """Commit one decoded batch and the evaluation requests of its units, in one transaction."""
         chars = self.settings.ingest_dead_letter_payload_chars
         now = dt.datetime.now(dt.UTC)
+        counts: dict[str, int] = {}
         with self.runtime.uow() as uow:
             touched = record_readings(
                 uow,
@@ -230,6 +232,7 @@ class Ingestor:
                 now,
                 late_after_s=self.settings.ingest_late_after_s,
                 payload_chars=chars,
+                counts=counts,
             )
             request_evaluation(uow, touched, now)
             letters = decoded.letters + [
@@ -241,6 +244,7 @@ class Ingestor:
             uow.commit()
         self.stats.readings += len(decoded.readings)
         self.stats.dead_letters += len(letters)
+        self.stats.duplicates += counts.get("offered", 0) - counts.get("inserted", 0)
 
     def _write_singly(self, batch: Sequence[Incoming]) -> None:
         for message in batch:

@@ -14,6 +14,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from logistics.api.context import new_uow, settings
+from logistics.api.fields import Timestamp
 from logistics.auth.policy import Role
 from logistics.services import audit as audit_service
 from logistics.services import auth as auth_service
@@ -90,8 +91,8 @@ class AuditQuerySchema(ma.Schema):
     actor = ma.fields.String()
     entity = ma.fields.String(metadata={"description": "Table name, e.g. movements"})
     entity_id = ma.fields.String()
-    since = ma.fields.AwareDateTime()
-    until = ma.fields.AwareDateTime()
+    since = Timestamp()
+    until = Timestamp()
     before_id = ma.fields.Integer(validate=ma.validate.Range(min=1))
     limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(min=1, max=1000))
 

@@ -36,7 +36,7 @@ public = Blueprint(
 BLUEPRINTS = [blp, public]
 
 # What marshmallow's Time accepts: H:M[:S[.fraction]], no zone (OpenAPI's "time" format has one).
-TIME_PATTERN = r"^(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,6})?)?$"
+TIME_PATTERN = r"^(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?$"
 
 
 def _request_uow() -> UnitOfWork:
@@ -198,8 +198,8 @@ class PlannerRowSchema(ma.Schema):
 # Exactly the dates DD-MM-YYYY of 2000-2099 that exist (29-02 in leap years only): the OpenAPI
 # document says what validation accepts (issue 12).
 COWIN_DATE_PATTERN = (
-    r"^(?:(?:(?:0[1-9]|1\d|2[0-8])-(?:0[1-9]|1[0-2])|(?:29|30)-(?:0[13-9]|1[0-2])"
-    r"|31-(?:0[13578]|1[02]))-20\d{2}|29-02-20(?:0[048]|[2468][048]|[13579][26]))$"
+    r"^(?:(?:(?:0[1-9]|1[0-9]|2[0-8])-(?:0[1-9]|1[0-2])|(?:29|30)-(?:0[13-9]|1[0-2])"
+    r"|31-(?:0[13578]|1[02]))-20[0-9]{2}|29-02-20(?:0[048]|[2468][048]|[13579][26]))$"
 )
 
 

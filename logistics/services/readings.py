@@ -86,6 +86,7 @@ def record_readings(
     *,
     late_after_s: int = 900,
     payload_chars: int = 2048,
+    counts: dict[str, int] | None = None,
 ) -> list[Touched]:
     """Store a batch once per sensor and ts, each in the unit its sensor was in at ts.
 
@@ -107,7 +108,10 @@ def record_readings(
             )
         else:
             rows.append(_reading_row(reading, unit_id, sensors[reading.sensor_id], late_after_s))
-    _insert_readings(uow, rows)
+    inserted = _insert_readings(uow, rows)
+    if counts is not None:  # a redelivered reading is a row offered but not inserted
+        counts["offered"] = counts.get("offered", 0) + len(rows)
+        counts["inserted"] = counts.get("inserted", 0) + inserted
     record_dead_letters(uow, letters, payload_chars)
     _update_sensors(
         uow,
@@ -197,17 +201,18 @@ def _reading_row(
     }
 
 
-def _insert_readings(uow: UnitOfWork, rows: list[dict[str, object]]) -> None:
+def _insert_readings(uow: UnitOfWork, rows: list[dict[str, object]]) -> int:
+    """Insert the rows not already held; return how many were new."""
     if not rows:
-        return
+        return 0
     if is_postgres(uow.session):
-        _insert_readings_unnest(uow, rows)
-        return
+        return _insert_readings_unnest(uow, rows)
     # Redeliveries and re-sent backlogs hit the unique (sensor_id, ts) and are dropped here.
     statement = insert_for(uow.session)(Reading).on_conflict_do_nothing(
         index_elements=["sensor_id", "ts"]
     )
-    uow.session.execute(statement, rows)
+    result = uow.session.execute(statement, rows)
+    return result.rowcount if result.rowcount >= 0 else len(rows)
 
 
 _READING_COLUMNS = (
@@ -246,10 +251,10 @@ def _field(value: object) -> str:
     return value if isinstance(value, str) else repr(value)
 
 
-def _insert_readings_unnest(uow: UnitOfWork, rows: list[dict[str, object]]) -> None:
-    """One INSERT for the whole batch, one text value per column."""
+def _insert_readings_unnest(uow: UnitOfWork, rows: list[dict[str, object]]) -> int:
+    """One INSERT for the whole batch, one text value per column; returns the rows inserted."""
     params = {name: _SEP.join([_field(row[name]) for row in rows]) for name, _ in _READING_COLUMNS}
-    uow.session.execute(_UNNEST_INSERT, {**params, "sep": _SEP})
+    return uow.session.execute(_UNNEST_INSERT, {**params, "sep": _SEP}).rowcount
 
 
 def _update_sensors(

@@ -30,7 +30,6 @@ evaluation queue empty, or the worker replaced). The last line is one JSON objec
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
@@ -231,12 +230,25 @@ def _recovery(bench: Bench, sensor_ids: list[str], publisher: Publisher, started
         time.sleep(0.05)
 
 
+def _settle(count: Callable[[], int], goal: int, quiet_s: float = 3.0, limit_s: float = 90) -> int:
+    """Wait until count() reaches goal, or stops growing for quiet_s (lost ones never arrive)."""
+    started = last_change = time.monotonic()
+    last = count()
+    while last < goal and time.monotonic() - last_change < quiet_s:
+        if time.monotonic() - started > limit_s:
+            break
+        time.sleep(0.1)
+        now = count()
+        if now != last:
+            last, last_change = now, time.monotonic()
+    return last
+
+
 def _finish(bench: Bench, publisher: Publisher, sensor_ids: list[str],
             ingestion: Process) -> dict[str, Any]:
     acked = publisher.wait()
     publisher.close()
-    with contextlib.suppress(RuntimeError):  # lost ones never arrive: counted below
-        _wait(lambda: bench.stored(sensor_ids) >= acked, 60, "all acknowledged readings stored")
+    _settle(lambda: bench.stored(sensor_ids), acked)
     stats = ingestion.terminate()
     stored = bench.stored(sensor_ids)
     return {
@@ -335,9 +347,12 @@ def web_worker_sigkill(bench: Bench) -> dict[str, Any]:
         site = make_site(uow, doses=5000)
         create_user(uow, username="faults-admin", password=None, roles=["admin"])
         token = issue_token(uow, username="faults-admin", ttl_s=3600)
+    from sensors.mosquitto import PrivateMosquitto
+
     port = harness.free_port()
     server = harness.start_gunicorn(bench.url, port, workers=2)
     base = f"http://127.0.0.1:{port}"
+    broker = PrivateMosquitto().start()
     try:
         status, created = _http(base, "POST", "/api/sessions", token, session_body(site, 800))
         assert status == 201, created
@@ -368,9 +383,6 @@ def web_worker_sigkill(bench: Bench) -> dict[str, Any]:
             for index in range(offset, len(people), 4):
                 book(people[index], slots[index % len(slots)])
 
-        from sensors.mosquitto import PrivateMosquitto
-
-        broker = PrivateMosquitto().start()
         prefix = f"faults-{uuid.uuid4().hex[:6]}/sensors"
         sensor_ids, _units = bench.sensors("web")
         ingestion = Process(bench, "ingest", bench.env(broker.url, prefix), "--client-id", "ing-w")
@@ -388,9 +400,9 @@ def web_worker_sigkill(bench: Bench) -> dict[str, Any]:
         for thread in threads:
             thread.join(300)
         readings = _finish(bench, publisher, sensor_ids, ingestion)
-        broker.cleanup()
         rows = dict(bench.sql(
-            "SELECT beneficiary, count(*) FROM bookings WHERE session_id = %s GROUP BY beneficiary",
+            "SELECT beneficiary, count(*) FROM session_bookings WHERE session_id = %s "
+            "GROUP BY beneficiary",
             created["id"],
         ))
         lost = sum(1 for person in confirmed if person not in rows)
@@ -406,6 +418,7 @@ def web_worker_sigkill(bench: Bench) -> dict[str, Any]:
             "recovery_s": recovery,
         }
     finally:
+        broker.cleanup()
         harness.stop(server)
 
 

@@ -56,7 +56,12 @@ class UserSchema(ma.Schema):
 
 
 class NewUserSchema(ma.Schema):
-    username = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64))
+    username = ma.fields.String(
+        required=True,
+        # \Z: "$" would also take a final newline, which the document's pattern refuses.
+        validate=ma.validate.Regexp(r"[A-Za-z0-9_.@-]{1,64}\Z"),
+        metadata={"pattern": "^[A-Za-z0-9_.@-]{1,64}$"},
+    )
     password = ma.fields.String(load_default=None, allow_none=True, load_only=True,
                                 validate=ma.validate.Length(min=8, max=1024),
                                 metadata={"description": "None: a service account (tokens only)"})

@@ -197,6 +197,10 @@ def set_rules(
         now,
         actor,
     )
+    # Delete the old rules first: the flush would insert the new ones before deleting the old,
+    # against the unique (rule set, side, level), and answer 500 (found by schemathesis).
+    row.rules = []
+    uow.session.flush()
     row.rules = [TemperatureRule(**dataclasses.asdict(rule)) for rule in rules]
     # Limits learnt under the old rules no longer hold: the next readings get a full evaluation.
     uow.session.execute(update(UnitMonitorState).values(calm_checked_at=None))

@@ -212,7 +212,9 @@ def _insert_readings(uow: UnitOfWork, rows: list[dict[str, object]]) -> int:
         index_elements=["sensor_id", "ts"]
     )
     result = uow.session.execute(statement, rows)
-    return result.rowcount if result.rowcount >= 0 else len(rows)
+    # SQLite's batched insert may not report its row count: count every row as new then.
+    rowcount = getattr(result, "rowcount", -1)
+    return rowcount if isinstance(rowcount, int) and rowcount >= 0 else len(rows)
 
 
 _READING_COLUMNS = (

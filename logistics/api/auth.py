@@ -98,7 +98,8 @@ class AuditQuerySchema(ma.Schema):
     entity_id = ma.fields.String()
     since = Timestamp()
     until = Timestamp()
-    before_id = ma.fields.Integer(validate=ma.validate.Range(min=1))
+    # Audit ids are 64-bit: a larger one would reach PostgreSQL and fail there (500).
+    before_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=2**63 - 1))
     limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(min=1, max=1000))
 
 

@@ -76,6 +76,11 @@ def test_datetimes_are_range_checked_after_their_offset(client, runtime, when):
     _problem(client.get(f"/api/units/{net.centre_ilr}/readings?start={when}&end={when}"), 422)
 
 
+def test_an_id_beyond_64_bits_is_refused_not_sent_to_the_database(client):
+    errors = _problem(client.get("/api/audit?before_id=25305769696662090940416"), 422)["errors"]
+    assert "before_id" in errors
+
+
 def test_a_405_names_the_allowed_methods(client):
     response = client.open("/api/stores", method="TRACE")
     _problem(response, 405)

@@ -7,6 +7,7 @@ process and database it starts is on 127.0.0.1 and is stopped or dropped by the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -124,3 +125,72 @@ def start_coldchain(command: str, env: dict[str, str], *args: str) -> subprocess
         start_new_session=True,
         stdout=subprocess.DEVNULL,
     )
+
+
+class OwnPostgres:
+    """A PostgreSQL cluster of this run only (initdb in a temp dir, free port), so a benchmark
+    may stop and restart it without touching the machine's server. Run as user postgres when
+    started as root."""
+
+    def __init__(self) -> None:
+        import glob
+        import shutil
+        import tempfile
+
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+        if not bins:
+            raise RuntimeError("PostgreSQL server binaries not found under /usr/lib/postgresql")
+        self.bin = Path(bins[-1])
+        self.dir = Path(tempfile.mkdtemp(prefix="coldchain-bench-pg-"))
+        self.data = self.dir / "data"
+        self.port = free_port()
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+
+    def _run(self, tool: str, *args: str) -> None:
+        command = [str(self.bin / tool), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    @property
+    def url(self) -> str:
+        """SQLAlchemy URL of its `postgres` database."""
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        """Start it and wait until it accepts connections."""
+        options = (
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c max_connections=200"
+        )
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"),
+                  "-w", "start")
+
+    def stop(self) -> None:
+        """Stop it (fast shutdown: open connections are cut)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def cleanup(self) -> None:
+        """Stop it if running and remove its files."""
+        import shutil
+
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def start_coldchain_logged(
+    command: str, env: dict[str, str], log_path: Path, *args: str
+) -> subprocess.Popen:
+    """Like start_coldchain, keeping stdout and stderr in log_path (its final statistics)."""
+    with open(log_path, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", "from logistics.cli import main; main()", command, *args],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+            start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )

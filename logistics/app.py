@@ -7,6 +7,7 @@ from typing import Any
 from flask import Flask
 
 from logistics.api import register_blueprints
+from logistics.api.hostile import document_input_rules, refuse_hostile_input
 from logistics.api.problems import ProblemApi
 from logistics.auth.web import init_auth
 from logistics.config import Settings, load_settings
@@ -38,7 +39,10 @@ def create_app(
     app.json.sort_keys = False
     app.extensions["coldchain"] = runtime or Runtime.from_settings(settings)
     api = ProblemApi(app)
+    # First of the before-request hooks: hostile input never reaches authentication or a view.
+    app.before_request(refuse_hostile_input)
     register_blueprints(api)
     init_auth(app)
     init_web(app)
+    document_input_rules(app)
     return app

@@ -8,7 +8,7 @@ from importlib.metadata import entry_points
 
 import click
 
-from logistics.config import load_settings
+from logistics.config import Settings, load_settings
 from logistics.runtime import Runtime
 
 
@@ -55,7 +55,18 @@ def gunicorn_argv(
 @click.option(
     "--dev", is_flag=True, help="Flask's development server in this one process (debugging)."
 )
-def serve(host: str | None, port: int | None, workers: int | None, dev: bool) -> None:
+@click.option(
+    "--allow-per-worker-rate-limit",
+    is_flag=True,
+    help="Start even though memory:// rate limits count per worker (the limit multiplies).",
+)
+def serve(
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    dev: bool,
+    allow_per_worker_rate_limit: bool,
+) -> None:
     """Serve the HTTP API: gunicorn with config/gunicorn.conf.py (the production set-up)."""
     if dev:
         from logistics.app import create_app
@@ -64,8 +75,35 @@ def serve(host: str | None, port: int | None, workers: int | None, dev: bool) ->
         app = create_app(settings)
         app.run(host=host or settings.http_host, port=port or settings.http_port, threaded=True)
         return
+    problem = per_worker_rate_limit(load_settings(), workers or configured_workers())
+    if problem and not allow_per_worker_rate_limit:
+        raise click.UsageError(f"{problem}; or pass --allow-per-worker-rate-limit")
     argv = gunicorn_argv(host, port, workers)
-    os.execv(argv[0], argv)  # gunicorn takes this process's place: signals reach its master
+    os.execv(argv[0], argv)
+
+
+def configured_workers() -> int:
+    """How many workers config/gunicorn.conf.py starts (http.workers, or one per core)."""
+    import runpy
+
+    from logistics.config import CONFIG_DIR
+
+    return int(runpy.run_path(str(CONFIG_DIR / "gunicorn.conf.py"))["workers"])
+
+
+def per_worker_rate_limit(settings: Settings, workers: int) -> str | None:
+    """Why these settings would not hold the documented public rate limit; None when they do.
+
+    memory:// counts in each worker: with N workers a client gets N times the limit.
+    """
+    limited = bool(settings.auth_rate_limit.strip())
+    if limited and workers > 1 and settings.auth_rate_limit_storage.startswith("memory://"):
+        return (
+            f"auth.rate_limit_storage is memory:// with {workers} workers, so each worker counts "
+            "alone and clients get that many times the limit; set "
+            "COLDCHAIN_AUTH_RATE_LIMIT_STORAGE=redis://HOST:6379/0"
+        )
+    return None  # gunicorn takes this process's place: signals reach its master
 
 
 @cli.command("scheduler")

@@ -26,6 +26,7 @@ class Settings:
     http_port: int
     http_max_body_bytes: int
     http_workers: int
+    http_unavailable_retry_after_s: int
     site_timezone: str
     # --- web app for people (issue 14): [web] ---
     web_secret_key: str
@@ -60,6 +61,7 @@ class Settings:
     ingest_min_temp_c: float
     ingest_max_temp_c: float
     ingest_max_future_s: int
+    ingest_earliest_ts: str
     ingest_late_after_s: int
     ingest_retry_min_s: float
     ingest_retry_max_s: float
@@ -67,6 +69,8 @@ class Settings:
     evaluation_poll_s: float
     evaluation_claim_limit: int
     evaluation_stale_after_s: int
+    evaluation_retry_min_s: float
+    evaluation_retry_max_s: float
     # --- excursions, alerts, notifications, scheduler (issue 4) ---
     alerts_heat_warning_min: int
     alerts_heat_alarm_min: int
@@ -82,6 +86,7 @@ class Settings:
     alerts_escalate_after_reminders: int
     alerts_max_escalation_levels: int
     notify_webhook_timeout_s: float
+    notify_allowed_networks: str
     notify_max_attempts: int
     notify_backoff_base_s: float
     notify_backoff_max_s: float
@@ -119,6 +124,7 @@ class Settings:
     auth_token_ttl_s: int
     auth_rate_limit: str
     auth_rate_limit_storage: str
+    auth_rate_limit_key_prefix: str
     auth_rate_limit_strategy: str
     auth_proxy_hops: int
     auth_token_cache_s: float

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -112,3 +113,25 @@ class UnitOfWork:
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions that keep loaded objects usable after commit, so services can return them."""
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether an error means the database cannot be reached now (retry later), not a bad statement.
+
+    Connection failures, a connection lost mid-statement, a pool with no free connection, and the
+    server refusing work while it shuts down or lacks resources.
+    """
+    if isinstance(exc, sa_exc.TimeoutError | sa_exc.OperationalError | sa_exc.InterfaceError):
+        return True
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    orig: Any = exc.orig
+    sqlstate = (
+        getattr(orig, "sqlstate", None)
+        or getattr(getattr(orig, "diag", None), "sqlstate", None)
+        or ""
+    )
+    # Class 08: connection exception; 57P: operator intervention; 53: insufficient resources.
+    return sqlstate.startswith(("08", "57P", "53")) or "closed" in str(exc).lower()

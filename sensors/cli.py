@@ -40,6 +40,22 @@ def stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
+# sysexits.h EX_SOFTWARE: an internal error; supervisors restart the process.
+EXIT_THREAD_DIED = 70
+
+
+@contextmanager
+def exit_when_a_thread_dies() -> Iterator[None]:
+    """Turn ThreadDied into a non-zero exit (after the callers' clean-up has run)."""
+    from logistics.runtime import ThreadDied
+
+    try:
+        yield
+    except ThreadDied as exc:
+        click.echo(f"a thread died ({exc}); exiting with {EXIT_THREAD_DIED}", err=True)
+        raise SystemExit(EXIT_THREAD_DIED) from exc
+
+
 def _logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -72,8 +88,10 @@ def ingest(client_id: str | None, with_evaluator: bool, verbose: bool) -> None:
     runtime = Runtime.from_settings(load_settings())
     evaluator = Evaluator(runtime).start() if with_evaluator else None
     try:
-        with stop_on_signals() as stop:
-            stats = run_until_stopped(runtime, stop, client_id)
+        with stop_on_signals() as stop, exit_when_a_thread_dies():
+            stats = run_until_stopped(
+                runtime, stop, client_id, evaluator.threads if evaluator else list
+            )
     finally:
         if evaluator is not None:
             evaluator.stop()
@@ -90,7 +108,7 @@ def evaluate(verbose: bool) -> None:
 
     _logging(verbose)
     runtime = Runtime.from_settings(load_settings())
-    with stop_on_signals() as stop:
+    with stop_on_signals() as stop, exit_when_a_thread_dies():
         stats = run_until_stopped(runtime, stop)
     click.echo(f"stopped: {stats}")
 

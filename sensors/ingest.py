@@ -18,13 +18,14 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from logistics.config import Settings
+from logistics.db import is_unavailable
 from logistics.domain.readings import ReadingLimits, Rejection, SensorReading
-from logistics.runtime import Runtime
+from logistics.runtime import Runtime, watch
 from logistics.services.evaluation import request_evaluation
 from logistics.services.readings import (
     Letter,
@@ -50,6 +51,8 @@ class IngestStats:
     messages: int = 0
     readings: int = 0
     dead_letters: int = 0
+    unstorable: int = 0  # messages not even a dead letter could hold: logged and acknowledged
+    duplicates: int = 0  # readings already stored: redeliveries (after a crash) or re-sent
     batches: int = 0
     acked: int = 0
     db_retries: int = 0
@@ -63,24 +66,30 @@ class Decoded:
 
     readings: list[SensorReading] = dataclasses.field(default_factory=list)
     letters: list[Letter] = dataclasses.field(default_factory=list)
-    statuses: list[tuple[str, str, dt.datetime]] = dataclasses.field(default_factory=list)
+    statuses: list[tuple[str, str, Incoming]] = dataclasses.field(default_factory=list)
 
 
 def topics(settings: Settings) -> list[str]:
-    """The subscriptions: readings (shared when a group is set) and the retained status topic."""
+    """The subscriptions: everything under the prefix, and the retained status topic when shared.
+
+    The whole prefix, not only `+/readings` and `+/status`: a message on a mistyped topic or with
+    an extra level must reach the dead letters instead of vanishing in the broker (issue 12).
+    """
     prefix = settings.mqtt_topic_prefix.rstrip("/")
-    readings = f"{prefix}/+/readings"
-    if settings.mqtt_shared_group:
-        readings = f"$share/{settings.mqtt_shared_group}/{readings}"
-    # Status is not shared: retained messages never reach shared subscriptions (MQTT 5.0 4.8.2),
-    # and applying an online/offline twice is harmless.
-    return [readings, f"{prefix}/+/status"]
+    if not settings.mqtt_shared_group:
+        return [f"{prefix}/#"]
+    # Status is also subscribed unshared: retained messages never reach shared subscriptions
+    # (MQTT 5.0 4.8.2), and applying an online/offline twice is harmless.
+    return [f"$share/{settings.mqtt_shared_group}/{prefix}/#", f"{prefix}/+/status"]
 
 
 def parse_limits(settings: Settings) -> ParseLimits:
     """Parsing limits from the [ingest] settings."""
     reading = ReadingLimits(
-        settings.ingest_min_temp_c, settings.ingest_max_temp_c, settings.ingest_max_future_s
+        settings.ingest_min_temp_c,
+        settings.ingest_max_temp_c,
+        settings.ingest_max_future_s,
+        dt.datetime.fromisoformat(settings.ingest_earliest_ts).astimezone(dt.UTC),
     )
     return ParseLimits(
         reading, settings.ingest_max_payload_bytes, settings.ingest_max_batch_readings
@@ -118,6 +127,11 @@ class Ingestor:
         self._writer = threading.Thread(target=self.run_writer, name="ingest-writer", daemon=True)
         self._writer.start()
         self.connection.start()
+
+    def threads(self) -> list[threading.Thread]:
+        """The threads this ingestion needs: its writer and paho's network loop."""
+        network = getattr(self.connection.client, "_thread", None)
+        return [thread for thread in (self._writer, network) if thread is not None]
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Finish the batch in hand, then disconnect; unacknowledged messages stay queued."""
@@ -186,11 +200,14 @@ class Ingestor:
             )
             decoded.readings.extend(parsed.readings)
             if parsed.status and parsed.sensor_id:
-                decoded.statuses.append((parsed.sensor_id, parsed.status, message.received_at))
+                decoded.statuses.append((parsed.sensor_id, parsed.status, message))
+            whole = message.payload if parsed.whole_message else None
             for rejection, raw in parsed.rejections:
                 self._log_rejection(message, rejection)
                 decoded.letters.append(
-                    Letter(message.topic, parsed.sensor_id, rejection, raw, message.received_at)
+                    Letter(
+                        message.topic, parsed.sensor_id, rejection, raw, message.received_at, whole
+                    )
                 )
         return decoded
 
@@ -207,6 +224,7 @@ class Ingestor:
         """Commit one decoded batch and the evaluation requests of its units, in one transaction."""
         chars = self.settings.ingest_dead_letter_payload_chars
         now = dt.datetime.now(dt.UTC)
+        counts: dict[str, int] = {}
         with self.runtime.uow() as uow:
             touched = record_readings(
                 uow,
@@ -214,14 +232,19 @@ class Ingestor:
                 now,
                 late_after_s=self.settings.ingest_late_after_s,
                 payload_chars=chars,
+                counts=counts,
             )
             request_evaluation(uow, touched, now)
-            record_dead_letters(uow, decoded.letters, chars)
-            for sensor_id, status, at in decoded.statuses:
-                record_status(uow, sensor_id, status, at)
+            letters = decoded.letters + [
+                _unknown_sensor_letter(sensor_id, message)
+                for sensor_id, status, message in decoded.statuses
+                if not record_status(uow, sensor_id, status, message.received_at)
+            ]
+            record_dead_letters(uow, letters, chars)
             uow.commit()
         self.stats.readings += len(decoded.readings)
-        self.stats.dead_letters += len(decoded.letters)
+        self.stats.dead_letters += len(letters)
+        self.stats.duplicates += counts.get("offered", 0) - counts.get("inserted", 0)
 
     def _write_singly(self, batch: Sequence[Incoming]) -> None:
         for message in batch:
@@ -237,8 +260,28 @@ class Ingestor:
                     Rejection("handler_error", repr(exc)[:300]),
                     message.payload.decode("utf-8", "replace"),
                     message.received_at,
+                    message.payload,
                 )
-                self._retrying(lambda letter=letter: self.write(Decoded(letters=[letter])))
+                self._last_resort(message, letter)
+
+    def _last_resort(self, message: Incoming, letter: Letter) -> None:
+        """Store the dead letter of a message that failed; if even that fails, log and count it.
+
+        It is acknowledged either way: a message the broker would redeliver after every restart
+        would stop the ingestion again each time.
+        """
+        try:
+            self._retrying(lambda: self.write(Decoded(letters=[letter])))
+        except Stopping:
+            raise
+        except Exception:
+            self.stats.unstorable += 1
+            log.exception(
+                "UNSTORABLE message on %r (acknowledged; %d so far): %r",
+                message.topic,
+                self.stats.unstorable,
+                message.payload[:200],
+            )
 
     def _retrying(self, work: Callable[[], T]) -> T:
         """Run a database step until it succeeds; back off while the database is unreachable."""
@@ -260,28 +303,36 @@ class Ingestor:
             delay = min(delay * 2, self.settings.ingest_retry_max_s)
 
 
+def _unknown_sensor_letter(sensor_id: str, message: Incoming) -> Letter:
+    return Letter(
+        message.topic,
+        sensor_id,
+        Rejection("unknown_sensor", f"status of sensor {sensor_id!r}, which is not registered"),
+        message.payload.decode("utf-8", "replace"),
+        message.received_at,
+        message.payload,
+    )
+
+
 def _is_transient(exc: DBAPIError) -> bool:
     """Connection trouble (retry), as opposed to a statement the database refuses (a bug)."""
-    if exc.connection_invalidated or isinstance(exc, OperationalError):
-        return True
-    orig: Any = exc.orig
-    sqlstate = (
-        getattr(orig, "sqlstate", None)
-        or getattr(getattr(orig, "diag", None), "sqlstate", None)
-        or ""
-    )
-    # Class 08: connection exception; 57P: operator intervention; 53: insufficient resources.
-    return sqlstate.startswith(("08", "57P", "53")) or "closed" in str(exc).lower()
+    return is_unavailable(exc)
 
 
 def run_until_stopped(
-    runtime: Runtime, stop: threading.Event, client_id: str | None = None
+    runtime: Runtime,
+    stop: threading.Event,
+    client_id: str | None = None,
+    also_watch: Callable[[], list[threading.Thread]] = list,
 ) -> IngestStats:
-    """Run an ingestion until `stop` is set (the `coldchain ingest` command and the demo)."""
+    """Run an ingestion until `stop` is set (the `coldchain ingest` command and the demo).
+
+    Raises ThreadDied when the writer, the network thread or one in `also_watch` has died.
+    """
     ingestor = Ingestor(runtime, client_id)
     ingestor.start()
     try:
-        stop.wait()
+        watch(stop, lambda: ingestor.threads() + also_watch())
     finally:
         ingestor.stop()
     return ingestor.stats

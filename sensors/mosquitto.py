@@ -28,11 +28,25 @@ _REPLACED = (
 )
 
 
-def project_config(port: int, data_dir: Path, source: Path = CONFIG_DIR / "mosquitto.conf") -> str:
-    """The shipped configuration on 127.0.0.1:port, anonymous, persisting into data_dir."""
+def project_config(
+    port: int,
+    data_dir: Path,
+    source: Path = CONFIG_DIR / "mosquitto.conf",
+    overrides: dict[str, str] | None = None,
+) -> str:
+    """The shipped configuration on 127.0.0.1:port, anonymous, persisting into data_dir.
+
+    `overrides` replaces options by name (e.g. {"autosave_interval": "30"} to measure another
+    setting); the rest is the file as shipped.
+    """
+    overrides = overrides or {}
     kept = [
-        line for line in source.read_text().splitlines() if not line.strip().startswith(_REPLACED)
+        line
+        for line in source.read_text().splitlines()
+        if not line.strip().startswith(_REPLACED)
+        and (line.split() or [""])[0] not in overrides
     ]
+    kept += [f"{name} {value}" for name, value in overrides.items()]
     # Started as root, mosquitto would switch to user "mosquitto", who cannot write our temp dir.
     return "\n".join(
         [
@@ -50,11 +64,11 @@ def project_config(port: int, data_dir: Path, source: Path = CONFIG_DIR / "mosqu
 class PrivateMosquitto:
     """A mosquitto process of our own; stop() ends it, restart() keeps its persisted state."""
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, overrides: dict[str, str] | None = None):
         self.port = port or _free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="coldchain-mosquitto-"))
         self.conf = self.dir / "mosquitto.conf"
-        self.conf.write_text(project_config(self.port, self.dir))
+        self.conf.write_text(project_config(self.port, self.dir, overrides=overrides))
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -89,6 +103,19 @@ class PrivateMosquitto:
             except subprocess.TimeoutExpired:
                 self.process.kill()
             self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL it, as a crash or an OOM kill would: nothing is saved on the way out."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None
+
+    @property
+    def saved_at(self) -> float | None:
+        """When the persistence file was last written (None: never)."""
+        path = self.dir / "mosquitto.db"
+        return path.stat().st_mtime if path.exists() else None
 
     def cleanup(self) -> None:
         """Stop it and remove its files."""

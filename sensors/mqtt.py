@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -134,9 +135,14 @@ class MqttConnection:
         properties.ReceiveMaximum = min(65535, self._settings.mqtt_receive_maximum)
         return properties
 
-    def stop(self) -> None:
-        """Disconnect cleanly (the broker keeps the session) and stop the network thread."""
+    def stop(self, flush_s: float = 5.0) -> None:
+        """Send the acknowledgements still buffered, then disconnect cleanly (the broker keeps
+        the session) and stop the network thread."""
         self._stopping = True
+        # Acks of committed messages that never left would make the broker deliver them again.
+        deadline = time.monotonic() + flush_s
+        while self.connected.is_set() and self.client.want_write() and time.monotonic() < deadline:
+            time.sleep(0.01)
         self.client.disconnect()
         self.client.loop_stop()
         self.connected.clear()

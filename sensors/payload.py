@@ -9,6 +9,7 @@ import dataclasses
 import datetime as dt
 import json
 import math
+import re
 from typing import Any
 
 from logistics.domain.readings import (
@@ -20,6 +21,15 @@ from logistics.domain.readings import (
 )
 
 READINGS = "readings"
+# A batch is {"readings": [{...}]}: three levels. Deeper JSON is hostile, and refused before the
+# decoder recurses into it.
+MAX_DEPTH = 8
+_OPENERS = re.compile(rb"[\[{]")
+# ISO 8601 as the protocol allows it; fromisoformat alone also takes any character (even NUL) as
+# the date-time separator and before the offset.
+_ISO_TS = re.compile(
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)?", re.ASCII
+)
 STATUS = "status"
 STATUS_VALUES = ("online", "offline")
 
@@ -42,6 +52,7 @@ class Parsed:
     readings: list[SensorReading] = dataclasses.field(default_factory=list)
     rejections: list[tuple[Rejection, str]] = dataclasses.field(default_factory=list)
     status: str | None = None
+    whole_message: bool = False  # the rejection covers the message: keep its bytes as received
 
 
 def parse_topic(topic: str, prefix: str) -> tuple[str, str] | None:
@@ -59,6 +70,16 @@ def parse_message(
     topic: str, payload: bytes, prefix: str, limits: ParseLimits, now: dt.datetime
 ) -> Parsed:
     """Turn one MQTT message into readings, a status, or rejections; never raises."""
+    try:
+        return _parse_message(topic, payload, prefix, limits, now)
+    except Exception as exc:  # a case the checks below missed must still reach the dead letters
+        detail = f"{type(exc).__name__}: {exc}"[:200]
+        return _rejected(None, None, Rejection("unparseable", detail), payload)
+
+
+def _parse_message(
+    topic: str, payload: bytes, prefix: str, limits: ParseLimits, now: dt.datetime
+) -> Parsed:
     where = parse_topic(topic, prefix)
     if where is None:
         return _rejected(None, None, Rejection("bad_topic", topic[:200]), payload)
@@ -73,7 +94,9 @@ def parse_message(
 def _rejected(
     sensor_id: str | None, kind: str | None, rejection: Rejection, payload: bytes
 ) -> Parsed:
-    return Parsed(sensor_id, kind, rejections=[(rejection, decode_leniently(payload))])
+    return Parsed(
+        sensor_id, kind, rejections=[(rejection, decode_leniently(payload))], whole_message=True
+    )
 
 
 def decode_leniently(payload: bytes) -> str:
@@ -93,9 +116,12 @@ def _parse_status(sensor_id: str, payload: bytes) -> Parsed:
 def _parse_readings(
     sensor_id: str, topic: str, payload: bytes, limits: ParseLimits, now: dt.datetime
 ) -> Parsed:
+    if _nesting_exceeds(payload, MAX_DEPTH):
+        detail = f"JSON nested deeper than {MAX_DEPTH} levels"
+        return _rejected(sensor_id, READINGS, Rejection("too_deep", detail), payload)
     try:
         body = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         return _rejected(sensor_id, READINGS, Rejection("not_json", str(exc)[:200]), payload)
     items, problem = _items_of(body, limits)
     if problem:
@@ -108,6 +134,21 @@ def _parse_readings(
         else:
             parsed.readings.append(outcome)
     return parsed
+
+
+def _nesting_exceeds(payload: bytes, limit: int) -> bool:
+    """Whether brackets open more than `limit` deep (strings counted too: a safe over-estimate)."""
+    if len(_OPENERS.findall(payload, 0, 4096)) <= limit and len(payload) <= 4096:
+        return False
+    depth = 0
+    for byte in payload:
+        if byte in b"[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in b"]}":
+            depth -= 1
+    return False
 
 
 def _items_of(body: Any, limits: ParseLimits) -> tuple[list[Any], Rejection | None]:
@@ -159,7 +200,10 @@ def parse_reading(
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A JSON number a float can hold (a 400-digit integer cannot: it is refused, not rounded)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return isinstance(value, float) or abs(value) < 2**63
 
 
 def _check_optional(item: dict[str, Any]) -> Rejection | None:
@@ -184,11 +228,12 @@ def parse_ts(value: Any) -> dt.datetime | None:
         if not math.isfinite(value) or not 0 < value < 32503680000:
             return None
         return dt.datetime.fromtimestamp(value, dt.UTC)
-    if not isinstance(value, str) or len(value) > 64:
+    if not isinstance(value, str) or not _ISO_TS.fullmatch(value):
         return None
     try:
         ts = dt.datetime.fromisoformat(value)
-    except ValueError:
+        # A time without a zone is ambiguous (site clock or UTC?): the protocol requires an offset.
+        # Applying the offset can leave the calendar (0001-01-01T00:00+14:00): that is refused.
+        return ts.astimezone(dt.UTC) if ts.tzinfo is not None else None
+    except (ValueError, OverflowError):
         return None
-    # A time without a zone is ambiguous (site clock or UTC?): the protocol requires an offset.
-    return ts.astimezone(dt.UTC) if ts.tzinfo is not None else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marshmallow as ma
 from flask_smorest import Api
 
 
@@ -12,6 +13,7 @@ def register_blueprints(api: Api) -> None:
         auth,
         catalog,
         equipment,
+        fields,
         indents,
         readings,
         reports,
@@ -20,6 +22,12 @@ def register_blueprints(api: Api) -> None:
         system,
     )
 
+    # CoWIN dates are DD-MM-YYYY strings, not OpenAPI "date"s (its pattern says which).
+    api.register_field(sessions.CowinDate, "string", None)
+    api.register_field(ma.fields.Time, "string", None)
+    # Strict request timestamps and dates: a pattern, not an OpenAPI format (api/fields.py).
+    api.register_field(fields.Timestamp, "string", None)
+    api.register_field(fields.Day, "string", None)
     paperwork = (reports, indents, equipment)
     for module in (system, catalog, stock, readings, alerts, sessions, auth, *paperwork):
         for blueprint in getattr(module, "BLUEPRINTS", ()):

@@ -236,7 +236,15 @@ class RuleSetSchema(ma.Schema):
     )
 
 
+class RuleOutSchema(RuleSchema):
+    # A unit's own range (-100..100) may lie beyond what a rule may be set to: no range here.
+    limit_c = ma.fields.Float(required=True)
+
+
 class RuleSetOutSchema(RuleSetSchema):
+    min_temp_c = ma.fields.Float(required=True)
+    max_temp_c = ma.fields.Float(required=True)
+    rules = ma.fields.List(ma.fields.Nested(RuleOutSchema), required=True)
     source = ma.fields.String(
         required=True, metadata={"description": "unit, product, products or defaults"}
     )
@@ -546,4 +554,6 @@ class Targets(MethodView):
     @blp.alt_response(409, description="Already registered")
     def post(self, body: dict[str, Any]) -> Any:
         """Register a webhook (signed with its secret) or an e-mail address for a store."""
-        return notify_service.add_target(request_uow(), **body)
+        return notify_service.add_target(
+            request_uow(), **body, allowed_networks=settings().notify_allowed_networks
+        )

@@ -14,6 +14,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from logistics.api.context import new_uow, settings
+from logistics.api.fields import Timestamp
 from logistics.auth.policy import Role
 from logistics.services import audit as audit_service
 from logistics.services import auth as auth_service
@@ -55,7 +56,12 @@ class UserSchema(ma.Schema):
 
 
 class NewUserSchema(ma.Schema):
-    username = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64))
+    username = ma.fields.String(
+        required=True,
+        # \Z: "$" would also take a final newline, which the document's pattern refuses.
+        validate=ma.validate.Regexp(r"[A-Za-z0-9_.@-]{1,64}\Z"),
+        metadata={"pattern": "^[A-Za-z0-9_.@-]{1,64}$"},
+    )
     password = ma.fields.String(load_default=None, allow_none=True, load_only=True,
                                 validate=ma.validate.Length(min=8, max=1024),
                                 metadata={"description": "None: a service account (tokens only)"})
@@ -90,9 +96,10 @@ class AuditQuerySchema(ma.Schema):
     actor = ma.fields.String()
     entity = ma.fields.String(metadata={"description": "Table name, e.g. movements"})
     entity_id = ma.fields.String()
-    since = ma.fields.AwareDateTime()
-    until = ma.fields.AwareDateTime()
-    before_id = ma.fields.Integer(validate=ma.validate.Range(min=1))
+    since = Timestamp()
+    until = Timestamp()
+    # Audit ids are 64-bit: a larger one would reach PostgreSQL and fail there (500).
+    before_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=2**63 - 1))
     limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(min=1, max=1000))
 
 
@@ -209,7 +216,7 @@ class UserItem(MethodView):
         with new_uow() as uow:
             return _user_body(uow, auth_service.get_user(uow, username=username))
 
-    @blp.arguments(UserPatchSchema)
+    @blp.arguments(UserPatchSchema, required=False)
     @blp.response(200, UserSchema)
     @blp.alt_response(404, description="No such user")
     def patch(self, args: dict[str, Any], username: str) -> dict[str, Any]:
@@ -231,7 +238,7 @@ class UserTokens(MethodView):
         with new_uow() as uow:
             return _plain(auth_service.tokens_of(uow, username=username), TokenInfoSchema)
 
-    @blp.arguments(NewTokenSchema)
+    @blp.arguments(NewTokenSchema, required=False)
     @blp.response(201, TokenSchema)
     @blp.alt_response(404, description="No such user")
     def post(self, args: dict[str, Any], username: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from flask_smorest import Blueprint
 from marshmallow import validate
 
 from logistics.api.context import new_uow
+from logistics.api.fields import Day, Timestamp
 from logistics.db import UnitOfWork
 from logistics.domain import stock as rules
 from logistics.services import catalog
@@ -63,14 +64,14 @@ def temperature(**kwargs: Any) -> ma.fields.Float:
     return ma.fields.Float(validate=validate.Range(-100, 100), **kwargs)
 
 
-def when(**kwargs: Any) -> ma.fields.AwareDateTime:
-    """A timestamp with its zone (e.g. 2026-11-22T10:00:00+05:30)."""
-    return ma.fields.AwareDateTime(validate=validate.Range(EARLIEST, LATEST), **kwargs)
+def when(**kwargs: Any) -> ma.fields.DateTime:
+    """A timestamp with its zone (e.g. 2026-11-22T10:00:00+05:30), years 2000-2099."""
+    return Timestamp(**kwargs)
 
 
 def day(**kwargs: Any) -> ma.fields.Date:
-    """A calendar date."""
-    return ma.fields.Date(validate=validate.Range(EARLIEST.date(), LATEST.date()), **kwargs)
+    """A calendar date, years 2000-2099."""
+    return Day(**kwargs)
 
 
 class StoreLevelSchema(ma.Schema):

@@ -40,7 +40,7 @@ HEADER_DOC = {
             "in": "header",
             "name": HEADER,
             "required": False,
-            "schema": {"type": "string", "maxLength": MAX_KEY_LENGTH},
+            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
             "description": "Retry key (per user, kept idempotency.ttl_s): a repeat returns the "
             "first response and changes nothing",
         }

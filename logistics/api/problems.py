@@ -7,11 +7,12 @@ import logging
 from typing import Any
 
 import marshmallow as ma
-from flask import Response, json
+from flask import Response, current_app, json
 from flask_smorest import Api
 from flask_smorest.spec import prepare_response
 from werkzeug.exceptions import HTTPException
 
+from logistics.db import is_unavailable
 from logistics.errors import DomainError
 
 PROBLEM_JSON = "application/problem+json"
@@ -67,6 +68,18 @@ def _first_field(errors: dict[str, Any] | None) -> str | None:
     return next(iter(errors), None) if errors else None
 
 
+def unavailable(error: BaseException) -> Response:
+    """503 while the database cannot be reached: clients retry (never a final 4xx or a 500)."""
+    log.warning("database unavailable: %s", str(error).splitlines()[0][:200])
+    retry_after_s = current_app.extensions["coldchain"].settings.http_unavailable_retry_after_s
+    return problem_response(
+        503,
+        "the database cannot be reached just now; nothing was stored: retry later",
+        slug="unavailable",
+        headers={"Retry-After": str(retry_after_s)},
+    )
+
+
 class ProblemApi(Api):
     """flask-smorest's Api, answering and documenting every error as problem+json."""
 
@@ -84,8 +97,11 @@ class ProblemApi(Api):
         detail = data.get("message") or error.description or error.name
         if errors:
             detail = f"invalid value for '{_first_field(errors)}'"
-        return problem_response(error.code or 500, str(detail), errors=errors,
-                                headers=data.get("headers"))
+        # Keep the headers Werkzeug gives the error: Allow on a 405 (RFC 9110 15.5.6), ...
+        headers = {name: value for name, value in error.get_headers()
+                   if name.lower() != "content-type"}
+        headers.update(data.get("headers") or {})
+        return problem_response(error.code or 500, str(detail), errors=errors, headers=headers)
 
     def handle_domain_error(self, error: DomainError) -> Response:
         """Render a refusal by a rule of the domain."""
@@ -94,9 +110,11 @@ class ProblemApi(Api):
                                 errors=errors, **error.extra)
 
     def handle_unexpected(self, error: Exception) -> Response:
-        """Log a bug and answer 500 without leaking internals."""
+        """Log a bug and answer 500 without leaking internals; a database outage answers 503."""
         if isinstance(error, HTTPException):
             return self.handle_http_exception(error)
+        if is_unavailable(error):
+            return unavailable(error)
         log.exception("unhandled error")
         return problem_response(500, "internal error; it has been logged")
 

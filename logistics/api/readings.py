@@ -10,6 +10,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from logistics.api.context import current_actor, new_uow
+from logistics.api.fields import Timestamp
 from logistics.domain.readings import MAX_ID, SENSOR_ID, parse_bucket
 from logistics.errors import Invalid
 from logistics.services import readings as readings_service
@@ -28,11 +29,8 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class AwareDateTime(ma.fields.AwareDateTime):
-    """An ISO 8601 timestamp that must carry its UTC offset."""
-
-    def __init__(self, **kwargs: Any):
-        super().__init__(format="iso", **kwargs)
+class AwareDateTime(Timestamp):
+    """An RFC 3339 timestamp that must carry its UTC offset (years 2000-2099)."""
 
 
 class SensorRegistrationSchema(ma.Schema):
@@ -85,7 +83,10 @@ class RangeQuerySchema(ma.Schema):
     start = AwareDateTime(required=True)
     end = AwareDateTime(required=True)
     bucket = ma.fields.String(
-        metadata={"description": "Downsample to min/avg/max per bucket: 30s, 15m, 1h, 1d"}
+        metadata={
+            "description": "Downsample to min/avg/max per bucket: 30s, 15m, 1h, 1d",
+            "pattern": "^[0-9]*[1-9][0-9]*[smhd]$",
+        }
     )
 
 

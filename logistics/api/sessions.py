@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 import marshmallow as ma
@@ -14,7 +17,7 @@ from flask_smorest import Blueprint
 
 from logistics.api.context import current_actor, new_uow, runtime, settings
 from logistics.api.idempotency import HEADER_DOC, record_once
-from logistics.db import UnitOfWork
+from logistics.db import UnitOfWork, is_unavailable
 from logistics.domain.slots import DOSE_NUMBERS
 from logistics.services import availability as avail
 from logistics.services import sessions as svc
@@ -32,6 +35,9 @@ public = Blueprint(
     description="Public availability, shaped like CoWIN's public API (no login)",
 )
 BLUEPRINTS = [blp, public]
+
+# What marshmallow's Time accepts: H:M[:S[.fraction]], no zone (OpenAPI's "time" format has one).
+TIME_PATTERN = r"^(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?$"
 
 
 def _request_uow() -> UnitOfWork:
@@ -67,8 +73,8 @@ def _id(**kwargs: Any) -> ma.fields.Integer:
 
 
 class WindowSchema(ma.Schema):
-    start = ma.fields.Time(required=True, metadata={"example": "09:00"})
-    end = ma.fields.Time(required=True, metadata={"example": "11:00"})
+    start = ma.fields.Time(required=True, metadata={"example": "09:00", "pattern": TIME_PATTERN})
+    end = ma.fields.Time(required=True, metadata={"example": "11:00", "pattern": TIME_PATTERN})
 
 
 class SessionOpenSchema(ma.Schema):
@@ -190,11 +196,25 @@ class PlannerRowSchema(ma.Schema):
     days_of_stock = ma.fields.Float(allow_none=True)
 
 
+# Exactly the dates DD-MM-YYYY of 2000-2099 that exist (29-02 in leap years only): the OpenAPI
+# document says what validation accepts (issue 12).
+COWIN_DATE_PATTERN = (
+    r"^(?:(?:(?:0[1-9]|1[0-9]|2[0-8])-(?:0[1-9]|1[0-2])|(?:29|30)-(?:0[13-9]|1[0-2])"
+    r"|31-(?:0[13578]|1[02]))-20[0-9]{2}|29-02-20(?:0[048]|[2468][048]|[13579][26]))$"
+)
+
+
 class CowinDate(ma.fields.Date):
-    """A date written DD-MM-YYYY, as CoWIN's public API takes it."""
+    """A date written DD-MM-YYYY, as CoWIN's public API takes it (2000-2099)."""
 
     def __init__(self, **kwargs: Any):
-        super().__init__(format=avail.COWIN_DATE, **kwargs)
+        metadata = {"pattern": COWIN_DATE_PATTERN, **kwargs.pop("metadata", {})}
+        super().__init__(
+            format=avail.COWIN_DATE,
+            validate=ma.validate.Range(dt.date(2000, 1, 1), dt.date(2099, 12, 31)),
+            metadata=metadata,
+            **kwargs,
+        )
 
 
 class DistrictQuerySchema(ma.Schema):
@@ -230,6 +250,12 @@ class PublicSessionSchema(ma.Schema):
 
 class PublicSessionsSchema(ma.Schema):
     sessions = ma.fields.List(ma.fields.Nested(PublicSessionSchema))
+    copy_age_s = ma.fields.Integer(
+        metadata={
+            "description": "Only while the database cannot be reached: this is the last good "
+            "answer, confirmed this many seconds ago (also in the Age header)"
+        }
+    )
 
 
 # --- sessions ----------------------------------------------------------------------------------
@@ -440,6 +466,49 @@ def _public_response(answer: avail.CachedAnswer) -> Response:
     return response
 
 
+class LastGood:
+    """The last answer served per question, kept to answer from while the database is down.
+
+    People looking for a slot keep getting what was true a moment ago, marked with its age,
+    instead of an error (issue 12); it is per worker and bounded.
+    """
+
+    def __init__(self, max_entries: int = 20000, clock: Callable[[], float] = time.monotonic):
+        self._answers: dict[tuple[Any, ...], tuple[avail.CachedAnswer, float]] = {}
+        self._max_entries, self._clock = max_entries, clock
+
+    def answer(
+        self, key: tuple[Any, ...], fetch: Callable[[], avail.CachedAnswer]
+    ) -> tuple[avail.CachedAnswer, int | None]:
+        """(fresh answer, None), or (last good copy, its age in s) while the database is down."""
+        try:
+            answer = fetch()
+        except Exception as error:
+            kept = self._answers.get(key)
+            if kept is None or not is_unavailable(error):
+                raise
+            return kept[0], int(self._clock() - kept[1])
+        if len(self._answers) >= self._max_entries and key not in self._answers:
+            self._answers.clear()
+        self._answers[key] = (answer, self._clock())
+        return answer, None
+
+
+def _last_good() -> LastGood:
+    return current_app.extensions.setdefault("availability_last_good", LastGood())
+
+
+def _public_answer(key: tuple[Any, ...], fetch: Callable[[], avail.CachedAnswer]) -> Response:
+    answer, age_s = _last_good().answer(key, fetch)
+    if age_s is None:
+        return _public_response(answer)
+    body = {**json.loads(answer.body), "copy_age_s": age_s}
+    response = Response(json.dumps(body), mimetype="application/json")
+    response.headers["Age"] = str(age_s)  # RFC 9111 5.1: seconds since confirmed at the origin
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @public.route("/findByDistrict")
 class FindByDistrict(MethodView):
     @public.arguments(DistrictQuerySchema, location="query")
@@ -447,8 +516,10 @@ class FindByDistrict(MethodView):
     @public.alt_response(304, description="Not modified: the ETag sent in If-None-Match is current")
     def get(self, query: dict[str, Any]) -> Response:
         """Open sessions of a district's centres on a date (DD-MM-YYYY), at most ~0.5 s old."""
-        answer = _cache().by_district(query["district_id"], query["date"])
-        return _public_response(answer)
+        district_id, on_date = query["district_id"], query["date"]
+        return _public_answer(
+            ("district", district_id, on_date), lambda: _cache().by_district(district_id, on_date)
+        )
 
 
 @public.route("/findByCenter")
@@ -458,5 +529,7 @@ class FindByCenter(MethodView):
     @public.alt_response(304, description="Not modified: the ETag sent in If-None-Match is current")
     def get(self, query: dict[str, Any]) -> Response:
         """Open sessions of one centre on a date (DD-MM-YYYY), at most ~0.5 s old."""
-        answer = _cache().by_centre(query["center_id"], query["date"])
-        return _public_response(answer)
+        centre_id, on_date = query["center_id"], query["date"]
+        return _public_answer(
+            ("centre", centre_id, on_date), lambda: _cache().by_centre(centre_id, on_date)
+        )

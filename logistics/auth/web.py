@@ -29,7 +29,7 @@ from logistics.config import Settings
 from logistics.db import UnitOfWork
 from logistics.errors import DomainError, Forbidden, Unauthorized
 from logistics.services.audit import AuditContext, install_audit
-from logistics.services.auth import Principal, authenticate, store_path_of
+from logistics.services.auth import Principal, access_epoch, authenticate, store_path_of
 
 log = logging.getLogger(__name__)
 REALM = "coldchain"
@@ -52,7 +52,9 @@ class RateLimit:
         self.item = limits.parse(spec) if spec else None
         self.limiter = None
         if self.item is not None:
-            storage = limits.storage.storage_from_string(settings.auth_rate_limit_storage)
+            storage = limits.storage.storage_from_string(
+                settings.auth_rate_limit_storage, key_prefix=settings.auth_rate_limit_key_prefix
+            )
             self.limiter = STRATEGIES[settings.auth_rate_limit_strategy](storage)
 
     def retry_after_s(self, key: str) -> int | None:
@@ -169,6 +171,9 @@ def _rate_limited(endpoint: str, method: str) -> Response | None:
 
 def _principal(uow: UnitOfWork, token: str) -> Principal:
     cache, key, now = _state().tokens, secrets.token_hash(token), dt.datetime.now(dt.UTC)
+    # Read before the token: a revocation committed after this read moves the epoch again, so the
+    # principal cached below is dropped on the next request (issue 12: immediate on every worker).
+    cache.sync(access_epoch(uow.session))
     principal = cache.get(key, now)
     if principal is None:
         principal = authenticate(uow, token, now)
@@ -226,13 +231,24 @@ def audit_context() -> AuditContext | None:
 
 
 class TokenCache:
-    """Principals of recently checked tokens, by token hash, for a few seconds (per worker)."""
+    """Principals of recently checked tokens, by token hash, for a few seconds (per worker).
+
+    Valid only for one access epoch: `sync` empties it as soon as the epoch in the database moved.
+    """
 
     def __init__(self, ttl_s: float, max_entries: int = 10_000,
                  clock: Callable[[], float] = time.monotonic):
         self.ttl_s, self.max_entries, self.clock = ttl_s, max_entries, clock
         self._entries: dict[str, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
+        self.epoch: int | None = None
+
+    def sync(self, epoch: int) -> None:
+        """Forget everything when access changed anywhere since the entries were checked."""
+        if epoch != self.epoch:
+            with self._lock:
+                self._entries.clear()
+                self.epoch = epoch
 
     def get(self, key: str, now: dt.datetime) -> Principal | None:
         """The cached principal, unless too old or its token has expired since."""

@@ -44,12 +44,14 @@ class ReadingLimits:
     min_temp_c: float = -90.0
     max_temp_c: float = 70.0
     max_future_s: int = 300
+    # Earlier timestamps come from a reset clock, not from a logger (ingest.earliest_ts).
+    earliest_ts: dt.datetime = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
 def check_reading(
     temp_c: float, ts: dt.datetime, limits: ReadingLimits, now: dt.datetime
 ) -> Rejection | None:
-    """Refuse NaN/inf, impossible temperatures and timestamps from the future."""
+    """Refuse NaN/inf, impossible temperatures, and timestamps from the future or a reset clock."""
     if not math.isfinite(temp_c):
         return Rejection("not_finite", f"temp_c is {temp_c}")
     if not limits.min_temp_c <= temp_c <= limits.max_temp_c:
@@ -58,6 +60,10 @@ def check_reading(
         )
     if ts > now + dt.timedelta(seconds=limits.max_future_s):
         return Rejection("future_ts", f"ts {ts.isoformat()} is ahead of {now.isoformat()}")
+    if ts < limits.earliest_ts:
+        return Rejection(
+            "ancient_ts", f"ts {ts.isoformat()} is before {limits.earliest_ts.isoformat()}"
+        )
     return None
 
 

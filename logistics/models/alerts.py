@@ -114,6 +114,10 @@ class EvaluationRequest(Base):
     earliest_ts: Mapped[dt.datetime]
     latest_ts: Mapped[dt.datetime]
     requested_at: Mapped[dt.datetime]
+    # A unit whose evaluation failed keeps its request and is tried again after a back-off
+    # (evaluation.retry_min_s doubling up to retry_max_s); other units are not held up.
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    not_before: Mapped[dt.datetime | None]
 
 
 class Excursion(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import DDL, JSON, ForeignKey, Index, String, UniqueConstraint, event
+from sqlalchemy import DDL, JSON, BigInteger, ForeignKey, Index, String, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from logistics.db import Base, BigIntPK
@@ -102,3 +102,16 @@ AUDIT_APPEND_ONLY_SQL = (
 for _statement in AUDIT_APPEND_ONLY_SQL:
     event.listen(AuditEntry.__table__, "after_create",
                  DDL(_statement).execute_if(dialect="postgresql"))
+
+
+class AccessEpoch(Base):
+    """One counter raised in every transaction that revokes a token or changes a user's access.
+
+    Each web worker reads it on every request (a primary-key lookup) and forgets the tokens it
+    cached when it moved, so a revocation holds at once on every worker (issue 12).
+    """
+
+    __tablename__ = "access_epoch"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)

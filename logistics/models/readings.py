@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from logistics.db import Base, BigIntPK
@@ -85,6 +85,9 @@ class DeadLetter(Base):
     received_at: Mapped[dt.datetime] = mapped_column(index=True)
     # The raw payload, decoded leniently and cut to ingest.dead_letter_payload_chars.
     payload: Mapped[str] = mapped_column(Text, default="")
+    # The exact bytes received (cut to the same length): text columns cannot hold NUL or bytes
+    # that are not UTF-8, and the person looking at a hostile message needs to see what came.
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 __all__ = ["DeadLetter", "Reading", "SENSOR_ACTIVE", "SENSOR_RETIRED", "Sensor", "SensorAssignment"]

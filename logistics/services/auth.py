@@ -8,15 +8,15 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from logistics.auth import secrets
 from logistics.auth.policy import Grant, Role
-from logistics.db import Base, UnitOfWork
+from logistics.db import Base, UnitOfWork, is_unavailable
 from logistics.errors import Conflict, Invalid, NotFound, Unauthorized
-from logistics.models.auth import ApiToken, RoleGrant, User
+from logistics.models.auth import AccessEpoch, ApiToken, RoleGrant, User
 from logistics.models.catalog import StorageUnit, Store
 
 DEFAULT_TOKEN_TTL_S = 12 * 3600
@@ -101,7 +101,26 @@ def _user(session: Session, username: str) -> User:
 def set_password(uow: UnitOfWork, *, username: str, password: str) -> None:
     """Give a user a new password; commits."""
     _user(uow.session, username).password_hash = secrets.hash_password(password)
+    bump_access_epoch(uow.session)
     uow.commit()
+
+
+def bump_access_epoch(session: Session) -> None:
+    """Raise the access epoch in the caller's transaction: every worker drops its cached tokens.
+
+    Called by every change that can take access away (revocation, disabling, new roles, new
+    password), so it commits or rolls back with that change.
+    """
+    raised = session.execute(update(AccessEpoch).where(AccessEpoch.id == 1)
+                             .values(value=AccessEpoch.value + 1))
+    if not raised.rowcount:  # a schema made by create_all (tests) has no row yet
+        session.add(AccessEpoch(id=1, value=1))
+        session.flush()
+
+
+def access_epoch(session: Session) -> int:
+    """The current access epoch (one primary-key read, made on every authenticated request)."""
+    return session.scalar(select(AccessEpoch.value).where(AccessEpoch.id == 1)) or 0
 
 
 def update_user(uow: UnitOfWork, *, username: str, active: bool | None = None,
@@ -118,6 +137,7 @@ def update_user(uow: UnitOfWork, *, username: str, active: bool | None = None,
         user.active = active
         if not active:
             _revoke_all(uow.session, user.id, now or _utcnow())
+    bump_access_epoch(uow.session)
     uow.commit()
     return user
 
@@ -174,6 +194,7 @@ def revoke_token(uow: UnitOfWork, *, token_id: int, now: dt.datetime) -> ApiToke
     if row is None:
         raise NotFound(f"no token {token_id}", field="token_id")
     row.revoked_at = row.revoked_at or now
+    bump_access_epoch(uow.session)
     uow.commit()
     return row
 
@@ -323,7 +344,9 @@ def store_path_of(session: Session, kind: str, value: Any) -> str | None:
         return resolver(session, value)
     except LookupError:
         return None
-    except DBAPIError:  # e.g. an id beyond the column's range: no such store, so none covered
+    except DBAPIError as exc:  # e.g. an id beyond the column's range: no such store, none covered
+        if is_unavailable(exc):
+            raise  # an outage is not "outside your subtree": never answer it with a 403
         session.rollback()
         return None
 

@@ -27,11 +27,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, func, insert, or_, select, text
 
+from logistics.config import Settings
 from logistics.db import UnitOfWork, is_postgres
 from logistics.models.alerts import EvaluationRequest
-from logistics.runtime import Runtime
+from logistics.runtime import Runtime, watch
 from logistics.services.excursions import Touched, evaluate_units
 
 log = logging.getLogger(__name__)
@@ -63,40 +64,87 @@ class Pass:
     units: frozenset[int] = frozenset()
     evaluated: int = 0
     oldest_requested_at: dt.datetime | None = None
+    failed: int = 0  # units whose evaluation failed in this pass (each retried after a back-off)
 
 
 def drain_once(runtime: Runtime, now: dt.datetime | None = None, limit: int | None = None) -> Pass:
-    """Claim waiting requests, evaluate their units, delete the requests; one transaction."""
+    """Claim due requests, evaluate their units, delete the requests; one transaction.
+
+    A unit whose evaluation fails gets one request back, due after a back-off that doubles with
+    each failed attempt (evaluation.retry_min_s .. retry_max_s): it is logged every time, retried
+    for as long as it fails, and never holds up the other units.
+    """
     limit = limit or runtime.settings.evaluation_claim_limit
+    at = now or dt.datetime.now(dt.UTC)
     with runtime.uow() as claim:
-        query = (
-            select(
-                EvaluationRequest.id,
-                EvaluationRequest.unit_id,
-                EvaluationRequest.earliest_ts,
-                EvaluationRequest.latest_ts,
-                EvaluationRequest.requested_at,
-            )
-            .order_by(EvaluationRequest.id)
-            .limit(limit)
-        )
-        if is_postgres(claim.session):
-            query = query.with_for_update(skip_locked=True)
-        rows = claim.session.execute(query).all()
+        rows = _claim(claim, at, limit)
         if not rows:
             return Pass()
-        # evaluate_units merges the spans per unit and evaluates each unit in its own
-        # transaction; one failing is logged there and left to the scheduler's catch-up
-        # (readings received after the unit's last evaluation).
+        failed: set[int] = set()
         evaluated = evaluate_units(
-            runtime,
-            [(unit_id, low, high) for _id, unit_id, low, high, _at in rows],
-            now or dt.datetime.now(dt.UTC),
+            runtime, [(row.unit_id, row.earliest_ts, row.latest_ts) for row in rows], at, failed
         )
-        _delete(claim, [row[0] for row in rows])
+        _delete(claim, [row.id for row in rows])
+        _retry_later(claim, runtime.settings, [row for row in rows if row.unit_id in failed], at)
         claim.commit()
-    units = frozenset(row[1] for row in rows)
-    return Pass(len(rows), units, evaluated, min(row[4] for row in rows))
+    units = frozenset(row.unit_id for row in rows)
+    return Pass(len(rows), units, evaluated, min(row.requested_at for row in rows), len(failed))
+
+
+def _claim(uow: UnitOfWork, now: dt.datetime, limit: int) -> list[Any]:
+    request = EvaluationRequest
+    query = (
+        select(
+            request.id,
+            request.unit_id,
+            request.earliest_ts,
+            request.latest_ts,
+            request.requested_at,
+            request.attempts,
+        )
+        .where(or_(request.not_before.is_(None), request.not_before <= now))
+        .order_by(request.id)
+        .limit(limit)
+    )
+    if is_postgres(uow.session):
+        query = query.with_for_update(skip_locked=True)
+    return list(uow.session.execute(query).all())
+
+
+def retry_delay(attempts: int, min_s: float, max_s: float) -> dt.timedelta:
+    """Wait before the next try of a unit that failed `attempts` times: min * 2^(n-1), capped."""
+    seconds = min(max_s, min_s * 2 ** min(max(attempts - 1, 0), 30))
+    return dt.timedelta(seconds=max(1.0, seconds))
+
+
+def _retry_later(
+    uow: UnitOfWork, settings: Settings, failed_rows: list[Any], now: dt.datetime
+) -> None:
+    """One request per failed unit (its claimed spans merged), due after the back-off."""
+    merged: dict[int, dict[str, Any]] = {}
+    for row in failed_rows:
+        item = merged.setdefault(
+            row.unit_id,
+            {"unit_id": row.unit_id, "earliest_ts": row.earliest_ts, "latest_ts": row.latest_ts,
+             "requested_at": row.requested_at, "attempts": 0},
+        )
+        item["earliest_ts"] = min(item["earliest_ts"], row.earliest_ts)
+        item["latest_ts"] = max(item["latest_ts"], row.latest_ts)
+        item["requested_at"] = min(item["requested_at"], row.requested_at)
+        item["attempts"] = max(item["attempts"], row.attempts + 1)
+    for item in merged.values():
+        delay = retry_delay(
+            item["attempts"], settings.evaluation_retry_min_s, settings.evaluation_retry_max_s
+        )
+        item["not_before"] = now + delay
+        log.warning(
+            "unit %s failed %d time(s); next try in %.0f s",
+            item["unit_id"],
+            item["attempts"],
+            delay.total_seconds(),
+        )
+    if merged:
+        uow.session.execute(insert(EvaluationRequest), list(merged.values()))
 
 
 def _delete(uow: UnitOfWork, ids: list[int]) -> None:
@@ -123,6 +171,7 @@ def drain(runtime: Runtime, now: dt.datetime | None = None) -> Pass:
             total.units | done.units,
             total.evaluated + done.evaluated,
             min(oldest),
+            total.failed + done.failed,
         )
 
 
@@ -166,6 +215,10 @@ class Evaluator:
         self._thread.start()
         return self
 
+    def threads(self) -> list[threading.Thread]:
+        """The evaluating thread (for a watchdog)."""
+        return [self._thread] if self._thread is not None else []
+
     def stop(self, timeout_s: float = 30.0) -> None:
         """Finish the pass in hand and stop; what is left stays queued."""
         self._stop.set()
@@ -204,6 +257,7 @@ class Evaluator:
         self.stats.requests += done.requests
         self.stats.units += len(done.units)
         self.stats.evaluated += done.evaluated
+        self.stats.failures += done.failed
         if done.oldest_requested_at is not None:
             lag = (dt.datetime.now(dt.UTC) - done.oldest_requested_at).total_seconds()
             self.stats.max_lag_s = max(self.stats.max_lag_s, lag)
@@ -250,7 +304,7 @@ def run_until_stopped(runtime: Runtime, stop: threading.Event) -> EvaluatorStats
     """Run an evaluator until `stop` is set (the `coldchain evaluate` command)."""
     evaluator = Evaluator(runtime).start()
     try:
-        stop.wait()
+        watch(stop, evaluator.threads)
     finally:
         evaluator.stop()
     return evaluator.stats

@@ -249,11 +249,14 @@ def _unit(uow: UnitOfWork, unit_id: int) -> StorageUnit:
 # --- evaluation ----------------------------------------------------------------------------------
 
 
-def evaluate_units(runtime: Runtime, touched: Iterable[Touched], now: dt.datetime) -> int:
+def evaluate_units(
+    runtime: Runtime, touched: Iterable[Touched], now: dt.datetime, failed: set[int] | None = None
+) -> int:
     """Re-evaluate every touched unit, each in its own transaction; return how many were evaluated.
 
     Called by the ingestion after each committed batch (touched = (unit_id, earliest_ts, latest_ts))
-    and by the scheduler. A failure on one unit is logged and does not stop the others.
+    and by the scheduler. A failure on one unit is logged (and added to `failed`, so the caller
+    can retry it) and does not stop the others.
     """
     spans: dict[int, tuple[dt.datetime, dt.datetime]] = {}
     for unit_id, low, high in touched:
@@ -276,7 +279,9 @@ def evaluate_units(runtime: Runtime, touched: Iterable[Touched], now: dt.datetim
                 uow.commit()
             done += 1
         except Exception:
-            log.exception("evaluating unit %s failed; the scheduler will retry", unit_id)
+            log.exception("evaluating unit %s failed; it will be retried", unit_id)
+            if failed is not None:
+                failed.add(unit_id)
     return done
 
 
@@ -339,7 +344,7 @@ def _is_calm(
         or state.open_excursions
     ):
         return False
-    reach = earliest - dt.timedelta(seconds=state.calm_span_s)
+    reach = _earlier(earliest, dt.timedelta(seconds=state.calm_span_s))
     if state.last_outside_ts is not None and state.last_outside_ts >= reach:
         return False
     return (
@@ -388,7 +393,7 @@ def _evaluation_start(
     uow: UnitOfWork, unit_id: int, rules: RuleSet, earliest: dt.datetime, max_gap: dt.timedelta
 ) -> dt.datetime:
     """Where re-reading must start so every excursion the changed span can touch is recomputed."""
-    since = earliest - rules.longest_span() - max_gap
+    since = _earlier(earliest, rules.longest_span() + max_gap)
     stored = uow.session.scalar(
         select(func.min(Excursion.started_at)).where(
             Excursion.unit_id == unit_id,
@@ -405,7 +410,7 @@ def _evaluation_start(
         .where(
             Reading.unit_id == unit_id,
             Reading.ts <= since,
-            Reading.ts >= since - MAX_LOOKBACK,
+            Reading.ts >= _earlier(since, MAX_LOOKBACK),
             Reading.temp_c > low,
             Reading.temp_c < high,
         )
@@ -427,6 +432,12 @@ def _findings_per_logger(
         for sensor_id, series in sorted(samples.items())
         for finding in detect(series, rules, now, max_gap)
     ]
+
+
+def _earlier(ts: dt.datetime, span: dt.timedelta) -> dt.datetime:
+    """ts - span, stopping at the first representable instant instead of raising OverflowError."""
+    floor = dt.datetime.min.replace(tzinfo=dt.UTC)
+    return ts - span if ts - floor > span else floor
 
 
 def evaluate_unit(

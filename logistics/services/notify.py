@@ -15,13 +15,16 @@ import dataclasses
 import datetime as dt
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import smtplib
+import socket
 import time
 from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from sqlalchemy import select
@@ -137,6 +140,52 @@ def enqueue_alert_notifications(uow: UnitOfWork, alert: Alert, event: str, now: 
     return queued
 
 
+class UnsafeTarget(Invalid):
+    """A webhook URL the service must not call (scheme, or an address inside the network)."""
+
+
+def _networks(allowed: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(part.strip(), strict=False) for part in allowed.split(",")
+            if part.strip()]
+
+
+def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address, allowed: str) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    if any(address in network for network in _networks(allowed)):
+        return False
+    # is_global is False for loopback, RFC 1918/fc00::/7, link-local, CGNAT, documentation ranges;
+    # multicast is global for some ranges yet never a webhook receiver.
+    return not address.is_global or address.is_multicast
+
+
+def check_webhook_url(url: str, allowed_networks: str = "") -> list[str]:
+    """Refuse (UnsafeTarget) a URL that is not http(s) or whose host resolves inside the network.
+
+    Returns the resolved addresses. Called at registration and again before each delivery, so a
+    name that later resolves to an internal address (DNS rebinding) is refused then too.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnsafeTarget(
+            "a webhook must be an http:// or https:// URL with a host", field="address"
+        )
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except (ValueError, OSError, UnicodeError) as exc:
+        raise UnsafeTarget(f"cannot resolve the webhook's host: {exc}", field="address") from exc
+    addresses = sorted({info[4][0] for info in infos})
+    for text in addresses:
+        if _refused(ipaddress.ip_address(text.split("%")[0]), allowed_networks):
+            raise UnsafeTarget(
+                f"the webhook's host resolves to {text}, a loopback, private, link-local or "
+                "reserved address (allow it in notify.allowed_networks)",
+                field="address",
+            )
+    return addresses
+
+
 def add_target(
     uow: UnitOfWork,
     *,
@@ -145,10 +194,13 @@ def add_target(
     address: str,
     secret: str | None,
     min_severity: str = "warning",
+    allowed_networks: str = "",
 ) -> NotificationTarget:
-    """Register where a store's officers are told."""
+    """Register where a store's officers are told (webhooks: see check_webhook_url)."""
     if uow.session.get(Store, store_id) is None:
         raise NotFound(f"store {store_id} does not exist", field="store_id")
+    if channel == "webhook":
+        check_webhook_url(address, allowed_networks)
     if channel == "webhook" and not secret:
         raise Invalid("a webhook needs a secret to sign its deliveries", field="secret")
     exists = uow.session.scalar(
@@ -188,8 +240,16 @@ def send_webhook(
     payload: dict[str, Any],
     timeout_s: float,
     clock: Callable[[], float] = time.time,
+    allowed_networks: str = "",
 ) -> Outcome:
-    """POST the signed JSON, stamped with the time of this try; any 2xx is a success."""
+    """POST the signed JSON, stamped with the time of this try; any 2xx is a success.
+
+    Unsafe addresses are refused, not called.
+    """
+    try:
+        check_webhook_url(target.address, allowed_networks)
+    except UnsafeTarget as exc:
+        return Outcome(False, None, f"refused: {exc.detail}"[:500])
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
     headers = {
         "Content-Type": "application/json",
@@ -197,7 +257,10 @@ def send_webhook(
         "X-Coldchain-Delivery": str(delivery_id),
     }
     try:
-        response = requests.post(target.address, data=body, headers=headers, timeout=timeout_s)
+        # No redirects: a 3xx to an internal address would go round the check above.
+        response = requests.post(
+            target.address, data=body, headers=headers, timeout=timeout_s, allow_redirects=False
+        )
     except requests.RequestException as exc:
         return Outcome(False, None, f"{type(exc).__name__}: {exc}"[:500])
     ok = 200 <= response.status_code < 300
@@ -247,7 +310,11 @@ def _next_due(uow: UnitOfWork, now: dt.datetime) -> NotificationDelivery | None:
 def _send(settings: Settings, delivery: NotificationDelivery) -> Outcome:
     if delivery.target.channel == "webhook":
         return send_webhook(
-            delivery.target, delivery.id, delivery.payload, settings.notify_webhook_timeout_s
+            delivery.target,
+            delivery.id,
+            delivery.payload,
+            settings.notify_webhook_timeout_s,
+            allowed_networks=settings.notify_allowed_networks,
         )
     return send_email(settings, delivery.target, delivery.payload)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -31,6 +32,7 @@ class Letter:
     rejection: Rejection
     payload: str
     received_at: dt.datetime
+    raw: bytes | None = None  # the bytes as received, when the whole message is refused
 
 
 def record_dead_letters(
@@ -45,13 +47,26 @@ def record_dead_letters(
 
 def _letter_row(letter: Letter, payload_chars: int) -> dict[str, object]:
     return {
-        "topic": letter.topic[:256],
-        "sensor_id": (letter.sensor_id or None) and letter.sensor_id[:64],
-        "reason": letter.rejection.reason[:64],
-        "detail": letter.rejection.detail[:500],
+        "topic": storable_text(letter.topic, 256),
+        "sensor_id": (letter.sensor_id or None) and storable_text(letter.sensor_id, 64),
+        "reason": storable_text(letter.rejection.reason, 64),
+        "detail": storable_text(letter.rejection.detail, 500),
         "received_at": letter.received_at,
-        "payload": letter.payload[:payload_chars],
+        "payload": storable_text(letter.payload, payload_chars),
+        "raw": None if letter.raw is None else letter.raw[:payload_chars],
     }
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable_text(text: str, limit: int) -> str:
+    """Text a database column accepts: NUL and lone surrogates shown as U+FFFD, cut to `limit`.
+
+    PostgreSQL text refuses NUL and the driver cannot encode a lone surrogate; the exact bytes of
+    a refused message are kept beside it (dead_letters.raw).
+    """
+    return _UNSTORABLE.sub("\ufffd", text[:limit])
 
 
 def record_status(uow: UnitOfWork, sensor_id: str, status: str, now: dt.datetime) -> bool:
@@ -71,6 +86,7 @@ def record_readings(
     *,
     late_after_s: int = 900,
     payload_chars: int = 2048,
+    counts: dict[str, int] | None = None,
 ) -> list[Touched]:
     """Store a batch once per sensor and ts, each in the unit its sensor was in at ts.
 
@@ -92,7 +108,10 @@ def record_readings(
             )
         else:
             rows.append(_reading_row(reading, unit_id, sensors[reading.sensor_id], late_after_s))
-    _insert_readings(uow, rows)
+    inserted = _insert_readings(uow, rows)
+    if counts is not None:  # a redelivered reading is a row offered but not inserted
+        counts["offered"] = counts.get("offered", 0) + len(rows)
+        counts["inserted"] = counts.get("inserted", 0) + inserted
     record_dead_letters(uow, letters, payload_chars)
     _update_sensors(
         uow,
@@ -135,11 +154,19 @@ def _unit_of(
         return 0, Rejection("unknown_sensor", f"sensor {reading.sensor_id!r} is not registered")
     if _retired(sensor):
         return 0, Rejection("retired_sensor", f"sensor {reading.sensor_id!r} is retired")
-    for assignment in reversed(assignments.get(reading.sensor_id, [])):
+    held = assignments.get(reading.sensor_id, [])
+    for assignment in reversed(held):
         if assignment.valid_from <= reading.ts and (
             assignment.valid_to is None or reading.ts < assignment.valid_to
         ):
             return assignment.unit_id, None
+    if held and reading.ts < held[0].valid_from:
+        # Same reason as any time outside an assignment; the detail says it precedes registration.
+        return 0, Rejection(
+            "unassigned",
+            f"ts {reading.ts.isoformat()} is before sensor {reading.sensor_id!r} was registered "
+            f"({held[0].valid_from.isoformat()})",
+        )
     return 0, Rejection(
         "unassigned", f"sensor {reading.sensor_id!r} was in no unit at {reading.ts.isoformat()}"
     )
@@ -174,17 +201,20 @@ def _reading_row(
     }
 
 
-def _insert_readings(uow: UnitOfWork, rows: list[dict[str, object]]) -> None:
+def _insert_readings(uow: UnitOfWork, rows: list[dict[str, object]]) -> int:
+    """Insert the rows not already held; return how many were new."""
     if not rows:
-        return
+        return 0
     if is_postgres(uow.session):
-        _insert_readings_unnest(uow, rows)
-        return
+        return _insert_readings_unnest(uow, rows)
     # Redeliveries and re-sent backlogs hit the unique (sensor_id, ts) and are dropped here.
     statement = insert_for(uow.session)(Reading).on_conflict_do_nothing(
         index_elements=["sensor_id", "ts"]
     )
-    uow.session.execute(statement, rows)
+    result = uow.session.execute(statement, rows)
+    # SQLite's batched insert may not report its row count: count every row as new then.
+    rowcount = getattr(result, "rowcount", -1)
+    return rowcount if isinstance(rowcount, int) and rowcount >= 0 else len(rows)
 
 
 _READING_COLUMNS = (
@@ -223,10 +253,10 @@ def _field(value: object) -> str:
     return value if isinstance(value, str) else repr(value)
 
 
-def _insert_readings_unnest(uow: UnitOfWork, rows: list[dict[str, object]]) -> None:
-    """One INSERT for the whole batch, one text value per column."""
+def _insert_readings_unnest(uow: UnitOfWork, rows: list[dict[str, object]]) -> int:
+    """One INSERT for the whole batch, one text value per column; returns the rows inserted."""
     params = {name: _SEP.join([_field(row[name]) for row in rows]) for name, _ in _READING_COLUMNS}
-    uow.session.execute(_UNNEST_INSERT, {**params, "sep": _SEP})
+    return uow.session.execute(_UNNEST_INSERT, {**params, "sep": _SEP}).rowcount
 
 
 def _update_sensors(
@@ -323,8 +353,10 @@ def _touched(rows: list[dict[str, object]]) -> list[Touched]:
 def unit_readings(
     uow: UnitOfWork, unit_id: int, start: dt.datetime, end: dt.datetime, limit: int = MAX_RAW_POINTS
 ) -> list[Reading]:
-    """Readings of a unit with start <= ts < end, oldest first."""
+    """Readings of a unit with start <= ts < end, oldest first (none when end == start)."""
     _require_unit(uow, unit_id)
+    if end == start:  # an empty range holds no readings; a reversed one is refused (422)
+        return []
     _require_range(start, end)
     query = (
         select(Reading)

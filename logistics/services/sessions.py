@@ -238,7 +238,9 @@ def open_session(
     """Open a session, refused (409) beyond the doses the centre can still promise on its date."""
     today = local_date(now, site_timezone)
     if request.session_date < today:
-        raise Invalid("a session cannot be opened in the past", field="session_date")
+        # 409, not 422: the date is well formed and only conflicts with today's date, which the
+        # OpenAPI document cannot state (issue 12: the document is as strict as validation).
+        raise Conflict("a session cannot be opened in the past", field="session_date")
     store = get_store(uow, request.store_id)
     windows = _windows(request, day_start, slot_minutes, slot_count)
     _lock_centre(uow, request.store_id, request.product_id)

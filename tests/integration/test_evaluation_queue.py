@@ -122,12 +122,12 @@ def test_two_evaluators_claim_disjoint_requests(runtime, monkeypatch):
     real = evaluation.evaluate_units
     claimed: list[set[int]] = []
 
-    def slow(rt, touched, now):
+    def slow(rt, touched, now, *rest):
         claimed.append({unit_id for unit_id, _low, _high in touched})
         if threading.current_thread().name == "first":
             inside.set()
             release.wait(20)
-        return real(rt, touched, now)
+        return real(rt, touched, now, *rest)
 
     monkeypatch.setattr(evaluation, "evaluate_units", slow)
     results = {}

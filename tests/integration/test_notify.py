@@ -23,6 +23,15 @@ from tests.support.alerts_fixtures import make_tree
 pytestmark = pytest.mark.integration
 NOW = dt.datetime(2021, 1, 10, 2, 0, tzinfo=dt.UTC)
 SECRET = "s3cret"
+# The receivers here listen on loopback, which webhooks may call only when allowed (issue 12).
+LOOPBACK = "127.0.0.0/8"
+
+
+@pytest.fixture
+def runtime(runtime: Runtime) -> Runtime:
+    """The test runtime, with loopback webhook receivers allowed in its configuration."""
+    settings = runtime.settings.replace(notify_allowed_networks=LOOPBACK)
+    return Runtime(settings, runtime.engine, runtime.session_factory)
 
 
 class Receiver(http.server.ThreadingHTTPServer):
@@ -90,7 +99,12 @@ def test_webhook_is_signed_and_logged(runtime, receiver):
         tree = make_tree(uow)
         uow.commit()
         add_target(
-            uow, store_id=tree.centre.id, channel="webhook", address=server.url, secret=SECRET
+            uow,
+            store_id=tree.centre.id,
+            channel="webhook",
+            address=server.url,
+            secret=SECRET,
+            allowed_networks=LOOPBACK,
         )
     alert_id = _alert(runtime, tree.centre.id)
     sent_after = int(time.time())
@@ -118,7 +132,12 @@ def test_failed_webhook_is_retried_with_backoff(runtime, receiver):
         tree = make_tree(uow)
         uow.commit()
         add_target(
-            uow, store_id=tree.centre.id, channel="webhook", address=server.url, secret=SECRET
+            uow,
+            store_id=tree.centre.id,
+            channel="webhook",
+            address=server.url,
+            secret=SECRET,
+            allowed_networks=LOOPBACK,
         )
     _alert(runtime, tree.centre.id)
     assert deliver_due(runtime, NOW) == 1  # 503
@@ -151,6 +170,7 @@ def test_unreachable_webhook_fails_after_max_attempts(runtime):
             channel="webhook",
             address="http://127.0.0.1:9/none",
             secret=SECRET,
+            allowed_networks=LOOPBACK,
         )
     _alert(runtime, tree.centre.id)
     deliver_due(runtime, NOW)

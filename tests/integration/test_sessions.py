@@ -123,7 +123,7 @@ def test_second_session_counts_the_first_promise(client, uow):
 def test_session_in_the_past_is_refused(client, uow):
     site = make_site(uow)
     response = client.post("/api/sessions", json=session_body(site, 10, on=day(-1)))
-    assert response.status_code == 422
+    assert response.status_code == 409  # a conflict with today's date (issue 12)
     assert "session_date" in response.json["errors"]
 
 

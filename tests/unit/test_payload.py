@@ -205,8 +205,9 @@ def test_shared_subscription_topic(settings_factory=None):
     from logistics.config import load_settings
 
     shared = topics(load_settings({"mqtt_shared_group": "ingest"}))
-    assert shared == ["$share/ingest/coldchain/sensors/+/readings", "coldchain/sensors/+/status"]
-    assert topics(load_settings({"mqtt_shared_group": ""}))[0] == "coldchain/sensors/+/readings"
+    # The whole prefix: mistyped topics and extra levels must reach the dead letters (issue 12).
+    assert shared == ["$share/ingest/coldchain/sensors/#", "coldchain/sensors/+/status"]
+    assert topics(load_settings({"mqtt_shared_group": ""})) == ["coldchain/sensors/#"]
 
 
 # --- simulated traces ----------------------------------------------------------------------

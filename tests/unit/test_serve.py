@@ -69,6 +69,8 @@ def test_worker_freezes_what_the_app_loaded():
 
 def test_serve_execs_gunicorn_with_the_config(monkeypatch):
     monkeypatch.delenv("COLDCHAIN_HTTP_HOST", raising=False)
+    # Several workers share their rate-limit counters (serve refuses memory:// there, issue 12).
+    monkeypatch.setenv("COLDCHAIN_AUTH_RATE_LIMIT_STORAGE", "redis://127.0.0.1:6379/0")
     calls = []
     monkeypatch.setattr(cli.os, "execv", lambda path, argv: calls.append((path, argv)))
     result = CliRunner().invoke(cli.cli, ["serve", "--port", "8123", "--workers", "3"])
@@ -80,6 +82,7 @@ def test_serve_execs_gunicorn_with_the_config(monkeypatch):
 
 
 def test_serve_without_options_leaves_everything_to_the_config(monkeypatch):
+    monkeypatch.setenv("COLDCHAIN_AUTH_RATE_LIMIT_STORAGE", "redis://127.0.0.1:6379/0")
     calls = []
     monkeypatch.setattr(cli.os, "execv", lambda path, argv: calls.append(argv))
     assert CliRunner().invoke(cli.cli, ["serve"]).exit_code == 0

@@ -10,6 +10,8 @@ from logistics.api import register_blueprints
 from logistics.api.problems import ProblemApi
 from logistics.auth.web import init_auth
 from logistics.config import Settings, load_settings
+from logistics.logs import init_request_logging
+from logistics.metrics import init_metrics
 from logistics.runtime import Runtime
 
 
@@ -38,5 +40,8 @@ def create_app(
     app.extensions["coldchain"] = runtime or Runtime.from_settings(settings)
     api = ProblemApi(app)
     register_blueprints(api)
+    # Before auth: requests it refuses are timed, counted and logged too.
+    init_request_logging(app)
+    init_metrics(app)
     init_auth(app)
     return app

@@ -59,8 +59,10 @@ def serve(host: str | None, port: int | None, workers: int | None, dev: bool) ->
     """Serve the HTTP API: gunicorn with config/gunicorn.conf.py (the production set-up)."""
     if dev:
         from logistics.app import create_app
+        from logistics.logs import configure_logging
 
         settings = load_settings()
+        configure_logging(settings)
         app = create_app(settings)
         app.run(host=host or settings.http_host, port=port or settings.http_port, threaded=True)
         return
@@ -73,9 +75,14 @@ def scheduler_command() -> None:
     """Run the periodic jobs (alerts, reminders, outbox); safe to start on several hosts."""
     import signal
 
+    from logistics.logs import configure_logging
+    from logistics.metrics import serve_process_metrics
     from logistics.services.scheduler import Scheduler, build_apscheduler
 
-    scheduler = Scheduler(runtime())
+    live = runtime()
+    configure_logging(live.settings)
+    scheduler = Scheduler(live)
+    endpoints = serve_process_metrics(live, live.settings.metrics_scheduler_port)
     aps = build_apscheduler(scheduler)
     signal.signal(signal.SIGTERM, lambda *_: aps.shutdown(wait=False))
     click.echo(f"scheduler {scheduler.holder} started")
@@ -83,6 +90,8 @@ def scheduler_command() -> None:
         aps.start()
     finally:
         scheduler.stop()
+        if endpoints is not None:
+            endpoints.stop()
 
 
 @cli.command("load-demo")

@@ -41,13 +41,10 @@ def stop_on_signals() -> Iterator[threading.Event]:
 
 
 def _logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # Libraries' start-up chatter would bury what the operator needs (e.g. the demo's login).
-    for noisy in ("amqtt", "transitions", "alembic", "apscheduler"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
+    from logistics.logs import configure_logging
+
+    # Text or JSON lines (logging.format); libraries' start-up chatter stays quiet.
+    configure_logging(load_settings(), verbose)
 
 
 @click.command("ingest")
@@ -73,7 +70,9 @@ def ingest(client_id: str | None, with_evaluator: bool, verbose: bool) -> None:
     evaluator = Evaluator(runtime).start() if with_evaluator else None
     try:
         with stop_on_signals() as stop:
-            stats = run_until_stopped(runtime, stop, client_id)
+            stats = run_until_stopped(
+                runtime, stop, client_id, runtime.settings.metrics_ingest_port
+            )
     finally:
         if evaluator is not None:
             evaluator.stop()
@@ -91,7 +90,7 @@ def evaluate(verbose: bool) -> None:
     _logging(verbose)
     runtime = Runtime.from_settings(load_settings())
     with stop_on_signals() as stop:
-        stats = run_until_stopped(runtime, stop)
+        stats = run_until_stopped(runtime, stop, runtime.settings.metrics_evaluate_port)
     click.echo(f"stopped: {stats}")
 
 

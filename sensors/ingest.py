@@ -22,12 +22,14 @@ from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from logistics import metrics
 from logistics.config import Settings
 from logistics.domain.readings import ReadingLimits, Rejection, SensorReading
 from logistics.runtime import Runtime
 from logistics.services.evaluation import request_evaluation
 from logistics.services.readings import (
     Letter,
+    ReadingTally,
     record_dead_letters,
     record_readings,
     record_status,
@@ -169,6 +171,7 @@ class Ingestor:
         except Exception:  # a bug or bad data in one message: isolate it instead of blocking all
             log.exception("batch of %d failed; storing its messages one by one", len(batch))
             self._write_singly(batch)
+        metrics.observe_commit((m.received_at for m in batch), dt.datetime.now(dt.UTC))
         for message in batch:
             self.stats.acked += self.connection.ack(message)
         self.stats.batches += 1
@@ -207,6 +210,7 @@ class Ingestor:
         """Commit one decoded batch and the evaluation requests of its units, in one transaction."""
         chars = self.settings.ingest_dead_letter_payload_chars
         now = dt.datetime.now(dt.UTC)
+        tally = ReadingTally(dead_letters=len(decoded.letters))
         with self.runtime.uow() as uow:
             touched = record_readings(
                 uow,
@@ -214,12 +218,14 @@ class Ingestor:
                 now,
                 late_after_s=self.settings.ingest_late_after_s,
                 payload_chars=chars,
+                tally=tally,
             )
             request_evaluation(uow, touched, now)
             record_dead_letters(uow, decoded.letters, chars)
             for sensor_id, status, at in decoded.statuses:
                 record_status(uow, sensor_id, status, at)
             uow.commit()
+        metrics.count_ingested(tally.stored, tally.duplicates, tally.dead_letters)
         self.stats.readings += len(decoded.readings)
         self.stats.dead_letters += len(decoded.letters)
 
@@ -250,6 +256,7 @@ class Ingestor:
                 if not _is_transient(exc):
                     raise
                 self.stats.db_retries += 1
+                metrics.INGEST_DB_RETRIES.inc()
                 log.warning(
                     "database unavailable (%s); retrying in %.1fs, nothing acknowledged",
                     str(exc).splitlines()[0][:200],
@@ -274,14 +281,27 @@ def _is_transient(exc: DBAPIError) -> bool:
     return sqlstate.startswith(("08", "57P", "53")) or "closed" in str(exc).lower()
 
 
+def readiness(ingestor: Ingestor) -> tuple[bool, str]:
+    """Ready only while both the broker and the database answer."""
+    if not ingestor.connection.connected.is_set():
+        return False, "not connected to the broker"
+    return metrics.database_answers(ingestor.runtime)
+
+
 def run_until_stopped(
-    runtime: Runtime, stop: threading.Event, client_id: str | None = None
+    runtime: Runtime, stop: threading.Event, client_id: str | None = None, metrics_port: int = 0
 ) -> IngestStats:
-    """Run an ingestion until `stop` is set (the `coldchain ingest` command and the demo)."""
+    """Run an ingestion until `stop` is set (the `coldchain ingest` command and the demo).
+
+    With a `metrics_port`, serve /metrics and /health/{live,ready} there (metrics.ingest_port).
+    """
     ingestor = Ingestor(runtime, client_id)
+    endpoints = metrics.serve_process_metrics(runtime, metrics_port, lambda: readiness(ingestor))
     ingestor.start()
     try:
         stop.wait()
     finally:
         ingestor.stop()
+        if endpoints is not None:
+            endpoints.stop()
     return ingestor.stats

@@ -22,8 +22,8 @@ and a writer sharing the cores):
   and client keep-alive, as gunicorn's documentation says; deploy them that way.
 - Metrics (issue 16): each worker keeps its Prometheus values in files of one directory
   (PROMETHEUS_MULTIPROC_DIR, set before any worker starts, emptied at start:
-  metrics.multiproc_dir or a fresh temporary directory), so /metrics on any worker adds up all of them; a worker that
-  exits is marked dead so its gauges stop counting.
+  metrics.multiproc_dir or a fresh temporary directory), so /metrics on any worker adds up all
+  of them; a worker that exits is marked dead so its gauges stop counting.
 - After a worker has loaded the app, gc.freeze() moves the ~150,000 objects of the imported
   modules out of the garbage collector's reach. Without it, a worker under load ran a full
   collection every few seconds that walked them all and stopped it for 80-120 ms; with it, full

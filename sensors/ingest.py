@@ -283,7 +283,7 @@ def _is_transient(exc: DBAPIError) -> bool:
 
 def readiness(ingestor: Ingestor) -> tuple[bool, str]:
     """Ready only while both the broker and the database answer."""
-    if not ingestor.connection.connected.is_set():
+    if not ingestor.connection.subscribed.is_set():  # cleared on disconnect, set on SUBACK
         return False, "not connected to the broker"
     return metrics.database_answers(ingestor.runtime)
 

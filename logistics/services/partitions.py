@@ -98,14 +98,14 @@ def ensure_partitions(runtime: Runtime, now: dt.datetime, ahead_months: int) -> 
         if not is_partitioned(connection):
             return []
         existing = set(partitions(connection))
-        made = []
-        month = Month.of(now)
-        for _ in range(ahead_months + 1):
-            if month.table not in existing:
-                with connection.begin():
-                    _create(connection, month)
-                made.append(month.table)
-            month = month.next()
+    made = []
+    month = Month.of(now)
+    for _ in range(ahead_months + 1):
+        if month.table not in existing:
+            with runtime.engine.begin() as connection:  # one transaction per partition
+                _create(connection, month)
+            made.append(month.table)
+        month = month.next()
     if made:
         log.info("created reading partitions %s", ", ".join(made))
     return made
@@ -147,19 +147,20 @@ def apply_retention(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
     with runtime.engine.connect() as connection:
         if not is_partitioned(connection):
             return {"dropped": [], "deleted": 0}
-        for name in partitions(connection):
-            month = month_of_table(name)
-            if month is None or month.next().start > cutoff:
-                continue
-            with connection.begin():
-                if archive is not None:
-                    archive_table(connection, name, archive / f"{name}.csv.gz")
-                connection.execute(text(f"DROP TABLE {name}"))
-            dropped.append(name)
-        with connection.begin():
-            deleted = connection.execute(
-                text(f"DELETE FROM {DEFAULT_PARTITION} WHERE ts < :cutoff"), {"cutoff": cutoff}
-            ).rowcount
+        names = partitions(connection)
+    for name in names:
+        month = month_of_table(name)
+        if month is None or month.next().start > cutoff:
+            continue
+        with runtime.engine.begin() as connection:  # archived and dropped together, or neither
+            if archive is not None:
+                archive_table(connection, name, archive / f"{name}.csv.gz")
+            connection.execute(text(f"DROP TABLE {name}"))
+        dropped.append(name)
+    with runtime.engine.begin() as connection:
+        deleted = connection.execute(
+            text(f"DELETE FROM {DEFAULT_PARTITION} WHERE ts < :cutoff"), {"cutoff": cutoff}
+        ).rowcount
     if dropped:
         log.info("dropped reading partitions older than %s: %s", cutoff, ", ".join(dropped))
     return {"dropped": dropped, "deleted": deleted}

@@ -196,7 +196,8 @@ def _insert_readings(uow: UnitOfWork, rows: list[dict[str, object]]) -> int:
     if is_postgres(uow.session):
         return _insert_readings_unnest(uow, rows)
     # Redeliveries and re-sent backlogs hit the unique (sensor_id, ts) and are dropped here.
-    statement = insert_for(uow.session)(Reading).on_conflict_do_nothing(
+    # The table, not the entity: a Core executemany, whose rowcount says how many were new.
+    statement = insert_for(uow.session)(Reading.__table__).on_conflict_do_nothing(
         index_elements=["sensor_id", "ts"]
     )
     return max(0, uow.session.execute(statement, rows).rowcount)

@@ -271,3 +271,30 @@ def test_the_scheduler_runs_the_partition_and_retention_jobs(runtime, site):
     assert left and min(left) >= "readings_p203001"
     # The run's other tests write readings of today: give them back their partitions.
     ensure_partitions(runtime, dt.datetime.now(dt.UTC) - dt.timedelta(days=62), ahead_months=5)
+
+
+def test_sqlite_keeps_one_table_counts_outcomes_and_charts_from_raw(tmp_path, settings):
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    upgrade(url)
+    lite = Runtime.from_settings(settings.replace(database_url=url))
+    try:
+        with lite.uow() as uow:
+            seed_reference_data(uow)
+            tree = make_tree(uow)
+            add_sensor(uow, tree.ilr.id, "S-1", since=HOUR - dt.timedelta(days=1))
+            uow.commit()
+        first = store(lite, readings(HOUR, (30, 4.0)) + readings(HOUR, (5, 4.0)))
+        assert (first.stored, first.duplicates) == (30, 5)
+        with lite.engine.connect() as connection:
+            assert ensure_partitions(lite, HOUR, 1) == []
+            assert apply_retention(lite, HOUR + dt.timedelta(days=3650)) == {
+                "dropped": [], "deleted": 0
+            }
+            assert connection.scalar(text("SELECT count(*) FROM reading_hours")) == 0
+        with lite.uow() as uow:  # no aggregates on SQLite: long ranges read the raw readings
+            width, buckets = unit_series(
+                uow, tree.ilr.id, HOUR - dt.timedelta(days=5), HOUR + dt.timedelta(days=1), 3600
+            )
+        assert width == 3600 and [(b.count, b.avg_temp_c) for b in buckets] == [(30, 4.0)]
+    finally:
+        lite.close()

@@ -54,12 +54,19 @@ def cpu_cores() -> int:
 _settings = load_settings()
 
 
+def _remove_by(master_pid: int, path: str) -> None:
+    """Remove the metrics directory when the master exits; workers inherit this atexit hook, and
+    one exiting must not pull the files from under the others."""
+    if os.getpid() == master_pid:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def _multiproc_dir() -> str:
     """An empty directory for the workers' metric files (values of a past run must not count)."""
     configured = _settings.metrics_multiproc_dir
     if not configured:
         made = tempfile.mkdtemp(prefix="coldchain-metrics-")
-        atexit.register(shutil.rmtree, made, True)
+        atexit.register(_remove_by, os.getpid(), made)
         return made
     path = Path(configured)
     path.mkdir(parents=True, exist_ok=True)

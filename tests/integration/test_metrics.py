@@ -147,15 +147,16 @@ def test_scheduler_runs_are_counted_by_job_and_result(runtime, anon_client, monk
     failed = {"job": "expiry", "result": "error"}
     before = text()
     scheduler = Scheduler(runtime)
-    assert scheduler.run_job("stock_states", NOW) is not None
+    now = dt.datetime.now(dt.UTC)  # the lease is taken until now + its ttl: the real clock
+    assert scheduler.run_job("stock_states", now) is not None
     monkeypatch.setitem(JOBS, "expiry", lambda *_: 1 / 0)
-    assert scheduler.run_job("expiry", NOW) == {"error": "ZeroDivisionError: division by zero"}
+    assert scheduler.run_job("expiry", now) == {"error": "ZeroDivisionError: division by zero"}
     after = text()
     runs = "coldchain_scheduler_job_runs_total"
     assert value(after, runs, **ok) - value(before, runs, **ok) == 1
     assert value(after, runs, **failed) - value(before, runs, **failed) == 1
     last = "coldchain_scheduler_last_success_timestamp_seconds"
-    assert value(after, last, job="stock_states") >= NOW.timestamp()
+    assert value(after, last, job="stock_states") >= now.timestamp()
     assert value(after, last, job="expiry") == value(before, last, job="expiry")
     assert value(after, "coldchain_scheduler_leading") == 1
     assert value(scrape(anon_client), "coldchain_scheduler_lease_valid") == 1

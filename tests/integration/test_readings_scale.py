@@ -9,10 +9,11 @@ import io
 from collections.abc import Iterator
 
 import pytest
+from alembic import command
 from sqlalchemy import func, insert, select, text
 
 from logistics.db import make_engine, make_session_factory
-from logistics.migrate import upgrade
+from logistics.migrate import alembic_config, upgrade
 from logistics.models.readings import Reading, ReadingHour
 from logistics.runtime import Runtime
 from logistics.services.partitions import apply_retention, ensure_partitions, partitions
@@ -234,6 +235,13 @@ def test_upgrade_partitions_an_existing_database_with_every_reading(db_at_0002, 
         with runtime.uow() as uow:
             ids = uow.session.scalars(select(Reading.id).order_by(Reading.id)).all()
         assert len(ids) == 5 and ids[-1] > max(r[0] for r in before)
+        # And back: one plain table again, with every reading.
+        held = _all_readings(runtime)
+        engine.dispose()
+        command.downgrade(alembic_config(db_at_0002), "0002")
+        assert _all_readings(runtime) == held
+        with engine.connect() as connection:
+            assert not partitions(connection)
     finally:
         engine.dispose()
 

@@ -20,6 +20,10 @@ and a writer sharing the cores):
   poller thread and its pool thread.
 - Sync workers expect a buffering reverse proxy (e.g. nginx) in front of them for slow clients
   and client keep-alive, as gunicorn's documentation says; deploy them that way.
+- Metrics (issue 16): each worker keeps its Prometheus values in files of one directory
+  (PROMETHEUS_MULTIPROC_DIR, set before any worker starts, emptied at start:
+  metrics.multiproc_dir or a fresh temporary directory), so /metrics on any worker adds up all
+  of them; a worker that exits is marked dead so its gauges stop counting.
 - After a worker has loaded the app, gc.freeze() moves the ~150,000 objects of the imported
   modules out of the garbage collector's reach. Without it, a worker under load ran a full
   collection every few seconds that walked them all and stopped it for 80-120 ms; with it, full
@@ -29,8 +33,12 @@ and a writer sharing the cores):
 
 from __future__ import annotations
 
+import atexit
 import gc
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 from logistics.config import load_settings
 
@@ -45,6 +53,29 @@ def cpu_cores() -> int:
 
 _settings = load_settings()
 
+
+def _remove_by(master_pid: int, path: str) -> None:
+    """Remove the metrics directory when the master exits; workers inherit this atexit hook, and
+    one exiting must not pull the files from under the others."""
+    if os.getpid() == master_pid:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _multiproc_dir() -> str:
+    """An empty directory for the workers' metric files (values of a past run must not count)."""
+    configured = _settings.metrics_multiproc_dir
+    if not configured:
+        made = tempfile.mkdtemp(prefix="coldchain-metrics-")
+        atexit.register(_remove_by, os.getpid(), made)
+        return made
+    path = Path(configured)
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    return str(path)
+
+
+
 wsgi_app = "logistics.wsgi:app"
 bind = [f"{_settings.http_host}:{_settings.http_port}"]
 worker_class = "sync"
@@ -55,7 +86,23 @@ timeout = 30
 graceful_timeout = 30
 
 
+def on_starting(server) -> None:  # noqa: ANN001 (a gunicorn Arbiter)
+    """In the master, before any worker: where the workers keep their metric values.
+
+    Set before prometheus_client is imported in a worker (it picks its value store at import).
+    """
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = _multiproc_dir()
+
+
 def post_worker_init(worker) -> None:  # noqa: ANN001 (a gunicorn Worker)
     """Once the app is loaded: collect, then freeze what import left, so collections skip it."""
     gc.collect()
     gc.freeze()
+
+
+def child_exit(server, worker) -> None:  # noqa: ANN001 (gunicorn Arbiter and Worker)
+    """A worker is gone: its live gauges no longer count (counters and histograms stay summed)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

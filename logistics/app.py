@@ -11,6 +11,8 @@ from logistics.api.hostile import document_input_rules, refuse_hostile_input
 from logistics.api.problems import ProblemApi
 from logistics.auth.web import init_auth
 from logistics.config import Settings, load_settings
+from logistics.logs import init_request_logging
+from logistics.metrics import init_metrics
 from logistics.runtime import Runtime
 from logistics.web import init_web
 
@@ -42,6 +44,9 @@ def create_app(
     # First of the before-request hooks: hostile input never reaches authentication or a view.
     app.before_request(refuse_hostile_input)
     register_blueprints(api)
+    # Before auth: requests it refuses are timed, counted and logged too.
+    init_request_logging(app)
+    init_metrics(app)
     init_auth(app)
     init_web(app)
     document_input_rules(app)

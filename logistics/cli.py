@@ -70,8 +70,10 @@ def serve(
     """Serve the HTTP API: gunicorn with config/gunicorn.conf.py (the production set-up)."""
     if dev:
         from logistics.app import create_app
+        from logistics.logs import configure_logging
 
         settings = load_settings()
+        configure_logging(settings)
         app = create_app(settings)
         app.run(host=host or settings.http_host, port=port or settings.http_port, threaded=True)
         return
@@ -111,9 +113,14 @@ def scheduler_command() -> None:
     """Run the periodic jobs (alerts, reminders, outbox); safe to start on several hosts."""
     import signal
 
+    from logistics.logs import configure_logging
+    from logistics.metrics import serve_process_metrics
     from logistics.services.scheduler import Scheduler, build_apscheduler
 
-    scheduler = Scheduler(runtime())
+    live = runtime()
+    configure_logging(live.settings)
+    scheduler = Scheduler(live)
+    endpoints = serve_process_metrics(live, live.settings.metrics_scheduler_port)
     aps = build_apscheduler(scheduler)
     signal.signal(signal.SIGTERM, lambda *_: aps.shutdown(wait=False))
     click.echo(f"scheduler {scheduler.holder} started")
@@ -121,6 +128,8 @@ def scheduler_command() -> None:
         aps.start()
     finally:
         scheduler.stop()
+        if endpoints is not None:
+            endpoints.stop()
 
 
 @cli.command("load-demo")

@@ -128,6 +128,20 @@ class Settings:
     auth_rate_limit_strategy: str
     auth_proxy_hops: int
     auth_token_cache_s: float
+    # --- operations (issue 16): [metrics], [logging], [readings] ---
+    metrics_host: str
+    metrics_ingest_port: int
+    metrics_evaluate_port: int
+    metrics_scheduler_port: int
+    metrics_multiproc_dir: str
+    logging_format: str
+    logging_level: str
+    readings_retention_days: int
+    readings_partitions_ahead: int
+    readings_archive_dir: str
+    readings_aggregate_after_days: float
+    scheduler_partitions_every_s: int
+    scheduler_retention_every_s: int
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with some settings changed."""

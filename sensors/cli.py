@@ -57,13 +57,10 @@ def exit_when_a_thread_dies() -> Iterator[None]:
 
 
 def _logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # Libraries' start-up chatter would bury what the operator needs (e.g. the demo's login).
-    for noisy in ("amqtt", "transitions", "alembic", "apscheduler"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
+    from logistics.logs import configure_logging
+
+    # Text or JSON lines (logging.format); libraries' start-up chatter stays quiet.
+    configure_logging(load_settings(), verbose)
 
 
 @click.command("ingest")
@@ -90,7 +87,11 @@ def ingest(client_id: str | None, with_evaluator: bool, verbose: bool) -> None:
     try:
         with stop_on_signals() as stop, exit_when_a_thread_dies():
             stats = run_until_stopped(
-                runtime, stop, client_id, evaluator.threads if evaluator else list
+                runtime,
+                stop,
+                client_id,
+                evaluator.threads if evaluator else list,
+                metrics_port=runtime.settings.metrics_ingest_port,
             )
     finally:
         if evaluator is not None:
@@ -109,7 +110,7 @@ def evaluate(verbose: bool) -> None:
     _logging(verbose)
     runtime = Runtime.from_settings(load_settings())
     with stop_on_signals() as stop, exit_when_a_thread_dies():
-        stats = run_until_stopped(runtime, stop)
+        stats = run_until_stopped(runtime, stop, runtime.settings.metrics_evaluate_port)
     click.echo(f"stopped: {stats}")
 
 

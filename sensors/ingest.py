@@ -22,6 +22,7 @@ from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from logistics import metrics
 from logistics.config import Settings
 from logistics.db import is_unavailable
 from logistics.domain.readings import ReadingLimits, Rejection, SensorReading
@@ -29,6 +30,7 @@ from logistics.runtime import Runtime, watch
 from logistics.services.evaluation import request_evaluation
 from logistics.services.readings import (
     Letter,
+    ReadingTally,
     record_dead_letters,
     record_readings,
     record_status,
@@ -183,6 +185,7 @@ class Ingestor:
         except Exception:  # a bug or bad data in one message: isolate it instead of blocking all
             log.exception("batch of %d failed; storing its messages one by one", len(batch))
             self._write_singly(batch)
+        metrics.observe_commit((m.received_at for m in batch), dt.datetime.now(dt.UTC))
         for message in batch:
             self.stats.acked += self.connection.ack(message)
         self.stats.batches += 1
@@ -224,7 +227,7 @@ class Ingestor:
         """Commit one decoded batch and the evaluation requests of its units, in one transaction."""
         chars = self.settings.ingest_dead_letter_payload_chars
         now = dt.datetime.now(dt.UTC)
-        counts: dict[str, int] = {}
+        tally = ReadingTally()
         with self.runtime.uow() as uow:
             touched = record_readings(
                 uow,
@@ -232,7 +235,7 @@ class Ingestor:
                 now,
                 late_after_s=self.settings.ingest_late_after_s,
                 payload_chars=chars,
-                counts=counts,
+                tally=tally,
             )
             request_evaluation(uow, touched, now)
             letters = decoded.letters + [
@@ -242,9 +245,11 @@ class Ingestor:
             ]
             record_dead_letters(uow, letters, chars)
             uow.commit()
+        tally.dead_letters += len(letters)
+        metrics.count_ingested(tally.stored, tally.duplicates, tally.dead_letters)
         self.stats.readings += len(decoded.readings)
         self.stats.dead_letters += len(letters)
-        self.stats.duplicates += counts.get("offered", 0) - counts.get("inserted", 0)
+        self.stats.duplicates += tally.duplicates
 
     def _write_singly(self, batch: Sequence[Incoming]) -> None:
         for message in batch:
@@ -293,6 +298,7 @@ class Ingestor:
                 if not _is_transient(exc):
                     raise
                 self.stats.db_retries += 1
+                metrics.INGEST_DB_RETRIES.inc()
                 log.warning(
                     "database unavailable (%s); retrying in %.1fs, nothing acknowledged",
                     str(exc).splitlines()[0][:200],
@@ -319,20 +325,32 @@ def _is_transient(exc: DBAPIError) -> bool:
     return is_unavailable(exc)
 
 
+def readiness(ingestor: Ingestor) -> tuple[bool, str]:
+    """Ready only while both the broker and the database answer."""
+    if not ingestor.connection.subscribed.is_set():  # cleared on disconnect, set on SUBACK
+        return False, "not connected to the broker"
+    return metrics.database_answers(ingestor.runtime)
+
+
 def run_until_stopped(
     runtime: Runtime,
     stop: threading.Event,
     client_id: str | None = None,
     also_watch: Callable[[], list[threading.Thread]] = list,
+    metrics_port: int = 0,
 ) -> IngestStats:
     """Run an ingestion until `stop` is set (the `coldchain ingest` command and the demo).
 
     Raises ThreadDied when the writer, the network thread or one in `also_watch` has died.
+    With a `metrics_port`, serve /metrics and /health/{live,ready} there (metrics.ingest_port).
     """
     ingestor = Ingestor(runtime, client_id)
+    endpoints = metrics.serve_process_metrics(runtime, metrics_port, lambda: readiness(ingestor))
     ingestor.start()
     try:
         watch(stop, lambda: ingestor.threads() + also_watch())
     finally:
         ingestor.stop()
+        if endpoints is not None:
+            endpoints.stop()
     return ingestor.stats

@@ -9,7 +9,7 @@ import marshmallow as ma
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from logistics.api.context import current_actor, new_uow
+from logistics.api.context import current_actor, new_uow, settings
 from logistics.api.fields import Timestamp
 from logistics.domain.readings import MAX_ID, SENSOR_ID, parse_bucket
 from logistics.errors import Invalid
@@ -225,14 +225,20 @@ class UnitReadings(MethodView):
     @blp.arguments(RangeQuerySchema, location="query")
     @blp.response(200, UnitReadingsSchema)
     def get(self, query: dict[str, Any], unit_id: int) -> dict[str, Any]:
-        """Readings of a unit over [start, end), raw or downsampled (min/avg/max per bucket)."""
+        """Readings of a unit over [start, end), raw or downsampled (min/avg/max per bucket).
+
+        Downsampled ranges longer than two days (readings.aggregate_after_days) are read from the
+        hourly aggregates: buckets then cover whole UTC hours and are at least an hour wide
+        (`bucket_s` says the width used).
+        """
         start, end, bucket = query["start"], query["end"], query.get("bucket")
         result: dict[str, Any] = {"unit_id": unit_id, "start": start, "end": end, "bucket_s": None}
         with new_uow() as uow:
             if bucket:
-                result["bucket_s"] = _bucket_s(bucket)
-                result["buckets"] = readings_service.unit_buckets(
-                    uow, unit_id, start, end, result["bucket_s"]
+                # Long ranges come from the hourly aggregates, in buckets of whole hours.
+                after = dt.timedelta(days=settings().readings_aggregate_after_days)
+                result["bucket_s"], result["buckets"] = readings_service.unit_series(
+                    uow, unit_id, start, end, _bucket_s(bucket), after
                 )
             else:
                 result["readings"] = readings_service.unit_readings(uow, unit_id, start, end)

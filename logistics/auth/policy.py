@@ -116,6 +116,10 @@ ADMIN_ONLY = Rule(Permission.ADMIN)
 # Endpoints anyone may call without logging in (Flask endpoint names).
 PUBLIC_ENDPOINTS: frozenset[str] = frozenset({
     "system.Health",
+    "system.Live",
+    "system.Ready",
+    # Prometheus scrapes without a token: expose /metrics to the monitoring network only.
+    "metrics",
     "auth.Login",
     "api-docs.openapi_json",
     "api-docs.openapi_swagger_ui",

@@ -7,6 +7,7 @@ from sqlalchemy import Connection
 
 import logistics.models  # noqa: F401  (registers every table)
 from logistics.db import Base, make_engine
+from logistics.migrate import include_name
 
 target_metadata = Base.metadata
 
@@ -17,6 +18,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite cannot ALTER most things
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -50,7 +50,12 @@ class SensorAssignment(Base):
 
 
 class Reading(Base):
-    """One temperature reading, stored once per sensor and timestamp (redeliveries are dropped)."""
+    """One temperature reading, stored once per sensor and timestamp (redeliveries are dropped).
+
+    On PostgreSQL the table is partitioned by month of `ts` (migration 0006, issue 16), so its
+    primary key there is (id, ts): a partitioned table's unique keys must hold the partition key.
+    The unique (sensor_id, ts) holds it already, so duplicates are still refused across the table.
+    """
 
     __tablename__ = "readings"
     __table_args__ = (
@@ -72,6 +77,24 @@ class Reading(Base):
     late: Mapped[bool] = mapped_column(default=False)
 
 
+class ReadingHour(Base):
+    """Min, max, sum and count of one unit's readings in one UTC hour (issue 16).
+
+    Kept up to date in the transaction that stores the readings (PostgreSQL), late ones included;
+    charts over long ranges read these instead of raw readings, and they outlive the raw readings'
+    retention.
+    """
+
+    __tablename__ = "reading_hours"
+
+    unit_id: Mapped[int] = mapped_column(ForeignKey("storage_units.id"), primary_key=True)
+    hour: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    readings: Mapped[int]
+    sum_temp_c: Mapped[float]
+    min_temp_c: Mapped[float]
+    max_temp_c: Mapped[float]
+
+
 class DeadLetter(Base):
     """A message the ingestion could not store as a reading, kept for a person to look at."""
 
@@ -90,4 +113,12 @@ class DeadLetter(Base):
     raw: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
-__all__ = ["DeadLetter", "Reading", "SENSOR_ACTIVE", "SENSOR_RETIRED", "Sensor", "SensorAssignment"]
+__all__ = [
+    "DeadLetter",
+    "Reading",
+    "ReadingHour",
+    "SENSOR_ACTIVE",
+    "SENSOR_RETIRED",
+    "Sensor",
+    "SensorAssignment",
+]

@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, or_, select, text
 
+from logistics import metrics
 from logistics.config import Settings
 from logistics.db import UnitOfWork, is_postgres
 from logistics.models.alerts import EvaluationRequest
@@ -247,6 +248,7 @@ class Evaluator:
             done = drain_once(self.runtime)
         except Exception:
             self.stats.failures += 1
+            metrics.EVALUATION_FAILURES.inc()
             log.exception("evaluation pass failed; the requests stay queued")
             self._stop.wait(self.settings.evaluation_poll_s)
             return False
@@ -258,9 +260,12 @@ class Evaluator:
         self.stats.units += len(done.units)
         self.stats.evaluated += done.evaluated
         self.stats.failures += done.failed
+        metrics.EVALUATION_PASSES.inc()
+        metrics.EVALUATION_REQUESTS.inc(done.requests)
         if done.oldest_requested_at is not None:
             lag = (dt.datetime.now(dt.UTC) - done.oldest_requested_at).total_seconds()
             self.stats.max_lag_s = max(self.stats.max_lag_s, lag)
+            metrics.EVALUATION_WAIT.observe(max(0.0, lag))
         return True
 
     def _wait_for_work(self) -> None:
@@ -300,11 +305,19 @@ class Evaluator:
             self._listener = None
 
 
-def run_until_stopped(runtime: Runtime, stop: threading.Event) -> EvaluatorStats:
-    """Run an evaluator until `stop` is set (the `coldchain evaluate` command)."""
+def run_until_stopped(
+    runtime: Runtime, stop: threading.Event, metrics_port: int = 0
+) -> EvaluatorStats:
+    """Run an evaluator until `stop` is set (the `coldchain evaluate` command).
+
+    With a `metrics_port`, serve /metrics (with the queue's depth and age) and /health there.
+    """
+    endpoints = metrics.serve_process_metrics(runtime, metrics_port, database=True)
     evaluator = Evaluator(runtime).start()
     try:
         watch(stop, evaluator.threads)
     finally:
         evaluator.stop()
+        if endpoints is not None:
+            endpoints.stop()
     return evaluator.stats

@@ -23,6 +23,15 @@ MAX_RAW_POINTS = 20000
 MAX_BUCKETS = 5000
 
 
+@dataclasses.dataclass(slots=True)
+class ReadingTally:
+    """What became of a batch's readings (filled by record_readings, counted after commit)."""
+
+    stored: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Letter:
     """A rejected message or reading on its way to the dead-letter table."""
@@ -86,12 +95,13 @@ def record_readings(
     *,
     late_after_s: int = 900,
     payload_chars: int = 2048,
-    counts: dict[str, int] | None = None,
+    tally: ReadingTally | None = None,
 ) -> list[Touched]:
     """Store a batch once per sensor and ts, each in the unit its sensor was in at ts.
 
     Readings of unknown, retired or unassigned sensors go to the dead letters. Does not commit.
-    Returns the touched (unit_id, earliest ts, latest ts) for excursion evaluation.
+    Returns the touched (unit_id, earliest ts, latest ts) for excursion evaluation; `tally`, when
+    given, gets how many were stored, already held (duplicates) and refused.
     """
     sensor_ids = {reading.sensor_id for reading in readings}
     sensors = _sensors(uow, sensor_ids)
@@ -108,11 +118,12 @@ def record_readings(
             )
         else:
             rows.append(_reading_row(reading, unit_id, sensors[reading.sensor_id], late_after_s))
-    inserted = _insert_readings(uow, rows)
-    if counts is not None:  # a redelivered reading is a row offered but not inserted
-        counts["offered"] = counts.get("offered", 0) + len(rows)
-        counts["inserted"] = counts.get("inserted", 0) + inserted
+    stored = _insert_readings(uow, rows)
     record_dead_letters(uow, letters, payload_chars)
+    if tally is not None:
+        tally.stored += stored
+        tally.duplicates += len(rows) - stored
+        tally.dead_letters += len(letters)
     _update_sensors(
         uow,
         sensors,
@@ -208,7 +219,8 @@ def _insert_readings(uow: UnitOfWork, rows: list[dict[str, object]]) -> int:
     if is_postgres(uow.session):
         return _insert_readings_unnest(uow, rows)
     # Redeliveries and re-sent backlogs hit the unique (sensor_id, ts) and are dropped here.
-    statement = insert_for(uow.session)(Reading).on_conflict_do_nothing(
+    # The table, not the entity: a Core executemany, whose rowcount says how many were new.
+    statement = insert_for(uow.session)(Reading.__table__).on_conflict_do_nothing(
         index_elements=["sensor_id", "ts"]
     )
     result = uow.session.execute(statement, rows)
@@ -231,15 +243,27 @@ _READING_COLUMNS = (
 # Each column travels as one text value split by PostgreSQL (string_to_array; an empty field is
 # NULL): formatting 2,000 values in Python is far cheaper than the driver's per-element array dump.
 _SEP = "\x1f"
+# The readings actually inserted (RETURNING) also feed the hourly aggregates (issue 16) in the
+# same statement, so a redelivered reading is counted in neither, and a late one lands in its hour.
+# Unit-hours are upserted in key order, so concurrent ingestions lock them in one order.
 _UNNEST_INSERT = text(
-    f"INSERT INTO readings ({', '.join(name for name, _ in _READING_COLUMNS)}) "
+    f"WITH stored AS (INSERT INTO readings ({', '.join(name for name, _ in _READING_COLUMNS)}) "
     "SELECT * FROM unnest("
     + ", ".join(
         f"CAST(string_to_array(:{name}, :sep, '') AS {kind}[])" for name, kind in _READING_COLUMNS
     )
     + ") "
     # Redeliveries and re-sent backlogs hit the unique (sensor_id, ts) and are dropped here.
-    "ON CONFLICT (sensor_id, ts) DO NOTHING"
+    "ON CONFLICT (sensor_id, ts) DO NOTHING RETURNING unit_id, ts, temp_c), "
+    "hours AS (INSERT INTO reading_hours AS h "
+    "(unit_id, hour, readings, sum_temp_c, min_temp_c, max_temp_c) "
+    "SELECT unit_id, date_trunc('hour', ts, 'UTC'), count(*), sum(temp_c), min(temp_c), "
+    "max(temp_c) FROM stored GROUP BY 1, 2 ORDER BY 1, 2 "
+    "ON CONFLICT (unit_id, hour) DO UPDATE SET readings = h.readings + EXCLUDED.readings, "
+    "sum_temp_c = h.sum_temp_c + EXCLUDED.sum_temp_c, "
+    "min_temp_c = LEAST(h.min_temp_c, EXCLUDED.min_temp_c), "
+    "max_temp_c = GREATEST(h.max_temp_c, EXCLUDED.max_temp_c)) "
+    "SELECT count(*) FROM stored"
 )
 
 
@@ -256,7 +280,7 @@ def _field(value: object) -> str:
 def _insert_readings_unnest(uow: UnitOfWork, rows: list[dict[str, object]]) -> int:
     """One INSERT for the whole batch, one text value per column; returns the rows inserted."""
     params = {name: _SEP.join([_field(row[name]) for row in rows]) for name, _ in _READING_COLUMNS}
-    return uow.session.execute(_UNNEST_INSERT, {**params, "sep": _SEP}).rowcount
+    return int(uow.session.execute(_UNNEST_INSERT, {**params, "sep": _SEP}).scalar_one())
 
 
 def _update_sensors(
@@ -384,6 +408,95 @@ def unit_buckets(
         .order_by(Reading.ts)
     )
     return downsample(uow.session.execute(query), width_s)
+
+
+HOUR_S = 3600
+# Series over ranges longer than this come from the hourly aggregates (setting:
+# readings.aggregate_after_days).
+AGGREGATE_AFTER = dt.timedelta(days=2)
+
+
+def unit_series(
+    uow: UnitOfWork,
+    unit_id: int,
+    start: dt.datetime,
+    end: dt.datetime,
+    width_s: int,
+    aggregate_after: dt.timedelta = AGGREGATE_AFTER,
+) -> tuple[int, list[Bucket]]:
+    """Min/avg/max per bucket for a chart; returns the bucket width used and the buckets.
+
+    Over ranges longer than `aggregate_after` on PostgreSQL the buckets come from the hourly
+    aggregates (issue 16): they cover whole UTC hours, and a width under an hour, or not a whole
+    number of hours, is widened to the next whole number of hours. Otherwise from raw readings.
+    """
+    if end - start <= aggregate_after or not is_postgres(uow.session):
+        return width_s, unit_buckets(uow, unit_id, start, end, width_s)
+    width_s = -(-width_s // HOUR_S) * HOUR_S
+    _require_unit(uow, unit_id)
+    _require_range(start, end)
+    _require_bucket_count(start, end, width_s)
+    return width_s, _hour_buckets(uow, unit_id, start, end, width_s)
+
+
+def _hour_buckets(
+    uow: UnitOfWork, unit_id: int, start: dt.datetime, end: dt.datetime, width_s: int
+) -> list[Bucket]:
+    rows = uow.session.execute(
+        text(
+            "SELECT to_timestamp(floor(extract(epoch FROM hour) / :width) * :width) AS bucket, "
+            "sum(readings), min(min_temp_c), sum(sum_temp_c) / sum(readings), max(max_temp_c) "
+            "FROM reading_hours WHERE unit_id = :unit AND hour >= :first AND hour < :end "
+            "GROUP BY 1 ORDER BY 1"
+        ),
+        {
+            "width": width_s,
+            "unit": unit_id,
+            "first": start.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0),
+            "end": end,
+        },
+    )
+    return [
+        Bucket(bucket.astimezone(dt.UTC), int(count), low, avg, high)
+        for bucket, count, low, avg, high in rows
+    ]
+
+
+def rebuild_hours(uow: UnitOfWork, unit_ids: Iterable[int], since: dt.datetime) -> None:
+    """Recompute the hourly aggregates of these units from `since`'s hour on (readings moved).
+
+    Only hours whose raw readings are still held are recomputed: older aggregates stay as kept.
+    Does not commit. PostgreSQL only (SQLite keeps no aggregates).
+    """
+    units = sorted(set(unit_ids))
+    if not units or not is_postgres(uow.session):
+        return
+    first = uow.session.scalar(
+        text("SELECT min(ts) FROM readings WHERE unit_id = ANY(:units)"), {"units": units}
+    )
+    floor = max(since, first) if first is not None else since
+    params = {"units": units, "from": floor.astimezone(dt.UTC).replace(minute=0, second=0)}
+    uow.session.execute(
+        text("DELETE FROM reading_hours WHERE unit_id = ANY(:units) AND hour >= :from"), params
+    )
+    uow.session.execute(
+        text(
+            "INSERT INTO reading_hours "
+            "(unit_id, hour, readings, sum_temp_c, min_temp_c, max_temp_c) "
+            "SELECT unit_id, date_trunc('hour', ts, 'UTC'), count(*), sum(temp_c), min(temp_c), "
+            "max(temp_c) FROM readings WHERE unit_id = ANY(:units) AND ts >= :from "
+            "GROUP BY 1, 2 ORDER BY 1, 2"
+        ),
+        params,
+    )
+
+
+def _require_bucket_count(start: dt.datetime, end: dt.datetime, width_s: int) -> None:
+    if (end - start).total_seconds() / width_s > MAX_BUCKETS:
+        raise Invalid(
+            f"more than {MAX_BUCKETS} buckets: widen the bucket or shorten the range",
+            field="bucket",
+        )
 
 
 def _require_unit(uow: UnitOfWork, unit_id: int) -> StorageUnit:

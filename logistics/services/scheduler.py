@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from logistics import metrics
 from logistics.db import UnitOfWork, insert_for
 from logistics.domain.alerts import ReminderPolicy
 from logistics.models.alerts import JobRun, SchedulerLease
@@ -150,6 +151,21 @@ def _indents(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
     return {"followed": followed, "raised": raised, "cleared": cleared}
 
 
+def _partitions(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
+    """Readings (issue 16): create the partitions of the coming months ahead of time."""
+    from logistics.services.partitions import ensure_partitions
+
+    created = ensure_partitions(runtime, now, runtime.settings.readings_partitions_ahead)
+    return {"created": created}
+
+
+def _retention(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
+    """Readings (issue 16): drop (or archive, then drop) raw readings past their retention."""
+    from logistics.services.partitions import apply_retention
+
+    return apply_retention(runtime, now)
+
+
 JOBS: dict[str, JobFn] = {
     "sensor_silence": _sensor_silence,
     "stock_states": _stock_states,
@@ -160,6 +176,8 @@ JOBS: dict[str, JobFn] = {
     "commitments": _commitments,
     "idempotency_purge": _idempotency_purge,
     "indents": _indents,
+    "partitions": _partitions,
+    "retention": _retention,
 }
 
 
@@ -243,6 +261,7 @@ class Scheduler:
                     now,
                 ),
             )
+        metrics.SCHEDULER_LEADING.set(1 if self.leading else 0)
         if self.leading != was:
             log.info("scheduler %s %s the lease", self.holder, "holds" if self.leading else "lost")
         return self.leading
@@ -258,11 +277,13 @@ class Scheduler:
         if run_id is None:
             return None
         summary, ok = _run(self.runtime, job, now)
+        finished_at = dt.datetime.now(dt.UTC)
         with self.runtime.uow() as uow:
             run = uow.session.get(JobRun, run_id)
             assert run is not None
-            run.finished_at, run.ok, run.summary = dt.datetime.now(dt.UTC), ok, summary
+            run.finished_at, run.ok, run.summary = finished_at, ok, summary
             uow.commit()
+        metrics.count_job_run(job, ok, finished_at)
         return summary
 
     def stop(self) -> None:

@@ -17,6 +17,7 @@ from logistics.models.readings import (
     Sensor,
     SensorAssignment,
 )
+from logistics.services.readings import rebuild_hours
 
 
 def register_sensor(
@@ -71,11 +72,18 @@ def move_sensor(
         SensorAssignment(sensor_id=sensor_id, unit_id=unit_id, valid_from=valid_from, actor=actor)
     )
     # A reading belongs to the unit the sensor was in at its ts, also if stored before the move.
+    moved = uow.session.scalars(
+        select(Reading.unit_id)
+        .where(Reading.sensor_id == sensor_id, Reading.ts >= valid_from)
+        .distinct()
+    ).all()
     uow.session.execute(
         update(Reading)
         .where(Reading.sensor_id == sensor_id, Reading.ts >= valid_from)
         .values(unit_id=unit_id)
     )
+    if moved:  # the hourly aggregates of the units they left and joined (issue 16)
+        rebuild_hours(uow, [*moved, unit_id], valid_from)
     uow.commit()
     return sensor
 

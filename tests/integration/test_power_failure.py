@@ -26,7 +26,8 @@ def tree(runtime):
         add_sensor(uow, tree.ilr.id)
         uow.commit()
         add_target(uow, store_id=tree.centre.id, channel="webhook",
-                   address="http://127.0.0.1:9/hook", secret="s")
+                   address="http://127.0.0.1:9/hook", secret="s",
+                   allowed_networks="127.0.0.0/8")
     return tree
 
 

@@ -67,6 +67,8 @@ def _start(pg_url, name):
         "COLDCHAIN_SCHEDULER_SENSOR_SILENCE_EVERY_S": "2",
         "COLDCHAIN_SCHEDULER_LEASE_TTL_S": "3",
         "COLDCHAIN_SCHEDULER_ENABLED_JOBS": "outbox,sensor_silence",
+        # The receiver listens on loopback, which webhooks may reach only when allowed.
+        "COLDCHAIN_NOTIFY_ALLOWED_NETWORKS": "127.0.0.0/8",
     }
     return subprocess.Popen(
         [sys.executable, "-c", "from logistics.cli import main; main()", "scheduler"],
@@ -115,7 +117,7 @@ def test_two_scheduler_processes_deliver_each_notification_once(runtime, pg_url,
         tree = make_tree(uow)
         uow.commit()
         add_target(uow, store_id=tree.centre.id, channel="webhook", address=server.url,
-                   secret="s")
+                   secret="s", allowed_networks="127.0.0.0/8")
     _raise_alerts(runtime, tree.centre.id, 10)
     procs = [_start(pg_url, "one"), _start(pg_url, "two")]
     try:

@@ -136,7 +136,8 @@ class UnitEquipment(MethodView):
         """The unit's register entry: make, model, PQS code, year, energy, capacity, status."""
         return equipment.get_unit_register(request_uow(), unit_id)
 
-    @blp.arguments(RegisterInSchema)
+    # No body, like an empty one, changes nothing: the document says the body is optional.
+    @blp.arguments(RegisterInSchema, required=False)
     @blp.response(200, RegisterSchema)
     @blp.alt_response(404, description="Unknown unit")
     def patch(self, body: dict[str, Any], unit_id: int) -> Any:

@@ -24,6 +24,8 @@ _OFFSET = r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 DAY_PATTERN = f"^(?:{_DAY})$"
 # RFC 3339 with its offset, 2000-2099 as written (the offset may move the instant by a day).
 TIMESTAMP_PATTERN = f"^(?:{_DAY})T{_TIME}{_OFFSET}$"
+# A month YYYY-MM of 2000-2099 (the monthly paperwork, issue 19), in ASCII digits.
+MONTH_PATTERN = r"^20[0-9]{2}-(?:0[1-9]|1[0-2])$"
 _DAY_RE, _TIMESTAMP_RE = re.compile(DAY_PATTERN), re.compile(TIMESTAMP_PATTERN)
 
 
@@ -31,8 +33,7 @@ class Timestamp(ma.fields.DateTime):
     """An RFC 3339 timestamp with its UTC offset, from 2000 to 2099."""
 
     default_error_messages = {  # noqa: RUF012 (marshmallow merges these per class)
-        "invalid": "Not a timestamp YYYY-MM-DDTHH:MM:SS[.ffffff] with Z or +HH:MM, "
-        "years 2000-2099."
+        "invalid": "Not a timestamp YYYY-MM-DDTHH:MM:SS[.ffffff] with Z or +HH:MM, years 2000-2099."
     }
 
     def __init__(self, **kwargs: Any):

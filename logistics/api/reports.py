@@ -18,7 +18,8 @@ from marshmallow import validate
 from logistics.api.alerts import ExcursionSchema, ReviewSchema
 from logistics.api.catalog import ident, request_uow, text
 from logistics.api.context import current_actor, settings
-from logistics.domain.reports import MONTH_PATTERN, parse_month
+from logistics.api.fields import MONTH_PATTERN
+from logistics.domain.reports import parse_month
 from logistics.services import documents, reports
 
 blp = Blueprint(
@@ -34,10 +35,29 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+MONTH_ERROR = "a month is written YYYY-MM, e.g. 2026-05"
+
+
+# The month in a temperature log's path: its pattern is published, as for the query's month, so
+# a month the document allows is one parse_month takes (otherwise 422, as before).
+def month_path() -> list[dict[str, Any]]:
+    """The path's month parameter (a fresh copy per route: the spec plugin updates it)."""
+    return [
+        {
+            "in": "path",
+            "name": "month",
+            "description": "A month YYYY-MM of the years 2000-2099",
+            "schema": {"type": "string", "pattern": MONTH_PATTERN, "example": "2026-05"},
+        }
+    ]
+
+
 def month_field(**kwargs: Any) -> ma.fields.String:
-    """A month, written YYYY-MM."""
+    """A month, written YYYY-MM, of the years 2000-2099 (the published pattern is the check)."""
     return ma.fields.String(
-        validate=validate.Regexp(MONTH_PATTERN), metadata={"example": "2026-05"}, **kwargs
+        validate=validate.Regexp(MONTH_PATTERN, error=MONTH_ERROR),
+        metadata={"example": "2026-05"},
+        **kwargs,
     )
 
 
@@ -257,7 +277,7 @@ def _log_name(log: reports.TemperatureLog, ext: str) -> str:
     return f"temperature-{log.store.code}-{log.unit.code}-{log.month:%Y-%m}.{ext}"
 
 
-@blp.route("/temperature-logs/<int:unit_id>/<string:month>")
+@blp.route("/temperature-logs/<int:unit_id>/<string:month>", parameters=month_path())
 class TemperatureLog(MethodView):
     @blp.response(200, TemperatureLogSchema)
     @blp.alt_response(404, description="Unknown unit")
@@ -268,7 +288,7 @@ class TemperatureLog(MethodView):
         return _log_document(_log(unit_id, month))
 
 
-@blp.route("/temperature-logs/<int:unit_id>/<string:month>/csv")
+@blp.route("/temperature-logs/<int:unit_id>/<string:month>/csv", parameters=month_path())
 class TemperatureLogCsv(MethodView):
     @blp.response(200, CSV_DOC, content_type="text/csv")
     @blp.alt_response(404, description="Unknown unit")
@@ -280,7 +300,7 @@ class TemperatureLogCsv(MethodView):
         return _file(documents.temperature_log_csv(log), "text/csv", _log_name(log, "csv"))
 
 
-@blp.route("/temperature-logs/<int:unit_id>/<string:month>/pdf")
+@blp.route("/temperature-logs/<int:unit_id>/<string:month>/pdf", parameters=month_path())
 class TemperatureLogPdf(MethodView):
     @blp.response(200, PDF_DOC, content_type="application/pdf")
     @blp.alt_response(404, description="Unknown unit")
@@ -292,7 +312,7 @@ class TemperatureLogPdf(MethodView):
         return _file(documents.temperature_log_pdf(log), "application/pdf", _log_name(log, "pdf"))
 
 
-@blp.route("/temperature-logs/<int:unit_id>/<string:month>/sign-off")
+@blp.route("/temperature-logs/<int:unit_id>/<string:month>/sign-off", parameters=month_path())
 class TemperatureLogSignoff(MethodView):
     @blp.arguments(SignoffInSchema)
     @blp.response(201, SignoffSchema)

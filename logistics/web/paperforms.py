@@ -13,7 +13,7 @@ from flask import flash, redirect
 
 from logistics.api.context import new_uow
 from logistics.db import UnitOfWork
-from logistics.errors import DomainError
+from logistics.errors import DomainError, Forbidden
 from logistics.web import access
 from logistics.web.forms import Form, field_errors, submit_once
 
@@ -39,6 +39,8 @@ def record(form: Form, endpoint: str, values: Mapping[str, Any],
         with new_uow() as uow:
             access.authorize(uow, endpoint, values)
         return submit_once(form.client_id() or "", action).message
+    except Forbidden:
+        raise  # the roles do not allow it: a page of its own (403), not a field's error
     except DomainError as exc:
         errors = field_errors(exc)
         form.errors.update({("_form" if key in hidden else key): text

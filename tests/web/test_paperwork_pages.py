@@ -47,10 +47,13 @@ def _post(client, page_url: str, action: str, data: dict):
                                      **data})
 
 
-def _this_and_last_month():
+def _this_and_last_month(timezone: str = "Asia/Kolkata"):
+    """This month and the last at the site (a month is the site's calendar month)."""
     import datetime as dt
 
-    today = dt.date.today()
+    from logistics.services.sessions import local_date
+
+    today = local_date(dt.datetime.now(dt.UTC), timezone)
     last = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
     return f"{today:%Y-%m}", f"{last:%Y-%m}"
 
@@ -63,15 +66,15 @@ def test_the_monthly_report_page_shows_the_services_figures_and_downloads(demo, 
     from logistics.services import reports
 
     district = demo["stores"]["MH-DVS-PUNE"]
-    this_month, _last = _this_and_last_month()
+    this_month, _last = _this_and_last_month(runtime.settings.site_timezone)
     client = person("district_officer", "MH-DVS-PUNE")
     page = client.get(f"/stores/{district}/report?month={this_month}")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     with runtime.uow() as uow:
         report = reports.stock_report_document(reports.monthly_stock_report(
-            uow, store_id=district, month=dt.date.today().replace(day=1), timezone=runtime.settings.site_timezone,
-            now=dt.datetime.now(dt.UTC)))
+            uow, store_id=district, month=dt.date.fromisoformat(f"{this_month}-01"),
+            timezone=runtime.settings.site_timezone, now=dt.datetime.now(dt.UTC)))
     assert report["lines"]
     for line in report["lines"]:  # each closing balance, in Indian grouping (1,00,000)
         closing = numbers.format_decimal(line["closing_doses"], "#,##,##0", locale="en_IN")
@@ -84,3 +87,114 @@ def test_the_monthly_report_page_shows_the_services_figures_and_downloads(demo, 
     # another district's report is not this officer's to read
     other = demo["stores"]["MH-DVS-NASHIK"]
     assert client.get(f"/stores/{other}/report.pdf?month={this_month}").status_code == 404
+
+
+def test_a_temperature_log_page_shows_the_month_and_is_signed_off_once_after_it(
+        demo, person, runtime):
+    from logistics.models.paperwork import TemperatureLogSignoff
+
+    unit = demo["units"]["PUN-PHC-KHED/ILR-1"]
+    this_month, last_month = _this_and_last_month(runtime.settings.site_timezone)
+    client = person("centre_officer", "PUN-PHC-KHED")
+    current = client.get(f"/units/{unit}/log?month={this_month}").get_data(as_text=True)
+    assert 'data-chart="chart-data-' in current and 'id="log-days"' in current
+    assert "once it has ended" in current and 'id="form-signoff"' not in current
+    refused = _post(client, f"/units/{unit}/log?month={last_month}", f"/units/{unit}/log/sign-off",
+                    {"month": this_month, "comment": "too early"})
+    assert refused.status_code == 422 and "not over yet" in refused.get_data(as_text=True)
+
+    viewer = person("viewer", "PUN-PHC-KHED")
+    page = viewer.get(f"/units/{unit}/log?month={last_month}").get_data(as_text=True)
+    assert 'id="form-signoff"' not in page and "Not signed off yet." in page
+    assert _post(viewer, f"/units/{unit}/log?month={last_month}", f"/units/{unit}/log/sign-off",
+                 {"month": last_month}).status_code == 403
+
+    signed = _post(client, f"/units/{unit}/log?month={last_month}", f"/units/{unit}/log/sign-off",
+                   {"month": last_month, "comment": "checked the 30-DTR"})
+    assert signed.status_code == 303
+    page = client.get(signed.headers["Location"]).get_data(as_text=True)
+    assert 'id="signed"' in page and "checked the 30-DTR" in page
+    again = _post(client, f"/units/{unit}/log?month={last_month}", f"/units/{unit}/log/sign-off",
+                  {"month": last_month})
+    assert again.status_code == 422 and "already signed off" in again.get_data(as_text=True)
+    with runtime.uow() as uow:
+        from sqlalchemy import select
+
+        rows = [(r.unit_id, f"{r.month:%Y-%m}", r.comment)
+                for r in uow.session.scalars(select(TemperatureLogSignoff))]
+    assert rows == [
+        (unit, last_month, "checked the 30-DTR")]
+    pdf = client.get(f"/units/{unit}/log.pdf?month={last_month}")
+    assert pdf.data.startswith(b"%PDF")
+
+
+def test_an_indent_goes_from_request_to_receipt_through_the_forms(demo, person, runtime):
+    import datetime as dt
+
+    from logistics.models.paperwork import Indent
+
+    khed, district = demo["stores"]["PUN-PHC-KHED"], demo["stores"]["MH-DVS-PUNE"]
+    product = demo["products"]["COVISHIELD"]
+    needed_by = (dt.date.today() + dt.timedelta(days=10)).isoformat()
+    centre = person("centre_officer", "PUN-PHC-KHED")
+    hint = centre.get(f"/stores/{khed}/indents/suggestion?product_id={product}"
+                      f"&needed_by={needed_by}").get_data(as_text=True)
+    assert "Suggested quantity" in hint
+    raised = _post(centre, f"/stores/{khed}/indents", f"/stores/{khed}/indents",
+                   {"product_id": product, "needed_by": needed_by, "doses": "500"})
+    assert raised.status_code == 303
+    with runtime.uow() as uow:
+        from sqlalchemy import select
+
+        indent_id = uow.session.scalars(select(Indent.id)).one()
+    url = f"/indents/{indent_id}"
+    page = centre.get(url).get_data(as_text=True)
+    assert 'id="form-approve"' not in page and 'id="form-cancel"' in page
+    assert _post(centre, url, f"{url}/approve", {"doses": "400"}).status_code == 403
+
+    officer = person("district_officer", "MH-DVS-PUNE")
+    page = officer.get(url).get_data(as_text=True)
+    assert 'id="form-approve"' in page and 'id="form-reject"' in page
+    fewer = _post(officer, url, f"{url}/approve", {"doses": "400"})
+    assert fewer.status_code == 422
+    assert 'id="approve-reason-error"' in fewer.get_data(as_text=True)  # next to its field
+    assert _post(officer, url, f"{url}/approve",
+                 {"doses": "400", "reason": "stock kept for Baramati"}).status_code == 303
+    assert _post(officer, url, f"{url}/ship", {}).status_code == 303
+    page = centre.get(url).get_data(as_text=True)
+    assert 'id="form-receive-indent"' in page
+    received = _post(centre, url, f"{url}/receive",
+                     {"unit_id": demo["units"]["PUN-PHC-KHED/ILR-1"]})
+    assert received.status_code == 303
+    with runtime.uow() as uow:
+        indent = uow.session.get(Indent, indent_id)
+        trail = [(e.state, e.doses, e.comment) for e in indent.events]
+        assert indent.state == "received" and indent.doses_approved == 400
+        shipment = indent.shipment_id
+    assert trail == [("requested", 500, None), ("approved", 400, "stock kept for Baramati"),
+                     ("shipped", 400, f"shipment {shipment}"), ("received", 400, None)]
+    assert district != khed
+
+
+def test_a_unit_marked_not_working_shows_the_doses_to_move_and_where(demo, person, runtime):
+    from logistics.models.paperwork import UnitStatusChange
+
+    unit = demo["units"]["PUN-PHC-KHED/ILR-1"]
+    centre = person("centre_officer", "PUN-PHC-KHED")
+    url = f"/units/{unit}/equipment"
+    page = centre.get(url).get_data(as_text=True)
+    assert 'id="form-status"' in page and 'id="form-register"' not in page  # stores.write
+    assert _post(centre, url, f"{url}/status", {"status": "broken"}).status_code == 422
+    done = _post(centre, url, f"{url}/status", {"status": "not_working", "note": "compressor"})
+    assert done.status_code == 303
+    page = centre.get(url).get_data(as_text=True)
+    assert 'id="evacuation"' in page and "must move" in page and "compressor" in page
+    with runtime.uow() as uow:
+        from sqlalchemy import select
+
+        changes = [(c.from_status, c.to_status, c.note)
+                   for c in uow.session.scalars(select(UnitStatusChange))]
+    assert changes == [("working", "not_working", "compressor")]
+    officer = person("district_officer", "MH-DVS-PUNE")
+    table = officer.get("/equipment/functional").get_data(as_text=True)
+    assert "District Vaccine Store, Pune" in table and "Nashik" not in table

@@ -120,11 +120,14 @@ def _visible_indent(uow: UnitOfWork, indent_id: int) -> Indent:
     return indent
 
 
-def _open_actions(indent: Indent) -> list[str]:
-    """The forms to show: a next state of the indent that the user's roles allow."""
+def _open_actions(indent: Indent, from_units: list[Any]) -> list[str]:
+    """The forms to show: a next state of the indent that the user's roles allow.
+
+    A receipt names a unit of the requesting store: the check asks about its first unit.
+    """
+    values = {"indent_id": indent.id, "unit_id": from_units[0].id if from_units else None}
     return [name for name, (state, endpoint) in ACTIONS.items()
-            if state in rules.NEXT_STATES[indent.state]
-            and allowed(endpoint, {"indent_id": indent.id})]
+            if state in rules.NEXT_STATES[indent.state] and allowed(endpoint, values)]
 
 
 def _indent_page(indent_id: int, forms: dict[str, FormState] | None = None,
@@ -133,10 +136,11 @@ def _indent_page(indent_id: int, forms: dict[str, FormState] | None = None,
         indent = _visible_indent(uow, indent_id)
         from_store = catalog.get_store(uow, indent.from_store_id)
         to_store = catalog.get_store(uow, indent.to_store_id)
+        from_units = catalog.list_units(uow, store_id=indent.from_store_id)
         body = render_template(
             "indent.html", indent=indent, from_store=from_store, to_store=to_store,
-            product=catalog.get_product(uow, indent.product_id), actions=_open_actions(indent),
-            from_units=catalog.list_units(uow, store_id=indent.from_store_id),
+            product=catalog.get_product(uow, indent.product_id),
+            actions=_open_actions(indent, from_units), from_units=from_units,
             to_units=catalog.list_units(uow, store_id=indent.to_store_id),
             forms={name: (forms or {}).get(name) or FormState() for name in ACTIONS},
             notices=get_flashed_messages())

@@ -198,3 +198,34 @@ def test_a_unit_marked_not_working_shows_the_doses_to_move_and_where(demo, perso
     officer = person("district_officer", "MH-DVS-PUNE")
     table = officer.get("/equipment/functional").get_data(as_text=True)
     assert "District Vaccine Store, Pune" in table and "Nashik" not in table
+
+
+def test_the_register_form_records_what_the_unit_is_and_the_functional_table_counts_it(
+        demo, person, runtime):
+    import re
+
+    unit = demo["units"]["PUN-PHC-KHED/ILR-1"]
+    url = f"/units/{unit}/equipment"
+    officer = person("district_officer", "MH-DVS-PUNE")
+    wrong = _post(officer, url, url, {"make": "Vestfrost", "year_installed": "1890"})
+    assert wrong.status_code == 422
+    assert 'id="register-year_installed-error"' in wrong.get_data(as_text=True)
+    saved = _post(officer, url, url, {"make": "Vestfrost", "model": "MK 304", "pqs_code":
+                                      "E003/046", "year_installed": "2019",
+                                      "energy_source": "electricity", "capacity_doses": "24000"})
+    assert saved.status_code == 303
+    with runtime.uow() as uow:
+        from logistics.models.catalog import StorageUnit
+
+        row = uow.session.get(StorageUnit, unit)
+        assert (row.make, row.model, row.pqs_code, row.year_installed, row.energy_source,
+                row.capacity_doses) == ("Vestfrost", "MK 304", "E003/046", 2019, "electricity",
+                                        24000)
+    assert _post(officer, url, f"{url}/status", {"status": "needs_repair"}).status_code == 303
+    other = demo["units"]["PUN-PHC-BARAMATI/ILR-1"]
+    assert _post(officer, f"/units/{other}/equipment", f"/units/{other}/equipment/status",
+                 {"status": "not_working"}).status_code == 303
+    table = officer.get("/equipment/functional").get_data(as_text=True)
+    cells = re.findall(r'<td class="num">([^<]*)</td>', table)
+    # Pune's district store and its two centres: one ILR each (written out by hand).
+    assert cells == ["3", "1", "1", "1", "2 (67 %)"]

@@ -426,6 +426,7 @@ HINDI = {
     "Not working": "काम नहीं कर रहा",
     "Not working: %(n)s doses must move": "काम नहीं कर रहा: %(n)s खुराकें हटानी होंगी",
     "Opening": "प्रारंभिक शेष",
+    "Paperwork": "काग़ज़ी काम",
     "Previous month": "पिछला महीना",
     "Raise the indent": "माँग-पत्र भेजें",
     "Readings": "रीडिंग",

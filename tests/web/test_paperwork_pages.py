@@ -229,3 +229,13 @@ def test_the_register_form_records_what_the_unit_is_and_the_functional_table_cou
     cells = re.findall(r'<td class="num">([^<]*)</td>', table)
     # Pune's district store and its two centres: one ILR each (written out by hand).
     assert cells == ["3", "1", "1", "1", "2 (67 %)"]
+
+
+def test_a_download_of_a_malformed_month_is_refused(demo, person):
+    district = demo["stores"]["MH-DVS-PUNE"]
+    unit = demo["units"]["MH-DVS-PUNE/ILR-1"]
+    client = person("district_officer", "MH-DVS-PUNE")
+    for url in (f"/stores/{district}/report.pdf?month=May", f"/units/{unit}/log.csv?month=2026-00"):
+        response = client.get(url)
+        assert response.status_code == 422, url
+        assert "YYYY-MM" in response.get_data(as_text=True)

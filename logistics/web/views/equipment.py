@@ -18,10 +18,9 @@ from logistics.services import equipment
 from logistics.web import access
 from logistics.web.blueprint import web
 from logistics.web.forms import Form, FormState
+from logistics.web.labels import label
 from logistics.web.paperforms import allowed, done, record
 from logistics.web.views.units import visible_unit
-
-FORM_NAMES = ("status", "register")
 
 
 def _page(unit_id: int, forms: dict[str, FormState] | None = None, status: int = 200) -> Any:
@@ -63,19 +62,13 @@ def unit_status(unit_id: int) -> Any:
             change = equipment.set_working_status(
                 uow, unit_id=unit_id, status=status or "", note=note,
                 actor=access.principal().username, now=access.now())
-            return _("Status recorded: %(status)s.", status=_label(change.change.to_status))
+            return _("Status recorded: %(status)s.", status=label(change.change.to_status))
 
         message = record(form, "equipment.UnitStatus", {"unit_id": unit_id}, action,
                          hidden=("unit_id",))
         if message:
             return done(message, url_for("web.unit_equipment", unit_id=unit_id))
     return _page(unit_id, {"status": form.state()}, 422)
-
-
-def _label(code: str) -> str:
-    from logistics.web.labels import label
-
-    return label(code)
 
 
 @web.route("/units/<int:unit_id>/equipment", methods=["POST"])

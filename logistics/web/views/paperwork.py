@@ -43,6 +43,12 @@ def _month() -> tuple[dt.date, str | None]:
         return _this_month(), field_errors(exc).get("month") or exc.detail
 
 
+def _asked_month() -> dt.date:
+    """The month asked for, else this month; a malformed one is refused (the error page, 422)."""
+    raw = (request.args.get("month") or "").strip()
+    return parse_month(raw) if raw else _this_month()
+
+
 def _months_around(month: dt.date) -> dict[str, str]:
     before = (month - dt.timedelta(days=1)).replace(day=1)
     return {"previous": f"{before:%Y-%m}", "next": f"{next_month(month):%Y-%m}"}
@@ -97,7 +103,7 @@ def stock_report(store_id: int) -> Any:
 @web.route("/stores/<int:store_id>/report.csv")
 def stock_report_csv(store_id: int) -> Any:
     """The report as CSV (the API's document)."""
-    month, _error = _month()
+    month = _asked_month()
     with new_uow() as uow:
         access.visible_store(uow, store_id)
         report = _stock_report(uow, store_id, month, _report_args())
@@ -108,7 +114,7 @@ def stock_report_csv(store_id: int) -> Any:
 @web.route("/stores/<int:store_id>/report.pdf")
 def stock_report_pdf(store_id: int) -> Any:
     """The report as a printable PDF (the API's document)."""
-    month, _error = _month()
+    month = _asked_month()
     with new_uow() as uow:
         access.visible_store(uow, store_id)
         report = _stock_report(uow, store_id, month, _report_args())
@@ -150,7 +156,7 @@ def temperature_log(unit_id: int) -> Any:
 @web.route("/units/<int:unit_id>/log.csv")
 def temperature_log_csv(unit_id: int) -> Any:
     """The month's log as CSV (the API's document)."""
-    month, _error = _month()
+    month = _asked_month()
     with new_uow() as uow:
         visible_unit(uow, unit_id)
         log = reports.temperature_log(uow, settings(), unit_id=unit_id, month=month,
@@ -162,7 +168,7 @@ def temperature_log_csv(unit_id: int) -> Any:
 @web.route("/units/<int:unit_id>/log.pdf")
 def temperature_log_pdf(unit_id: int) -> Any:
     """The month's log as a printable PDF (the API's document)."""
-    month, _error = _month()
+    month = _asked_month()
     with new_uow() as uow:
         visible_unit(uow, unit_id)
         log = reports.temperature_log(uow, settings(), unit_id=unit_id, month=month,

@@ -23,7 +23,14 @@ def visible_roots() -> tuple[str, ...] | None:
 
 def visible_store_ids(uow: UnitOfWork) -> set[int] | None:
     """Ids of the stores the reader may see; None: every store."""
-    roots = visible_roots()
+    return store_ids_within(uow, visible_roots())
+
+
+def store_ids_within(uow: UnitOfWork, roots: tuple[str, ...] | None) -> set[int] | None:
+    """Ids of the stores in these subtrees (None: every store, and None back).
+
+    The API (per request) and the web pages (per login) both cut what they show with it.
+    """
     if roots is None:
         return None
     if not roots:

@@ -67,6 +67,13 @@ def can_see(store_path: str) -> bool:
     )
 
 
+def visible_store_ids(uow: UnitOfWork) -> set[int] | None:
+    """Ids of the stores the user may see (None: the whole network), as the API reckons them."""
+    from logistics.api import scope
+
+    return scope.store_ids_within(uow, policy.visible_roots(principal().grants))
+
+
 def visible_store(uow: UnitOfWork, store_id: int) -> Store:
     """The store, if it exists and the user may see it; 404 otherwise (never tell it exists)."""
     store = uow.session.get(Store, store_id) if 0 < store_id < 2**31 else None

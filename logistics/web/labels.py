@@ -47,6 +47,13 @@ LABELS = {
     # alert history and review proposals
     "opened": _l("Opened"), "reminded": _l("Reminder sent"), "escalated": _l("Escalated"),
     "discard": _l("Discard"), "review": _l("Review by an officer"),
+    # paperwork (issue 19): indent states, working statuses, energy sources, their alerts
+    "requested": _l("Requested"), "approved": _l("Approved"), "rejected": _l("Rejected"),
+    "shipped": _l("Shipped"), "working": _l("Working"), "needs_repair": _l("Needs repair"),
+    "not_working": _l("Not working"), "unit_not_working": _l("Unit not working"),
+    "indent_unanswered": _l("Indent unanswered"), "electricity": _l("Electricity"),
+    "solar": _l("Solar"), "solar_battery": _l("Solar with battery"), "gas": _l("Gas"),
+    "kerosene": _l("Kerosene"), "hybrid": _l("Hybrid"),
     # dose numbers
     "1": _l("Dose 1"), "2": _l("Dose 2"), "precaution": _l("Precaution dose"),
 }

@@ -7,8 +7,11 @@ def load() -> None:
     """Import every view module (once), so each registers its routes."""
     from logistics.web.views import (  # noqa: F401
         alerts,
+        equipment,
         home,
+        indents,
         overview,
+        paperwork,
         planner,
         session,
         store,

@@ -7,6 +7,7 @@ from typing import Any
 from flask import render_template, request
 from sqlalchemy import select
 
+from logistics.api import scope
 from logistics.api.context import new_uow, settings
 from logistics.models.catalog import Lot, Store
 from logistics.services import alerts as alerts_service
@@ -76,7 +77,9 @@ def lot_trace(lot_id: int | None = None) -> str:
         if lot_id is None and number:
             matches = list(uow.session.scalars(select(Lot).where(Lot.lot_number == number)))
             lot_id = matches[0].id if len(matches) == 1 else None
-        found = trace.lot_trace(uow, lot_id) if lot_id else None
+        # Cut to the user's stores exactly as the API's trace is (READ_SCOPES: filtered).
+        found = scope.lot_trace_within(trace.lot_trace(uow, lot_id),
+                                       access.visible_store_ids(uow)) if lot_id else None
         names = dict(uow.session.execute(select(Store.id, Store.name)).all()) if found else {}
         return render_template("trace.html", found=found, number=number, matches=matches,
                                names=names)

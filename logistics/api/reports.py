@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
+from urllib.parse import quote
 
 import marshmallow as ma
 from flask import Response
@@ -63,7 +65,13 @@ def month_field(**kwargs: Any) -> ma.fields.String:
 
 def _file(body: str | bytes, mimetype: str, name: str) -> Response:
     response = Response(body, mimetype=mimetype)
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    # The name carries store and unit codes, which may be any text: the header itself must stay
+    # ASCII (else the server answers 400 in HTML), so the exact name goes in filename* (RFC 6266,
+    # percent-encoded UTF-8) beside a plain ASCII fallback.
+    fallback = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    response.headers["Content-Disposition"] = (
+        f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+    )
     return response
 
 

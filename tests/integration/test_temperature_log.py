@@ -131,3 +131,23 @@ def test_bad_months_and_units_get_problems(client, tree):
     assert log_of(client, tree, "2099-01").status_code == 409
     missing = client.get("/api/temperature-logs/999999/2026-03")
     assert missing.status_code == 404 and missing.content_type == "application/problem+json"
+
+
+def test_a_unit_code_in_any_script_still_names_the_file_in_an_ascii_header(client, uow, tree):
+    # schemathesis against gunicorn: a unit code outside Latin-1 in Content-Disposition made the
+    # server answer 400 in HTML; the header must be ASCII, the exact name in filename* (RFC 6266).
+    from urllib.parse import unquote
+
+    from logistics.models.catalog import StorageUnit
+
+    uow.session.get(StorageUnit, tree.ilr.id).code = "ILR-शीत-1"
+    uow.commit()
+    for suffix in ("/csv", "/pdf"):
+        response = log_of(client, tree, suffix=suffix)
+        header = response.headers["Content-Disposition"]
+        assert response.status_code == 200
+        header.encode("ascii")
+        assert 'filename="temperature-AS-CAC-SIL-ILR-___-1-2026-03' in header
+        assert unquote(header.split("filename*=UTF-8''")[1]) == (
+            f"temperature-AS-CAC-SIL-ILR-शीत-1-2026-03{suffix.replace('/', '.')}"
+        )

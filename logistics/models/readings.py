@@ -52,7 +52,7 @@ class SensorAssignment(Base):
 class Reading(Base):
     """One temperature reading, stored once per sensor and timestamp (redeliveries are dropped).
 
-    On PostgreSQL the table is partitioned by month of `ts` (migration 0006, issue 16), so its
+    On PostgreSQL the table is partitioned by month of `ts` (migration 0007, issue 16), so its
     primary key there is (id, ts): a partitioned table's unique keys must hold the partition key.
     The unique (sensor_id, ts) holds it already, so duplicates are still refused across the table.
     """

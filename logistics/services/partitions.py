@@ -1,6 +1,6 @@
 """Readings at national scale (issue 16): monthly partitions made ahead, raw readings retired.
 
-On PostgreSQL `readings` is partitioned by month of `ts` (migration 0006): `readings_pYYYYMM`
+On PostgreSQL `readings` is partitioned by month of `ts` (migration 0007): `readings_pYYYYMM`
 holds [first of the month, first of the next) in UTC, and `readings_default` catches a reading no
 partition covers (a logger whose clock is years off). The scheduler's `partitions` job makes the
 coming months' partitions ahead of time; its `retention` job drops the partitions whose readings are
@@ -65,7 +65,7 @@ def month_of_table(name: str) -> Month | None:
 
 
 def is_partitioned(connection: Connection) -> bool:
-    """Whether `readings` is a partitioned table here (PostgreSQL after migration 0006)."""
+    """Whether `readings` is a partitioned table here (PostgreSQL after migration 0007)."""
     if connection.dialect.name != "postgresql":
         return False
     return bool(

@@ -21,6 +21,7 @@ from logistics.services.alerts import raise_alert, resolve_alert
 from logistics.services.evaluation import drain, request_evaluation
 from logistics.services.notify import add_target
 from logistics.services.scheduler import JOBS, Scheduler
+from tests.support import services
 from tests.support.alerts_fixtures import add_sensor, make_tree
 
 pytestmark = pytest.mark.integration
@@ -93,8 +94,9 @@ def test_open_alerts_by_kind_and_severity_and_the_outbox(runtime, anon_client):
             uow,
             store_id=tree.centre.id,
             channel="webhook",
-            address="https://hooks.example.org/coldchain",
+            address="http://127.0.0.1:9/coldchain",
             secret="s3cret-s3cret-s3cret",
+            allowed_networks="127.0.0.0/8",  # no name resolves on this closed network
         )
     labels = {"kind": "sensor_silent", "severity": "alarm", "state": "open"}
     assert value(scrape(anon_client), "coldchain_alerts_open", **labels) == 0
@@ -203,7 +205,12 @@ def _coldchain(env: dict[str, str], *args: str) -> subprocess.Popen:
 
 def test_gunicorn_workers_add_up_their_metrics(tmp_path):
     port = _free_port()
-    env = {"COLDCHAIN_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}"}
+    env = {
+        "COLDCHAIN_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        # Several workers need shared rate-limit storage (coldchain serve refuses memory://).
+        "COLDCHAIN_AUTH_RATE_LIMIT_STORAGE": services.redis_url(),
+        "COLDCHAIN_AUTH_RATE_LIMIT_KEY_PREFIX": f"test-metrics-{tmp_path.name}",
+    }
     server = _coldchain(env, "serve", "--port", str(port), "--workers", "2")
     base = f"http://127.0.0.1:{port}"
     try:

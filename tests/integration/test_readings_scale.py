@@ -179,17 +179,20 @@ def _second_unit(runtime: Runtime, site) -> int:
 
 
 @pytest.fixture
-def db_at_0002() -> Iterator[str]:
+def db_before_partitions() -> Iterator[str]:
+    """A database at 0006, the revision before readings are partitioned (0007)."""
     url = services.create_database()
-    upgrade(url, "0002")
+    upgrade(url, "0006")
     yield url
     services.drop_database(url)
 
 
-def test_upgrade_partitions_an_existing_database_with_every_reading(db_at_0002, settings):
-    engine = make_engine(db_at_0002)
+def test_upgrade_partitions_an_existing_database_with_every_reading(
+    db_before_partitions, settings
+):
+    engine = make_engine(db_before_partitions)
     runtime = Runtime(
-        settings.replace(database_url=db_at_0002), engine, make_session_factory(engine)
+        settings.replace(database_url=db_before_partitions), engine, make_session_factory(engine)
     )
     try:
         with runtime.uow() as uow:
@@ -210,7 +213,7 @@ def test_upgrade_partitions_an_existing_database_with_every_reading(db_at_0002, 
             uow.session.execute(insert(Reading), rows)
             uow.commit()
         before = _all_readings(runtime)
-        upgrade(db_at_0002)
+        upgrade(db_before_partitions)
         assert _all_readings(runtime) == before
         with engine.connect() as connection:
             names = partitions(connection)
@@ -238,7 +241,7 @@ def test_upgrade_partitions_an_existing_database_with_every_reading(db_at_0002, 
         # And back: one plain table again, with every reading.
         held = _all_readings(runtime)
         engine.dispose()
-        command.downgrade(alembic_config(db_at_0002), "0002")
+        command.downgrade(alembic_config(db_before_partitions), "0006")
         assert _all_readings(runtime) == held
         with engine.connect() as connection:
             assert not partitions(connection)

@@ -1,7 +1,7 @@
 """append-only ledger at the database, the service's role, idempotency keys per user
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-01 21:40:00
 
 Issue 11, points 3 and 8.

@@ -1,7 +1,7 @@
 """faults: raw dead-letter bytes, evaluation retries, the access epoch
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 Create Date: 2026-12-01 21:30:00
 
 Issue 12. Dead letters keep the exact bytes received (a text column refuses NUL); a failed

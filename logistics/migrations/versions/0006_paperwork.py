@@ -1,7 +1,7 @@
 """paperwork
 
-Revision ID: 0008
-Revises: 0002
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-01 21:15:48.833214
 
 Issue 19: indents and their trail, the equipment register's fields on storage units with their
@@ -15,8 +15,8 @@ from alembic import op
 
 import logistics.db
 
-revision = "0008"
-down_revision = "0006"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

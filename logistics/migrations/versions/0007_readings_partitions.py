@@ -1,7 +1,7 @@
 """readings partitioned by month, hourly aggregates
 
-Revision ID: 0006
-Revises: 0002
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-01 21:30:00
 
 Issue 16. On PostgreSQL the readings table becomes a declaratively partitioned table (RANGE on
@@ -24,8 +24,8 @@ from alembic import op
 
 import logistics.db
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -12,5 +12,6 @@ def load() -> None:
         planner,
         session,
         store,
+        sync,
         units,
     )

@@ -115,11 +115,12 @@
   function queueForm(form) {
     var entry = snapshot(form);
     if (!entry.client_id) { return Promise.resolve(); }
-    renewClientId(form);
     waitingCount += 1;
     return removeRefused(entry.client_id)
       .then(function () { return run("entries", "readwrite", function (s) { return s.add(entry); }); })
       .then(function () {
+        // Only once the entry is stored does the form get a new client id for the next one.
+        renewClientId(form);
         note(form, text("saved"));
         refresh();
         schedule(0);
@@ -162,8 +163,10 @@
     var body = JSON.stringify({ entries: batch.map(function (e) {
       return { client_id: e.client_id, action: e.action, fields: e.fields };
     }) });
+    var abort = window.AbortController ? new AbortController() : null;
+    if (abort) { setTimeout(function () { abort.abort(); }, 30000); }  // a hung link counts as down
     return fetch("/sync/entries", {
-      method: "POST", credentials: "same-origin", body: body,
+      method: "POST", credentials: "same-origin", body: body, signal: abort ? abort.signal : undefined,
       headers: { "Content-Type": "application/json", "Accept": "application/json",
                  "X-CSRF-Token": csrf() }
     }).then(function (response) {
@@ -355,7 +358,15 @@
     // A page may come from the worker's cache: each form gets a client id of its own again.
     document.querySelectorAll("form[data-queue=true]").forEach(renewClientId);
     if ("serviceWorker" in navigator) {
-      navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(function () { return null; });
+      navigator.serviceWorker.register("/sw.js", { scope: "/" }).then(function () {
+        return navigator.serviceWorker.ready;
+      }).then(function (registration) {
+        if (!registration.active) { return; }
+        if (!navigator.serviceWorker.controller) { registration.active.postMessage("claim"); }
+        if (navigator.onLine) {
+          registration.active.postMessage({ keep: location.pathname + location.search });
+        }
+      }).catch(function () { return null; });
     }
     reference();
     refresh().then(function () { schedule(0); });

@@ -4,7 +4,7 @@
    Writes never pass through here: queued entries are sent by offline.js (docs/offline.md). */
 "use strict";
 
-var SHELL = "coldchain-shell-v1";
+var SHELL = "coldchain-shell-v4";
 var PAGES = "coldchain-pages-v1";
 var ASSETS = ["/assets/app.css", "/assets/app.js", "/assets/offline.js", "/assets/vendor/htmx.min.js"];
 
@@ -18,6 +18,22 @@ self.addEventListener("activate", function (event) {
     return Promise.all(names.filter(function (n) { return n !== SHELL && n !== PAGES; })
       .map(function (n) { return caches.delete(n); }));
   }).then(function () { return self.clients.claim(); }));
+});
+
+// A page that opened while the worker was installing is not controlled yet: it asks to be.
+// A page asks for its own copy to be kept (it may have loaded before the worker controlled it).
+self.addEventListener("message", function (event) {
+  if (event.data === "claim") { event.waitUntil(self.clients.claim()); return; }
+  if (event.data && event.data.keep) {
+    var url = new URL(event.data.keep, self.location.origin);
+    if (url.origin !== self.location.origin) { return; }
+    event.waitUntil(fetch(url.href, { credentials: "same-origin" }).then(function (response) {
+      if (response.ok && !response.redirected) {
+        return caches.open(PAGES).then(function (cache) { return cache.put(url.href, response); });
+      }
+      return undefined;
+    }).catch(function () { return undefined; }));
+  }
 });
 
 function offlinePage() {

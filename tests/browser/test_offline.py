@@ -1,0 +1,252 @@
+"""A centre keeps recording when the server, the network or the database is down (issue 15).
+
+Real Chromium, a real server process stopped and started again, a lossy proxy, and a PostgreSQL
+cluster of the test's own that is stopped mid-sync. Each test counts the movements recorded under
+the client ids the browser made (not rows under a UNIQUE constraint) and checks the balance.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+from werkzeug.serving import make_server
+
+from logistics.app import create_app
+from logistics.config import load_settings
+from logistics.db import make_engine, make_session_factory
+from logistics.runtime import Runtime
+from logistics.services.reference import seed_reference_data
+from tests.browser import scenario
+from tests.browser.offline_support import (
+    CENTRE,
+    OFFICER,
+    OFFICER_PASSWORD,
+    LossyProxy,
+    ServerProcess,
+    add_officer,
+    balance,
+    consumption_count,
+    entries_in_queue,
+    free_port,
+    fullest_balance,
+    movements_by_client_id,
+)
+from tests.integration.test_ingest_processes import ThrowawayPostgres
+from tests.support.schema import build_schema
+
+CONTROLLED = "navigator.serviceWorker.controller !== null"
+PAGE_KEPT = "async () => !!(await caches.match(location.href, { ignoreVary: true }))"
+QUEUE_EMPTY = "() => document.getElementById('offline-queue').hidden"
+NEW_CLIENT_ID = """old => {
+  const f = document.querySelector('#form-consumption input[name=client_id]');
+  return f !== null && f.value !== old; }"""
+
+
+def login(page: Any, base: str) -> None:
+    page.goto(base + "/login")
+    page.get_by_label("Username").fill(OFFICER)
+    page.get_by_label("Password").fill(OFFICER_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(re.compile(r".*/$"))
+
+
+def open_centre(page: Any, base: str, store_id: int) -> None:
+    page.on("console", lambda m: print("CONSOLE", m.text))
+    page.on("pageerror", lambda e: print("PAGEERROR", e))
+    page.goto(f"{base}/stores/{store_id}")
+    page.wait_for_function(CONTROLLED)
+    page.wait_for_function(PAGE_KEPT)
+    expect(page.locator("#offline-data")).to_contain_text("Centre data saved at")
+
+
+def make_entry(page: Any, unit_id: int, lot_id: int, doses: int) -> str:
+    """Record doses given with the consumption form; the client id the entry was made with."""
+    form = page.locator("#form-consumption form")
+    client_id = form.locator("input[name=client_id]").input_value()
+    form.locator("select[name=unit_id]").select_option(str(unit_id))
+    form.locator("select[name=lot_id]").select_option(str(lot_id))
+    form.locator("input[name=doses]").fill(str(doses))
+    form.get_by_role("button", name="Record doses given").click()
+    # Sent (the server's fresh form) or kept on the device (offline.js gives a new client id).
+    page.wait_for_function(NEW_CLIENT_ID, arg=client_id)
+    return client_id
+
+
+def wait_until_sent(page: Any, timeout_ms: int = 120_000) -> None:
+    page.wait_for_function(QUEUE_EMPTY, timeout=timeout_ms)
+    assert entries_in_queue(page) == []
+
+
+@pytest.fixture
+def centre(runtime: Runtime, world: scenario.Scenario) -> dict[str, int]:
+    add_officer(runtime)
+    store_id = world.ids["stores"][CENTRE]
+    unit_id, lot_id, usable = fullest_balance(runtime, store_id)
+    assert usable >= 400, "the demo centre holds too few doses for these tests"
+    return {"store_id": store_id, "unit_id": unit_id, "lot_id": lot_id}
+
+
+def test_thirty_entries_made_while_the_server_process_is_stopped_are_recorded_once(
+        page, runtime, settings, centre, tmp_path):
+    store_id, unit_id, lot_id = centre["store_id"], centre["unit_id"], centre["lot_id"]
+    before = balance(runtime, store_id, unit_id, lot_id)
+    server = ServerProcess(settings.database_url, free_port(), tmp_path)
+    server.start()
+    try:
+        login(page, server.url)
+        open_centre(page, server.url, store_id)
+        server.stop()
+
+        made, doses = [], []
+        for round_ in range(3):
+            if round_:
+                page.reload()  # the worker serves the page from its cache
+                page.wait_for_function(CONTROLLED)
+            for _ in range(10):
+                doses.append(1 + len(made) % 3)
+                made.append(make_entry(page, unit_id, lot_id, doses[-1]))
+            expect(page.locator("#offline-count")).to_have_text(
+                f"Waiting to be sent: {len(made)}.")
+        expect(page.locator("#offline-list li[data-state=waiting]")).to_have_count(30)
+        expect(page.locator("#offline-server")).to_contain_text("cannot be reached")
+        queued = entries_in_queue(page)
+        assert [entry["client_id"] for entry in queued] == made  # in order, each its own id
+        assert len(set(made)) == 30
+        assert movements_by_client_id(runtime, made) == {}
+
+        server.start()
+        wait_until_sent(page)
+        assert movements_by_client_id(runtime, made) == {
+            client_id: [-n] for client_id, n in zip(made, doses, strict=True)}
+        assert balance(runtime, store_id, unit_id, lot_id) == before - sum(doses)
+    finally:
+        server.stop()
+
+
+def test_a_lossy_link_loses_no_entry_and_doubles_none_over_200_entries(
+        page, runtime, live, centre):
+    store_id, unit_id, lot_id = centre["store_id"], centre["unit_id"], centre["lot_id"]
+    before = balance(runtime, store_id, unit_id, lot_id)
+    consumed_before = consumption_count(runtime, store_id)
+    upstream = int(live.rsplit(":", 1)[1])
+    proxy = LossyProxy(upstream, seed=15, drop_request=0.15, drop_response=0.25)
+    try:
+        login(page, proxy.url)
+        open_centre(page, proxy.url, store_id)
+        made, doses = [], []
+        for n in range(200):
+            doses.append(1 + n % 2)
+            made.append(make_entry(page, unit_id, lot_id, doses[-1]))
+        wait_until_sent(page)
+    finally:
+        proxy.close()
+    assert len(set(made)) == 200
+    recorded = movements_by_client_id(runtime, made)
+    lost = [client_id for client_id in made if client_id not in recorded]
+    doubled = [client_id for client_id, rows in recorded.items() if len(rows) != 1]
+    assert (lost, doubled) == ([], [])
+    assert consumption_count(runtime, store_id) - consumed_before == 200
+    assert balance(runtime, store_id, unit_id, lot_id) == before - sum(doses)
+    # The case that matters: the server recorded the entry, and its answer never arrived.
+    assert proxy.counts["lost_after_commit"] >= 10, proxy.counts
+    assert proxy.counts["dropped_request"] >= 10, proxy.counts
+
+
+class CutDatabaseAfterCommit:
+    """WSGI wrapper: when armed, the first sync answer that recorded entries is lost (503) and
+    PostgreSQL is stopped right after that commit; counts the app's own 503 answers."""
+
+    def __init__(self, app: Any, pg: ThrowawayPostgres):
+        self.app, self.pg = app, pg
+        self.armed, self.cut = False, threading.Event()
+        self.unavailable = 0
+
+    def __call__(self, environ: dict, start_response: Any) -> Any:
+        if environ.get("PATH_INFO") != "/sync/entries":
+            return self.app(environ, start_response)
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list, exc_info: Any = None) -> Any:
+            captured.update(status=status, headers=headers)
+            return lambda data: None
+
+        body = b"".join(self.app(environ, capture))
+        if captured["status"].startswith("503"):
+            self.unavailable += 1
+        if self.armed and captured["status"].startswith("200") and b'"recorded"' in body:
+            self.armed = False
+            self.pg.stop()
+            self.cut.set()
+            start_response("503 SERVICE UNAVAILABLE", [("Content-Type", "text/plain")])
+            return [b"lost"]
+        start_response(captured["status"], captured["headers"])
+        return [body]
+
+
+@pytest.fixture
+def own_pg() -> Iterator[ThrowawayPostgres]:
+    pg = ThrowawayPostgres()
+    pg.start()
+    yield pg
+    pg.cleanup()
+
+
+def _wait(condition: Any, what: str, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)  # polling a condition, not timing a result
+
+
+def test_postgres_stopped_mid_sync_keeps_the_queue_and_records_each_entry_once(
+        page, own_pg, tmp_path):
+    settings = load_settings({"database_url": own_pg.url, "web_key_file":
+                              str(Path(tmp_path) / "web_key")})
+    engine = make_engine(own_pg.url, pool_size=5)
+    build_schema(engine)
+    runtime = Runtime(settings, engine, make_session_factory(engine))
+    with runtime.uow() as uow:
+        seed_reference_data(uow)
+    world = scenario.build(runtime)
+    add_officer(runtime)
+    store_id = world.ids["stores"][CENTRE]
+    unit_id, lot_id, _usable = fullest_balance(runtime, store_id)
+    before = balance(runtime, store_id, unit_id, lot_id)
+    app = create_app(runtime=runtime)
+    faults = CutDatabaseAfterCommit(app.wsgi_app, own_pg)
+    app.wsgi_app = faults  # type: ignore[method-assign]
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        login(page, base)
+        open_centre(page, base, store_id)
+        own_pg.stop()  # the web server is up; the database is not: it answers 503
+        made, doses = [], []
+        for n in range(30):
+            doses.append(1 + n % 3)
+            made.append(make_entry(page, unit_id, lot_id, doses[-1]))
+        expect(page.locator("#offline-count")).to_have_text("Waiting to be sent: 30.")
+        _wait(lambda: faults.unavailable >= 1, "the sync endpoint never answered 503")
+
+        faults.armed = True
+        own_pg.start()
+        assert faults.cut.wait(90), "no sync reached the database"
+        seen = faults.unavailable
+        _wait(lambda: faults.unavailable > seen, "no retry met the stopped database")
+        assert len(entries_in_queue(page)) == 30  # the first batch's answer was lost: kept
+        own_pg.start()
+        wait_until_sent(page)
+        assert movements_by_client_id(runtime, made) == {
+            client_id: [-n] for client_id, n in zip(made, doses, strict=True)}
+        assert balance(runtime, store_id, unit_id, lot_id) == before - sum(doses)
+    finally:
+        server.shutdown()
+        engine.dispose()

@@ -111,14 +111,20 @@ def _judge(path: str, client_id: str, form: Form) -> Outcome | None:
     endpoint, args = found
     with new_uow() as uow:
         access.visible_store(uow, args["store_id"])
-        if stock.is_recorded(uow, client_id):
-            return Outcome(_("Already recorded."), replayed=True)
-    if endpoint == "web.report_session":
-        return planner.record_report(args["store_id"], args["session_id"], form, path)
-    spec = store.FORMS.get(args["name"])
-    if spec is None:
-        raise DomainError(_("This page cannot record entries offline."))
-    return store.record(spec, args["store_id"], form, path)
+    try:
+        if endpoint == "web.report_session":
+            return planner.record_report(args["store_id"], args["session_id"], form, path)
+        spec = store.FORMS.get(args["name"])
+        if spec is None:
+            raise DomainError(_("This page cannot record entries offline."))
+        return store.record(spec, args["store_id"], form, path)
+    except DomainError:
+        # After a long outage the record that replays the first answer may be gone (kept
+        # idempotency.ttl_s), but a movement's client id stays unique for ever: still a repeat.
+        with new_uow() as uow:
+            if stock.is_recorded(uow, client_id):
+                return Outcome(_("Already recorded."), replayed=True)
+        raise
 
 
 def _fields(entry: Any) -> tuple[str, str, MultiDict[str, str]] | None:

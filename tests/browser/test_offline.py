@@ -58,8 +58,6 @@ def login(page: Any, base: str) -> None:
 
 
 def open_centre(page: Any, base: str, store_id: int) -> None:
-    page.on("console", lambda m: print("CONSOLE", m.text))
-    page.on("pageerror", lambda e: print("PAGEERROR", e))
     page.goto(f"{base}/stores/{store_id}")
     page.wait_for_function(CONTROLLED)
     page.wait_for_function(PAGE_KEPT)
@@ -250,3 +248,39 @@ def test_postgres_stopped_mid_sync_keeps_the_queue_and_records_each_entry_once(
     finally:
         server.shutdown()
         engine.dispose()
+
+
+def test_a_refused_entry_is_shown_with_its_reason_and_kept_until_corrected_or_dropped(
+        page, context, runtime, live, centre):
+    store_id, unit_id, lot_id = centre["store_id"], centre["unit_id"], centre["lot_id"]
+    usable = fullest_balance(runtime, store_id)[2]
+    login(page, live)
+    open_centre(page, live, store_id)
+    context.set_offline(True)
+    fine = make_entry(page, unit_id, lot_id, 1)
+    too_many = make_entry(page, unit_id, lot_id, usable + 1000)
+    dropped = make_entry(page, unit_id, lot_id, usable + 2000)
+    expect(page.locator("#offline-count")).to_have_text("Waiting to be sent: 3.")
+    context.set_offline(False)  # the browser's "online" event starts the sync
+
+    refused = page.locator("#offline-list li[data-state=refused]")
+    expect(refused).to_have_count(2)
+    expect(refused.first).to_contain_text("Insufficient stock")
+    assert movements_by_client_id(runtime, [fine, too_many, dropped]) == {fine: [-1]}
+    page.reload()  # kept on the device, not dropped silently
+    expect(refused).to_have_count(2)
+    expect(page.locator("#offline-count")).to_contain_text("Refused: 2")
+
+    # Correct: the form gets the entry back (same client id); sent once fixed, it leaves the list.
+    refused.filter(has_text=str(usable + 1000)).get_by_role("button", name="Correct").click()
+    form = page.locator("#form-consumption form")
+    expect(form.locator("input[name=client_id]")).to_have_value(too_many)
+    form.locator("input[name=doses]").fill("2")
+    form.get_by_role("button", name="Record doses given").click()
+    expect(refused).to_have_count(1)
+    # Drop: only by the officer's own hand.
+    refused.get_by_role("button", name="Drop").click()
+    page.wait_for_function(QUEUE_EMPTY)
+    assert entries_in_queue(page) == []
+    assert movements_by_client_id(runtime, [fine, too_many, dropped]) == {
+        fine: [-1], too_many: [-2]}

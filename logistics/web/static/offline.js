@@ -328,7 +328,7 @@
   });
 
   function failed(event) {
-    var form = event.detail.elt, xhr = event.detail.xhr;
+    var form = (event.detail.requestConfig || {}).elt || event.detail.elt, xhr = event.detail.xhr;
     if (!queueable(form)) { return; }
     if (event.type === "htmx:responseError" && xhr && xhr.status > 0 && xhr.status < 500) { return; }
     serverDown = true;
@@ -338,13 +338,14 @@
   document.addEventListener("htmx:sendError", failed);
   document.addEventListener("htmx:responseError", failed);
 
-  document.addEventListener("htmx:afterRequest", function (event) {
-    var form = event.detail.elt;
-    if (!queueable(form) || !event.detail.successful) { return; }
+  // Before the swap: the form that was sent is still in the page (afterwards it is detached).
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var config = event.detail.requestConfig || {}, xhr = event.detail.xhr;
+    var form = config.elt || event.detail.elt;
+    if (!queueable(form) || !xhr || xhr.status < 200 || xhr.status >= 300) { return; }
     serverDown = false;
-    var sent = event.detail.requestConfig && event.detail.requestConfig.parameters;
-    var clientId = sent && (sent.client_id || (sent.get && sent.get("client_id")));
-    if (clientId) { removeRefused(clientId).then(refresh); }
+    var field = form.querySelector("input[name=client_id]");
+    if (field && field.value) { removeRefused(field.value).then(refresh); }
   });
 
   // A boosted form (the end-of-session report) swaps the whole body: show the queue again.

@@ -7,6 +7,7 @@ the client ids the browser made (not rows under a UNIQUE constraint) and checks 
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import threading
 import time
@@ -22,6 +23,8 @@ from logistics.app import create_app
 from logistics.config import load_settings
 from logistics.db import make_engine, make_session_factory
 from logistics.runtime import Runtime
+from logistics.services import sessions, stock
+from logistics.services.auth import create_user
 from logistics.services.reference import seed_reference_data
 from tests.browser import scenario
 from tests.browser.offline_support import (
@@ -49,9 +52,9 @@ NEW_CLIENT_ID = """old => {
   return f !== null && f.value !== old; }"""
 
 
-def login(page: Any, base: str) -> None:
+def login(page: Any, base: str, username: str = OFFICER) -> None:
     page.goto(base + "/login")
-    page.get_by_label("Username").fill(OFFICER)
+    page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(OFFICER_PASSWORD)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(re.compile(r".*/$"))
@@ -284,3 +287,96 @@ def test_a_refused_entry_is_shown_with_its_reason_and_kept_until_corrected_or_dr
     assert entries_in_queue(page) == []
     assert movements_by_client_id(runtime, [fine, too_many, dropped]) == {
         fine: [-1], too_many: [-2]}
+
+
+def _shipment_and_session(runtime: Runtime, world: scenario.Scenario, centre_id: int,
+                          product_id: int) -> tuple[int, int, int]:
+    """A shipment on its way to the centre and an open session today: (shipment, doses, session)."""
+    district_id = world.ids["stores"]["MH-DVS-PUNE"]
+    conf = runtime.settings
+    with runtime.uow() as uow:
+        lot = max(stock.store_balances(uow, district_id), key=lambda b: b.doses).lot
+        movement = stock.issue_stock(uow, store_id=district_id, to_store_id=centre_id, doses=20,
+                                     rec=stock.recorded("dev", None, None),
+                                     product_id=lot.product_id)
+        shipment_id = movement.shipment_id
+        uow.commit()
+    now = dt.datetime.now(dt.UTC)
+    today = sessions.local_date(now, conf.site_timezone)
+    with runtime.uow() as uow:
+        opened = sessions.open_session(
+            uow, sessions.SessionRequest(centre_id, product_id, today, 20, "1", 18),
+            actor="priya", now=now, site_timezone=conf.site_timezone,
+            day_start=dt.time.fromisoformat(conf.sessions_day_start),
+            slot_minutes=conf.sessions_slot_minutes, slot_count=conf.sessions_slot_count)
+        session_id = opened.id
+        uow.commit()
+    return shipment_id, 20, session_id
+
+
+def test_every_centre_page_of_the_issue_records_offline(
+        page, runtime, settings, world, centre, tmp_path):
+    store_id, unit_id, lot_id = centre["store_id"], centre["unit_id"], centre["lot_id"]
+    with runtime.uow() as uow:
+        create_user(uow, username="meena", password=OFFICER_PASSWORD,
+                    roles=[("centre_officer", CENTRE), ("planner", CENTRE)])
+        product_id = next(b.lot.product_id for b in stock.store_balances(uow, store_id)
+                          if b.lot_id == lot_id)
+    shipment_id, shipped, session_id = _shipment_and_session(runtime, world, store_id,
+                                                             product_id)
+    before = balance(runtime, store_id, unit_id, lot_id)
+    server = ServerProcess(settings.database_url, free_port(), tmp_path)
+    server.start()
+    try:
+        login(page, server.url, "meena")
+        page.goto(f"{server.url}/centres/{store_id}/planner")
+        page.wait_for_function(CONTROLLED)
+        page.wait_for_function(PAGE_KEPT)
+        open_centre(page, server.url, store_id)
+        server.stop()
+
+        made = {"consumption": make_entry(page, unit_id, lot_id, 1)}
+        wastage = page.locator("#form-wastage form")
+        made["wastage"] = wastage.locator("input[name=client_id]").input_value()
+        wastage.get_by_label("From unit").select_option(str(unit_id))
+        wastage.get_by_label("Lot").select_option(str(lot_id))
+        wastage.get_by_label("Doses").fill("2")
+        wastage.get_by_label("Reason").select_option("breakage")
+        wastage.get_by_role("button", name="Record wastage").click()
+        expect(page.locator("#offline-count")).to_have_text("Waiting to be sent: 2.")
+        count = page.locator("#form-count form")
+        made["count"] = count.locator("input[name=client_id]").input_value()
+        count.get_by_label("Unit").select_option(str(unit_id))
+        count.get_by_label("Lot").select_option(str(lot_id))
+        count.get_by_label("Doses counted").fill(str(before - 10))
+        count.get_by_role("button", name="Record count").click()
+        expect(page.locator("#offline-count")).to_have_text("Waiting to be sent: 3.")
+        receive = page.locator("#form-receive form")
+        made["receive"] = receive.locator("input[name=client_id]").input_value()
+        receive.get_by_label("Into unit").select_option(str(unit_id))
+        receive.get_by_role("button", name=f"Receive shipment {shipment_id}").click()
+        expect(page.locator("#offline-count")).to_have_text("Waiting to be sent: 4.")
+
+        page.goto(f"{server.url}/centres/{store_id}/planner")  # today's sessions, from the cache
+        today_session = page.locator(f"#h-s{session_id}").locator("..")
+        expect(today_session).to_contain_text("Open")
+        report = today_session.locator("form")
+        made["report"] = report.locator("input[name=client_id]").input_value()
+        report.get_by_label("Doses given").fill("12")
+        report.get_by_label("Vials opened").fill("2")
+        report.get_by_role("button", name="File report").click()
+        expect(page.locator("#offline-count")).to_have_text("Waiting to be sent: 5.")
+        assert [e["client_id"] for e in entries_in_queue(page)] == list(made.values())
+
+        server.start()
+        wait_until_sent(page)
+    finally:
+        server.stop()
+    recorded = movements_by_client_id(runtime, list(made.values()))
+    assert recorded[made["consumption"]] == [-1]
+    assert recorded[made["wastage"]] == [-2]
+    assert recorded[made["count"]] == [-7]  # counted before-10 after -1 and -2
+    assert recorded[made["receive"]] == [shipped]
+    with runtime.uow() as uow:
+        filed = sessions.get_session(uow, session_id)
+        assert filed.status == "reported"

@@ -27,6 +27,7 @@ from logistics.services import sessions, stock
 from logistics.services.auth import create_user
 from logistics.services.reference import seed_reference_data
 from tests.browser import scenario
+from tests.browser.conftest import Journey
 from tests.browser.offline_support import (
     CENTRE,
     OFFICER,
@@ -273,6 +274,11 @@ def test_a_refused_entry_is_shown_with_its_reason_and_kept_until_corrected_or_dr
     page.reload()  # kept on the device, not dropped silently
     expect(refused).to_have_count(2)
     expect(page.locator("#offline-count")).to_contain_text("Refused: 2")
+    # The queue panel is readable on a phone and has nothing serious for axe.
+    page.set_viewport_size({"width": 360, "height": 740})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    shown = Journey(page, live, "offline-queue-panel")
+    shown.check("refused-entries-360px")
 
     # Correct: the form gets the entry back (same client id); sent once fixed, it leaves the list.
     refused.filter(has_text=str(usable + 1000)).get_by_role("button", name="Correct").click()
@@ -380,3 +386,39 @@ def test_every_centre_page_of_the_issue_records_offline(
     with runtime.uow() as uow:
         filed = sessions.get_session(uow, session_id)
         assert filed.status == "reported"
+
+
+def test_entries_kept_across_a_browser_restart_are_sent_once(
+        playwright, browser_type_launch_args, runtime, settings, centre, tmp_path):
+    store_id, unit_id, lot_id = centre["store_id"], centre["unit_id"], centre["lot_id"]
+    before = balance(runtime, store_id, unit_id, lot_id)
+    profile = tmp_path / "profile"
+    server = ServerProcess(settings.database_url, free_port(), tmp_path)
+    server.start()
+    try:
+        browser = playwright.chromium.launch_persistent_context(str(profile),
+                                                                **browser_type_launch_args)
+        page = browser.new_page()
+        login(page, server.url)
+        open_centre(page, server.url, store_id)
+        server.stop()
+        made = [make_entry(page, unit_id, lot_id, 1 + n) for n in range(5)]
+        expect(page.locator("#offline-count")).to_have_text("Waiting to be sent: 5.")
+        browser.close()  # the browser is shut down with the entries waiting
+
+        browser = playwright.chromium.launch_persistent_context(str(profile),
+                                                                **browser_type_launch_args)
+        page = browser.new_page()
+        page.goto(f"{server.url}/stores/{store_id}")  # the worker's copy: the server is down
+        expect(page.locator("#offline-count")).to_have_text("Waiting to be sent: 5.")
+        assert [e["client_id"] for e in entries_in_queue(page)] == made
+        server.start()
+        login(page, server.url)  # a session cookie may not outlive the browser: log in again
+        page.goto(f"{server.url}/stores/{store_id}")
+        wait_until_sent(page)
+        browser.close()
+    finally:
+        server.stop()
+    assert movements_by_client_id(runtime, made) == {
+        client_id: [-(1 + n)] for n, client_id in enumerate(made)}
+    assert balance(runtime, store_id, unit_id, lot_id) == before - 15

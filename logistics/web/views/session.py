@@ -27,7 +27,7 @@ from logistics.web import access, csrf, i18n
 from logistics.web.blueprint import web
 from logistics.web.forms import Form
 
-OPEN_ENDPOINTS = frozenset({"web.login", "web.static", "web.language", "web.service_worker"})
+OPEN_ENDPOINTS = frozenset({"web.login", "web.static", "web.language"})
 # Titles of the services' refusals, so that they are translated where they are shown.
 ERROR_TITLES = (_l("Bad request"), _l("Not found"), _l("Invalid input"), _l("Conflict"),
                 _l("Insufficient stock"), _l("Idempotency key reused with a different request"),

@@ -61,7 +61,11 @@ def database_down(error: Exception) -> Response:
 
 @web.route("/sw.js")
 def service_worker() -> Response:
-    """The service worker, served from the root so that its scope covers every page."""
+    """The service worker, served from the root so that its scope covers every page.
+
+    Behind the login like every page: only a logged-in page registers it (offline.js), and a
+    logged-out update check simply keeps the installed worker.
+    """
     response = Response(WORKER.read_text(encoding="utf-8"), mimetype="text/javascript")
     response.headers["Service-Worker-Allowed"] = "/"
     response.headers["Cache-Control"] = "no-cache"

@@ -64,8 +64,14 @@ def login(page: Any, base: str, username: str = OFFICER) -> None:
 def open_centre(page: Any, base: str, store_id: int) -> None:
     page.goto(f"{base}/stores/{store_id}")
     page.wait_for_function(CONTROLLED)
-    page.wait_for_function(PAGE_KEPT)
+    wait_until_kept(page)
     expect(page.locator("#offline-data")).to_contain_text("Centre data saved at")
+
+
+def wait_until_kept(page: Any) -> None:
+    """Wait until the worker holds a copy of this page (evaluate awaits the promise, which
+    wait_for_function would take as a truthy value at once)."""
+    _wait(lambda: page.evaluate(PAGE_KEPT), "the worker never kept a copy of the page", 60)
 
 
 def make_entry(page: Any, unit_id: int, lot_id: int, doses: int) -> str:
@@ -337,7 +343,7 @@ def test_every_centre_page_of_the_issue_records_offline(
         login(page, server.url, "meena")
         page.goto(f"{server.url}/centres/{store_id}/planner")
         page.wait_for_function(CONTROLLED)
-        page.wait_for_function(PAGE_KEPT)
+        wait_until_kept(page)
         open_centre(page, server.url, store_id)
         server.stop()
 

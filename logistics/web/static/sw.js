@@ -4,7 +4,7 @@
    Writes never pass through here: queued entries are sent by offline.js (docs/offline.md). */
 "use strict";
 
-var SHELL = "coldchain-shell-v4";
+var SHELL = "coldchain-shell-v5";
 var PAGES = "coldchain-pages-v1";
 var ASSETS = ["/assets/app.css", "/assets/app.js", "/assets/offline.js", "/assets/vendor/htmx.min.js"];
 
@@ -28,13 +28,22 @@ self.addEventListener("message", function (event) {
     var url = new URL(event.data.keep, self.location.origin);
     if (url.origin !== self.location.origin) { return; }
     event.waitUntil(fetch(url.href, { credentials: "same-origin" }).then(function (response) {
-      if (response.ok && !response.redirected) {
-        return caches.open(PAGES).then(function (cache) { return cache.put(url.href, response); });
-      }
-      return undefined;
+      return keep(url.href, response);
     }).catch(function () { return undefined; }));
   }
 });
+
+// Keep a page only once its whole body has arrived: a put fed by a stream that breaks (the
+// server stopping mid-answer) must never take the place of the good copy kept before.
+function keep(url, response) {
+  if (!response.ok || response.redirected) { return Promise.resolve(); }
+  var headers = new Headers(response.headers);
+  headers.delete("Vary");
+  return response.blob().then(function (body) {
+    var copy = new Response(body, { status: response.status, headers: headers });
+    return caches.open(PAGES).then(function (cache) { return cache.put(url, copy); });
+  });
+}
 
 function offlinePage() {
   return new Response("<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Offline</title>" +
@@ -46,10 +55,7 @@ function offlinePage() {
 function page(request) {
   return fetch(request).then(function (response) {
     if (response.status >= 500) { throw new Error("server error " + response.status); }
-    if (response.ok && !response.redirected) {
-      var copy = response.clone();
-      caches.open(PAGES).then(function (cache) { cache.put(request, copy); });
-    }
+    keep(request.url, response.clone()).catch(function () { return undefined; });
     return response;
   }).catch(function () {
     return caches.match(request, { ignoreVary: true, ignoreSearch: false }).then(function (hit) {

@@ -63,8 +63,9 @@ def database_down(error: Exception) -> Response:
 def service_worker() -> Response:
     """The service worker, served from the root so that its scope covers every page.
 
-    Behind the login like every page: only a logged-in page registers it (offline.js), and a
-    logged-out update check simply keeps the installed worker.
+    Open like the static files (it is one, and holds no personal data): the browser checks it
+    for updates on its own, and a login redirect there fails the registration, which then stops
+    serving the centre's pages from its cache (seen in tests/browser/test_offline.py).
     """
     response = Response(WORKER.read_text(encoding="utf-8"), mimetype="text/javascript")
     response.headers["Service-Worker-Allowed"] = "/"

@@ -476,6 +476,28 @@ HINDI = {
     "decided by %(who)s on %(when)s": "%(who)s ने %(when)s को निर्णय लिया",
     "needed by": "कब तक चाहिए",
     "room for %(n)s doses": "%(n)s खुराकों की जगह",
+    # Offline queue of the centre pages (issue 15).
+    "Already recorded.": "पहले ही दर्ज है।",
+    "Centre data saved at %(time)s.": "केंद्र का डेटा %(time)s पर सहेजा गया।",
+    "Correct": "सुधारें",
+    "Drop": "हटाएँ",
+    "Entries not yet sent": "प्रविष्टियाँ जो अभी भेजी नहीं गईं",
+    "Log in again to send the waiting entries.": "प्रतीक्षा में प्रविष्टियाँ भेजने के लिए फिर से लॉग इन करें।",
+    "Refused: %(n)s (correct or drop them).": "अस्वीकृत: %(n)s (सुधारें या हटाएँ)।",
+    "Refused: %(reason)s": "अस्वीकृत: %(reason)s",
+    "Saved on this device: it will be sent when the server answers.":
+        "इस डिवाइस पर सहेजा गया: सर्वर जवाब देने पर भेजा जाएगा।",
+    "Send 1 to %(n)s entries.": "1 से %(n)s प्रविष्टियाँ भेजें।",
+    "Send again": "फिर से भेजें",
+    "The database is not reachable; entries stay queued.":
+        "डेटाबेस तक नहीं पहुँच पा रहे; प्रविष्टियाँ कतार में रहेंगी।",
+    "The server cannot be reached: entries are kept on this device and sent when it answers.":
+        "सर्वर तक नहीं पहुँच पा रहे: प्रविष्टियाँ इस डिवाइस पर रखी हैं और जवाब मिलने पर भेजी जाएँगी।",
+    "This entry is unreadable.": "यह प्रविष्टि पढ़ी नहीं जा सकती।",
+    "This page cannot record entries offline.": "यह पेज ऑफ़लाइन प्रविष्टियाँ दर्ज नहीं कर सकता।",
+    "Waiting to be sent": "भेजे जाने की प्रतीक्षा में",
+    "Waiting to be sent: %(n)s.": "भेजे जाने की प्रतीक्षा में: %(n)s।",
+    "made at %(time)s": "%(time)s पर बनाई गई",
 }
 
 

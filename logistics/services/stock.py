@@ -888,3 +888,10 @@ def fefo_suggestion(
         .order_by(StockBalance.unit_id, StockBalance.lot_id)
     )
     return rules.fefo_allocate([lot_stock(b) for b in uow.session.scalars(query)], doses, on)
+
+
+def is_recorded(uow: UnitOfWork, client_id: str) -> bool:
+    """Tell whether a movement with this client id is recorded (client ids stay unique for ever,
+    while the idempotency records that replay an answer are forgotten after idempotency.ttl_s)."""
+    found = uow.session.scalar(select(Movement.id).where(Movement.client_id == client_id))
+    return found is not None

@@ -141,9 +141,9 @@ class Outcome:
     replayed: bool = False
 
 
-def _fingerprint(data: Any) -> str:
+def _fingerprint(data: Any, path: str) -> str:
     fields = sorted((k, data.get(k)) for k in data if k not in SKIPPED)
-    text = json.dumps([request.path, fields], separators=(",", ":"))
+    text = json.dumps([path, fields], separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -175,9 +175,15 @@ def _attempt(action: Callable[[UnitOfWork], str], key: str, digest: str) -> Outc
         return Outcome(message)
 
 
-def submit_once(client_id: str, action: Callable[[UnitOfWork], str]) -> Outcome:
-    """Run a form's use case once per client id; a repeat gets the first outcome back."""
-    key, digest = _key(client_id), _fingerprint(request.form)
+def submit_once(client_id: str, action: Callable[[UnitOfWork], str], data: Any | None = None,
+                path: str | None = None) -> Outcome:
+    """Run a form's use case once per client id; a repeat gets the first outcome back.
+
+    A queued offline entry (logistics/web/views/sync.py) passes the form's fields and the path
+    it would have been posted to, so it meets the same record as the form posted directly.
+    """
+    data = request.form if data is None else data
+    key, digest = _key(client_id), _fingerprint(data, path or request.path)
     try:
         return _attempt(action, key, digest)
     except IntegrityError:

@@ -15,5 +15,6 @@ def load() -> None:
         planner,
         session,
         store,
+        sync,
         units,
     )

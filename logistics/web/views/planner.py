@@ -15,7 +15,7 @@ from logistics.services import sessions as svc
 from logistics.services import stock
 from logistics.web import access
 from logistics.web.blueprint import web
-from logistics.web.forms import Form, FormState, field_errors, submit_once
+from logistics.web.forms import Form, FormState, Outcome, field_errors, submit_once
 from logistics.web.i18n import number
 
 DAYS_AHEAD = 7
@@ -119,31 +119,44 @@ def open_session(store_id: int) -> Any:
     return _page(store_id, {"open": form.state()}, 422)
 
 
+def record_report(store_id: int, session_id: int, form: Form,
+                  path: str | None = None) -> Outcome | None:
+    """Check and file an end-of-session report once per client id (None: a field is invalid).
+
+    Shared by the form posted directly and by a queued offline entry (views/sync.py).
+    """
+    given = form.integer("doses_given", minimum=0)
+    vials = form.integer("vials_opened", minimum=0)
+    client_id = form.client_id()
+    if form.errors:
+        return None
+    conf = settings()
+
+    def action(uow: UnitOfWork) -> str:
+        report = svc.report_session(uow, session_id=session_id, doses_given=given,
+                                    vials_opened=vials, actor=access.principal().username,
+                                    now=access.now(), site_timezone=conf.site_timezone)
+        return _("Session %(id)s reported: %(given)s doses given, %(wasted)s wasted in "
+                 "opened vials.", id=session_id, given=number(given),
+                 wasted=number(report.wasted_doses))
+
+    with new_uow() as uow:
+        access.visible_store(uow, store_id)
+        if svc.get_session(uow, session_id).store_id != store_id:
+            raise DomainError(_("This session is not of this centre."))
+        access.authorize(uow, "sessions.SessionReportView", {"session_id": session_id})
+    return submit_once(client_id or "", action, form.data, path)
+
+
 @web.route("/centres/<int:store_id>/sessions/<int:session_id>/report", methods=["POST"])
 def report_session(store_id: int, session_id: int) -> Any:
     """File the end-of-session report: doses given and vials opened (the ledger records both)."""
     form = Form()
-    given = form.integer("doses_given", minimum=0)
-    vials = form.integer("vials_opened", minimum=0)
-    client_id = form.client_id()
-    if not form.errors:
-        conf = settings()
-
-        def action(uow: UnitOfWork) -> str:
-            report = svc.report_session(uow, session_id=session_id, doses_given=given,
-                                        vials_opened=vials, actor=access.principal().username,
-                                        now=access.now(), site_timezone=conf.site_timezone)
-            return _("Session %(id)s reported: %(given)s doses given, %(wasted)s wasted in "
-                     "opened vials.", id=session_id, given=number(given),
-                     wasted=number(report.wasted_doses))
-
-        try:
-            with new_uow() as uow:
-                access.visible_store(uow, store_id)
-                if svc.get_session(uow, session_id).store_id != store_id:
-                    raise DomainError(_("This session is not of this centre."))
-                access.authorize(uow, "sessions.SessionReportView", {"session_id": session_id})
-            return _done(store_id, submit_once(client_id, action).message)
-        except DomainError as exc:
-            form.errors.update(field_errors(exc))
+    try:
+        outcome = record_report(store_id, session_id, form)
+    except DomainError as exc:
+        form.errors.update(field_errors(exc))
+    else:
+        if outcome is not None:
+            return _done(store_id, outcome.message)
     return _page(store_id, {f"report-{session_id}": form.state()}, 422)

@@ -30,7 +30,7 @@ from logistics.services import catalog, stock, trace
 from logistics.services.sessions import local_date
 from logistics.web import access
 from logistics.web.blueprint import web
-from logistics.web.forms import Form, FormState, field_errors, submit_once
+from logistics.web.forms import Form, FormState, Outcome, field_errors, submit_once
 from logistics.web.i18n import number
 
 FREEZE_STATES = ("ok", "alarm", "absent")
@@ -78,7 +78,7 @@ def _receipt(form: Form, store_id: int) -> Any:
         movement = stock.receive_stock(
             uow, store_id=store_id, unit_id=unit_id, doses=doses, rec=_rec(client_id), lot=lot,
             vvm_stage=vvm, supplier=supplier, freeze_indicator=freeze,
-            logger_alarm=request.form.get("logger_alarm") == "on")
+            logger_alarm=form.data.get("logger_alarm") == "on")
         lot_number = movement.entries[0].lot.lot_number
         return _("Received %(doses)s doses of lot %(lot)s (movement %(id)s).",
                  doses=number(doses), lot=lot_number, id=movement.id)
@@ -109,7 +109,7 @@ def _receive(form: Form, store_id: int) -> Any:
     unit_id = form.integer("unit_id")
     client_id = form.client_id()
     lines = []
-    for key in request.form:
+    for key in form.data:
         if key.startswith("received_"):
             lot_id = int(key.removeprefix("received_")) if key[9:].isdigit() else None
             doses = form.integer(key, minimum=0, required=False)
@@ -322,6 +322,20 @@ def _partial(name: str, store_id: int, state: FormState, status: int = 200) -> A
     return response
 
 
+def record(spec: StoreForm, store_id: int, form: Form, path: str | None = None) -> Outcome | None:
+    """Check and record one form of the store once per client id (None: a field is invalid).
+
+    Shared by the form posted directly and by a queued offline entry (views/sync.py).
+    """
+    parsed = spec.handler(form, store_id)
+    if parsed is None:
+        return None
+    values, action = parsed
+    with new_uow() as uow:
+        access.authorize(uow, spec.endpoint, values)
+    return submit_once(form.client_id() or "", action, form.data, path)
+
+
 @web.route("/stores/<int:store_id>/forms/<name>", methods=["POST"])
 def submit(store_id: int, name: str) -> Any:
     """Record one form of the store page, once per client id."""
@@ -331,20 +345,16 @@ def submit(store_id: int, name: str) -> Any:
     with new_uow() as uow:
         access.visible_store(uow, store_id)
     form = Form()
-    parsed = spec.handler(form, store_id)
-    if parsed is not None:
-        values, action = parsed
-        try:
-            with new_uow() as uow:
-                access.authorize(uow, spec.endpoint, values)
-            outcome = submit_once(form.client_id() or "", action)
-        except DomainError as exc:
-            form.errors.update(field_errors(exc))
-        else:
-            if request.headers.get("HX-Request"):
-                return _partial(name, store_id, FormState(message=outcome.message))
-            flash(outcome.message)
-            return redirect(url_for("web.store", store_id=store_id) + f"#{name}", code=303)
+    try:
+        outcome = record(spec, store_id, form)
+    except DomainError as exc:
+        form.errors.update(field_errors(exc))
+        outcome = None
+    if outcome is not None:
+        if request.headers.get("HX-Request"):
+            return _partial(name, store_id, FormState(message=outcome.message))
+        flash(outcome.message)
+        return redirect(url_for("web.store", store_id=store_id) + f"#{name}", code=303)
     state = form.state()
     if request.headers.get("HX-Request"):
         return _partial(name, store_id, state, 422)

@@ -151,7 +151,8 @@ FIRST_RECEIPT = ("receipt", "state_ilr", "lot_early", 500, 24 * 20)
 def test_balances_equal_the_ledger_and_never_go_negative(engine, runtime):
     accepted: Counter = Counter()
 
-    @settings(max_examples=40, deadline=None,
+    # Derandomized: the "every kind was accepted" check below must not pass or fail by chance.
+    @settings(max_examples=40, deadline=None, derandomize=True,
               suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(ops=st.lists(operation, min_size=1, max_size=14))
     def balances_hold(ops):

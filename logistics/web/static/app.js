@@ -76,9 +76,12 @@
         }] }
       };
       var plot = new uPlot(opts, data, holder);
-      window.addEventListener("resize", function () {
-        plot.setSize({ width: Math.max(holder.clientWidth, 300), height: 260 });
-      });
+      var fit = function () {
+        var w = Math.max(holder.clientWidth, 300);
+        if (w !== plot.width) { plot.setSize({ width: w, height: 260 }); }
+      };
+      if (window.ResizeObserver) { new ResizeObserver(fit).observe(holder); }
+      else { window.addEventListener("resize", fit); }
     });
   }
 })();

@@ -29,6 +29,16 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+ENTRY_TIME_KEY = "entry_made_at"
+
+
+def entry_time() -> dt.datetime | None:
+    """When the entry being recorded was made, if it was queued offline (views/sync.py sets it
+    per entry); None for a form posted directly, which happens now."""
+    made: dt.datetime | None = g.get(ENTRY_TIME_KEY)
+    return made
+
+
 def load_principal() -> Principal | None:
     """The principal of this request's session cookie (None: not logged in, or token revoked)."""
     token = session.get(TOKEN_KEY)

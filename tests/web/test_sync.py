@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
 import uuid
 
@@ -147,3 +148,43 @@ def test_an_unreachable_database_answers_503_with_retry_after_not_500(tmp_path):
     page = client.get("/stores/1")
     assert page.status_code == 503 and "Retry-After" in page.headers
     engine.dispose()
+
+
+def _occurred(runtime, client_id: str) -> list:
+    with runtime.uow() as uow:
+        rows = uow.session.scalars(select(Movement).where(Movement.client_id == client_id))
+        return [m.occurred_at for m in rows]
+
+
+def test_a_queued_entry_is_dated_when_it_was_made_not_when_it_reached_the_server(
+        officer, demo, held, runtime):
+    store_id = demo["stores"][CENTRE]
+    unit_id, lot_id, _ = held
+    phone_now = dt.datetime.now(dt.UTC)
+    entry = _entry(store_id, unit_id, lot_id, 1)
+    entry["made_at"] = (phone_now - dt.timedelta(hours=2)).isoformat()
+    before = dt.datetime.now(dt.UTC)
+    results = officer.post("/sync/entries", json={
+        "sent_at": phone_now.isoformat(), "entries": [entry]}).get_json()["results"]
+    after = dt.datetime.now(dt.UTC)
+    assert [r["status"] for r in results] == ["recorded"]
+    [occurred] = _occurred(runtime, entry["client_id"])
+    assert before - dt.timedelta(hours=2, seconds=1) <= occurred <= after - dt.timedelta(hours=2)
+
+
+def test_a_phone_whose_clock_is_a_day_ahead_still_dates_its_entries_by_their_age(
+        officer, demo, held, runtime):
+    store_id = demo["stores"][CENTRE]
+    unit_id, lot_id, _ = held
+    phone_now = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)  # the phone's clock is wrong
+    entry = _entry(store_id, unit_id, lot_id, 1)
+    entry["made_at"] = (phone_now - dt.timedelta(minutes=90)).isoformat().replace("+00:00", "Z")
+    before = dt.datetime.now(dt.UTC)
+    results = officer.post("/sync/entries", json={
+        "sent_at": phone_now.isoformat().replace("+00:00", "Z"),
+        "entries": [entry]}).get_json()["results"]
+    after = dt.datetime.now(dt.UTC)
+    assert [r["status"] for r in results] == ["recorded"]
+    [occurred] = _occurred(runtime, entry["client_id"])
+    assert before - dt.timedelta(minutes=90, seconds=1) <= occurred \
+        <= after - dt.timedelta(minutes=90)

@@ -160,8 +160,10 @@
   }
 
   function send(batch) {
-    var body = JSON.stringify({ entries: batch.map(function (e) {
-      return { client_id: e.client_id, action: e.action, fields: e.fields };
+    // made_at and this clock's time now let the server date each entry when it was made, even
+    // when this device's clock is wrong (it takes the entry's age, not its time).
+    var body = JSON.stringify({ sent_at: new Date().toISOString(), entries: batch.map(function (e) {
+      return { client_id: e.client_id, action: e.action, fields: e.fields, made_at: e.made_at };
     }) });
     var abort = window.AbortController ? new AbortController() : null;
     if (abort) { setTimeout(function () { abort.abort(); }, 30000); }  // a hung link counts as down

@@ -135,7 +135,8 @@ def record_report(store_id: int, session_id: int, form: Form,
     def action(uow: UnitOfWork) -> str:
         report = svc.report_session(uow, session_id=session_id, doses_given=given,
                                     vials_opened=vials, actor=access.principal().username,
-                                    now=access.now(), site_timezone=conf.site_timezone)
+                                    now=access.entry_time() or access.now(),
+                                    site_timezone=conf.site_timezone)
         return _("Session %(id)s reported: %(given)s doses given, %(wasted)s wasted in "
                  "opened vials.", id=session_id, given=number(given),
                  wasted=number(report.wasted_doses))

@@ -46,7 +46,8 @@ class StoreForm:
 
 
 def _rec(client_id: str) -> stock.Recorded:
-    return stock.recorded(access.principal().username, None, client_id, settings().site_timezone)
+    return stock.recorded(access.principal().username, access.entry_time(), client_id,
+                          settings().site_timezone)
 
 
 def _today() -> Any:
@@ -160,7 +161,7 @@ def _wastage(form: Form, store_id: int) -> Any:
     def action(uow: UnitOfWork) -> str:
         stock.record_wastage(uow, store_id=store_id, unit_id=unit_id, lot_id=lot_id, doses=doses,
                              reason=reason, actor=access.principal().username,
-                             client_id=client_id, note=note)
+                             client_id=client_id, note=note, occurred_at=access.entry_time())
         return _("Recorded %(doses)s doses wasted.", doses=number(doses))
 
     return {"store_id": store_id, "unit_id": unit_id}, action
@@ -175,7 +176,8 @@ def _consumption(form: Form, store_id: int) -> Any:
     def action(uow: UnitOfWork) -> str:
         stock.record_consumption(uow, store_id=store_id, unit_id=unit_id, lot_id=lot_id,
                                  doses=doses, actor=access.principal().username,
-                                 client_id=client_id, site_timezone=settings().site_timezone)
+                                 client_id=client_id, site_timezone=settings().site_timezone,
+                                 occurred_at=access.entry_time())
         return _("Recorded %(doses)s doses given.", doses=number(doses))
 
     return {"store_id": store_id, "unit_id": unit_id}, action

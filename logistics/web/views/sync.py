@@ -10,6 +10,12 @@ Answers per entry: `recorded`, `duplicate` (recorded before: the first answer is
 after the idempotency records expired, the movement with this client id exists) or `refused`
 (with the reason; the browser keeps it until the officer corrects or drops it). A database outage
 answers 503 problem+json with Retry-After, so the browser keeps the queue and retries.
+
+An entry is recorded at the time it was made, not when it reached the server: the browser sends
+each entry's `made_at` and, once per batch, its own clock at sending (`sent_at`). The server takes
+the entry's age on the phone's clock (sent_at - made_at) back from its own clock, so a phone whose
+clock is wrong still dates its entries right; the ledger's back-dating rules then apply as for
+any late entry.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flask import Response, current_app, render_template, request
+from flask import Response, current_app, g, render_template, request
 from flask_babel import gettext as _
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.datastructures import MultiDict
@@ -146,7 +152,32 @@ def _fields(entry: Any) -> tuple[str, str, MultiDict[str, str]] | None:
     return path, client_id, MultiDict(fields)
 
 
-def sync_one(entry: Any) -> dict[str, Any]:
+def _instant(value: Any) -> dt.datetime | None:
+    """An ISO 8601 time with its zone, as the browser's toISOString() writes it; else None."""
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def made_at(entry: dict[str, Any], sent_at: dt.datetime | None,
+            now: dt.datetime) -> dt.datetime | None:
+    """When the entry was made, on the server's clock: its age on the phone's clock (sent_at -
+    made_at) taken back from now. Without sent_at the phone's made_at is taken as it is, and
+    never later than now. None when the entry does not say (it is recorded as made now)."""
+    made = _instant(entry.get("made_at"))
+    if made is None:
+        return None
+    if sent_at is None:
+        return min(made, now)
+    age = max(sent_at - made, dt.timedelta(0))
+    return now - age
+
+
+def sync_one(entry: Any, sent_at: dt.datetime | None = None) -> dict[str, Any]:
     """One queued entry's outcome: recorded, duplicate or refused (with the reason)."""
     parsed = _fields(entry)
     if parsed is None:
@@ -154,11 +185,14 @@ def sync_one(entry: Any) -> dict[str, Any]:
                 "status": "refused", "reason": _("This entry is unreadable."), "errors": {}}
     path, client_id, fields = parsed
     form = Form(fields)
+    setattr(g, access.ENTRY_TIME_KEY, made_at(entry, sent_at, access.now()))
     try:
         outcome = _judge(path, client_id, form)
     except DomainError as exc:
         form.errors.update(field_errors(exc))
         outcome = None
+    finally:
+        setattr(g, access.ENTRY_TIME_KEY, None)
     if outcome is None:
         reason = "; ".join(form.errors.values())
         return {"client_id": client_id, "status": "refused", "reason": reason,
@@ -175,6 +209,7 @@ def sync_entries() -> Response:
     if not isinstance(entries, list) or not 0 < len(entries) <= MAX_ENTRIES:
         return _problem(400, "Bad request",
                         _("Send 1 to %(n)s entries.", n=MAX_ENTRIES))
-    results = [sync_one(entry) for entry in entries]
+    sent_at = _instant(body.get("sent_at"))
+    results = [sync_one(entry, sent_at) for entry in entries]
     return Response(json.dumps({"results": results, "at": dt.datetime.now(dt.UTC).isoformat()}),
                     mimetype="application/json")

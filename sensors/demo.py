@@ -117,16 +117,12 @@ class Demo:
         """Run until `stop` is set, then stop every part in reverse order."""
         try:
             self._start_all(stop)
-            log.info(
-                "demo running: http://%s:%s/api/docs  (Ctrl-C to stop)",
-                self.settings.http_host,
-                self.http_port,
-            )
-            if self.credentials:
+            base_url = f"http://{self.settings.http_host}:{self.http_port}"
+            if self.credentials:  # the web app and its users first: what a newcomer opens
                 from logistics.auth.cli import demo_login_text
 
-                base_url = f"http://{self.settings.http_host}:{self.http_port}"
                 print(demo_login_text(self.credentials, base_url), flush=True)
+            log.info("demo running; API documentation at %s/api/docs  (Ctrl-C to stop)", base_url)
             stop.wait()
         finally:
             for stopper in reversed(self._stoppers):

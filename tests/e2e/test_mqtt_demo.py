@@ -65,6 +65,8 @@ def test_demo_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path: Path):
         printed = log.read_text().splitlines()
         web_line = next(i for i, line in enumerate(printed) if line.startswith("Web app: "))
         assert web_line < next(i for i, line in enumerate(printed) if line.startswith("  admin "))
+        docs_line = next((i for i, line in enumerate(printed) if "/api/docs" in line), None)
+        assert docs_line is None or web_line < docs_line, printed
         web = requests.Session()
         address = printed[web_line].split()[2]
         form = web.get(f"{address}login", timeout=10).text

@@ -498,6 +498,27 @@ HINDI = {
     "Waiting to be sent": "भेजे जाने की प्रतीक्षा में",
     "Waiting to be sent: %(n)s.": "भेजे जाने की प्रतीक्षा में: %(n)s।",
     "made at %(time)s": "%(time)s पर बनाई गई",
+    # alert texts of the pages (logistics/web/alert_text.py)
+    " (logger %(sensor)s)": " (लॉगर %(sensor)s)",
+    "%(what)s%(logger)s since %(start)s: %(minutes)s min outside the safe range, peak %(peak)s °C.":
+        "%(what)s%(logger)s %(start)s से: सुरक्षित सीमा से बाहर %(minutes)s मिनट, अधिकतम %(peak)s °C।",
+    "Logger %(sensor)s in %(unit)s has sent nothing since %(last)s.":
+        "%(unit)s में लॉगर %(sensor)s ने %(last)s से कुछ नहीं भेजा।",
+    "Logger %(sensor)s: battery at %(pct)s%%.": "लॉगर %(sensor)s: बैटरी %(pct)s%% पर।",
+    "Power off at %(unit)s (logger %(sensor)s).": "%(unit)s पर बिजली बंद (लॉगर %(sensor)s)।",
+    "Mains power lost at %(unit)s: logger %(sensor)s on battery since %(since)s.":
+        "%(unit)s पर मुख्य बिजली गई: लॉगर %(sensor)s %(since)s से बैटरी पर।",
+    "Lot %(lot)s expired on %(day)s: %(doses)s doses still on hand.":
+        "लॉट %(lot)s की समाप्ति %(day)s को हो गई: %(doses)s खुराकें अब भी मौजूद।",
+    "Lot %(lot)s expires on %(day)s: %(doses)s doses on hand.":
+        "लॉट %(lot)s की समाप्ति %(day)s को: %(doses)s खुराकें मौजूद।",
+    "%(product)s: %(doses)s usable doses on hand (minimum %(low)s, maximum %(high)s).":
+        "%(product)s: %(doses)s उपयोग-योग्य खुराकें मौजूद (न्यूनतम %(low)s, अधिकतम %(high)s)।",
+    "Indent %(id)s for %(doses)s doses, needed by %(day)s, is unanswered.":
+        "%(doses)s खुराकों का इंडेंट %(id)s, %(day)s तक चाहिए, अनुत्तरित है।",
+    "session %(id)s on %(day)s short by %(doses)s": "%(day)s का सत्र %(id)s, %(doses)s कम",
+    "Usable stock no longer covers %(n)s session(s): %(list)s.":
+        "उपयोग-योग्य स्टॉक अब %(n)s सत्रों को पूरा नहीं करता: %(list)s।",
 }
 
 

@@ -460,6 +460,9 @@ def check_stock_states(uow: UnitOfWork, *, now: dt.datetime) -> tuple[int, int]:
         )
     )
     levels = {(lv.store_id, lv.product_id): lv for lv in uow.session.scalars(select(StockLevel))}
+    from logistics.models.catalog import Product
+
+    codes = dict(uow.session.execute(select(Product.id, Product.code)).tuples())
     holding = []
     for store_id, product_id in set(on_hand) | set(levels):
         doses, level = on_hand.get((store_id, product_id), 0), levels.get((store_id, product_id))
@@ -481,10 +484,12 @@ def check_stock_states(uow: UnitOfWork, *, now: dt.datetime) -> tuple[int, int]:
                     f"{store_id}:{product_id}",
                     store_id,
                     STOCK_KINDS[state],
-                    f"{state.replace('_', ' ')}: {doses} doses of product {product_id}",
+                    f"{state.replace('_', ' ')}: {doses} doses of "
+                    f"{codes.get(product_id, f'product {product_id}')}",
                     {
                         "store_id": store_id,
                         "product_id": product_id,
+                        "product": codes.get(product_id),
                         "doses": doses,
                         "min_doses": low,
                         "max_doses": high,
@@ -542,6 +547,7 @@ def check_expiry(
                 {
                     "store_id": store_id,
                     "lot_id": lot_id,
+                    "lot_number": lot_number,
                     "expiry_date": expiry.isoformat(),
                     "doses": int(doses),
                 },

@@ -62,9 +62,10 @@ def iso(ts: dt.datetime) -> str:
 def setup(url: str, probes: int, start: dt.datetime) -> dict:
     """Stores, units, sensors; probe units with a 1-minute heat alarm and a first reading at 9 C."""
     from logistics.domain.readings import SensorReading
-    from logistics.services.excursions import RuleInput, evaluate_units, set_rules
+    from logistics.services.excursions import evaluate_units
     from logistics.services.readings import record_readings
     from logistics.services.sensors import register_sensor
+    from logistics.services.temperature_rules import RuleInput, set_rules
 
     engine = make_engine(url)
     Base.metadata.create_all(engine)

@@ -21,6 +21,9 @@ from logistics.errors import NotFound
 from logistics.services import alerts as alert_service
 from logistics.services import excursions as excursion_service
 from logistics.services import notify as notify_service
+from logistics.services import quarantine as quarantine_service
+from logistics.services import temperature_rules as rules_service
+from logistics.services import thermal as thermal_service
 
 blp = Blueprint(
     "alerts",
@@ -385,7 +388,7 @@ class Reviews(MethodView):
     def get(self, args: dict[str, Any]) -> Any:
         """Lots held after a temperature alarm, with the proposed decision."""
         uow = request_uow()
-        return excursion_service.list_reviews(
+        return quarantine_service.list_reviews(
             uow,
             store_path=_store_path(uow, args.get("store_id")),
             state=args.get("state"),
@@ -405,7 +408,7 @@ class ReviewRelease(MethodView):
         """Release the held doses of a lot (a comment says why they are usable)."""
         review_id = _known(review_id, "review", MAX_BIG_ID)
         return record_once(
-            lambda uow: excursion_service.release_review(
+            lambda uow: quarantine_service.release_review(
                 uow, review_id=review_id, comment=body["comment"], actor=current_actor(),
                 now=_now(),
             ),
@@ -426,7 +429,7 @@ class ReviewDiscard(MethodView):
         """Discard the held doses: recorded as wastage (heat_exposure or frozen) in the ledger."""
         review_id = _known(review_id, "review", MAX_BIG_ID)
         return record_once(
-            lambda uow: excursion_service.discard_review(
+            lambda uow: quarantine_service.discard_review(
                 uow, review_id=review_id, comment=body["comment"], actor=current_actor(),
                 now=_now(),
             ),
@@ -443,7 +446,7 @@ class UnitMkt(MethodView):
     @blp.alt_response(404, description="Unknown unit")
     def get(self, args: dict[str, Any], unit_id: int) -> Any:
         """Mean kinetic temperature of a unit over a time range."""
-        return excursion_service.unit_mkt(
+        return thermal_service.unit_mkt(
             request_uow(), settings(), unit_id=_known(unit_id, "unit"), **args
         )
 
@@ -459,7 +462,7 @@ class LotThermalHistory(MethodView):
         A reader whose roles cover part of the network sees the stays in it (and the lot's MKT).
         """
         uow = request_uow()
-        history = excursion_service.lot_thermal_history(
+        history = thermal_service.lot_thermal_history(
             uow, settings(), lot_id=_known(lot_id, "lot"), **args
         )
         return scope.thermal_history_within(history, scope.visible_store_ids(uow))
@@ -468,8 +471,8 @@ class LotThermalHistory(MethodView):
 # --- rules, levels, targets ---------------------------------------------------------------
 
 
-def _rule_inputs(body: dict[str, Any]) -> list[excursion_service.RuleInput]:
-    return [excursion_service.RuleInput(**rule) for rule in body["rules"]]
+def _rule_inputs(body: dict[str, Any]) -> list[rules_service.RuleInput]:
+    return [rules_service.RuleInput(**rule) for rule in body["rules"]]
 
 
 @blp.route("/temperature-rules/products/<int:product_id>")
@@ -479,7 +482,7 @@ class ProductRules(MethodView):
     def get(self, product_id: int) -> Any:
         """A product's temperature rules (its own, or the 30-DTR/Logistimo defaults)."""
         return _rules_out(
-            *excursion_service.rules_of_product(
+            *rules_service.rules_of_product(
                 request_uow(), settings(), _known(product_id, "product")
             )
         )
@@ -490,7 +493,7 @@ class ProductRules(MethodView):
     def put(self, body: dict[str, Any], product_id: int) -> Any:
         """Replace a product's temperature rules."""
         uow = request_uow()
-        excursion_service.set_rules(
+        rules_service.set_rules(
             uow,
             product_id=_known(product_id, "product"),
             min_temp_c=body["min_temp_c"],
@@ -499,7 +502,7 @@ class ProductRules(MethodView):
             actor=current_actor(),
             now=_now(),
         )
-        return _rules_out(*excursion_service.rules_of_product(uow, settings(), product_id))
+        return _rules_out(*rules_service.rules_of_product(uow, settings(), product_id))
 
 
 @blp.route("/temperature-rules/units/<int:unit_id>")
@@ -509,7 +512,7 @@ class UnitRules(MethodView):
     def get(self, unit_id: int) -> Any:
         """The rules in force for a unit: override, else its products' strictest, else defaults."""
         return _rules_out(
-            *excursion_service.rules_of_unit(request_uow(), settings(), _known(unit_id, "unit"))
+            *rules_service.rules_of_unit(request_uow(), settings(), _known(unit_id, "unit"))
         )
 
     @blp.arguments(RuleSetSchema)
@@ -518,7 +521,7 @@ class UnitRules(MethodView):
     def put(self, body: dict[str, Any], unit_id: int) -> Any:
         """Override the rules of one unit."""
         uow = request_uow()
-        excursion_service.set_rules(
+        rules_service.set_rules(
             uow,
             unit_id=_known(unit_id, "unit"),
             min_temp_c=body["min_temp_c"],
@@ -527,13 +530,13 @@ class UnitRules(MethodView):
             actor=current_actor(),
             now=_now(),
         )
-        return _rules_out(*excursion_service.rules_of_unit(uow, settings(), unit_id))
+        return _rules_out(*rules_service.rules_of_unit(uow, settings(), unit_id))
 
     @blp.response(204)
     @blp.alt_response(404, description="No override")
     def delete(self, unit_id: int) -> None:
         """Drop a unit's override."""
-        excursion_service.delete_unit_rules(request_uow(), unit_id=_known(unit_id, "unit"))
+        rules_service.delete_unit_rules(request_uow(), unit_id=_known(unit_id, "unit"))
 
 
 @blp.route("/stock-levels")

@@ -27,10 +27,10 @@ from logistics.models.catalog import Lot, Product, StorageUnit, Store
 from logistics.models.paperwork import TemperatureLogSignoff
 from logistics.models.readings import Reading
 from logistics.models.stock import LedgerEntry, Movement
-from logistics.services import catalog, excursions
+from logistics.services import catalog, excursions, thermal
 
 # Wastage recorded by a quarantine review's discard carries this client id prefix
-# (logistics/services/excursions.py, discard_review).
+# (logistics/services/quarantine.py, discard_review).
 REVIEW_DISCARD_PREFIX = "quarantine-review-"
 Key = tuple[int, int]  # (store id, product id)
 
@@ -348,7 +348,7 @@ def temperature_log(
         days=rules.daily_log(points, spans, month, settings.site_timezone),
         outside=spans,
         excursions=_excursion_entries(uow, unit_id, start, end),
-        mkt=excursions.unit_mkt(uow, settings, unit_id=unit_id, start=start, end=until),
+        mkt=thermal.unit_mkt(uow, settings, unit_id=unit_id, start=start, end=until),
         signoff=_signoff(uow, unit_id, month),
         generated_at=now,
     )

@@ -10,13 +10,9 @@ from sqlalchemy import select
 
 from logistics.models.alerts import Alert, Excursion, QuarantineReview, UnitMonitorState
 from logistics.models.stock import StockBalance
-from logistics.services.excursions import (
-    RuleInput,
-    evaluate_units,
-    release_review,
-    rules_of_unit,
-    set_rules,
-)
+from logistics.services.excursions import evaluate_units
+from logistics.services.quarantine import release_review
+from logistics.services.temperature_rules import RuleInput, rules_of_unit, set_rules
 from tests.support.alerts_fixtures import add_sensor, ingest, make_tree, readings
 
 pytestmark = pytest.mark.integration
@@ -179,7 +175,7 @@ def test_unit_override_changes_the_rules(runtime, tree):
 
 def test_discard_records_wastage_through_the_ledger(runtime, tree):
     from logistics.models.stock import Movement
-    from logistics.services.excursions import discard_review
+    from logistics.services.quarantine import discard_review
 
     with runtime.uow() as uow:
         # Real ledger stock for the balance the tree seeded: a receipt through the ledger.

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from logistics.models.alerts import QuarantineReview
 from logistics.models.stock import Movement, StockBalance
-from logistics.services.excursions import discard_review, release_review
+from logistics.services.quarantine import discard_review, release_review
 from logistics.services.stock import receive_stock, recorded
 from tests.support.alerts_fixtures import add_sensor, ingest, make_tree, readings
 

@@ -27,7 +27,7 @@ from logistics.models.alerts import Excursion, QuarantineReview
 from logistics.models.catalog import Lot
 from logistics.models.stock import Movement, StockBalance
 from logistics.services import stock
-from logistics.services.excursions import discard_review, quarantine_unit, release_review
+from logistics.services.quarantine import discard_review, quarantine_unit, release_review
 from logistics.services.reference import seed_reference_data
 from tests.support.alerts_fixtures import make_tree
 from tests.support.schema import empty_tables

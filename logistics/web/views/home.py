@@ -8,7 +8,7 @@ from flask import render_template
 
 from logistics.api.context import new_uow, settings
 from logistics.services import alerts as alerts_service
-from logistics.services import excursions, sessions, stock
+from logistics.services import quarantine, sessions, stock
 from logistics.web import access
 from logistics.web.blueprint import web
 
@@ -34,7 +34,7 @@ def home() -> str:
             "stores": stores,
             "alerts": _by_severity(alerts),
             "stock_alerts": [a for a in alerts if a.kind in STOCK_KINDS],
-            "reviews": excursions.list_reviews(uow, store_path=path, state="pending", limit=50),
+            "reviews": quarantine.list_reviews(uow, store_path=path, state="pending", limit=50),
             "shipments": stock.shipments_in_transit_to(uow, store_path=path, limit=50),
             "at_risk": sessions.sessions_at_risk(uow, store_path=path, from_date=today),
         }

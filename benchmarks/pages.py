@@ -77,6 +77,7 @@ def _store(uow, code: str, name: str, level: str, parent) -> object:
 
 def generate(runtime: Runtime, centres: int) -> dict:
     """State -> district -> centres, each with an ILR, stock, two open sessions and a sensor."""
+    from logistics.clock import local_date
     from logistics.models.catalog import Lot, Product, StorageUnit
     from logistics.models.readings import Sensor, SensorAssignment
     from logistics.services import sessions as svc
@@ -86,7 +87,7 @@ def generate(runtime: Runtime, centres: int) -> dict:
     from logistics.services.stock import receive_stock, recorded
 
     now = dt.datetime.now(dt.UTC)
-    today = svc.local_date(now, "Asia/Kolkata")
+    today = local_date(now, "Asia/Kolkata")
     start = now - dt.timedelta(days=31)
     with runtime.uow() as uow:
         seed_reference_data(uow)

@@ -17,6 +17,7 @@ from flask_smorest import Blueprint
 
 from logistics.api.context import current_actor, new_uow, runtime, settings
 from logistics.api.idempotency import HEADER_DOC, record_once
+from logistics.clock import local_date, utcnow
 from logistics.db import UnitOfWork, is_unavailable
 from logistics.domain.slots import DOSE_NUMBERS
 from logistics.services import availability as avail
@@ -52,16 +53,12 @@ def _request_uow() -> UnitOfWork:
     return uow
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def _site() -> dict[str, Any]:
     return {"site_timezone": settings().site_timezone}
 
 
 def _today() -> dt.date:
-    return svc.local_date(_now(), settings().site_timezone)
+    return local_date(utcnow(), settings().site_timezone)
 
 
 # --- schemas -----------------------------------------------------------------------------------
@@ -283,7 +280,7 @@ class Sessions(MethodView):
                 uow,
                 req,
                 actor=current_actor(),
-                now=_now(),
+                now=utcnow(),
                 **_site(),
                 day_start=dt.time.fromisoformat(conf.sessions_day_start),
                 slot_minutes=conf.sessions_slot_minutes,
@@ -313,7 +310,7 @@ class SessionItem(MethodView):
                 session_id=session_id,
                 capacity=body["capacity"],
                 actor=current_actor(),
-                now=_now(),
+                now=utcnow(),
                 **_site(),
             ),
             SessionSchema(),
@@ -330,7 +327,7 @@ class SessionCancel(MethodView):
         """Cancel a session and its bookings; its doses are no longer promised."""
         return record_once(
             lambda uow: svc.cancel_session(
-                uow, session_id=session_id, actor=current_actor(), now=_now(), **_site()
+                uow, session_id=session_id, actor=current_actor(), now=utcnow(), **_site()
             ),
             SessionSchema(),
             None,
@@ -352,7 +349,7 @@ class SessionBookings(MethodView):
                 slot_id=body["slot_id"],
                 beneficiary=body["beneficiary"],
                 actor=current_actor(),
-                now=_now(),
+                now=utcnow(),
                 **_site(),
             ),
             BookingSchema(),
@@ -368,7 +365,7 @@ class BookingCancel(MethodView):
         """Cancel a booking; its seat is given back."""
         return record_once(
             lambda uow: svc.cancel_booking(
-                uow, booking_id=booking_id, actor=current_actor(), now=_now()
+                uow, booking_id=booking_id, actor=current_actor(), now=utcnow()
             ),
             BookingSchema(),
             None,
@@ -390,7 +387,7 @@ class SessionReportView(MethodView):
                 doses_given=body["doses_given"],
                 vials_opened=body["vials_opened"],
                 actor=current_actor(),
-                now=_now(),
+                now=utcnow(),
                 **_site(),
             ),
             ReportSchema(),

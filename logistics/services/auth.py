@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from logistics.auth import secrets
 from logistics.auth.policy import Grant, Role
+from logistics.clock import utcnow
 from logistics.db import Base, UnitOfWork, is_unavailable
 from logistics.errors import Conflict, Invalid, NotFound, Unauthorized
 from logistics.models.auth import AccessEpoch, ApiToken, RoleGrant, User
@@ -34,10 +35,6 @@ class Principal:
     grants: tuple[Grant, ...]
     token_id: int | None = None
     expires_at: dt.datetime | None = None
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def _store_by_ref(session: Session, ref: int | str) -> Store:
@@ -83,7 +80,7 @@ def create_user(uow: UnitOfWork, *, username: str, password: str | None,
         raise Invalid("a username is 1-64 letters, digits or . _ @ -", field="username")
     if uow.session.scalars(select(User.id).where(User.username == username)).first() is not None:
         raise Conflict(f"user {username!r} exists", field="username")
-    user = User(username=username, created_at=now or _utcnow(),
+    user = User(username=username, created_at=now or utcnow(),
                 password_hash=secrets.hash_password(password) if password is not None else None)
     user.grants = _grants(uow.session, roles)
     uow.session.add(user)
@@ -136,7 +133,7 @@ def update_user(uow: UnitOfWork, *, username: str, active: bool | None = None,
     if active is not None:
         user.active = active
         if not active:
-            _revoke_all(uow.session, user.id, now or _utcnow())
+            _revoke_all(uow.session, user.id, now or utcnow())
     bump_access_epoch(uow.session)
     uow.commit()
     return user
@@ -161,7 +158,7 @@ def issue_token_row(uow: UnitOfWork, *, username: str, ttl_s: int = DEFAULT_TOKE
     user = _user(uow.session, username)
     if not user.active:
         raise Invalid(f"user {username!r} is disabled", field="username")
-    return _new_token(uow, user, ttl_s, now or _utcnow())
+    return _new_token(uow, user, ttl_s, now or utcnow())
 
 
 def _new_token(uow: UnitOfWork, user: User, ttl_s: int, now: dt.datetime) -> tuple[str, ApiToken]:

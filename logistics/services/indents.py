@@ -15,11 +15,11 @@ import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import object_session
 
+from logistics.clock import local_date
 from logistics.db import UnitOfWork, is_postgres
 from logistics.domain import indents as rules
 from logistics.domain import stock as stock_rules
@@ -43,10 +43,6 @@ class Planning:
     period_days: int
     window_days: int
     timezone: str
-
-
-def _today(now: dt.datetime, timezone: str) -> dt.date:
-    return now.astimezone(ZoneInfo(timezone)).date()
 
 
 def _usable_on_hand(uow: UnitOfWork, store_id: int, product_id: int, on: dt.date) -> int:
@@ -90,7 +86,7 @@ def needs_of(
     from logistics.services.reports import consumed_doses
 
     product = catalog.get_product(uow, product_id)
-    today = _today(now, plan.timezone)
+    today = local_date(now, plan.timezone)
     consumed = consumed_doses(
         uow, store_id, product_id, now - dt.timedelta(days=plan.window_days), now
     )
@@ -133,7 +129,7 @@ def suggest_indent(
 ) -> tuple[rules.IndentNeeds, rules.Suggestion]:
     """The quantity a store should ask for, with what it was worked out from."""
     _requesting_store(uow, store_id)
-    _check_needed_by(needed_by, _today(now, plan.timezone))
+    _check_needed_by(needed_by, local_date(now, plan.timezone))
     needs = needs_of(
         uow, store_id=store_id, product_id=product_id, needed_by=needed_by, plan=plan, now=now
     )

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
+from logistics.clock import local_date
 from logistics.db import UnitOfWork, insert_for, is_postgres
 from logistics.domain import slots as rules
 from logistics.domain.stock import LotStock, fefo_allocate
@@ -31,11 +32,6 @@ OVERCOMMITTED = "sessions_overcommitted"
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database; larger ones cannot exist
 # Namespace of this area's PostgreSQL advisory locks (one lock per centre and product).
 _LOCK_SPACE = 5 << 56
-
-
-def local_date(now: dt.datetime, site_timezone: str | None) -> dt.date:
-    """The calendar date at the site (session dates and expiry dates are site dates)."""
-    return now.astimezone(ZoneInfo(site_timezone) if site_timezone else dt.UTC).date()
 
 
 # --- reading stock and promises ----------------------------------------------------------------

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
+from logistics.clock import utcnow
 from logistics.db import UnitOfWork, insert_for, is_postgres
 from logistics.domain import stock as rules
 from logistics.errors import Conflict, IdempotencyMismatch, InsufficientStock, Invalid, NotFound
@@ -37,11 +38,6 @@ from logistics.models.stock import (
 from logistics.services import catalog, holds, recalls
 
 UTC = dt.UTC
-
-
-def utcnow() -> dt.datetime:
-    """The current time, timezone-aware."""
-    return dt.datetime.now(UTC)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,6 @@ each form names the API endpoint it stands for (logistics.auth.policy.WRITE_RULE
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +15,7 @@ from flask import g, session
 
 from logistics.api.context import new_uow
 from logistics.auth import policy
+from logistics.clock import utcnow
 from logistics.db import UnitOfWork
 from logistics.errors import Forbidden, NotFound, Unauthorized
 from logistics.models.catalog import Store
@@ -24,9 +24,8 @@ from logistics.services.auth import Principal, authenticate, store_path_of
 TOKEN_KEY = "token"
 
 
-def now() -> dt.datetime:
-    """The current time, timezone-aware (UTC)."""
-    return dt.datetime.now(dt.UTC)
+# The pages' clock is the service's one clock (logistics.clock).
+now = utcnow
 
 
 def load_principal() -> Principal | None:

@@ -24,6 +24,7 @@ from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
 from logistics.api.context import new_uow
+from logistics.clock import utcnow
 from logistics.db import UnitOfWork
 from logistics.errors import DomainError
 from logistics.models.stock import IdempotencyRecord
@@ -165,7 +166,7 @@ def _attempt(action: Callable[[UnitOfWork], str], key: str, digest: str) -> Outc
             return first
         # Claimed before the use case runs: a concurrent twin waits on this key, then replays.
         record = IdempotencyRecord(key=key, client_id=None, fingerprint=digest, status_code=200,
-                                   response_json="{}", created_at=stock.utcnow())
+                                   response_json="{}", created_at=utcnow())
         uow.session.add(record)
         uow.session.flush()
         message = action(uow)  # some use cases commit themselves; the claim commits with them

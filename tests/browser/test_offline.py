@@ -20,6 +20,7 @@ from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 from logistics.app import create_app
+from logistics.clock import local_date
 from logistics.config import load_settings
 from logistics.db import make_engine, make_session_factory
 from logistics.runtime import Runtime
@@ -314,7 +315,7 @@ def _shipment_and_session(runtime: Runtime, world: scenario.Scenario, centre_id:
         shipment_id = movement.shipment_id
         uow.commit()
     now = dt.datetime.now(dt.UTC)
-    today = sessions.local_date(now, conf.site_timezone)
+    today = local_date(now, conf.site_timezone)
     with runtime.uow() as uow:
         opened = sessions.open_session(
             uow, sessions.SessionRequest(centre_id, product_id, today, 20, "1", 18),

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
 
+from logistics.clock import utcnow
 from logistics.config import load_settings
 from logistics.db import Base
 from logistics.errors import DomainError
@@ -26,7 +27,7 @@ def test_concurrent_consumptions_on_sqlite_keep_ledger_and_balance_equal(tmp_pat
         seed_reference_data(uow)
         # Dates relative to today: the lots must still be valid whenever the suite runs.
         net = build_network(uow, today=dt.date.today())
-        receive(uow, net, net.state_ilr, net.lot_late, 300, at=stock.utcnow())
+        receive(uow, net, net.state_ilr, net.lot_late, 300, at=utcnow())
     barrier = threading.Barrier(8)
 
     def consume(_: int) -> int:

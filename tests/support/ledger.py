@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import uuid
 
+from logistics.clock import utcnow
 from logistics.db import UnitOfWork
 from logistics.services import catalog, stock
 
@@ -98,7 +99,7 @@ def rec(
     at: dt.datetime = NOW, client_id: str | None = None, now: dt.datetime | None = None
 ) -> stock.Recorded:
     """Who/when of a test movement (recorded now, or at `at` if the test clock is ahead)."""
-    now = now or max(at, stock.utcnow())
+    now = now or max(at, utcnow())
     return stock.recorded("tester", at, client_id or uuid.uuid4().hex, now=now)
 
 

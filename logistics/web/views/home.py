@@ -7,6 +7,7 @@ from typing import Any
 from flask import render_template
 
 from logistics.api.context import new_uow, settings
+from logistics.clock import local_date
 from logistics.services import alerts as alerts_service
 from logistics.services import quarantine, sessions, stock
 from logistics.web import access
@@ -29,7 +30,7 @@ def home() -> str:
         path = access.subtree_path(uow)
         stores = access.home_stores(uow)
         alerts = alerts_service.open_alerts(uow, store_path=path)
-        today = sessions.local_date(access.now(), settings().site_timezone)
+        today = local_date(access.now(), settings().site_timezone)
         context = {
             "stores": stores,
             "alerts": _by_severity(alerts),

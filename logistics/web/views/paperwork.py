@@ -13,11 +13,11 @@ from flask_babel import gettext as _
 
 from logistics.api.context import new_uow, settings
 from logistics.auth import policy
+from logistics.clock import local_date
 from logistics.db import UnitOfWork
 from logistics.domain.reports import next_month, parse_month
 from logistics.errors import DomainError
 from logistics.services import catalog, documents, reports
-from logistics.services.sessions import local_date
 from logistics.web import access
 from logistics.web.blueprint import web
 from logistics.web.forms import Form, FormState, field_errors

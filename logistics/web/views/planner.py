@@ -9,6 +9,7 @@ from flask import flash, get_flashed_messages, redirect, render_template, reques
 from flask_babel import gettext as _
 
 from logistics.api.context import new_uow, settings
+from logistics.clock import local_date
 from logistics.db import UnitOfWork
 from logistics.errors import DomainError
 from logistics.services import sessions as svc
@@ -23,7 +24,7 @@ DOSE_NUMBERS = ("1", "2", "precaution")
 
 
 def _today() -> dt.date:
-    return svc.local_date(access.now(), settings().site_timezone)
+    return local_date(access.now(), settings().site_timezone)
 
 
 def _products(uow: UnitOfWork, store_id: int) -> list[Any]:

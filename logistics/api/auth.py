@@ -1,6 +1,6 @@
 """HTTP API: logging in, users and their tokens, sensors' MQTT credentials, the audit log.
 
-Who may call what is decided in logistics.auth.policy (one place), not here.
+Who may call what is decided in logistics.domain.policy (one place), not here.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from flask_smorest import Blueprint
 
 from logistics.api.context import new_uow, settings
 from logistics.api.fields import Timestamp
-from logistics.auth.policy import Role
 from logistics.clock import utcnow
+from logistics.domain.policy import Role
 from logistics.services import audit as audit_service
 from logistics.services import auth as auth_service
 from logistics.services import mqtt_acl

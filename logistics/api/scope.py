@@ -1,6 +1,6 @@
 """What part of the network the current reader may see (set by the auth guard, per request).
 
-Most reads are checked before the view runs (logistics.auth.policy.READ_SCOPES). A few cross the
+Most reads are checked before the view runs (logistics.domain.policy.READ_SCOPES). A few cross the
 whole network by nature (a lot's trace, its thermal history): their views leave out the rows of
 stores outside the reader's subtrees with these helpers.
 """

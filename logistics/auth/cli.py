@@ -9,11 +9,10 @@ from typing import Any
 
 import click
 
-from logistics.auth import secrets
 from logistics.config import load_settings
 from logistics.runtime import Runtime
 from logistics.services import auth as auth_service
-from logistics.services import mqtt_acl
+from logistics.services import mqtt_acl, secrets
 from logistics.services.audit import AuditContext, install_audit
 
 

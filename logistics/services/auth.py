@@ -12,13 +12,13 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from logistics.auth import secrets
-from logistics.auth.policy import Grant, Role
 from logistics.clock import utcnow
 from logistics.db import Base, UnitOfWork, is_unavailable
+from logistics.domain.policy import Grant, Role
 from logistics.errors import Conflict, Invalid, NotFound, Unauthorized
 from logistics.models.auth import AccessEpoch, ApiToken, RoleGrant, User
 from logistics.models.catalog import StorageUnit, Store
+from logistics.services import secrets
 
 DEFAULT_TOKEN_TTL_S = 12 * 3600
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")

@@ -17,11 +17,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from logistics.auth import secrets
 from logistics.db import UnitOfWork
 from logistics.errors import Invalid, NotFound
 from logistics.models.auth import MqttCredential
 from logistics.models.readings import SENSOR_ACTIVE, Sensor
+from logistics.services import secrets
 
 SENSOR = "sensor"
 INGEST = "ingest"

@@ -3,7 +3,7 @@
 The session cookie (signed by Flask) holds the API token issued at login, so a page request is
 authenticated exactly like an API call (logistics.services.auth.authenticate) and a revoked token
 or a disabled user is refused at once. Writes are authorised by the API's own policy table:
-each form names the API endpoint it stands for (logistics.auth.policy.WRITE_RULES).
+each form names the API endpoint it stands for (logistics.domain.policy.WRITE_RULES).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 from flask import g, session
 
 from logistics.api.context import new_uow
-from logistics.auth import policy
 from logistics.clock import utcnow
 from logistics.db import UnitOfWork
+from logistics.domain import policy
 from logistics.errors import Forbidden, NotFound, Unauthorized
 from logistics.models.catalog import Store
 from logistics.services.auth import Principal, authenticate, store_path_of

@@ -19,9 +19,10 @@ import pytest
 from flask import Flask
 
 from logistics.app import create_app
-from logistics.auth import policy, web
-from logistics.auth.policy import Grant, Role
+from logistics.auth import web
 from logistics.config import load_settings
+from logistics.domain import policy
+from logistics.domain.policy import Grant, Role
 from logistics.models.alerts import Alert, Excursion, QuarantineReview
 from logistics.models.catalog import Lot, Product, Store
 from logistics.models.paperwork import Indent

@@ -1,7 +1,7 @@
 """Reads are scoped like writes (issue 11, point 4): centre and district users see their own
 subtree, state officers their state, administrators (and network-wide grants) everything.
 
-The expected answers are written out by hand below, not computed from logistics.auth.policy.
+The expected answers are written out by hand below, not computed from logistics.domain.policy.
 The first part swaps each view for a stub answering 204, so what is tested is the gate every
 request passes; the second part reads real data and checks which stores' rows come back.
 """

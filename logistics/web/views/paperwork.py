@@ -12,9 +12,9 @@ from flask import Response, get_flashed_messages, render_template, request, url_
 from flask_babel import gettext as _
 
 from logistics.api.context import new_uow, settings
-from logistics.auth import policy
 from logistics.clock import local_date
 from logistics.db import UnitOfWork
+from logistics.domain import policy
 from logistics.domain.reports import next_month, parse_month
 from logistics.errors import DomainError
 from logistics.services import catalog, documents, reports

@@ -163,7 +163,6 @@ class Demo:
 
     def _broker(self) -> tuple[Settings, Any]:
         from sensors.broker import EmbeddedBroker, new_password
-        from sensors.cli import demo_settings
         from sensors.mqtt import BrokerAddress, parse_broker_url
 
         if self.settings.mqtt_url:
@@ -234,3 +233,10 @@ class Demo:
         thread = threading.Thread(target=server.serve_forever, name="web", daemon=True)
         thread.start()
         self._stoppers.append(lambda: (server.shutdown(), thread.join(10)))
+
+
+def demo_settings(settings: Settings, url: str, username: str, password: str) -> Settings:
+    """Settings pointing the ingestion at the embedded broker (which speaks MQTT 3.1.1 only)."""
+    return settings.replace(
+        mqtt_url=url, mqtt_username=username, mqtt_password=password, mqtt_protocol="3.1.1"
+    )

@@ -274,6 +274,7 @@ def change_forever(database_url: str, ids: dict, stop: mp.Event, counter: mp.Val
     from logistics.errors import DomainError
     from logistics.models.sessions import Session, Slot
     from logistics.models.stock import StockBalance
+    from logistics.services import commitments
     from logistics.services import sessions as svc
 
     runtime = Runtime.from_settings(
@@ -325,7 +326,7 @@ def change_forever(database_url: str, ids: dict, stop: mp.Event, counter: mp.Val
                         select(StockBalance).where(StockBalance.unit_id == unit_id)
                     ).one()
                     balance.quarantined_doses = 0 if balance.quarantined_doses else 1500
-                    svc.check_commitments(uow, centre_id, now, site_timezone=SITE_TZ)
+                    commitments.check_commitments(uow, centre_id, now, site_timezone=SITE_TZ)
                     uow.commit()
             with counter.get_lock():
                 counter.value += 1

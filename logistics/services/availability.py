@@ -28,8 +28,9 @@ from logistics.errors import NotFound
 from logistics.models.catalog import Lot, Product, Store
 from logistics.models.sessions import AvailabilityVersion, Session, SessionReport, Slot
 from logistics.models.stock import Shipment, ShipmentLine, StockBalance
-from logistics.services.recalls import scopes as recall_scopes
-from logistics.services.sessions import MAX_ID, district_of
+from logistics.services.commitments import district_of
+from logistics.services.recalled import scopes as recall_scopes
+from logistics.services.sessions import MAX_ID
 
 COWIN_DATE = "%d-%m-%Y"  # CoWIN's public API writes dates as DD-MM-YYYY
 

@@ -29,7 +29,7 @@ from logistics.models.alerts import StockLevel
 from logistics.models.catalog import Store
 from logistics.models.paperwork import Indent, IndentEvent
 from logistics.models.stock import Shipment
-from logistics.services import catalog, sessions, stock
+from logistics.services import catalog, commitments, sessions, stock
 from logistics.services.alerts import SYSTEM_ACTOR, Condition, sync_conditions
 
 UNANSWERED_KIND = "indent_unanswered"
@@ -69,7 +69,7 @@ def _session_doses(
 ) -> int:
     """Capacity of the open sessions planned on [start, end)."""
     return sum(
-        p.doses for p in sessions.promises(uow, store_id, product_id) if start <= p.on_date < end
+        p.doses for p in commitments.promises(uow, store_id, product_id) if start <= p.on_date < end
     )
 
 

@@ -15,6 +15,7 @@ from logistics.errors import Conflict, Invalid, NotFound
 from logistics.models.alerts import Excursion, QuarantineReview
 from logistics.models.stock import StockBalance
 from logistics.services import holds
+from logistics.services.commitments import check_commitments
 
 # --- quarantine ----------------------------------------------------------------------------------
 
@@ -28,8 +29,6 @@ def quarantine_unit(uow: UnitOfWork, excursion: Excursion, now: dt.datetime) -> 
     held = holds.hold_for_alarm(uow.session, excursion, now)
     if held:
         # Held doses may no longer cover the sessions the centre has opened (issue 5, point 4).
-        from logistics.services.sessions import check_commitments
-
         check_commitments(uow, excursion.store_id, now)
     return held
 
@@ -65,8 +64,6 @@ def _locked(uow: UnitOfWork, query: Any, model: Any) -> Any:
 
 def _usable_stock_changed(uow: UnitOfWork, store_id: int, now: dt.datetime) -> None:
     """Sessions and the public availability see a decision at once (issue 11, point 6)."""
-    from logistics.services.sessions import check_commitments
-
     check_commitments(uow, store_id, now)
 
 

@@ -125,7 +125,7 @@ def _excursions(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
 
 def _commitments(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
     """Sessions (issue 5): alert on centres whose usable stock no longer covers their sessions."""
-    from logistics.services.sessions import check_all_commitments
+    from logistics.services.commitments import check_all_commitments
 
     short = check_all_commitments(runtime.uow, now, site_timezone=runtime.settings.site_timezone)
     return {"centres_short": short}

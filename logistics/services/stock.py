@@ -35,7 +35,8 @@ from logistics.models.stock import (
     ShipmentLine,
     StockBalance,
 )
-from logistics.services import catalog, holds, recalls
+from logistics.services import catalog, holds, recalled
+from logistics.services.commitments import check_commitments
 
 UTC = dt.UTC
 
@@ -157,9 +158,9 @@ def stock_at(
     """
     if later is None:
         later = later_changes(session, balance.unit_id, balance.lot_id, at)
-    held = recalls.recalled_lots(session, balance.store_id, [balance.lot_id], at)
+    held = recalled.recalled_lots(session, balance.store_id, [balance.lot_id], at)
     # A network-wide recall sets Lot.quarantined now; at `at` only its record tells.
-    flagged = balance.lot.quarantined and not recalls.has_network_recall(session, balance.lot_id)
+    flagged = balance.lot.quarantined and not recalled.has_network_recall(session, balance.lot_id)
     return rules.LotStock(
         balance.unit_id,
         balance.lot_id,
@@ -245,11 +246,8 @@ def _recheck_commitments(uow: UnitOfWork, store_id: int, rec: Recorded) -> None:
 
     Fewer doses may no longer cover them, and more doses (a receipt, a reversal) may cover them
     again: either way the sessions' shortfalls, and so the public availability, change in the
-    movement's own commit, not at the next periodic check (issue 11, point 6). Sessions build on
-    the ledger (they record consumption through it), hence the late import.
+    movement's own commit, not at the next periodic check (issue 11, point 6).
     """
-    from logistics.services.sessions import check_commitments
-
     check_commitments(uow, store_id, rec.recorded_at, site_timezone=rec.site_timezone)
 
 
@@ -505,7 +503,7 @@ def issue_stock(
     if unit_id is not None:
         catalog.unit_of_store(uow, unit_id, store_id)
     balances = _candidates(uow, store_id, product_id, lot_id, unit_id)
-    held = recalls.recalled_lots(uow.session, store_id, {b.lot_id for b in balances})
+    held = recalled.recalled_lots(uow.session, store_id, {b.lot_id for b in balances})
     allocations = rules.fefo_allocate(
         [lot_stock(b, b.lot_id in held) for b in balances], doses, rec.local_date
     )

@@ -147,7 +147,7 @@ def _usable(balance: StockBalance, on: dt.date, held: Held) -> int:
 
 def _recalled(uow: UnitOfWork, balances: list[StockBalance]) -> Held:
     """The (store, lot) pairs among these balances that a recall in force holds."""
-    from logistics.services.recalls import scopes
+    from logistics.services.recalled import scopes
 
     found = scopes(uow.session, {b.lot_id for b in balances})
     if not found:

@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from logistics.models.alerts import Alert
 from logistics.models.sessions import Session
+from logistics.services import commitments
 from logistics.services import sessions as svc
 from logistics.services.stock import record_wastage
 from tests.support.sessions_fixtures import SITE_TZ, balance, day, make_site, now, session_body
@@ -22,13 +23,13 @@ def _open(client, site, capacity, on):
 
 def _check(runtime, store_id):
     with runtime.uow() as uow:
-        short = svc.check_commitments(uow, store_id, now(), site_timezone=SITE_TZ)
+        short = commitments.check_commitments(uow, store_id, now(), site_timezone=SITE_TZ)
         uow.commit()
     return short
 
 
 def _open_alerts(uow):
-    query = select(Alert).where(Alert.kind == svc.OVERCOMMITTED, Alert.state != "resolved")
+    query = select(Alert).where(Alert.kind == commitments.OVERCOMMITTED, Alert.state != "resolved")
     return list(uow.session.scalars(query.execution_options(populate_existing=True)))
 
 

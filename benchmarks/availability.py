@@ -271,7 +271,7 @@ def change_forever(database_url: str, ids: dict, stop: mp.Event, counter: mp.Val
     """Book, cancel, resize and quarantine/release stock until told to stop (own process)."""
     from sqlalchemy import select
 
-    from logistics.errors import DomainError
+    from logistics.domain.errors import DomainError
     from logistics.models.sessions import Session, Slot
     from logistics.models.stock import StockBalance
     from logistics.services import commitments

@@ -16,8 +16,8 @@ from logistics.api import scope
 from logistics.api.catalog import MAX_ID, ident, request_uow, text, when
 from logistics.api.context import current_actor, settings
 from logistics.api.idempotency import HEADER_DOC, record_once
+from logistics.domain.errors import NotFound
 from logistics.domain.excursions import RuleSet
-from logistics.errors import NotFound
 from logistics.services import alerts as alert_service
 from logistics.services import excursions as excursion_service
 from logistics.services import notify as notify_service

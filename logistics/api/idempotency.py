@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from logistics.api.context import current_actor, new_uow, runtime, settings
 from logistics.db import UnitOfWork
-from logistics.errors import Conflict, Invalid
+from logistics.domain.errors import Conflict, Invalid
 from logistics.models.stock import IdempotencyRecord
 from logistics.services import idempotency as keys
 

@@ -27,7 +27,7 @@ from logistics.api.problems import problem_response
 from logistics.config import Settings
 from logistics.db import UnitOfWork
 from logistics.domain import policy
-from logistics.errors import DomainError, Forbidden, Unauthorized
+from logistics.domain.errors import DomainError, Forbidden, Unauthorized
 from logistics.services import secrets
 from logistics.services.audit import AuditContext, install_audit
 from logistics.services.auth import Principal, access_epoch, authenticate, store_path_of

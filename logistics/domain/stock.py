@@ -10,7 +10,7 @@ import datetime as dt
 import math
 from collections.abc import Iterable, Sequence
 
-from logistics.errors import InsufficientStock, Invalid
+from logistics.domain.errors import InsufficientStock, Invalid
 
 RECEIPT, ISSUE, TRANSFER, CONSUMPTION, WASTAGE, COUNT, REVERSAL = (
     "receipt",

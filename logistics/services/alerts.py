@@ -20,7 +20,7 @@ from logistics.domain.alerts import (
     check_resolve,
     power_failure_severity,
 )
-from logistics.errors import NotFound
+from logistics.domain.errors import NotFound
 from logistics.models.alerts import Alert, AlertEvent
 from logistics.models.catalog import Store
 
@@ -601,7 +601,7 @@ def set_stock_level(
     now: dt.datetime,
 ) -> Any:
     """Set a store's minimum and maximum of a product (doses, or days of stock at a daily rate)."""
-    from logistics.errors import Invalid
+    from logistics.domain.errors import Invalid
     from logistics.models.alerts import StockLevel
     from logistics.models.catalog import Product
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 from sqlalchemy.orm.base import NO_VALUE
 
 from logistics.db import UnitOfWork
-from logistics.errors import Conflict
+from logistics.domain.errors import Conflict
 from logistics.models.auth import AuditEntry
 
 # Not a person's write: sensors' readings and dead letters come from the ingestion and are kept

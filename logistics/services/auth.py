@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from logistics.clock import utcnow
 from logistics.db import Base, UnitOfWork, is_unavailable
+from logistics.domain.errors import Conflict, Invalid, NotFound, Unauthorized
 from logistics.domain.policy import Grant, Role
-from logistics.errors import Conflict, Invalid, NotFound, Unauthorized
 from logistics.models.auth import AccessEpoch, ApiToken, RoleGrant, User
 from logistics.models.catalog import StorageUnit, Store
 from logistics.services import secrets

@@ -24,7 +24,7 @@ from sqlalchemy.orm import selectinload
 from logistics.db import UnitOfWork
 from logistics.domain import slots as rules
 from logistics.domain import stock as stock_rules
-from logistics.errors import NotFound
+from logistics.domain.errors import NotFound
 from logistics.models.catalog import Lot, Product, Store
 from logistics.models.sessions import AvailabilityVersion, Session, SessionReport, Slot
 from logistics.models.stock import Shipment, ShipmentLine, StockBalance

@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import select
 
 from logistics.db import UnitOfWork
+from logistics.domain.errors import Conflict, Invalid, NotFound
 from logistics.domain.gs1 import GS1Error, parse_carton_label
-from logistics.errors import Conflict, Invalid, NotFound
 from logistics.models.catalog import Lot, Product, StorageUnit, Store, StoreLevel
 
 UNIT_KINDS = (

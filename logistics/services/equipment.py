@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from logistics.db import UnitOfWork, is_postgres
 from logistics.domain import equipment as rules
-from logistics.errors import Invalid, NotFound
+from logistics.domain.errors import Invalid, NotFound
 from logistics.models.catalog import StorageUnit, Store
 from logistics.models.paperwork import UnitStatusChange
 from logistics.models.stock import StockBalance

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 
 from logistics.db import UnitOfWork
-from logistics.errors import IdempotencyMismatch
+from logistics.domain.errors import IdempotencyMismatch
 from logistics.models.stock import IdempotencyRecord
 
 PENDING = 0  # status of a claimed record whose answer is not stored yet (never committed so)

@@ -24,7 +24,7 @@ from logistics.db import UnitOfWork, is_postgres
 from logistics.domain import indents as rules
 from logistics.domain import stock as stock_rules
 from logistics.domain.alerts import level_in_doses
-from logistics.errors import Invalid, NotFound
+from logistics.domain.errors import Invalid, NotFound
 from logistics.models.alerts import StockLevel
 from logistics.models.catalog import Store
 from logistics.models.paperwork import Indent, IndentEvent

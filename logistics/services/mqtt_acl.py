@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from logistics.db import UnitOfWork
-from logistics.errors import Invalid, NotFound
+from logistics.domain.errors import Invalid, NotFound
 from logistics.models.auth import MqttCredential
 from logistics.models.readings import SENSOR_ACTIVE, Sensor
 from logistics.services import secrets

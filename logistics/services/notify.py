@@ -32,7 +32,7 @@ from sqlalchemy import select
 from logistics.config import Settings
 from logistics.db import UnitOfWork, is_postgres
 from logistics.domain.alerts import SEVERITY_RANK
-from logistics.errors import Conflict, Invalid, NotFound
+from logistics.domain.errors import Conflict, Invalid, NotFound
 from logistics.models.alerts import Alert, DeliveryAttempt, NotificationDelivery, NotificationTarget
 from logistics.models.catalog import Store
 from logistics.runtime import Runtime

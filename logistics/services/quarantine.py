@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from logistics.db import UnitOfWork, is_postgres
-from logistics.errors import Conflict, Invalid, NotFound
+from logistics.domain.errors import Conflict, Invalid, NotFound
 from logistics.models.alerts import Excursion, QuarantineReview
 from logistics.models.stock import StockBalance
 from logistics.services import holds

@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 from sqlalchemy import Float, String, and_, bindparam, case, cast, func, or_, select, text, update
 
 from logistics.db import UnitOfWork, UTCDateTime, insert_for, is_postgres
+from logistics.domain.errors import Invalid, NotFound
 from logistics.domain.readings import MAX_ID, Bucket, Rejection, SensorReading, downsample, is_late
-from logistics.errors import Invalid, NotFound
 from logistics.models.catalog import StorageUnit, Store
 from logistics.models.readings import SENSOR_RETIRED, DeadLetter, Reading, Sensor, SensorAssignment
 

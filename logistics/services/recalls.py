@@ -15,7 +15,7 @@ import datetime as dt
 from sqlalchemy import select
 
 from logistics.db import UnitOfWork, is_postgres
-from logistics.errors import Conflict, Invalid, NotFound
+from logistics.domain.errors import Conflict, Invalid, NotFound
 from logistics.models.catalog import Lot, LotRecall, Store
 from logistics.models.stock import StockBalance
 from logistics.services.commitments import check_commitments

@@ -20,8 +20,8 @@ from sqlalchemy.orm import aliased
 from logistics.config import Settings
 from logistics.db import UnitOfWork
 from logistics.domain import reports as rules
+from logistics.domain.errors import Conflict
 from logistics.domain.stock import WASTAGE
-from logistics.errors import Conflict
 from logistics.models.alerts import Excursion, QuarantineReview
 from logistics.models.catalog import Lot, Product, StorageUnit, Store
 from logistics.models.paperwork import TemperatureLogSignoff

@@ -7,8 +7,8 @@ import datetime as dt
 from sqlalchemy import select, update
 
 from logistics.db import UnitOfWork
+from logistics.domain.errors import Conflict, Invalid, NotFound
 from logistics.domain.readings import MAX_ID, SENSOR_ID
-from logistics.errors import Conflict, Invalid, NotFound
 from logistics.models.catalog import StorageUnit
 from logistics.models.readings import (
     SENSOR_ACTIVE,

@@ -22,8 +22,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from logistics.clock import local_date
 from logistics.db import UnitOfWork, is_postgres
 from logistics.domain import slots as rules
+from logistics.domain.errors import Conflict, InsufficientStock, Invalid, NotFound
 from logistics.domain.stock import LotStock, fefo_allocate
-from logistics.errors import Conflict, InsufficientStock, Invalid, NotFound
 from logistics.models.catalog import Lot, Product, Store
 from logistics.models.sessions import Booking, Session, SessionReport, Slot
 from logistics.models.stock import Shipment, ShipmentLine, StockBalance

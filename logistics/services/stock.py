@@ -25,7 +25,13 @@ from sqlalchemy.orm import Session
 from logistics.clock import utcnow
 from logistics.db import UnitOfWork, insert_for, is_postgres
 from logistics.domain import stock as rules
-from logistics.errors import Conflict, IdempotencyMismatch, InsufficientStock, Invalid, NotFound
+from logistics.domain.errors import (
+    Conflict,
+    IdempotencyMismatch,
+    InsufficientStock,
+    Invalid,
+    NotFound,
+)
 from logistics.models.catalog import Lot, Store
 from logistics.models.stock import (
     IdempotencyRecord,

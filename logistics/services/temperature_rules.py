@@ -13,8 +13,8 @@ from sqlalchemy import select, update
 
 from logistics.config import Settings
 from logistics.db import UnitOfWork
+from logistics.domain.errors import Invalid, NotFound
 from logistics.domain.excursions import Rule, RuleSet, default_rules
-from logistics.errors import Invalid, NotFound
 from logistics.models.alerts import TemperatureRule, TemperatureRuleSet, UnitMonitorState
 from logistics.models.catalog import Lot, Product, StorageUnit
 from logistics.models.stock import StockBalance

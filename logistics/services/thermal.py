@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from logistics.config import Settings
 from logistics.db import UnitOfWork
-from logistics.errors import Invalid, NotFound
+from logistics.domain.errors import Invalid, NotFound
 from logistics.models.alerts import Excursion
 from logistics.models.readings import Reading
 from logistics.services.temperature_rules import _unit

@@ -17,7 +17,7 @@ from logistics.api.context import new_uow
 from logistics.clock import utcnow
 from logistics.db import UnitOfWork
 from logistics.domain import policy
-from logistics.errors import Forbidden, NotFound, Unauthorized
+from logistics.domain.errors import Forbidden, NotFound, Unauthorized
 from logistics.models.catalog import Store
 from logistics.services.auth import Principal, authenticate, store_path_of
 

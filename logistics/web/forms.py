@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from logistics.api.context import new_uow
 from logistics.clock import utcnow
 from logistics.db import UnitOfWork
-from logistics.errors import DomainError
+from logistics.domain.errors import DomainError
 from logistics.models.stock import IdempotencyRecord
 from logistics.services import stock
 

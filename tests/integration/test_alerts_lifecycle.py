@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from logistics.errors import Conflict, Invalid
+from logistics.domain.errors import Conflict, Invalid
 from logistics.models.alerts import Alert
 from logistics.services.alerts import (
     AlertFilter,

@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from logistics.app import create_app
-from logistics.errors import Conflict
+from logistics.domain.errors import Conflict
 from logistics.models.auth import AuditEntry, User
 from logistics.models.catalog import StorageUnit, Store
 from logistics.runtime import Runtime

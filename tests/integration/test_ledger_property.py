@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from logistics.errors import DomainError
+from logistics.domain.errors import DomainError
 from logistics.models.stock import LedgerEntry, Movement, Shipment, StockBalance
 from logistics.services import stock
 from logistics.services.reference import seed_reference_data

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from logistics.clock import utcnow
 from logistics.config import load_settings
 from logistics.db import Base
-from logistics.errors import DomainError
+from logistics.domain.errors import DomainError
 from logistics.models.stock import StockBalance
 from logistics.runtime import Runtime
 from logistics.services import stock

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from sqlalchemy import func, select
 
-from logistics.errors import InsufficientStock
+from logistics.domain.errors import InsufficientStock
 from logistics.models.alerts import Excursion, QuarantineReview
 from logistics.models.catalog import Lot
 from logistics.models.stock import Movement, StockBalance

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
-from logistics.errors import DomainError
+from logistics.domain.errors import DomainError
 from logistics.models.sessions import Booking, Slot
 from logistics.services import sessions as svc
 from tests.support.sessions_fixtures import SITE_TZ, day, make_site, now

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 
 from logistics.api.context import new_uow, settings
 from logistics.db import UnitOfWork
-from logistics.errors import DomainError, NotFound
+from logistics.domain.errors import DomainError, NotFound
 from logistics.services import alerts as alerts_service
 from logistics.services import catalog, quarantine
 from logistics.web import access

@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from logistics.api.context import new_uow, settings
 from logistics.db import UnitOfWork
 from logistics.domain import indents as rules
-from logistics.errors import DomainError
+from logistics.domain.errors import DomainError
 from logistics.models.paperwork import Indent
 from logistics.services import catalog, indents
 from logistics.web import access

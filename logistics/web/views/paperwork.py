@@ -15,8 +15,8 @@ from logistics.api.context import new_uow, settings
 from logistics.clock import local_date
 from logistics.db import UnitOfWork
 from logistics.domain import policy
+from logistics.domain.errors import DomainError
 from logistics.domain.reports import next_month, parse_month
-from logistics.errors import DomainError
 from logistics.services import catalog, documents, reports
 from logistics.web import access
 from logistics.web.blueprint import web

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from logistics.api.context import new_uow, settings
 from logistics.clock import local_date
 from logistics.db import UnitOfWork
-from logistics.errors import DomainError
+from logistics.domain.errors import DomainError
 from logistics.services import sessions as svc
 from logistics.services import stock
 from logistics.web import access

@@ -21,7 +21,7 @@ from flask_babel import lazy_gettext as _l
 
 from logistics.api.context import new_uow, settings
 from logistics.domain import policy
-from logistics.errors import DomainError, Forbidden, NotFound, Unauthorized
+from logistics.domain.errors import DomainError, Forbidden, NotFound, Unauthorized
 from logistics.services import auth as auth_service
 from logistics.web import access, csrf, i18n
 from logistics.web.blueprint import web

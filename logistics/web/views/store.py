@@ -26,7 +26,7 @@ from logistics.api.context import new_uow, settings
 from logistics.clock import local_date
 from logistics.db import UnitOfWork
 from logistics.domain import stock as rules
-from logistics.errors import DomainError
+from logistics.domain.errors import DomainError
 from logistics.services import catalog, stock, trace
 from logistics.web import access
 from logistics.web.blueprint import web

@@ -27,7 +27,7 @@ from werkzeug.exceptions import HTTPException
 
 from logistics.api.context import new_uow, settings
 from logistics.clock import local_date
-from logistics.errors import DomainError
+from logistics.domain.errors import DomainError
 from logistics.services import catalog, stock, trace
 from logistics.services import sessions as svc
 from logistics.web import access

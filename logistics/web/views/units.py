@@ -9,7 +9,7 @@ from flask import render_template, request, url_for
 
 from logistics.api.context import new_uow, settings
 from logistics.db import UnitOfWork
-from logistics.errors import NotFound
+from logistics.domain.errors import NotFound
 from logistics.services import catalog, excursions, readings, thermal
 from logistics.web import access
 from logistics.web.blueprint import web

@@ -4,7 +4,6 @@ stock levels and notification targets.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import marshmallow as ma
@@ -13,17 +12,20 @@ from flask_smorest import Blueprint
 from marshmallow import validate
 
 from logistics.api import scope
-from logistics.api.catalog import MAX_ID, ident, request_uow, text, when
+from logistics.api.catalog import ident, request_uow, text, when
 from logistics.api.context import current_actor, settings
 from logistics.api.idempotency import HEADER_DOC, record_once
+from logistics.clock import utcnow
 from logistics.domain.errors import NotFound
 from logistics.domain.excursions import RuleSet
+from logistics.domain.ids import MAX_ID
 from logistics.services import alerts as alert_service
 from logistics.services import excursions as excursion_service
 from logistics.services import notify as notify_service
 from logistics.services import quarantine as quarantine_service
 from logistics.services import temperature_rules as rules_service
 from logistics.services import thermal as thermal_service
+from logistics.services.lookup import store_path_of
 
 blp = Blueprint(
     "alerts",
@@ -58,21 +60,6 @@ def _known(value: int, what: str, limit: int = MAX_ID) -> int:
     if not 1 <= value <= limit:
         raise NotFound(f"{what} {value} does not exist")
     return value
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _store_path(uow: Any, store_id: int | None) -> str | None:
-    from logistics.models.catalog import Store
-
-    if store_id is None:
-        return None
-    store = uow.session.get(Store, store_id)
-    if store is None:
-        raise NotFound(f"store {store_id} does not exist", field="store_id")
-    return store.path
 
 
 # --- schemas -------------------------------------------------------------------------------------
@@ -335,7 +322,7 @@ class AlertAcknowledge(MethodView):
             alert_id=_known(alert_id, "alert", MAX_BIG_ID),
             comment=body["comment"],
             actor=current_actor(),
-            now=_now(),
+            now=utcnow(),
         )
 
 
@@ -352,7 +339,7 @@ class AlertResolve(MethodView):
             alert_id=_known(alert_id, "alert", MAX_BIG_ID),
             comment=body["comment"],
             actor=current_actor(),
-            now=_now(),
+            now=utcnow(),
         )
 
 
@@ -369,7 +356,7 @@ class Excursions(MethodView):
         uow = request_uow()
         return excursion_service.list_excursions(
             uow,
-            store_path=_store_path(uow, args.get("store_id")),
+            store_path=store_path_of(uow, args.get("store_id")),
             unit_id=args.get("unit_id"),
             kind=args.get("kind"),
             open_only=args["open"],
@@ -390,7 +377,7 @@ class Reviews(MethodView):
         uow = request_uow()
         return quarantine_service.list_reviews(
             uow,
-            store_path=_store_path(uow, args.get("store_id")),
+            store_path=store_path_of(uow, args.get("store_id")),
             state=args.get("state"),
             limit=args["limit"],
             offset=args["offset"],
@@ -410,7 +397,7 @@ class ReviewRelease(MethodView):
         return record_once(
             lambda uow: quarantine_service.release_review(
                 uow, review_id=review_id, comment=body["comment"], actor=current_actor(),
-                now=_now(),
+                now=utcnow(),
             ),
             ReviewSchema(),
             None,
@@ -431,7 +418,7 @@ class ReviewDiscard(MethodView):
         return record_once(
             lambda uow: quarantine_service.discard_review(
                 uow, review_id=review_id, comment=body["comment"], actor=current_actor(),
-                now=_now(),
+                now=utcnow(),
             ),
             ReviewSchema(),
             None,
@@ -500,7 +487,7 @@ class ProductRules(MethodView):
             max_temp_c=body["max_temp_c"],
             rules=_rule_inputs(body),
             actor=current_actor(),
-            now=_now(),
+            now=utcnow(),
         )
         return _rules_out(*rules_service.rules_of_product(uow, settings(), product_id))
 
@@ -528,7 +515,7 @@ class UnitRules(MethodView):
             max_temp_c=body["max_temp_c"],
             rules=_rule_inputs(body),
             actor=current_actor(),
-            now=_now(),
+            now=utcnow(),
         )
         return _rules_out(*rules_service.rules_of_unit(uow, settings(), unit_id))
 
@@ -546,7 +533,7 @@ class StockLevels(MethodView):
     @blp.alt_response(404, description="Unknown store or product")
     def put(self, body: dict[str, Any]) -> Any:
         """Set a store's minimum and maximum of a product (doses or days of stock)."""
-        return alert_service.set_stock_level(request_uow(), now=_now(), **body)
+        return alert_service.set_stock_level(request_uow(), now=utcnow(), **body)
 
 
 @blp.route("/notification-targets")

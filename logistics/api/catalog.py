@@ -15,6 +15,7 @@ from logistics.api.context import new_uow
 from logistics.api.fields import Day, Timestamp
 from logistics.db import UnitOfWork
 from logistics.domain import stock as rules
+from logistics.domain.ids import MAX_ID
 from logistics.services import catalog
 
 blp = Blueprint(
@@ -22,7 +23,6 @@ blp = Blueprint(
 )
 BLUEPRINTS = [blp]
 
-MAX_ID = 2**31 - 1
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
 

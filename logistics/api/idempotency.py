@@ -29,7 +29,6 @@ from sqlalchemy.exc import IntegrityError
 from logistics.api.context import current_actor, new_uow, runtime, settings
 from logistics.db import UnitOfWork
 from logistics.domain.errors import Conflict, Invalid
-from logistics.models.stock import IdempotencyRecord
 from logistics.services import idempotency as keys
 
 HEADER = "Idempotency-Key"
@@ -85,7 +84,7 @@ def _json(body: Any, status: int) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
-def _replay(record: IdempotencyRecord) -> Response:
+def _replay(record: keys.IdempotencyRecord) -> Response:
     response = Response(
         record.response_json, status=record.status_code, mimetype="application/json"
     )

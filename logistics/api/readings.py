@@ -12,7 +12,8 @@ from flask_smorest import Blueprint
 from logistics.api.context import current_actor, new_uow, settings
 from logistics.api.fields import Timestamp
 from logistics.domain.errors import Invalid
-from logistics.domain.readings import MAX_ID, SENSOR_ID, parse_bucket
+from logistics.domain.ids import MAX_ID
+from logistics.domain.readings import SENSOR_ID, parse_bucket
 from logistics.services import readings as readings_service
 from logistics.services import sensors as sensors_service
 

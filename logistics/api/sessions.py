@@ -19,6 +19,7 @@ from logistics.api.context import current_actor, new_uow, runtime, settings
 from logistics.api.idempotency import HEADER_DOC, record_once
 from logistics.clock import local_date, utcnow
 from logistics.db import UnitOfWork, is_unavailable
+from logistics.domain.ids import MAX_ID
 from logistics.domain.slots import DOSE_NUMBERS
 from logistics.services import availability as avail
 from logistics.services import sessions as svc
@@ -66,7 +67,7 @@ def _today() -> dt.date:
 
 def _id(**kwargs: Any) -> ma.fields.Integer:
     """An id of a row: the database's 32-bit integer keys."""
-    return ma.fields.Integer(validate=ma.validate.Range(1, svc.MAX_ID), **kwargs)
+    return ma.fields.Integer(validate=ma.validate.Range(1, MAX_ID), **kwargs)
 
 
 class WindowSchema(ma.Schema):

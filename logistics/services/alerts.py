@@ -23,6 +23,7 @@ from logistics.domain.alerts import (
 from logistics.domain.errors import NotFound
 from logistics.models.alerts import Alert, AlertEvent
 from logistics.models.catalog import Store
+from logistics.services.lookup import get_or_404
 
 SYSTEM_ACTOR = "system"
 
@@ -165,9 +166,7 @@ def resolve_alert(
 
 def get_alert(uow: UnitOfWork, alert_id: int) -> Alert:
     """One alert with its events."""
-    alert = uow.session.get(Alert, alert_id)
-    if alert is None:
-        raise NotFound(f"alert {alert_id} does not exist")
+    alert = get_or_404(uow, Alert, alert_id, f"alert {alert_id} does not exist")
     return alert
 
 
@@ -189,9 +188,9 @@ def list_alerts(uow: UnitOfWork, flt: AlertFilter) -> list[Alert]:
     """Alerts of a store's subtree (a district sees its centres), newest first."""
     query = select(Alert)
     if flt.store_id is not None:
-        store = uow.session.get(Store, flt.store_id)
-        if store is None:
-            raise NotFound(f"store {flt.store_id} does not exist", field="store_id")
+        store = get_or_404(
+            uow, Store, flt.store_id, f"store {flt.store_id} does not exist", field="store_id"
+        )
         query = query.where(Alert.store_path.startswith(store.path, autoescape=True))
     for column, value in (
         (Alert.kind, flt.kind),

@@ -19,6 +19,7 @@ from logistics.domain.policy import Grant, Role
 from logistics.models.auth import AccessEpoch, ApiToken, RoleGrant, User
 from logistics.models.catalog import StorageUnit, Store
 from logistics.services import secrets
+from logistics.services.lookup import get_or_404
 
 DEFAULT_TOKEN_TTL_S = 12 * 3600
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -187,9 +188,7 @@ def login(uow: UnitOfWork, *, username: str, password: str, ttl_s: int,
 
 def revoke_token(uow: UnitOfWork, *, token_id: int, now: dt.datetime) -> ApiToken:
     """Revoke a token by its id (idempotent); commits."""
-    row = uow.session.get(ApiToken, token_id)
-    if row is None:
-        raise NotFound(f"no token {token_id}", field="token_id")
+    row = get_or_404(uow, ApiToken, token_id, f"no token {token_id}", field="token_id")
     row.revoked_at = row.revoked_at or now
     bump_access_epoch(uow.session)
     uow.commit()

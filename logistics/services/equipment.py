@@ -16,12 +16,13 @@ from sqlalchemy import func, select
 
 from logistics.db import UnitOfWork, is_postgres
 from logistics.domain import equipment as rules
-from logistics.domain.errors import Invalid, NotFound
+from logistics.domain.errors import Invalid
 from logistics.models.catalog import StorageUnit, Store
 from logistics.models.paperwork import UnitStatusChange
 from logistics.models.stock import StockBalance
 from logistics.services import catalog
 from logistics.services.alerts import clear_alert, raise_alert
+from logistics.services.lookup import get_or_404
 
 ALARM_KIND = "unit_not_working"
 REGISTER_FIELDS = ("make", "model", "pqs_code", "year_installed", "energy_source", "capacity_doses")
@@ -237,7 +238,7 @@ def functional_by_district(
 
 def get_unit_register(uow: UnitOfWork, unit_id: int) -> StorageUnit:
     """A unit with its register fields."""
-    unit = uow.session.get(StorageUnit, unit_id) if 0 < unit_id < 2**31 else None
-    if unit is None:
-        raise NotFound(f"storage unit {unit_id} does not exist", field="unit_id")
+    unit = get_or_404(
+        uow, StorageUnit, unit_id, f"storage unit {unit_id} does not exist", field="unit_id"
+    )
     return unit

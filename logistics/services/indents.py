@@ -25,15 +25,16 @@ from logistics.domain import indents as rules
 from logistics.domain import stock as stock_rules
 from logistics.domain.alerts import level_in_doses
 from logistics.domain.errors import Invalid, NotFound
+from logistics.domain.ids import MAX_ID
 from logistics.models.alerts import StockLevel
 from logistics.models.catalog import Store
 from logistics.models.paperwork import Indent, IndentEvent
 from logistics.models.stock import Shipment
 from logistics.services import catalog, commitments, sessions, stock
 from logistics.services.alerts import SYSTEM_ACTOR, Condition, sync_conditions
+from logistics.services.lookup import get_or_404
 
 UNANSWERED_KIND = "indent_unanswered"
-MAX_ID = 2**31 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -402,9 +403,9 @@ def check_unanswered(
 
 def get_indent(uow: UnitOfWork, indent_id: int) -> Indent:
     """One indent with its trail of states."""
-    indent = uow.session.get(Indent, indent_id) if 0 < indent_id <= MAX_ID else None
-    if indent is None:
-        raise NotFound(f"indent {indent_id} does not exist", field="indent_id")
+    indent = get_or_404(
+        uow, Indent, indent_id, f"indent {indent_id} does not exist", field="indent_id"
+    )
     return indent
 
 

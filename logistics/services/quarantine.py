@@ -11,11 +11,13 @@ from typing import Any
 from sqlalchemy import select
 
 from logistics.db import UnitOfWork, is_postgres
-from logistics.domain.errors import Conflict, Invalid, NotFound
+from logistics.domain.errors import Conflict, Invalid
+from logistics.domain.ids import MAX_BIG_ID
 from logistics.models.alerts import Excursion, QuarantineReview
 from logistics.models.stock import StockBalance
 from logistics.services import holds
 from logistics.services.commitments import check_commitments
+from logistics.services.lookup import get_or_404
 
 # --- quarantine ----------------------------------------------------------------------------------
 
@@ -39,9 +41,13 @@ def _review_for_update(uow: UnitOfWork, review_id: int) -> tuple[QuarantineRevie
     Movements lock the balance and then touch its reviews; locking in the same order here means a
     decision and a concurrent receipt of the lot into the unit never deadlock.
     """
-    found = uow.session.get(QuarantineReview, review_id) if 0 < review_id < 2**63 else None
-    if found is None:
-        raise NotFound(f"quarantine review {review_id} does not exist")
+    found = get_or_404(
+        uow,
+        QuarantineReview,
+        review_id,
+        f"quarantine review {review_id} does not exist",
+        max_id=MAX_BIG_ID,
+    )
     query = select(StockBalance).where(
         StockBalance.unit_id == found.unit_id, StockBalance.lot_id == found.lot_id
     )
@@ -141,7 +147,11 @@ def list_reviews(
 
 def get_review(uow: UnitOfWork, review_id: int) -> tuple[QuarantineReview, Excursion]:
     """One quarantine review with the excursion that caused it."""
-    review = uow.session.get(QuarantineReview, review_id) if 0 < review_id < 2**62 else None
-    if review is None:
-        raise NotFound(f"quarantine review {review_id} does not exist")
+    review = get_or_404(
+        uow,
+        QuarantineReview,
+        review_id,
+        f"quarantine review {review_id} does not exist",
+        max_id=MAX_BIG_ID,
+    )
     return review, uow.session.get(Excursion, review.excursion_id)

@@ -11,10 +11,11 @@ from typing import Any, TypeVar
 from sqlalchemy import Float, String, and_, bindparam, case, cast, func, or_, select, text, update
 
 from logistics.db import UnitOfWork, UTCDateTime, insert_for, is_postgres
-from logistics.domain.errors import Invalid, NotFound
-from logistics.domain.readings import MAX_ID, Bucket, Rejection, SensorReading, downsample, is_late
+from logistics.domain.errors import Invalid
+from logistics.domain.readings import Bucket, Rejection, SensorReading, downsample, is_late
 from logistics.models.catalog import StorageUnit, Store
 from logistics.models.readings import SENSOR_RETIRED, DeadLetter, Reading, Sensor, SensorAssignment
+from logistics.services.lookup import get_or_404
 
 # (unit_id, earliest ts, latest ts) of the readings of a batch, for excursion evaluation.
 Touched = tuple[int, dt.datetime, dt.datetime]
@@ -500,9 +501,9 @@ def _require_bucket_count(start: dt.datetime, end: dt.datetime, width_s: int) ->
 
 
 def _require_unit(uow: UnitOfWork, unit_id: int) -> StorageUnit:
-    unit = uow.session.get(StorageUnit, unit_id) if 0 < unit_id <= MAX_ID else None
-    if unit is None:
-        raise NotFound(f"storage unit {unit_id} does not exist", field="unit_id")
+    unit = get_or_404(
+        uow, StorageUnit, unit_id, f"storage unit {unit_id} does not exist", field="unit_id"
+    )
     return unit
 
 
@@ -523,9 +524,7 @@ def latest_by_store(
     uow: UnitOfWork, store_id: int, subtree: bool, now: dt.datetime
 ) -> list[UnitLatest]:
     """Every active unit of a store (or of its subtree) with its current sensor's last reading."""
-    store = uow.session.get(Store, store_id) if 0 < store_id <= MAX_ID else None
-    if store is None:
-        raise NotFound(f"store {store_id} does not exist", field="store_id")
+    store = get_or_404(uow, Store, store_id, f"store {store_id} does not exist", field="store_id")
     stores = (
         select(Store.id).where(Store.path.like(f"{store.path}%"))
         if subtree

@@ -19,6 +19,7 @@ from logistics.domain.errors import Conflict, Invalid, NotFound
 from logistics.models.catalog import Lot, LotRecall, Store
 from logistics.models.stock import StockBalance
 from logistics.services.commitments import check_commitments
+from logistics.services.lookup import get_or_404
 
 
 def _lot_for_update(uow: UnitOfWork, lot_id: int) -> Lot:
@@ -37,9 +38,7 @@ def _lot_for_update(uow: UnitOfWork, lot_id: int) -> Lot:
 def _store_path(uow: UnitOfWork, store_id: int | None) -> str | None:
     if store_id is None:
         return None
-    store = uow.session.get(Store, store_id) if 0 < store_id < 2**31 else None
-    if store is None:
-        raise NotFound(f"no store {store_id}", field="store_id")
+    store = get_or_404(uow, Store, store_id, f"no store {store_id}", field="store_id")
     return store.path
 
 

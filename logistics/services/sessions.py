@@ -23,6 +23,7 @@ from logistics.clock import local_date
 from logistics.db import UnitOfWork, is_postgres
 from logistics.domain import slots as rules
 from logistics.domain.errors import Conflict, InsufficientStock, Invalid, NotFound
+from logistics.domain.ids import MAX_BIG_ID, MAX_ID
 from logistics.domain.stock import LotStock, fefo_allocate
 from logistics.models.catalog import Lot, Product, Store
 from logistics.models.sessions import Booking, Session, SessionReport, Slot
@@ -34,9 +35,9 @@ from logistics.services.commitments import (
     promises,
     stock_lines,
 )
+from logistics.services.lookup import get_or_404
 from logistics.services.stock import stock_at
 
-MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database; larger ones cannot exist
 # Namespace of this area's PostgreSQL advisory locks (one lock per centre and product).
 _LOCK_SPACE = 5 << 56
 
@@ -62,17 +63,13 @@ class Usability:
 
 def get_store(uow: UnitOfWork, store_id: int) -> Store:
     """The store, or 404."""
-    store = uow.session.get(Store, store_id) if 0 < store_id <= MAX_ID else None
-    if store is None:
-        raise NotFound(f"no store {store_id}", field="store_id")
+    store = get_or_404(uow, Store, store_id, f"no store {store_id}", field="store_id")
     return store
 
 
 def get_product(uow: UnitOfWork, product_id: int) -> Product:
     """The product, or 404."""
-    product = uow.session.get(Product, product_id) if 0 < product_id <= MAX_ID else None
-    if product is None:
-        raise NotFound(f"no product {product_id}", field="product_id")
+    product = get_or_404(uow, Product, product_id, f"no product {product_id}", field="product_id")
     return product
 
 
@@ -429,9 +426,9 @@ def book_slot(
 
 def cancel_booking(uow: UnitOfWork, *, booking_id: int, actor: str, now: dt.datetime) -> Booking:
     """Cancel a booking and give its seat back (once, also when the cancellation is retried)."""
-    booking = uow.session.get(Booking, booking_id) if 0 < booking_id < 2**63 else None
-    if booking is None:
-        raise NotFound(f"no booking {booking_id}", field="booking_id")
+    booking = get_or_404(
+        uow, Booking, booking_id, f"no booking {booking_id}", field="booking_id", max_id=MAX_BIG_ID
+    )
     session = get_session(uow, booking.session_id)
     _require_open(session)
     result = uow.session.execute(

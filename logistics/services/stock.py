@@ -32,6 +32,7 @@ from logistics.domain.errors import (
     Invalid,
     NotFound,
 )
+from logistics.domain.ids import MAX_BIG_ID
 from logistics.models.catalog import Lot, Store
 from logistics.models.stock import (
     IdempotencyRecord,
@@ -43,6 +44,7 @@ from logistics.models.stock import (
 )
 from logistics.services import catalog, holds, recalled
 from logistics.services.commitments import check_commitments
+from logistics.services.lookup import get_or_404
 
 UTC = dt.UTC
 
@@ -687,9 +689,14 @@ def reverse_movement(
 ) -> Movement:
     """Correct a mistake: add a movement that undoes every entry of the original, at its time."""
     _take_sqlite_write_lock(uow.session)
-    original = uow.session.get(Movement, movement_id) if 0 < movement_id < 2**63 else None
-    if original is None:
-        raise NotFound(f"no movement with id {movement_id}", field="movement_id")
+    original = get_or_404(
+        uow,
+        Movement,
+        movement_id,
+        f"no movement with id {movement_id}",
+        field="movement_id",
+        max_id=MAX_BIG_ID,
+    )
     if original.kind == rules.REVERSAL:
         raise Conflict("a reversal cannot be reversed; record a new movement", field="movement_id")
     if (
@@ -724,9 +731,14 @@ def reverse_movement(
 
 def get_movement(uow: UnitOfWork, movement_id: int) -> Movement:
     """One movement with its entries."""
-    movement = uow.session.get(Movement, movement_id) if 0 < movement_id < 2**63 else None
-    if movement is None:
-        raise NotFound(f"no movement with id {movement_id}", field="movement_id")
+    movement = get_or_404(
+        uow,
+        Movement,
+        movement_id,
+        f"no movement with id {movement_id}",
+        field="movement_id",
+        max_id=MAX_BIG_ID,
+    )
     return movement
 
 
@@ -802,9 +814,9 @@ def list_shipments(
 
 def get_shipment(uow: UnitOfWork, shipment_id: int) -> Shipment:
     """One shipment with its lines."""
-    shipment = uow.session.get(Shipment, shipment_id) if 0 < shipment_id < 2**31 else None
-    if shipment is None:
-        raise NotFound(f"no shipment with id {shipment_id}", field="shipment_id")
+    shipment = get_or_404(
+        uow, Shipment, shipment_id, f"no shipment with id {shipment_id}", field="shipment_id"
+    )
     return shipment
 
 

@@ -18,6 +18,7 @@ from logistics.domain.excursions import Rule, RuleSet, default_rules
 from logistics.models.alerts import TemperatureRule, TemperatureRuleSet, UnitMonitorState
 from logistics.models.catalog import Lot, Product, StorageUnit
 from logistics.models.stock import StockBalance
+from logistics.services.lookup import get_or_404
 
 MINUTE = dt.timedelta(minutes=1)
 
@@ -198,9 +199,7 @@ def delete_unit_rules(uow: UnitOfWork, *, unit_id: int) -> None:
 
 def rules_of_product(uow: UnitOfWork, settings: Settings, product_id: int) -> tuple[RuleSet, str]:
     """A product's rules and whether they are its own or the defaults."""
-    product = uow.session.get(Product, product_id)
-    if product is None:
-        raise NotFound(f"product {product_id} does not exist")
+    product = get_or_404(uow, Product, product_id, f"product {product_id} does not exist")
     own = uow.session.scalars(
         select(TemperatureRuleSet.id).where(TemperatureRuleSet.product_id == product_id)
     ).first()
@@ -213,7 +212,5 @@ def rules_of_unit(uow: UnitOfWork, settings: Settings, unit_id: int) -> tuple[Ru
 
 
 def _unit(uow: UnitOfWork, unit_id: int) -> StorageUnit:
-    unit = uow.session.get(StorageUnit, unit_id)
-    if unit is None:
-        raise NotFound(f"storage unit {unit_id} does not exist")
+    unit = get_or_404(uow, StorageUnit, unit_id, f"storage unit {unit_id} does not exist")
     return unit

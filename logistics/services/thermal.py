@@ -9,9 +9,10 @@ from sqlalchemy import func, select
 
 from logistics.config import Settings
 from logistics.db import UnitOfWork
-from logistics.domain.errors import Invalid, NotFound
+from logistics.domain.errors import Invalid
 from logistics.models.alerts import Excursion
 from logistics.models.readings import Reading
+from logistics.services.lookup import get_or_404
 from logistics.services.temperature_rules import _unit
 
 MINUTE = dt.timedelta(minutes=1)
@@ -107,9 +108,7 @@ def lot_thermal_history(
     from logistics.models.catalog import Lot as LotModel
 
     _check_span(start, end)
-    lot = uow.session.get(LotModel, lot_id)
-    if lot is None:
-        raise NotFound(f"lot {lot_id} does not exist")
+    lot = get_or_404(uow, LotModel, lot_id, f"lot {lot_id} does not exist")
     stays, temps, weights = [], [], []
     for unit_id, frm, to in lot_stays(uow, lot_id, start, end):
         unit = _unit(uow, unit_id)

@@ -19,6 +19,7 @@ from logistics.db import UnitOfWork
 from logistics.domain import policy
 from logistics.domain.errors import Forbidden, NotFound, Unauthorized
 from logistics.models.catalog import Store
+from logistics.services import lookup
 from logistics.services.auth import Principal, authenticate, store_path_of
 
 TOKEN_KEY = "token"
@@ -68,9 +69,7 @@ def can_see(store_path: str) -> bool:
 
 def visible_store_ids(uow: UnitOfWork) -> set[int] | None:
     """Ids of the stores the user may see (None: the whole network), as the API reckons them."""
-    from logistics.api import scope
-
-    return scope.store_ids_within(uow, policy.visible_roots(principal().grants))
+    return lookup.store_ids_within(uow, policy.visible_roots(principal().grants))
 
 
 def visible_store(uow: UnitOfWork, store_id: int) -> Store:

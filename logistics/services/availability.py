@@ -338,5 +338,5 @@ def district_view(
         row.usable_doses = rules.usable_doses(row.lines, rules.due_date(on_date, today))
         row.promised_doses = sum(p.doses for p in row.promises)
         row.available_doses = rules.doses_possible(row.lines, row.promises, on_date, today)
-        row.days_of_stock = rules.days_of_stock(row.usable_doses, row.daily_doses)
+        row.days_of_stock = stock_rules.days_of_stock(row.usable_doses, row.daily_doses)
     return sorted(rows.values(), key=lambda r: (r.centre_name, r.product_code))

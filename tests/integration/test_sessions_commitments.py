@@ -122,7 +122,7 @@ def test_periodic_check_covers_every_centre(client, runtime, uow):
     _open(client, site, 100, day(1))
     balance(uow, site.ilr, site.lot).quarantined_doses = 100
     uow.commit()
-    assert svc.check_all_commitments(runtime.uow, now(), site_timezone=SITE_TZ) == 1
+    assert commitments.check_all_commitments(runtime.uow, now(), site_timezone=SITE_TZ) == 1
     assert len(_open_alerts(uow)) == 1
 
 

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from logistics.clock import utcnow
@@ -27,7 +26,6 @@ from logistics.db import UnitOfWork, insert_for, is_postgres
 from logistics.domain import stock as rules
 from logistics.domain.errors import (
     Conflict,
-    IdempotencyMismatch,
     InsufficientStock,
     Invalid,
     NotFound,
@@ -35,7 +33,6 @@ from logistics.domain.errors import (
 from logistics.domain.ids import MAX_BIG_ID
 from logistics.models.catalog import Lot, Store
 from logistics.models.stock import (
-    IdempotencyRecord,
     LedgerEntry,
     Movement,
     Shipment,
@@ -826,51 +823,6 @@ def ledger_sums(uow: UnitOfWork) -> dict[tuple[int, int], int]:
         LedgerEntry.unit_id, LedgerEntry.lot_id
     )
     return {(unit, lot): int(total) for unit, lot, total in uow.session.execute(query)}
-
-
-# --- idempotent requests -----------------------------------------------------------------------
-
-
-def find_first_response(
-    uow: UnitOfWork, *, key: str, client_id: str | None, fingerprint: str
-) -> IdempotencyRecord | None:
-    """The stored first response to this key (or client id); a different request is refused."""
-    match = IdempotencyRecord.key == key
-    if client_id:
-        match = or_(match, IdempotencyRecord.client_id == client_id)
-    # The key's own record first: it is the one a retry with this key must get back.
-    query = select(IdempotencyRecord).where(match).order_by(IdempotencyRecord.key != key)
-    record = uow.session.scalars(query.execution_options(populate_existing=True)).first()
-    if record is not None and record.fingerprint != fingerprint:
-        raise IdempotencyMismatch(
-            "this Idempotency-Key (or client_id) was used for a different request",
-            field="Idempotency-Key" if record.key == key else "client_id",
-        )
-    return record
-
-
-def remember_response(
-    uow: UnitOfWork,
-    *,
-    key: str,
-    client_id: str | None,
-    fingerprint: str,
-    status_code: int,
-    body: Any,
-    now: dt.datetime | None = None,
-) -> None:
-    """Store the response in the movement's transaction (flushed: a concurrent twin fails here)."""
-    uow.session.add(
-        IdempotencyRecord(
-            key=key,
-            client_id=client_id,
-            fingerprint=fingerprint,
-            status_code=status_code,
-            response_json=json.dumps(body),
-            created_at=now or utcnow(),
-        )
-    )
-    uow.session.flush()
 
 
 def shipments_in_transit_to(

@@ -8,7 +8,6 @@ from sqlalchemy import select
 from logistics.models.alerts import Alert
 from logistics.models.sessions import Session
 from logistics.services import commitments
-from logistics.services import sessions as svc
 from logistics.services.stock import record_wastage
 from tests.support.sessions_fixtures import SITE_TZ, balance, day, make_site, now, session_body
 

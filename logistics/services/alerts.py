@@ -456,7 +456,7 @@ def check_stock_states(uow: UnitOfWork, *, now: dt.datetime) -> tuple[int, int]:
             )
             .join(Lot, Lot.id == StockBalance.lot_id)
             .group_by(StockBalance.store_id, Lot.product_id)
-        )
+        ).tuples()
     )
     levels = {(lv.store_id, lv.product_id): lv for lv in uow.session.scalars(select(StockLevel))}
     holding = []

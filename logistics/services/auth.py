@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from logistics.clock import utcnow
-from logistics.db import Base, UnitOfWork, is_unavailable
+from logistics.db import Base, UnitOfWork, is_unavailable, rowcount
 from logistics.domain.errors import Conflict, Invalid, NotFound, Unauthorized
 from logistics.domain.policy import Grant, Role
 from logistics.models.auth import AccessEpoch, ApiToken, RoleGrant, User
@@ -111,7 +111,7 @@ def bump_access_epoch(session: Session) -> None:
     """
     raised = session.execute(update(AccessEpoch).where(AccessEpoch.id == 1)
                              .values(value=AccessEpoch.value + 1))
-    if not raised.rowcount:  # a schema made by create_all (tests) has no row yet
+    if not rowcount(raised):  # a schema made by create_all (tests) has no row yet
         session.add(AccessEpoch(id=1, value=1))
         session.flush()
 

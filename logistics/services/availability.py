@@ -185,7 +185,7 @@ class AvailabilityCache:
         if known is not None and known[0] == version:
             return known[1]
         with self._new_uow() as uow:
-            sessions = find_by_district(uow, district_id, on_date)["sessions"]
+            sessions: list[dict[str, Any]] = find_by_district(uow, district_id, on_date)["sessions"]
         self._remember(self._days, (district_id, on_date), (version, sessions))
         return sessions
 

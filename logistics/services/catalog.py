@@ -14,6 +14,7 @@ from logistics.db import UnitOfWork
 from logistics.domain.errors import Conflict, Invalid, NotFound
 from logistics.domain.gs1 import GS1Error, parse_carton_label
 from logistics.models.catalog import Lot, Product, StorageUnit, Store, StoreLevel
+from logistics.services.lookup import Row, get_or_404
 
 UNIT_KINDS = (
     "ilr",
@@ -25,15 +26,9 @@ UNIT_KINDS = (
 )
 
 
-def _get(uow: UnitOfWork, model: type[Any], ident: int | None, field: str) -> Any:
-    # Ids are 32-bit on PostgreSQL; a larger one names nothing (and must not reach the database).
-    in_range = ident is not None and 0 < ident < 2**31
-    found = uow.session.get(model, ident) if in_range else None
-    if found is None:
-        raise NotFound(
-            f"no {model.__tablename__[:-1].replace('_', ' ')} with id {ident}", field=field
-        )
-    return found
+def _get(uow: UnitOfWork, model: type[Row], ident: int | None, field: str) -> Row:
+    what = str(model.__tablename__)[:-1].replace("_", " ")
+    return get_or_404(uow, model, ident, f"no {what} with id {ident}", field=field)
 
 
 def get_store(uow: UnitOfWork, store_id: int, field: str = "store_id") -> Store:

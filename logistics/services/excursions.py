@@ -502,19 +502,17 @@ def _alert_past_excursion(
 def _open_alert_exists(uow: UnitOfWork, kind: str, unit_id: int) -> bool:
     from logistics.models.alerts import Alert
 
-    return (
-        uow.session.scalar(
-            select(func.count())
-            .select_from(Alert)
-            .where(
-                Alert.kind == kind,
-                Alert.subject_type == "unit",
-                Alert.subject_id == str(unit_id),
-                Alert.state != "resolved",
-            )
+    found = uow.session.scalar(
+        select(func.count())
+        .select_from(Alert)
+        .where(
+            Alert.kind == kind,
+            Alert.subject_type == "unit",
+            Alert.subject_id == str(unit_id),
+            Alert.state != "resolved",
         )
-        > 0
     )
+    return (found or 0) > 0
 
 
 def _logger(excursion: Excursion) -> str:

@@ -9,12 +9,12 @@ from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, or_, select
 
-from logistics.db import UnitOfWork
+from logistics.db import Base, UnitOfWork
 from logistics.domain.errors import NotFound
 from logistics.domain.ids import MAX_ID
 from logistics.models.catalog import Store
 
-Row = TypeVar("Row")
+Row = TypeVar("Row", bound=Base)
 
 
 def get_or_404(

@@ -175,7 +175,7 @@ def check_webhook_url(url: str, allowed_networks: str = "") -> list[str]:
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (ValueError, OSError, UnicodeError) as exc:
         raise UnsafeTarget(f"cannot resolve the webhook's host: {exc}", field="address") from exc
-    addresses = sorted({info[4][0] for info in infos})
+    addresses = sorted({str(info[4][0]) for info in infos})  # an address string for IP
     for text in addresses:
         if _refused(ipaddress.ip_address(text.split("%")[0]), allowed_networks):
             raise UnsafeTarget(

@@ -54,9 +54,9 @@ def _review_for_update(uow: UnitOfWork, review_id: int) -> tuple[QuarantineRevie
     balance = uow.session.scalars(
         _locked(uow, query, StockBalance).execution_options(populate_existing=True)
     ).one()
-    query = select(QuarantineReview).where(QuarantineReview.id == review_id)
+    review_query = select(QuarantineReview).where(QuarantineReview.id == review_id)
     review = uow.session.scalars(
-        _locked(uow, query, QuarantineReview).execution_options(populate_existing=True)
+        _locked(uow, review_query, QuarantineReview).execution_options(populate_existing=True)
     ).one()
     if review.state != "pending":
         raise Conflict(f"quarantine review {review_id} is already {review.state}")
@@ -154,4 +154,6 @@ def get_review(uow: UnitOfWork, review_id: int) -> tuple[QuarantineReview, Excur
         f"quarantine review {review_id} does not exist",
         max_id=MAX_BIG_ID,
     )
-    return review, uow.session.get(Excursion, review.excursion_id)
+    excursion = uow.session.get(Excursion, review.excursion_id)
+    assert excursion is not None  # the review's foreign key keeps its excursion
+    return review, excursion

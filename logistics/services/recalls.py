@@ -48,9 +48,10 @@ def _active(uow: UnitOfWork, lot_id: int) -> list[LotRecall]:
 
 
 def _reason(reason: str | None, field: str = "reason") -> str:
-    if not (reason or "").strip():
+    text = (reason or "").strip()
+    if not text:
         raise Invalid("a reason is required", field=field)
-    return reason.strip()
+    return text
 
 
 def place_recall(

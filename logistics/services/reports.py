@@ -89,7 +89,7 @@ def _balances_before(
         .where(LedgerEntry.occurred_at < at)
         .group_by(LedgerEntry.store_id, Lot.product_id)
     )
-    return {(s, p): int(total) for s, p, total in uow.session.execute(query)}
+    return {(s, p): int(total) for s, p, total in uow.session.execute(query).tuples()}
 
 
 def _flows(
@@ -113,7 +113,7 @@ def _flows(
         .group_by(LedgerEntry.store_id, Lot.product_id, kind, reason)
     )
     flows: dict[Key, list[rules.Flow]] = {}
-    for store_id, prod, kind_, reason_, total in uow.session.execute(query):
+    for store_id, prod, kind_, reason_, total in uow.session.execute(query).tuples():
         flows.setdefault((store_id, prod), []).append(rules.Flow(kind_, reason_, int(total)))
     return flows
 
@@ -160,7 +160,7 @@ def _discarded_after_excursions(
         )
         .group_by(LedgerEntry.store_id, Lot.product_id)
     )
-    return {(s, p): -int(d) for s, p, d in uow.session.execute(query)}
+    return {(s, p): -int(d) for s, p, d in uow.session.execute(query).tuples()}
 
 
 def _excursion_figures(

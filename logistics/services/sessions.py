@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, text, update
@@ -20,9 +21,9 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from logistics.clock import local_date
-from logistics.db import UnitOfWork, is_postgres
+from logistics.db import UnitOfWork, is_postgres, rowcount
 from logistics.domain import slots as rules
-from logistics.domain.errors import Conflict, InsufficientStock, Invalid, NotFound
+from logistics.domain.errors import Conflict, DomainError, InsufficientStock, Invalid, NotFound
 from logistics.domain.ids import MAX_BIG_ID, MAX_ID
 from logistics.domain.stock import LotStock, fefo_allocate
 from logistics.models.catalog import Lot, Product, Store
@@ -157,7 +158,9 @@ def _refuse_beyond_stock(capacity: int, usable: Usability, field: str = "capacit
         )
 
 
-def _windows(request: SessionRequest, day_start: dt.time, slot_minutes: int, slot_count: int):
+def _windows(
+    request: SessionRequest, day_start: dt.time, slot_minutes: int, slot_count: int
+) -> list[tuple[dt.time, dt.time]]:
     if not request.windows:
         return rules.slot_windows(day_start, slot_minutes, slot_count)
     windows = sorted(request.windows)
@@ -339,7 +342,7 @@ def _after_change(
 # --- bookings ----------------------------------------------------------------------------------
 
 
-def _seat_refusal(uow: UnitOfWork, session_id: int, slot_id: int) -> Conflict:
+def _seat_refusal(uow: UnitOfWork, session_id: int, slot_id: int) -> DomainError:
     session = uow.session.get(Session, session_id, populate_existing=True)
     if session is not None and session.status != "open":
         return Conflict(f"session {session_id} is {session.status}", field="session_id")
@@ -357,7 +360,7 @@ def _take_seat(uow: UnitOfWork, session_id: int, slot_id: int) -> None:
         .values(booked=Slot.booked + 1)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         raise _seat_refusal(uow, session_id, slot_id)
 
 
@@ -437,7 +440,7 @@ def cancel_booking(uow: UnitOfWork, *, booking_id: int, actor: str, now: dt.date
         .values(status="cancelled", cancelled_at=now)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         raise Conflict(f"booking {booking_id} is already cancelled", field="booking_id")
     uow.session.execute(
         update(Slot)
@@ -499,7 +502,7 @@ def _record_in_ledger(
     for pick in picks:
         used = min(given, pick.doses)
         given -= used
-        common = {
+        common: dict[str, Any] = {
             "store_id": session.store_id,
             "unit_id": pick.unit_id,
             "lot_id": pick.lot_id,

@@ -361,7 +361,7 @@ def _in_transit_shipment(uow: UnitOfWork, shipment_id: int, store_id: int) -> Sh
 
 def _received_doses(line: ShipmentLine, reported: dict[int, dict[str, Any]], on: dt.date) -> int:
     report = reported.get(line.lot_id, {})
-    received = report.get("doses_received", line.doses_issued)
+    received: int = report.get("doses_received", line.doses_issued)
     if not 0 <= received <= line.doses_issued:
         raise Invalid(
             f"between 0 and {line.doses_issued} doses of lot {line.lot_id} can be received",
@@ -662,6 +662,7 @@ def _reopen_or_cancel(uow: UnitOfWork, original: Movement) -> None:
         populate_existing=True,
         with_for_update=is_postgres(uow.session),
     )
+    assert shipment is not None  # the movement's foreign key keeps its shipment
     if original.kind == rules.ISSUE:
         if shipment.status != "in_transit":
             raise Conflict(

@@ -8,13 +8,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Sequence
+from typing import cast
 
 from sqlalchemy import select, update
 
 from logistics.config import Settings
 from logistics.db import UnitOfWork
 from logistics.domain.errors import Invalid, NotFound
-from logistics.domain.excursions import Rule, RuleSet, default_rules
+from logistics.domain.excursions import Level, Mode, Rule, RuleSet, Side, default_rules
 from logistics.models.alerts import TemperatureRule, TemperatureRuleSet, UnitMonitorState
 from logistics.models.catalog import Lot, Product, StorageUnit
 from logistics.models.stock import StockBalance
@@ -27,13 +28,15 @@ MINUTE = dt.timedelta(minutes=1)
 
 
 def _rule_set_from_row(row: TemperatureRuleSet) -> RuleSet:
+    # The table's CHECK constraints (side_known, level_known, mode_known) keep these columns to
+    # the domain's literals.
     rules = tuple(
         Rule(
-            r.side,
-            r.level,
+            cast(Side, r.side),
+            cast(Level, r.level),
             r.limit_c,
-            r.mode,
-            r.duration_min * MINUTE,  # type: ignore[arg-type]
+            cast(Mode, r.mode),
+            r.duration_min * MINUTE,
             r.window_min * MINUTE if r.window_min else None,
         )
         for r in row.rules

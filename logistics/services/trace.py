@@ -49,7 +49,9 @@ def _shipment_lines(uow: UnitOfWork, lot: Lot) -> list[tuple[ShipmentLine, Shipm
     return [(line, shipment) for line, shipment in uow.session.execute(query)]
 
 
-def _transit(lot: Lot, lines: list[tuple[ShipmentLine, Shipment]]) -> tuple[list[dict], list[dict]]:
+def _transit(
+    lot: Lot, lines: list[tuple[ShipmentLine, Shipment]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     in_transit, lost = [], []
     for line, shipment in lines:
         base = {

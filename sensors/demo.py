@@ -41,6 +41,7 @@ def demo_units(uow: UnitOfWork, now: dt.datetime) -> list[int]:
     except ImportError:
         load_demo = None
     loaded = load_demo(uow, now) if load_demo else None
+    uow.commit()
     if isinstance(loaded, dict) and loaded.get("centre_ilrs"):
         return [int(ilr["unit_id"]) for ilr in loaded["centre_ilrs"]]
     query = select(StorageUnit.id).where(StorageUnit.kind == "ilr", StorageUnit.active.is_(True))
@@ -82,13 +83,16 @@ def register_demo_sensors(
                 now=now,
                 expected_interval_s=60,
             )
+            uow.commit()
 
 
 def demo_credentials(uow: UnitOfWork) -> dict[str, dict[str, Any]]:
     """Users of the demo with passwords made for this run (none is stored in the repository)."""
     from logistics.services.auth import ensure_demo_credentials
 
-    return ensure_demo_credentials(uow)
+    result = ensure_demo_credentials(uow)
+    uow.commit()
+    return result
 
 
 class Demo:
@@ -145,6 +149,7 @@ class Demo:
         prepare_schema(runtime)
         with runtime.uow() as uow:
             seed_reference_data(uow)
+            uow.commit()
             units = demo_units(uow, now)
             register_demo_sensors(
                 uow,

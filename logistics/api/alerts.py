@@ -317,13 +317,16 @@ class AlertAcknowledge(MethodView):
     @blp.alt_response(409, description="Not open")
     def post(self, body: dict[str, Any], alert_id: int) -> Any:
         """Acknowledge an open alert (who and a comment are recorded); reminders stop."""
-        return alert_service.acknowledge_alert(
-            request_uow(),
+        uow = request_uow()
+        result = alert_service.acknowledge_alert(
+            uow,
             alert_id=_known(alert_id, "alert", MAX_BIG_ID),
             comment=body["comment"],
             actor=current_actor(),
             now=utcnow(),
         )
+        uow.commit()
+        return result
 
 
 @blp.route("/alerts/<int:alert_id>/resolve")
@@ -334,13 +337,16 @@ class AlertResolve(MethodView):
     @blp.alt_response(409, description="Already resolved")
     def post(self, body: dict[str, Any], alert_id: int) -> Any:
         """Resolve an alert by hand, with a comment."""
-        return alert_service.resolve_alert(
-            request_uow(),
+        uow = request_uow()
+        result = alert_service.resolve_alert(
+            uow,
             alert_id=_known(alert_id, "alert", MAX_BIG_ID),
             comment=body["comment"],
             actor=current_actor(),
             now=utcnow(),
         )
+        uow.commit()
+        return result
 
 
 # --- excursions, reviews, MKT --------------------------------------------------------------------
@@ -489,6 +495,7 @@ class ProductRules(MethodView):
             actor=current_actor(),
             now=utcnow(),
         )
+        uow.commit()
         return _rules_out(*rules_service.rules_of_product(uow, settings(), product_id))
 
 
@@ -517,13 +524,16 @@ class UnitRules(MethodView):
             actor=current_actor(),
             now=utcnow(),
         )
+        uow.commit()
         return _rules_out(*rules_service.rules_of_unit(uow, settings(), unit_id))
 
     @blp.response(204)
     @blp.alt_response(404, description="No override")
     def delete(self, unit_id: int) -> None:
         """Drop a unit's override."""
-        rules_service.delete_unit_rules(request_uow(), unit_id=_known(unit_id, "unit"))
+        uow = request_uow()
+        rules_service.delete_unit_rules(uow, unit_id=_known(unit_id, "unit"))
+        uow.commit()
 
 
 @blp.route("/stock-levels")
@@ -533,7 +543,10 @@ class StockLevels(MethodView):
     @blp.alt_response(404, description="Unknown store or product")
     def put(self, body: dict[str, Any]) -> Any:
         """Set a store's minimum and maximum of a product (doses or days of stock)."""
-        return alert_service.set_stock_level(request_uow(), now=utcnow(), **body)
+        uow = request_uow()
+        result = alert_service.set_stock_level(uow, now=utcnow(), **body)
+        uow.commit()
+        return result
 
 
 @blp.route("/notification-targets")
@@ -544,6 +557,9 @@ class Targets(MethodView):
     @blp.alt_response(409, description="Already registered")
     def post(self, body: dict[str, Any]) -> Any:
         """Register a webhook (signed with its secret) or an e-mail address for a store."""
-        return notify_service.add_target(
-            request_uow(), **body, allowed_networks=settings().notify_allowed_networks
+        uow = request_uow()
+        result = notify_service.add_target(
+            uow, **body, allowed_networks=settings().notify_allowed_networks
         )
+        uow.commit()
+        return result

@@ -158,6 +158,7 @@ class Login(MethodView):
             token, row = auth_service.login(uow, username=args["username"],
                                             password=args["password"],
                                             ttl_s=settings().auth_token_ttl_s, now=utcnow())
+            uow.commit()
         return _token_body(token, row, args["username"])
 
 
@@ -169,6 +170,7 @@ class Logout(MethodView):
         """Revoke the token this request was made with."""
         with new_uow() as uow:
             auth_service.revoke_token(uow, token_id=g.principal.token_id, now=utcnow())
+            uow.commit()
 
 
 @blp.route("/auth/me")
@@ -200,6 +202,7 @@ class Users(MethodView):
             user = auth_service.create_user(uow, username=args["username"],
                                             password=args["password"],
                                             roles=_role_specs(args["roles"]))
+            uow.commit()
             return _user_body(uow, user)
 
 
@@ -222,6 +225,7 @@ class UserItem(MethodView):
             user = auth_service.update_user(uow, username=username, active=args.get("active"),
                                             password=args.get("password"), roles=roles,
                                             now=utcnow())
+            uow.commit()
             return _user_body(uow, user)
 
 
@@ -243,6 +247,7 @@ class UserTokens(MethodView):
         with new_uow() as uow:
             token, row = auth_service.issue_token_row(uow, username=username, ttl_s=ttl_s,
                                                       now=utcnow())
+            uow.commit()
         return _token_body(token, row, username)
 
 
@@ -254,6 +259,7 @@ class TokenItem(MethodView):
         """Revoke a token; requests made with it are refused from now on."""
         with new_uow() as uow:
             auth_service.revoke_token(uow, token_id=token_id, now=utcnow())
+            uow.commit()
 
 
 @blp.route("/audit")
@@ -285,4 +291,5 @@ class SensorCredentials(MethodView):
         """Make (or replace) a sensor's MQTT password, shown once; then regenerate broker files."""
         with new_uow() as uow:
             password = mqtt_acl.issue_sensor_credential(uow, sensor_id=sensor_id, now=utcnow())
+            uow.commit()
         return {"username": sensor_id, "password": password}

@@ -10,8 +10,8 @@ Concurrent twins meet at the claimed key: the later ones wait for the first tran
 replay its answer. Refusals (4xx) store nothing, so a retry after the cause is fixed (e.g. stock
 arrived) is judged afresh.
 
-Use cases commit themselves (`uow.commit()`); here they get a unit of work whose commit only
-flushes, so the change, its key and its answer commit together, once, at the end.
+Use cases never commit (the edge does): here the change, its key and its answer commit together,
+once, at the end. The unit of work handed to them still only flushes on `commit`, as a guard.
 """
 
 from __future__ import annotations

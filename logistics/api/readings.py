@@ -176,6 +176,7 @@ class Sensors(MethodView):
                 now=now,
                 expected_interval_s=body["expected_interval_s"],
             )
+            uow.commit()
         return sensor
 
 
@@ -206,6 +207,7 @@ class SensorMoves(MethodView):
                 valid_from=body["valid_from"],
                 actor=current_actor(),
             )
+            uow.commit()
         return sensor
 
 
@@ -218,6 +220,7 @@ class SensorRetirement(MethodView):
             sensor = sensors_service.retire_sensor(
                 uow, sensor_id=sensor_id, actor=current_actor(), now=_now()
             )
+            uow.commit()
         return sensor
 
 

@@ -149,7 +149,7 @@ def acknowledge_alert(
     alert.state, alert.acknowledged_at, alert.acknowledged_by = "acknowledged", now, actor
     alert.acknowledge_comment, alert.updated_at = comment, now
     _event(alert, "acknowledged", actor, now, comment)
-    uow.commit()
+    uow.session.flush()
     return alert
 
 
@@ -160,7 +160,7 @@ def resolve_alert(
     alert = _get_for_update(uow, alert_id)
     check_resolve(alert.state, comment)
     _resolve(alert, actor, comment, now)
-    uow.commit()
+    uow.session.flush()
     return alert
 
 
@@ -624,7 +624,7 @@ def set_stock_level(
         uow.session.add(level)
     level.basis, level.min_value, level.max_value = basis, min_value, max_value
     level.daily_consumption_doses, level.updated_at = daily_consumption_doses, now
-    uow.commit()
+    uow.session.flush()
     return level
 
 

@@ -85,7 +85,7 @@ def create_user(uow: UnitOfWork, *, username: str, password: str | None,
                 password_hash=secrets.hash_password(password) if password is not None else None)
     user.grants = _grants(uow.session, roles)
     uow.session.add(user)
-    uow.commit()
+    uow.session.flush()
     return user
 
 
@@ -100,7 +100,7 @@ def set_password(uow: UnitOfWork, *, username: str, password: str) -> None:
     """Give a user a new password; commits."""
     _user(uow.session, username).password_hash = secrets.hash_password(password)
     bump_access_epoch(uow.session)
-    uow.commit()
+    uow.session.flush()
 
 
 def bump_access_epoch(session: Session) -> None:
@@ -136,7 +136,7 @@ def update_user(uow: UnitOfWork, *, username: str, active: bool | None = None,
         if not active:
             _revoke_all(uow.session, user.id, now or utcnow())
     bump_access_epoch(uow.session)
-    uow.commit()
+    uow.session.flush()
     return user
 
 
@@ -155,7 +155,7 @@ def issue_token(uow: UnitOfWork, *, username: str, ttl_s: int = DEFAULT_TOKEN_TT
 
 def issue_token_row(uow: UnitOfWork, *, username: str, ttl_s: int = DEFAULT_TOKEN_TTL_S,
                     now: dt.datetime | None = None) -> tuple[str, ApiToken]:
-    """Issue a bearer token; return it with its stored row (id, expiry). Commits."""
+    """Issue a bearer token; return it with its stored row (id, expiry)."""
     user = _user(uow.session, username)
     if not user.active:
         raise Invalid(f"user {username!r} is disabled", field="username")
@@ -169,7 +169,7 @@ def _new_token(uow: UnitOfWork, user: User, ttl_s: int, now: dt.datetime) -> tup
     row = ApiToken(user_id=user.id, token_hash=secrets.token_hash(token), created_at=now,
                    expires_at=now + dt.timedelta(seconds=ttl_s))
     uow.session.add(row)
-    uow.commit()
+    uow.session.flush()
     return token, row
 
 
@@ -191,7 +191,7 @@ def revoke_token(uow: UnitOfWork, *, token_id: int, now: dt.datetime) -> ApiToke
     row = get_or_404(uow, ApiToken, token_id, f"no token {token_id}", field="token_id")
     row.revoked_at = row.revoked_at or now
     bump_access_epoch(uow.session)
-    uow.commit()
+    uow.session.flush()
     return row
 
 

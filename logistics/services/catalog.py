@@ -72,7 +72,7 @@ def create_store_level(uow: UnitOfWork, *, code: str, name: str, rank: int) -> S
         raise Conflict(f"store level {code!r} exists", field="code")
     level = StoreLevel(code=code, name=name, rank=rank)
     uow.session.add(level)
-    uow.commit()
+    uow.session.flush()
     return level
 
 
@@ -101,7 +101,7 @@ def create_store(
     uow.session.add(store)
     uow.session.flush()
     store.path = f"{parent.path if parent else '/'}{store.id}/"
-    uow.commit()
+    uow.session.flush()
     return store
 
 
@@ -142,7 +142,7 @@ def create_unit(
         store_id=store_id, code=code, kind=kind, min_temp_c=min_temp_c, max_temp_c=max_temp_c
     )
     uow.session.add(unit)
-    uow.commit()
+    uow.session.flush()
     return unit
 
 
@@ -184,7 +184,7 @@ def create_product(
         gtin=gtin,
     )
     uow.session.add(product)
-    uow.commit()
+    uow.session.flush()
     return product
 
 
@@ -294,5 +294,5 @@ def create_lot(uow: UnitOfWork, fields: dict[str, Any]) -> Lot:
     if uow.session.scalar(taken) is not None:
         raise Conflict(f"lot {described['lot_number']} of this product exists", field="lot_number")
     lot = find_or_add_lot(uow, **described)
-    uow.commit()
+    uow.session.flush()
     return lot

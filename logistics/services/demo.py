@@ -135,7 +135,7 @@ def _once(uow: UnitOfWork, client_id: str, record: Callable[[], Movement]) -> Mo
     if found is not None:
         return found
     movement = record()
-    uow.commit()
+    uow.session.flush()
     return movement
 
 
@@ -247,7 +247,7 @@ def _stock(
 def load_demo(uow: UnitOfWork, now: dt.datetime) -> dict[str, Any]:
     """Load the demo network and stock (idempotent); return the ids by code, e.g. centres' ILRs.
 
-    Commits as it goes; `centre_ilrs` lists the four centres' ILRs (for demo sensors).
+    The caller commits; `centre_ilrs` lists the four centres' ILRs (for demo sensors).
     """
     seed_reference_data(uow)
     stores = {

@@ -37,7 +37,7 @@ def update_register(uow: UnitOfWork, *, unit_id: int, fields: dict[str, Any]) ->
         raise Invalid(f"not a field of the register: {sorted(unknown)}", field=sorted(unknown)[0])
     for name, value in fields.items():
         setattr(unit, name, value)
-    uow.commit()
+    uow.session.flush()
     return unit
 
 
@@ -193,7 +193,7 @@ def set_working_status(
             now=now,
             comment=f"unit {unit.code} is {status.replace('_', ' ')}",
         )
-    uow.commit()
+    uow.session.flush()
     return StatusChange(unit, change, evacuation)
 
 

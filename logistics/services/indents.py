@@ -193,7 +193,7 @@ def raise_indent(
     )
     _event(indent, rules.REQUESTED, actor, now, note, doses)
     uow.session.add(indent)
-    uow.commit()
+    uow.session.flush()
     return indent
 
 
@@ -226,7 +226,7 @@ def approve_indent(
     indent.doses_approved, indent.decision_reason = approved, reason
     indent.decided_by, indent.decided_at = actor, now
     _event(indent, rules.APPROVED, actor, now, reason, approved)
-    uow.commit()
+    uow.session.flush()
     return indent
 
 
@@ -240,7 +240,7 @@ def reject_indent(
         raise Invalid("a rejection needs a reason", field="reason")
     indent.decision_reason, indent.decided_by, indent.decided_at = reason, actor, now
     _event(indent, rules.REJECTED, actor, now, reason)
-    uow.commit()
+    uow.session.flush()
     return indent
 
 
@@ -251,7 +251,7 @@ def cancel_indent(
     indent = _locked(uow, indent_id)
     rules.check_transition(indent.id, indent.state, rules.CANCELLED)
     _event(indent, rules.CANCELLED, actor, now, reason)
-    uow.commit()
+    uow.session.flush()
     return indent
 
 
@@ -283,7 +283,7 @@ def ship_indent(
     _event(
         indent, rules.SHIPPED, actor, now, f"shipment {movement.shipment_id}", indent.doses_approved
     )
-    uow.commit()
+    uow.session.flush()
     return indent
 
 
@@ -317,7 +317,7 @@ def receive_indent(
     received = _received_doses(_shipment(uow, indent))
     indent.received_at = now
     _event(indent, rules.RECEIVED, actor, now, note, received)
-    uow.commit()
+    uow.session.flush()
     return indent
 
 

@@ -53,7 +53,7 @@ def _store_credential(uow: UnitOfWork, username: str, kind: str, now: dt.datetim
         uow.session.add(row)
     row.kind, row.created_at = kind, now
     row.password_hash = secrets.mosquitto_hash(password)
-    uow.commit()
+    uow.session.flush()
     return password
 
 

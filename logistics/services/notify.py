@@ -221,7 +221,7 @@ def add_target(
         active=True,
     )
     uow.session.add(target)
-    uow.commit()
+    uow.session.flush()
     return target
 
 

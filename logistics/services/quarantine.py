@@ -84,7 +84,7 @@ def release_review(
     holds.settle(uow.session, balance)
     balance.updated_at = now
     _usable_stock_changed(uow, review.store_id, now)
-    uow.commit()
+    uow.session.flush()
     return review
 
 
@@ -117,7 +117,7 @@ def discard_review(
         )
     holds.close_emptied(uow.session, balance, by=review, actor=actor, now=now)
     _usable_stock_changed(uow, review.store_id, now)
-    uow.commit()
+    uow.session.flush()
     return review
 
 

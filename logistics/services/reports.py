@@ -376,7 +376,7 @@ def sign_off_temperature_log(
     )
     uow.session.add(signoff)
     try:
-        uow.commit()
+        uow.session.flush()
     except IntegrityError as exc:  # signed by someone else at the same moment
         raise Conflict(f"the log of {month:%Y-%m} is already signed off", field="month") from exc
     return signoff

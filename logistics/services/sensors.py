@@ -50,7 +50,7 @@ def register_sensor(
     uow.session.add(
         SensorAssignment(sensor_id=sensor_id, unit_id=unit_id, valid_from=valid_from, actor=actor)
     )
-    uow.commit()
+    uow.session.flush()
     return sensor
 
 
@@ -85,7 +85,7 @@ def move_sensor(
     )
     if moved:  # the hourly aggregates of the units they left and joined (issue 16)
         rebuild_hours(uow, [*moved, unit_id], valid_from)
-    uow.commit()
+    uow.session.flush()
     return sensor
 
 
@@ -97,7 +97,7 @@ def retire_sensor(uow: UnitOfWork, *, sensor_id: str, actor: str, now: dt.dateti
         current.valid_to = max(now, current.valid_from)
     sensor.status = SENSOR_RETIRED
     sensor.retired_at = now
-    uow.commit()
+    uow.session.flush()
     return sensor
 
 

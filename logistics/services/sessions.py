@@ -219,7 +219,7 @@ def open_session(
     uow.session.add(session)
     uow.session.flush()
     bump_availability(uow, session.district_id, now)
-    uow.commit()
+    uow.session.flush()
     return session
 
 
@@ -300,7 +300,7 @@ def resize_session(
         slot.capacity = seats
     session.capacity, session.updated_at = capacity, now
     _after_change(uow, session, now, site_timezone)
-    uow.commit()
+    uow.session.flush()
     return session
 
 
@@ -326,7 +326,7 @@ def cancel_session(
     )
     session.status, session.shortfall_doses, session.updated_at = "cancelled", 0, now
     _after_change(uow, session, now, site_timezone)
-    uow.commit()
+    uow.session.flush()
     return session
 
 
@@ -423,7 +423,7 @@ def book_slot(
             f"{beneficiary} already holds a booking in session {session_id}", field="beneficiary"
         ) from None
     bump_availability(uow, session.district_id, now)
-    uow.commit()
+    uow.session.flush()
     return booking
 
 
@@ -449,7 +449,7 @@ def cancel_booking(uow: UnitOfWork, *, booking_id: int, actor: str, now: dt.date
         .execution_options(synchronize_session=False)
     )
     bump_availability(uow, session.district_id, now)
-    uow.commit()
+    uow.session.flush()
     set_committed_value(booking, "status", "cancelled")
     set_committed_value(booking, "cancelled_at", now)
     return booking
@@ -572,7 +572,7 @@ def report_session(
     _close_slots(uow, session.id)
     session.status, session.shortfall_doses, session.updated_at = "reported", 0, now
     _after_change(uow, session, now, site_timezone)
-    uow.commit()
+    uow.session.flush()
     return report
 
 

@@ -1,9 +1,9 @@
 """Stock ledger use cases: receipts, issues, transfers, consumption, wastage, counts, reversals.
 
 Every movement function adds the movement, its ledger entries and the updated balances to
-`uow.session` and does NOT commit: the caller commits once, so the HTTP layer can store the
-idempotent response in the same transaction (logistics/api/idempotency.py), and other areas
-(sessions, quarantine review) can record stock in their own transaction. Call `uow.commit()`.
+`uow.session` and does NOT commit (no service does): the edge commits once, so the HTTP layer
+can store the idempotent response in the same transaction (logistics/api/idempotency.py), and
+other areas (sessions, quarantine review) can record stock in their own transaction.
 
 Balances are locked before they change: `SELECT ... FOR UPDATE` on PostgreSQL (rows locked in
 (unit, lot) order so concurrent movements cannot deadlock), SQLite serialises writers itself.
@@ -590,7 +590,7 @@ def record_consumption(
     note: str | None = None,
     site_timezone: str = "UTC",
 ) -> Movement:
-    """Record doses given from a unit's usable stock. Does not commit: call uow.commit()."""
+    """Record doses given from a unit's usable stock (the edge commits)."""
     rec = recorded(actor, occurred_at, client_id, site_timezone)
     _check_client_id_free(uow, rec.client_id)
     _unit_and_lot(uow, store_id, unit_id, lot_id)
@@ -613,7 +613,7 @@ def record_wastage(
     note: str | None = None,
     from_quarantine: bool = False,
 ) -> Movement:
-    """Record discarded doses with a reason. Does not commit: call uow.commit().
+    """Record discarded doses with a reason (the edge commits).
 
     With `from_quarantine=True` (a quarantine review ending in discard) the doses come out of the
     held doses; otherwise out of the unit's stock, the hold shrinking only if fewer doses remain.

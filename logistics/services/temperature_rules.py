@@ -185,7 +185,7 @@ def set_rules(
     row.rules = [TemperatureRule(**dataclasses.asdict(rule)) for rule in rules]
     # Limits learnt under the old rules no longer hold: the next readings get a full evaluation.
     uow.session.execute(update(UnitMonitorState).values(calm_checked_at=None))
-    uow.commit()
+    uow.session.flush()
     return row
 
 
@@ -197,7 +197,7 @@ def delete_unit_rules(uow: UnitOfWork, *, unit_id: int) -> None:
     if row is None:
         raise NotFound(f"unit {unit_id} has no rule override")
     uow.session.delete(row)
-    uow.commit()
+    uow.session.flush()
 
 
 def rules_of_product(uow: UnitOfWork, settings: Settings, product_id: int) -> tuple[RuleSet, str]:

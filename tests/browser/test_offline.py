@@ -223,6 +223,7 @@ def test_postgres_stopped_mid_sync_keeps_the_queue_and_records_each_entry_once(
     runtime = Runtime(settings, engine, make_session_factory(engine))
     with runtime.uow() as uow:
         seed_reference_data(uow)
+        uow.commit()
     world = scenario.build(runtime)
     add_officer(runtime)
     store_id = world.ids["stores"][CENTRE]
@@ -322,6 +323,7 @@ def _shipment_and_session(runtime: Runtime, world: scenario.Scenario, centre_id:
             actor="priya", now=now, site_timezone=conf.site_timezone,
             day_start=dt.time.fromisoformat(conf.sessions_day_start),
             slot_minutes=conf.sessions_slot_minutes, slot_count=conf.sessions_slot_count)
+        uow.commit()
         session_id = opened.id
         uow.commit()
     return shipment_id, 20, session_id
@@ -333,6 +335,7 @@ def test_every_centre_page_of_the_issue_records_offline(
     with runtime.uow() as uow:
         create_user(uow, username="meena", password=OFFICER_PASSWORD,
                     roles=[("centre_officer", CENTRE), ("planner", CENTRE)])
+        uow.commit()
         product_id = next(b.lot.product_id for b in stock.store_balances(uow, store_id)
                           if b.lot_id == lot_id)
     shipment_id, shipped, session_id = _shipment_and_session(runtime, world, store_id,

@@ -95,6 +95,7 @@ def test_back_in_range_ends_excursion_and_resolves_alert_but_keeps_quarantine(ru
             actor="asha",
             now=T0 + 12 * H,
         )
+        uow.commit()
         assert uow.session.scalars(select(StockBalance)).one().quarantined_doses == 0
 
 
@@ -167,6 +168,7 @@ def test_unit_override_changes_the_rules(runtime, tree):
             now=T0,
             rules=[RuleInput("heat", "alarm", 8.0, "consecutive", 30)],
         )
+        uow.commit()
         rules, source = rules_of_unit(uow, runtime.settings, tree.ilr.id)
     assert source == "unit" and [r.kind for r in rules.rules] == ["heat_alarm"]
     ingest(runtime, readings(T0, (31, 9.0)), T0 + H)
@@ -192,6 +194,7 @@ def test_discard_records_wastage_through_the_ledger(runtime, tree):
             actor="asha",
             now=T0 + 3 * H,
         )
+        uow.commit()
         balance = uow.session.scalars(select(StockBalance)).one()
         wastage = uow.session.scalars(select(Movement).where(Movement.kind == "wastage")).one()
         assert (balance.doses, balance.quarantined_doses) == (0, 0)

@@ -202,7 +202,9 @@ def users(runtime: Runtime, store_tree) -> list[tuple[Grant, str]]:  # noqa: F81
             username = f"u{n}-{role.value}"
             auth_service.create_user(uow, username=username, password=None,
                                      roles=[(role.value, store.id if store else None)])
+            uow.commit()
             token = auth_service.issue_token(uow, username=username)
+            uow.commit()
             made.append((Grant(role, store.path if store else None), token))
     return made
 

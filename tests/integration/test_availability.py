@@ -140,6 +140,7 @@ def _book(runtime, session, beneficiary="X"):
             now=now(),
             site_timezone=SITE_TZ,
         )
+        work.commit()
 
 
 class FakeClock:

@@ -131,6 +131,7 @@ def _run(engine, runtime, ops, accepted: Counter) -> None:
     empty_tables(engine)
     with runtime.uow() as uow:
         seed_reference_data(uow)
+        uow.commit()
         net = build_network(uow, NOW.date())
     for op in ops:
         with runtime.uow() as uow:

@@ -25,6 +25,7 @@ def test_concurrent_consumptions_on_sqlite_keep_ledger_and_balance_equal(tmp_pat
     Base.metadata.create_all(runtime.engine)
     with runtime.uow() as uow:
         seed_reference_data(uow)
+        uow.commit()
         # Dates relative to today: the lots must still be valid whenever the suite runs.
         net = build_network(uow, today=dt.date.today())
         receive(uow, net, net.state_ilr, net.lot_late, 300, at=utcnow())

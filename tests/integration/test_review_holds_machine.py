@@ -51,6 +51,7 @@ def _machine(runtime):
             empty_tables(runtime.engine)
             with runtime.uow() as uow:
                 seed_reference_data(uow)
+                uow.commit()
                 tree = make_tree(uow, doses=0)
                 uow.session.query(StockBalance).delete()
                 second = Lot(
@@ -187,6 +188,7 @@ def _machine(runtime):
                     actor="asha",
                     now=self.tick(),
                 )
+                uow.commit()
             self.reviews[index].state = "released"
 
         @precondition(lambda self: any(r.state == "pending" for r in self.reviews))
@@ -203,6 +205,7 @@ def _machine(runtime):
                     actor="asha",
                     now=self.tick(),
                 )
+                uow.commit()
             review = self.reviews[index]
             held_before = self.held(review.lot)
             review.state = "discarded"

@@ -42,6 +42,7 @@ def tree(runtime, uow):
     review = uow.session.scalars(select(QuarantineReview)).one()
     quarantine.release_review(uow, review_id=review.id, comment="VVM stage 1, release",
                               actor="officer-a", now=now)
+    uow.commit()
     return tree
 
 

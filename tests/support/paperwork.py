@@ -89,6 +89,7 @@ def _excursion_in(uow: UnitOfWork, net: Network, unit_id: int, when: dt.datetime
     review = excursion_reviews(uow, excursion.id)[0]
     quarantine.discard_review(uow, review_id=review, comment="heat damage", actor="officer",
                               now=when + dt.timedelta(days=1))
+    uow.commit()
 
 
 def excursion_reviews(uow: UnitOfWork, excursion_id: int) -> list[int]:

@@ -192,6 +192,7 @@ def sign_off(unit_id: int) -> Any:
                 uow, unit_id=unit_id, month=parse_month(month or ""),
                 actor=access.principal().username, comment=comment,
                 timezone=settings().site_timezone, now=access.now())
+            uow.commit()
             return _("The log of %(month)s is signed off.", month=month)
 
         message = record(form, "reports.TemperatureLogSignoff", {"unit_id": unit_id}, action,

@@ -109,6 +109,7 @@ def open_session(store_id: int) -> Any:
                 site_timezone=conf.site_timezone,
                 day_start=dt.time.fromisoformat(conf.sessions_day_start),
                 slot_minutes=conf.sessions_slot_minutes, slot_count=conf.sessions_slot_count)
+            uow.commit()
             return _("Session %(id)s opened for %(n)s doses.", id=session.id, n=number(capacity))
 
         try:
@@ -137,6 +138,7 @@ def record_report(store_id: int, session_id: int, form: Form,
         report = svc.report_session(uow, session_id=session_id, doses_given=given,
                                     vials_opened=vials, actor=access.principal().username,
                                     now=access.now(), site_timezone=conf.site_timezone)
+        uow.commit()
         return _("Session %(id)s reported: %(given)s doses given, %(wasted)s wasted in "
                  "opened vials.", id=session_id, given=number(given),
                  wasted=number(report.wasted_doses))

@@ -23,7 +23,7 @@ from logistics.domain.alerts import (
 from logistics.domain.errors import NotFound
 from logistics.models.alerts import Alert, AlertEvent
 from logistics.models.catalog import Store
-from logistics.services.lookup import get_or_404
+from logistics.services.lookup import get_or_404, in_subtree
 
 SYSTEM_ACTOR = "system"
 
@@ -191,7 +191,7 @@ def list_alerts(uow: UnitOfWork, flt: AlertFilter) -> list[Alert]:
         store = get_or_404(
             uow, Store, flt.store_id, f"store {flt.store_id} does not exist", field="store_id"
         )
-        query = query.where(Alert.store_path.startswith(store.path, autoescape=True))
+        query = query.where(in_subtree(Alert.store_path, store.path))
     for column, value in (
         (Alert.kind, flt.kind),
         (Alert.state, flt.state),
@@ -637,6 +637,6 @@ def open_alerts(uow: UnitOfWork, *, store_path: str | None, limit: int = 200) ->
     rank = case(SEVERITY_RANK, value=Alert.severity, else_=-1)
     query = select(Alert).where(Alert.state != "resolved")
     if store_path is not None:
-        query = query.where(Alert.store_path.startswith(store_path, autoescape=True))
+        query = query.where(in_subtree(Alert.store_path, store_path))
     return list(uow.session.scalars(
         query.order_by(rank.desc(), Alert.opened_at.desc(), Alert.id.desc()).limit(limit)))

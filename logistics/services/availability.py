@@ -28,7 +28,7 @@ from logistics.models.catalog import Lot, Product, Store
 from logistics.models.sessions import AvailabilityVersion, Session, SessionReport, Slot
 from logistics.models.stock import Shipment, ShipmentLine, StockBalance
 from logistics.services.commitments import district_of
-from logistics.services.lookup import get_or_404
+from logistics.services.lookup import get_or_404, in_subtree
 from logistics.services.recalled import scopes as recall_scopes
 
 COWIN_DATE = "%d-%m-%Y"  # CoWIN's public API writes dates as DD-MM-YYYY
@@ -240,7 +240,7 @@ def _centres(uow: UnitOfWork, district_id: int) -> dict[int, Store]:
     district = get_or_404(
         uow, Store, district_id, f"no district store {district_id}", field="district_id"
     )
-    query = select(Store).where(Store.path.startswith(district.path), Store.id != district.id)
+    query = select(Store).where(in_subtree(Store.path, district.path), Store.id != district.id)
     return {store.id: store for store in uow.session.scalars(query)}
 
 

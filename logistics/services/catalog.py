@@ -14,7 +14,7 @@ from logistics.db import UnitOfWork
 from logistics.domain.errors import Conflict, Invalid, NotFound
 from logistics.domain.gs1 import GS1Error, parse_carton_label
 from logistics.models.catalog import Lot, Product, StorageUnit, Store, StoreLevel
-from logistics.services.lookup import Row, get_or_404
+from logistics.services.lookup import Row, get_or_404, in_subtree
 
 UNIT_KINDS = (
     "ilr",
@@ -124,7 +124,7 @@ def list_stores(
     if level_code is not None:
         query = query.where(Store.level_code == level_code)
     if within_id is not None:
-        query = query.where(Store.path.startswith(get_store(uow, within_id, "within_id").path))
+        query = query.where(in_subtree(Store.path, get_store(uow, within_id, "within_id").path))
     return list(uow.session.scalars(query))
 
 

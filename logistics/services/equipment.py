@@ -22,7 +22,7 @@ from logistics.models.paperwork import UnitStatusChange
 from logistics.models.stock import StockBalance
 from logistics.services import catalog
 from logistics.services.alerts import clear_alert, raise_alert
-from logistics.services.lookup import get_or_404
+from logistics.services.lookup import get_or_404, in_subtree
 
 ALARM_KIND = "unit_not_working"
 REGISTER_FIELDS = ("make", "model", "pqs_code", "year_installed", "energy_source", "capacity_doses")
@@ -219,7 +219,7 @@ def functional_by_district(
     query = select(Store).where(Store.level_code == level_code).order_by(Store.path)
     if within_id is not None:
         within = catalog.get_store(uow, within_id, "within_id")
-        query = query.where(Store.path.startswith(within.path, autoescape=True))
+        query = query.where(in_subtree(Store.path, within.path))
     districts = list(uow.session.scalars(query))
     units = list(
         uow.session.execute(

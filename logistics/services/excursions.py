@@ -30,6 +30,7 @@ from logistics.models.readings import Reading
 from logistics.models.stock import StockBalance
 from logistics.runtime import Runtime
 from logistics.services.alerts import check_sensors, clear_alert, raise_alert
+from logistics.services.lookup import in_subtree
 from logistics.services.quarantine import quarantine_unit
 from logistics.services.temperature_rules import _unit, unit_rules
 
@@ -550,7 +551,7 @@ def list_excursions(
     query = select(Excursion)
     if store_path is not None:
         query = query.join(Store, Store.id == Excursion.store_id).where(
-            Store.path.startswith(store_path, autoescape=True)
+            in_subtree(Store.path, store_path)
         )
     if unit_id is not None:
         query = query.where(Excursion.unit_id == unit_id)

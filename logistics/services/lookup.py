@@ -5,9 +5,10 @@ Stores carry a materialised path ("/1/4/17/"): a store's subtree is every path i
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from logistics.db import Base, UnitOfWork
 from logistics.domain.errors import NotFound
@@ -34,9 +35,9 @@ def get_or_404(
     return found
 
 
-def in_subtree(path_column: Any, store_path: str) -> ColumnElement[bool]:
+def in_subtree(path_column: InstrumentedAttribute[str], store_path: str) -> ColumnElement[bool]:
     """Rows whose store path lies in the subtree at `store_path` (itself included)."""
-    return path_column.startswith(store_path, autoescape=True)  # type: ignore[no-any-return]
+    return path_column.startswith(store_path, autoescape=True)
 
 
 def store_ids_within(uow: UnitOfWork, roots: tuple[str, ...] | None) -> set[int] | None:

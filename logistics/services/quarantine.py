@@ -17,7 +17,7 @@ from logistics.models.alerts import Excursion, QuarantineReview
 from logistics.models.stock import StockBalance
 from logistics.services import holds
 from logistics.services.commitments import check_commitments
-from logistics.services.lookup import get_or_404
+from logistics.services.lookup import get_or_404, in_subtree
 
 # --- quarantine ----------------------------------------------------------------------------------
 
@@ -136,7 +136,7 @@ def list_reviews(
     query = select(QuarantineReview)
     if store_path is not None:
         query = query.join(Store, Store.id == QuarantineReview.store_id).where(
-            Store.path.startswith(store_path, autoescape=True)
+            in_subtree(Store.path, store_path)
         )
     if state is not None:
         query = query.where(QuarantineReview.state == state)

@@ -28,6 +28,7 @@ from logistics.models.paperwork import TemperatureLogSignoff
 from logistics.models.readings import Reading
 from logistics.models.stock import LedgerEntry, Movement
 from logistics.services import catalog, excursions, thermal
+from logistics.services.lookup import in_subtree
 
 # Wastage recorded by a quarantine review's discard carries this client id prefix
 # (logistics/services/quarantine.py, discard_review).
@@ -63,7 +64,7 @@ def _scope(store: Store, subtree: bool) -> Any:
     """The ids of the stores reported on, as a subquery (a state's subtree has thousands)."""
     if not subtree:
         return select(Store.id).where(Store.id == store.id)
-    return select(Store.id).where(Store.path.startswith(store.path, autoescape=True))
+    return select(Store.id).where(in_subtree(Store.path, store.path))
 
 
 def _stores(uow: UnitOfWork, ids: Iterable[int]) -> dict[int, Store]:

@@ -36,7 +36,7 @@ from logistics.services.commitments import (
     promises,
     stock_lines,
 )
-from logistics.services.lookup import get_or_404
+from logistics.services.lookup import get_or_404, in_subtree
 from logistics.services.stock import stock_at
 
 # Namespace of this area's PostgreSQL advisory locks (one lock per centre and product).
@@ -585,7 +585,7 @@ def sessions_at_risk(
     )
     if store_path is not None:
         query = query.join(Store, Store.id == Session.store_id).where(
-            Store.path.startswith(store_path, autoescape=True)
+            in_subtree(Store.path, store_path)
         )
     return list(uow.session.scalars(query.order_by(Session.session_date, Session.id).limit(limit)))
 

@@ -41,7 +41,7 @@ from logistics.models.stock import (
 )
 from logistics.services import catalog, holds, recalled
 from logistics.services.commitments import check_commitments
-from logistics.services.lookup import get_or_404
+from logistics.services.lookup import get_or_404, in_subtree
 
 UTC = dt.UTC
 
@@ -833,7 +833,7 @@ def shipments_in_transit_to(
     query = select(Shipment).where(Shipment.status == "in_transit")
     if store_path is not None:
         query = query.join(Store, Store.id == Shipment.to_store_id).where(
-            Store.path.startswith(store_path, autoescape=True)
+            in_subtree(Store.path, store_path)
         )
     return list(uow.session.scalars(query.order_by(Shipment.issued_at, Shipment.id).limit(limit)))
 

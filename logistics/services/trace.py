@@ -13,6 +13,7 @@ from logistics.domain import stock as rules
 from logistics.models.catalog import Lot, StorageUnit, Store
 from logistics.models.stock import LedgerEntry, Movement, Shipment, ShipmentLine, StockBalance
 from logistics.services import catalog
+from logistics.services.lookup import in_subtree
 from logistics.services.stock import lot_stock
 
 
@@ -231,7 +232,7 @@ def store_stock(
     """Stock of a store (or its whole subtree) by product and lot, with days of stock when known."""
     store = catalog.get_store(uow, store_id)
     scope = select(Store.id).where(
-        Store.path.startswith(store.path) if subtree else Store.id == store.id
+        in_subtree(Store.path, store.path) if subtree else Store.id == store.id
     )
     balances = list(
         uow.session.scalars(

@@ -70,6 +70,7 @@ def review_id(runtime, reason):
 def decide(runtime, reason, how, at):
     with runtime.uow() as uow:
         how(uow, review_id=review_id(runtime, reason), comment="checked", actor="asha", now=at)
+        uow.commit()
 
 
 def test_releasing_the_heat_review_leaves_the_frozen_doses_held(runtime, tree):

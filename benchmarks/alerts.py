@@ -62,9 +62,10 @@ def iso(ts: dt.datetime) -> str:
 def setup(url: str, probes: int, start: dt.datetime) -> dict:
     """Stores, units, sensors; probe units with a 1-minute heat alarm and a first reading at 9 C."""
     from logistics.domain.readings import SensorReading
-    from logistics.services.excursions import RuleInput, evaluate_units, set_rules
+    from logistics.services.excursions import evaluate_units
     from logistics.services.readings import record_readings
     from logistics.services.sensors import register_sensor
+    from logistics.services.temperature_rules import RuleInput, set_rules
 
     engine = make_engine(url)
     Base.metadata.create_all(engine)
@@ -72,13 +73,17 @@ def setup(url: str, probes: int, start: dt.datetime) -> dict:
     uow = UnitOfWork(runtime.session_factory)
     with uow:
         seed_reference_data(uow)
+        uow.commit()
         state = catalog.create_store(uow, code="AS", name="Assam", level_code="state")
+        uow.commit()
         bg = catalog.create_store(
             uow, code="BG", name="Background", level_code="district", parent_id=state.id
         )
+        uow.commit()
         probe = catalog.create_store(
             uow, code="PR", name="Probes", level_code="district", parent_id=state.id
         )
+        uow.commit()
         bg_id, probe_id = bg.id, probe.id
         token = admin_token(uow)
     with uow:
@@ -86,6 +91,7 @@ def setup(url: str, probes: int, start: dt.datetime) -> dict:
             unit = catalog.create_unit(
                 uow, store_id=bg_id, code=f"ILR-{i}", kind="ilr", min_temp_c=2, max_temp_c=8
             )
+            uow.commit()
             register_sensor(
                 uow,
                 sensor_id=f"bg-{i}",
@@ -95,12 +101,14 @@ def setup(url: str, probes: int, start: dt.datetime) -> dict:
                 now=start,
                 expected_interval_s=3600,
             )
+            uow.commit()
     probe_units = {}
     with uow:
         for i in range(probes * 2 + 1):  # the last one warms the path up, untimed
             unit = catalog.create_unit(
                 uow, store_id=probe_id, code=f"P-{i}", kind="ilr", min_temp_c=2, max_temp_c=8
             )
+            uow.commit()
             register_sensor(
                 uow,
                 sensor_id=f"probe-{i}",
@@ -110,6 +118,7 @@ def setup(url: str, probes: int, start: dt.datetime) -> dict:
                 now=start,
                 expected_interval_s=3600,
             )
+            uow.commit()
             set_rules(
                 uow,
                 unit_id=unit.id,
@@ -119,6 +128,7 @@ def setup(url: str, probes: int, start: dt.datetime) -> dict:
                 now=start,
                 rules=[RuleInput("heat", "alarm", 8.0, "consecutive", 1)],
             )
+            uow.commit()
             probe_units[f"probe-{i}"] = unit.id
         first = [
             SensorReading(sensor_id=s, ts=start, temp_c=9.0, received_at=start) for s in probe_units

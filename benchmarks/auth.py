@@ -40,23 +40,33 @@ def setup(runtime: Runtime) -> dict:
     """A state store, a district with a centre and an ILR, stock, and two users with tokens."""
     with runtime.uow() as uow:
         seed_reference_data(uow)
+        uow.commit()
         state = catalog.create_store(uow, code="S", name="S", level_code="state")
+        uow.commit()
         district = catalog.create_store(uow, code="D", name="D", level_code="district",
                                         parent_id=state.id)
+        uow.commit()
         centre = catalog.create_store(uow, code="C", name="C", level_code="centre",
                                       parent_id=district.id)
+        uow.commit()
         unit = catalog.create_unit(uow, store_id=centre.id, code="ILR-1", kind="ilr",
                                    min_temp_c=2, max_temp_c=8)
+        uow.commit()
         product = catalog.create_product(uow, code="P", name="P", doses_per_vial=10,
                                          min_temp_c=2, max_temp_c=8, freeze_sensitive=True,
                                          open_vial_life_min=240, gtin=None)
+        uow.commit()
         lot = catalog.create_lot(uow, {"product_id": product.id, "lot_number": "L",
                                        "manufacturer": "M", "expiry_date": dt.date(2031, 1, 1)})
+        uow.commit()
         auth.create_user(uow, username="admin", password=None, roles=["admin"])
+        uow.commit()
         auth.create_user(uow, username="dio", password=None, roles=[("district_officer", "D")])
+        uow.commit()
         ids = {"store": centre.id, "unit": unit.id, "lot": lot.id,
                "admin": auth.issue_token(uow, username="admin"),
                "dio": auth.issue_token(uow, username="dio")}
+        uow.commit()
     return ids
 
 

@@ -98,6 +98,7 @@ def generate(runtime: Runtime, centres: int) -> dict:
     now = dt.datetime.now(dt.UTC)
     with runtime.uow() as uow:
         seed_reference_data(uow)
+        uow.commit()
         state = Store(code="BS", name="Bench State", level_code="state", path="/")
         uow.session.add(state)
         uow.session.flush()
@@ -172,6 +173,7 @@ def generate(runtime: Runtime, centres: int) -> dict:
                         slot_minutes=120,
                         slot_count=4,
                     )
+                    uow.commit()
     ids["probe"] = add_probe_centre(runtime, district.id, ids, now)
     return ids
 
@@ -221,6 +223,7 @@ def add_probe_centre(runtime: Runtime, district_id: int, ids: dict, now: dt.date
             slot_minutes=120,
             slot_count=4,
         )
+        uow.commit()
         return {"centre": centre.id, "session": session.id, "slot": session.slots[0].id}
 
 
@@ -256,6 +259,7 @@ def probe_staleness(database_url: str, port: int, probe: dict, stop, lags: list[
                 now=dt.datetime.now(dt.UTC),
                 site_timezone=SITE_TZ,
             )
+            uow.commit()
         committed, expected = time.monotonic(), expected - 1
         while seen() != expected and time.monotonic() - committed < 5:
             time.sleep(0.01)
@@ -271,9 +275,10 @@ def change_forever(database_url: str, ids: dict, stop: mp.Event, counter: mp.Val
     """Book, cancel, resize and quarantine/release stock until told to stop (own process)."""
     from sqlalchemy import select
 
-    from logistics.errors import DomainError
+    from logistics.domain.errors import DomainError
     from logistics.models.sessions import Session, Slot
     from logistics.models.stock import StockBalance
+    from logistics.services import commitments
     from logistics.services import sessions as svc
 
     runtime = Runtime.from_settings(
@@ -302,6 +307,7 @@ def change_forever(database_url: str, ids: dict, stop: mp.Event, counter: mp.Val
                         now=now,
                         site_timezone=SITE_TZ,
                     )
+                    uow.commit()
                     bookings.append(booking.id)
                 elif action < 0.85:
                     svc.cancel_booking(
@@ -310,6 +316,7 @@ def change_forever(database_url: str, ids: dict, stop: mp.Event, counter: mp.Val
                         actor="bench",
                         now=now,
                     )
+                    uow.commit()
                 elif action < 0.95:
                     svc.resize_session(
                         uow,
@@ -319,13 +326,14 @@ def change_forever(database_url: str, ids: dict, stop: mp.Event, counter: mp.Val
                         now=now,
                         site_timezone=SITE_TZ,
                     )
+                    uow.commit()
                 else:  # a temperature alarm holds stock, or the review releases it
                     centre_id, unit_id = rng.choice(ids["centres"])
                     balance = uow.session.scalars(
                         select(StockBalance).where(StockBalance.unit_id == unit_id)
                     ).one()
                     balance.quarantined_doses = 0 if balance.quarantined_doses else 1500
-                    svc.check_commitments(uow, centre_id, now, site_timezone=SITE_TZ)
+                    commitments.check_commitments(uow, centre_id, now, site_timezone=SITE_TZ)
                     uow.commit()
             with counter.get_lock():
                 counter.value += 1

@@ -132,6 +132,7 @@ class Bench:
         self.processes: list[Process] = []
         with self.runtime.uow() as uow:
             seed_reference_data(uow)
+            uow.commit()
 
     def _sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         plain = self.url.replace("postgresql+psycopg://", "postgresql://")
@@ -346,7 +347,9 @@ def web_worker_sigkill(bench: Bench) -> dict[str, Any]:
     with bench.runtime.uow() as uow:
         site = make_site(uow, doses=5000)
         create_user(uow, username="faults-admin", password=None, roles=["admin"])
+        uow.commit()
         token = issue_token(uow, username="faults-admin", ttl_s=3600)
+        uow.commit()
     from sensors.mosquitto import PrivateMosquitto
 
     port = harness.free_port()

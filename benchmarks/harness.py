@@ -113,7 +113,10 @@ def admin_token(uow) -> str:  # noqa: ANN001 (a logistics UnitOfWork; imported l
     from logistics.services.auth import create_user, issue_token
 
     create_user(uow, username="bench-admin", password=None, roles=["admin"])
-    return issue_token(uow, username="bench-admin", ttl_s=3600)
+    uow.commit()
+    token = issue_token(uow, username="bench-admin", ttl_s=3600)
+    uow.commit()
+    return token
 
 
 def start_coldchain(command: str, env: dict[str, str], *args: str) -> subprocess.Popen:

@@ -55,6 +55,7 @@ def prepare(runtime: Runtime, sensors: int) -> list[str]:
     ids = [f"B{i:05d}" for i in range(sensors)]
     with runtime.uow() as uow:
         seed_reference_data(uow)
+        uow.commit()
         store = Store(code="BENCH", name="Bench", level_code="centre", path="/")
         uow.session.add(store)
         uow.session.flush()

@@ -53,13 +53,17 @@ def setup(url: str, clients: int) -> dict:
     uow = UnitOfWork(make_session_factory(engine))
     with uow:
         seed_reference_data(uow)
+        uow.commit()
         store = catalog.create_store(uow, code="SVS", name="State store", level_code="state")
+        uow.commit()
         unit = catalog.create_unit(
             uow, store_id=store.id, code="WIC-1", kind="walk_in_cooler", min_temp_c=2, max_temp_c=8
         )
+        uow.commit()
         product = catalog.create_product(
             uow, code="COVISHIELD", name="Covishield", doses_per_vial=10, min_temp_c=2, max_temp_c=8
         )
+        uow.commit()
         expiry = dt.date.today() + dt.timedelta(days=365)
         lots = [
             catalog.create_lot(

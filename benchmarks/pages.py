@@ -77,6 +77,7 @@ def _store(uow, code: str, name: str, level: str, parent) -> object:
 
 def generate(runtime: Runtime, centres: int) -> dict:
     """State -> district -> centres, each with an ILR, stock, two open sessions and a sensor."""
+    from logistics.clock import local_date
     from logistics.models.catalog import Lot, Product, StorageUnit
     from logistics.models.readings import Sensor, SensorAssignment
     from logistics.services import sessions as svc
@@ -86,10 +87,11 @@ def generate(runtime: Runtime, centres: int) -> dict:
     from logistics.services.stock import receive_stock, recorded
 
     now = dt.datetime.now(dt.UTC)
-    today = svc.local_date(now, "Asia/Kolkata")
+    today = local_date(now, "Asia/Kolkata")
     start = now - dt.timedelta(days=31)
     with runtime.uow() as uow:
         seed_reference_data(uow)
+        uow.commit()
         state = _store(uow, "BS", "Bench State", "state", None)
         district = _store(uow, "BS-D1", "Bench District", "district", state)
         product = Product(code="COVISHIELD", name="Covishield", doses_per_vial=10, min_temp_c=2,
@@ -118,6 +120,7 @@ def generate(runtime: Runtime, centres: int) -> dict:
         uow.commit()
         create_user(uow, username="bench-district", password=PASSWORD,
                     roles=[("district_officer", district.id)])
+        uow.commit()
         ids = {"district": district.id, "district_unit": district_unit.id, "lot": lot.id,
                "product": product.id, "units": units}
     with runtime.uow() as uow:
@@ -139,6 +142,7 @@ def generate(runtime: Runtime, centres: int) -> dict:
             with runtime.uow() as uow:
                 svc.open_session(uow, request, actor="bench", now=now, site_timezone="Asia/Kolkata",
                                  day_start=dt.time(9), slot_minutes=120, slot_count=4)
+                uow.commit()
     return ids
 
 

@@ -63,18 +63,24 @@ def _centre_month(uow: UnitOfWork, centre: int, unit: int, lot: int) -> int:
 def build(factory, centres: int) -> tuple[int, int, int]:  # noqa: ANN001
     with UnitOfWork(factory) as uow:
         seed_reference_data(uow)
+        uow.commit()
         state = catalog.create_store(uow, code="S", name="State", level_code="state")
+        uow.commit()
         district = catalog.create_store(uow, code="D", name="District", level_code="district",
                                         parent_id=state.id)
+        uow.commit()
         product = catalog.create_product(uow, code="CS", name="Covishield", doses_per_vial=10,
                                          min_temp_c=2, max_temp_c=8)
+        uow.commit()
         lot = catalog.create_lot(uow, {"product_id": product.id, "lot_number": "L1",
                                        "manufacturer": "SII",
                                        "expiry_date": dt.date(2027, 12, 31)})
+        uow.commit()
         units, moves = [], 0
         for n in range(centres):
             centre = catalog.create_store(uow, code=f"C{n}", name=f"Centre {n}",
                                           level_code="centre", parent_id=district.id)
+            uow.commit()
             units.append(catalog.create_unit(uow, store_id=centre.id, code="ILR-1", kind="ilr",
                                              min_temp_c=2, max_temp_c=8).id)
             uow.commit()

@@ -73,6 +73,7 @@ def build_network(runtime: Runtime, since: dt.datetime) -> tuple[list[int], list
     """Stores, 5,000 ILRs and their loggers; returns the unit ids and the district ids."""
     with runtime.uow() as uow:
         seed_reference_data(uow)
+        uow.commit()
         s = uow.session
         state = Store(code="ST", name="State", level_code="state", path="/")
         s.add(state)

@@ -145,7 +145,10 @@ def load_demo_command() -> None:
     try:
         with live.uow() as uow:
             seed_reference_data(uow)
-            click.echo(json.dumps(load_demo(uow, dt.datetime.now(dt.UTC)), indent=2))
+            uow.commit()
+            loaded = load_demo(uow, dt.datetime.now(dt.UTC))
+            uow.commit()
+            click.echo(json.dumps(loaded, indent=2))
     finally:
         live.close()
 

@@ -6,6 +6,7 @@ import dataclasses
 import os
 import tomllib
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -169,10 +170,10 @@ def _coerce(raw: str, kind: Any) -> Any:
 
 
 def load_settings(
-    overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None
+    overrides: dict[str, Any] | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
     """Read defaults from config/, apply COLDCHAIN_* environment variables, then overrides."""
-    environ = os.environ if environ is None else environ
+    env: Mapping[str, str] = os.environ if environ is None else environ
     with open(CONFIG_DIR / "defaults.toml", "rb") as fh:
         values = _flatten(tomllib.load(fh))
     hints = typing.get_type_hints(Settings)
@@ -184,8 +185,8 @@ def load_settings(
         )
     for name in fields:
         env_name = ENV_PREFIX + name.upper()
-        if env_name in environ:
-            values[name] = _coerce(environ[env_name], hints[name])
+        if env_name in env:
+            values[name] = _coerce(env[env_name], hints[name])
     values.update(overrides or {})
     missing = fields - set(values)
     if missing:

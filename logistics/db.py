@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event
+from sqlalchemy import (
+    BigInteger,
+    CursorResult,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    Result,
+    create_engine,
+    event,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -135,3 +145,8 @@ def is_unavailable(exc: BaseException) -> bool:
     )
     # Class 08: connection exception; 57P: operator intervention; 53: insufficient resources.
     return sqlstate.startswith(("08", "57P", "53")) or "closed" in str(exc).lower()
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE matched (executing one returns a CursorResult)."""
+    return cast(CursorResult[Any], result).rowcount

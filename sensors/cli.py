@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import click
 
-from logistics.config import Settings, load_settings
+from logistics.config import load_settings
 from logistics.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -213,10 +213,3 @@ def demo(count: int, speedup: float, history_h: float, port: int | None, duratio
         if duration_s:
             threading.Timer(duration_s, stop.set).start()
         Demo(settings, count=count, speedup=speedup, history_h=history_h, http_port=port).run(stop)
-
-
-def demo_settings(settings: Settings, url: str, username: str, password: str) -> Settings:
-    """Settings pointing the ingestion at the embedded broker (which speaks MQTT 3.1.1 only)."""
-    return settings.replace(
-        mqtt_url=url, mqtt_username=username, mqtt_password=password, mqtt_protocol="3.1.1"
-    )

@@ -41,6 +41,7 @@ def demo_units(uow: UnitOfWork, now: dt.datetime) -> list[int]:
     except ImportError:
         load_demo = None
     loaded = load_demo(uow, now) if load_demo else None
+    uow.commit()
     if isinstance(loaded, dict) and loaded.get("centre_ilrs"):
         return [int(ilr["unit_id"]) for ilr in loaded["centre_ilrs"]]
     query = select(StorageUnit.id).where(StorageUnit.kind == "ilr", StorageUnit.active.is_(True))
@@ -82,13 +83,16 @@ def register_demo_sensors(
                 now=now,
                 expected_interval_s=60,
             )
+            uow.commit()
 
 
 def demo_credentials(uow: UnitOfWork) -> dict[str, dict[str, Any]]:
     """Users of the demo with passwords made for this run (none is stored in the repository)."""
     from logistics.services.auth import ensure_demo_credentials
 
-    return ensure_demo_credentials(uow)
+    result = ensure_demo_credentials(uow)
+    uow.commit()
+    return result
 
 
 class Demo:
@@ -141,6 +145,7 @@ class Demo:
         prepare_schema(runtime)
         with runtime.uow() as uow:
             seed_reference_data(uow)
+            uow.commit()
             units = demo_units(uow, now)
             register_demo_sensors(
                 uow,
@@ -159,7 +164,6 @@ class Demo:
 
     def _broker(self) -> tuple[Settings, Any]:
         from sensors.broker import EmbeddedBroker, new_password
-        from sensors.cli import demo_settings
         from sensors.mqtt import BrokerAddress, parse_broker_url
 
         if self.settings.mqtt_url:
@@ -230,3 +234,10 @@ class Demo:
         thread = threading.Thread(target=server.serve_forever, name="web", daemon=True)
         thread.start()
         self._stoppers.append(lambda: (server.shutdown(), thread.join(10)))
+
+
+def demo_settings(settings: Settings, url: str, username: str, password: str) -> Settings:
+    """Settings pointing the ingestion at the embedded broker (which speaks MQTT 3.1.1 only)."""
+    return settings.replace(
+        mqtt_url=url, mqtt_username=username, mqtt_password=password, mqtt_protocol="3.1.1"
+    )

@@ -60,6 +60,7 @@ def runtime(settings: Settings, engine: Engine) -> Runtime:
     runtime = Runtime(settings, engine, make_session_factory(engine))
     with runtime.uow() as uow:
         seed_reference_data(uow)
+        uow.commit()
     return runtime
 
 
@@ -95,7 +96,10 @@ def client(app: Flask, runtime: Runtime) -> FlaskClient:
     """An HTTP client for the app, logged in as an admin (user "test-admin")."""
     with runtime.uow() as uow:
         create_user(uow, username="test-admin", password=None, roles=["admin"])
-        return _client_with_token(app, issue_token(uow, username="test-admin"))
+        uow.commit()
+        token = issue_token(uow, username="test-admin")
+        uow.commit()
+        return _client_with_token(app, token)
 
 
 @pytest.fixture
@@ -107,6 +111,9 @@ def client_as(app: Flask, runtime: Runtime) -> Callable[..., FlaskClient]:
         username = f"test-{role}-{next(made)}"
         with runtime.uow() as uow:
             create_user(uow, username=username, password=None, roles=[(role, store)])
-            return _client_with_token(app, issue_token(uow, username=username))
+            uow.commit()
+            token = issue_token(uow, username=username)
+            uow.commit()
+            return _client_with_token(app, token)
 
     return make

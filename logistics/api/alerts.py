@@ -4,7 +4,6 @@ stock levels and notification targets.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import marshmallow as ma
@@ -13,14 +12,20 @@ from flask_smorest import Blueprint
 from marshmallow import validate
 
 from logistics.api import scope
-from logistics.api.catalog import MAX_ID, ident, request_uow, text, when
+from logistics.api.catalog import ident, request_uow, text, when
 from logistics.api.context import current_actor, settings
 from logistics.api.idempotency import HEADER_DOC, record_once
+from logistics.clock import utcnow
+from logistics.domain.errors import NotFound
 from logistics.domain.excursions import RuleSet
-from logistics.errors import NotFound
+from logistics.domain.ids import MAX_ID
 from logistics.services import alerts as alert_service
 from logistics.services import excursions as excursion_service
 from logistics.services import notify as notify_service
+from logistics.services import quarantine as quarantine_service
+from logistics.services import temperature_rules as rules_service
+from logistics.services import thermal as thermal_service
+from logistics.services.lookup import store_path_of
 
 blp = Blueprint(
     "alerts",
@@ -55,21 +60,6 @@ def _known(value: int, what: str, limit: int = MAX_ID) -> int:
     if not 1 <= value <= limit:
         raise NotFound(f"{what} {value} does not exist")
     return value
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _store_path(uow: Any, store_id: int | None) -> str | None:
-    from logistics.models.catalog import Store
-
-    if store_id is None:
-        return None
-    store = uow.session.get(Store, store_id)
-    if store is None:
-        raise NotFound(f"store {store_id} does not exist", field="store_id")
-    return store.path
 
 
 # --- schemas -------------------------------------------------------------------------------------
@@ -327,13 +317,16 @@ class AlertAcknowledge(MethodView):
     @blp.alt_response(409, description="Not open")
     def post(self, body: dict[str, Any], alert_id: int) -> Any:
         """Acknowledge an open alert (who and a comment are recorded); reminders stop."""
-        return alert_service.acknowledge_alert(
-            request_uow(),
+        uow = request_uow()
+        result = alert_service.acknowledge_alert(
+            uow,
             alert_id=_known(alert_id, "alert", MAX_BIG_ID),
             comment=body["comment"],
             actor=current_actor(),
-            now=_now(),
+            now=utcnow(),
         )
+        uow.commit()
+        return result
 
 
 @blp.route("/alerts/<int:alert_id>/resolve")
@@ -344,13 +337,16 @@ class AlertResolve(MethodView):
     @blp.alt_response(409, description="Already resolved")
     def post(self, body: dict[str, Any], alert_id: int) -> Any:
         """Resolve an alert by hand, with a comment."""
-        return alert_service.resolve_alert(
-            request_uow(),
+        uow = request_uow()
+        result = alert_service.resolve_alert(
+            uow,
             alert_id=_known(alert_id, "alert", MAX_BIG_ID),
             comment=body["comment"],
             actor=current_actor(),
-            now=_now(),
+            now=utcnow(),
         )
+        uow.commit()
+        return result
 
 
 # --- excursions, reviews, MKT --------------------------------------------------------------------
@@ -366,7 +362,7 @@ class Excursions(MethodView):
         uow = request_uow()
         return excursion_service.list_excursions(
             uow,
-            store_path=_store_path(uow, args.get("store_id")),
+            store_path=store_path_of(uow, args.get("store_id")),
             unit_id=args.get("unit_id"),
             kind=args.get("kind"),
             open_only=args["open"],
@@ -385,9 +381,9 @@ class Reviews(MethodView):
     def get(self, args: dict[str, Any]) -> Any:
         """Lots held after a temperature alarm, with the proposed decision."""
         uow = request_uow()
-        return excursion_service.list_reviews(
+        return quarantine_service.list_reviews(
             uow,
-            store_path=_store_path(uow, args.get("store_id")),
+            store_path=store_path_of(uow, args.get("store_id")),
             state=args.get("state"),
             limit=args["limit"],
             offset=args["offset"],
@@ -405,9 +401,9 @@ class ReviewRelease(MethodView):
         """Release the held doses of a lot (a comment says why they are usable)."""
         review_id = _known(review_id, "review", MAX_BIG_ID)
         return record_once(
-            lambda uow: excursion_service.release_review(
+            lambda uow: quarantine_service.release_review(
                 uow, review_id=review_id, comment=body["comment"], actor=current_actor(),
-                now=_now(),
+                now=utcnow(),
             ),
             ReviewSchema(),
             None,
@@ -426,9 +422,9 @@ class ReviewDiscard(MethodView):
         """Discard the held doses: recorded as wastage (heat_exposure or frozen) in the ledger."""
         review_id = _known(review_id, "review", MAX_BIG_ID)
         return record_once(
-            lambda uow: excursion_service.discard_review(
+            lambda uow: quarantine_service.discard_review(
                 uow, review_id=review_id, comment=body["comment"], actor=current_actor(),
-                now=_now(),
+                now=utcnow(),
             ),
             ReviewSchema(),
             None,
@@ -443,7 +439,7 @@ class UnitMkt(MethodView):
     @blp.alt_response(404, description="Unknown unit")
     def get(self, args: dict[str, Any], unit_id: int) -> Any:
         """Mean kinetic temperature of a unit over a time range."""
-        return excursion_service.unit_mkt(
+        return thermal_service.unit_mkt(
             request_uow(), settings(), unit_id=_known(unit_id, "unit"), **args
         )
 
@@ -459,7 +455,7 @@ class LotThermalHistory(MethodView):
         A reader whose roles cover part of the network sees the stays in it (and the lot's MKT).
         """
         uow = request_uow()
-        history = excursion_service.lot_thermal_history(
+        history = thermal_service.lot_thermal_history(
             uow, settings(), lot_id=_known(lot_id, "lot"), **args
         )
         return scope.thermal_history_within(history, scope.visible_store_ids(uow))
@@ -468,8 +464,8 @@ class LotThermalHistory(MethodView):
 # --- rules, levels, targets ---------------------------------------------------------------
 
 
-def _rule_inputs(body: dict[str, Any]) -> list[excursion_service.RuleInput]:
-    return [excursion_service.RuleInput(**rule) for rule in body["rules"]]
+def _rule_inputs(body: dict[str, Any]) -> list[rules_service.RuleInput]:
+    return [rules_service.RuleInput(**rule) for rule in body["rules"]]
 
 
 @blp.route("/temperature-rules/products/<int:product_id>")
@@ -479,7 +475,7 @@ class ProductRules(MethodView):
     def get(self, product_id: int) -> Any:
         """A product's temperature rules (its own, or the 30-DTR/Logistimo defaults)."""
         return _rules_out(
-            *excursion_service.rules_of_product(
+            *rules_service.rules_of_product(
                 request_uow(), settings(), _known(product_id, "product")
             )
         )
@@ -490,16 +486,17 @@ class ProductRules(MethodView):
     def put(self, body: dict[str, Any], product_id: int) -> Any:
         """Replace a product's temperature rules."""
         uow = request_uow()
-        excursion_service.set_rules(
+        rules_service.set_rules(
             uow,
             product_id=_known(product_id, "product"),
             min_temp_c=body["min_temp_c"],
             max_temp_c=body["max_temp_c"],
             rules=_rule_inputs(body),
             actor=current_actor(),
-            now=_now(),
+            now=utcnow(),
         )
-        return _rules_out(*excursion_service.rules_of_product(uow, settings(), product_id))
+        uow.commit()
+        return _rules_out(*rules_service.rules_of_product(uow, settings(), product_id))
 
 
 @blp.route("/temperature-rules/units/<int:unit_id>")
@@ -509,7 +506,7 @@ class UnitRules(MethodView):
     def get(self, unit_id: int) -> Any:
         """The rules in force for a unit: override, else its products' strictest, else defaults."""
         return _rules_out(
-            *excursion_service.rules_of_unit(request_uow(), settings(), _known(unit_id, "unit"))
+            *rules_service.rules_of_unit(request_uow(), settings(), _known(unit_id, "unit"))
         )
 
     @blp.arguments(RuleSetSchema)
@@ -518,22 +515,25 @@ class UnitRules(MethodView):
     def put(self, body: dict[str, Any], unit_id: int) -> Any:
         """Override the rules of one unit."""
         uow = request_uow()
-        excursion_service.set_rules(
+        rules_service.set_rules(
             uow,
             unit_id=_known(unit_id, "unit"),
             min_temp_c=body["min_temp_c"],
             max_temp_c=body["max_temp_c"],
             rules=_rule_inputs(body),
             actor=current_actor(),
-            now=_now(),
+            now=utcnow(),
         )
-        return _rules_out(*excursion_service.rules_of_unit(uow, settings(), unit_id))
+        uow.commit()
+        return _rules_out(*rules_service.rules_of_unit(uow, settings(), unit_id))
 
     @blp.response(204)
     @blp.alt_response(404, description="No override")
     def delete(self, unit_id: int) -> None:
         """Drop a unit's override."""
-        excursion_service.delete_unit_rules(request_uow(), unit_id=_known(unit_id, "unit"))
+        uow = request_uow()
+        rules_service.delete_unit_rules(uow, unit_id=_known(unit_id, "unit"))
+        uow.commit()
 
 
 @blp.route("/stock-levels")
@@ -543,7 +543,10 @@ class StockLevels(MethodView):
     @blp.alt_response(404, description="Unknown store or product")
     def put(self, body: dict[str, Any]) -> Any:
         """Set a store's minimum and maximum of a product (doses or days of stock)."""
-        return alert_service.set_stock_level(request_uow(), now=_now(), **body)
+        uow = request_uow()
+        result = alert_service.set_stock_level(uow, now=utcnow(), **body)
+        uow.commit()
+        return result
 
 
 @blp.route("/notification-targets")
@@ -554,6 +557,9 @@ class Targets(MethodView):
     @blp.alt_response(409, description="Already registered")
     def post(self, body: dict[str, Any]) -> Any:
         """Register a webhook (signed with its secret) or an e-mail address for a store."""
-        return notify_service.add_target(
-            request_uow(), **body, allowed_networks=settings().notify_allowed_networks
+        uow = request_uow()
+        result = notify_service.add_target(
+            uow, **body, allowed_networks=settings().notify_allowed_networks
         )
+        uow.commit()
+        return result

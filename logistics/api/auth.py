@@ -1,11 +1,10 @@
 """HTTP API: logging in, users and their tokens, sensors' MQTT credentials, the audit log.
 
-Who may call what is decided in logistics.auth.policy (one place), not here.
+Who may call what is decided in logistics.domain.policy (one place), not here.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import marshmallow as ma
@@ -15,17 +14,14 @@ from flask_smorest import Blueprint
 
 from logistics.api.context import new_uow, settings
 from logistics.api.fields import Timestamp
-from logistics.auth.policy import Role
+from logistics.clock import utcnow
+from logistics.domain.policy import Role
 from logistics.services import audit as audit_service
 from logistics.services import auth as auth_service
 from logistics.services import mqtt_acl
 
 blp = Blueprint("auth", __name__, url_prefix="/api", description="Logins, users, tokens, audit log")
 BLUEPRINTS = [blp]
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class LoginSchema(ma.Schema):
@@ -161,7 +157,8 @@ class Login(MethodView):
         with new_uow() as uow:
             token, row = auth_service.login(uow, username=args["username"],
                                             password=args["password"],
-                                            ttl_s=settings().auth_token_ttl_s, now=_now())
+                                            ttl_s=settings().auth_token_ttl_s, now=utcnow())
+            uow.commit()
         return _token_body(token, row, args["username"])
 
 
@@ -172,7 +169,8 @@ class Logout(MethodView):
     def post(self) -> None:
         """Revoke the token this request was made with."""
         with new_uow() as uow:
-            auth_service.revoke_token(uow, token_id=g.principal.token_id, now=_now())
+            auth_service.revoke_token(uow, token_id=g.principal.token_id, now=utcnow())
+            uow.commit()
 
 
 @blp.route("/auth/me")
@@ -204,6 +202,7 @@ class Users(MethodView):
             user = auth_service.create_user(uow, username=args["username"],
                                             password=args["password"],
                                             roles=_role_specs(args["roles"]))
+            uow.commit()
             return _user_body(uow, user)
 
 
@@ -225,7 +224,8 @@ class UserItem(MethodView):
             roles = _role_specs(args["roles"]) if "roles" in args else None
             user = auth_service.update_user(uow, username=username, active=args.get("active"),
                                             password=args.get("password"), roles=roles,
-                                            now=_now())
+                                            now=utcnow())
+            uow.commit()
             return _user_body(uow, user)
 
 
@@ -246,7 +246,8 @@ class UserTokens(MethodView):
         ttl_s = args["ttl_s"] or settings().auth_token_ttl_s
         with new_uow() as uow:
             token, row = auth_service.issue_token_row(uow, username=username, ttl_s=ttl_s,
-                                                      now=_now())
+                                                      now=utcnow())
+            uow.commit()
         return _token_body(token, row, username)
 
 
@@ -257,7 +258,8 @@ class TokenItem(MethodView):
     def delete(self, token_id: int) -> None:
         """Revoke a token; requests made with it are refused from now on."""
         with new_uow() as uow:
-            auth_service.revoke_token(uow, token_id=token_id, now=_now())
+            auth_service.revoke_token(uow, token_id=token_id, now=utcnow())
+            uow.commit()
 
 
 @blp.route("/audit")
@@ -288,5 +290,6 @@ class SensorCredentials(MethodView):
     def post(self, sensor_id: str) -> dict[str, str]:
         """Make (or replace) a sensor's MQTT password, shown once; then regenerate broker files."""
         with new_uow() as uow:
-            password = mqtt_acl.issue_sensor_credential(uow, sensor_id=sensor_id, now=_now())
+            password = mqtt_acl.issue_sensor_credential(uow, sensor_id=sensor_id, now=utcnow())
+            uow.commit()
         return {"username": sensor_id, "password": password}

@@ -15,6 +15,7 @@ from logistics.api.context import new_uow
 from logistics.api.fields import Day, Timestamp
 from logistics.db import UnitOfWork
 from logistics.domain import stock as rules
+from logistics.domain.ids import MAX_ID
 from logistics.services import catalog
 
 blp = Blueprint(
@@ -22,7 +23,6 @@ blp = Blueprint(
 )
 BLUEPRINTS = [blp]
 
-MAX_ID = 2**31 - 1
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
 
@@ -197,7 +197,9 @@ class StoreLevels(MethodView):
     def post(self, args: dict[str, Any]) -> Any:
         """Add a level (levels are data: more can be added)."""
         uow = request_uow()
-        return catalog.create_store_level(uow, **args)
+        result = catalog.create_store_level(uow, **args)
+        uow.commit()
+        return result
 
 
 @blp.route("/stores")
@@ -217,7 +219,9 @@ class Stores(MethodView):
     def post(self, args: dict[str, Any]) -> Any:
         """Add a store under its parent store."""
         uow = request_uow()
-        return catalog.create_store(uow, **args)
+        result = catalog.create_store(uow, **args)
+        uow.commit()
+        return result
 
 
 @blp.route("/stores/<int:store_id>")
@@ -246,7 +250,9 @@ class Units(MethodView):
     def post(self, args: dict[str, Any]) -> Any:
         """Add a storage unit (ILR, deep freezer, ...) with its safe temperature range."""
         uow = request_uow()
-        return catalog.create_unit(uow, **args)
+        result = catalog.create_unit(uow, **args)
+        uow.commit()
+        return result
 
 
 @blp.route("/units/<int:unit_id>")
@@ -273,7 +279,9 @@ class Products(MethodView):
     def post(self, args: dict[str, Any]) -> Any:
         """Add a product: doses per vial, storage range, freeze sensitivity, open-vial life."""
         uow = request_uow()
-        return catalog.create_product(uow, **args)
+        result = catalog.create_product(uow, **args)
+        uow.commit()
+        return result
 
 
 @blp.route("/products/<int:product_id>")
@@ -302,7 +310,9 @@ class Lots(MethodView):
     def post(self, args: dict[str, Any]) -> Any:
         """Register a lot from its fields or from a carton's GS1 element string."""
         uow = request_uow()
-        return catalog.create_lot(uow, args)
+        result = catalog.create_lot(uow, args)
+        uow.commit()
+        return result
 
 
 @blp.route("/lots/<int:lot_id>")

@@ -142,7 +142,10 @@ class UnitEquipment(MethodView):
     @blp.alt_response(404, description="Unknown unit")
     def patch(self, body: dict[str, Any], unit_id: int) -> Any:
         """Record what the unit is; fields left out keep their value."""
-        return equipment.update_register(request_uow(), unit_id=unit_id, fields=body)
+        uow = request_uow()
+        result = equipment.update_register(uow, unit_id=unit_id, fields=body)
+        uow.commit()
+        return result
 
 
 @blp.route("/units/<int:unit_id>/status")
@@ -152,14 +155,17 @@ class UnitStatus(MethodView):
     @blp.alt_response(404, description="Unknown unit")
     def post(self, body: dict[str, Any], unit_id: int) -> Any:
         """Set the working status; "not working" raises an alarm naming the doses to move."""
-        return equipment.set_working_status(
-            request_uow(),
+        uow = request_uow()
+        result = equipment.set_working_status(
+            uow,
             unit_id=unit_id,
             status=body["status"],
             note=body["note"],
             actor=current_actor(),
             now=_now(),
         )
+        uow.commit()
+        return result
 
 
 @blp.route("/units/<int:unit_id>/repairs")

@@ -10,8 +10,8 @@ Concurrent twins meet at the claimed key: the later ones wait for the first tran
 replay its answer. Refusals (4xx) store nothing, so a retry after the cause is fixed (e.g. stock
 arrived) is judged afresh.
 
-Use cases commit themselves (`uow.commit()`); here they get a unit of work whose commit only
-flushes, so the change, its key and its answer commit together, once, at the end.
+Use cases never commit (the edge does): here the change, its key and its answer commit together,
+once, at the end. The unit of work handed to them still only flushes on `commit`, as a guard.
 """
 
 from __future__ import annotations
@@ -28,8 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from logistics.api.context import current_actor, new_uow, runtime, settings
 from logistics.db import UnitOfWork
-from logistics.errors import Conflict, Invalid
-from logistics.models.stock import IdempotencyRecord
+from logistics.domain.errors import Conflict, Invalid
 from logistics.services import idempotency as keys
 
 HEADER = "Idempotency-Key"
@@ -85,7 +84,7 @@ def _json(body: Any, status: int) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
-def _replay(record: IdempotencyRecord) -> Response:
+def _replay(record: keys.IdempotencyRecord) -> Response:
     response = Response(
         record.response_json, status=record.status_code, mimetype="application/json"
     )

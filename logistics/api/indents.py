@@ -171,8 +171,9 @@ class Indents(MethodView):
     @blp.alt_response(422, description="No parent store, past date, or nothing to ask for")
     def post(self, body: dict[str, Any]) -> Any:
         """Ask the parent store for doses of a product by a date."""
-        return indents.raise_indent(
-            request_uow(),
+        uow = request_uow()
+        result = indents.raise_indent(
+            uow,
             from_store_id=body["from_store_id"],
             product_id=body["product_id"],
             needed_by=body["needed_by"],
@@ -182,6 +183,8 @@ class Indents(MethodView):
             plan=_plan(),
             now=_now(),
         )
+        uow.commit()
+        return result
 
 
 @blp.route("/indents/<int:indent_id>")
@@ -202,14 +205,17 @@ class IndentApprove(MethodView):
     @blp.alt_response(422, description="More doses than asked, or fewer without a reason")
     def post(self, body: dict[str, Any], indent_id: int) -> Any:
         """The parent approves the indent, possibly for fewer doses (with a reason)."""
-        return indents.approve_indent(
-            request_uow(),
+        uow = request_uow()
+        result = indents.approve_indent(
+            uow,
             indent_id=indent_id,
             doses=body.get("doses"),
             reason=body["reason"],
             actor=current_actor(),
             now=_now(),
         )
+        uow.commit()
+        return result
 
 
 @blp.route("/indents/<int:indent_id>/reject")
@@ -221,13 +227,16 @@ class IndentReject(MethodView):
     @blp.alt_response(422, description="No reason")
     def post(self, body: dict[str, Any], indent_id: int) -> Any:
         """The parent rejects the indent, with a reason."""
-        return indents.reject_indent(
-            request_uow(),
+        uow = request_uow()
+        result = indents.reject_indent(
+            uow,
             indent_id=indent_id,
             reason=body["reason"],
             actor=current_actor(),
             now=_now(),
         )
+        uow.commit()
+        return result
 
 
 @blp.route("/indents/<int:indent_id>/cancel")
@@ -238,13 +247,16 @@ class IndentCancel(MethodView):
     @blp.alt_response(409, description="Already shipped, answered no, or closed")
     def post(self, body: dict[str, Any], indent_id: int) -> Any:
         """The requesting store withdraws its indent (before it is shipped)."""
-        return indents.cancel_indent(
-            request_uow(),
+        uow = request_uow()
+        result = indents.cancel_indent(
+            uow,
             indent_id=indent_id,
             reason=body["reason"],
             actor=current_actor(),
             now=_now(),
         )
+        uow.commit()
+        return result
 
 
 @blp.route("/indents/<int:indent_id>/ship")
@@ -255,8 +267,9 @@ class IndentShip(MethodView):
     @blp.alt_response(409, description="Not approved, or not enough usable stock")
     def post(self, body: dict[str, Any], indent_id: int) -> Any:
         """Issue the approved doses to the requesting store (the ledger's issue, FEFO)."""
-        return indents.ship_indent(
-            request_uow(),
+        uow = request_uow()
+        result = indents.ship_indent(
+            uow,
             indent_id=indent_id,
             client_id=body["client_id"],
             unit_id=body.get("unit_id"),
@@ -264,6 +277,8 @@ class IndentShip(MethodView):
             now=_now(),
             timezone=settings().site_timezone,
         )
+        uow.commit()
+        return result
 
 
 @blp.route("/indents/<int:indent_id>/receive")
@@ -275,8 +290,9 @@ class IndentReceive(MethodView):
     @blp.alt_response(422, description="A short receipt without a reason, or a wrong unit")
     def post(self, body: dict[str, Any], indent_id: int) -> Any:
         """The requesting store receives the shipment (the ledger's receipt)."""
-        return indents.receive_indent(
-            request_uow(),
+        uow = request_uow()
+        result = indents.receive_indent(
+            uow,
             indent_id=indent_id,
             unit_id=body["unit_id"],
             client_id=body["client_id"],
@@ -287,3 +303,5 @@ class IndentReceive(MethodView):
             now=_now(),
             timezone=settings().site_timezone,
         )
+        uow.commit()
+        return result

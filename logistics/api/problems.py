@@ -13,7 +13,7 @@ from flask_smorest.spec import prepare_response
 from werkzeug.exceptions import HTTPException
 
 from logistics.db import is_unavailable
-from logistics.errors import DomainError
+from logistics.domain.errors import DomainError
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)

@@ -11,8 +11,9 @@ from flask_smorest import Blueprint
 
 from logistics.api.context import current_actor, new_uow, settings
 from logistics.api.fields import Timestamp
-from logistics.domain.readings import MAX_ID, SENSOR_ID, parse_bucket
-from logistics.errors import Invalid
+from logistics.domain.errors import Invalid
+from logistics.domain.ids import MAX_ID
+from logistics.domain.readings import SENSOR_ID, parse_bucket
 from logistics.services import readings as readings_service
 from logistics.services import sensors as sensors_service
 
@@ -175,6 +176,7 @@ class Sensors(MethodView):
                 now=now,
                 expected_interval_s=body["expected_interval_s"],
             )
+            uow.commit()
         return sensor
 
 
@@ -205,6 +207,7 @@ class SensorMoves(MethodView):
                 valid_from=body["valid_from"],
                 actor=current_actor(),
             )
+            uow.commit()
         return sensor
 
 
@@ -217,6 +220,7 @@ class SensorRetirement(MethodView):
             sensor = sensors_service.retire_sensor(
                 uow, sensor_id=sensor_id, actor=current_actor(), now=_now()
             )
+            uow.commit()
         return sensor
 
 

@@ -329,8 +329,9 @@ class TemperatureLogSignoff(MethodView):
     @blp.alt_response(422, description="Not a month (YYYY-MM)")
     def post(self, body: dict[str, Any], unit_id: int, month: str) -> Any:
         """The officer signs the unit's month off (once, after the month ends); audited."""
-        return reports.sign_off_temperature_log(
-            request_uow(),
+        uow = request_uow()
+        result = reports.sign_off_temperature_log(
+            uow,
             unit_id=unit_id,
             month=parse_month(month),
             actor=current_actor(),
@@ -338,3 +339,5 @@ class TemperatureLogSignoff(MethodView):
             timezone=settings().site_timezone,
             now=_now(),
         )
+        uow.commit()
+        return result

@@ -1,6 +1,6 @@
 """What part of the network the current reader may see (set by the auth guard, per request).
 
-Most reads are checked before the view runs (logistics.auth.policy.READ_SCOPES). A few cross the
+Most reads are checked before the view runs (logistics.domain.policy.READ_SCOPES). A few cross the
 whole network by nature (a lot's trace, its thermal history): their views leave out the rows of
 stores outside the reader's subtrees with these helpers.
 """
@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g
-from sqlalchemy import or_, select
 
 from logistics.db import UnitOfWork
-from logistics.models.catalog import Store
+from logistics.services.lookup import store_ids_within
 
 
 def visible_roots() -> tuple[str, ...] | None:
@@ -24,19 +23,6 @@ def visible_roots() -> tuple[str, ...] | None:
 def visible_store_ids(uow: UnitOfWork) -> set[int] | None:
     """Ids of the stores the reader may see; None: every store."""
     return store_ids_within(uow, visible_roots())
-
-
-def store_ids_within(uow: UnitOfWork, roots: tuple[str, ...] | None) -> set[int] | None:
-    """Ids of the stores in these subtrees (None: every store, and None back).
-
-    The API (per request) and the web pages (per login) both cut what they show with it.
-    """
-    if roots is None:
-        return None
-    if not roots:
-        return set()
-    inside = or_(*(Store.path.startswith(root, autoescape=True) for root in roots))
-    return set(uow.session.scalars(select(Store.id).where(inside)))
 
 
 def lot_trace_within(trace: dict[str, Any], stores: set[int] | None) -> dict[str, Any]:

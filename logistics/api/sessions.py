@@ -17,7 +17,9 @@ from flask_smorest import Blueprint
 
 from logistics.api.context import current_actor, new_uow, runtime, settings
 from logistics.api.idempotency import HEADER_DOC, record_once
+from logistics.clock import local_date, utcnow
 from logistics.db import UnitOfWork, is_unavailable
+from logistics.domain.ids import MAX_ID
 from logistics.domain.slots import DOSE_NUMBERS
 from logistics.services import availability as avail
 from logistics.services import sessions as svc
@@ -52,16 +54,12 @@ def _request_uow() -> UnitOfWork:
     return uow
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def _site() -> dict[str, Any]:
     return {"site_timezone": settings().site_timezone}
 
 
 def _today() -> dt.date:
-    return svc.local_date(_now(), settings().site_timezone)
+    return local_date(utcnow(), settings().site_timezone)
 
 
 # --- schemas -----------------------------------------------------------------------------------
@@ -69,7 +67,7 @@ def _today() -> dt.date:
 
 def _id(**kwargs: Any) -> ma.fields.Integer:
     """An id of a row: the database's 32-bit integer keys."""
-    return ma.fields.Integer(validate=ma.validate.Range(1, svc.MAX_ID), **kwargs)
+    return ma.fields.Integer(validate=ma.validate.Range(1, MAX_ID), **kwargs)
 
 
 class WindowSchema(ma.Schema):
@@ -283,7 +281,7 @@ class Sessions(MethodView):
                 uow,
                 req,
                 actor=current_actor(),
-                now=_now(),
+                now=utcnow(),
                 **_site(),
                 day_start=dt.time.fromisoformat(conf.sessions_day_start),
                 slot_minutes=conf.sessions_slot_minutes,
@@ -313,7 +311,7 @@ class SessionItem(MethodView):
                 session_id=session_id,
                 capacity=body["capacity"],
                 actor=current_actor(),
-                now=_now(),
+                now=utcnow(),
                 **_site(),
             ),
             SessionSchema(),
@@ -330,7 +328,7 @@ class SessionCancel(MethodView):
         """Cancel a session and its bookings; its doses are no longer promised."""
         return record_once(
             lambda uow: svc.cancel_session(
-                uow, session_id=session_id, actor=current_actor(), now=_now(), **_site()
+                uow, session_id=session_id, actor=current_actor(), now=utcnow(), **_site()
             ),
             SessionSchema(),
             None,
@@ -352,7 +350,7 @@ class SessionBookings(MethodView):
                 slot_id=body["slot_id"],
                 beneficiary=body["beneficiary"],
                 actor=current_actor(),
-                now=_now(),
+                now=utcnow(),
                 **_site(),
             ),
             BookingSchema(),
@@ -368,7 +366,7 @@ class BookingCancel(MethodView):
         """Cancel a booking; its seat is given back."""
         return record_once(
             lambda uow: svc.cancel_booking(
-                uow, booking_id=booking_id, actor=current_actor(), now=_now()
+                uow, booking_id=booking_id, actor=current_actor(), now=utcnow()
             ),
             BookingSchema(),
             None,
@@ -390,7 +388,7 @@ class SessionReportView(MethodView):
                 doses_given=body["doses_given"],
                 vials_opened=body["vials_opened"],
                 actor=current_actor(),
-                now=_now(),
+                now=utcnow(),
                 **_site(),
             ),
             ReportSchema(),

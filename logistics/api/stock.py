@@ -28,6 +28,7 @@ from logistics.api.catalog import (
 from logistics.api.context import current_actor, settings
 from logistics.api.idempotency import HEADER_DOC, record_once
 from logistics.api.problems import PROBLEM_JSON, ProblemSchema
+from logistics.clock import utcnow
 from logistics.domain import stock as rules
 from logistics.services import recalls, stock, trace
 
@@ -543,7 +544,7 @@ class LotRecalls(MethodView):
                 store_id=args.get("store_id"),
                 reason=args["reason"],
                 actor=current_actor(),
-                now=stock.utcnow(),
+                now=utcnow(),
             ),
             RecallSchema(),
             None,
@@ -564,7 +565,7 @@ class LotRecallLift(MethodView):
                 store_id=args.get("store_id"),
                 reason=args["reason"],
                 actor=current_actor(),
-                now=stock.utcnow(),
+                now=utcnow(),
             ),
             RecallSchema(),
             None,
@@ -654,7 +655,7 @@ class StoreStock(MethodView):
         return trace.store_stock(
             uow,
             store_id,
-            now=stock.utcnow(),
+            now=utcnow(),
             window_days=args.get("window_days") or config.ledger_consumption_window_days,
             subtree=args["subtree"],
             site_timezone=config.site_timezone,

@@ -9,11 +9,10 @@ from typing import Any
 
 import click
 
-from logistics.auth import secrets
 from logistics.config import load_settings
 from logistics.runtime import Runtime
 from logistics.services import auth as auth_service
-from logistics.services import mqtt_acl
+from logistics.services import mqtt_acl, secrets
 from logistics.services.audit import AuditContext, install_audit
 
 
@@ -51,6 +50,7 @@ def create_user_command(username: str, roles: tuple[str, ...], service: bool) ->
     try:
         with runtime.uow() as uow:
             auth_service.create_user(uow, username=username, password=password, roles=list(roles))
+            uow.commit()
     finally:
         runtime.close()
     click.echo(f"user {username} created" + (f"; password: {password}" if password else ""))
@@ -67,6 +67,7 @@ def create_token_command(username: str, ttl_s: int | None) -> None:
         with runtime.uow() as uow:
             token = auth_service.issue_token(uow, username=username,
                                              ttl_s=ttl_s or runtime.settings.auth_token_ttl_s)
+            uow.commit()
     finally:
         runtime.close()
     click.echo(token)
@@ -88,6 +89,7 @@ def mqtt_credentials_command(password_file: Path, acl_file: Path, issue_missing:
             if ingest_user:
                 new[ingest_user] = mqtt_acl.issue_service_credential(uow, username=ingest_user,
                                                                      now=now)
+            uow.commit()
             files = mqtt_acl.mosquitto_files(uow, topic_prefix=runtime.settings.mqtt_topic_prefix)
     finally:
         runtime.close()

@@ -24,10 +24,11 @@ from flask import Flask, Response, g, has_request_context, request
 
 from logistics.api.context import current_actor, new_uow
 from logistics.api.problems import problem_response
-from logistics.auth import policy, secrets
 from logistics.config import Settings
 from logistics.db import UnitOfWork
-from logistics.errors import DomainError, Forbidden, Unauthorized
+from logistics.domain import policy
+from logistics.domain.errors import DomainError, Forbidden, Unauthorized
+from logistics.services import secrets
 from logistics.services.audit import AuditContext, install_audit
 from logistics.services.auth import Principal, access_epoch, authenticate, store_path_of
 

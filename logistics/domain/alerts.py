@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 from typing import Literal
 
-from logistics.errors import Conflict, Invalid
+from logistics.domain.errors import Conflict, Invalid
 
 AlertState = Literal["open", "acknowledged", "resolved"]
 SEVERITY_RANK = {"info": 0, "warning": 1, "alarm": 2}

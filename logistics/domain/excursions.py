@@ -108,15 +108,17 @@ def default_rules(
     min_temp_c: float,
     max_temp_c: float,
     *,
-    freeze_limit_c: float = -0.5,
-    heat_warning_min: int = 60,
-    heat_alarm_min: int = 600,
-    cold_warning_min: int = 30,
-    cold_alarm_min: int = 60,
+    freeze_limit_c: float,
+    heat_warning_min: int,
+    heat_alarm_min: int,
+    cold_warning_min: int,
+    cold_alarm_min: int,
 ) -> RuleSet:
-    """Defaults of 30-DTR practice (alarms) and Logistimo (warnings) for a range such as +2..+8 C.
+    """The default rules for a range such as +2..+8 C, from the configured thresholds.
 
-    A freezer's range lies below the freeze limit, so its cold alarm sits at its own minimum.
+    The thresholds' values (30-DTR practice for alarms, Logistimo for warnings) are set in one
+    place, config/defaults.toml [alerts]. A freezer's range lies below the freeze limit, so its
+    cold alarm sits at its own minimum.
     """
     freeze = freeze_limit_c if min_temp_c > freeze_limit_c else min_temp_c
     minutes = dt.timedelta(minutes=1)

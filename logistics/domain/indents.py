@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from logistics.errors import Conflict, Invalid
+from logistics.domain.errors import Conflict, Invalid
 
 MIN_SHARE_OF_PERIOD_NEEDS = 0.25  # minimum stock = 25 % of one supply period's needs
 

@@ -11,8 +11,6 @@ from collections.abc import Iterable, Sequence
 POWER_STATES = ("mains", "battery", "off")
 # A sensor id is also its MQTT user name and a topic level: no wildcards, separators or spaces.
 SENSOR_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-# Row ids are 32-bit integers in the schema; larger ids cannot exist.
-MAX_ID = 2**31 - 1
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

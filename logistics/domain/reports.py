@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from zoneinfo import ZoneInfo
 
 from logistics.domain import stock as rules
-from logistics.errors import Invalid
+from logistics.domain.errors import Invalid
 
 MONTH_PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
 

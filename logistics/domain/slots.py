@@ -29,12 +29,10 @@ import datetime as dt
 import heapq
 from collections.abc import Iterable, Sequence
 
+from logistics.domain import stock as stock_rules
+
 # Dose numbers a session can be opened for (CoWIN: dose 1, dose 2, precaution dose).
 DOSE_NUMBERS = ("1", "2", "precaution")
-
-# WHO VVM stages 1-2 may be used; 3 (end point reached) and 4 (past it) may not.
-LAST_USABLE_VVM_STAGE = 2
-
 
 @dataclasses.dataclass(frozen=True)
 class StockLine:
@@ -58,14 +56,14 @@ class Promise:
 
 def usable_now(line: StockLine) -> int:
     """Doses of a line that may be given at all (quarantine and VVM), whatever the date."""
-    if line.lot_quarantined or line.vvm_stage > LAST_USABLE_VVM_STAGE:
-        return 0
-    return max(0, line.doses - line.quarantined_doses)
+    return stock_rules.usable_whatever_the_date(
+        line.doses, line.quarantined_doses, line.vvm_stage, line.lot_quarantined
+    )
 
 
 def is_valid_on(expiry_date: dt.date, on_date: dt.date) -> bool:
     """Tell whether a lot may be given on a date: it is usable through its expiry date."""
-    return on_date <= expiry_date
+    return not stock_rules.is_expired(expiry_date, on_date)
 
 
 def usable_doses(lines: Iterable[StockLine], on_date: dt.date) -> int:
@@ -175,13 +173,6 @@ def available_seats(capacity: int, shortfall_doses: int, slots: Sequence[tuple[i
     open_seats = sum(max(0, seats - booked) for seats, booked in slots)
     booked = sum(booked for _, booked in slots)
     return max(0, min(open_seats, capacity - shortfall_doses - booked))
-
-
-def days_of_stock(usable: int, daily_doses: float) -> float | None:
-    """Days the usable doses last at the recent rate (shared/domain.md: stock / daily rate)."""
-    if daily_doses <= 0:
-        return None
-    return round(usable / daily_doses, 1)
 
 
 def open_vial_wastage(doses_given: int, vials_opened: int, doses_per_vial: int) -> int:

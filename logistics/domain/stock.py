@@ -10,7 +10,7 @@ import datetime as dt
 import math
 from collections.abc import Iterable, Sequence
 
-from logistics.errors import InsufficientStock, Invalid
+from logistics.domain.errors import InsufficientStock, Invalid
 
 RECEIPT, ISSUE, TRANSFER, CONSUMPTION, WASTAGE, COUNT, REVERSAL = (
     "receipt",
@@ -86,15 +86,22 @@ class LotStock:
     lot_quarantined: bool = False
 
 
+def usable_whatever_the_date(
+    doses: int, quarantined_doses: int, vvm_stage: int, lot_quarantined: bool
+) -> int:
+    """Doses that may be given at all: not held (quarantine, recall), VVM usable."""
+    if lot_quarantined or vvm_stage > VVM_USABLE_MAX:
+        return 0
+    return max(doses - quarantined_doses, 0)
+
+
 def usable_doses(stock: LotStock, on: dt.date) -> int:
     """Doses that may be issued or booked on this date: not expired, not held, VVM usable."""
-    if (
-        stock.lot_quarantined
-        or stock.vvm_stage > VVM_USABLE_MAX
-        or is_expired(stock.expiry_date, on)
-    ):
+    if is_expired(stock.expiry_date, on):
         return 0
-    return max(stock.doses - stock.quarantined_doses, 0)
+    return usable_whatever_the_date(
+        stock.doses, stock.quarantined_doses, stock.vvm_stage, stock.lot_quarantined
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,6 +205,6 @@ def daily_rate(consumed_doses: int, window_days: int) -> float | None:
 
 def days_of_stock(doses: int, rate_per_day: float | None) -> float | None:
     """Days of stock = stock / daily consumption rate (shared/domain.md); None if unknown."""
-    if not rate_per_day:
+    if rate_per_day is None or rate_per_day <= 0:
         return None
     return round(doses / rate_per_day, 1)

@@ -20,9 +20,10 @@ from logistics.domain.alerts import (
     check_resolve,
     power_failure_severity,
 )
-from logistics.errors import NotFound
+from logistics.domain.errors import NotFound
 from logistics.models.alerts import Alert, AlertEvent
 from logistics.models.catalog import Store
+from logistics.services.lookup import get_or_404, in_subtree
 
 SYSTEM_ACTOR = "system"
 
@@ -148,7 +149,7 @@ def acknowledge_alert(
     alert.state, alert.acknowledged_at, alert.acknowledged_by = "acknowledged", now, actor
     alert.acknowledge_comment, alert.updated_at = comment, now
     _event(alert, "acknowledged", actor, now, comment)
-    uow.commit()
+    uow.session.flush()
     return alert
 
 
@@ -159,15 +160,13 @@ def resolve_alert(
     alert = _get_for_update(uow, alert_id)
     check_resolve(alert.state, comment)
     _resolve(alert, actor, comment, now)
-    uow.commit()
+    uow.session.flush()
     return alert
 
 
 def get_alert(uow: UnitOfWork, alert_id: int) -> Alert:
     """One alert with its events."""
-    alert = uow.session.get(Alert, alert_id)
-    if alert is None:
-        raise NotFound(f"alert {alert_id} does not exist")
+    alert = get_or_404(uow, Alert, alert_id, f"alert {alert_id} does not exist")
     return alert
 
 
@@ -189,10 +188,10 @@ def list_alerts(uow: UnitOfWork, flt: AlertFilter) -> list[Alert]:
     """Alerts of a store's subtree (a district sees its centres), newest first."""
     query = select(Alert)
     if flt.store_id is not None:
-        store = uow.session.get(Store, flt.store_id)
-        if store is None:
-            raise NotFound(f"store {flt.store_id} does not exist", field="store_id")
-        query = query.where(Alert.store_path.startswith(store.path, autoescape=True))
+        store = get_or_404(
+            uow, Store, flt.store_id, f"store {flt.store_id} does not exist", field="store_id"
+        )
+        query = query.where(in_subtree(Alert.store_path, store.path))
     for column, value in (
         (Alert.kind, flt.kind),
         (Alert.state, flt.state),
@@ -457,7 +456,7 @@ def check_stock_states(uow: UnitOfWork, *, now: dt.datetime) -> tuple[int, int]:
             )
             .join(Lot, Lot.id == StockBalance.lot_id)
             .group_by(StockBalance.store_id, Lot.product_id)
-        )
+        ).tuples()
     )
     levels = {(lv.store_id, lv.product_id): lv for lv in uow.session.scalars(select(StockLevel))}
     from logistics.models.catalog import Product
@@ -607,7 +606,7 @@ def set_stock_level(
     now: dt.datetime,
 ) -> Any:
     """Set a store's minimum and maximum of a product (doses, or days of stock at a daily rate)."""
-    from logistics.errors import Invalid
+    from logistics.domain.errors import Invalid
     from logistics.models.alerts import StockLevel
     from logistics.models.catalog import Product
 
@@ -631,7 +630,7 @@ def set_stock_level(
         uow.session.add(level)
     level.basis, level.min_value, level.max_value = basis, min_value, max_value
     level.daily_consumption_doses, level.updated_at = daily_consumption_doses, now
-    uow.commit()
+    uow.session.flush()
     return level
 
 
@@ -644,6 +643,6 @@ def open_alerts(uow: UnitOfWork, *, store_path: str | None, limit: int = 200) ->
     rank = case(SEVERITY_RANK, value=Alert.severity, else_=-1)
     query = select(Alert).where(Alert.state != "resolved")
     if store_path is not None:
-        query = query.where(Alert.store_path.startswith(store_path, autoescape=True))
+        query = query.where(in_subtree(Alert.store_path, store_path))
     return list(uow.session.scalars(
         query.order_by(rank.desc(), Alert.opened_at.desc(), Alert.id.desc()).limit(limit)))

@@ -16,14 +16,14 @@ import decimal
 import enum
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import event, inspect, select
+from sqlalchemy import ClauseElement, Table, event, inspect, select
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 from sqlalchemy.orm.base import NO_VALUE
 
 from logistics.db import UnitOfWork
-from logistics.errors import Conflict
+from logistics.domain.errors import Conflict
 from logistics.models.auth import AuditEntry
 
 # Not a person's write: sensors' readings and dead letters come from the ingestion and are kept
@@ -35,6 +35,7 @@ UNAUDITED_TABLES = frozenset({"audit_log", "readings", "dead_letters", "idempote
 SECRET_COLUMNS = frozenset({"password_hash", "token_hash"})
 MAX_VALUE_CHARS = 2000
 PENDING_KEY = "audit_pending"
+AUDIT_TABLE = cast(Table, AuditEntry.__table__)  # a mapped class's table is a Table
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +98,8 @@ def _identity(obj: Any) -> str | None:
 
 
 def _table(obj: Any) -> str:
-    return inspect(obj).mapper.persist_selectable.name
+    name: str = inspect(obj).mapper.persist_selectable.name
+    return name
 
 
 def _is_audited(obj: Any) -> bool:
@@ -156,14 +158,15 @@ def _after_flush(provider: ContextProvider) -> Callable[[Session, Any], None]:
             return
         now = dt.datetime.now(dt.UTC)
         rows = [_entry_for(context, now, change) for change in pending]
-        session.connection().execute(AuditEntry.__table__.insert(), rows)
+        session.connection().execute(AUDIT_TABLE.insert(), rows)
 
     return after_flush
 
 
 def _bound_params(state: ORMExecuteState) -> dict[str, Any]:
     try:
-        return dict(state.statement.compile(dialect=state.session.get_bind().dialect).params)
+        statement = cast(ClauseElement, state.statement)  # every ORM statement is a clause
+        return dict(statement.compile(dialect=state.session.get_bind().dialect).params)
     except Exception:  # a statement this dialect cannot compile alone: log it without values
         return {}
 
@@ -186,7 +189,7 @@ def _bulk_statement(provider: ContextProvider) -> Callable[[ORMExecuteState], No
         if extra:
             after["rows"] = _jsonable(extra[:50])
         row = _row(context, dt.datetime.now(dt.UTC), action, name, None, None, after)
-        state.session.connection().execute(AuditEntry.__table__.insert(), [row])
+        state.session.connection().execute(AUDIT_TABLE.insert(), [row])
 
     return do_orm_execute
 

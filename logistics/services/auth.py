@@ -12,12 +12,14 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from logistics.auth import secrets
-from logistics.auth.policy import Grant, Role
-from logistics.db import Base, UnitOfWork, is_unavailable
-from logistics.errors import Conflict, Invalid, NotFound, Unauthorized
+from logistics.clock import utcnow
+from logistics.db import Base, UnitOfWork, is_unavailable, rowcount
+from logistics.domain.errors import Conflict, Invalid, NotFound, Unauthorized
+from logistics.domain.policy import Grant, Role
 from logistics.models.auth import AccessEpoch, ApiToken, RoleGrant, User
 from logistics.models.catalog import StorageUnit, Store
+from logistics.services import secrets
+from logistics.services.lookup import get_or_404
 
 DEFAULT_TOKEN_TTL_S = 12 * 3600
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -34,10 +36,6 @@ class Principal:
     grants: tuple[Grant, ...]
     token_id: int | None = None
     expires_at: dt.datetime | None = None
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def _store_by_ref(session: Session, ref: int | str) -> Store:
@@ -83,11 +81,11 @@ def create_user(uow: UnitOfWork, *, username: str, password: str | None,
         raise Invalid("a username is 1-64 letters, digits or . _ @ -", field="username")
     if uow.session.scalars(select(User.id).where(User.username == username)).first() is not None:
         raise Conflict(f"user {username!r} exists", field="username")
-    user = User(username=username, created_at=now or _utcnow(),
+    user = User(username=username, created_at=now or utcnow(),
                 password_hash=secrets.hash_password(password) if password is not None else None)
     user.grants = _grants(uow.session, roles)
     uow.session.add(user)
-    uow.commit()
+    uow.session.flush()
     return user
 
 
@@ -102,7 +100,7 @@ def set_password(uow: UnitOfWork, *, username: str, password: str) -> None:
     """Give a user a new password; commits."""
     _user(uow.session, username).password_hash = secrets.hash_password(password)
     bump_access_epoch(uow.session)
-    uow.commit()
+    uow.session.flush()
 
 
 def bump_access_epoch(session: Session) -> None:
@@ -113,7 +111,7 @@ def bump_access_epoch(session: Session) -> None:
     """
     raised = session.execute(update(AccessEpoch).where(AccessEpoch.id == 1)
                              .values(value=AccessEpoch.value + 1))
-    if not raised.rowcount:  # a schema made by create_all (tests) has no row yet
+    if not rowcount(raised):  # a schema made by create_all (tests) has no row yet
         session.add(AccessEpoch(id=1, value=1))
         session.flush()
 
@@ -136,9 +134,9 @@ def update_user(uow: UnitOfWork, *, username: str, active: bool | None = None,
     if active is not None:
         user.active = active
         if not active:
-            _revoke_all(uow.session, user.id, now or _utcnow())
+            _revoke_all(uow.session, user.id, now or utcnow())
     bump_access_epoch(uow.session)
-    uow.commit()
+    uow.session.flush()
     return user
 
 
@@ -157,11 +155,11 @@ def issue_token(uow: UnitOfWork, *, username: str, ttl_s: int = DEFAULT_TOKEN_TT
 
 def issue_token_row(uow: UnitOfWork, *, username: str, ttl_s: int = DEFAULT_TOKEN_TTL_S,
                     now: dt.datetime | None = None) -> tuple[str, ApiToken]:
-    """Issue a bearer token; return it with its stored row (id, expiry). Commits."""
+    """Issue a bearer token; return it with its stored row (id, expiry)."""
     user = _user(uow.session, username)
     if not user.active:
         raise Invalid(f"user {username!r} is disabled", field="username")
-    return _new_token(uow, user, ttl_s, now or _utcnow())
+    return _new_token(uow, user, ttl_s, now or utcnow())
 
 
 def _new_token(uow: UnitOfWork, user: User, ttl_s: int, now: dt.datetime) -> tuple[str, ApiToken]:
@@ -171,7 +169,7 @@ def _new_token(uow: UnitOfWork, user: User, ttl_s: int, now: dt.datetime) -> tup
     row = ApiToken(user_id=user.id, token_hash=secrets.token_hash(token), created_at=now,
                    expires_at=now + dt.timedelta(seconds=ttl_s))
     uow.session.add(row)
-    uow.commit()
+    uow.session.flush()
     return token, row
 
 
@@ -190,12 +188,10 @@ def login(uow: UnitOfWork, *, username: str, password: str, ttl_s: int,
 
 def revoke_token(uow: UnitOfWork, *, token_id: int, now: dt.datetime) -> ApiToken:
     """Revoke a token by its id (idempotent); commits."""
-    row = uow.session.get(ApiToken, token_id)
-    if row is None:
-        raise NotFound(f"no token {token_id}", field="token_id")
+    row = get_or_404(uow, ApiToken, token_id, f"no token {token_id}", field="token_id")
     row.revoked_at = row.revoked_at or now
     bump_access_epoch(uow.session)
-    uow.commit()
+    uow.session.flush()
     return row
 
 

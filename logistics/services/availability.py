@@ -24,12 +24,12 @@ from sqlalchemy.orm import selectinload
 from logistics.db import UnitOfWork
 from logistics.domain import slots as rules
 from logistics.domain import stock as stock_rules
-from logistics.errors import NotFound
 from logistics.models.catalog import Lot, Product, Store
 from logistics.models.sessions import AvailabilityVersion, Session, SessionReport, Slot
 from logistics.models.stock import Shipment, ShipmentLine, StockBalance
-from logistics.services.recalls import scopes as recall_scopes
-from logistics.services.sessions import MAX_ID, district_of
+from logistics.services.commitments import district_of
+from logistics.services.lookup import get_or_404, in_subtree
+from logistics.services.recalled import scopes as recall_scopes
 
 COWIN_DATE = "%d-%m-%Y"  # CoWIN's public API writes dates as DD-MM-YYYY
 
@@ -106,9 +106,7 @@ def find_by_district(uow: UnitOfWork, district_id: int, on_date: dt.date) -> dic
 
 def centre_district(uow: UnitOfWork, centre_id: int) -> int:
     """The district whose version guards a centre's answers, or 404."""
-    centre = uow.session.get(Store, centre_id)
-    if centre is None:
-        raise NotFound(f"no centre {centre_id}", field="center_id")
+    centre = get_or_404(uow, Store, centre_id, f"no centre {centre_id}", field="center_id")
     return district_of(uow, centre)
 
 
@@ -187,7 +185,7 @@ class AvailabilityCache:
         if known is not None and known[0] == version:
             return known[1]
         with self._new_uow() as uow:
-            sessions = find_by_district(uow, district_id, on_date)["sessions"]
+            sessions: list[dict[str, Any]] = find_by_district(uow, district_id, on_date)["sessions"]
         self._remember(self._days, (district_id, on_date), (version, sessions))
         return sessions
 
@@ -239,10 +237,10 @@ class PlannerRow:
 
 
 def _centres(uow: UnitOfWork, district_id: int) -> dict[int, Store]:
-    district = uow.session.get(Store, district_id) if 0 < district_id <= MAX_ID else None
-    if district is None:
-        raise NotFound(f"no district store {district_id}", field="district_id")
-    query = select(Store).where(Store.path.startswith(district.path), Store.id != district.id)
+    district = get_or_404(
+        uow, Store, district_id, f"no district store {district_id}", field="district_id"
+    )
+    query = select(Store).where(in_subtree(Store.path, district.path), Store.id != district.id)
     return {store.id: store for store in uow.session.scalars(query)}
 
 
@@ -340,5 +338,5 @@ def district_view(
         row.usable_doses = rules.usable_doses(row.lines, rules.due_date(on_date, today))
         row.promised_doses = sum(p.doses for p in row.promises)
         row.available_doses = rules.doses_possible(row.lines, row.promises, on_date, today)
-        row.days_of_stock = rules.days_of_stock(row.usable_doses, row.daily_doses)
+        row.days_of_stock = stock_rules.days_of_stock(row.usable_doses, row.daily_doses)
     return sorted(rows.values(), key=lambda r: (r.centre_name, r.product_code))

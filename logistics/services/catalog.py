@@ -11,9 +11,10 @@ from typing import Any
 from sqlalchemy import select
 
 from logistics.db import UnitOfWork
+from logistics.domain.errors import Conflict, Invalid, NotFound
 from logistics.domain.gs1 import GS1Error, parse_carton_label
-from logistics.errors import Conflict, Invalid, NotFound
 from logistics.models.catalog import Lot, Product, StorageUnit, Store, StoreLevel
+from logistics.services.lookup import Row, get_or_404, in_subtree
 
 UNIT_KINDS = (
     "ilr",
@@ -25,15 +26,9 @@ UNIT_KINDS = (
 )
 
 
-def _get(uow: UnitOfWork, model: type[Any], ident: int | None, field: str) -> Any:
-    # Ids are 32-bit on PostgreSQL; a larger one names nothing (and must not reach the database).
-    in_range = ident is not None and 0 < ident < 2**31
-    found = uow.session.get(model, ident) if in_range else None
-    if found is None:
-        raise NotFound(
-            f"no {model.__tablename__[:-1].replace('_', ' ')} with id {ident}", field=field
-        )
-    return found
+def _get(uow: UnitOfWork, model: type[Row], ident: int | None, field: str) -> Row:
+    what = str(model.__tablename__)[:-1].replace("_", " ")
+    return get_or_404(uow, model, ident, f"no {what} with id {ident}", field=field)
 
 
 def get_store(uow: UnitOfWork, store_id: int, field: str = "store_id") -> Store:
@@ -77,7 +72,7 @@ def create_store_level(uow: UnitOfWork, *, code: str, name: str, rank: int) -> S
         raise Conflict(f"store level {code!r} exists", field="code")
     level = StoreLevel(code=code, name=name, rank=rank)
     uow.session.add(level)
-    uow.commit()
+    uow.session.flush()
     return level
 
 
@@ -106,7 +101,7 @@ def create_store(
     uow.session.add(store)
     uow.session.flush()
     store.path = f"{parent.path if parent else '/'}{store.id}/"
-    uow.commit()
+    uow.session.flush()
     return store
 
 
@@ -129,7 +124,7 @@ def list_stores(
     if level_code is not None:
         query = query.where(Store.level_code == level_code)
     if within_id is not None:
-        query = query.where(Store.path.startswith(get_store(uow, within_id, "within_id").path))
+        query = query.where(in_subtree(Store.path, get_store(uow, within_id, "within_id").path))
     return list(uow.session.scalars(query))
 
 
@@ -147,7 +142,7 @@ def create_unit(
         store_id=store_id, code=code, kind=kind, min_temp_c=min_temp_c, max_temp_c=max_temp_c
     )
     uow.session.add(unit)
-    uow.commit()
+    uow.session.flush()
     return unit
 
 
@@ -189,7 +184,7 @@ def create_product(
         gtin=gtin,
     )
     uow.session.add(product)
-    uow.commit()
+    uow.session.flush()
     return product
 
 
@@ -299,5 +294,5 @@ def create_lot(uow: UnitOfWork, fields: dict[str, Any]) -> Lot:
     if uow.session.scalar(taken) is not None:
         raise Conflict(f"lot {described['lot_number']} of this product exists", field="lot_number")
     lot = find_or_add_lot(uow, **described)
-    uow.commit()
+    uow.session.flush()
     return lot

@@ -8,6 +8,8 @@ their deterministic client ids.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -61,6 +63,12 @@ CENTRE_ISSUE = {"COVISHIELD": 3_000, "COVAXIN": 1_000}
 DAILY_CONSUMPTION = {"COVISHIELD": 150, "COVAXIN": 40}
 
 
+def _existing(uow: UnitOfWork, code: str) -> Store:
+    store = catalog.find_store_by_code(uow, code)
+    assert store is not None, f"the demo creates store {code} before its children"
+    return store
+
+
 def _store(
     uow: UnitOfWork,
     code: str,
@@ -71,7 +79,7 @@ def _store(
 ) -> Store:
     store = catalog.find_store_by_code(uow, code)
     if store is None:
-        parent_id = catalog.find_store_by_code(uow, parent).id if parent else None
+        parent_id = _existing(uow, parent).id if parent else None
         store = catalog.create_store(
             uow, code=code, name=name, level_code=level, parent_id=parent_id
         )
@@ -121,13 +129,13 @@ def _lots(uow: UnitOfWork, products: dict[str, Product], today: dt.date) -> dict
     return lots
 
 
-def _once(uow: UnitOfWork, client_id: str, record: Any) -> Movement:
+def _once(uow: UnitOfWork, client_id: str, record: Callable[[], Movement]) -> Movement:
     """Record a movement unless the demo recorded it before (same client id)."""
     found = uow.session.scalars(select(Movement).where(Movement.client_id == client_id)).first()
     if found is not None:
         return found
     movement = record()
-    uow.commit()
+    uow.session.flush()
     return movement
 
 
@@ -158,6 +166,8 @@ def _ship(
             rec=stock.recorded("demo", issued, tag, now=now),
         ),
     )
+    shipment_id = issue.shipment_id
+    assert shipment_id is not None  # an issue always opens a shipment
     _once(
         uow,
         f"{tag}-received",
@@ -165,7 +175,7 @@ def _ship(
             uow,
             store_id=child.id,
             unit_id=_unit(child).id,
-            shipment_id=issue.shipment_id,
+            shipment_id=shipment_id,
             rec=stock.recorded("demo", issued + dt.timedelta(days=1), f"{tag}-received", now=now),
         ),
     )
@@ -186,17 +196,16 @@ def _consume(
             _once(
                 uow,
                 tag,
-                lambda lot_id=lot_id, per_day=per_day, days_ago=days_ago, tag=tag: (
-                    stock.record_consumption(
-                        uow,
-                        store_id=centre.id,
-                        unit_id=_unit(centre).id,
-                        lot_id=lot_id,
-                        doses=per_day,
-                        actor="demo",
-                        client_id=tag,
-                        occurred_at=now - dt.timedelta(days=days_ago),
-                    )
+                functools.partial(
+                    stock.record_consumption,
+                    uow,
+                    store_id=centre.id,
+                    unit_id=_unit(centre).id,
+                    lot_id=lot_id,
+                    doses=per_day,
+                    actor="demo",
+                    client_id=tag,
+                    occurred_at=now - dt.timedelta(days=days_ago),
                 ),
             )
 
@@ -214,7 +223,8 @@ def _stock(
         _once(
             uow,
             tag,
-            lambda number=number, doses=doses, tag=tag: stock.receive_stock(
+            functools.partial(
+                stock.receive_stock,
                 uow,
                 store_id=state.id,
                 unit_id=_unit(state, "WIC-1").id,
@@ -237,7 +247,7 @@ def _stock(
 def load_demo(uow: UnitOfWork, now: dt.datetime) -> dict[str, Any]:
     """Load the demo network and stock (idempotent); return the ids by code, e.g. centres' ILRs.
 
-    Commits as it goes; `centre_ilrs` lists the four centres' ILRs (for demo sensors).
+    The caller commits; `centre_ilrs` lists the four centres' ILRs (for demo sensors).
     """
     seed_reference_data(uow)
     stores = {

@@ -16,12 +16,13 @@ from sqlalchemy import func, select
 
 from logistics.db import UnitOfWork, is_postgres
 from logistics.domain import equipment as rules
-from logistics.errors import Invalid, NotFound
+from logistics.domain.errors import Invalid
 from logistics.models.catalog import StorageUnit, Store
 from logistics.models.paperwork import UnitStatusChange
 from logistics.models.stock import StockBalance
 from logistics.services import catalog
 from logistics.services.alerts import clear_alert, raise_alert
+from logistics.services.lookup import get_or_404, in_subtree
 
 ALARM_KIND = "unit_not_working"
 REGISTER_FIELDS = ("make", "model", "pqs_code", "year_installed", "energy_source", "capacity_doses")
@@ -36,7 +37,7 @@ def update_register(uow: UnitOfWork, *, unit_id: int, fields: dict[str, Any]) ->
         raise Invalid(f"not a field of the register: {sorted(unknown)}", field=sorted(unknown)[0])
     for name, value in fields.items():
         setattr(unit, name, value)
-    uow.commit()
+    uow.session.flush()
     return unit
 
 
@@ -97,7 +98,7 @@ def _spaces(uow: UnitOfWork) -> list[rules.UnitSpace]:
             u.capacity_doses,
             int(doses),
         )
-        for u, path, doses in uow.session.execute(query)
+        for u, path, doses in uow.session.execute(query).tuples()
     ]
 
 
@@ -192,7 +193,7 @@ def set_working_status(
             now=now,
             comment=f"unit {unit.code} is {status.replace('_', ' ')}",
         )
-    uow.commit()
+    uow.session.flush()
     return StatusChange(unit, change, evacuation)
 
 
@@ -218,7 +219,7 @@ def functional_by_district(
     query = select(Store).where(Store.level_code == level_code).order_by(Store.path)
     if within_id is not None:
         within = catalog.get_store(uow, within_id, "within_id")
-        query = query.where(Store.path.startswith(within.path, autoescape=True))
+        query = query.where(in_subtree(Store.path, within.path))
     districts = list(uow.session.scalars(query))
     units = list(
         uow.session.execute(
@@ -237,7 +238,7 @@ def functional_by_district(
 
 def get_unit_register(uow: UnitOfWork, unit_id: int) -> StorageUnit:
     """A unit with its register fields."""
-    unit = uow.session.get(StorageUnit, unit_id) if 0 < unit_id < 2**31 else None
-    if unit is None:
-        raise NotFound(f"storage unit {unit_id} does not exist", field="unit_id")
+    unit = get_or_404(
+        uow, StorageUnit, unit_id, f"storage unit {unit_id} does not exist", field="unit_id"
+    )
     return unit

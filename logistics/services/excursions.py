@@ -1,4 +1,7 @@
-"""Temperature monitoring: evaluate units as readings arrive, rules, quarantine reviews, MKT.
+"""Excursion evaluation: evaluate units as readings arrive, open and close excursions and alerts.
+
+The rules in force live in logistics.services.temperature_rules, quarantine and its reviews in
+logistics.services.quarantine, MKT and a lot's thermal history in logistics.services.thermal.
 
 Evaluation re-reads a unit's readings from the database over the span that can still change
 (so late and out-of-order readings, and one sensor's readings spread over several ingestion
@@ -8,31 +11,28 @@ PostgreSQL) so two processes never evaluate one unit at the same time.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from logistics.config import Settings
 from logistics.db import UnitOfWork, insert_for, is_postgres
-from logistics.domain.excursions import Finding, Rule, RuleSet, Sample, default_rules, detect
-from logistics.errors import Conflict, Invalid, NotFound
+from logistics.domain.excursions import Finding, RuleSet, Sample, detect
 from logistics.models.alerts import (
     Excursion,
-    QuarantineReview,
-    TemperatureRule,
-    TemperatureRuleSet,
     UnitMonitorState,
 )
-from logistics.models.catalog import Lot, Product, StorageUnit
+from logistics.models.catalog import StorageUnit
 from logistics.models.readings import Reading
 from logistics.models.stock import StockBalance
 from logistics.runtime import Runtime
-from logistics.services import holds
 from logistics.services.alerts import check_sensors, clear_alert, raise_alert
+from logistics.services.lookup import in_subtree
+from logistics.services.quarantine import quarantine_unit
+from logistics.services.temperature_rules import _unit, unit_rules
 
 log = logging.getLogger(__name__)
 Touched = tuple[int, dt.datetime, dt.datetime]
@@ -47,203 +47,6 @@ KIND_WORDS = {
     "cold_warning": "cold warning",
     "cold_alarm": "freeze alarm",
 }
-
-
-# --- rules -------------------------------------------------------------------------------------
-
-
-def _rule_set_from_row(row: TemperatureRuleSet) -> RuleSet:
-    rules = tuple(
-        Rule(
-            r.side,
-            r.level,
-            r.limit_c,
-            r.mode,
-            r.duration_min * MINUTE,  # type: ignore[arg-type]
-            r.window_min * MINUTE if r.window_min else None,
-        )
-        for r in row.rules
-    )
-    return RuleSet(row.min_temp_c, row.max_temp_c, rules)
-
-
-def _defaults(settings: Settings, min_c: float, max_c: float) -> RuleSet:
-    return default_rules(
-        min_c,
-        max_c,
-        freeze_limit_c=settings.alerts_freeze_limit_c,
-        heat_warning_min=settings.alerts_heat_warning_min,
-        heat_alarm_min=settings.alerts_heat_alarm_min,
-        cold_warning_min=settings.alerts_cold_warning_min,
-        cold_alarm_min=settings.alerts_cold_alarm_min,
-    )
-
-
-def product_rules(uow: UnitOfWork, settings: Settings, product: Product) -> RuleSet:
-    """A product's rules: its own rule set, else the defaults on its storage range."""
-    row = uow.session.scalars(
-        select(TemperatureRuleSet).where(TemperatureRuleSet.product_id == product.id)
-    ).first()
-    return (
-        _rule_set_from_row(row)
-        if row
-        else _defaults(settings, product.min_temp_c, product.max_temp_c)
-    )
-
-
-def _stricter(a: Rule, b: Rule) -> Rule:
-    """The rule that fires first: the tighter limit, then the shorter duration."""
-    tighter = (a.limit_c < b.limit_c) if a.side == "heat" else (a.limit_c > b.limit_c)
-    if a.limit_c != b.limit_c:
-        return a if tighter else b
-    return a if a.duration <= b.duration else b
-
-
-def _merge(sets: Sequence[RuleSet]) -> RuleSet:
-    by_kind: dict[str, Rule] = {}
-    for rule_set in sets:
-        for rule in rule_set.rules:
-            by_kind[rule.kind] = (
-                _stricter(by_kind[rule.kind], rule) if rule.kind in by_kind else rule
-            )
-    return RuleSet(
-        max(s.min_temp_c for s in sets), min(s.max_temp_c for s in sets), tuple(by_kind.values())
-    )
-
-
-def unit_rules(uow: UnitOfWork, settings: Settings, unit: StorageUnit) -> tuple[RuleSet, str]:
-    """The rules in force for a unit and where they come from (unit override, products, defaults).
-
-    Without an override, a unit holding several products follows, per stage, the strictest of
-    their rules: the most sensitive vaccine in the unit decides.
-    """
-    row = uow.session.scalars(
-        select(TemperatureRuleSet).where(TemperatureRuleSet.unit_id == unit.id)
-    ).first()
-    if row:
-        return _rule_set_from_row(row), "unit"
-    products = list(
-        uow.session.scalars(
-            select(Product)
-            .join(Lot, Lot.product_id == Product.id)
-            .join(StockBalance, StockBalance.lot_id == Lot.id)
-            .where(StockBalance.unit_id == unit.id, StockBalance.doses > 0)
-            .distinct()
-        )
-    )
-    if products:
-        return _merge([product_rules(uow, settings, p) for p in products]), "products"
-    return _defaults(settings, unit.min_temp_c, unit.max_temp_c), "defaults"
-
-
-@dataclasses.dataclass(frozen=True)
-class RuleInput:
-    """One stage as sent by a client."""
-
-    side: str
-    level: str
-    limit_c: float
-    mode: str
-    duration_min: int
-    window_min: int | None = None
-
-
-def _check_rules(min_c: float, max_c: float, rules: Sequence[RuleInput]) -> None:
-    if min_c >= max_c:
-        raise Invalid("min_temp_c must be below max_temp_c", field="min_temp_c")
-    seen = set()
-    for rule in rules:
-        if (rule.side, rule.level) in seen:
-            raise Invalid(f"two {rule.side} {rule.level} rules", field="rules")
-        seen.add((rule.side, rule.level))
-        if rule.mode == "cumulative" and (rule.window_min or 0) < rule.duration_min:
-            raise Invalid(
-                "a cumulative rule needs a window at least as long as its duration", field="rules"
-            )
-
-
-def set_rules(
-    uow: UnitOfWork,
-    *,
-    product_id: int | None = None,
-    unit_id: int | None = None,
-    min_temp_c: float,
-    max_temp_c: float,
-    rules: Sequence[RuleInput],
-    actor: str,
-    now: dt.datetime,
-) -> TemperatureRuleSet:
-    """Replace the rules of a product, or the override of a unit."""
-    model = Product if product_id is not None else StorageUnit
-    if uow.session.get(model, product_id if product_id is not None else unit_id) is None:
-        raise NotFound(f"{model.__name__.lower()} does not exist")
-    _check_rules(min_temp_c, max_temp_c, rules)
-    column = TemperatureRuleSet.product_id if product_id is not None else TemperatureRuleSet.unit_id
-    row = uow.session.scalars(
-        select(TemperatureRuleSet).where(column == (product_id or unit_id))
-    ).first()
-    if row is None:
-        row = TemperatureRuleSet(
-            product_id=product_id,
-            unit_id=unit_id,
-            min_temp_c=min_temp_c,
-            max_temp_c=max_temp_c,
-            updated_at=now,
-            updated_by=actor,
-        )
-        uow.session.add(row)
-    row.min_temp_c, row.max_temp_c, row.updated_at, row.updated_by = (
-        min_temp_c,
-        max_temp_c,
-        now,
-        actor,
-    )
-    # The old stages go first, each deleted explicitly (and so audited), and are flushed before
-    # the new ones: otherwise one flush would insert a new (side, level) beside its old twin.
-    with uow.session.no_autoflush:
-        for old in list(row.rules):
-            row.rules.remove(old)
-            uow.session.delete(old)
-    uow.session.flush()
-    row.rules = [TemperatureRule(**dataclasses.asdict(rule)) for rule in rules]
-    # Limits learnt under the old rules no longer hold: the next readings get a full evaluation.
-    uow.session.execute(update(UnitMonitorState).values(calm_checked_at=None))
-    uow.commit()
-    return row
-
-
-def delete_unit_rules(uow: UnitOfWork, *, unit_id: int) -> None:
-    """Drop a unit's override: it follows its products' rules again."""
-    row = uow.session.scalars(
-        select(TemperatureRuleSet).where(TemperatureRuleSet.unit_id == unit_id)
-    ).first()
-    if row is None:
-        raise NotFound(f"unit {unit_id} has no rule override")
-    uow.session.delete(row)
-    uow.commit()
-
-
-def rules_of_product(uow: UnitOfWork, settings: Settings, product_id: int) -> tuple[RuleSet, str]:
-    """A product's rules and whether they are its own or the defaults."""
-    product = uow.session.get(Product, product_id)
-    if product is None:
-        raise NotFound(f"product {product_id} does not exist")
-    own = uow.session.scalars(
-        select(TemperatureRuleSet.id).where(TemperatureRuleSet.product_id == product_id)
-    ).first()
-    return product_rules(uow, settings, product), "product" if own else "defaults"
-
-
-def rules_of_unit(uow: UnitOfWork, settings: Settings, unit_id: int) -> tuple[RuleSet, str]:
-    """The rules in force for a unit and their source."""
-    return unit_rules(uow, settings, _unit(uow, unit_id))
-
-
-def _unit(uow: UnitOfWork, unit_id: int) -> StorageUnit:
-    unit = uow.session.get(StorageUnit, unit_id)
-    if unit is None:
-        raise NotFound(f"storage unit {unit_id} does not exist")
-    return unit
 
 
 # --- evaluation ----------------------------------------------------------------------------------
@@ -700,19 +503,17 @@ def _alert_past_excursion(
 def _open_alert_exists(uow: UnitOfWork, kind: str, unit_id: int) -> bool:
     from logistics.models.alerts import Alert
 
-    return (
-        uow.session.scalar(
-            select(func.count())
-            .select_from(Alert)
-            .where(
-                Alert.kind == kind,
-                Alert.subject_type == "unit",
-                Alert.subject_id == str(unit_id),
-                Alert.state != "resolved",
-            )
+    found = uow.session.scalar(
+        select(func.count())
+        .select_from(Alert)
+        .where(
+            Alert.kind == kind,
+            Alert.subject_type == "unit",
+            Alert.subject_id == str(unit_id),
+            Alert.state != "resolved",
         )
-        > 0
     )
+    return (found or 0) > 0
 
 
 def _logger(excursion: Excursion) -> str:
@@ -730,132 +531,6 @@ def _alert_details(excursion: Excursion) -> dict[str, Any]:
         "minutes_outside": excursion.minutes_outside,
         "lots": excursion.lots,
     }
-
-
-# --- quarantine ----------------------------------------------------------------------------------
-
-
-def quarantine_unit(uow: UnitOfWork, excursion: Excursion, now: dt.datetime) -> int:
-    """Hold every lot in the unit after an alarm, with one review per lot; return lots newly held.
-
-    Idempotent: a lot already under review for this excursion is left as the officer left it.
-    The held doses themselves are kept by logistics.services.holds, their only writer.
-    """
-    held = holds.hold_for_alarm(uow.session, excursion, now)
-    if held:
-        # Held doses may no longer cover the sessions the centre has opened (issue 5, point 4).
-        from logistics.services.sessions import check_commitments
-
-        check_commitments(uow, excursion.store_id, now)
-    return held
-
-
-def _review_for_update(uow: UnitOfWork, review_id: int) -> tuple[QuarantineReview, StockBalance]:
-    """The pending review and its balance, both locked: the balance first, as every movement does.
-
-    Movements lock the balance and then touch its reviews; locking in the same order here means a
-    decision and a concurrent receipt of the lot into the unit never deadlock.
-    """
-    found = uow.session.get(QuarantineReview, review_id) if 0 < review_id < 2**63 else None
-    if found is None:
-        raise NotFound(f"quarantine review {review_id} does not exist")
-    query = select(StockBalance).where(
-        StockBalance.unit_id == found.unit_id, StockBalance.lot_id == found.lot_id
-    )
-    balance = uow.session.scalars(
-        _locked(uow, query, StockBalance).execution_options(populate_existing=True)
-    ).one()
-    query = select(QuarantineReview).where(QuarantineReview.id == review_id)
-    review = uow.session.scalars(
-        _locked(uow, query, QuarantineReview).execution_options(populate_existing=True)
-    ).one()
-    if review.state != "pending":
-        raise Conflict(f"quarantine review {review_id} is already {review.state}")
-    return review, balance
-
-
-def _locked(uow: UnitOfWork, query: Any, model: Any) -> Any:
-    """Lock the rows of `model` the query reads on PostgreSQL (SQLite serialises writers)."""
-    return query.with_for_update(of=model) if is_postgres(uow.session) else query
-
-
-def _usable_stock_changed(uow: UnitOfWork, store_id: int, now: dt.datetime) -> None:
-    """Sessions and the public availability see a decision at once (issue 11, point 6)."""
-    from logistics.services.sessions import check_commitments
-
-    check_commitments(uow, store_id, now)
-
-
-def release_review(
-    uow: UnitOfWork, *, review_id: int, comment: str, actor: str, now: dt.datetime
-) -> QuarantineReview:
-    """An officer judges the lot usable: what no other pending review holds is no longer held."""
-    if not (comment or "").strip():
-        raise Invalid("a comment is required to release quarantined doses", field="comment")
-    review, balance = _review_for_update(uow, review_id)
-    _decide(review, "released", comment, actor, now)
-    holds.settle(uow.session, balance)
-    balance.updated_at = now
-    _usable_stock_changed(uow, review.store_id, now)
-    uow.commit()
-    return review
-
-
-def discard_review(
-    uow: UnitOfWork, *, review_id: int, comment: str | None, actor: str, now: dt.datetime
-) -> QuarantineReview:
-    """Discard the held doses: recorded once as wastage (heat_exposure or frozen) by the ledger.
-
-    Other pending reviews of the lot in the unit keep what stays held; those left holding nothing
-    are closed as discarded under this review, with no second wastage.
-    """
-    from logistics.services.stock import record_wastage
-
-    review, balance = _review_for_update(uow, review_id)
-    doses = review.doses  # never more than the unit holds (logistics.services.holds)
-    _decide(review, "discarded", comment, actor, now)
-    if doses > 0:
-        record_wastage(
-            uow,
-            store_id=review.store_id,
-            unit_id=review.unit_id,
-            lot_id=review.lot_id,
-            doses=doses,
-            reason=review.reason,
-            actor=actor,
-            occurred_at=now,
-            client_id=holds.discard_client_id(review),
-            note=comment,
-            from_quarantine=True,
-        )
-    holds.close_emptied(uow.session, balance, by=review, actor=actor, now=now)
-    _usable_stock_changed(uow, review.store_id, now)
-    uow.commit()
-    return review
-
-
-def _decide(
-    review: QuarantineReview, state: str, comment: str | None, actor: str, now: dt.datetime
-) -> None:
-    review.state, review.comment, review.decided_by, review.decided_at = state, comment, actor, now
-
-
-def list_reviews(
-    uow: UnitOfWork, *, store_path: str | None, state: str | None, limit: int = 100, offset: int = 0
-) -> list[QuarantineReview]:
-    """Quarantine reviews of a store subtree, pending first."""
-    from logistics.models.catalog import Store
-
-    query = select(QuarantineReview)
-    if store_path is not None:
-        query = query.join(Store, Store.id == QuarantineReview.store_id).where(
-            Store.path.startswith(store_path, autoescape=True)
-        )
-    if state is not None:
-        query = query.where(QuarantineReview.state == state)
-    return list(
-        uow.session.scalars(query.order_by(QuarantineReview.id.desc()).limit(limit).offset(offset))
-    )
 
 
 def list_excursions(
@@ -876,7 +551,7 @@ def list_excursions(
     query = select(Excursion)
     if store_path is not None:
         query = query.join(Store, Store.id == Excursion.store_id).where(
-            Store.path.startswith(store_path, autoescape=True)
+            in_subtree(Store.path, store_path)
         )
     if unit_id is not None:
         query = query.where(Excursion.unit_id == unit_id)
@@ -908,145 +583,3 @@ def units_needing_evaluation(
         .group_by(Reading.unit_id)
     )
     return [(unit_id, low, high) for unit_id, low, high in rows]
-
-
-# --- mean kinetic temperature and a lot's thermal history ---------------------------------------
-
-
-def _check_span(start: dt.datetime, end: dt.datetime) -> None:
-    if end <= start:
-        raise Invalid("end must be after start", field="end")
-    if end - start > dt.timedelta(days=400):
-        raise Invalid("a range of at most 400 days", field="end")
-
-
-def _unit_mkt(
-    uow: UnitOfWork, settings: Settings, unit_id: int, start: dt.datetime, end: dt.datetime
-) -> dict[str, Any]:
-    from logistics.domain.mkt import mean_kinetic_temperature, reading_weights
-
-    # The reading just before the range stands for the range's first minutes.
-    before = uow.session.scalar(
-        select(func.max(Reading.ts)).where(Reading.unit_id == unit_id, Reading.ts < start)
-    )
-    lower = before if before is not None else start
-    rows = list(
-        uow.session.execute(
-            select(Reading.ts, Reading.temp_c)
-            .where(Reading.unit_id == unit_id, Reading.ts >= lower, Reading.ts < end)
-            .order_by(Reading.ts)
-        )
-    )
-    times, temps = [r[0] for r in rows], [r[1] for r in rows]
-    weights = reading_weights(times, start, end, settings.alerts_max_gap_min * MINUTE)
-    covered = sum(weights)
-    return {
-        "mkt_c": _round(mean_kinetic_temperature(temps, weights)),
-        "readings": len(rows),
-        "covered_min": round(covered / 60, 1),
-        "range_min": round((end - start).total_seconds() / 60, 1),
-    }
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 2)
-
-
-def unit_mkt(
-    uow: UnitOfWork, settings: Settings, *, unit_id: int, start: dt.datetime, end: dt.datetime
-) -> dict[str, Any]:
-    """MKT (USP <1160>) of a unit over [start, end), each reading weighted by its time."""
-    _check_span(start, end)
-    _unit(uow, unit_id)
-    return {
-        "unit_id": unit_id,
-        "start": start,
-        "end": end,
-        **_unit_mkt(uow, settings, unit_id, start, end),
-    }
-
-
-def lot_stays(
-    uow: UnitOfWork, lot_id: int, start: dt.datetime, end: dt.datetime
-) -> list[tuple[int, dt.datetime, dt.datetime]]:
-    """Where the lot sat: (unit, from, to) spans with doses on hand, from the ledger's entries."""
-    from logistics.models.stock import LedgerEntry
-
-    entries = uow.session.execute(
-        select(LedgerEntry.unit_id, LedgerEntry.occurred_at, LedgerEntry.doses)
-        .where(LedgerEntry.lot_id == lot_id)
-        .order_by(LedgerEntry.unit_id, LedgerEntry.occurred_at, LedgerEntry.id)
-    )
-    stays: list[tuple[int, dt.datetime, dt.datetime]] = []
-    balance: dict[int, int] = {}
-    since: dict[int, dt.datetime] = {}
-    for unit_id, at, doses in entries:
-        before = balance.get(unit_id, 0)
-        balance[unit_id] = before + doses
-        if before <= 0 < balance[unit_id]:
-            since[unit_id] = at
-        elif before > 0 >= balance[unit_id]:
-            stays.append((unit_id, since.pop(unit_id), at))
-    stays.extend((unit_id, at, end) for unit_id, at in since.items())
-    clipped = [(u, max(a, start), min(b, end)) for u, a, b in stays if b > start and a < end]
-    return sorted(clipped, key=lambda stay: stay[1])
-
-
-def lot_thermal_history(
-    uow: UnitOfWork, settings: Settings, *, lot_id: int, start: dt.datetime, end: dt.datetime
-) -> dict[str, Any]:
-    """Every unit (and store) the lot sat in, every excursion it sat through there, and its MKT."""
-    from logistics.domain.mkt import mean_kinetic_temperature
-    from logistics.models.catalog import Lot as LotModel
-
-    _check_span(start, end)
-    lot = uow.session.get(LotModel, lot_id)
-    if lot is None:
-        raise NotFound(f"lot {lot_id} does not exist")
-    stays, temps, weights = [], [], []
-    for unit_id, frm, to in lot_stays(uow, lot_id, start, end):
-        unit = _unit(uow, unit_id)
-        excursions = list(
-            uow.session.scalars(
-                select(Excursion)
-                .where(
-                    Excursion.unit_id == unit_id,
-                    Excursion.started_at < to,
-                    (Excursion.ended_at.is_(None)) | (Excursion.ended_at > frm),
-                )
-                .order_by(Excursion.started_at)
-            )
-        )
-        mkt = _unit_mkt(uow, settings, unit_id, frm, to)
-        if mkt["mkt_c"] is not None:
-            temps.append(mkt["mkt_c"])
-            weights.append(mkt["covered_min"])
-        stays.append(
-            {
-                "unit_id": unit_id,
-                "unit_code": unit.code,
-                "store_id": unit.store_id,
-                "from": frm,
-                "to": to,
-                "mkt_c": mkt["mkt_c"],
-                "excursions": excursions,
-            }
-        )
-    # The lot's MKT combines the stays' MKTs weighted by covered time (MKT of MKTs is exact:
-    # each stay's MKT is the temperature giving that stay's mean Arrhenius factor).
-    return {
-        "lot_id": lot_id,
-        "lot_number": lot.lot_number,
-        "start": start,
-        "end": end,
-        "mkt_c": _round(mean_kinetic_temperature(temps, weights)),
-        "stays": stays,
-    }
-
-
-def get_review(uow: UnitOfWork, review_id: int) -> tuple[QuarantineReview, Excursion]:
-    """One quarantine review with the excursion that caused it."""
-    review = uow.session.get(QuarantineReview, review_id) if 0 < review_id < 2**62 else None
-    if review is None:
-        raise NotFound(f"quarantine review {review_id} does not exist")
-    return review, uow.session.get(Excursion, review.excursion_id)

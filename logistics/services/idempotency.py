@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 
 from logistics.db import UnitOfWork
-from logistics.errors import IdempotencyMismatch
+from logistics.domain.errors import IdempotencyMismatch
 from logistics.models.stock import IdempotencyRecord
 
 PENDING = 0  # status of a claimed record whose answer is not stored yet (never committed so)
@@ -87,7 +87,7 @@ def remember(record: IdempotencyRecord, *, status_code: int, body: Any) -> None:
 
 
 def purge_expired(uow: UnitOfWork, *, now: dt.datetime, ttl_s: int, batch: int = 10_000) -> int:
-    """Delete up to `batch` records older than ttl_s and commit; return how many went."""
+    """Delete up to `batch` records older than ttl_s; return how many went."""
     cutoff = now - dt.timedelta(seconds=ttl_s)
     old = select(IdempotencyRecord.key).where(IdempotencyRecord.created_at < cutoff).limit(batch)
     keys = list(uow.session.scalars(old))
@@ -97,5 +97,5 @@ def purge_expired(uow: UnitOfWork, *, now: dt.datetime, ttl_s: int, batch: int =
             .where(IdempotencyRecord.key.in_(keys))
             .execution_options(synchronize_session=False)
         )
-    uow.commit()
+    uow.session.flush()
     return len(keys)

@@ -15,25 +15,26 @@ import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import object_session
 
+from logistics.clock import local_date
 from logistics.db import UnitOfWork, is_postgres
 from logistics.domain import indents as rules
 from logistics.domain import stock as stock_rules
 from logistics.domain.alerts import level_in_doses
-from logistics.errors import Invalid, NotFound
+from logistics.domain.errors import Invalid, NotFound
+from logistics.domain.ids import MAX_ID
 from logistics.models.alerts import StockLevel
 from logistics.models.catalog import Store
 from logistics.models.paperwork import Indent, IndentEvent
 from logistics.models.stock import Shipment
-from logistics.services import catalog, sessions, stock
+from logistics.services import catalog, commitments, sessions, stock
 from logistics.services.alerts import SYSTEM_ACTOR, Condition, sync_conditions
+from logistics.services.lookup import get_or_404
 
 UNANSWERED_KIND = "indent_unanswered"
-MAX_ID = 2**31 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,10 +44,6 @@ class Planning:
     period_days: int
     window_days: int
     timezone: str
-
-
-def _today(now: dt.datetime, timezone: str) -> dt.date:
-    return now.astimezone(ZoneInfo(timezone)).date()
 
 
 def _usable_on_hand(uow: UnitOfWork, store_id: int, product_id: int, on: dt.date) -> int:
@@ -73,7 +70,7 @@ def _session_doses(
 ) -> int:
     """Capacity of the open sessions planned on [start, end)."""
     return sum(
-        p.doses for p in sessions.promises(uow, store_id, product_id) if start <= p.on_date < end
+        p.doses for p in commitments.promises(uow, store_id, product_id) if start <= p.on_date < end
     )
 
 
@@ -90,7 +87,7 @@ def needs_of(
     from logistics.services.reports import consumed_doses
 
     product = catalog.get_product(uow, product_id)
-    today = _today(now, plan.timezone)
+    today = local_date(now, plan.timezone)
     consumed = consumed_doses(
         uow, store_id, product_id, now - dt.timedelta(days=plan.window_days), now
     )
@@ -133,7 +130,7 @@ def suggest_indent(
 ) -> tuple[rules.IndentNeeds, rules.Suggestion]:
     """The quantity a store should ask for, with what it was worked out from."""
     _requesting_store(uow, store_id)
-    _check_needed_by(needed_by, _today(now, plan.timezone))
+    _check_needed_by(needed_by, local_date(now, plan.timezone))
     needs = needs_of(
         uow, store_id=store_id, product_id=product_id, needed_by=needed_by, plan=plan, now=now
     )
@@ -196,7 +193,7 @@ def raise_indent(
     )
     _event(indent, rules.REQUESTED, actor, now, note, doses)
     uow.session.add(indent)
-    uow.commit()
+    uow.session.flush()
     return indent
 
 
@@ -229,7 +226,7 @@ def approve_indent(
     indent.doses_approved, indent.decision_reason = approved, reason
     indent.decided_by, indent.decided_at = actor, now
     _event(indent, rules.APPROVED, actor, now, reason, approved)
-    uow.commit()
+    uow.session.flush()
     return indent
 
 
@@ -243,7 +240,7 @@ def reject_indent(
         raise Invalid("a rejection needs a reason", field="reason")
     indent.decision_reason, indent.decided_by, indent.decided_at = reason, actor, now
     _event(indent, rules.REJECTED, actor, now, reason)
-    uow.commit()
+    uow.session.flush()
     return indent
 
 
@@ -254,7 +251,7 @@ def cancel_indent(
     indent = _locked(uow, indent_id)
     rules.check_transition(indent.id, indent.state, rules.CANCELLED)
     _event(indent, rules.CANCELLED, actor, now, reason)
-    uow.commit()
+    uow.session.flush()
     return indent
 
 
@@ -286,7 +283,7 @@ def ship_indent(
     _event(
         indent, rules.SHIPPED, actor, now, f"shipment {movement.shipment_id}", indent.doses_approved
     )
-    uow.commit()
+    uow.session.flush()
     return indent
 
 
@@ -320,7 +317,7 @@ def receive_indent(
     received = _received_doses(_shipment(uow, indent))
     indent.received_at = now
     _event(indent, rules.RECEIVED, actor, now, note, received)
-    uow.commit()
+    uow.session.flush()
     return indent
 
 
@@ -406,9 +403,9 @@ def check_unanswered(
 
 def get_indent(uow: UnitOfWork, indent_id: int) -> Indent:
     """One indent with its trail of states."""
-    indent = uow.session.get(Indent, indent_id) if 0 < indent_id <= MAX_ID else None
-    if indent is None:
-        raise NotFound(f"indent {indent_id} does not exist", field="indent_id")
+    indent = get_or_404(
+        uow, Indent, indent_id, f"indent {indent_id} does not exist", field="indent_id"
+    )
     return indent
 
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from logistics.auth import secrets
 from logistics.db import UnitOfWork
-from logistics.errors import Invalid, NotFound
+from logistics.domain.errors import Invalid, NotFound
 from logistics.models.auth import MqttCredential
 from logistics.models.readings import SENSOR_ACTIVE, Sensor
+from logistics.services import secrets
 
 SENSOR = "sensor"
 INGEST = "ingest"
@@ -53,7 +53,7 @@ def _store_credential(uow: UnitOfWork, username: str, kind: str, now: dt.datetim
         uow.session.add(row)
     row.kind, row.created_at = kind, now
     row.password_hash = secrets.mosquitto_hash(password)
-    uow.commit()
+    uow.session.flush()
     return password
 
 

@@ -32,7 +32,7 @@ from sqlalchemy import select
 from logistics.config import Settings
 from logistics.db import UnitOfWork, is_postgres
 from logistics.domain.alerts import SEVERITY_RANK
-from logistics.errors import Conflict, Invalid, NotFound
+from logistics.domain.errors import Conflict, Invalid, NotFound
 from logistics.models.alerts import Alert, DeliveryAttempt, NotificationDelivery, NotificationTarget
 from logistics.models.catalog import Store
 from logistics.runtime import Runtime
@@ -175,7 +175,7 @@ def check_webhook_url(url: str, allowed_networks: str = "") -> list[str]:
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (ValueError, OSError, UnicodeError) as exc:
         raise UnsafeTarget(f"cannot resolve the webhook's host: {exc}", field="address") from exc
-    addresses = sorted({info[4][0] for info in infos})
+    addresses = sorted({str(info[4][0]) for info in infos})  # an address string for IP
     for text in addresses:
         if _refused(ipaddress.ip_address(text.split("%")[0]), allowed_networks):
             raise UnsafeTarget(
@@ -221,7 +221,7 @@ def add_target(
         active=True,
     )
     uow.session.add(target)
-    uow.commit()
+    uow.session.flush()
     return target
 
 

@@ -7,14 +7,30 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
+from typing import cast as cast_type
 
-from sqlalchemy import Float, String, and_, bindparam, case, cast, func, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 
-from logistics.db import UnitOfWork, UTCDateTime, insert_for, is_postgres
-from logistics.domain.readings import MAX_ID, Bucket, Rejection, SensorReading, downsample, is_late
-from logistics.errors import Invalid, NotFound
+from logistics.db import UnitOfWork, UTCDateTime, insert_for, is_postgres, rowcount
+from logistics.domain.errors import Invalid
+from logistics.domain.readings import Bucket, Rejection, SensorReading, downsample, is_late
 from logistics.models.catalog import StorageUnit, Store
 from logistics.models.readings import SENSOR_RETIRED, DeadLetter, Reading, Sensor, SensorAssignment
+from logistics.services.lookup import get_or_404
 
 # (unit_id, earliest ts, latest ts) of the readings of a batch, for excursion evaluation.
 Touched = tuple[int, dt.datetime, dt.datetime]
@@ -85,7 +101,7 @@ def record_status(uow: UnitOfWork, sensor_id: str, status: str, now: dt.datetime
         .where(Sensor.sensor_id == sensor_id)
         .values(connection=status, connection_changed_at=now, last_seen_at=now)
     )
-    return bool(result.rowcount)
+    return bool(rowcount(result))
 
 
 def record_readings(
@@ -154,7 +170,7 @@ def _assignments(uow: UnitOfWork, sensor_ids: set[str]) -> dict[str, list[Any]]:
     return by_sensor
 
 
-def _retired(sensor: Any) -> bool:
+def _retired(sensor: Sensor) -> bool:
     return sensor.status == SENSOR_RETIRED
 
 
@@ -316,7 +332,7 @@ def _update_sensors(
 
 
 def _sensor_update() -> Any:
-    table = Sensor.__table__
+    table = cast_type(Table, Sensor.__table__)  # a mapped class's table is a Table
     ts, seen = bindparam("b_ts", type_=UTCDateTime()), bindparam("b_seen", type_=UTCDateTime())
     newer = or_(table.c.last_reading_ts.is_(None), table.c.last_reading_ts < ts)
     # Typed casts: PostgreSQL cannot infer the type of a bare "$n IS NULL".
@@ -458,7 +474,7 @@ def _hour_buckets(
     )
     return [
         Bucket(bucket.astimezone(dt.UTC), int(count), low, avg, high)
-        for bucket, count, low, avg, high in rows
+        for bucket, count, low, avg, high in rows.tuples()
     ]
 
 
@@ -500,9 +516,9 @@ def _require_bucket_count(start: dt.datetime, end: dt.datetime, width_s: int) ->
 
 
 def _require_unit(uow: UnitOfWork, unit_id: int) -> StorageUnit:
-    unit = uow.session.get(StorageUnit, unit_id) if 0 < unit_id <= MAX_ID else None
-    if unit is None:
-        raise NotFound(f"storage unit {unit_id} does not exist", field="unit_id")
+    unit = get_or_404(
+        uow, StorageUnit, unit_id, f"storage unit {unit_id} does not exist", field="unit_id"
+    )
     return unit
 
 
@@ -523,9 +539,7 @@ def latest_by_store(
     uow: UnitOfWork, store_id: int, subtree: bool, now: dt.datetime
 ) -> list[UnitLatest]:
     """Every active unit of a store (or of its subtree) with its current sensor's last reading."""
-    store = uow.session.get(Store, store_id) if 0 < store_id <= MAX_ID else None
-    if store is None:
-        raise NotFound(f"store {store_id} does not exist", field="store_id")
+    store = get_or_404(uow, Store, store_id, f"store {store_id} does not exist", field="store_id")
     stores = (
         select(Store.id).where(Store.path.like(f"{store.path}%"))
         if subtree
@@ -587,6 +601,7 @@ def unit_chart_buckets(
     _require_range(start, end)
     if (end - start).total_seconds() / width_s > MAX_BUCKETS:
         raise Invalid(f"more than {MAX_BUCKETS} buckets", field="bucket")
+    epoch: ColumnElement[Any]
     if is_postgres(uow.session):
         epoch = func.date_part("epoch", Reading.ts)  # double precision: cheaper than numeric
     else:
@@ -602,5 +617,5 @@ def unit_chart_buckets(
     return [
         Bucket(dt.datetime.fromtimestamp(int(n) * width_s, dt.UTC), int(count), float(low),
                float(avg), float(high))
-        for n, count, low, avg, high in uow.session.execute(query)
+        for n, count, low, avg, high in uow.session.execute(query).tuples()
     ]

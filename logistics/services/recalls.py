@@ -11,54 +11,15 @@ keeps every write made through the API).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from logistics.db import UnitOfWork, is_postgres
-from logistics.domain.stock import RecallScope
-from logistics.errors import Conflict, Invalid, NotFound
+from logistics.domain.errors import Conflict, Invalid, NotFound
 from logistics.models.catalog import Lot, LotRecall, Store
 from logistics.models.stock import StockBalance
-
-
-def scopes(
-    session: Session, lot_ids: Iterable[int] | None = None, at: dt.datetime | None = None
-) -> list[RecallScope]:
-    """Recalls in force now (or at `at`), optionally of some lots only."""
-    query = select(LotRecall.lot_id, LotRecall.store_path)
-    if lot_ids is not None:
-        query = query.where(LotRecall.lot_id.in_(list(lot_ids)))
-    if at is None:
-        query = query.where(LotRecall.lifted_at.is_(None))
-    else:
-        query = query.where(
-            LotRecall.placed_at <= at, (LotRecall.lifted_at.is_(None)) | (LotRecall.lifted_at > at)
-        )
-    return [RecallScope(lot_id, path) for lot_id, path in session.execute(query)]
-
-
-def recalled_lots(
-    session: Session, store_id: int, lot_ids: Iterable[int], at: dt.datetime | None = None
-) -> set[int]:
-    """The lots among `lot_ids` held by a recall at this store (now, or at `at`)."""
-    lot_ids = list(lot_ids)
-    if not lot_ids:
-        return set()
-    found = scopes(session, lot_ids, at)
-    if not found:
-        return set()
-    path = session.scalar(select(Store.path).where(Store.id == store_id)) or ""
-    return {s.lot_id for s in found if s.covers(path)}
-
-
-def has_network_recall(session: Session, lot_id: int) -> bool:
-    """Tell whether a network-wide recall of the lot is in force (it sets Lot.quarantined)."""
-    query = select(LotRecall.id).where(
-        LotRecall.lot_id == lot_id, LotRecall.store_id.is_(None), LotRecall.lifted_at.is_(None)
-    )
-    return session.scalar(query.limit(1)) is not None
+from logistics.services.commitments import check_commitments
+from logistics.services.lookup import get_or_404
 
 
 def _lot_for_update(uow: UnitOfWork, lot_id: int) -> Lot:
@@ -77,9 +38,7 @@ def _lot_for_update(uow: UnitOfWork, lot_id: int) -> Lot:
 def _store_path(uow: UnitOfWork, store_id: int | None) -> str | None:
     if store_id is None:
         return None
-    store = uow.session.get(Store, store_id) if 0 < store_id < 2**31 else None
-    if store is None:
-        raise NotFound(f"no store {store_id}", field="store_id")
+    store = get_or_404(uow, Store, store_id, f"no store {store_id}", field="store_id")
     return store.path
 
 
@@ -89,9 +48,10 @@ def _active(uow: UnitOfWork, lot_id: int) -> list[LotRecall]:
 
 
 def _reason(reason: str | None, field: str = "reason") -> str:
-    if not (reason or "").strip():
+    text = (reason or "").strip()
+    if not text:
         raise Invalid("a reason is required", field=field)
-    return reason.strip()
+    return text
 
 
 def place_recall(
@@ -167,8 +127,6 @@ def _after_change(uow: UnitOfWork, lot_id: int, now: dt.datetime) -> None:
 
     Their shortfalls reach the public availability within a second (issue 11, point 6).
     """
-    from logistics.services.sessions import check_commitments
-
     stores = uow.session.scalars(
         select(StockBalance.store_id)
         .distinct()

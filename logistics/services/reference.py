@@ -21,4 +21,4 @@ def seed_reference_data(uow: UnitOfWork) -> None:
     for code, name, rank in DEFAULT_LEVELS:
         if code not in existing:
             uow.session.add(StoreLevel(code=code, name=name, rank=rank))
-    uow.commit()
+    uow.session.flush()

@@ -20,17 +20,18 @@ from sqlalchemy.orm import aliased
 from logistics.config import Settings
 from logistics.db import UnitOfWork
 from logistics.domain import reports as rules
+from logistics.domain.errors import Conflict
 from logistics.domain.stock import WASTAGE
-from logistics.errors import Conflict
 from logistics.models.alerts import Excursion, QuarantineReview
 from logistics.models.catalog import Lot, Product, StorageUnit, Store
 from logistics.models.paperwork import TemperatureLogSignoff
 from logistics.models.readings import Reading
 from logistics.models.stock import LedgerEntry, Movement
-from logistics.services import catalog, excursions
+from logistics.services import catalog, excursions, thermal
+from logistics.services.lookup import in_subtree
 
 # Wastage recorded by a quarantine review's discard carries this client id prefix
-# (logistics/services/excursions.py, discard_review).
+# (logistics/services/quarantine.py, discard_review).
 REVIEW_DISCARD_PREFIX = "quarantine-review-"
 Key = tuple[int, int]  # (store id, product id)
 
@@ -63,7 +64,7 @@ def _scope(store: Store, subtree: bool) -> Any:
     """The ids of the stores reported on, as a subquery (a state's subtree has thousands)."""
     if not subtree:
         return select(Store.id).where(Store.id == store.id)
-    return select(Store.id).where(Store.path.startswith(store.path, autoescape=True))
+    return select(Store.id).where(in_subtree(Store.path, store.path))
 
 
 def _stores(uow: UnitOfWork, ids: Iterable[int]) -> dict[int, Store]:
@@ -89,7 +90,7 @@ def _balances_before(
         .where(LedgerEntry.occurred_at < at)
         .group_by(LedgerEntry.store_id, Lot.product_id)
     )
-    return {(s, p): int(total) for s, p, total in uow.session.execute(query)}
+    return {(s, p): int(total) for s, p, total in uow.session.execute(query).tuples()}
 
 
 def _flows(
@@ -113,7 +114,7 @@ def _flows(
         .group_by(LedgerEntry.store_id, Lot.product_id, kind, reason)
     )
     flows: dict[Key, list[rules.Flow]] = {}
-    for store_id, prod, kind_, reason_, total in uow.session.execute(query):
+    for store_id, prod, kind_, reason_, total in uow.session.execute(query).tuples():
         flows.setdefault((store_id, prod), []).append(rules.Flow(kind_, reason_, int(total)))
     return flows
 
@@ -160,7 +161,7 @@ def _discarded_after_excursions(
         )
         .group_by(LedgerEntry.store_id, Lot.product_id)
     )
-    return {(s, p): -int(d) for s, p, d in uow.session.execute(query)}
+    return {(s, p): -int(d) for s, p, d in uow.session.execute(query).tuples()}
 
 
 def _excursion_figures(
@@ -348,7 +349,7 @@ def temperature_log(
         days=rules.daily_log(points, spans, month, settings.site_timezone),
         outside=spans,
         excursions=_excursion_entries(uow, unit_id, start, end),
-        mkt=excursions.unit_mkt(uow, settings, unit_id=unit_id, start=start, end=until),
+        mkt=thermal.unit_mkt(uow, settings, unit_id=unit_id, start=start, end=until),
         signoff=_signoff(uow, unit_id, month),
         generated_at=now,
     )
@@ -376,7 +377,7 @@ def sign_off_temperature_log(
     )
     uow.session.add(signoff)
     try:
-        uow.commit()
+        uow.session.flush()
     except IntegrityError as exc:  # signed by someone else at the same moment
         raise Conflict(f"the log of {month:%Y-%m} is already signed off", field="month") from exc
     return signoff

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from logistics import metrics
-from logistics.db import UnitOfWork, insert_for
+from logistics.db import UnitOfWork, insert_for, rowcount
 from logistics.domain.alerts import ReminderPolicy
 from logistics.models.alerts import JobRun, SchedulerLease
 from logistics.runtime import Runtime
@@ -125,7 +125,7 @@ def _excursions(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
 
 def _commitments(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
     """Sessions (issue 5): alert on centres whose usable stock no longer covers their sessions."""
-    from logistics.services.sessions import check_all_commitments
+    from logistics.services.commitments import check_all_commitments
 
     short = check_all_commitments(runtime.uow, now, site_timezone=runtime.settings.site_timezone)
     return {"centres_short": short}
@@ -136,7 +136,9 @@ def _idempotency_purge(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
     from logistics.services.idempotency import purge_expired
 
     with runtime.uow() as uow:
-        return {"purged": purge_expired(uow, now=now, ttl_s=runtime.settings.idempotency_ttl_s)}
+        purged = purge_expired(uow, now=now, ttl_s=runtime.settings.idempotency_ttl_s)
+        uow.commit()
+    return {"purged": purged}
 
 
 def _indents(runtime: Runtime, now: dt.datetime) -> dict[str, Any]:
@@ -193,7 +195,7 @@ def slot_of(now: dt.datetime, interval_s: int) -> dt.datetime:
 
 
 def acquire_lease(uow: UnitOfWork, holder: str, ttl: dt.timedelta, now: dt.datetime) -> bool:
-    """Take or renew the lease; True when this holder leads until now + ttl. Commits."""
+    """Take or renew the lease; True when this holder leads until now + ttl."""
     insert = insert_for(uow.session)
     uow.session.execute(
         insert(SchedulerLease)
@@ -208,8 +210,7 @@ def acquire_lease(uow: UnitOfWork, holder: str, ttl: dt.timedelta, now: dt.datet
         )
         .values(holder=holder, expires_at=now + ttl)
     )
-    uow.commit()
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(rowcount(result))
 
 
 def release_lease(uow: UnitOfWork, holder: str) -> None:
@@ -219,13 +220,13 @@ def release_lease(uow: UnitOfWork, holder: str) -> None:
         .where(SchedulerLease.name == LEASE_NAME, SchedulerLease.holder == holder)
         .values(expires_at=dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
     )
-    uow.commit()
+    uow.session.flush()
 
 
 def claim_slot(
     uow: UnitOfWork, job: str, slot: dt.datetime, holder: str, now: dt.datetime
 ) -> int | None:
-    """Record the run of this job for this slot; None when the slot already ran. Commits."""
+    """Record the run of this job for this slot; None when the slot already ran."""
     insert = insert_for(uow.session)
     result = uow.session.execute(
         insert(JobRun)
@@ -234,7 +235,7 @@ def claim_slot(
         .returning(JobRun.id)
     )
     run_id = result.scalar()
-    uow.commit()
+    uow.session.flush()
     return run_id
 
 
@@ -261,6 +262,7 @@ class Scheduler:
                     now,
                 ),
             )
+            uow.commit()
         metrics.SCHEDULER_LEADING.set(1 if self.leading else 0)
         if self.leading != was:
             log.info("scheduler %s %s the lease", self.holder, "holds" if self.leading else "lost")
@@ -274,6 +276,7 @@ class Scheduler:
         slot = slot_of(now, job_interval_s(self.runtime, job))
         with self.runtime.uow() as uow:
             run_id = claim_slot(uow, job, slot, self.holder, now)
+            uow.commit()
         if run_id is None:
             return None
         summary, ok = _run(self.runtime, job, now)
@@ -291,6 +294,7 @@ class Scheduler:
         if self.leading:
             with self.runtime.uow() as uow:
                 release_lease(uow, self.holder)
+                uow.commit()
             self.leading = False
 
 

@@ -7,8 +7,8 @@ import datetime as dt
 from sqlalchemy import select, update
 
 from logistics.db import UnitOfWork
-from logistics.domain.readings import MAX_ID, SENSOR_ID
-from logistics.errors import Conflict, Invalid, NotFound
+from logistics.domain.errors import Conflict, Invalid, NotFound
+from logistics.domain.readings import SENSOR_ID
 from logistics.models.catalog import StorageUnit
 from logistics.models.readings import (
     SENSOR_ACTIVE,
@@ -17,6 +17,7 @@ from logistics.models.readings import (
     Sensor,
     SensorAssignment,
 )
+from logistics.services.lookup import get_or_404
 from logistics.services.readings import rebuild_hours
 
 
@@ -49,7 +50,7 @@ def register_sensor(
     uow.session.add(
         SensorAssignment(sensor_id=sensor_id, unit_id=unit_id, valid_from=valid_from, actor=actor)
     )
-    uow.commit()
+    uow.session.flush()
     return sensor
 
 
@@ -84,7 +85,7 @@ def move_sensor(
     )
     if moved:  # the hourly aggregates of the units they left and joined (issue 16)
         rebuild_hours(uow, [*moved, unit_id], valid_from)
-    uow.commit()
+    uow.session.flush()
     return sensor
 
 
@@ -96,7 +97,7 @@ def retire_sensor(uow: UnitOfWork, *, sensor_id: str, actor: str, now: dt.dateti
         current.valid_to = max(now, current.valid_from)
     sensor.status = SENSOR_RETIRED
     sensor.retired_at = now
-    uow.commit()
+    uow.session.flush()
     return sensor
 
 
@@ -131,9 +132,9 @@ def _require_active(uow: UnitOfWork, sensor_id: str) -> Sensor:
 
 
 def _require_unit(uow: UnitOfWork, unit_id: int) -> StorageUnit:
-    unit = uow.session.get(StorageUnit, unit_id) if 0 < unit_id <= MAX_ID else None
-    if unit is None:
-        raise NotFound(f"storage unit {unit_id} does not exist", field="unit_id")
+    unit = get_or_404(
+        uow, StorageUnit, unit_id, f"storage unit {unit_id} does not exist", field="unit_id"
+    )
     if not unit.active:
         raise Invalid(f"storage unit {unit_id} is not active", field="unit_id")
     return unit

@@ -1,5 +1,7 @@
-"""Use cases of sessions: usable doses, open/resize/cancel, bookings, end-of-session report,
-and the check of promises against stock.
+"""Use cases of sessions: usable doses, open/resize/cancel, bookings, end-of-session report.
+
+The check of promises against stock lives in logistics.services.commitments (the ledger calls it
+after every movement; sessions and the ledger both build on it).
 
 Every write bumps the district's availability version in its own transaction, so the public
 availability cache of every web process sees the change (logistics.services.availability).
@@ -9,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, text, update
@@ -17,25 +20,27 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from logistics.db import UnitOfWork, insert_for, is_postgres
+from logistics.clock import local_date
+from logistics.db import UnitOfWork, is_postgres, rowcount
 from logistics.domain import slots as rules
+from logistics.domain.errors import Conflict, DomainError, InsufficientStock, Invalid, NotFound
+from logistics.domain.ids import MAX_BIG_ID, MAX_ID
 from logistics.domain.stock import LotStock, fefo_allocate
-from logistics.errors import Conflict, InsufficientStock, Invalid, NotFound
 from logistics.models.catalog import Lot, Product, Store
-from logistics.models.sessions import AvailabilityVersion, Booking, Session, SessionReport, Slot
+from logistics.models.sessions import Booking, Session, SessionReport, Slot
 from logistics.models.stock import Shipment, ShipmentLine, StockBalance
-from logistics.services.recalls import recalled_lots
+from logistics.services.commitments import (
+    bump_availability,
+    check_commitments,
+    district_of,
+    promises,
+    stock_lines,
+)
+from logistics.services.lookup import get_or_404, in_subtree
 from logistics.services.stock import stock_at
 
-OVERCOMMITTED = "sessions_overcommitted"
-MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database; larger ones cannot exist
 # Namespace of this area's PostgreSQL advisory locks (one lock per centre and product).
 _LOCK_SPACE = 5 << 56
-
-
-def local_date(now: dt.datetime, site_timezone: str | None) -> dt.date:
-    """The calendar date at the site (session dates and expiry dates are site dates)."""
-    return now.astimezone(ZoneInfo(site_timezone) if site_timezone else dt.UTC).date()
 
 
 # --- reading stock and promises ----------------------------------------------------------------
@@ -59,62 +64,14 @@ class Usability:
 
 def get_store(uow: UnitOfWork, store_id: int) -> Store:
     """The store, or 404."""
-    store = uow.session.get(Store, store_id) if 0 < store_id <= MAX_ID else None
-    if store is None:
-        raise NotFound(f"no store {store_id}", field="store_id")
+    store = get_or_404(uow, Store, store_id, f"no store {store_id}", field="store_id")
     return store
 
 
 def get_product(uow: UnitOfWork, product_id: int) -> Product:
     """The product, or 404."""
-    product = uow.session.get(Product, product_id) if 0 < product_id <= MAX_ID else None
-    if product is None:
-        raise NotFound(f"no product {product_id}", field="product_id")
+    product = get_or_404(uow, Product, product_id, f"no product {product_id}", field="product_id")
     return product
-
-
-def district_of(uow: UnitOfWork, store: Store) -> int:
-    """The district store above (or at) a centre; the parent when the tree has no district level."""
-    ids = [int(part) for part in store.path.strip("/").split("/") if part] or [store.id]
-    query = select(Store.id).where(Store.id.in_(ids), Store.level_code == "district")
-    found = uow.session.scalars(query).first()
-    return found if found is not None else (store.parent_id or store.id)
-
-
-def stock_lines(uow: UnitOfWork, store_id: int, product_id: int) -> list[rules.StockLine]:
-    """The centre's balances of a product, in all its units, as the rules see them."""
-    query = (
-        select(
-            StockBalance.lot_id,
-            StockBalance.doses,
-            StockBalance.quarantined_doses,
-            StockBalance.vvm_stage,
-            Lot.expiry_date,
-            Lot.quarantined,
-        )
-        .join(Lot, Lot.id == StockBalance.lot_id)
-        .where(
-            StockBalance.store_id == store_id, Lot.product_id == product_id, StockBalance.doses > 0
-        )
-    )
-    rows = list(uow.session.execute(query))
-    recalled = recalled_lots(uow.session, store_id, {row[0] for row in rows})
-    return [
-        rules.StockLine(doses, held, vvm, expiry, lot_held or lot_id in recalled)
-        for lot_id, doses, held, vvm, expiry, lot_held in rows
-    ]
-
-
-def promises(
-    uow: UnitOfWork, store_id: int, product_id: int, exclude: int | None = None
-) -> list[rules.Promise]:
-    """Open sessions of the centre for a product, each promising its whole capacity."""
-    query = select(Session.id, Session.session_date, Session.capacity).where(
-        Session.store_id == store_id, Session.product_id == product_id, Session.status == "open"
-    )
-    if exclude is not None:
-        query = query.where(Session.id != exclude)
-    return [rules.Promise(*row) for row in uow.session.execute(query)]
 
 
 def in_transit_doses(uow: UnitOfWork, store_id: int, product_id: int) -> int:
@@ -164,20 +121,6 @@ def usability(
     )
 
 
-# --- availability version ----------------------------------------------------------------------
-
-
-def bump_availability(uow: UnitOfWork, district_id: int, now: dt.datetime) -> None:
-    """Make every web process's cached availability of this district stale (same transaction)."""
-    table = AvailabilityVersion.__table__
-    stmt = insert_for(uow.session)(table).values(district_id=district_id, version=1, changed_at=now)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.district_id],
-        set_={"version": table.c.version + 1, "changed_at": now},
-    )
-    uow.session.execute(stmt)
-
-
 # --- sessions ----------------------------------------------------------------------------------
 
 
@@ -215,7 +158,9 @@ def _refuse_beyond_stock(capacity: int, usable: Usability, field: str = "capacit
         )
 
 
-def _windows(request: SessionRequest, day_start: dt.time, slot_minutes: int, slot_count: int):
+def _windows(
+    request: SessionRequest, day_start: dt.time, slot_minutes: int, slot_count: int
+) -> list[tuple[dt.time, dt.time]]:
     if not request.windows:
         return rules.slot_windows(day_start, slot_minutes, slot_count)
     windows = sorted(request.windows)
@@ -274,7 +219,7 @@ def open_session(
     uow.session.add(session)
     uow.session.flush()
     bump_availability(uow, session.district_id, now)
-    uow.commit()
+    uow.session.flush()
     return session
 
 
@@ -355,7 +300,7 @@ def resize_session(
         slot.capacity = seats
     session.capacity, session.updated_at = capacity, now
     _after_change(uow, session, now, site_timezone)
-    uow.commit()
+    uow.session.flush()
     return session
 
 
@@ -381,7 +326,7 @@ def cancel_session(
     )
     session.status, session.shortfall_doses, session.updated_at = "cancelled", 0, now
     _after_change(uow, session, now, site_timezone)
-    uow.commit()
+    uow.session.flush()
     return session
 
 
@@ -397,7 +342,7 @@ def _after_change(
 # --- bookings ----------------------------------------------------------------------------------
 
 
-def _seat_refusal(uow: UnitOfWork, session_id: int, slot_id: int) -> Conflict:
+def _seat_refusal(uow: UnitOfWork, session_id: int, slot_id: int) -> DomainError:
     session = uow.session.get(Session, session_id, populate_existing=True)
     if session is not None and session.status != "open":
         return Conflict(f"session {session_id} is {session.status}", field="session_id")
@@ -415,7 +360,7 @@ def _take_seat(uow: UnitOfWork, session_id: int, slot_id: int) -> None:
         .values(booked=Slot.booked + 1)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         raise _seat_refusal(uow, session_id, slot_id)
 
 
@@ -478,15 +423,15 @@ def book_slot(
             f"{beneficiary} already holds a booking in session {session_id}", field="beneficiary"
         ) from None
     bump_availability(uow, session.district_id, now)
-    uow.commit()
+    uow.session.flush()
     return booking
 
 
 def cancel_booking(uow: UnitOfWork, *, booking_id: int, actor: str, now: dt.datetime) -> Booking:
     """Cancel a booking and give its seat back (once, also when the cancellation is retried)."""
-    booking = uow.session.get(Booking, booking_id) if 0 < booking_id < 2**63 else None
-    if booking is None:
-        raise NotFound(f"no booking {booking_id}", field="booking_id")
+    booking = get_or_404(
+        uow, Booking, booking_id, f"no booking {booking_id}", field="booking_id", max_id=MAX_BIG_ID
+    )
     session = get_session(uow, booking.session_id)
     _require_open(session)
     result = uow.session.execute(
@@ -495,7 +440,7 @@ def cancel_booking(uow: UnitOfWork, *, booking_id: int, actor: str, now: dt.date
         .values(status="cancelled", cancelled_at=now)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         raise Conflict(f"booking {booking_id} is already cancelled", field="booking_id")
     uow.session.execute(
         update(Slot)
@@ -504,7 +449,7 @@ def cancel_booking(uow: UnitOfWork, *, booking_id: int, actor: str, now: dt.date
         .execution_options(synchronize_session=False)
     )
     bump_availability(uow, session.district_id, now)
-    uow.commit()
+    uow.session.flush()
     set_committed_value(booking, "status", "cancelled")
     set_committed_value(booking, "cancelled_at", now)
     return booking
@@ -557,7 +502,7 @@ def _record_in_ledger(
     for pick in picks:
         used = min(given, pick.doses)
         given -= used
-        common = {
+        common: dict[str, Any] = {
             "store_id": session.store_id,
             "unit_id": pick.unit_id,
             "lot_id": pick.lot_id,
@@ -627,126 +572,8 @@ def report_session(
     _close_slots(uow, session.id)
     session.status, session.shortfall_doses, session.updated_at = "reported", 0, now
     _after_change(uow, session, now, site_timezone)
-    uow.commit()
+    uow.session.flush()
     return report
-
-
-# --- promises against stock --------------------------------------------------------------------
-
-
-def _overcommitment_details(uow: UnitOfWork, short: dict[int, int]) -> list[dict[str, object]]:
-    sessions = uow.session.scalars(
-        select(Session).where(Session.id.in_(short)).order_by(Session.session_date)
-    )
-    return [
-        {
-            "session_id": s.id,
-            "date": s.session_date.isoformat(),
-            "product": s.product.code,
-            "capacity": s.capacity,
-            "short_doses": short[s.id],
-        }
-        for s in sessions
-    ]
-
-
-def _apply_shortfalls(uow: UnitOfWork, store_id: int, short: dict[int, int]) -> bool:
-    """Store each open session's shortfall; tell whether any changed (the public sees them)."""
-    changed = False
-    query = (
-        select(Session)
-        .where(Session.store_id == store_id, Session.status == "open")
-        .order_by(Session.id)
-    )
-    for session in uow.session.scalars(query):
-        lacking = min(short.get(session.id, 0), session.capacity)
-        if session.shortfall_doses != lacking:
-            session.shortfall_doses, changed = lacking, True
-    return changed
-
-
-def check_commitments(
-    uow: UnitOfWork, store_id: int, now: dt.datetime, *, site_timezone: str | None = None
-) -> dict[int, int]:
-    """Compare a centre's usable stock with its open sessions' promises; alert when it falls short.
-
-    Call after anything that lowers a centre's usable doses (quarantine, discard, an issue, a
-    count, a lot hold) and periodically (lots expire with the calendar). Raises or updates the
-    alert `sessions_overcommitted` naming the sessions and doses short, clears it when covered,
-    and stores each session's shortfall (the public availability and booking respect it).
-    Does not commit. Returns {session_id: doses short}.
-    """
-    today = local_date(now, site_timezone)
-    product_ids = uow.session.scalars(
-        select(Session.product_id)
-        .distinct()
-        .where(Session.store_id == store_id, Session.status == "open")
-    )
-    short: dict[int, int] = {}
-    for product_id in list(product_ids):
-        short.update(
-            rules.shortfalls(
-                stock_lines(uow, store_id, product_id), promises(uow, store_id, product_id), today
-            )
-        )
-    if _apply_shortfalls(uow, store_id, short):
-        store = get_store(uow, store_id)
-        bump_availability(uow, district_of(uow, store), now)
-    _alert_overcommitment(uow, store_id, short, now)
-    return short
-
-
-def _alert_overcommitment(
-    uow: UnitOfWork, store_id: int, short: dict[int, int], now: dt.datetime
-) -> None:
-    from logistics.services.alerts import clear_alert, raise_alert
-
-    if not short:
-        clear_alert(
-            uow,
-            kind=OVERCOMMITTED,
-            subject_type="store",
-            subject_id=store_id,
-            now=now,
-            comment="usable stock covers every open session again",
-        )
-        return
-    sessions = _overcommitment_details(uow, short)
-    listing = ", ".join(
-        f"session {s['session_id']} on {s['date']} short {s['short_doses']}" for s in sessions
-    )
-    raise_alert(
-        uow,
-        kind=OVERCOMMITTED,
-        subject_type="store",
-        subject_id=store_id,
-        store_id=store_id,
-        severity="alarm",
-        message=f"usable stock no longer covers {len(sessions)} session(s): {listing}",
-        details={"short_doses": sum(short.values()), "sessions": sessions},
-        now=now,
-    )
-
-
-def centres_with_open_sessions(uow: UnitOfWork) -> list[int]:
-    """Centres that have open sessions (for the periodic commitment check)."""
-    return list(
-        uow.session.scalars(select(Session.store_id).distinct().where(Session.status == "open"))
-    )
-
-
-def check_all_commitments(
-    runtime_uow: Callable[[], UnitOfWork], now: dt.datetime, *, site_timezone: str | None = None
-) -> int:
-    """Check every centre with open sessions, one transaction each; return the centres short."""
-    with runtime_uow() as uow:
-        centres = centres_with_open_sessions(uow)
-    short = 0
-    for store_id in centres:
-        with runtime_uow() as uow:
-            short += bool(check_commitments(uow, store_id, now, site_timezone=site_timezone))
-            uow.commit()
-    return short
 
 
 def sessions_at_risk(
@@ -758,7 +585,7 @@ def sessions_at_risk(
     )
     if store_path is not None:
         query = query.join(Store, Store.id == Session.store_id).where(
-            Store.path.startswith(store_path, autoescape=True)
+            in_subtree(Store.path, store_path)
         )
     return list(uow.session.scalars(query.order_by(Session.session_date, Session.id).limit(limit)))
 

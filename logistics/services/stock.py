@@ -1,9 +1,9 @@
 """Stock ledger use cases: receipts, issues, transfers, consumption, wastage, counts, reversals.
 
 Every movement function adds the movement, its ledger entries and the updated balances to
-`uow.session` and does NOT commit: the caller commits once, so the HTTP layer can store the
-idempotent response in the same transaction (logistics/api/idempotency.py), and other areas
-(sessions, quarantine review) can record stock in their own transaction. Call `uow.commit()`.
+`uow.session` and does NOT commit (no service does): the edge commits once, so the HTTP layer
+can store the idempotent response in the same transaction (logistics/api/idempotency.py), and
+other areas (sessions, quarantine review) can record stock in their own transaction.
 
 Balances are locked before they change: `SELECT ... FOR UPDATE` on PostgreSQL (rows locked in
 (unit, lot) order so concurrent movements cannot deadlock), SQLite serialises writers itself.
@@ -13,35 +13,37 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from logistics.clock import utcnow
 from logistics.db import UnitOfWork, insert_for, is_postgres
 from logistics.domain import stock as rules
-from logistics.errors import Conflict, IdempotencyMismatch, InsufficientStock, Invalid, NotFound
+from logistics.domain.errors import (
+    Conflict,
+    InsufficientStock,
+    Invalid,
+    NotFound,
+)
+from logistics.domain.ids import MAX_BIG_ID
 from logistics.models.catalog import Lot, Store
 from logistics.models.stock import (
-    IdempotencyRecord,
     LedgerEntry,
     Movement,
     Shipment,
     ShipmentLine,
     StockBalance,
 )
-from logistics.services import catalog, holds, recalls
+from logistics.services import catalog, holds, recalled
+from logistics.services.commitments import check_commitments
+from logistics.services.lookup import get_or_404, in_subtree
 
 UTC = dt.UTC
-
-
-def utcnow() -> dt.datetime:
-    """The current time, timezone-aware."""
-    return dt.datetime.now(UTC)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,9 +163,9 @@ def stock_at(
     """
     if later is None:
         later = later_changes(session, balance.unit_id, balance.lot_id, at)
-    held = recalls.recalled_lots(session, balance.store_id, [balance.lot_id], at)
+    held = recalled.recalled_lots(session, balance.store_id, [balance.lot_id], at)
     # A network-wide recall sets Lot.quarantined now; at `at` only its record tells.
-    flagged = balance.lot.quarantined and not recalls.has_network_recall(session, balance.lot_id)
+    flagged = balance.lot.quarantined and not recalled.has_network_recall(session, balance.lot_id)
     return rules.LotStock(
         balance.unit_id,
         balance.lot_id,
@@ -249,11 +251,8 @@ def _recheck_commitments(uow: UnitOfWork, store_id: int, rec: Recorded) -> None:
 
     Fewer doses may no longer cover them, and more doses (a receipt, a reversal) may cover them
     again: either way the sessions' shortfalls, and so the public availability, change in the
-    movement's own commit, not at the next periodic check (issue 11, point 6). Sessions build on
-    the ledger (they record consumption through it), hence the late import.
+    movement's own commit, not at the next periodic check (issue 11, point 6).
     """
-    from logistics.services.sessions import check_commitments
-
     check_commitments(uow, store_id, rec.recorded_at, site_timezone=rec.site_timezone)
 
 
@@ -362,7 +361,7 @@ def _in_transit_shipment(uow: UnitOfWork, shipment_id: int, store_id: int) -> Sh
 
 def _received_doses(line: ShipmentLine, reported: dict[int, dict[str, Any]], on: dt.date) -> int:
     report = reported.get(line.lot_id, {})
-    received = report.get("doses_received", line.doses_issued)
+    received: int = report.get("doses_received", line.doses_issued)
     if not 0 <= received <= line.doses_issued:
         raise Invalid(
             f"between 0 and {line.doses_issued} doses of lot {line.lot_id} can be received",
@@ -509,7 +508,7 @@ def issue_stock(
     if unit_id is not None:
         catalog.unit_of_store(uow, unit_id, store_id)
     balances = _candidates(uow, store_id, product_id, lot_id, unit_id)
-    held = recalls.recalled_lots(uow.session, store_id, {b.lot_id for b in balances})
+    held = recalled.recalled_lots(uow.session, store_id, {b.lot_id for b in balances})
     allocations = rules.fefo_allocate(
         [lot_stock(b, b.lot_id in held) for b in balances], doses, rec.local_date
     )
@@ -591,7 +590,7 @@ def record_consumption(
     note: str | None = None,
     site_timezone: str = "UTC",
 ) -> Movement:
-    """Record doses given from a unit's usable stock. Does not commit: call uow.commit()."""
+    """Record doses given from a unit's usable stock (the edge commits)."""
     rec = recorded(actor, occurred_at, client_id, site_timezone)
     _check_client_id_free(uow, rec.client_id)
     _unit_and_lot(uow, store_id, unit_id, lot_id)
@@ -614,7 +613,7 @@ def record_wastage(
     note: str | None = None,
     from_quarantine: bool = False,
 ) -> Movement:
-    """Record discarded doses with a reason. Does not commit: call uow.commit().
+    """Record discarded doses with a reason (the edge commits).
 
     With `from_quarantine=True` (a quarantine review ending in discard) the doses come out of the
     held doses; otherwise out of the unit's stock, the hold shrinking only if fewer doses remain.
@@ -663,6 +662,7 @@ def _reopen_or_cancel(uow: UnitOfWork, original: Movement) -> None:
         populate_existing=True,
         with_for_update=is_postgres(uow.session),
     )
+    assert shipment is not None  # the movement's foreign key keeps its shipment
     if original.kind == rules.ISSUE:
         if shipment.status != "in_transit":
             raise Conflict(
@@ -687,9 +687,14 @@ def reverse_movement(
 ) -> Movement:
     """Correct a mistake: add a movement that undoes every entry of the original, at its time."""
     _take_sqlite_write_lock(uow.session)
-    original = uow.session.get(Movement, movement_id) if 0 < movement_id < 2**63 else None
-    if original is None:
-        raise NotFound(f"no movement with id {movement_id}", field="movement_id")
+    original = get_or_404(
+        uow,
+        Movement,
+        movement_id,
+        f"no movement with id {movement_id}",
+        field="movement_id",
+        max_id=MAX_BIG_ID,
+    )
     if original.kind == rules.REVERSAL:
         raise Conflict("a reversal cannot be reversed; record a new movement", field="movement_id")
     if (
@@ -724,9 +729,14 @@ def reverse_movement(
 
 def get_movement(uow: UnitOfWork, movement_id: int) -> Movement:
     """One movement with its entries."""
-    movement = uow.session.get(Movement, movement_id) if 0 < movement_id < 2**63 else None
-    if movement is None:
-        raise NotFound(f"no movement with id {movement_id}", field="movement_id")
+    movement = get_or_404(
+        uow,
+        Movement,
+        movement_id,
+        f"no movement with id {movement_id}",
+        field="movement_id",
+        max_id=MAX_BIG_ID,
+    )
     return movement
 
 
@@ -802,9 +812,9 @@ def list_shipments(
 
 def get_shipment(uow: UnitOfWork, shipment_id: int) -> Shipment:
     """One shipment with its lines."""
-    shipment = uow.session.get(Shipment, shipment_id) if 0 < shipment_id < 2**31 else None
-    if shipment is None:
-        raise NotFound(f"no shipment with id {shipment_id}", field="shipment_id")
+    shipment = get_or_404(
+        uow, Shipment, shipment_id, f"no shipment with id {shipment_id}", field="shipment_id"
+    )
     return shipment
 
 
@@ -816,51 +826,6 @@ def ledger_sums(uow: UnitOfWork) -> dict[tuple[int, int], int]:
     return {(unit, lot): int(total) for unit, lot, total in uow.session.execute(query)}
 
 
-# --- idempotent requests -----------------------------------------------------------------------
-
-
-def find_first_response(
-    uow: UnitOfWork, *, key: str, client_id: str | None, fingerprint: str
-) -> IdempotencyRecord | None:
-    """The stored first response to this key (or client id); a different request is refused."""
-    match = IdempotencyRecord.key == key
-    if client_id:
-        match = or_(match, IdempotencyRecord.client_id == client_id)
-    # The key's own record first: it is the one a retry with this key must get back.
-    query = select(IdempotencyRecord).where(match).order_by(IdempotencyRecord.key != key)
-    record = uow.session.scalars(query.execution_options(populate_existing=True)).first()
-    if record is not None and record.fingerprint != fingerprint:
-        raise IdempotencyMismatch(
-            "this Idempotency-Key (or client_id) was used for a different request",
-            field="Idempotency-Key" if record.key == key else "client_id",
-        )
-    return record
-
-
-def remember_response(
-    uow: UnitOfWork,
-    *,
-    key: str,
-    client_id: str | None,
-    fingerprint: str,
-    status_code: int,
-    body: Any,
-    now: dt.datetime | None = None,
-) -> None:
-    """Store the response in the movement's transaction (flushed: a concurrent twin fails here)."""
-    uow.session.add(
-        IdempotencyRecord(
-            key=key,
-            client_id=client_id,
-            fingerprint=fingerprint,
-            status_code=status_code,
-            response_json=json.dumps(body),
-            created_at=now or utcnow(),
-        )
-    )
-    uow.session.flush()
-
-
 def shipments_in_transit_to(
     uow: UnitOfWork, *, store_path: str | None, limit: int = 100
 ) -> list[Shipment]:
@@ -868,7 +833,7 @@ def shipments_in_transit_to(
     query = select(Shipment).where(Shipment.status == "in_transit")
     if store_path is not None:
         query = query.join(Store, Store.id == Shipment.to_store_id).where(
-            Store.path.startswith(store_path, autoescape=True)
+            in_subtree(Store.path, store_path)
         )
     return list(uow.session.scalars(query.order_by(Shipment.issued_at, Shipment.id).limit(limit)))
 

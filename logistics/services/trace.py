@@ -13,6 +13,7 @@ from logistics.domain import stock as rules
 from logistics.models.catalog import Lot, StorageUnit, Store
 from logistics.models.stock import LedgerEntry, Movement, Shipment, ShipmentLine, StockBalance
 from logistics.services import catalog
+from logistics.services.lookup import in_subtree
 from logistics.services.stock import lot_stock
 
 
@@ -49,7 +50,9 @@ def _shipment_lines(uow: UnitOfWork, lot: Lot) -> list[tuple[ShipmentLine, Shipm
     return [(line, shipment) for line, shipment in uow.session.execute(query)]
 
 
-def _transit(lot: Lot, lines: list[tuple[ShipmentLine, Shipment]]) -> tuple[list[dict], list[dict]]:
+def _transit(
+    lot: Lot, lines: list[tuple[ShipmentLine, Shipment]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     in_transit, lost = [], []
     for line, shipment in lines:
         base = {
@@ -147,7 +150,7 @@ def _usable(balance: StockBalance, on: dt.date, held: Held) -> int:
 
 def _recalled(uow: UnitOfWork, balances: list[StockBalance]) -> Held:
     """The (store, lot) pairs among these balances that a recall in force holds."""
-    from logistics.services.recalls import scopes
+    from logistics.services.recalled import scopes
 
     found = scopes(uow.session, {b.lot_id for b in balances})
     if not found:
@@ -229,7 +232,7 @@ def store_stock(
     """Stock of a store (or its whole subtree) by product and lot, with days of stock when known."""
     store = catalog.get_store(uow, store_id)
     scope = select(Store.id).where(
-        Store.path.startswith(store.path) if subtree else Store.id == store.id
+        in_subtree(Store.path, store.path) if subtree else Store.id == store.id
     )
     balances = list(
         uow.session.scalars(

@@ -1,7 +1,7 @@
 """The web app for people: server-rendered pages (Jinja2), htmx for partial updates, uPlot charts.
 
 The pages call the same services as the API (logistics/services) and the same policy table
-(logistics/auth/policy.py); no business rule lives here, in a template or in the browser's JS.
+(logistics/domain/policy.py); no business rule lives here, in a template or in the browser's JS.
 Login is a session cookie holding an API token, so users, roles and revocation are the API's.
 """
 

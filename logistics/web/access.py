@@ -3,30 +3,30 @@
 The session cookie (signed by Flask) holds the API token issued at login, so a page request is
 authenticated exactly like an API call (logistics.services.auth.authenticate) and a revoked token
 or a disabled user is refused at once. Writes are authorised by the API's own policy table:
-each form names the API endpoint it stands for (logistics.auth.policy.WRITE_RULES).
+each form names the API endpoint it stands for (logistics.domain.policy.WRITE_RULES).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
 from flask import g, session
 
 from logistics.api.context import new_uow
-from logistics.auth import policy
+from logistics.clock import utcnow
 from logistics.db import UnitOfWork
-from logistics.errors import Forbidden, NotFound, Unauthorized
+from logistics.domain import policy
+from logistics.domain.errors import Forbidden, NotFound, Unauthorized
 from logistics.models.catalog import Store
+from logistics.services import lookup
 from logistics.services.auth import Principal, authenticate, store_path_of
 
 TOKEN_KEY = "token"
 
 
-def now() -> dt.datetime:
-    """The current time, timezone-aware (UTC)."""
-    return dt.datetime.now(dt.UTC)
+# The pages' clock is the service's one clock (logistics.clock).
+now = utcnow
 
 
 ENTRY_TIME_KEY = "entry_made_at"
@@ -79,9 +79,7 @@ def can_see(store_path: str) -> bool:
 
 def visible_store_ids(uow: UnitOfWork) -> set[int] | None:
     """Ids of the stores the user may see (None: the whole network), as the API reckons them."""
-    from logistics.api import scope
-
-    return scope.store_ids_within(uow, policy.visible_roots(principal().grants))
+    return lookup.store_ids_within(uow, policy.visible_roots(principal().grants))
 
 
 def visible_store(uow: UnitOfWork, store_id: int) -> Store:

@@ -4,9 +4,9 @@ A form arrives as text; `Form` turns its fields into values, collecting an error
 Domain errors from a service carry the field they are about, so each appears next to its field.
 
 Every form carries a `client_id` (a UUID put in the page when it is rendered). `submit_once` stores
-the outcome of a form under that id in the same transaction as the use case (the API's
-idempotency records), so a double click, a resent form or a queued offline retry gets the first
-outcome back and records nothing twice.
+the outcome of a form under that id and its user in the same transaction as the use case (the
+API's idempotency records, logistics.services.idempotency), so a double click, a resent form or a
+queued offline retry gets the first outcome back and records nothing twice.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from flask import request
 from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
-from logistics.api.context import new_uow
+from logistics.api.context import current_actor, new_uow
+from logistics.clock import utcnow
 from logistics.db import UnitOfWork
-from logistics.errors import DomainError
-from logistics.models.stock import IdempotencyRecord
-from logistics.services import stock
+from logistics.domain.errors import DomainError
+from logistics.services import idempotency as keys
 
 MAX_INT = 100_000_000
 SKIPPED = ("csrf_token",)
@@ -147,30 +147,24 @@ def _fingerprint(data: Any, path: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _key(client_id: str) -> str:
-    return hashlib.sha256(f"web-form:{client_id}".encode()).hexdigest()
+def _key(owner: str, client_id: str) -> str:
+    # Scoped per user, as the API's Idempotency-Keys are: two users' forms never meet.
+    return hashlib.sha256(f"web-form:{owner}\x00{client_id}".encode()).hexdigest()
 
 
-def _first(uow: UnitOfWork, key: str, digest: str) -> Outcome | None:
-    record = stock.find_first_response(uow, key=key, client_id=None, fingerprint=digest)
-    if record is None:
-        return None
-    return Outcome(json.loads(record.response_json).get("message", ""), replayed=True)
-
-
-def _attempt(action: Callable[[UnitOfWork], str], key: str, digest: str) -> Outcome:
+def _attempt(action: Callable[[UnitOfWork], str], key: str, digest: str, owner: str) -> Outcome:
     with new_uow() as uow:
-        first = _first(uow, key, digest)
+        first = keys.find_first_response(
+            uow, key=key, client_id=None, owner=owner, fingerprint=digest
+        )
         if first is not None:
-            return first
+            return Outcome(json.loads(first.response_json or "{}").get("message", ""), True)
         # Claimed before the use case runs: a concurrent twin waits on this key, then replays.
-        record = IdempotencyRecord(key=key, client_id=None, fingerprint=digest, status_code=200,
-                                   response_json="{}", created_at=stock.utcnow())
-        uow.session.add(record)
-        uow.session.flush()
-        message = action(uow)  # some use cases commit themselves; the claim commits with them
-        record.response_json = json.dumps({"message": message})
-        uow.session.add(record)
+        claimed = keys.claim(
+            uow, key=key, client_id=None, owner=owner, fingerprint=digest, now=utcnow()
+        )
+        message = action(uow)
+        keys.remember(claimed, status_code=200, body={"message": message})
         uow.commit()
         return Outcome(message)
 
@@ -183,11 +177,12 @@ def submit_once(client_id: str, action: Callable[[UnitOfWork], str], data: Any |
     it would have been posted to, so it meets the same record as the form posted directly.
     """
     data = request.form if data is None else data
-    key, digest = _key(client_id), _fingerprint(data, path or request.path)
+    owner = current_actor()
+    key, digest = _key(owner, client_id), _fingerprint(data, path or request.path)
     try:
-        return _attempt(action, key, digest)
+        return _attempt(action, key, digest, owner)
     except IntegrityError:
-        return _attempt(action, key, digest)
+        return _attempt(action, key, digest, owner)
 
 
 # Fields a person does not type (hidden, or named in the URL): their errors belong to the form.

@@ -13,7 +13,7 @@ from flask import flash, redirect
 
 from logistics.api.context import new_uow
 from logistics.db import UnitOfWork
-from logistics.errors import DomainError, Forbidden
+from logistics.domain.errors import DomainError, Forbidden
 from logistics.web import access
 from logistics.web.forms import Form, field_errors, submit_once
 

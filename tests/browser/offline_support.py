@@ -50,6 +50,7 @@ def add_officer(runtime: Runtime, store_code: str = CENTRE) -> None:
     with runtime.uow() as uow:
         create_user(uow, username=OFFICER, password=OFFICER_PASSWORD,
                     roles=[("centre_officer", store_code)])
+        uow.commit()
 
 
 def fullest_balance(runtime: Runtime, store_id: int) -> tuple[int, int, int]:

@@ -41,6 +41,7 @@ def _khed_freeze(runtime: Runtime, unit_id: int, now: dt.datetime) -> None:
     with runtime.uow() as uow:
         register_sensor(uow, sensor_id="KHED-T1", unit_id=unit_id, valid_from=start,
                         actor="setup", now=start, expected_interval_s=60)
+        uow.commit()
     readings = [SensorReading("KHED-T1", start + dt.timedelta(minutes=i),
                               _temperature(8 - i / 60), now, battery_pct=87.0, power="mains")
                 for i in range(8 * 60)]
@@ -55,9 +56,11 @@ def build(runtime: Runtime) -> Scenario:
     now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
     with runtime.uow() as uow:
         ids = load_demo(uow, now)
+        uow.commit()
     with runtime.uow() as uow:
         for username, (role, store) in PEOPLE.items():
             create_user(uow, username=username, password=PASSWORD, roles=[(role, store)])
+            uow.commit()
     unit = ids["units"]["PUN-PHC-KHED/ILR-1"]
     _khed_freeze(runtime, unit, now)
     return Scenario(ids, unit, now)

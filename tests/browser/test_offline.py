@@ -20,6 +20,7 @@ from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 from logistics.app import create_app
+from logistics.clock import local_date
 from logistics.config import load_settings
 from logistics.db import make_engine, make_session_factory
 from logistics.runtime import Runtime
@@ -222,6 +223,7 @@ def test_postgres_stopped_mid_sync_keeps_the_queue_and_records_each_entry_once(
     runtime = Runtime(settings, engine, make_session_factory(engine))
     with runtime.uow() as uow:
         seed_reference_data(uow)
+        uow.commit()
     world = scenario.build(runtime)
     add_officer(runtime)
     store_id = world.ids["stores"][CENTRE]
@@ -314,13 +316,14 @@ def _shipment_and_session(runtime: Runtime, world: scenario.Scenario, centre_id:
         shipment_id = movement.shipment_id
         uow.commit()
     now = dt.datetime.now(dt.UTC)
-    today = sessions.local_date(now, conf.site_timezone)
+    today = local_date(now, conf.site_timezone)
     with runtime.uow() as uow:
         opened = sessions.open_session(
             uow, sessions.SessionRequest(centre_id, product_id, today, 20, "1", 18),
             actor="priya", now=now, site_timezone=conf.site_timezone,
             day_start=dt.time.fromisoformat(conf.sessions_day_start),
             slot_minutes=conf.sessions_slot_minutes, slot_count=conf.sessions_slot_count)
+        uow.commit()
         session_id = opened.id
         uow.commit()
     return shipment_id, 20, session_id
@@ -332,6 +335,7 @@ def test_every_centre_page_of_the_issue_records_offline(
     with runtime.uow() as uow:
         create_user(uow, username="meena", password=OFFICER_PASSWORD,
                     roles=[("centre_officer", CENTRE), ("planner", CENTRE)])
+        uow.commit()
         product_id = next(b.lot.product_id for b in stock.store_balances(uow, store_id)
                           if b.lot_id == lot_id)
     shipment_id, shipped, session_id = _shipment_and_session(runtime, world, store_id,

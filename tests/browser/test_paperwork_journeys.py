@@ -123,6 +123,7 @@ def test_cold_chain_officer_marks_the_ilr_not_working_and_sees_the_doses_to_move
         for unit in ("MH-DVS-PUNE/ILR-1", "PUN-PHC-BARAMATI/ILR-1"):
             update_register(uow, unit_id=world.ids["units"][unit],
                             fields={"capacity_doses": 1_000_000})
+            uow.commit()
     journey.login("kiran")
     journey.go(f"/stores/{world.ids['stores']['PUN-PHC-KHED']}")
     page.get_by_role("link", name="Equipment: ILR-1").click()

@@ -48,19 +48,23 @@ def test_an_outage_answers_503_and_public_availability_its_last_good_copy(own_pg
     try:
         with runtime.uow() as uow:
             seed_reference_data(uow)
+            uow.commit()
             site = make_site(uow)
             uow.commit()
             create_user(uow, username="admin", password=None, roles=["admin"])
+            uow.commit()
             create_user(
                 uow,
                 username="officer",
                 password="a-long-password",
                 roles=[("centre_officer", site.centre.id)],
             )
+            uow.commit()
             admin, officer = (
                 issue_token(uow, username="admin"),
                 issue_token(uow, username="officer"),
             )
+            uow.commit()
         app = create_app(runtime=runtime)
         client = app.test_client()
         opened = client.post("/api/sessions", json=session_body(site, 100), headers=_auth(admin))

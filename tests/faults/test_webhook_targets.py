@@ -88,6 +88,7 @@ def test_delivery_checks_the_address_again_and_never_calls_an_internal_one(runti
             secret=SECRET,
             allowed_networks="127.0.0.0/8",
         )
+        uow.commit()
     strict = Runtime(
         runtime.settings.replace(notify_allowed_networks=""),
         runtime.engine,

@@ -101,7 +101,10 @@ def _user(runtime, roles: list) -> tuple[str, str]:
     name = f"u-{uuid.uuid4().hex[:8]}"
     with runtime.uow() as uow:
         create_user(uow, username=name, password=None, roles=roles)
-        return name, issue_token(uow, username=name)
+        uow.commit()
+        token = issue_token(uow, username=name)
+        uow.commit()
+        return name, token
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")

@@ -169,6 +169,7 @@ def test_unacknowledged_alarm_is_reminded_then_escalated_to_the_parent_store(run
                 address=f"{store.code}@example",
                 secret=None,
             )
+            uow.commit()
     _check_sensors(runtime, EVENING)  # never heard since registration: silent
     policy = ReminderPolicy(
         remind_every=dt.timedelta(minutes=30), escalate_after_reminders=2, max_level=2
@@ -202,4 +203,5 @@ def test_unacknowledged_alarm_is_reminded_then_escalated_to_the_parent_store(run
         acknowledge_alert(
             uow, alert_id=alerts(runtime)[0].id, comment="on my way", actor="dio", now=EVENING
         )
+        uow.commit()
     assert remind(EVENING + dt.timedelta(minutes=120)) == 0

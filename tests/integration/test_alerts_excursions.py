@@ -10,13 +10,9 @@ from sqlalchemy import select
 
 from logistics.models.alerts import Alert, Excursion, QuarantineReview, UnitMonitorState
 from logistics.models.stock import StockBalance
-from logistics.services.excursions import (
-    RuleInput,
-    evaluate_units,
-    release_review,
-    rules_of_unit,
-    set_rules,
-)
+from logistics.services.excursions import evaluate_units
+from logistics.services.quarantine import release_review
+from logistics.services.temperature_rules import RuleInput, rules_of_unit, set_rules
 from tests.support.alerts_fixtures import add_sensor, ingest, make_tree, readings
 
 pytestmark = pytest.mark.integration
@@ -99,6 +95,7 @@ def test_back_in_range_ends_excursion_and_resolves_alert_but_keeps_quarantine(ru
             actor="asha",
             now=T0 + 12 * H,
         )
+        uow.commit()
         assert uow.session.scalars(select(StockBalance)).one().quarantined_doses == 0
 
 
@@ -171,6 +168,7 @@ def test_unit_override_changes_the_rules(runtime, tree):
             now=T0,
             rules=[RuleInput("heat", "alarm", 8.0, "consecutive", 30)],
         )
+        uow.commit()
         rules, source = rules_of_unit(uow, runtime.settings, tree.ilr.id)
     assert source == "unit" and [r.kind for r in rules.rules] == ["heat_alarm"]
     ingest(runtime, readings(T0, (31, 9.0)), T0 + H)
@@ -179,7 +177,7 @@ def test_unit_override_changes_the_rules(runtime, tree):
 
 def test_discard_records_wastage_through_the_ledger(runtime, tree):
     from logistics.models.stock import Movement
-    from logistics.services.excursions import discard_review
+    from logistics.services.quarantine import discard_review
 
     with runtime.uow() as uow:
         # Real ledger stock for the balance the tree seeded: a receipt through the ledger.
@@ -196,6 +194,7 @@ def test_discard_records_wastage_through_the_ledger(runtime, tree):
             actor="asha",
             now=T0 + 3 * H,
         )
+        uow.commit()
         balance = uow.session.scalars(select(StockBalance)).one()
         wastage = uow.session.scalars(select(Movement).where(Movement.kind == "wastage")).one()
         assert (balance.doses, balance.quarantined_doses) == (0, 0)

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from logistics.errors import Conflict, Invalid
+from logistics.domain.errors import Conflict, Invalid
 from logistics.models.alerts import Alert
 from logistics.services.alerts import (
     AlertFilter,
@@ -65,10 +65,14 @@ def test_acknowledge_needs_a_comment_and_resolve_by_hand(uow):
     uow.commit()
     with pytest.raises(Invalid):
         acknowledge_alert(uow, alert_id=alert.id, comment=" ", actor="asha", now=NOW)
+        uow.commit()
     acknowledge_alert(uow, alert_id=alert.id, comment="going to the ILR", actor="asha", now=NOW)
+    uow.commit()
     with pytest.raises(Conflict):
         acknowledge_alert(uow, alert_id=alert.id, comment="again", actor="asha", now=NOW)
+        uow.commit()
     done = resolve_alert(uow, alert_id=alert.id, comment="sensor replaced", actor="asha", now=NOW)
+    uow.commit()
     assert done.state == "resolved" and done.acknowledged_by == "asha"
     assert [e.event for e in done.events] == ["opened", "acknowledged", "resolved"]
 

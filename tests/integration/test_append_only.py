@@ -108,7 +108,9 @@ def test_the_service_works_as_the_app_role(runtime, app_login):
             net = build_network(uow, today=TODAY)
             uow.commit()
             create_user(uow, username="root", password=None, roles=["admin"])
+            uow.commit()
             token = issue_token(uow, username="root")
+            uow.commit()
         client = create_app(runtime=app_runtime).test_client()
         client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
         receipt = client.post("/api/receipts", json={

@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from logistics.app import create_app
-from logistics.errors import Conflict
+from logistics.domain.errors import Conflict
 from logistics.models.auth import AuditEntry, User
 from logistics.models.catalog import StorageUnit, Store
 from logistics.runtime import Runtime
@@ -54,11 +54,14 @@ def _bearer(token: str) -> dict[str, str]:
 def _user(runtime: Runtime, username: str, password: str | None = "pa55word!", roles=("viewer",)):
     with runtime.uow() as uow:
         auth_service.create_user(uow, username=username, password=password, roles=list(roles))
+        uow.commit()
 
 
 def _token(runtime: Runtime, username: str, **kwargs) -> str:
     with runtime.uow() as uow:
-        return auth_service.issue_token(uow, username=username, **kwargs)
+        result = auth_service.issue_token(uow, username=username, **kwargs)
+        uow.commit()
+        return result
 
 
 def test_no_token_is_401_with_a_bearer_challenge(anon_client):
@@ -280,8 +283,10 @@ def test_an_empty_limit_turns_it_off(limited_app):
 def test_demo_credentials_are_made_fresh_and_scoped(runtime, anon_client, store_tree):
     with runtime.uow() as uow:
         first = auth_service.ensure_demo_credentials(uow)
+        uow.commit()
     with runtime.uow() as uow:
         second = auth_service.ensure_demo_credentials(uow)
+        uow.commit()
     assert first["admin"]["roles"] == [("admin", None)]
     assert first["district"]["roles"] == [("district_officer", store_tree["district_a"].code)]
     assert first["admin"]["password"] != second["admin"]["password"]
@@ -368,6 +373,7 @@ def test_other_workers_notice_a_revocation_within_the_cache_time(runtime, limite
     with runtime.uow() as uow:  # revoked elsewhere (another worker, a command)
         token_id = auth_service.tokens_of(uow, username="asha")[0].id
         auth_service.revoke_token(uow, token_id=token_id, now=dt.datetime.now(dt.UTC))
+        uow.commit()
     time.sleep(0.6)
     assert worker.get("/api/auth/me", headers=_bearer(token)).status_code == 401
 
@@ -380,6 +386,7 @@ def test_without_a_cache_a_revocation_applies_at_once(runtime, limited_app):
     with runtime.uow() as uow:
         token_id = auth_service.tokens_of(uow, username="asha")[0].id
         auth_service.revoke_token(uow, token_id=token_id, now=dt.datetime.now(dt.UTC))
+        uow.commit()
     assert worker.get("/api/auth/me", headers=_bearer(token)).status_code == 401
 
 

@@ -19,9 +19,10 @@ import pytest
 from flask import Flask
 
 from logistics.app import create_app
-from logistics.auth import policy, web
-from logistics.auth.policy import Grant, Role
+from logistics.auth import web
 from logistics.config import load_settings
+from logistics.domain import policy
+from logistics.domain.policy import Grant, Role
 from logistics.models.alerts import Alert, Excursion, QuarantineReview
 from logistics.models.catalog import Lot, Product, Store
 from logistics.models.paperwork import Indent
@@ -201,7 +202,9 @@ def users(runtime: Runtime, store_tree) -> list[tuple[Grant, str]]:  # noqa: F81
             username = f"u{n}-{role.value}"
             auth_service.create_user(uow, username=username, password=None,
                                      roles=[(role.value, store.id if store else None)])
+            uow.commit()
             token = auth_service.issue_token(uow, username=username)
+            uow.commit()
             made.append((Grant(role, store.path if store else None), token))
     return made
 

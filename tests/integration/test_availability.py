@@ -8,6 +8,7 @@ import pytest
 
 from logistics.app import create_app
 from logistics.runtime import Runtime
+from logistics.services import commitments
 from logistics.services import sessions as svc
 from logistics.services.availability import AvailabilityCache
 from tests.support.sessions_fixtures import (
@@ -139,6 +140,7 @@ def _book(runtime, session, beneficiary="X"):
             now=now(),
             site_timezone=SITE_TZ,
         )
+        work.commit()
 
 
 class FakeClock:
@@ -207,7 +209,7 @@ def test_stock_change_that_shortens_a_session_is_seen(client, runtime, uow):
         worker.get(BY_DISTRICT, query_string=query).json["sessions"][0]["available_capacity"] == 100
     )
     balance(uow, site.ilr, site.lot).quarantined_doses = 40
-    svc.check_commitments(uow, site.centre.id, now(), site_timezone=SITE_TZ)
+    commitments.check_commitments(uow, site.centre.id, now(), site_timezone=SITE_TZ)
     uow.commit()
     assert (
         worker.get(BY_DISTRICT, query_string=query).json["sessions"][0]["available_capacity"] == 60

@@ -72,12 +72,14 @@ def _running_system(runtime: Runtime) -> int:
     """The demo network and stock, a heat alarm holding an ILR's doses; returns that ILR."""
     with runtime.uow() as uow:
         ids = load_demo(uow, NOW)
+        uow.commit()
     unit_id = ids["centre_ilrs"][0]["unit_id"]
     start = NOW - dt.timedelta(hours=12)
     with runtime.uow() as uow:
         for sensor in ("BK-1", "BK-2"):
             register_sensor(uow, sensor_id=sensor, unit_id=unit_id, valid_from=start,
                             actor="test", now=NOW)
+            uow.commit()
     # Eleven hours at +12 C: a heat alarm (WHO PQS E006: +8 C for 10 h) and a quarantine review.
     ingest(runtime, readings(start, (660, 12.0), sensor_id="BK-1"), NOW)
     return unit_id

@@ -24,6 +24,7 @@ def net(uow):
     net = build_network(uow, dt.datetime.now(dt.UTC).date())
     sibling = catalog.create_store(uow, code="PHC2", name="Centre 2", level_code="centre",
                                    parent_id=net.district)
+    uow.commit()
     net.sibling_ilr = catalog.create_unit(uow, store_id=sibling.id, code="ILR-1", kind="ilr",
                                           min_temp_c=2, max_temp_c=8).id
     net.district_df = catalog.create_unit(uow, store_id=net.district, code="DF-1",

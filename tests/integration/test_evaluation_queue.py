@@ -184,6 +184,7 @@ def test_the_queue_works_on_sqlite_by_polling(tmp_path):
     try:
         with runtime.uow() as uow:
             seed_reference_data(uow)
+            uow.commit()
             tree = make_tree(uow)
             add_sensor(uow, tree.ilr.id)
             uow.commit()

@@ -199,6 +199,7 @@ def test_the_purge_deletes_only_expired_keys(runtime, client, site):
                      {"at": now - dt.timedelta(days=2)})
     with runtime.uow() as uow:
         assert purge_expired(uow, now=now, ttl_s=86400) == 1
+        uow.commit()
     with runtime.engine.connect() as conn:
         assert conn.scalar(text("SELECT count(*) FROM idempotency_records")) == 1
     replay = client.post("/api/sessions", json=session_body(site, 10),

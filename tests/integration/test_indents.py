@@ -181,6 +181,7 @@ def test_an_indent_left_unanswered_raises_an_alert_that_resolves_once_answered(
     asked = indents.raise_indent(
         uow, from_store_id=net.centre, product_id=net.covishield, needed_by=today(), doses=200,
         note=None, actor="centre", plan=plan, now=now() - dt.timedelta(hours=47))
+    uow.commit()
     assert JOBS["indents"](runtime, now())["raised"] == 0  # 47 h < 48 h (config/defaults.toml)
     assert JOBS["indents"](runtime, now() + dt.timedelta(hours=2))["raised"] == 1
     alert = uow.session.scalars(select(Alert).where(Alert.kind == "indent_unanswered")).one()

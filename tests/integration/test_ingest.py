@@ -54,6 +54,7 @@ def new_sensor(
         register_sensor(
             uow, sensor_id=sensor_id, unit_id=unit_id, valid_from=since, actor="test", now=NOW
         )
+        uow.commit()
     return sensor_id
 
 
@@ -211,6 +212,7 @@ def test_reading_belongs_to_the_unit_of_its_time_across_a_move(runtime, publishe
     moved_at = NOW - dt.timedelta(hours=1)
     with runtime.uow() as uow:
         move_sensor(uow, sensor_id=sensor_id, unit_id=second, valid_from=moved_at, actor="test")
+        uow.commit()
     start_ingestor()
     publisher.reading(sensor_id, moved_at - dt.timedelta(minutes=1), 4.0)
     publisher.reading(sensor_id, moved_at, 4.1)
@@ -268,6 +270,7 @@ def test_unknown_retired_and_unassigned_sensors_are_dead_letters(
     retired = new_sensor(runtime, unit)
     with runtime.uow() as uow:
         retire_sensor(uow, sensor_id=retired, actor="test", now=NOW - dt.timedelta(hours=1))
+        uow.commit()
     late_joiner = new_sensor(runtime, unit, since=NOW - dt.timedelta(hours=1))
     unknown = f"ghost-{uuid.uuid4().hex[:8]}"
     start_ingestor()

@@ -13,7 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from logistics.models.readings import Reading
 from logistics.runtime import Runtime
 from sensors.broker import EmbeddedBroker, free_port
-from sensors.cli import demo_settings
+from sensors.demo import demo_settings
 from sensors.ingest import Ingestor
 from sensors.mqtt import BrokerAddress
 from sensors.simulate import publish_chunked, publisher

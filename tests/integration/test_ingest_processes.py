@@ -270,6 +270,7 @@ def test_database_restarted_under_load_loses_nothing(
     )
     with runtime.uow() as uow:
         seed_reference_data(uow)
+        uow.commit()
     unit = make_unit(runtime, "ILR-1")
     sensor_ids = [new_sensor(runtime, unit) for _ in range(3)]
     host, port = mqtt_url.removeprefix("mqtt://").split(":")

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from logistics.errors import DomainError
+from logistics.domain.errors import DomainError
 from logistics.models.stock import LedgerEntry, Movement, Shipment, StockBalance
 from logistics.services import stock
 from logistics.services.reference import seed_reference_data
@@ -131,6 +131,7 @@ def _run(engine, runtime, ops, accepted: Counter) -> None:
     empty_tables(engine)
     with runtime.uow() as uow:
         seed_reference_data(uow)
+        uow.commit()
         net = build_network(uow, NOW.date())
     for op in ops:
         with runtime.uow() as uow:

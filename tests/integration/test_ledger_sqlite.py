@@ -9,9 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
 
+from logistics.clock import utcnow
 from logistics.config import load_settings
 from logistics.db import Base
-from logistics.errors import DomainError
+from logistics.domain.errors import DomainError
 from logistics.models.stock import StockBalance
 from logistics.runtime import Runtime
 from logistics.services import stock
@@ -24,9 +25,10 @@ def test_concurrent_consumptions_on_sqlite_keep_ledger_and_balance_equal(tmp_pat
     Base.metadata.create_all(runtime.engine)
     with runtime.uow() as uow:
         seed_reference_data(uow)
+        uow.commit()
         # Dates relative to today: the lots must still be valid whenever the suite runs.
         net = build_network(uow, today=dt.date.today())
-        receive(uow, net, net.state_ilr, net.lot_late, 300, at=stock.utcnow())
+        receive(uow, net, net.state_ilr, net.lot_late, 300, at=utcnow())
     barrier = threading.Barrier(8)
 
     def consume(_: int) -> int:

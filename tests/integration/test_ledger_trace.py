@@ -97,8 +97,10 @@ def test_ledger_rows_cannot_be_edited_or_deleted(uow):
 def test_demo_data_is_consistent_and_loads_once(runtime):
     with runtime.uow() as uow:
         first = load_demo(uow, NOW)
+        uow.commit()
     with runtime.uow() as uow:
         again = load_demo(uow, NOW)
+        uow.commit()
         assert again == first
         assert len(first["centre_ilrs"]) == 4 and len(first["stores"]) == 7
         stored = {(b.unit_id, b.lot_id): b.doses for b in uow.session.scalars(select(StockBalance))}

@@ -68,7 +68,7 @@ def test_lines_logged_during_a_request_carry_its_id(app, anon_client, json_log, 
         logging.getLogger("logistics.services.test").warning("something to see")
         return {"ok": True}
 
-    from logistics.auth import policy
+    from logistics.domain import policy
 
     monkeypatch.setattr(policy, "PUBLIC_ENDPOINTS", policy.PUBLIC_ENDPOINTS | {"noisy"})
     anon_client.get("/api/test-logs", headers={"X-Request-ID": "r-42"})

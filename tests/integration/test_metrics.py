@@ -98,6 +98,7 @@ def test_open_alerts_by_kind_and_severity_and_the_outbox(runtime, anon_client):
             secret="s3cret-s3cret-s3cret",
             allowed_networks="127.0.0.0/8",  # no name resolves on this closed network
         )
+        uow.commit()
     labels = {"kind": "sensor_silent", "severity": "alarm", "state": "open"}
     assert value(scrape(anon_client), "coldchain_alerts_open", **labels) == 0
     with runtime.uow() as uow:
@@ -119,6 +120,7 @@ def test_open_alerts_by_kind_and_severity_and_the_outbox(runtime, anon_client):
     assert value(opened, "coldchain_notification_outbox_depth") == 1
     with runtime.uow() as uow:
         resolve_alert(uow, alert_id=alert_id, actor="officer", comment="fixed", now=NOW)
+        uow.commit()
     closed = scrape(anon_client)
     assert value(closed, "coldchain_alerts_open", **labels) == 0
     assert value(closed, "coldchain_database_up") == 1

@@ -84,7 +84,7 @@ def test_the_state_store_month_and_the_subtree_totals(uow, month):
 
 
 def test_a_month_not_yet_begun_is_refused(uow, month):
-    from logistics.errors import Conflict
+    from logistics.domain.errors import Conflict
 
     with pytest.raises(Conflict):
         report(uow, month.net.district, dt.date(2027, 1, 1))

@@ -54,7 +54,9 @@ def credentials(runtime: Runtime) -> dict[str, str]:
             uow.session.add(Sensor(sensor_id=sensor_id, registered_at=NOW))
         uow.commit()
         passwords = mqtt_acl.issue_missing_sensor_credentials(uow, now=NOW)
+        uow.commit()
         passwords[INGEST] = mqtt_acl.issue_service_credential(uow, username=INGEST, now=NOW)
+        uow.commit()
         uow.session.get(Sensor, "S-3").status = SENSOR_RETIRED
         uow.commit()
     return passwords

@@ -106,6 +106,7 @@ def test_webhook_is_signed_and_logged(runtime, receiver):
             secret=SECRET,
             allowed_networks=LOOPBACK,
         )
+        uow.commit()
     alert_id = _alert(runtime, tree.centre.id)
     sent_after = int(time.time())
     assert deliver_due(runtime, NOW) == 1
@@ -139,6 +140,7 @@ def test_failed_webhook_is_retried_with_backoff(runtime, receiver):
             secret=SECRET,
             allowed_networks=LOOPBACK,
         )
+        uow.commit()
     _alert(runtime, tree.centre.id)
     assert deliver_due(runtime, NOW) == 1  # 503
     assert deliver_due(runtime, NOW + dt.timedelta(seconds=5)) == 0  # not due yet (10 s back-off)
@@ -172,6 +174,7 @@ def test_unreachable_webhook_fails_after_max_attempts(runtime):
             secret=SECRET,
             allowed_networks=LOOPBACK,
         )
+        uow.commit()
     _alert(runtime, tree.centre.id)
     deliver_due(runtime, NOW)
     deliver_due(runtime, NOW + dt.timedelta(hours=1))
@@ -215,6 +218,7 @@ def test_email_over_smtp(runtime):
                 address="dio@cachar.example",
                 secret=None,
             )
+            uow.commit()
         _alert(runtime, tree.centre.id)  # escalation level 0: the district is not told yet
         assert deliver_due(runtime, NOW) == 0
         with runtime.uow() as uow:

@@ -28,6 +28,7 @@ def tree(runtime):
         add_target(uow, store_id=tree.centre.id, channel="webhook",
                    address="http://127.0.0.1:9/hook", secret="s",
                    allowed_networks="127.0.0.0/8")
+        uow.commit()
     return tree
 
 
@@ -85,6 +86,7 @@ def test_an_acknowledged_warning_opens_again_as_an_alarm(runtime, tree):
     with runtime.uow() as uow:
         acknowledge_alert(uow, alert_id=alert.id, actor="asha", comment="generator on its way",
                           now=cut + 15 * MIN)
+        uow.commit()
     assert _check(runtime, cut + 3 * H) == (1, 0)
     [alert] = _power_alerts(runtime)
     assert (alert.state, alert.severity) == ("open", "alarm")

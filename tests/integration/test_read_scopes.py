@@ -1,7 +1,7 @@
 """Reads are scoped like writes (issue 11, point 4): centre and district users see their own
 subtree, state officers their state, administrators (and network-wide grants) everything.
 
-The expected answers are written out by hand below, not computed from logistics.auth.policy.
+The expected answers are written out by hand below, not computed from logistics.domain.policy.
 The first part swaps each view for a stub answering 204, so what is tested is the gate every
 request passes; the second part reads real data and checks which stores' rows come back.
 """
@@ -128,7 +128,9 @@ def tokens(runtime: Runtime, store_tree) -> dict[str, str]:  # noqa: F811
         for user, (role, key) in USERS.items():
             store_id = store_tree[key].id if key else None
             auth_service.create_user(uow, username=user, password=None, roles=[(role, store_id)])
+            uow.commit()
             made[user] = auth_service.issue_token(uow, username=user)
+            uow.commit()
     return made
 
 
@@ -217,7 +219,9 @@ def reader(runtime, app):
         with runtime.uow() as uow:
             auth_service.create_user(uow, username=username, password=None,
                                      roles=[(role, store_id)])
+            uow.commit()
             token = auth_service.issue_token(uow, username=username)
+            uow.commit()
         client = app.test_client()
         client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
         return client

@@ -159,6 +159,7 @@ def test_a_moved_sensor_moves_its_hours(runtime, site):
             valid_from=HOUR + dt.timedelta(hours=1),
             actor="test",
         )
+        uow.commit()
     assert [h[:2] for h in hours(runtime, site.ilr.id)] == [(HOUR, 60)]
     assert [h[:2] for h in hours(runtime, other_unit)] == [(HOUR + dt.timedelta(hours=1), 60)]
 
@@ -197,6 +198,7 @@ def test_upgrade_partitions_an_existing_database_with_every_reading(
     try:
         with runtime.uow() as uow:
             seed_reference_data(uow)
+            uow.commit()
             tree = make_tree(uow)
             add_sensor(uow, tree.ilr.id, "S-1", since=dt.datetime(2019, 1, 1, tzinfo=dt.UTC))
             uow.commit()
@@ -291,6 +293,7 @@ def test_sqlite_keeps_one_table_counts_outcomes_and_charts_from_raw(tmp_path, se
     try:
         with lite.uow() as uow:
             seed_reference_data(uow)
+            uow.commit()
             tree = make_tree(uow)
             add_sensor(uow, tree.ilr.id, "S-1", since=HOUR - dt.timedelta(days=1))
             uow.commit()

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from logistics.models.alerts import QuarantineReview
 from logistics.models.stock import Movement, StockBalance
-from logistics.services.excursions import discard_review, release_review
+from logistics.services.quarantine import discard_review, release_review
 from logistics.services.stock import receive_stock, recorded
 from tests.support.alerts_fixtures import add_sensor, ingest, make_tree, readings
 
@@ -70,6 +70,7 @@ def review_id(runtime, reason):
 def decide(runtime, reason, how, at):
     with runtime.uow() as uow:
         how(uow, review_id=review_id(runtime, reason), comment="checked", actor="asha", now=at)
+        uow.commit()
 
 
 def test_releasing_the_heat_review_leaves_the_frozen_doses_held(runtime, tree):

@@ -22,12 +22,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from sqlalchemy import func, select
 
-from logistics.errors import InsufficientStock
+from logistics.domain.errors import InsufficientStock
 from logistics.models.alerts import Excursion, QuarantineReview
 from logistics.models.catalog import Lot
 from logistics.models.stock import Movement, StockBalance
 from logistics.services import stock
-from logistics.services.excursions import discard_review, quarantine_unit, release_review
+from logistics.services.quarantine import discard_review, quarantine_unit, release_review
 from logistics.services.reference import seed_reference_data
 from tests.support.alerts_fixtures import make_tree
 from tests.support.schema import empty_tables
@@ -51,6 +51,7 @@ def _machine(runtime):
             empty_tables(runtime.engine)
             with runtime.uow() as uow:
                 seed_reference_data(uow)
+                uow.commit()
                 tree = make_tree(uow, doses=0)
                 uow.session.query(StockBalance).delete()
                 second = Lot(
@@ -187,6 +188,7 @@ def _machine(runtime):
                     actor="asha",
                     now=self.tick(),
                 )
+                uow.commit()
             self.reviews[index].state = "released"
 
         @precondition(lambda self: any(r.state == "pending" for r in self.reviews))
@@ -203,6 +205,7 @@ def _machine(runtime):
                     actor="asha",
                     now=self.tick(),
                 )
+                uow.commit()
             review = self.reviews[index]
             held_before = self.held(review.lot)
             review.state = "discarded"

@@ -118,6 +118,7 @@ def test_two_scheduler_processes_deliver_each_notification_once(runtime, pg_url,
         uow.commit()
         add_target(uow, store_id=tree.centre.id, channel="webhook", address=server.url,
                    secret="s", allowed_networks="127.0.0.0/8")
+        uow.commit()
     _raise_alerts(runtime, tree.centre.id, 10)
     procs = [_start(pg_url, "one"), _start(pg_url, "two")]
     try:

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from logistics.models.alerts import Alert
 from logistics.models.sessions import Session
-from logistics.services import sessions as svc
+from logistics.services import commitments
 from logistics.services.stock import record_wastage
 from tests.support.sessions_fixtures import SITE_TZ, balance, day, make_site, now, session_body
 
@@ -22,13 +22,13 @@ def _open(client, site, capacity, on):
 
 def _check(runtime, store_id):
     with runtime.uow() as uow:
-        short = svc.check_commitments(uow, store_id, now(), site_timezone=SITE_TZ)
+        short = commitments.check_commitments(uow, store_id, now(), site_timezone=SITE_TZ)
         uow.commit()
     return short
 
 
 def _open_alerts(uow):
-    query = select(Alert).where(Alert.kind == svc.OVERCOMMITTED, Alert.state != "resolved")
+    query = select(Alert).where(Alert.kind == commitments.OVERCOMMITTED, Alert.state != "resolved")
     return list(uow.session.scalars(query.execution_options(populate_existing=True)))
 
 
@@ -121,7 +121,7 @@ def test_periodic_check_covers_every_centre(client, runtime, uow):
     _open(client, site, 100, day(1))
     balance(uow, site.ilr, site.lot).quarantined_doses = 100
     uow.commit()
-    assert svc.check_all_commitments(runtime.uow, now(), site_timezone=SITE_TZ) == 1
+    assert commitments.check_all_commitments(runtime.uow, now(), site_timezone=SITE_TZ) == 1
     assert len(_open_alerts(uow)) == 1
 
 

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
-from logistics.errors import DomainError
+from logistics.domain.errors import DomainError
 from logistics.models.sessions import Booking, Slot
 from logistics.services import sessions as svc
 from tests.support.sessions_fixtures import SITE_TZ, day, make_site, now
@@ -47,6 +47,7 @@ def _open(runtime, site, capacity, slots=1):
         session = svc.open_session(
             uow, request, actor="t", now=now(), site_timezone=SITE_TZ, **_slot_settings(slots)
         )
+        uow.commit()
         return session.id, [slot.id for slot in session.slots]
 
 
@@ -69,6 +70,7 @@ def test_concurrent_bookings_never_sell_a_seat_twice(runtime, uow):
                 now=now(),
                 site_timezone=SITE_TZ,
             )
+            work.commit()
 
     outcomes = _run_together(THREADS, book)
     assert outcomes == {"ok": 10, "Conflict": THREADS - 10}
@@ -93,11 +95,13 @@ def test_concurrent_bookings_and_cancellations_keep_the_count_exact(runtime, uow
                     site_timezone=SITE_TZ,
                 ).id
             )
+            work.commit()
 
     def book_or_cancel(n: int) -> None:
         with runtime.uow() as work:
             if n < 10:  # five bookings each cancelled twice at once: only one gives the seat back
                 svc.cancel_booking(work, booking_id=booked_ids[n // 2], actor="t", now=now())
+                work.commit()
             else:
                 svc.book_slot(
                     work,
@@ -108,6 +112,7 @@ def test_concurrent_bookings_and_cancellations_keep_the_count_exact(runtime, uow
                     now=now(),
                     site_timezone=SITE_TZ,
                 )
+                work.commit()
 
     _run_together(THREADS, book_or_cancel)
     live = uow.session.scalar(select(func.count()).where(Booking.status == "booked"))

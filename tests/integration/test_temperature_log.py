@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from logistics.models.alerts import QuarantineReview
 from logistics.models.auth import AuditEntry
-from logistics.services import excursions
+from logistics.services import quarantine
 from tests.support.alerts_fixtures import add_sensor, ingest, make_tree, readings
 
 pytestmark = pytest.mark.integration
@@ -40,8 +40,9 @@ def tree(runtime, uow):
     now = dt.datetime.now(dt.UTC)
     ingest(runtime, readings(MARCH_START, *SEGMENTS, step_min=10), now)
     review = uow.session.scalars(select(QuarantineReview)).one()
-    excursions.release_review(uow, review_id=review.id, comment="VVM stage 1, release",
+    quarantine.release_review(uow, review_id=review.id, comment="VVM stage 1, release",
                               actor="officer-a", now=now)
+    uow.commit()
     return tree
 
 

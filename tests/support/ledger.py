@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import uuid
 
+from logistics.clock import utcnow
 from logistics.db import UnitOfWork
 from logistics.services import catalog, stock
 
@@ -33,15 +34,19 @@ def build_network(uow: UnitOfWork, today: dt.date | None = None) -> Network:
     """State -> district -> centre (+ a 2nd district), ILRs, Covishield/Covaxin, three lots."""
     today = today or NOW.date()
     state = catalog.create_store(uow, code="SVS", name="State store", level_code="state")
+    uow.commit()
     district = catalog.create_store(
         uow, code="DVS", name="District", level_code="district", parent_id=state.id
     )
+    uow.commit()
     other = catalog.create_store(
         uow, code="DVS2", name="District 2", level_code="district", parent_id=state.id
     )
+    uow.commit()
     centre = catalog.create_store(
         uow, code="PHC", name="Centre", level_code="centre", parent_id=district.id
     )
+    uow.commit()
     units = {
         (s.id, code): catalog.create_unit(
             uow, store_id=s.id, code=code, kind=kind, min_temp_c=2, max_temp_c=8
@@ -62,9 +67,11 @@ def build_network(uow: UnitOfWork, today: dt.date | None = None) -> Network:
         max_temp_c=8,
         gtin="08901234567890",
     )
+    uow.commit()
     cx = catalog.create_product(
         uow, code="COVAXIN", name="Covaxin", doses_per_vial=20, min_temp_c=2, max_temp_c=8
     )
+    uow.commit()
 
     def lot(product: int, number: str, days: int) -> int:
         return catalog.create_lot(
@@ -77,6 +84,8 @@ def build_network(uow: UnitOfWork, today: dt.date | None = None) -> Network:
             },
         ).id
 
+    early, late, cx1 = lot(cs.id, "EARLY", 30), lot(cs.id, "LATE", 200), lot(cx.id, "CX1", 100)
+    uow.commit()
     return Network(
         state.id,
         district.id,
@@ -88,9 +97,9 @@ def build_network(uow: UnitOfWork, today: dt.date | None = None) -> Network:
         units[(centre.id, "ILR-1")],
         cs.id,
         cx.id,
-        lot(cs.id, "EARLY", 30),
-        lot(cs.id, "LATE", 200),
-        lot(cx.id, "CX1", 100),
+        early,
+        late,
+        cx1,
     )
 
 
@@ -98,7 +107,7 @@ def rec(
     at: dt.datetime = NOW, client_id: str | None = None, now: dt.datetime | None = None
 ) -> stock.Recorded:
     """Who/when of a test movement (recorded now, or at `at` if the test clock is ahead)."""
-    now = now or max(at, stock.utcnow())
+    now = now or max(at, utcnow())
     return stock.recorded("tester", at, client_id or uuid.uuid4().hex, now=now)
 
 

@@ -11,7 +11,7 @@ import uuid
 
 from logistics.db import UnitOfWork
 from logistics.models.alerts import Excursion
-from logistics.services import catalog, excursions, stock
+from logistics.services import catalog, quarantine, stock
 from tests.support.ledger import Network, build_network, rec
 
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
@@ -84,11 +84,12 @@ def _excursion_in(uow: UnitOfWork, net: Network, unit_id: int, when: dt.datetime
     )
     uow.session.add(excursion)
     uow.session.flush()
-    excursions.quarantine_unit(uow, excursion, when + dt.timedelta(hours=10))
+    quarantine.quarantine_unit(uow, excursion, when + dt.timedelta(hours=10))
     uow.commit()
     review = excursion_reviews(uow, excursion.id)[0]
-    excursions.discard_review(uow, review_id=review, comment="heat damage", actor="officer",
+    quarantine.discard_review(uow, review_id=review, comment="heat damage", actor="officer",
                               now=when + dt.timedelta(days=1))
+    uow.commit()
 
 
 def excursion_reviews(uow: UnitOfWork, excursion_id: int) -> list[int]:

@@ -16,7 +16,7 @@ from logistics.domain.alerts import (
     reminder_due,
     stock_state,
 )
-from logistics.errors import Conflict, Invalid
+from logistics.domain.errors import Conflict, Invalid
 
 T0 = dt.datetime(2021, 1, 10, tzinfo=dt.UTC)
 POLICY = ReminderPolicy(dt.timedelta(minutes=30), escalate_after_reminders=2, max_level=2)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from logistics.auth import policy
-from logistics.auth.policy import Grant, Permission, Role, Rule, body
+from logistics.domain import policy
+from logistics.domain.policy import Grant, Permission, Role, Rule, body
 
 STATE, DISTRICT_A, CENTRE_A1, DISTRICT_B = "/1/", "/1/2/", "/1/2/5/", "/1/3/"
 STOCK_AT_STORE = Rule(Permission.STOCK, (body("store_id"),))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from logistics.auth import secrets
+from logistics.services import secrets
 
 
 def test_password_hash_is_argon2_and_verifies():

@@ -12,7 +12,15 @@ from logistics.domain.excursions import Rule, RuleSet, Sample, default_rules, de
 T0 = dt.datetime(2021, 1, 9, 18, 0, tzinfo=dt.UTC)
 MIN = dt.timedelta(minutes=1)
 GAP = dt.timedelta(minutes=30)
-ILR = default_rules(2.0, 8.0)
+# The shipped thresholds (config/defaults.toml [alerts]), written out by hand.
+THRESHOLDS = dict(
+    freeze_limit_c=-0.5,
+    heat_warning_min=60,
+    heat_alarm_min=600,
+    cold_warning_min=30,
+    cold_alarm_min=60,
+)
+ILR = default_rules(2.0, 8.0, **THRESHOLDS)
 FAR = T0 + dt.timedelta(days=30)
 
 
@@ -154,7 +162,7 @@ def test_snapshot_records_the_thresholds():
 
 
 def test_a_freezer_gets_its_cold_alarm_at_its_own_minimum():
-    rules = default_rules(-25.0, -15.0)
+    rules = default_rules(-25.0, -15.0, **THRESHOLDS)
     assert next(r for r in rules.rules if r.kind == "cold_alarm").limit_c == -25.0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from logistics.domain import equipment, indents
-from logistics.errors import Conflict, Invalid
+from logistics.domain.errors import Conflict, Invalid
 
 
 def needs(**changes):

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from logistics.domain import reports as rules
-from logistics.errors import Invalid
+from logistics.domain.errors import Invalid
 
 UTC = dt.UTC
 IST = "Asia/Kolkata"

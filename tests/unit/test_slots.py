@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from logistics.domain import slots as rules
+from logistics.domain import stock as stock_rules
 from logistics.domain.slots import Promise, StockLine
 
 TODAY = dt.date(2026, 11, 22)
@@ -152,8 +153,8 @@ def test_open_vial_wastage():
 
 
 def test_days_of_stock():
-    assert rules.days_of_stock(300, 50) == 6.0
-    assert rules.days_of_stock(300, 0) is None
+    assert stock_rules.days_of_stock(300, 50) == 6.0
+    assert stock_rules.days_of_stock(300, 0) is None
 
 
 def test_available_seats_are_open_seats_capped_by_covered_doses():

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from logistics.domain import stock as rules
-from logistics.errors import InsufficientStock, Invalid
+from logistics.domain.errors import InsufficientStock, Invalid
 
 TODAY = dt.date(2026, 6, 1)
 AT = dt.datetime(2026, 6, 1, 10, tzinfo=dt.UTC)

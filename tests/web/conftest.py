@@ -22,7 +22,9 @@ PASSWORD = "correct horse battery"
 def demo(runtime: Runtime) -> dict[str, Any]:
     """The demo network (state, districts, centres, lots with stock), loaded through services."""
     with runtime.uow() as uow:
-        return load_demo(uow, dt.datetime.now(dt.UTC))
+        result = load_demo(uow, dt.datetime.now(dt.UTC))
+        uow.commit()
+        return result
 
 
 def csrf_of(html: str) -> str:
@@ -46,6 +48,7 @@ def person(app: Flask, runtime: Runtime) -> Callable[..., FlaskClient]:
         username = f"web-{role}-{next(made)}"
         with runtime.uow() as uow:
             create_user(uow, username=username, password=PASSWORD, roles=[(role, store)])
+            uow.commit()
         client = app.test_client()
         assert login(client, username).status_code == 303
         return client

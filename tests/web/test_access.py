@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from logistics.auth import policy
+from logistics.domain import policy
 from logistics.web.views import store as store_views
 
 pytestmark = pytest.mark.integration

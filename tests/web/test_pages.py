@@ -47,6 +47,7 @@ def test_pages_need_a_login_and_the_login_form_uses_username_and_password(app, d
 
     with runtime.uow() as uow:
         create_user(uow, username="ana", password="correct horse battery", roles=["admin"])
+        uow.commit()
     assert login(client, "ana", "wrong password").status_code == 401
     assert login(client, "ana").status_code == 303
     assert client.get("/stores/1").status_code == 200

@@ -51,7 +51,7 @@ def _this_and_last_month(timezone: str = "Asia/Kolkata"):
     """This month and the last at the site (a month is the site's calendar month)."""
     import datetime as dt
 
-    from logistics.services.sessions import local_date
+    from logistics.clock import local_date
 
     today = local_date(dt.datetime.now(dt.UTC), timezone)
     last = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)

@@ -11,9 +11,9 @@ from flask_babel import gettext as _
 
 from logistics.api.context import new_uow, settings
 from logistics.db import UnitOfWork
-from logistics.errors import DomainError, NotFound
+from logistics.domain.errors import DomainError, NotFound
 from logistics.services import alerts as alerts_service
-from logistics.services import catalog, excursions
+from logistics.services import catalog, quarantine
 from logistics.web import access
 from logistics.web.blueprint import web
 from logistics.web.forms import Form, FormState, field_errors, submit_once
@@ -126,14 +126,14 @@ def reviews() -> str:
     state = request.args.get("state", "pending")
     state = state if state in REVIEW_STATES else None
     with new_uow() as uow:
-        found = excursions.list_reviews(uow, store_path=access.subtree_path(uow), state=state)
+        found = quarantine.list_reviews(uow, store_path=access.subtree_path(uow), state=state)
         return render_template("reviews.html", reviews=found, state=state, states=REVIEW_STATES)
 
 
 def _review_page(review_id: int, given: dict[str, FormState] | None = None,
                  status: int = 200) -> Any:
     with new_uow() as uow:
-        review, excursion = excursions.get_review(uow, review_id)
+        review, excursion = quarantine.get_review(uow, review_id)
         access.visible_store(uow, review.store_id)
         unit = catalog.get_unit(uow, excursion.unit_id)
         pad = dt.timedelta(hours=6)
@@ -159,9 +159,9 @@ def review_decide(review_id: int, verb: str) -> Any:
     if verb not in ("release", "discard"):
         raise NotFound(f"no action {verb}")
     with new_uow() as uow:
-        review_row, _excursion = excursions.get_review(uow, review_id)
+        review_row, _excursion = quarantine.get_review(uow, review_id)
         access.visible_store(uow, review_row.store_id)
-    use_case = excursions.release_review if verb == "release" else excursions.discard_review
+    use_case = quarantine.release_review if verb == "release" else quarantine.discard_review
     endpoint = "alerts.ReviewRelease" if verb == "release" else "alerts.ReviewDiscard"
 
     def action(uow: UnitOfWork, comment: str) -> str:

@@ -62,6 +62,7 @@ def unit_status(unit_id: int) -> Any:
             change = equipment.set_working_status(
                 uow, unit_id=unit_id, status=status or "", note=note,
                 actor=access.principal().username, now=access.now())
+            uow.commit()
             return _("Status recorded: %(status)s.", status=label(change.change.to_status))
 
         message = record(form, "equipment.UnitStatus", {"unit_id": unit_id}, action,
@@ -89,6 +90,7 @@ def unit_register(unit_id: int) -> Any:
     if not form.errors:
         def action(uow: UnitOfWork) -> str:
             equipment.update_register(uow, unit_id=unit_id, fields=fields)
+            uow.commit()
             return _("The register is updated.")
 
         message = record(form, "equipment.UnitEquipment", {"unit_id": unit_id}, action,

@@ -7,8 +7,9 @@ from typing import Any
 from flask import render_template
 
 from logistics.api.context import new_uow, settings
+from logistics.clock import local_date
 from logistics.services import alerts as alerts_service
-from logistics.services import excursions, sessions, stock
+from logistics.services import quarantine, sessions, stock
 from logistics.web import access
 from logistics.web.blueprint import web
 
@@ -29,12 +30,12 @@ def home() -> str:
         path = access.subtree_path(uow)
         stores = access.home_stores(uow)
         alerts = alerts_service.open_alerts(uow, store_path=path)
-        today = sessions.local_date(access.now(), settings().site_timezone)
+        today = local_date(access.now(), settings().site_timezone)
         context = {
             "stores": stores,
             "alerts": _by_severity(alerts),
             "stock_alerts": [a for a in alerts if a.kind in STOCK_KINDS],
-            "reviews": excursions.list_reviews(uow, store_path=path, state="pending", limit=50),
+            "reviews": quarantine.list_reviews(uow, store_path=path, state="pending", limit=50),
             "shipments": stock.shipments_in_transit_to(uow, store_path=path, limit=50),
             "at_risk": sessions.sessions_at_risk(uow, store_path=path, from_date=today),
         }

@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from logistics.api.context import new_uow, settings
 from logistics.db import UnitOfWork
 from logistics.domain import indents as rules
-from logistics.errors import DomainError
+from logistics.domain.errors import DomainError
 from logistics.models.paperwork import Indent
 from logistics.services import catalog, indents
 from logistics.web import access
@@ -100,6 +100,7 @@ def raise_indent(store_id: int) -> Any:
                 uow, from_store_id=store_id, product_id=product_id, needed_by=needed_by,
                 doses=doses, note=note, actor=access.principal().username, plan=_plan(),
                 now=access.now())
+            uow.commit()
             return _("Indent %(id)s raised for %(doses)s doses.", id=indent.id,
                      doses=number(indent.doses_requested))
 
@@ -162,6 +163,7 @@ def _approve(form: Form, indent_id: int, actor: str, now: dt.datetime) -> Handle
     def action(uow: UnitOfWork) -> str:
         found = indents.approve_indent(uow, indent_id=indent_id, doses=doses, reason=reason,
                                        actor=actor, now=now)
+        uow.commit()
         return _("Indent approved for %(doses)s doses.", doses=number(found.doses_approved))
 
     return None if form.errors else action
@@ -172,6 +174,7 @@ def _reject(form: Form, indent_id: int, actor: str, now: dt.datetime) -> Handler
 
     def action(uow: UnitOfWork) -> str:
         indents.reject_indent(uow, indent_id=indent_id, reason=reason or "", actor=actor, now=now)
+        uow.commit()
         return _("Indent rejected.")
 
     return None if form.errors else action
@@ -182,6 +185,7 @@ def _cancel(form: Form, indent_id: int, actor: str, now: dt.datetime) -> Handler
 
     def action(uow: UnitOfWork) -> str:
         indents.cancel_indent(uow, indent_id=indent_id, reason=reason, actor=actor, now=now)
+        uow.commit()
         return _("Indent cancelled.")
 
     return None if form.errors else action
@@ -194,6 +198,7 @@ def _ship(form: Form, indent_id: int, actor: str, now: dt.datetime) -> Handler |
         found = indents.ship_indent(uow, indent_id=indent_id, client_id=client_id or "",
                                     unit_id=unit_id, actor=actor, now=now,
                                     timezone=settings().site_timezone)
+        uow.commit()
         return _("Shipped: shipment %(id)s is in transit until received.", id=found.shipment_id)
 
     return None if form.errors else action
@@ -206,6 +211,7 @@ def _receive(form: Form, indent_id: int, actor: str, now: dt.datetime) -> Handle
         indents.receive_indent(uow, indent_id=indent_id, unit_id=unit_id or 0,
                                client_id=client_id or "", actor=actor, now=now,
                                timezone=settings().site_timezone)
+        uow.commit()
         return _("Received into the store.")
 
     return None if form.errors else action

@@ -9,10 +9,10 @@ from sqlalchemy import select
 
 from logistics.api import scope
 from logistics.api.context import new_uow, settings
+from logistics.clock import local_date
 from logistics.models.catalog import Lot, Store
 from logistics.services import alerts as alerts_service
 from logistics.services import availability, catalog, trace
-from logistics.services.sessions import local_date
 from logistics.web import access
 from logistics.web.blueprint import web
 

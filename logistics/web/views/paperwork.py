@@ -12,12 +12,12 @@ from flask import Response, get_flashed_messages, render_template, request, url_
 from flask_babel import gettext as _
 
 from logistics.api.context import new_uow, settings
-from logistics.auth import policy
+from logistics.clock import local_date
 from logistics.db import UnitOfWork
+from logistics.domain import policy
+from logistics.domain.errors import DomainError
 from logistics.domain.reports import next_month, parse_month
-from logistics.errors import DomainError
 from logistics.services import catalog, documents, reports
-from logistics.services.sessions import local_date
 from logistics.web import access
 from logistics.web.blueprint import web
 from logistics.web.forms import Form, FormState, field_errors
@@ -192,6 +192,7 @@ def sign_off(unit_id: int) -> Any:
                 uow, unit_id=unit_id, month=parse_month(month or ""),
                 actor=access.principal().username, comment=comment,
                 timezone=settings().site_timezone, now=access.now())
+            uow.commit()
             return _("The log of %(month)s is signed off.", month=month)
 
         message = record(form, "reports.TemperatureLogSignoff", {"unit_id": unit_id}, action,

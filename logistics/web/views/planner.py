@@ -9,8 +9,9 @@ from flask import flash, get_flashed_messages, redirect, render_template, reques
 from flask_babel import gettext as _
 
 from logistics.api.context import new_uow, settings
+from logistics.clock import local_date
 from logistics.db import UnitOfWork
-from logistics.errors import DomainError
+from logistics.domain.errors import DomainError
 from logistics.services import sessions as svc
 from logistics.services import stock
 from logistics.web import access
@@ -23,7 +24,7 @@ DOSE_NUMBERS = ("1", "2", "precaution")
 
 
 def _today() -> dt.date:
-    return svc.local_date(access.now(), settings().site_timezone)
+    return local_date(access.now(), settings().site_timezone)
 
 
 def _products(uow: UnitOfWork, store_id: int) -> list[Any]:
@@ -108,6 +109,7 @@ def open_session(store_id: int) -> Any:
                 site_timezone=conf.site_timezone,
                 day_start=dt.time.fromisoformat(conf.sessions_day_start),
                 slot_minutes=conf.sessions_slot_minutes, slot_count=conf.sessions_slot_count)
+            uow.commit()
             return _("Session %(id)s opened for %(n)s doses.", id=session.id, n=number(capacity))
 
         try:
@@ -137,6 +139,7 @@ def record_report(store_id: int, session_id: int, form: Form,
                                     vials_opened=vials, actor=access.principal().username,
                                     now=access.entry_time() or access.now(),
                                     site_timezone=conf.site_timezone)
+        uow.commit()
         return _("Session %(id)s reported: %(given)s doses given, %(wasted)s wasted in "
                  "opened vials.", id=session_id, given=number(given),
                  wasted=number(report.wasted_doses))

@@ -20,8 +20,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from logistics.api.context import new_uow, settings
-from logistics.auth import policy
-from logistics.errors import DomainError, Forbidden, NotFound, Unauthorized
+from logistics.domain import policy
+from logistics.domain.errors import DomainError, Forbidden, NotFound, Unauthorized
 from logistics.services import auth as auth_service
 from logistics.web import access, csrf, i18n
 from logistics.web.blueprint import web
@@ -104,6 +104,7 @@ def login() -> Any:
                     token, _row = auth_service.login(
                         uow, username=username, password=password,
                         ttl_s=settings().auth_token_ttl_s, now=access.now())
+                    uow.commit()
                 session.clear()
                 session[access.TOKEN_KEY] = token
                 csrf.rotate()
@@ -124,6 +125,7 @@ def logout() -> Response:
     if principal.token_id is not None:
         with new_uow() as uow:
             auth_service.revoke_token(uow, token_id=principal.token_id, now=access.now())
+            uow.commit()
     session.clear()
     csrf.rotate()
     return redirect(url_for("web.login"), code=303)

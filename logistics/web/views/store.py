@@ -23,11 +23,11 @@ from flask import (
 from flask_babel import gettext as _
 
 from logistics.api.context import new_uow, settings
+from logistics.clock import local_date
 from logistics.db import UnitOfWork
 from logistics.domain import stock as rules
-from logistics.errors import DomainError
+from logistics.domain.errors import DomainError
 from logistics.services import catalog, stock, trace
-from logistics.services.sessions import local_date
 from logistics.web import access
 from logistics.web.blueprint import web
 from logistics.web.forms import Form, FormState, Outcome, field_errors, submit_once

@@ -32,7 +32,8 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 
 from logistics.api.context import new_uow, settings
-from logistics.errors import DomainError
+from logistics.clock import local_date
+from logistics.domain.errors import DomainError
 from logistics.services import catalog, stock, trace
 from logistics.services import sessions as svc
 from logistics.web import access
@@ -93,7 +94,7 @@ def _lots(uow: Any, store_id: int) -> list[dict[str, Any]]:
 @web.route("/centres/<int:store_id>/offline-data")
 def offline_data(store_id: int) -> Response:
     """What a centre needs offline: its units, lots with doses, and today's sessions."""
-    today = svc.local_date(access.now(), settings().site_timezone)
+    today = local_date(access.now(), settings().site_timezone)
     with new_uow() as uow:
         access.visible_store(uow, store_id)
         units = [{"id": u.id, "code": u.code} for u in catalog.list_units(uow, store_id=store_id)]

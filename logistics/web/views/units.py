@@ -9,8 +9,8 @@ from flask import render_template, request, url_for
 
 from logistics.api.context import new_uow, settings
 from logistics.db import UnitOfWork
-from logistics.errors import NotFound
-from logistics.services import catalog, excursions, readings
+from logistics.domain.errors import NotFound
+from logistics.services import catalog, excursions, readings, thermal
 from logistics.web import access
 from logistics.web.blueprint import web
 
@@ -97,7 +97,7 @@ def unit_mkt(unit_id: int) -> str:
     end = access.now()
     with new_uow() as uow:
         visible_unit(uow, unit_id)
-        mkt = excursions.unit_mkt(uow, settings(), unit_id=unit_id, start=end - RANGES[chosen][0],
+        mkt = thermal.unit_mkt(uow, settings(), unit_id=unit_id, start=end - RANGES[chosen][0],
                                   end=end)
         return render_template("units/_mkt.html", mkt=mkt, range=chosen)
 

@@ -1,0 +1,61 @@
+"""The one get-or-404 and the one store-subtree filter every service uses.
+
+Stores carry a materialised path ("/1/4/17/"): a store's subtree is every path it prefixes.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import InstrumentedAttribute
+
+from logistics.db import Base, UnitOfWork
+from logistics.domain.errors import NotFound
+from logistics.domain.ids import MAX_ID
+from logistics.models.catalog import Store
+
+Row = TypeVar("Row", bound=Base)
+
+
+def get_or_404(
+    uow: UnitOfWork,
+    model: type[Row],
+    ident: int | None,
+    detail: str,
+    *,
+    field: str | None = None,
+    max_id: int = MAX_ID,
+) -> Row:
+    """The row of `model` with this id, or NotFound(detail) naming `field`."""
+    in_range = ident is not None and 0 < ident <= max_id
+    found = uow.session.get(model, ident) if in_range else None
+    if found is None:
+        raise NotFound(detail, field=field)
+    return found
+
+
+def in_subtree(path_column: InstrumentedAttribute[str], store_path: str) -> ColumnElement[bool]:
+    """Rows whose store path lies in the subtree at `store_path` (itself included)."""
+    return path_column.startswith(store_path, autoescape=True)
+
+
+def store_ids_within(uow: UnitOfWork, roots: tuple[str, ...] | None) -> set[int] | None:
+    """Ids of the stores in these subtrees (None: every store, and None back).
+
+    The API (per request) and the web pages (per login) both cut what they show with it.
+    """
+    if roots is None:
+        return None
+    if not roots:
+        return set()
+    inside = or_(*(in_subtree(Store.path, root) for root in roots))
+    return set(uow.session.scalars(select(Store.id).where(inside)))
+
+
+def store_path_of(uow: UnitOfWork, store_id: int | None) -> str | None:
+    """The path of a store named by a filter (None: no filter), or NotFound."""
+    if store_id is None:
+        return None
+    detail = f"store {store_id} does not exist"
+    return get_or_404(uow, Store, store_id, detail, field="store_id").path

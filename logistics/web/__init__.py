@@ -38,7 +38,7 @@ def _secret_key(settings: Settings) -> str:
 
 def init_web(app: Flask) -> None:
     """Serve the pages under / on this app: blueprint, session cookie, translations."""
-    from logistics.web import i18n, views
+    from logistics.web import alert_text, i18n, views
     from logistics.web.blueprint import web
 
     settings = app.extensions["coldchain"].settings
@@ -50,5 +50,6 @@ def init_web(app: Flask) -> None:
         SESSION_COOKIE_NAME="coldchain_session",
     )
     i18n.init_i18n(app, settings)
+    app.jinja_env.filters["alert_text"] = alert_text.describe
     views.load()
     app.register_blueprint(web)

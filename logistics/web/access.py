@@ -8,6 +8,7 @@ each form names the API endpoint it stands for (logistics.domain.policy.WRITE_RU
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 

@@ -88,10 +88,8 @@ def init_i18n(app: Flask, settings: Settings) -> None:
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(TRANSLATIONS)
     app.config["BABEL_DEFAULT_TIMEZONE"] = settings.site_timezone
     Babel(app, locale_selector=select_language, timezone_selector=lambda: settings.site_timezone)
-    from logistics.web.alert_text import describe
     from logistics.web.labels import attr_pair, code_label, label, vvm
 
     app.jinja_env.filters.update(num=number, day=date, when=datetime, label=label, vvm=vvm,
-                                 attr_pair=attr_pair, code_label=code_label,
-                                 alert_text=describe)
+                                 attr_pair=attr_pair, code_label=code_label)
     app.jinja_env.add_extension("jinja2.ext.i18n")

@@ -175,7 +175,7 @@ def load_carriers(
     actor: str,
     now: dt.datetime,
 ) -> Shipment:
-    """Name the carriers of a shipment still in transit (issued on paper first); commits."""
+    """Name the carriers of a shipment still in transit (issued on paper first); no commit."""
     shipment = _shipment(uow, shipment_id)
     if shipment.status != "in_transit":
         raise Conflict(f"shipment {shipment_id} is {shipment.status}", field="shipment_id")
@@ -191,7 +191,6 @@ def load_carriers(
             _trip_excursions(uow, shipment, carrier_id),
             now,
         )
-    uow.commit()
     return shipment
 
 

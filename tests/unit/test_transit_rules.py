@@ -187,3 +187,23 @@ def test_gaps_are_the_times_no_leg_covers():
     spans = [(T0, T0 + HOUR), (T0 + 2 * HOUR, T0 + 3 * HOUR), (T0 + HOUR, T0 + 90 * MIN)]
     assert gaps(spans) == [(T0 + 90 * MIN, T0 + 2 * HOUR)]
     assert gaps([(T0, T0 + HOUR), (T0 + HOUR, T0 + 2 * HOUR)]) == []
+
+
+# --- the simulator's trips -----------------------------------------------------------------------
+
+
+def test_the_simulated_trip_on_time_stays_in_range_and_the_freeze_goes_below_the_limit():
+    import json
+
+    from sensors.trip import TripPlan, trip_messages, trip_readings
+
+    on_time = trip_readings(TripPlan("CB-1", T0, 240))
+    assert len(on_time) == 240 and all(2.0 < r["temp_c"] < 8.0 for r in on_time)
+    freeze = trip_readings(TripPlan("CB-1", T0, 240, "freeze", freeze_min=45))
+    frozen = [r for r in freeze if r["temp_c"] <= -0.5]
+    assert len(frozen) == 45 and frozen[0]["ts"] == (T0 + 96 * MIN).isoformat()
+    samples = [Sample(dt.datetime.fromisoformat(r["ts"]), r["temp_c"]) for r in freeze]
+    assert "cold_alarm" in kinds(samples, CARRIER)
+    batches = trip_messages(TripPlan("CB-1", T0, 1200), "p")
+    assert [len(json.loads(m[1])["readings"]) for m in batches] == [500, 500, 200]
+    assert {m[0] for m in batches} == {"p/CB-1/readings"}

@@ -136,6 +136,26 @@ class TripSchema(ma.Schema):
     holds = ma.fields.List(ma.fields.Nested(TripHoldSchema), required=True)
 
 
+class TripCarrierRowSchema(ma.Schema):
+    unit_id = ma.fields.Integer(required=True)
+    code = ma.fields.String(required=True)
+    doses = ma.fields.Integer(required=True)
+
+
+class LotTripSchema(ma.Schema):
+    """One trip of a lot's doses in its trace: from where to where, when, in which carriers."""
+
+    shipment_id = ma.fields.Integer(required=True)
+    from_store_id = ma.fields.Integer(required=True)
+    to_store_id = ma.fields.Integer(required=True)
+    status = ma.fields.String(required=True)
+    issued_at = ma.fields.AwareDateTime(required=True)
+    received_at = ma.fields.AwareDateTime(allow_none=True)
+    doses = ma.fields.Integer(required=True)
+    carriers = ma.fields.List(ma.fields.Nested(TripCarrierRowSchema), required=True)
+    held = ma.fields.Boolean(required=True)
+
+
 class CarriedMovementSchema(ma.Schema):
     id = ma.fields.Integer(required=True)
     client_id = ma.fields.String(required=True)

@@ -769,6 +769,19 @@ def shipment_trip(uow: UnitOfWork, settings: Settings, *, shipment_id: int) -> d
     }
 
 
+def carrier_stays(
+    uow: UnitOfWork, lot_id: int, end: dt.datetime
+) -> list[tuple[int, dt.datetime, dt.datetime]]:
+    """(carrier, issued, received or `end`) of every trip of the lot in a carrier."""
+    query = (
+        select(CarrierLoad.carrier_unit_id, Shipment.issued_at, Shipment.received_at)
+        .join(Shipment, Shipment.id == CarrierLoad.shipment_id)
+        .where(CarrierLoad.lot_id == lot_id, Shipment.status != "cancelled")
+        .order_by(Shipment.issued_at, CarrierLoad.carrier_unit_id)
+    )
+    return [(unit, frm, to or end) for unit, frm, to in uow.session.execute(query)]
+
+
 def lot_trips(uow: UnitOfWork, lot_id: int) -> list[dict[str, Any]]:
     """Where the lot's doses travelled, and in what: one row per shipment of the lot."""
     rows = []

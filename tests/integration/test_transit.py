@@ -148,3 +148,34 @@ def test_the_journey_covers_the_stays_and_the_trip_without_a_gap(runtime, uow):
     assert trip["mkt_c"] is not None and trip["mkt_c"] < 5.0
     assert journey["gaps"] == []
     assert journey["totals"]["minutes_outside"] == 40.0
+
+
+def test_the_lot_thermal_history_and_trace_show_the_trip_in_its_carrier(runtime, uow):
+    from logistics.services import excursions, trace
+
+    route = make_route(uow, runtime.settings)
+    t0 = dt.datetime.now(UTC).replace(second=0, microsecond=0) - dt.timedelta(hours=8)
+    shipment_id = issue_in_box(uow, route, 300, t0, "issue-1")
+    ingest(runtime, _freeze_on_the_road(t0), t0 + dt.timedelta(hours=4))
+    receive(uow, route, shipment_id, t0 + dt.timedelta(hours=4), "receipt-1")
+
+    history = excursions.lot_thermal_history(
+        uow,
+        runtime.settings,
+        lot_id=route.lot.id,
+        start=t0 - dt.timedelta(hours=1),
+        end=t0 + dt.timedelta(hours=6),
+    )
+    trip = [s for s in history["stays"] if s["unit_code"] == "CB-1"]
+    assert [(s["from"], s["to"]) for s in trip] == [(t0, t0 + dt.timedelta(hours=4))]
+    assert {e.kind for e in trip[0]["excursions"]} == {"cold_warning", "cold_alarm"}
+
+    found = trace.lot_trace(uow, route.lot.id)
+    (row,) = found["trips"]
+    assert (row["shipment_id"], row["from_store_id"], row["to_store_id"]) == (
+        shipment_id,
+        route.district.id,
+        route.centre.id,
+    )
+    assert row["carriers"] == [{"unit_id": route.cold_box.id, "code": "CB-1", "doses": 300}]
+    assert row["held"] is True

@@ -691,15 +691,21 @@ def _leg_excursions(uow: UnitOfWork, leg: dict[str, Any]) -> list[Excursion]:
     )
 
 
-def journey_series(uow: UnitOfWork, journey: dict[str, Any]) -> list[dict[str, Any]]:
-    """The readings of each leg, for the lot's chart: [{leg index, kind, points: [[ts, temp]]}]."""
-    out = []
-    for index, leg in enumerate(journey["legs"]):
-        if leg["unit_id"] is None:
-            continue
-        rows = _readings(uow, leg["unit_id"], leg["from"], leg["to"])
-        points = [[max(ts, leg["from"]).timestamp(), temp] for ts, temp in rows]
-        out.append({"leg": index, "kind": leg["kind"], "points": points})
+def journey_series(
+    uow: UnitOfWork, journey: dict[str, Any], width_s: int
+) -> list[dict[int, float]]:
+    """Each leg's readings averaged per `width_s` bucket ({bucket start (epoch s): temp_c}).
+
+    Legs without a carrier (unmonitored trips) have none.
+    """
+    out: list[dict[int, float]] = []
+    for leg in journey["legs"]:
+        sums: dict[int, list[float]] = {}
+        if leg["unit_id"] is not None:
+            for ts, temp in _readings(uow, leg["unit_id"], leg["from"], leg["to"]):
+                at = max(ts, leg["from"]).timestamp()
+                sums.setdefault(int(at // width_s * width_s), []).append(temp)
+        out.append({t: round(sum(v) / len(v), 2) for t, v in sums.items()})
     return out
 
 

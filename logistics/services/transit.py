@@ -610,12 +610,14 @@ def _stay_legs(
 ) -> list[dict[str, Any]]:
     from logistics.services.excursions import lot_stays
 
+    # lot_stays lists the trips in carriers too; here they are trip legs of their own.
+    trips = {(u, max(a, start), min(b, end)) for u, a, b in carrier_stays(uow, lot_id, end)}
     legs = []
     for unit_id, frm, to in lot_stays(uow, lot_id, start, end):
+        if (unit_id, frm, to) in trips:
+            continue
         unit = uow.session.get(StorageUnit, unit_id)
         assert unit is not None
-        if rules.is_carrier(unit.kind):
-            continue  # doses moved through a carrier by transfers: shown as that unit's stay too
         legs.append(
             {
                 "kind": "stay",

@@ -179,3 +179,35 @@ def test_the_lot_thermal_history_and_trace_show_the_trip_in_its_carrier(runtime,
     )
     assert row["carriers"] == [{"unit_id": route.cold_box.id, "code": "CB-1", "doses": 300}]
     assert row["held"] is True
+
+
+def test_doses_moved_through_a_carrier_by_transfers_show_as_its_stay(runtime, uow):
+    route = make_route(uow, runtime.settings)
+    t0 = dt.datetime.now(UTC).replace(second=0, microsecond=0) - dt.timedelta(hours=8)
+    for client_id, source, target, at in (
+        ("out", route.dvs_ilr, route.cold_box, t0),
+        ("back", route.cold_box, route.dvs_ilr, t0 + dt.timedelta(hours=2)),
+    ):
+        stock.transfer_stock(
+            uow,
+            store_id=route.district.id,
+            from_unit_id=source.id,
+            to_unit_id=target.id,
+            lot_id=route.lot.id,
+            doses=100,
+            rec=stock.recorded("test", at, client_id),
+        )
+        uow.commit()
+
+    journey = transit.lot_journey(
+        uow,
+        runtime.settings,
+        lot_id=route.lot.id,
+        start=t0 - dt.timedelta(hours=1),
+        end=t0 + dt.timedelta(hours=3),
+    )
+    legs = [(leg["kind"], leg["unit_code"], leg["from"], leg["to"]) for leg in journey["legs"]]
+    assert legs == [
+        ("stay", "DVS-ILR", t0 - dt.timedelta(hours=1), t0 + dt.timedelta(hours=3)),
+        ("stay", "CB-1", t0, t0 + dt.timedelta(hours=2)),
+    ]

@@ -117,18 +117,24 @@ def alarm_counts_for_trip(
     started_at: dt.datetime,
     triggered_at: dt.datetime,
     ended_at: dt.datetime | None,
-    trip_start: dt.datetime,
-    trip_end: dt.datetime | None,
+    trip: tuple[dt.datetime, dt.datetime | None],
+    outside_during_trip: bool,
 ) -> bool:
-    """Whether an alarm of the carrier held the doses of this trip.
+    """Whether an alarm of the carrier held the doses of this trip (issued, received or None).
 
-    The doses sat through the alarm when it had fired before they were unloaded and was not over
-    before they were loaded: an alarm firing after the receipt concerns the empty box, and one
-    over before the issue concerns an earlier trip.
+    An alarm that fired during the trip holds them. One firing after the receipt concerns the
+    empty box, one over before the issue an earlier trip. One that fired before the issue and was
+    still on holds them only if the logger read beyond its limit during the trip (a box packed
+    still frozen or warm): a cumulative alarm merely lingering in its window, over a trip whose
+    readings were in range, never touched these doses.
     """
+    trip_start, trip_end = trip
     if trip_end is not None and triggered_at > trip_end:
         return False
-    return ended_at is None or ended_at > trip_start or started_at >= trip_start
+    if triggered_at >= trip_start:
+        return True
+    still_on = ended_at is None or ended_at > trip_start
+    return still_on and outside_during_trip
 
 
 def overlaps_trip(

@@ -314,16 +314,36 @@ def _sync_trip(
             excursion.started_at, excursion.ended_at, shipment.issued_at, shipment.received_at
         ):
             continue
+        trip = (shipment.issued_at, shipment.received_at)
+        # Begun before the issue: it concerns the trip only if the logger saw it on the road.
+        seen = excursion.started_at >= shipment.issued_at or _outside_during(uow, excursion, trip)
+        if not seen:
+            continue
         hold = None
         if excursion.kind in ALARMS and rules.alarm_counts_for_trip(
-            excursion.started_at,
-            excursion.triggered_at,
-            excursion.ended_at,
-            shipment.issued_at,
-            shipment.received_at,
+            excursion.started_at, excursion.triggered_at, excursion.ended_at, trip, seen
         ):
             hold = _hold(uow, shipment, carrier, excursion, now)
         _alert_both(uow, shipment, carrier, excursion, hold, now)
+
+
+def _outside_during(
+    uow: UnitOfWork, excursion: Excursion, trip: tuple[dt.datetime, dt.datetime | None]
+) -> bool:
+    """Whether the excursion's logger read beyond its rule's limit during the trip."""
+    limit = (excursion.thresholds or {}).get("rule", {}).get("limit_c")
+    if limit is None:
+        return True  # no snapshot of the rule: assume the worst
+    heat = excursion.kind.startswith("heat")
+    beyond = Reading.temp_c >= limit if heat else Reading.temp_c <= limit
+    query = select(Reading.id).where(
+        Reading.unit_id == excursion.unit_id, Reading.ts >= trip[0], beyond
+    )
+    if trip[1] is not None:
+        query = query.where(Reading.ts < trip[1])
+    if excursion.sensor_id is not None:
+        query = query.where(Reading.sensor_id == excursion.sensor_id)
+    return uow.session.scalar(query.limit(1)) is not None
 
 
 def _hold(

@@ -211,3 +211,18 @@ def test_doses_moved_through_a_carrier_by_transfers_show_as_its_stay(runtime, uo
         ("stay", "DVS-ILR", t0 - dt.timedelta(hours=1), t0 + dt.timedelta(hours=3)),
         ("stay", "CB-1", t0, t0 + dt.timedelta(hours=2)),
     ]
+
+
+def test_a_box_left_warm_before_packing_holds_nothing_when_the_trip_is_in_range(runtime, uow):
+    route = make_route(uow, runtime.settings)
+    t0 = dt.datetime.now(UTC).replace(second=0, microsecond=0) - dt.timedelta(hours=8)
+    # Three hours at +25 C on the shelf fire the cumulative heat alarm (120 min in 12 h), which
+    # lingers in its window for hours; the box is conditioned and the trip runs at +5 C.
+    shelf = t0 - dt.timedelta(hours=3)
+    ingest(runtime, readings(shelf, (180, 25.0), sensor_id="CB-1-LOG"), t0)
+    shipment_id = issue_in_box(uow, route, 300, t0, "issue-1")
+    ingest(runtime, readings(t0, (240, 5.0), sensor_id="CB-1-LOG"), t0 + dt.timedelta(hours=4))
+    receive(uow, route, shipment_id, t0 + dt.timedelta(hours=4), "receipt-1")
+
+    assert _balance(uow, route.centre_ilr.id, route.lot.id).quarantined_doses == 0
+    assert _trip_alerts(uow) == []

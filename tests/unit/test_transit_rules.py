@@ -120,20 +120,29 @@ def test_loads_that_do_not_account_for_every_dose_are_refused(carriers, words):
 # --- which alarms concern a trip ------------------------------------------------------------
 
 
+TRIP = (T0, T0 + 4 * HOUR)
+
+
 def test_an_alarm_during_the_trip_holds_its_doses():
-    assert alarm_counts_for_trip(T0 + HOUR, T0 + 2 * HOUR, T0 + 3 * HOUR, T0, T0 + 4 * HOUR)
+    assert alarm_counts_for_trip(T0 + HOUR, T0 + 2 * HOUR, T0 + 3 * HOUR, TRIP, True)
 
 
 def test_an_alarm_firing_after_the_receipt_concerns_the_empty_box():
-    assert not alarm_counts_for_trip(T0 + 3 * HOUR, T0 + 5 * HOUR, None, T0, T0 + 4 * HOUR)
+    assert not alarm_counts_for_trip(T0 + 3 * HOUR, T0 + 5 * HOUR, None, TRIP, True)
 
 
 def test_an_alarm_over_before_the_issue_concerns_an_earlier_trip():
-    assert not alarm_counts_for_trip(T0 - 3 * HOUR, T0 - 2 * HOUR, T0 - HOUR, T0, T0 + 4 * HOUR)
+    assert not alarm_counts_for_trip(T0 - 3 * HOUR, T0 - 2 * HOUR, T0 - HOUR, TRIP, False)
 
 
-def test_a_box_packed_while_in_alarm_holds_its_doses():
-    assert alarm_counts_for_trip(T0 - 2 * HOUR, T0 - HOUR, None, T0, None)
+def test_a_box_packed_still_frozen_holds_its_doses():
+    assert alarm_counts_for_trip(T0 - 2 * HOUR, T0 - HOUR, None, (T0, None), True)
+
+
+def test_an_alarm_lingering_in_its_window_over_a_trip_in_range_holds_nothing():
+    # A box left warm before conditioning: its cumulative heat alarm lasts into the trip's first
+    # hours (the window still sums the warm time), but the trip's readings are in range.
+    assert not alarm_counts_for_trip(T0 - 6 * HOUR, T0 - 4 * HOUR, T0 + 2 * HOUR, TRIP, False)
 
 
 def test_a_warning_counts_for_the_trip_it_overlaps():

@@ -663,6 +663,8 @@ def lot_journey(
     """
     if end <= start:
         raise Invalid("end must be after start", field="end")
+    if end - start > dt.timedelta(days=400):
+        raise Invalid("a range of at most 400 days", field="end")
     lot = catalog.get_lot(uow, lot_id)
     limits = (lot.product.min_temp_c, lot.product.max_temp_c)
     legs = sorted(

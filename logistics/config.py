@@ -143,6 +143,14 @@ class Settings:
     readings_aggregate_after_days: float
     scheduler_partitions_every_s: int
     scheduler_retention_every_s: int
+    # --- vaccines in transit (issue 18): [transit] ---
+    transit_heat_warning_min: int
+    transit_heat_alarm_min: int
+    transit_heat_alarm_window_min: int
+    transit_cold_warning_min: int
+    transit_cold_alarm_min: int
+    transit_freeze_limit_c: float
+    transit_logger_interval_s: int
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with some settings changed."""

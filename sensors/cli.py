@@ -1,6 +1,6 @@
 """Commands of the sensors package, added to `coldchain`.
 
-ingest, evaluate, simulate, broker, demo.
+ingest, evaluate, simulate, simulate-trip, broker, demo.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 def register(cli: click.Group) -> None:
     """Add the sensors commands to the `coldchain` command group."""
-    for command in (ingest, evaluate, simulate, broker, demo):
+    for command in (ingest, evaluate, simulate, simulate_trip, broker, demo):
         cli.add_command(command)
 
 
@@ -165,6 +165,71 @@ def simulate(
         simulator.run(stop)
     client.disconnect()
     click.echo(f"published {simulator.published} messages")
+
+
+@click.command("simulate-trip")
+@click.option("--sensor", "sensor_id", required=True, help="The carrier's logger id.")
+@click.option(
+    "--scenario", type=click.Choice(["on_time", "freeze"]), default="on_time", show_default=True
+)
+@click.option("--duration-min", default=240, show_default=True, help="Length of the trip.")
+@click.option("--ended-ago-min", default=0, show_default=True, help="The trip ended this long ago.")
+@click.option("--interval-s", default=60, show_default=True, help="Seconds between readings.")
+@click.option("--live", is_flag=True, help="One reading a message (default: one upload after).")
+@click.option(
+    "--issue",
+    "issue_route",
+    default=None,
+    metavar="FROM:TO:LOT_ID:DOSES:UNIT",
+    help="Also issue in the logger's carrier and receive into UNIT at the end "
+    "(store codes, lot id, doses, the receiver's unit code).",
+)
+@click.option("--url", default=None, help="Broker URL (default: mqtt.url).")
+def simulate_trip(
+    sensor_id: str,
+    scenario: str,
+    duration_min: int,
+    ended_ago_min: int,
+    interval_s: int,
+    live: bool,
+    issue_route: str | None,
+    url: str | None,
+) -> None:
+    """Run a carrier's trip (issue 18): on time, or with a freeze on the road."""
+    from sensors.mqtt import parse_broker_url
+    from sensors.simulate import publish_chunked, publisher
+    from sensors.trip import Shipment, TripPlan, run_trip
+
+    _logging(False)
+    settings = load_settings()
+    if not (url or settings.mqtt_url):
+        raise click.UsageError("no broker: pass --url or set mqtt.url (COLDCHAIN_MQTT_URL)")
+    shipment = None
+    if issue_route:
+        parts = issue_route.split(":")
+        if len(parts) != 5:
+            raise click.UsageError("--issue FROM:TO:LOT_ID:DOSES:UNIT")
+        shipment = Shipment(parts[0], parts[1], int(parts[2]), int(parts[3]), parts[4])
+    address = parse_broker_url(
+        url or settings.mqtt_url, settings.mqtt_username, settings.mqtt_password
+    )
+    end = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=ended_ago_min)
+    plan = TripPlan(
+        sensor_id, end - dt.timedelta(minutes=duration_min), duration_min, scenario, interval_s
+    )
+    client = publisher(address)
+    try:
+        done = run_trip(
+            Runtime.from_settings(settings) if shipment else None,
+            lambda items: publish_chunked(client, items),
+            plan,
+            shipment,
+            settings.mqtt_topic_prefix,
+            live,
+        )
+    finally:
+        client.disconnect()
+    click.echo(f"trip {scenario}: {done}")
 
 
 @click.command("broker")

@@ -519,6 +519,33 @@ HINDI = {
     "session %(id)s on %(day)s short by %(doses)s": "%(day)s का सत्र %(id)s, %(doses)s कम",
     "Usable stock no longer covers %(n)s session(s): %(list)s.":
         "उपयोग-योग्य स्टॉक अब %(n)s सत्रों को पूरा नहीं करता: %(list)s।",
+    # vaccines in transit (issue 18)
+    "%(m)s minutes outside the range": "सीमा से बाहर %(m)s मिनट",
+    "90 days": "90 दिन",
+    "Cold box": "कोल्ड बॉक्स",
+    "Vaccine carrier": "वैक्सीन कैरियर",
+    "Heat warning on the road": "रास्ते में गर्मी की चेतावनी",
+    "Heat alarm on the road": "रास्ते में गर्मी का अलार्म",
+    "Cold warning on the road": "रास्ते में ठंड की चेतावनी",
+    "Freeze alarm on the road": "रास्ते में जमने का अलार्म",
+    "From": "से",
+    "To": "तक",
+    "Where": "कहाँ",
+    "Journey of lot %(lot)s": "लॉट %(lot)s की यात्रा",
+    "Stays and trips": "ठहराव और यात्राएँ",
+    "Temperature of every stay and trip of the lot: %(n)s trips shaded blue, excursions "
+    "shaded red, safe range shaded green.":
+        "लॉट के हर ठहराव और हर यात्रा का तापमान: %(n)s यात्राएँ नीले रंग में, सीमा से बाहर का "
+        "समय लाल रंग में, सुरक्षित सीमा हरे रंग में।",
+    "Temperature on the way": "रास्ते का तापमान",
+    "Times no stay or trip covers": "वह समय जो किसी ठहराव या यात्रा में नहीं आता",
+    "Trip": "यात्रा",
+    "Trips": "यात्राएँ",
+    "Trip %(from)s → %(to)s in %(carrier)s": "यात्रा %(from)s → %(to)s, %(carrier)s में",
+    "Whole journey": "पूरी यात्रा",
+    "held after an alarm on the road": "रास्ते में अलार्म के बाद रोका गया",
+    "no carrier named": "कोई कैरियर नहीं बताया गया",
+    "on the road": "रास्ते में",
 }
 
 

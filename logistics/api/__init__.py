@@ -20,6 +20,7 @@ def register_blueprints(api: Api) -> None:
         sessions,
         stock,
         system,
+        transit,
     )
 
     # CoWIN dates are DD-MM-YYYY strings, not OpenAPI "date"s (its pattern says which).
@@ -29,6 +30,6 @@ def register_blueprints(api: Api) -> None:
     api.register_field(fields.Timestamp, "string", None)
     api.register_field(fields.Day, "string", None)
     paperwork = (reports, indents, equipment)
-    for module in (system, catalog, stock, readings, alerts, sessions, auth, *paperwork):
+    for module in (system, catalog, stock, readings, alerts, sessions, auth, *paperwork, transit):
         for blueprint in getattr(module, "BLUEPRINTS", ()):
             api.register_blueprint(blueprint)

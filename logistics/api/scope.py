@@ -42,6 +42,11 @@ def lot_trace_within(trace: dict[str, Any], stores: set[int] | None) -> dict[str
         "doses_in_stock": sum(row["doses"] for row in locations),
         "doses_in_transit": sum(row["doses"] for row in in_transit),
         "movements": [row for row in trace["movements"] if row["store_id"] in stores],
+        "trips": [
+            row
+            for row in trace.get("trips", [])
+            if {row["from_store_id"], row["to_store_id"]} & stores
+        ],
     }
 
 

@@ -285,6 +285,8 @@ class LotTraceSchema(ma.Schema):
     in_transit = ma.fields.List(ma.fields.Nested(TransitSchema))
     lost_in_transit = ma.fields.List(ma.fields.Nested(TransitSchema))
     movements = ma.fields.List(ma.fields.Nested(TraceMovementSchema))
+    # issue 18: where the doses travelled, and in what (logistics/api/transit.py)
+    trips = ma.fields.List(ma.fields.Nested("LotTripSchema"))
 
 
 class UnitStockSchema(ma.Schema):

@@ -205,6 +205,11 @@ WRITE_RULES: Mapping[str, Rule] = {
     "indents.IndentReject": Rule(Permission.STOCK, (view("indent_id", _INDENT_TO),)),
     "indents.IndentShip": Rule(Permission.STOCK, (view("indent_id", _INDENT_TO),
                                                   body("unit_id", "unit", optional=True))),
+    # vaccines in transit (issue 18): carriers are a store's units; packing is a stock movement
+    "transit.Carriers": Rule(Permission.STORES, (body("store_id"),)),
+    "transit.CarriedIssues": Rule(Permission.STOCK, (body("store_id"), body("to_store_id"),
+                                                     body("unit_id", "unit", optional=True))),
+    "transit.ShipmentCarriers": Rule(Permission.STOCK, (view("shipment_id", "shipment"),)),
     # auth (issue 6)
     "auth.Logout": Rule(Permission.SELF, network=True),
     "auth.Users": ADMIN_ONLY,
@@ -310,6 +315,10 @@ READ_SCOPES: Mapping[str, ReadScope] = {
     "equipment.UnitEquipment": ReadScope((view("unit_id", "unit"),)),
     "equipment.UnitRepairs": ReadScope((view("unit_id", "unit"),)),
     "equipment.FunctionalUnits": ReadScope((query_opt("within_id"),), narrow=True),
+    # vaccines in transit (issue 18)
+    "transit.Carriers": ReadScope((query_opt("store_id"),), narrow=True),
+    "transit.ShipmentTrip": ReadScope((view("shipment_id", "shipment"),)),
+    "transit.LotJourney": ReadScope(filtered=True),
 }
 NO_READ_SCOPE = ReadScope()  # fail closed: no targets to check, so network-wide readers only
 

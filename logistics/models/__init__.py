@@ -9,6 +9,7 @@ from logistics.models import (  # noqa: F401
     readings,
     sessions,
     stock,
+    transit,
 )
 from logistics.models.catalog import Lot, Product, StorageUnit, Store, StoreLevel
 from logistics.models.stock import StockBalance

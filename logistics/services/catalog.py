@@ -23,6 +23,7 @@ UNIT_KINDS = (
     "walk_in_freezer",
     "refrigerator",
     "cold_box",
+    "vaccine_carrier",  # issue 18: carriers travel with a shipment (logistics.services.transit)
 )
 
 

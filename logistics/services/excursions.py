@@ -269,6 +269,10 @@ def evaluate_unit(
     findings = _findings_per_logger(by_logger, rules, now, max_gap)
     stored = _reconcile(uow, unit, rules, findings, since, now)
     _sync_alerts(uow, unit, now)
+    # Vaccines in transit (issue 18): a carrier's excursions during a trip concern its shipment.
+    from logistics.services import transit
+
+    transit.after_evaluation(uow, unit, stored, now)
     # Readings came in: a silent sensor of this unit has spoken again, its battery/power changed.
     check_sensors(
         uow,

@@ -250,3 +250,35 @@ def close_emptied(
             review.comment = f"doses discarded under quarantine review {by.id}"
             closed.append(review)
     return closed
+
+
+def hold_after_trip(
+    session: Session, excursion: Excursion, balance: StockBalance, doses: int, now: dt.datetime
+) -> QuarantineReview | None:
+    """Hold doses that sat through a carrier's alarm, in the unit that received them (issue 18).
+
+    The review names the carrier's alarm and the receiving unit and store; `doses` never more
+    than the unit holds. Idempotent per alarm and lot: doses of a second shipment of the lot in
+    the same carrier join the pending review; None when nothing is held.
+    """
+    doses = min(doses, balance.doses)
+    if doses <= 0:
+        return None
+    pending = session.scalars(
+        select(QuarantineReview).where(
+            QuarantineReview.excursion_id == excursion.id,
+            QuarantineReview.lot_id == balance.lot_id,
+            QuarantineReview.state == "pending",
+        )
+    ).first()
+    if pending is not None:
+        if pending.unit_id != balance.unit_id:
+            return None  # the lot is under review for this alarm elsewhere (docs/transit.md)
+        pending.doses += doses
+        review = pending
+    else:
+        review = _add_review(session, excursion, balance, doses, now)
+        review.unit_id, review.store_id = balance.unit_id, balance.store_id
+    settle(session, balance)
+    balance.updated_at = now
+    return review

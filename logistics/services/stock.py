@@ -438,7 +438,12 @@ def receive_shipment(
         freeze_indicator=freeze_indicator,
         logger_alarm=logger_alarm,
     )
-    return _post(uow, movement, changes, rec)
+    _post(uow, movement, changes, rec)
+    # Vaccines in transit (issue 18): doses a carrier's alarm held arrive held, with a review.
+    from logistics.services import transit
+
+    transit.after_receipt(uow, shipment, rec.recorded_at)
+    return movement
 
 
 # --- issues ------------------------------------------------------------------------------------

@@ -96,6 +96,10 @@ def lot_stays(
         elif before > 0 >= balance[unit_id]:
             stays.append((unit_id, since.pop(unit_id), at))
     stays.extend((unit_id, at, end) for unit_id, at in since.items())
+    # Vaccines in transit (issue 18): trips in carriers are stays too, so no trip is a blank.
+    from logistics.services import transit
+
+    stays.extend(transit.carrier_stays(uow, lot_id, end))
     clipped = [(u, max(a, start), min(b, end)) for u, a, b in stays if b > start and a < end]
     return sorted(clipped, key=lambda stay: stay[1])
 

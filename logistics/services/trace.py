@@ -119,7 +119,15 @@ def lot_trace(uow: UnitOfWork, lot_id: int) -> dict[str, Any]:
         "doses_in_stock": sum(row["doses"] for row in locations),
         "doses_in_transit": sum(row["doses"] for row in in_transit),
         "movements": _movements(uow, lot),
+        # Vaccines in transit (issue 18): every trip of the lot's doses, and in which carriers.
+        "trips": _trips(uow, lot.id),
     }
+
+
+def _trips(uow: UnitOfWork, lot_id: int) -> list[dict[str, Any]]:
+    from logistics.services import transit
+
+    return transit.lot_trips(uow, lot_id)
 
 
 def _consumed_by_product(uow: UnitOfWork, store_ids: Any, since: dt.datetime) -> dict[int, int]:

@@ -54,6 +54,12 @@ LABELS = {
     "indent_unanswered": _l("Indent unanswered"), "electricity": _l("Electricity"),
     "solar": _l("Solar"), "solar_battery": _l("Solar with battery"), "gas": _l("Gas"),
     "kerosene": _l("Kerosene"), "hybrid": _l("Hybrid"),
+    # vaccines in transit (issue 18): carriers and the alerts of a trip
+    "cold_box": _l("Cold box"), "vaccine_carrier": _l("Vaccine carrier"),
+    "transit_heat_warning": _l("Heat warning on the road"),
+    "transit_heat_alarm": _l("Heat alarm on the road"),
+    "transit_cold_warning": _l("Cold warning on the road"),
+    "transit_cold_alarm": _l("Freeze alarm on the road"),
     # dose numbers
     "1": _l("Dose 1"), "2": _l("Dose 2"), "precaution": _l("Precaution dose"),
 }

@@ -16,5 +16,6 @@ def load() -> None:
         session,
         store,
         sync,
+        transit,
         units,
     )

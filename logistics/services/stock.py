@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, func, or_, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from logistics.db import UnitOfWork, insert_for, is_postgres
 from logistics.domain import stock as rules
@@ -774,19 +774,34 @@ def list_movements(
     limit: int = 100,
     before_id: int | None = None,
 ) -> list[Movement]:
-    """Movements, newest first, optionally of one store, one lot or one kind."""
-    query = select(Movement).order_by(Movement.id.desc()).limit(limit)
+    """Movements, newest first, optionally of one store, one lot or one kind.
+
+    A page (keyset on the id: `before_id`) reads only its rows however long the ledger; a lot's
+    page walks that lot's entries newest first (index on lot and movement, issue 17).
+    """
+    query = select(Movement.id).order_by(Movement.id.desc()).limit(limit)
+    if lot_id is not None:
+        query = (
+            select(LedgerEntry.movement_id)
+            .join(Movement, Movement.id == LedgerEntry.movement_id)
+            .where(LedgerEntry.lot_id == lot_id)
+            .distinct()  # a transfer has two entries of its lot
+            .order_by(LedgerEntry.movement_id.desc())
+            .limit(limit)
+        )
     if store_id is not None:
         query = query.where(Movement.store_id == store_id)
     if kind is not None:
         query = query.where(Movement.kind == kind)
     if before_id is not None:
         query = query.where(Movement.id < before_id)
-    if lot_id is not None:
-        query = query.where(
-            Movement.id.in_(select(LedgerEntry.movement_id).where(LedgerEntry.lot_id == lot_id))
-        )
-    return list(uow.session.scalars(query))
+    page = (
+        select(Movement)
+        .where(Movement.id.in_(list(uow.session.scalars(query))))
+        .options(selectinload(Movement.entries), selectinload(Movement.shipment))
+        .order_by(Movement.id.desc())
+    )
+    return list(uow.session.scalars(page))
 
 
 def get_balance(uow: UnitOfWork, *, unit_id: int, lot_id: int) -> StockBalance:

@@ -26,8 +26,8 @@ set-up can remove (p99 grows with connections / throughput). Sync workers close 
 after its answer, for /api/health as for availability, so wrk reconnects for every request of
 both endpoints.
 
-    python benchmarks/availability.py [--centres 100] [--districts 8] [--duration 10] [--rounds 2] [--workers N]
-        [--threads N (gthread workers instead, for comparison)] [--connections 16]
+    python benchmarks/availability.py [--centres 100] [--districts 8] [--duration 10] [--rounds 2]
+        [--workers N] [--threads N (gthread workers instead, for comparison)] [--connections 16]
 """
 
 from __future__ import annotations

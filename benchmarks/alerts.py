@@ -10,8 +10,8 @@ publishers send ~1,000 readings a second (QoS 1) from 200 sensors, one sensor-mi
 them out of range in runs of 70 minutes (freezing ones reach the freeze alarm, heat ones the heat
 warning), so the background opens and closes excursions and alarms of its own. At least 100
 probes under load; p99 is the 99th percentile interpolated between ranks (statistics.quantiles,
-inclusive), not the largest value, which is reported apart. Prints p50/p99 of both, their ratio, and the
-background rate actually stored. Goal: p99 under 2 s under load.
+inclusive), not the largest value, which is reported apart. Prints p50/p99 of both, their
+ratio, and the background rate actually stored. Goal: p99 under 2 s under load.
 
 Everything runs on 127.0.0.1 and stops by itself: a fresh PostgreSQL database (dropped at the
 end), a private Mosquitto (project configuration), the `coldchain ingest` and `coldchain evaluate`

@@ -779,22 +779,20 @@ def list_movements(
     A page (keyset on the id: `before_id`) reads only its rows however long the ledger; a lot's
     page walks that lot's entries newest first (index on lot and movement, issue 17).
     """
-    query = select(Movement.id).order_by(Movement.id.desc()).limit(limit)
+    movement_id = Movement.id if lot_id is None else LedgerEntry.movement_id
+    # The keyset bound on the column the index walks (the planner carries only equalities over).
+    query = select(movement_id).order_by(movement_id.desc()).limit(limit)
     if lot_id is not None:
-        query = (
-            select(LedgerEntry.movement_id)
-            .join(Movement, Movement.id == LedgerEntry.movement_id)
-            .where(LedgerEntry.lot_id == lot_id)
-            .distinct()  # a transfer has two entries of its lot
-            .order_by(LedgerEntry.movement_id.desc())
-            .limit(limit)
-        )
+        # DISTINCT: a transfer has two entries of its lot.
+        query = query.where(LedgerEntry.lot_id == lot_id).distinct()
+        if store_id is not None or kind is not None:
+            query = query.join(Movement, Movement.id == LedgerEntry.movement_id)
     if store_id is not None:
         query = query.where(Movement.store_id == store_id)
     if kind is not None:
         query = query.where(Movement.kind == kind)
     if before_id is not None:
-        query = query.where(Movement.id < before_id)
+        query = query.where(movement_id < before_id)
     page = (
         select(Movement)
         .where(Movement.id.in_(list(uow.session.scalars(query))))

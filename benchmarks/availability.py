@@ -1,18 +1,23 @@
 """Benchmark: the public availability API under load, against /api/health of the same server.
 
-Brings up on loopback: a fresh PostgreSQL database with a generated district (many centres, each
-with stock and sessions on three days), the app as `coldchain serve` runs it in production
-(gunicorn with config/gunicorn.conf.py: sync workers, one per CPU core; see that file for why) on a
-free port, and a background process that books, cancels, resizes sessions and quarantines/releases
-stock the whole time, about 30 changes a second (every change bumps the district's availability
-version, so every worker's cache keeps being invalidated). The load comes from `wrk` in another
-process (installed with apt-get when missing). Prints requests/s, p99 latency and errors of both
-endpoints, and as its LAST line one JSON object. Goal (issue 5): availability >= half the
-baseline's requests/s, p99 < 50 ms, no errors. While availability is loaded, a probe books at a
-centre of its own and polls the public API until the answer shows the booking: the lag is how
-stale answers are under load (< 1 s). The two endpoints are measured in alternating rounds, so a
-noisy moment of a shared machine hits both; compare p99 with the baseline's p99 of the same run.
-Stops by itself, drops its database.
+Brings up on loopback: a fresh PostgreSQL database with a generated state of several districts
+(the centres spread over them, each with stock and sessions on 7 days), the app as
+`coldchain serve` runs it in production (gunicorn with config/gunicorn.conf.py: sync workers, one
+per CPU core; see that file for why) on a free port, and a background process that books,
+cancels, resizes sessions and quarantines/releases stock the whole time, about 30 changes a second
+(every change bumps the district's availability version, so every worker's cache keeps being
+invalidated). The load comes from `wrk` in another process (installed with apt-get when missing);
+its requests spread over every district, a sample of centres spread over them, and all 7 dates, so
+caches hold many keys, as the portal's did. Rate limiting is ON as in production (auth.rate_limit,
+default 100 per 5 minutes per address), its counters in the machine's Redis (a key prefix of this
+run): each request carries an X-Forwarded-For address drawn from 65,536 (one trusted proxy hop),
+so the limiter counts real keys without refusing the load. Prints requests/s, p99 latency and
+errors of both endpoints, and as its LAST line one JSON object. Goal (issue 5): availability >=
+half the baseline's requests/s, p99 < 50 ms, no errors. While availability is loaded, a probe
+books at a centre of its own and polls the public API until the answer shows the booking: the lag
+is how stale answers are under load (< 1 s). The two endpoints are measured in alternating
+rounds, so a noisy moment of a shared machine hits both; compare p99 with the baseline's p99 of
+the same run. Stops by itself, drops its database.
 
 wrk keeps 16 connections open (2 threads of 8): several times the workers of a small machine, so
 the server is saturated the whole time and waiting in its queue shows in p99, as it would behind
@@ -21,8 +26,8 @@ set-up can remove (p99 grows with connections / throughput). Sync workers close 
 after its answer, for /api/health as for availability, so wrk reconnects for every request of
 both endpoints.
 
-    python benchmarks/availability.py [--centres 100] [--duration 10] [--rounds 2] [--workers N]
-        [--threads N (gthread workers instead, for comparison)] [--connections 16]
+    python benchmarks/availability.py [--centres 100] [--districts 8] [--duration 10] [--rounds 2]
+        [--workers N] [--threads N (gthread workers instead, for comparison)] [--connections 16]
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from urllib.request import urlopen
+from urllib.request import Request, urlopen
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -60,7 +65,8 @@ from logistics.config import load_settings  # noqa: E402
 from logistics.runtime import Runtime  # noqa: E402
 
 SITE_TZ = "Asia/Kolkata"
-DAYS = (1, 2, 3)
+DAYS = (1, 2, 3, 4, 5, 6, 7)
+REDIS_URL = os.environ.get("COLDCHAIN_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 # --- database ----------------------------------------------------------------------------------
@@ -88,8 +94,8 @@ def today() -> dt.date:
     return dt.datetime.now(ZoneInfo(SITE_TZ)).date()
 
 
-def generate(runtime: Runtime, centres: int) -> dict:
-    """A state, the benchmarked district with `centres` centres, stock and sessions on 3 days."""
+def generate(runtime: Runtime, centres: int, districts: int) -> dict:
+    """A state of `districts` districts sharing `centres` centres, stock and sessions on 7 days."""
     from logistics.models.catalog import Lot, Product, StorageUnit, Store
     from logistics.services import sessions as svc
     from logistics.services.reference import seed_reference_data
@@ -103,12 +109,16 @@ def generate(runtime: Runtime, centres: int) -> dict:
         uow.session.add(state)
         uow.session.flush()
         state.path = f"/{state.id}/"
-        district = Store(
-            code="BS-D1", name="Bench District", level_code="district", parent_id=state.id
-        )
-        uow.session.add(district)
-        uow.session.flush()
-        district.path = f"{state.path}{district.id}/"
+        district_rows = []
+        for d in range(districts):
+            district = Store(
+                code=f"BS-D{d + 1}", name=f"Bench District {d + 1}", level_code="district",
+                parent_id=state.id,
+            )
+            uow.session.add(district)
+            uow.session.flush()
+            district.path = f"{state.path}{district.id}/"
+            district_rows.append(district)
         product = Product(
             code="COVISHIELD",
             name="COVISHIELD",
@@ -129,8 +139,9 @@ def generate(runtime: Runtime, centres: int) -> dict:
         uow.session.add(lot)
         rows = []
         for n in range(centres):
+            district = district_rows[n % districts]
             centre = Store(
-                code=f"BS-D1-C{n:04d}",
+                code=f"{district.code}-C{n:04d}",
                 name=f"PHC {n:04d}",
                 level_code="centre",
                 parent_id=district.id,
@@ -145,7 +156,13 @@ def generate(runtime: Runtime, centres: int) -> dict:
             uow.session.flush()
             rows.append((centre.id, unit.id))
         uow.commit()
-        ids = {"district": district.id, "product": product.id, "lot": lot.id, "centres": rows}
+        ids = {
+            "district": district_rows[0].id,
+            "districts": [d.id for d in district_rows],
+            "product": product.id,
+            "lot": lot.id,
+            "centres": rows,
+        }
     for centre_id, unit_id in rows:
         with runtime.uow() as uow:
             receive_stock(
@@ -174,7 +191,7 @@ def generate(runtime: Runtime, centres: int) -> dict:
                         slot_count=4,
                     )
                     uow.commit()
-    ids["probe"] = add_probe_centre(runtime, district.id, ids, now)
+    ids["probe"] = add_probe_centre(runtime, ids["district"], ids, now)
     return ids
 
 
@@ -244,7 +261,9 @@ def probe_staleness(database_url: str, port: int, probe: dict, stop, lags: list[
     )
 
     def seen() -> int:
-        with urlopen(url, timeout=5) as response:
+        # An address of its own per poll, like the load's: the rate limit counts, never refuses.
+        address = f"10.255.{random.randrange(256)}.{random.randrange(256)}"
+        with urlopen(Request(url, headers={"X-Forwarded-For": address}), timeout=5) as response:
             return json.loads(response.read())["sessions"][0]["available_capacity"]
 
     expected = seen()
@@ -369,7 +388,8 @@ function init(args)
   math.randomseed(seed * 7919 + os.time())
 end
 function request()
-  return wrk.format("GET", paths[math.random(#paths)])
+  local address = "10." .. math.random(0, 255) .. "." .. math.random(0, 255) .. ".1"
+  return wrk.format("GET", paths[math.random(#paths)], {["X-Forwarded-For"] = address})
 end
 """
 
@@ -417,17 +437,29 @@ def run_wrk(wrk: str, url: str, script: str, duration_s: int, connections: int) 
 
 
 def availability_paths(ids: dict, centres_sample: int = 40) -> list[str]:
-    """Mostly by district (the portal's question), some by centre, on the three session days."""
+    """Mostly by district (the portal's question), some by centre: every district, a sample of
+    centres spread over them, on all 7 session days."""
     base = "/api/v2/appointment/sessions/public"
+    step = max(1, len(ids["centres"]) // centres_sample)
     paths = []
     for offset in DAYS:
         day = (today() + dt.timedelta(days=offset)).strftime("%d-%m-%Y")
-        paths += [f"{base}/findByDistrict?district_id={ids['district']}&date={day}"] * 4
+        for district_id in ids["districts"]:
+            paths += [f"{base}/findByDistrict?district_id={district_id}&date={day}"] * 2
         paths += [
-            f"{base}/findByCenter?center_id={c}&date={day}"
-            for c, _ in ids["centres"][:centres_sample:4]
+            f"{base}/findByCenter?center_id={c}&date={day}" for c, _ in ids["centres"][::step]
         ]
     return paths
+
+
+def rate_limit_env() -> dict[str, str]:
+    """The production rate limit, counted in Redis under a prefix of this run only."""
+    return {
+        "COLDCHAIN_AUTH_RATE_LIMIT": load_settings().auth_rate_limit,
+        "COLDCHAIN_AUTH_RATE_LIMIT_STORAGE": REDIS_URL,
+        "COLDCHAIN_AUTH_RATE_LIMIT_KEY_PREFIX": f"bench-avail-{uuid.uuid4().hex[:8]}",
+        "COLDCHAIN_AUTH_PROXY_HOPS": "1",
+    }
 
 
 def combine(results: list[dict]) -> dict:
@@ -445,6 +477,7 @@ def combine(results: list[dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--centres", type=int, default=100)
+    parser.add_argument("--districts", type=int, default=8)
     parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
     parser.add_argument(
         "--workers", type=int, default=None, help="default: config/gunicorn.conf.py's (per core)"
@@ -470,14 +503,16 @@ def main() -> None:
         runtime = Runtime.from_settings(load_settings({"database_url": database_url}))
         build_schema(runtime)
         started = time.monotonic()
-        ids = generate(runtime, args.centres)
+        ids = generate(runtime, args.centres, args.districts)
         runtime.close()
         print(
-            f"generated {args.centres} centres, {args.centres * len(DAYS) * 2} sessions "
+            f"generated {args.districts} districts, {args.centres} centres, "
+            f"{args.centres * len(DAYS) * 2} sessions "
             f"in {time.monotonic() - started:.1f} s"
         )
         port = free_port()
-        server = start_gunicorn(database_url, port, args.workers, args.threads)
+        limits = rate_limit_env()
+        server = start_gunicorn(database_url, port, args.workers, args.threads, env=limits)
         workers, worker_class = gunicorn_workers(args.workers)
         if args.threads:
             worker_class = f"gthread x{args.threads}"
@@ -525,6 +560,11 @@ def main() -> None:
             "connections": args.connections,
             "duration_s": args.duration,
             "centres": args.centres,
+            "districts": args.districts,
+            "dates": len(DAYS),
+            "distinct_paths": len(set(availability_paths(ids))),
+            "rate_limit": limits["COLDCHAIN_AUTH_RATE_LIMIT"],
+            "rate_limit_storage": limits["COLDCHAIN_AUTH_RATE_LIMIT_STORAGE"],
             "health_rps": baseline["rps"],
             "health_p99_ms": baseline["p99_ms"],
             "health_errors": baseline["errors"],

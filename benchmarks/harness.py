@@ -52,14 +52,18 @@ def drop_database(url: str) -> None:
 
 
 def start_gunicorn(
-    url: str, port: int, workers: int | None = None, threads: int | None = None
+    url: str,
+    port: int,
+    workers: int | None = None,
+    threads: int | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
     """The production web set-up on 127.0.0.1:port, once /api/health answers.
 
     The same command as `coldchain serve` (gunicorn with config/gunicorn.conf.py); `workers`
     overrides the configured count (default: one per CPU core), `threads` switches to gthread
-    workers for comparison. Rate limiting is off: every request of a load test comes from the
-    same address.
+    workers for comparison. Rate limiting is off (every request of a load test comes from the
+    same address) unless `env`, whose variables win, turns it on.
     """
     from logistics.cli import gunicorn_argv
 
@@ -69,6 +73,7 @@ def start_gunicorn(
         "COLDCHAIN_DATABASE_POOL_SIZE": "4",
         "COLDCHAIN_AUTH_RATE_LIMIT": "",
         "PYTHONPATH": str(ROOT),
+        **(env or {}),
     }
     command = gunicorn_argv("127.0.0.1", port, workers)
     if threads:

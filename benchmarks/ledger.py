@@ -2,13 +2,23 @@
 
 (a) movements recorded per second by several concurrent clients (each on its own lot, then all on
     one shared lot, where every movement waits for the balance row lock), next to the request rate
-    of the no-database health endpoint as a baseline;
-(b) median time of a balance read with 1,000 and with 1,000,000 movements in the ledger, and their
-    ratio (goal: at most 1.5, i.e. a read does not depend on the length of the history).
+    of the no-database health endpoint in the same run as a baseline (goal: at least 0.4 of it);
+    every guarantee stays on: idempotency keys, the negative-stock and back-dating checks, the
+    audit log and the re-check of the store's session promises;
+(b) SQL statements per movement (POST /api/consumptions, counted with a SQLAlchemy
+    before_cursor_execute event through the Flask test client), for this tree and for the code of
+    `--before REV` (default: the commit before issue 17), each on a fresh database of its own;
+(c) history-dependent paths of a lot with 1,000,000 movements against a lot with 1,000 in the same
+    ledger, measured in alternating rounds (3 each, medians of the rounds' medians), and their
+    ratios (goal: at most 2 each): a consumption back-dated to before the lot's last 500
+    entries (which it must keep covered: the same 500 at both sizes); the first page and a middle
+    page of the lot's movements (newest first, keyset `before_id`); the first page and a middle
+    page of its trace (oldest first, keyset `after_entry_id`). The balance read is measured as
+    before: one lot at 1,000 and then at 1,000,000 movements (goal: ratio at most 1.5).
 
-Everything runs on 127.0.0.1: a fresh database (dropped at the end) and a gunicorn server (stopped
+Everything runs on 127.0.0.1: fresh databases (dropped at the end) and a gunicorn server (stopped
 at the end). Usage: python benchmarks/ledger.py [--workers 4] [--clients 8] [--seconds 8]
-The last line printed is one JSON object with the figures.
+[--before REV]. The last line printed is one JSON object with the figures.
 """
 
 from __future__ import annotations
@@ -16,8 +26,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -26,7 +39,9 @@ from pathlib import Path
 import psycopg
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parents[1]
+# The code measured: this tree, or (for the statement count of `--before`) an exported revision.
+ROOT = Path(os.environ.get("LEDGER_BENCH_CODE", HERE))
 sys.path.insert(0, str(ROOT))
 
 from harness import admin_token, create_database, drop_database, free_port, log, start_gunicorn  # noqa: E402
@@ -44,6 +59,12 @@ from logistics.services.reference import seed_reference_data  # noqa: E402
 BIG_LEDGER = 1_000_000
 SMALL_LEDGER = 1_000
 READS = 400
+PAGE_READS = 30
+BACKDATED = 20
+HISTORY_ROUNDS = 3
+LATER_ENTRIES = 500  # a back-dated movement must keep this many later entries covered
+PAGE = 100
+BEFORE_REV = "1a5a47d"  # the integration branch before issue 17
 
 
 def setup(url: str, clients: int) -> dict:
@@ -75,7 +96,7 @@ def setup(url: str, clients: int) -> dict:
                     "expiry_date": expiry,
                 },
             ).id
-            for i in range(clients + 2)
+            for i in range(clients + 3)
         ]
         start = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
         for lot in lots:
@@ -95,6 +116,7 @@ def setup(url: str, clients: int) -> dict:
         "unit": unit.id,
         "lots": lots[:clients],
         "shared_lot": lots[-2],
+        "small_lot": lots[-3],
         "read_lot": lots[-1],
         "token": token,
     }
@@ -103,6 +125,7 @@ def setup(url: str, clients: int) -> dict:
 def bulk_ledger(url: str, store: int, unit: int, lot: int, count: int) -> None:
     """Append `count` movements (receipt +10 / consumption -10 alternately, an even count so the
     balance is unchanged) to one unit and lot with SQL, in the past; the balance stays exact."""
+    count -= count % 2  # an odd count would leave a receipt the stored balance never saw
     pg_url = url.replace("postgresql+psycopg", "postgresql")
     with psycopg.connect(pg_url, autocommit=False) as conn:
         first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM movements").fetchone()[0]
@@ -234,6 +257,142 @@ def median_read_ms(base: str, ctx: dict) -> float:
     return round(statistics.median(timings), 3)
 
 
+def count_statements(movements: int = 5) -> float:
+    """SQL statements per POST /api/consumptions of the code under ROOT (median of `movements`),
+    on a fresh database; BEGIN and COMMIT are not statements the event sees."""
+    from sqlalchemy import event
+
+    from logistics.app import create_app
+    from logistics.config import load_settings
+    from logistics.runtime import Runtime
+
+    url = create_database()
+    try:
+        ctx = setup(url, 1)
+        runtime = Runtime.from_settings(load_settings({"database_url": url, "auth_rate_limit": ""}))
+        statements: list[str] = []
+        event.listen(
+            runtime.engine, "before_cursor_execute", lambda *a: statements.append(a[2])
+        )
+        client = create_app(runtime=runtime).test_client()
+        counts = []
+        for _ in range(movements + 1):  # the first warms caches (reference data, epochs) up
+            statements.clear()
+            client_id = uuid.uuid4().hex
+            response = client.post(
+                "/api/consumptions",
+                json={"client_id": client_id, "store_id": ctx["store"], "unit_id": ctx["unit"],
+                      "lot_id": ctx["lots"][0], "doses": 1},
+                headers={"Authorization": f"Bearer {ctx['token']}",
+                         "Idempotency-Key": client_id},
+            )
+            assert response.status_code == 201, response.get_json()
+            counts.append(len(statements))
+        runtime.close()
+        return statistics.median(counts[1:])
+    finally:
+        drop_database(url)
+
+
+def statements_of_revision(rev: str) -> float:
+    """count_statements for the code of a git revision, exported to a temporary directory."""
+    with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tree:
+        archive = subprocess.run(
+            ["git", "-C", str(HERE), "archive", rev], check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+        out = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--count-statements"],
+            env={**os.environ, "LEDGER_BENCH_CODE": tree, "PYTHONPATH": tree},
+            check=True, capture_output=True, text=True, cwd=tree,
+        ).stdout
+        return float(out.strip().splitlines()[-1])
+
+
+def median_ms(session: requests.Session, send, times: int) -> float:
+    """Median milliseconds of `send(session, n)` over `times` calls (after 5 warm-up calls)."""
+    for n in range(5):
+        send(session, -1 - n).raise_for_status()
+    timings = []
+    for n in range(times):
+        started = time.perf_counter()
+        send(session, n).raise_for_status()
+        timings.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(timings), 3)
+
+
+def history_point(url: str, lot: int) -> dict:
+    """Ids and times to page and back-date from, read from the lot's entries."""
+    pg_url = url.replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(pg_url) as conn:
+        (count,) = conn.execute(
+            "SELECT count(*) FROM ledger_entries WHERE lot_id = %s", (lot,)
+        ).fetchone()
+        later_than = conn.execute(
+            "SELECT occurred_at FROM ledger_entries WHERE lot_id = %s "
+            "ORDER BY occurred_at DESC, id DESC OFFSET %s LIMIT 1",
+            (lot, LATER_ENTRIES),
+        ).fetchone()[0]
+        middle_movement, middle_entry = conn.execute(
+            "SELECT movement_id, id FROM ledger_entries WHERE lot_id = %s "
+            "ORDER BY occurred_at, id OFFSET %s LIMIT 1",
+            (lot, count // 2),
+        ).fetchone()
+    return {"entries": count, "backdate_to": later_than,
+            "middle_movement": middle_movement, "middle_entry": middle_entry}
+
+
+def history_paths(base: str, url: str, ctx: dict, lot: int) -> dict:
+    """Median ms of the history-dependent paths of a lot at its present length."""
+    point = history_point(url, lot)
+    session = session_for(ctx["token"])
+
+    def backdated(s: requests.Session, n: int) -> requests.Response:
+        # Just before the lot's last LATER_ENTRIES entries; each probe a millisecond earlier.
+        at = point["backdate_to"] - dt.timedelta(milliseconds=10 + n + 100)
+        client_id = uuid.uuid4().hex
+        return s.post(
+            f"{base}/api/consumptions",
+            json={"client_id": client_id, "store_id": ctx["store"], "unit_id": ctx["unit"],
+                  "lot_id": lot, "doses": 1, "occurred_at": at.isoformat()},
+            headers={"Idempotency-Key": client_id}, timeout=60,
+        )
+
+    def get(path: str):
+        return lambda s, _n: s.get(f"{base}{path}", timeout=60)
+
+    movements = f"/api/movements?lot_id={lot}&limit={PAGE}"
+    trace = f"/api/lots/{lot}/trace?limit={PAGE}"
+    figures = {
+        "entries": point["entries"],
+        "backdated_movement": median_ms(session, backdated, BACKDATED),
+        "movements_first_page": median_ms(session, get(movements), PAGE_READS),
+        "movements_middle_page": median_ms(
+            session, get(f"{movements}&before_id={point['middle_movement']}"), PAGE_READS
+        ),
+        "trace_first_page": median_ms(session, get(trace), PAGE_READS),
+        "trace_middle_page": median_ms(
+            session, get(f"{trace}&after_entry_id={point['middle_entry']}"), PAGE_READS
+        ),
+    }
+    log(f"history paths at {point['entries']} entries of the lot: {figures}")
+    return figures
+
+
+def history_rounds(base: str, url: str, ctx: dict) -> tuple[dict, dict]:
+    """history_paths of the small and the big lot in alternating rounds; medians per path."""
+    runs: dict[str, list[dict]] = {"small": [], "big": []}
+    lots = {"small": ctx["small_lot"], "big": ctx["read_lot"]}
+    for number in range(HISTORY_ROUNDS):
+        for size in ("small", "big") if number % 2 == 0 else ("big", "small"):
+            runs[size].append(history_paths(base, url, ctx, lots[size]))
+
+    def medians(results: list[dict]) -> dict:
+        return {key: statistics.median(r[key] for r in results) for key in results[0]}
+
+    return medians(runs["small"]), medians(runs["big"])
+
+
 def run(args: argparse.Namespace) -> dict:
     url = create_database()
     server = None
@@ -246,17 +405,25 @@ def run(args: argparse.Namespace) -> dict:
         base = f"http://127.0.0.1:{port}"
         small = median_read_ms(base, ctx)
         log(f"balance read, {ledger_size(url)} movements: median {small} ms")
+        bulk_ledger(url, ctx["store"], ctx["unit"], ctx["small_lot"], SMALL_LEDGER)
         log(f"loading {BIG_LEDGER} movements with SQL ...")
         bulk_ledger(url, ctx["store"], ctx["unit"], ctx["read_lot"], BIG_LEDGER - ledger_size(url))
         big = median_read_ms(base, ctx)
         big_count = ledger_size(url)
         log(f"balance read, {big_count} movements: median {big} ms")
+        small_paths, big_paths = history_rounds(base, url, ctx)
+        ratios = {
+            key: round(big_paths[key] / small_paths[key], 3)
+            for key in small_paths if key != "entries"
+        }
         baseline = hammer(base, ctx["token"], args.seconds, args.clients, health)
         log(f"health baseline: {baseline}")
         own_lots = hammer(base, ctx["token"], args.seconds, args.clients, consumption(ctx, False))
         log(f"movements, one lot per client: {own_lots}")
         shared = hammer(base, ctx["token"], args.seconds, args.clients, consumption(ctx, True))
         log(f"movements, one shared lot: {shared}")
+        before = statements_of_revision(args.before)
+        after = count_statements()
         return {
             "benchmark": "ledger",
             "workers": args.workers,
@@ -272,6 +439,17 @@ def run(args: argparse.Namespace) -> dict:
             "read_ratio_1m_vs_1k": round(big / small, 3),
             "read_ratio_goal": 1.5,
             "read_ratio_ok": big / small <= 1.5,
+            "movements_vs_health_goal": 0.4,
+            "sql_statements_per_movement_before": before,
+            "sql_statements_per_movement_after": after,
+            "before_revision": args.before,
+            "history_lot_entries_small": small_paths["entries"],
+            "history_lot_entries_big": big_paths["entries"],
+            "history_ms_small": {k: v for k, v in small_paths.items() if k != "entries"},
+            "history_ms_big": {k: v for k, v in big_paths.items() if k != "entries"},
+            "history_ratios_big_vs_small": ratios,
+            "history_ratio_goal": 2,
+            "history_ratios_ok": all(ratio <= 2 for ratio in ratios.values()),
             "ledger_equals_balances": check_consistent(url),
         }
     finally:
@@ -285,7 +463,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=8.0)
-    print(json.dumps(run(parser.parse_args())))
+    parser.add_argument("--before", default=BEFORE_REV, help="revision whose statements to count")
+    parser.add_argument("--count-statements", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.count_statements:  # run by statements_of_revision inside an exported tree
+        print(count_statements())
+        return
+    print(json.dumps(run(args)))
 
 
 if __name__ == "__main__":

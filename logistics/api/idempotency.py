@@ -103,9 +103,13 @@ def _attempt(
     now = dt.datetime.now(dt.UTC)
     expired_before = now - dt.timedelta(seconds=settings().idempotency_ttl_s)
     with HeldUnitOfWork(runtime().session_factory) as uow:
-        keys.forget_expired(uow, key=key, client_id=client_id, expired_before=expired_before)
         first = keys.find_first_response(
-            uow, key=key, client_id=client_id, owner=owner, fingerprint=digest
+            uow,
+            key=key,
+            client_id=client_id,
+            owner=owner,
+            fingerprint=digest,
+            expired_before=expired_before,
         )
         if first is not None:
             return _replay(first)

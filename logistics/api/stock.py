@@ -263,6 +263,7 @@ class TransitSchema(ma.Schema):
 
 
 class TraceMovementSchema(ma.Schema):
+    entry_id = ma.fields.Integer()
     movement_id = ma.fields.Integer()
     kind = ma.fields.String()
     store_id = ma.fields.Integer()
@@ -287,6 +288,14 @@ class LotTraceSchema(ma.Schema):
     movements = ma.fields.List(ma.fields.Nested(TraceMovementSchema))
     # issue 18: where the doses travelled, and in what (logistics/api/transit.py)
     trips = ma.fields.List(ma.fields.Nested("LotTripSchema"))
+    next_after_entry_id = ma.fields.Integer(
+        allow_none=True, metadata={"description": "after_entry_id of the next page (null: last)"}
+    )
+
+
+class LotTraceQuerySchema(ma.Schema):
+    limit = ma.fields.Integer(load_default=100, validate=validate.Range(1, 500))
+    after_entry_id = ma.fields.Integer(validate=validate.Range(1, 2**62))
 
 
 class UnitStockSchema(ma.Schema):
@@ -635,15 +644,18 @@ class ShipmentItem(MethodView):
 
 @blp.route("/lots/<int:lot_id>/trace")
 class LotTrace(MethodView):
+    @blp.arguments(LotTraceQuerySchema, location="query")
     @blp.response(200, LotTraceSchema)
     @blp.alt_response(404, response="NOT_FOUND")
-    def get(self, lot_id: int) -> Any:
-        """Where a lot's doses are now (store, unit, in transit) and every movement they took.
+    def get(self, args: dict[str, Any], lot_id: int) -> Any:
+        """Where a lot's doses are now (store, unit, in transit) and the movements they took,
+        oldest first, a page at a time (page on with after_entry_id).
 
         A reader whose roles cover part of the network sees the part of the trace in it.
         """
         uow = request_uow()
-        return scope.lot_trace_within(trace.lot_trace(uow, lot_id), scope.visible_store_ids(uow))
+        found = trace.lot_trace(uow, lot_id, **args)
+        return scope.lot_trace_within(found, scope.visible_store_ids(uow))
 
 
 @blp.route("/stores/<int:store_id>/stock")

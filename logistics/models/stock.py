@@ -81,7 +81,10 @@ class LedgerEntry(Base):
     __table_args__ = (
         CheckConstraint("doses <> 0", name="doses_not_zero"),
         Index("ix_ledger_entries_unit_lot_occurred", "unit_id", "lot_id", "occurred_at"),
-        Index("ix_ledger_entries_lot", "lot_id"),
+        # A lot's movements newest first (the movements list) and oldest first (its trace), a page
+        # at a time however long the lot's history (issue 17).
+        Index("ix_ledger_entries_lot_movement", "lot_id", "movement_id"),
+        Index("ix_ledger_entries_lot_occurred", "lot_id", "occurred_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)

@@ -37,15 +37,32 @@ def forget_expired(uow: UnitOfWork, *, key: str, client_id: str | None, expired_
 
 
 def find_first_response(
-    uow: UnitOfWork, *, key: str, client_id: str | None, owner: str, fingerprint: str
+    uow: UnitOfWork,
+    *,
+    key: str,
+    client_id: str | None,
+    owner: str,
+    fingerprint: str,
+    expired_before: dt.datetime | None = None,
 ) -> IdempotencyRecord | None:
-    """The stored first answer to this key (or client id); a different request is refused."""
+    """The stored first answer to this key (or client id); a different request is refused.
+
+    With `expired_before`, records older than that are forgotten first (forget_expired), which
+    costs a statement only when there is one: the usual new key is answered by one SELECT.
+    """
     # The key's own record first: it is the one a retry with this key must get back.
     query = select(IdempotencyRecord).where(_match(key, client_id))
     query = query.order_by(IdempotencyRecord.key != key).execution_options(populate_existing=True)
-    record = uow.session.scalars(query).first()
-    if record is None:
+    records = list(uow.session.scalars(query))
+    expired = [r for r in records if expired_before and _before(r.created_at, expired_before)]
+    if expired:
+        forget_expired(uow, key=key, client_id=client_id, expired_before=expired_before)
+        for gone in expired:
+            uow.session.expunge(gone)
+        records = [r for r in records if r not in expired]
+    if not records:
         return None
+    record = records[0]
     field = "Idempotency-Key" if record.key == key else "client_id"
     if record.owner is not None and record.owner != owner:
         # Only a client id can meet another user's record (keys are digested with the user).
@@ -55,6 +72,11 @@ def find_first_response(
             "this Idempotency-Key (or client_id) was used for a different request", field=field
         )
     return record
+
+
+def _before(at: dt.datetime, limit: dt.datetime) -> bool:
+    # SQLite hands back naive times (stored as UTC).
+    return (at if at.tzinfo else at.replace(tzinfo=dt.UTC)) < limit
 
 
 def claim(

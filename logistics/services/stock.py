@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, func, or_, select, text
+from sqlalchemy.orm import Session, selectinload
 
 from logistics.clock import utcnow
 from logistics.db import UnitOfWork, insert_for, is_postgres
@@ -31,7 +31,9 @@ from logistics.domain.errors import (
     NotFound,
 )
 from logistics.domain.ids import MAX_BIG_ID
-from logistics.models.catalog import Lot, Store
+from logistics.models.alerts import Alert
+from logistics.models.catalog import Lot, StorageUnit, Store
+from logistics.models.sessions import Session as VaccinationSession
 from logistics.models.stock import (
     LedgerEntry,
     Movement,
@@ -40,7 +42,7 @@ from logistics.models.stock import (
     StockBalance,
 )
 from logistics.services import catalog, holds, recalled
-from logistics.services.commitments import check_commitments
+from logistics.services.commitments import OVERCOMMITTED, check_commitments
 from logistics.services.lookup import get_or_404, in_subtree
 
 UTC = dt.UTC
@@ -235,6 +237,8 @@ def _post(
                 store_id=balance.store_id,
                 unit_id=change.unit_id,
                 lot_id=change.lot_id,
+                # The lot the balance already holds: answering with the entry's lot reads nothing.
+                lot=balance.lot,
                 doses=change.doses,
                 occurred_at=rec.occurred_at,
             )
@@ -253,7 +257,23 @@ def _recheck_commitments(uow: UnitOfWork, store_id: int, rec: Recorded) -> None:
     again: either way the sessions' shortfalls, and so the public availability, change in the
     movement's own commit, not at the next periodic check (issue 11, point 6).
     """
-    check_commitments(uow, store_id, rec.recorded_at, site_timezone=rec.site_timezone)
+    if _has_promises(uow.session, store_id):
+        check_commitments(uow, store_id, rec.recorded_at, site_timezone=rec.site_timezone)
+
+
+def _has_promises(session: Session, store_id: int) -> bool:
+    """Whether the store has an open session or an open overcommitment alert: without either,
+    the re-check would find nothing to store or clear. One statement instead of its three."""
+    open_session = exists().where(
+        VaccinationSession.store_id == store_id, VaccinationSession.status == "open"
+    )
+    open_alert = exists().where(
+        Alert.kind == OVERCOMMITTED,
+        Alert.subject_type == "store",
+        Alert.subject_id == str(store_id),
+        Alert.state != "resolved",
+    )
+    return bool(session.scalar(select(or_(open_session, open_alert))))
 
 
 def _movement(kind: str, store_id: int, rec: Recorded, **fields: Any) -> Movement:
@@ -577,6 +597,18 @@ def transfer_stock(
 
 
 def _unit_and_lot(uow: UnitOfWork, store_id: int, unit_id: int, lot_id: int) -> None:
+    """Check the store, its unit and the lot exist: one statement when all do (the hot path),
+    the catalog's own look-ups (and their errors) when one does not."""
+    ids = (store_id, unit_id, lot_id)
+    if all(0 < ident < 2**31 for ident in ids):
+        query = (
+            select(StorageUnit, Store, Lot)
+            .join(Store, Store.id == StorageUnit.store_id)
+            .join(Lot, Lot.id == lot_id)
+            .where(StorageUnit.id == unit_id, Store.id == store_id)
+        )
+        if uow.session.execute(query).first() is not None:
+            return
     catalog.get_store(uow, store_id)
     catalog.unit_of_store(uow, unit_id, store_id)
     catalog.get_lot(uow, lot_id)
@@ -754,19 +786,32 @@ def list_movements(
     limit: int = 100,
     before_id: int | None = None,
 ) -> list[Movement]:
-    """Movements, newest first, optionally of one store, one lot or one kind."""
-    query = select(Movement).order_by(Movement.id.desc()).limit(limit)
+    """Movements, newest first, optionally of one store, one lot or one kind.
+
+    A page (keyset on the id: `before_id`) reads only its rows however long the ledger; a lot's
+    page walks that lot's entries newest first (index on lot and movement, issue 17).
+    """
+    movement_id = Movement.id if lot_id is None else LedgerEntry.movement_id
+    # The keyset bound on the column the index walks (the planner carries only equalities over).
+    query = select(movement_id).order_by(movement_id.desc()).limit(limit)
+    if lot_id is not None:
+        # DISTINCT: a transfer has two entries of its lot.
+        query = query.where(LedgerEntry.lot_id == lot_id).distinct()
+        if store_id is not None or kind is not None:
+            query = query.join(Movement, Movement.id == LedgerEntry.movement_id)
     if store_id is not None:
         query = query.where(Movement.store_id == store_id)
     if kind is not None:
         query = query.where(Movement.kind == kind)
     if before_id is not None:
-        query = query.where(Movement.id < before_id)
-    if lot_id is not None:
-        query = query.where(
-            Movement.id.in_(select(LedgerEntry.movement_id).where(LedgerEntry.lot_id == lot_id))
-        )
-    return list(uow.session.scalars(query))
+        query = query.where(movement_id < before_id)
+    page = (
+        select(Movement)
+        .where(Movement.id.in_(list(uow.session.scalars(query))))
+        .options(selectinload(Movement.entries), selectinload(Movement.shipment))
+        .order_by(Movement.id.desc())
+    )
+    return list(uow.session.scalars(page))
 
 
 def get_balance(uow: UnitOfWork, *, unit_id: int, lot_id: int) -> StockBalance:

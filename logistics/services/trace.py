@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 
 from logistics.db import UnitOfWork
 from logistics.domain import stock as rules
@@ -80,15 +80,31 @@ def _transit(
     return in_transit, lost
 
 
-def _movements(uow: UnitOfWork, lot: Lot) -> list[dict[str, Any]]:
+def _movements(
+    uow: UnitOfWork, lot: Lot, limit: int | None, after_entry_id: int | None
+) -> list[dict[str, Any]]:
+    """The lot's entries oldest first; a page of `limit` after the entry `after_entry_id`
+    (keyset on (occurred_at, id): the index on lot, time and id reads only the page)."""
     query = (
         select(LedgerEntry, Movement)
         .join(Movement, Movement.id == LedgerEntry.movement_id)
         .where(LedgerEntry.lot_id == lot.id)
         .order_by(LedgerEntry.occurred_at, LedgerEntry.id)
+        .limit(limit)
     )
+    if after_entry_id is not None:
+        after = (
+            select(LedgerEntry.occurred_at, LedgerEntry.id)
+            .where(LedgerEntry.id == after_entry_id, LedgerEntry.lot_id == lot.id)
+            .subquery()
+        )
+        query = query.where(
+            tuple_(LedgerEntry.occurred_at, LedgerEntry.id)
+            > select(after.c.occurred_at, after.c.id).scalar_subquery()
+        )
     return [
         {
+            "entry_id": e.id,
             "movement_id": m.id,
             "kind": m.kind,
             "store_id": e.store_id,
@@ -106,11 +122,19 @@ def _movements(uow: UnitOfWork, lot: Lot) -> list[dict[str, Any]]:
     ]
 
 
-def lot_trace(uow: UnitOfWork, lot_id: int) -> dict[str, Any]:
-    """Where every dose of a lot is now (store and unit, or in transit) and its movements."""
+def lot_trace(
+    uow: UnitOfWork, lot_id: int, *, limit: int | None = None, after_entry_id: int | None = None
+) -> dict[str, Any]:
+    """Where every dose of a lot is now (store and unit, or in transit) and its movements.
+
+    The movements come oldest first, all of them or a page of `limit` after the entry
+    `after_entry_id`; `next_after_entry_id` continues a full page (None: the last page).
+    """
     lot = catalog.get_lot(uow, lot_id)
     locations = _locations(uow, lot)
     in_transit, lost = _transit(lot, _shipment_lines(uow, lot))
+    movements = _movements(uow, lot, limit, after_entry_id)
+    full = limit is not None and len(movements) == limit
     return {
         "lot": lot,
         "locations": locations,
@@ -118,7 +142,8 @@ def lot_trace(uow: UnitOfWork, lot_id: int) -> dict[str, Any]:
         "lost_in_transit": lost,
         "doses_in_stock": sum(row["doses"] for row in locations),
         "doses_in_transit": sum(row["doses"] for row in in_transit),
-        "movements": _movements(uow, lot),
+        "movements": movements,
+        "next_after_entry_id": movements[-1]["entry_id"] if full else None,
         # Vaccines in transit (issue 18): every trip of the lot's doses, and in which carriers.
         "trips": _trips(uow, lot.id),
     }

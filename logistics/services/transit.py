@@ -26,7 +26,7 @@ from logistics.config import Settings
 from logistics.db import UnitOfWork, is_postgres
 from logistics.domain import transit as rules
 from logistics.domain.mkt import mean_kinetic_temperature, reading_weights
-from logistics.errors import Conflict, Invalid, NotFound
+from logistics.domain.errors import Conflict, Invalid, NotFound
 from logistics.models.alerts import Alert, Excursion, TemperatureRule, TemperatureRuleSet
 from logistics.models.catalog import Lot, StorageUnit, Store
 from logistics.models.readings import Reading, Sensor, SensorAssignment
@@ -431,7 +431,7 @@ def _apply(
     for item, review in zip(outcome, reviews, strict=True):
         item["review_id"] = review.id if review is not None else None
     hold.outcome, hold.applied_at = outcome, now
-    from logistics.services.sessions import check_commitments
+    from logistics.services.commitments import check_commitments
 
     # Held doses may no longer cover the receiver's sessions (issue 5, point 4).
     check_commitments(uow, shipment.to_store_id, now)
@@ -628,7 +628,7 @@ def _trip_legs(
 def _stay_legs(
     uow: UnitOfWork, lot_id: int, start: dt.datetime, end: dt.datetime
 ) -> list[dict[str, Any]]:
-    from logistics.services.excursions import lot_stays
+    from logistics.services.thermal import lot_stays
 
     # lot_stays lists the trips in carriers too; here they are trip legs of their own.
     trips = {(u, max(a, start), min(b, end)) for u, a, b in carrier_stays(uow, lot_id, end)}

@@ -169,3 +169,27 @@ def test_a_ledger_debit_rechecks_promises_at_once(client, runtime, uow):
     (alert,) = _open_alerts(uow)
     assert alert.details["sessions"][0]["session_id"] == session_id
     assert alert.details["short_doses"] == 20
+
+
+def test_a_movement_clears_an_alert_left_open_without_open_sessions(client, runtime, uow):
+    """The ledger skips the re-check only when there is neither an open session nor an open
+    alert (issue 17): an alert whose sessions were closed elsewhere still clears."""
+    site = make_site(uow, doses=100)
+    session_id = _open(client, site, 100, day(1))
+    balance(uow, site.ilr, site.lot).quarantined_doses = 50
+    uow.commit()
+    _check(runtime, site.centre.id)
+    assert len(_open_alerts(uow)) == 1
+    uow.session.get(Session, session_id, populate_existing=True).status = "reported"
+    uow.commit()
+    record_wastage(
+        uow,
+        store_id=site.centre.id,
+        unit_id=site.ilr.id,
+        lot_id=site.lot.id,
+        doses=1,
+        reason="breakage",
+        actor="t",
+    )
+    uow.commit()
+    assert _open_alerts(uow) == []

@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 
 from logistics.api.context import new_uow, settings
 from logistics.api.transit import within
-from logistics.errors import NotFound
+from logistics.domain.errors import NotFound
 from logistics.services import transit
 from logistics.web import access
 from logistics.web.blueprint import web

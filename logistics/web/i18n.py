@@ -72,15 +72,35 @@ def date(value: dt.date | None, style: str = "medium") -> str:
     return dates.format_date(value, format=style, locale=_fmt_locale())
 
 
+@functools.lru_cache(maxsize=16)
+def _datetime_patterns(code: str, style: str) -> tuple[str, Any, Any]:
+    # What babel's format_datetime looks up and parses on every call, once: a movements list
+    # shows a hundred timestamps, and the look-ups were most of the lot trace page's time.
+    locale = _babel_locale(code)
+    return (str(locale.datetime_formats[style]).replace("'", ""),
+            dates.parse_pattern(locale.date_formats[style]),
+            dates.parse_pattern(locale.time_formats[style]))
+
+
+@functools.lru_cache(maxsize=8)
+def _zone(name: str) -> dt.tzinfo:
+    return dates.get_timezone(name)
+
+
 def datetime(value: dt.datetime | None, style: str = "short") -> str:
-    """A timestamp shown in the site time zone."""
+    """A timestamp shown in the site time zone (babel's format_datetime, patterns kept)."""
     if value is None:
         return "—"
     from flask import current_app
 
-    zone = current_app.extensions["coldchain"].settings.site_timezone
-    return dates.format_datetime(value, format=style, tzinfo=dates.get_timezone(zone),
-                                 locale=_fmt_locale())
+    code = _fmt_locale()
+    joined, date_pattern, time_pattern = _datetime_patterns(code, style)
+    if value.tzinfo is None:  # naive means UTC, as babel takes it
+        value = value.replace(tzinfo=dt.UTC)
+    local = value.astimezone(_zone(current_app.extensions["coldchain"].settings.site_timezone))
+    locale = _babel_locale(code)
+    return (joined.replace("{0}", time_pattern.apply(local, locale))
+            .replace("{1}", date_pattern.apply(local, locale)))
 
 
 def init_i18n(app: Flask, settings: Settings) -> None:

@@ -62,7 +62,29 @@ def number(value: Any, digits: int = 0) -> str:
     """A number with Indian grouping (12,34,567); '—' for none."""
     if value is None:
         return "—"
-    return _number_pattern(digits).apply(value, _babel_locale(_fmt_locale()))
+    code = _fmt_locale()
+    if digits == 0 and type(value) is int and _plain_digits(code):
+        return _indian_grouping(value)
+    return _number_pattern(digits).apply(value, _babel_locale(code))
+
+
+def _indian_grouping(value: int) -> str:
+    # Whole numbers without babel (a district's table shows hundreds, at 60 us each there):
+    # the last three digits, then pairs.
+    digits = str(abs(value))
+    head, groups = digits[:-3], [digits[-3:]]
+    while head:
+        groups.insert(0, head[-2:])
+        head = head[:-2]
+    return ("-" if value < 0 else "") + ",".join(groups)
+
+
+@functools.lru_cache(maxsize=8)
+def _plain_digits(code: str) -> bool:
+    """Whether the locale writes whole numbers as _indian_grouping does (Latin digits, ',', '-')."""
+    samples = (0, 7, 999, 1000, 123456, -1234567, 10**12)
+    locale = _babel_locale(code)
+    return all(_number_pattern(0).apply(n, locale) == _indian_grouping(n) for n in samples)
 
 
 def date(value: dt.date | None, style: str = "medium") -> str:

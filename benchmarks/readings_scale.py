@@ -44,6 +44,7 @@ from harness import create_database, drop_database, log  # noqa: E402
 from sqlalchemy import insert, text  # noqa: E402
 
 from logistics.config import load_settings  # noqa: E402
+from logistics.domain.mkt import kinetic_factor  # noqa: E402
 from logistics.domain.readings import SensorReading  # noqa: E402
 from logistics.migrate import upgrade  # noqa: E402
 from logistics.models.catalog import StorageUnit, Store  # noqa: E402
@@ -51,7 +52,13 @@ from logistics.models.readings import Sensor, SensorAssignment  # noqa: E402
 from logistics.runtime import Runtime  # noqa: E402
 from logistics.services.evaluation import request_evaluation  # noqa: E402
 from logistics.services.partitions import ensure_partitions  # noqa: E402
-from logistics.services.readings import latest_by_store, record_readings, unit_series  # noqa: E402
+from logistics.services.readings import (  # noqa: E402
+    HOUR_COLUMNS,
+    HOUR_MERGE,
+    latest_by_store,
+    record_readings,
+    unit_series,
+)
 from logistics.services.reference import seed_reference_data  # noqa: E402
 
 UNITS = 5000
@@ -180,13 +187,10 @@ def load(runtime: Runtime, unit_ids: list[int], traces: Traces, start: dt.dateti
                                "(LIKE reading_hours) ON COMMIT DELETE ROWS")
                 with cursor.copy("COPY hours_in FROM STDIN") as copy:
                     copy.write(hours)
+                # Merged as the ingestion merges a batch into the hours it holds.
                 cursor.execute(
-                    "INSERT INTO reading_hours SELECT * FROM hours_in ORDER BY unit_id, hour "
-                    "ON CONFLICT (unit_id, hour) DO UPDATE SET "
-                    "readings = reading_hours.readings + EXCLUDED.readings, "
-                    "sum_temp_c = reading_hours.sum_temp_c + EXCLUDED.sum_temp_c, "
-                    "min_temp_c = LEAST(reading_hours.min_temp_c, EXCLUDED.min_temp_c), "
-                    "max_temp_c = GREATEST(reading_hours.max_temp_c, EXCLUDED.max_temp_c)"
+                    f"INSERT INTO reading_hours AS h {HOUR_COLUMNS} SELECT * FROM hours_in "
+                    f"ORDER BY unit_id, hour {HOUR_MERGE}"
                 )
             driver.commit()
             if chunk_start // chunk_steps % 50 == 0:
@@ -213,15 +217,20 @@ def _chunk(unit_ids: list[int], traces: Traces, start: dt.datetime, first: int,
                          f"{traces.battery[u]:.1f}\tmains\t{step}\t{received}\tf\n")
             slot = acc.get((u, hour))
             if slot is None:
-                acc[(u, hour)] = [1, temp, temp, temp]
-            else:
+                acc[(u, hour)] = [1, temp, temp, temp, ts, ts, temp, 0.0, 0.0]
+            else:  # steps come in time order: this reading follows the slot's last one
+                gap_s = (ts - slot[5]).total_seconds()
+                slot[7] += gap_s * kinetic_factor(slot[6])
+                slot[8] = max(slot[8], gap_s)
                 slot[0] += 1
                 slot[1] += temp
                 slot[2] = min(slot[2], temp)
                 slot[3] = max(slot[3], temp)
+                slot[5], slot[6] = ts, temp
         out.write("".join(lines))
-    for (u, hour), (count, total, low, high) in acc.items():
-        hours.write(f"{unit_ids[u]}\t{hour}\t{count}\t{total}\t{low}\t{high}\n")
+    for (u, hour), (count, total, low, high, first, last, last_temp, kinetic, gap) in acc.items():
+        hours.write(f"{unit_ids[u]}\t{hour}\t{count}\t{total}\t{low}\t{high}\t"
+                    f"{first.isoformat()}\t{last.isoformat()}\t{last_temp}\t{kinetic!r}\t{gap}\n")
     return out.getvalue(), hours.getvalue()
 
 

@@ -34,10 +34,21 @@ def mean_kinetic_temperature(
     temps_c: Sequence[float], weights: Sequence[float], dh_over_r_k: float = DH_OVER_R_K
 ) -> float | None:
     """MKT in Celsius, or None when no reading carries any weight."""
-    total = sum(weights)
-    if total <= 0:
-        return None
     acc = sum(
-        w * math.exp(-dh_over_r_k / (t + KELVIN)) for t, w in zip(temps_c, weights, strict=True)
+        w * kinetic_factor(t, dh_over_r_k) for t, w in zip(temps_c, weights, strict=True)
     )
-    return dh_over_r_k / -math.log(acc / total) - KELVIN
+    return mkt_of_sums(acc, sum(weights), dh_over_r_k)
+
+
+def kinetic_factor(temp_c: float, dh_over_r_k: float = DH_OVER_R_K) -> float:
+    """exp(-dH/(R*T)) of one temperature: what MKT averages."""
+    return math.exp(-dh_over_r_k / (temp_c + KELVIN))
+
+
+def mkt_of_sums(
+    kinetic: float, weight: float, dh_over_r_k: float = DH_OVER_R_K
+) -> float | None:
+    """MKT in Celsius from sum(w * exp(-dH/(R*T))) and sum(w); None when no weight."""
+    if weight <= 0:
+        return None
+    return dh_over_r_k / -math.log(kinetic / weight) - KELVIN

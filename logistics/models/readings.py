@@ -93,6 +93,14 @@ class ReadingHour(Base):
     sum_temp_c: Mapped[float]
     min_temp_c: Mapped[float]
     max_temp_c: Mapped[float]
+    # What MKT needs (migration 0010): the hour's first and last reading, the last one's
+    # temperature, and the sum over its back-to-back readings of gap_s * exp(-dH/(R*T)) with the
+    # largest such gap. kinetic_s is NULL when the hour's readings came out of order (read raw).
+    first_ts: Mapped[dt.datetime | None]
+    last_ts: Mapped[dt.datetime | None]
+    last_temp_c: Mapped[float | None]
+    kinetic_s: Mapped[float | None]
+    max_gap_s: Mapped[float | None]
 
 
 class DeadLetter(Base):

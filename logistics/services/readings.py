@@ -27,6 +27,7 @@ from sqlalchemy import (
 
 from logistics.db import UnitOfWork, UTCDateTime, insert_for, is_postgres, rowcount
 from logistics.domain.errors import Invalid
+from logistics.domain.mkt import kinetic_factor
 from logistics.domain.readings import Bucket, Rejection, SensorReading, downsample, is_late
 from logistics.models.catalog import StorageUnit, Store
 from logistics.models.readings import SENSOR_RETIRED, DeadLetter, Reading, Sensor, SensorAssignment
@@ -259,6 +260,62 @@ _READING_COLUMNS = (
 # Each column travels as one text value split by PostgreSQL (string_to_array; an empty field is
 # NULL): formatting 2,000 values in Python is far cheaper than the driver's per-element array dump.
 _SEP = "\x1f"
+# What each unit-hour keeps (reading_hours, migrations 0007 and 0010), computed from a relation
+# of (unit_id, ts, temp_c) rows. MKT (domain/mkt.py) weights a reading by the time until the next
+# one, so an hour also keeps its first and last reading, the last one's temperature, and the sum
+# over its back-to-back readings of gap_s * exp(-dH/(R*T)) (dH/R = 10,000 K, USP <1160>) with
+# the largest gap. Two readings at one instant leave kinetic_s NULL: that hour is read raw.
+HOUR_COLUMNS = (
+    "(unit_id, hour, readings, sum_temp_c, min_temp_c, max_temp_c, "
+    "first_ts, last_ts, last_temp_c, kinetic_s, max_gap_s)"
+)
+
+
+def _kinetic(temp_c: str) -> str:
+    return f"exp(-10000 / ({temp_c} + 273.15))"
+
+
+def hour_figures(source: str) -> str:
+    """SELECT of every reading_hours column per unit-hour of `source` (unit_id, ts, temp_c)."""
+    return (
+        "SELECT unit_id, hour, count(*), sum(temp_c), min(temp_c), max(temp_c), min(ts), max(ts), "
+        "min(temp_c) FILTER (WHERE gap_s IS NULL), "
+        f"CASE WHEN coalesce(min(gap_s), 1) > 0 THEN coalesce(sum(gap_s * {_kinetic('temp_c')}), 0)"
+        " END, coalesce(max(gap_s), 0) "
+        "FROM (SELECT unit_id, date_trunc('hour', ts, 'UTC') AS hour, ts, temp_c, "
+        "date_part('epoch', lead(ts) OVER (PARTITION BY unit_id, date_trunc('hour', ts, 'UTC') "
+        f"ORDER BY ts) - ts) AS gap_s FROM {source}) AS points GROUP BY 1, 2 ORDER BY 1, 2"
+    )
+
+
+def _joined(early: str, late: str, what: str) -> str:
+    """`what` of two runs of one hour when `early`'s readings all precede `late`'s."""
+    gap = f"date_part('epoch', {late}.first_ts - {early}.last_ts)"
+    return {
+        "kinetic_s": f"{early}.kinetic_s + {late}.kinetic_s + "
+        f"{gap} * {_kinetic(f'{early}.last_temp_c')}",
+        "max_gap_s": f"GREATEST({early}.max_gap_s, {late}.max_gap_s, {gap})",
+    }[what]
+
+
+# An hour's new readings (EXCLUDED) merge with those it holds (h): counts and extremes add up;
+# the kinetic sum joins the two runs end to end when one wholly precedes the other. Readings that
+# land inside the held run (out of order) make kinetic_s NULL: MKT then reads that hour raw.
+HOUR_MERGE = (
+    "ON CONFLICT (unit_id, hour) DO UPDATE SET readings = h.readings + EXCLUDED.readings, "
+    "sum_temp_c = h.sum_temp_c + EXCLUDED.sum_temp_c, "
+    "min_temp_c = LEAST(h.min_temp_c, EXCLUDED.min_temp_c), "
+    "max_temp_c = GREATEST(h.max_temp_c, EXCLUDED.max_temp_c), "
+    "first_ts = LEAST(h.first_ts, EXCLUDED.first_ts), "
+    "last_ts = GREATEST(h.last_ts, EXCLUDED.last_ts), "
+    "last_temp_c = CASE WHEN EXCLUDED.last_ts > h.last_ts THEN EXCLUDED.last_temp_c "
+    "ELSE h.last_temp_c END, "
+    + ", ".join(
+        f"{what} = CASE WHEN h.last_ts < EXCLUDED.first_ts THEN {_joined('h', 'EXCLUDED', what)} "
+        f"WHEN EXCLUDED.last_ts < h.first_ts THEN {_joined('EXCLUDED', 'h', what)} END"
+        for what in ("kinetic_s", "max_gap_s")
+    )
+)
 # The readings actually inserted (RETURNING) also feed the hourly aggregates (issue 16) in the
 # same statement, so a redelivered reading is counted in neither, and a late one lands in its hour.
 # Unit-hours are upserted in key order, so concurrent ingestions lock them in one order.
@@ -271,14 +328,8 @@ _UNNEST_INSERT = text(
     + ") "
     # Redeliveries and re-sent backlogs hit the unique (sensor_id, ts) and are dropped here.
     "ON CONFLICT (sensor_id, ts) DO NOTHING RETURNING unit_id, ts, temp_c), "
-    "hours AS (INSERT INTO reading_hours AS h "
-    "(unit_id, hour, readings, sum_temp_c, min_temp_c, max_temp_c) "
-    "SELECT unit_id, date_trunc('hour', ts, 'UTC'), count(*), sum(temp_c), min(temp_c), "
-    "max(temp_c) FROM stored GROUP BY 1, 2 ORDER BY 1, 2 "
-    "ON CONFLICT (unit_id, hour) DO UPDATE SET readings = h.readings + EXCLUDED.readings, "
-    "sum_temp_c = h.sum_temp_c + EXCLUDED.sum_temp_c, "
-    "min_temp_c = LEAST(h.min_temp_c, EXCLUDED.min_temp_c), "
-    "max_temp_c = GREATEST(h.max_temp_c, EXCLUDED.max_temp_c)) "
+    f"hours AS (INSERT INTO reading_hours AS h {HOUR_COLUMNS} {hour_figures('stored')} "
+    f"{HOUR_MERGE}) "
     "SELECT count(*) FROM stored"
 )
 
@@ -497,14 +548,103 @@ def rebuild_hours(uow: UnitOfWork, unit_ids: Iterable[int], since: dt.datetime) 
     )
     uow.session.execute(
         text(
-            "INSERT INTO reading_hours "
-            "(unit_id, hour, readings, sum_temp_c, min_temp_c, max_temp_c) "
-            "SELECT unit_id, date_trunc('hour', ts, 'UTC'), count(*), sum(temp_c), min(temp_c), "
-            "max(temp_c) FROM readings WHERE unit_id = ANY(:units) AND ts >= :from "
-            "GROUP BY 1, 2 ORDER BY 1, 2"
+            f"INSERT INTO reading_hours {HOUR_COLUMNS} "
+            + hour_figures("readings WHERE unit_id = ANY(:units) AND ts >= :from")
         ),
         params,
     )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class KineticSum:
+    """Of a unit's readings over a range: sum of w * exp(-dH/(R*T)), sum of w (s), how many.
+
+    w is the time each reading stands for (domain/mkt.py reading_weights): MKT follows from the
+    two sums alone (mkt_of_sums).
+    """
+
+    kinetic_s: float
+    covered_s: float
+    readings: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Run:
+    """Readings back to back: the first and last one's time, the last one's temperature, and the
+    kinetic sum of the gaps between them (all under the gap cap)."""
+
+    first: dt.datetime
+    last: dt.datetime
+    last_temp_c: float
+    kinetic_s: float
+    readings: int
+
+
+def unit_kinetic_sum(
+    uow: UnitOfWork, unit_id: int, start: dt.datetime, end: dt.datetime, max_gap: dt.timedelta
+) -> KineticSum | None:
+    """The kinetic sum over [start, end) from the hourly aggregates, with raw readings at the ends.
+
+    The same figure as weighting every raw reading (reading_weights): each whole hour inside the
+    range gives its back-to-back readings' sum, and only the gaps between runs, the partial hours
+    at both ends and hours whose readings came out of order are read raw. None where no
+    aggregates are kept (SQLite) or the range holds no whole hour.
+    """
+    first_hour, end_hour = _ceil_hour(start), _floor_hour(end)
+    if not is_postgres(uow.session) or end_hour <= first_hour:
+        return None
+    cap_s = max_gap.total_seconds()
+    runs, unusable = [], []
+    for row in uow.session.execute(_HOUR_RUNS, {"unit": unit_id, "first": first_hour,
+                                                "end": end_hour}):
+        if row.kinetic_s is None or row.first_ts is None or row.max_gap_s > cap_s:
+            unusable.append(row.hour.astimezone(dt.UTC))
+        else:
+            runs.append(_Run(row.first_ts, row.last_ts, row.last_temp_c, row.kinetic_s,
+                             row.readings))
+    before = uow.session.scalar(
+        select(func.max(Reading.ts)).where(Reading.unit_id == unit_id, Reading.ts < start)
+    )
+    spans = [(before if before is not None else start, first_hour), (end_hour, end)]
+    spans += [(hour, hour + dt.timedelta(hours=1)) for hour in unusable]
+    runs += [_Run(ts, ts, temp_c, 0.0, 1) for ts, temp_c in _raw_points(uow, unit_id, spans)]
+    return _fold(sorted(runs, key=lambda run: run.first), start, end, max_gap)
+
+
+_HOUR_RUNS = text(
+    "SELECT hour, readings, first_ts, last_ts, last_temp_c, kinetic_s, max_gap_s "
+    "FROM reading_hours WHERE unit_id = :unit AND hour >= :first AND hour < :end ORDER BY hour"
+)
+
+
+def _raw_points(
+    uow: UnitOfWork, unit_id: int, spans: list[tuple[dt.datetime, dt.datetime]]
+) -> list[tuple[dt.datetime, float]]:
+    """(ts, temp_c) of the unit's raw readings in any of the [from, to) spans."""
+    within = or_(*(and_(Reading.ts >= low, Reading.ts < high) for low, high in spans))
+    query = select(Reading.ts, Reading.temp_c).where(Reading.unit_id == unit_id, within)
+    return [(ts, temp_c) for ts, temp_c in uow.session.execute(query.order_by(Reading.ts))]
+
+
+def _fold(
+    runs: list[_Run], start: dt.datetime, end: dt.datetime, max_gap: dt.timedelta
+) -> KineticSum:
+    """Join the runs end to end; each run's last reading stands until the next run (capped)."""
+    kinetic_s = covered_s = 0.0
+    for run, following in zip(runs, [*(r.first for r in runs[1:]), end], strict=False):
+        stands_s = (min(following, end, run.last + max_gap) - max(run.last, start)).total_seconds()
+        kinetic_s += run.kinetic_s + max(stands_s, 0.0) * kinetic_factor(run.last_temp_c)
+        covered_s += (run.last - run.first).total_seconds() + max(stands_s, 0.0)
+    return KineticSum(kinetic_s, covered_s, sum(run.readings for run in runs))
+
+
+def _floor_hour(at: dt.datetime) -> dt.datetime:
+    return at.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _ceil_hour(at: dt.datetime) -> dt.datetime:
+    floor = _floor_hour(at)
+    return floor if floor == at else floor + dt.timedelta(hours=1)
 
 
 def _require_bucket_count(start: dt.datetime, end: dt.datetime, width_s: int) -> None:
@@ -584,6 +724,24 @@ def _detached(uow: UnitOfWork, result: R) -> R:
     # Loaded rows stay readable after the unit of work rolls back and closes (views serialise then).
     uow.session.expunge_all()
     return result
+
+
+def unit_chart_series(
+    uow: UnitOfWork,
+    unit_id: int,
+    start: dt.datetime,
+    end: dt.datetime,
+    width_s: int,
+    aggregate_after: dt.timedelta = AGGREGATE_AFTER,
+) -> tuple[int, list[Bucket]]:
+    """unit_series for the web app's charts: short ranges are bucketed by the database too.
+
+    Longer than `aggregate_after` (PostgreSQL): whole-hour buckets from the hourly aggregates
+    (a 30-day chart is 720 points whose min and max are the readings' own extremes).
+    """
+    if end - start <= aggregate_after or not is_postgres(uow.session):
+        return width_s, unit_chart_buckets(uow, unit_id, start, end, width_s)
+    return unit_series(uow, unit_id, start, end, width_s, aggregate_after)
 
 
 def unit_chart_buckets(

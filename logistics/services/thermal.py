@@ -31,8 +31,20 @@ def _check_span(start: dt.datetime, end: dt.datetime) -> None:
 def _unit_mkt(
     uow: UnitOfWork, settings: Settings, unit_id: int, start: dt.datetime, end: dt.datetime
 ) -> dict[str, Any]:
-    from logistics.domain.mkt import mean_kinetic_temperature, reading_weights
+    from logistics.domain.mkt import mean_kinetic_temperature, mkt_of_sums, reading_weights
+    from logistics.services.readings import unit_kinetic_sum
 
+    # Long ranges: the same sums from the hourly aggregates (issue 14: 30 days is 43,200 readings).
+    sums = None
+    if end - start > dt.timedelta(days=settings.readings_aggregate_after_days):
+        sums = unit_kinetic_sum(uow, unit_id, start, end, settings.alerts_max_gap_min * MINUTE)
+    if sums is not None:
+        return {
+            "mkt_c": _round(mkt_of_sums(sums.kinetic_s, sums.covered_s)),
+            "readings": sums.readings,
+            "covered_min": round(sums.covered_s / 60, 1),
+            "range_min": round((end - start).total_seconds() / 60, 1),
+        }
     # The reading just before the range stands for the range's first minutes.
     before = uow.session.scalar(
         select(func.max(Reading.ts)).where(Reading.unit_id == unit_id, Reading.ts < start)

@@ -18,25 +18,29 @@ from logistics.services.stock import lot_stock
 
 
 def _locations(uow: UnitOfWork, lot: Lot) -> list[dict[str, Any]]:
+    # Columns, not entities: a national lot sits in thousands of units (issue 14, lot trace page).
     query = (
-        select(StockBalance, StorageUnit, Store)
+        select(Store.id, Store.code, StorageUnit.id, StorageUnit.code, StockBalance.doses,
+               StockBalance.quarantined_doses, StockBalance.vvm_stage)
         .join(StorageUnit, StorageUnit.id == StockBalance.unit_id)
         .join(Store, Store.id == StockBalance.store_id)
         .where(StockBalance.lot_id == lot.id, StockBalance.doses > 0)
         .order_by(Store.path, StorageUnit.id)
     )
+    per_vial = lot.product.doses_per_vial
     return [
         {
-            "store_id": store.id,
-            "store_code": store.code,
-            "unit_id": unit.id,
-            "unit_code": unit.code,
-            "doses": balance.doses,
-            "vials": rules.vials(balance.doses, lot.product.doses_per_vial),
-            "quarantined_doses": balance.quarantined_doses,
-            "vvm_stage": balance.vvm_stage,
+            "store_id": store_id,
+            "store_code": store_code,
+            "unit_id": unit_id,
+            "unit_code": unit_code,
+            "doses": doses,
+            "vials": rules.vials(doses, per_vial),
+            "quarantined_doses": quarantined,
+            "vvm_stage": vvm_stage,
         }
-        for balance, unit, store in uow.session.execute(query)
+        for store_id, store_code, unit_id, unit_code, doses, quarantined, vvm_stage
+        in uow.session.execute(query)
     ]
 
 
@@ -84,42 +88,28 @@ def _movements(
     uow: UnitOfWork, lot: Lot, limit: int | None, after_entry_id: int | None
 ) -> list[dict[str, Any]]:
     """The lot's entries oldest first; a page of `limit` after the entry `after_entry_id`
-    (keyset on (occurred_at, id): the index on lot, time and id reads only the page)."""
+    (keyset on (occurred_at, id): the index on lot, time and id reads only the page). Read as
+    columns, not ORM objects (a lot's trace can list thousands)."""
+    e, m = LedgerEntry, Movement
     query = (
-        select(LedgerEntry, Movement)
-        .join(Movement, Movement.id == LedgerEntry.movement_id)
-        .where(LedgerEntry.lot_id == lot.id)
-        .order_by(LedgerEntry.occurred_at, LedgerEntry.id)
+        select(e.id.label("entry_id"), m.id.label("movement_id"), m.kind, e.store_id, e.unit_id,
+               e.doses, e.occurred_at, m.recorded_at, m.actor, m.reason, m.client_id,
+               m.other_store_id, m.reverses_id)
+        .join(m, m.id == e.movement_id)
+        .where(e.lot_id == lot.id)
+        .order_by(e.occurred_at, e.id)
         .limit(limit)
     )
     if after_entry_id is not None:
         after = (
-            select(LedgerEntry.occurred_at, LedgerEntry.id)
-            .where(LedgerEntry.id == after_entry_id, LedgerEntry.lot_id == lot.id)
+            select(e.occurred_at, e.id)
+            .where(e.id == after_entry_id, e.lot_id == lot.id)
             .subquery()
         )
         query = query.where(
-            tuple_(LedgerEntry.occurred_at, LedgerEntry.id)
-            > select(after.c.occurred_at, after.c.id).scalar_subquery()
+            tuple_(e.occurred_at, e.id) > select(after.c.occurred_at, after.c.id).scalar_subquery()
         )
-    return [
-        {
-            "entry_id": e.id,
-            "movement_id": m.id,
-            "kind": m.kind,
-            "store_id": e.store_id,
-            "unit_id": e.unit_id,
-            "doses": e.doses,
-            "occurred_at": e.occurred_at,
-            "recorded_at": m.recorded_at,
-            "actor": m.actor,
-            "reason": m.reason,
-            "client_id": m.client_id,
-            "other_store_id": m.other_store_id,
-            "reverses_id": m.reverses_id,
-        }
-        for e, m in uow.session.execute(query)
-    ]
+    return [dict(row._mapping) for row in uow.session.execute(query)]
 
 
 def lot_trace(

@@ -25,8 +25,8 @@ from sqlalchemy import func, select
 from logistics.config import Settings
 from logistics.db import UnitOfWork, is_postgres
 from logistics.domain import transit as rules
-from logistics.domain.mkt import mean_kinetic_temperature, reading_weights
 from logistics.domain.errors import Conflict, Invalid, NotFound
+from logistics.domain.mkt import mean_kinetic_temperature, reading_weights
 from logistics.models.alerts import Alert, Excursion, TemperatureRule, TemperatureRuleSet
 from logistics.models.catalog import Lot, StorageUnit, Store
 from logistics.models.readings import Reading, Sensor, SensorAssignment

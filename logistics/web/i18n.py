@@ -62,7 +62,29 @@ def number(value: Any, digits: int = 0) -> str:
     """A number with Indian grouping (12,34,567); '—' for none."""
     if value is None:
         return "—"
-    return _number_pattern(digits).apply(value, _babel_locale(_fmt_locale()))
+    code = _fmt_locale()
+    if digits == 0 and type(value) is int and _plain_digits(code):
+        return _indian_grouping(value)
+    return _number_pattern(digits).apply(value, _babel_locale(code))
+
+
+def _indian_grouping(value: int) -> str:
+    # Whole numbers without babel (a district's table shows hundreds, at 60 us each there):
+    # the last three digits, then pairs.
+    digits = str(abs(value))
+    head, groups = digits[:-3], [digits[-3:]]
+    while head:
+        groups.insert(0, head[-2:])
+        head = head[:-2]
+    return ("-" if value < 0 else "") + ",".join(groups)
+
+
+@functools.lru_cache(maxsize=8)
+def _plain_digits(code: str) -> bool:
+    """Whether the locale writes whole numbers as _indian_grouping does (Latin digits, ',', '-')."""
+    samples = (0, 7, 999, 1000, 123456, -1234567, 10**12)
+    locale = _babel_locale(code)
+    return all(_number_pattern(0).apply(n, locale) == _indian_grouping(n) for n in samples)
 
 
 def date(value: dt.date | None, style: str = "medium") -> str:
@@ -72,15 +94,35 @@ def date(value: dt.date | None, style: str = "medium") -> str:
     return dates.format_date(value, format=style, locale=_fmt_locale())
 
 
+@functools.lru_cache(maxsize=16)
+def _datetime_patterns(code: str, style: str) -> tuple[str, Any, Any]:
+    # What babel's format_datetime looks up and parses on every call, once: a movements list
+    # shows a hundred timestamps, and the look-ups were most of the lot trace page's time.
+    locale = _babel_locale(code)
+    return (str(locale.datetime_formats[style]).replace("'", ""),
+            dates.parse_pattern(locale.date_formats[style]),
+            dates.parse_pattern(locale.time_formats[style]))
+
+
+@functools.lru_cache(maxsize=8)
+def _zone(name: str) -> dt.tzinfo:
+    return dates.get_timezone(name)
+
+
 def datetime(value: dt.datetime | None, style: str = "short") -> str:
-    """A timestamp shown in the site time zone."""
+    """A timestamp shown in the site time zone (babel's format_datetime, patterns kept)."""
     if value is None:
         return "—"
     from flask import current_app
 
-    zone = current_app.extensions["coldchain"].settings.site_timezone
-    return dates.format_datetime(value, format=style, tzinfo=dates.get_timezone(zone),
-                                 locale=_fmt_locale())
+    code = _fmt_locale()
+    joined, date_pattern, time_pattern = _datetime_patterns(code, style)
+    if value.tzinfo is None:  # naive means UTC, as babel takes it
+        value = value.replace(tzinfo=dt.UTC)
+    local = value.astimezone(_zone(current_app.extensions["coldchain"].settings.site_timezone))
+    locale = _babel_locale(code)
+    return (joined.replace("{0}", time_pattern.apply(local, locale))
+            .replace("{1}", date_pattern.apply(local, locale)))
 
 
 def init_i18n(app: Flask, settings: Settings) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from flask import g, has_request_context
 from flask_babel import lazy_gettext as _l
 
 LABELS = {
@@ -72,12 +74,23 @@ def label(code: object) -> str:
     """The translated word for a code; the code itself when none is known."""
     if code is None:
         return "—"
-    return str(LABELS.get(str(code), code))
+    return _shown(("label", str(code)), lambda: str(LABELS.get(str(code), code)))
 
 
 def vvm(stage: int | None) -> str:
     """The translated VVM stage."""
-    return str(VVM_STAGES.get(stage or 1, stage))
+    return _shown(("vvm", stage), lambda: str(VVM_STAGES.get(stage or 1, stage)))
+
+
+def _shown(key: tuple[str, object], translate: Callable[[], str]) -> str:
+    # Translated once per request: a lot's trace or a store's stock shows the same few codes
+    # hundreds of times, and each translation look-up costs tens of microseconds.
+    if not has_request_context():
+        return translate()
+    shown = g.setdefault("shown_labels", {})
+    if key not in shown:
+        shown[key] = translate()
+    return shown[key]
 
 
 def code_label(code: object) -> tuple[object, str]:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from logistics.api import scope
 from logistics.api.context import new_uow, settings
 from logistics.clock import local_date
+from logistics.db import UnitOfWork
 from logistics.models.catalog import Lot, Store
 from logistics.services import alerts as alerts_service
 from logistics.services import availability, catalog, trace
@@ -80,6 +81,17 @@ def lot_trace(lot_id: int | None = None) -> str:
         # Cut to the user's stores exactly as the API's trace is (READ_SCOPES: filtered).
         found = scope.lot_trace_within(trace.lot_trace(uow, lot_id),
                                        access.visible_store_ids(uow)) if lot_id else None
-        names = dict(uow.session.execute(select(Store.id, Store.name)).all()) if found else {}
+        names = _store_names(uow, found) if found else {}
         return render_template("trace.html", found=found, number=number, matches=matches,
                                names=names)
+
+
+def _store_names(uow: UnitOfWork, found: dict[str, Any]) -> dict[int, str]:
+    """Names of the stores a trace shows (not of every store in the country)."""
+    ids = {row["store_id"] for row in found["locations"]} | {
+        row["store_id"] for row in found["movements"]
+    }
+    for shipment in found["in_transit"]:
+        ids |= {shipment["from_store_id"], shipment["to_store_id"]}
+    query = select(Store.id, Store.name).where(Store.id.in_(ids))
+    return dict(uow.session.execute(query).all())

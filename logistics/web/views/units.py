@@ -34,7 +34,8 @@ def chart_data(uow: UnitOfWork, unit: Any, start: dt.datetime, end: dt.datetime,
                width_s: int) -> dict[str, Any]:
     """What the chart draws: buckets, the safe band, the excursions to shade (all from services)."""
     width_s = max(width_s, int((end - start).total_seconds() // MAX_POINTS) + 1)
-    buckets = readings.unit_chart_buckets(uow, unit.id, start, end, width_s)
+    after = dt.timedelta(days=settings().readings_aggregate_after_days)
+    width_s, buckets = readings.unit_chart_series(uow, unit.id, start, end, width_s, after)
     found = excursions.list_excursions(uow, store_path=None, unit_id=unit.id, kind=None,
                                        open_only=False, since=start, until=end)
     return {

@@ -1,0 +1,43 @@
+"""The 30-day chart comes from the hourly aggregates: under 2,000 points, extremes kept."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+
+import pytest
+
+from logistics.domain.readings import SensorReading
+from logistics.services.readings import record_readings
+from tests.support.alerts_fixtures import add_sensor, make_tree
+
+pytestmark = pytest.mark.integration
+
+
+def test_thirty_day_chart_keeps_under_2000_points_and_the_extremes(app, runtime, person):
+    end = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    with runtime.uow() as uow:
+        tree = make_tree(uow)
+        add_sensor(uow, tree.ilr.id, "S-1", since=end - dt.timedelta(days=40))
+        uow.commit()
+        unit, district = tree.ilr.id, tree.district.id
+    # A reading every 5 minutes for 30 days (8,640: more than the chart may send), at 5 C but
+    # one minute-long freeze to -3.5 C and one spike to 14.25 C.
+    batch = []
+    for step in range(30 * 288):
+        ts = end - dt.timedelta(minutes=5 * step + 3)
+        temp = -3.5 if step == 1000 else 14.25 if step == 5000 else 5.0 + (step % 7) / 10
+        batch.append(SensorReading(sensor_id="S-1", ts=ts, temp_c=temp, received_at=ts))
+    for first in range(0, len(batch), 2000):
+        with runtime.uow() as uow:
+            record_readings(uow, batch[first:first + 2000], end)
+            uow.commit()
+    page = person("district_officer", district).get(f"/units/{unit}/chart?range=30d")
+    assert page.status_code == 200
+    body = page.get_data(as_text=True)
+    data = json.loads(re.search(r'type="application/json"[^>]*>(.*?)</script>', body, re.S)[1])
+    assert 700 <= len(data["t"]) <= 2000
+    assert min(data["min"]) == -3.5
+    assert max(data["max"]) == 14.25
+    assert max(data["avg"]) < 14.25 and min(data["avg"]) > -3.5  # averaged, yet still shown

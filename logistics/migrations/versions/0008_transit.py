@@ -1,6 +1,6 @@
 """transit
 
-Revision ID: 0008_transit
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-02 00:39:29.362236
 
@@ -15,7 +15,7 @@ from alembic import op
 
 import logistics.db
 
-revision = "0008_transit"
+revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None

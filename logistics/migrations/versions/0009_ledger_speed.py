@@ -1,7 +1,7 @@
 """ledger entries indexed for paging a lot's movements and trace
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-02 01:00:00
 
 Issue 17. The index on ledger_entries(lot_id) becomes (lot_id, movement_id), so a page of a lot's
@@ -15,7 +15,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

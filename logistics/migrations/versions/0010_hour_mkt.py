@@ -1,7 +1,7 @@
 """hourly aggregates carry what MKT needs
 
-Revision ID: 0010_hour_mkt
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-02 00:50:00
 
 Issue 14 (a 30-day MKT read 43,200 raw readings). MKT weights each reading by the time until the
@@ -18,8 +18,8 @@ from alembic import op
 
 import logistics.db
 
-revision = "0010_hour_mkt"
-down_revision = "0007"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

@@ -39,6 +39,9 @@ def store_ids_within(uow: UnitOfWork, roots: tuple[str, ...] | None) -> set[int]
     return set(uow.session.scalars(select(Store.id).where(inside)))
 
 
+_TRIP_ENDS = ("from_store_id", "to_store_id")
+
+
 def lot_trace_within(trace: dict[str, Any], stores: set[int] | None) -> dict[str, Any]:
     """A lot's trace cut down to these stores (None: unchanged); totals are of what is left."""
     if stores is None:
@@ -56,8 +59,9 @@ def lot_trace_within(trace: dict[str, Any], stores: set[int] | None) -> dict[str
         "doses_in_stock": sum(row["doses"] for row in locations),
         "doses_in_transit": sum(row["doses"] for row in in_transit),
         "movements": [row for row in trace["movements"] if row["store_id"] in stores],
+        # A trip's other end outside the reader's stores is not named (issue 18).
         "trips": [
-            row
+            {**row, **{k: row[k] if row[k] in stores else None for k in _TRIP_ENDS}}
             for row in trace.get("trips", [])
             if {row["from_store_id"], row["to_store_id"]} & stores
         ],

@@ -25,6 +25,9 @@ def visible_store_ids(uow: UnitOfWork) -> set[int] | None:
     return store_ids_within(uow, visible_roots())
 
 
+_TRIP_ENDS = ("from_store_id", "to_store_id")
+
+
 def lot_trace_within(trace: dict[str, Any], stores: set[int] | None) -> dict[str, Any]:
     """A lot's trace cut down to these stores (None: unchanged); totals are of what is left."""
     if stores is None:
@@ -42,8 +45,9 @@ def lot_trace_within(trace: dict[str, Any], stores: set[int] | None) -> dict[str
         "doses_in_stock": sum(row["doses"] for row in locations),
         "doses_in_transit": sum(row["doses"] for row in in_transit),
         "movements": [row for row in trace["movements"] if row["store_id"] in stores],
+        # A trip's other end outside the reader's stores is not named (issue 18).
         "trips": [
-            row
+            {**row, **{k: row[k] if row[k] in stores else None for k in _TRIP_ENDS}}
             for row in trace.get("trips", [])
             if {row["from_store_id"], row["to_store_id"]} & stores
         ],

@@ -146,8 +146,10 @@ class LotTripSchema(ma.Schema):
     """One trip of a lot's doses in its trace: from where to where, when, in which carriers."""
 
     shipment_id = ma.fields.Integer(required=True)
-    from_store_id = ma.fields.Integer(required=True)
-    to_store_id = ma.fields.Integer(required=True)
+    from_store_id = ma.fields.Integer(
+        allow_none=True, metadata={"description": "None: a store outside the reader's"}
+    )
+    to_store_id = ma.fields.Integer(allow_none=True)
     status = ma.fields.String(required=True)
     issued_at = ma.fields.AwareDateTime(required=True)
     received_at = ma.fields.AwareDateTime(allow_none=True)
@@ -178,10 +180,10 @@ class LegSchema(ma.Schema):
     store_id = ma.fields.Integer(required=True)
     store_code = ma.fields.String()
     shipment_id = ma.fields.Integer()
-    from_store_id = ma.fields.Integer()
-    from_store_code = ma.fields.String()
-    to_store_id = ma.fields.Integer()
-    to_store_code = ma.fields.String()
+    from_store_id = ma.fields.Integer(allow_none=True)
+    from_store_code = ma.fields.String(allow_none=True)
+    to_store_id = ma.fields.Integer(allow_none=True)
+    to_store_code = ma.fields.String(allow_none=True)
     in_transit = ma.fields.Boolean()
     doses = ma.fields.Integer(metadata={"description": "Doses of the lot on this trip"})
     mkt_c = ma.fields.Float(allow_none=True)
@@ -315,8 +317,19 @@ def within(journey: dict[str, Any], stores: set[int] | None) -> dict[str, Any]:
     if stores is None:
         return journey
     legs = [
-        leg
+        _ends_within(leg, stores)
         for leg in journey["legs"]
         if {leg["store_id"], leg.get("from_store_id"), leg.get("to_store_id")} & stores
     ]
     return {**journey, "legs": legs}
+
+
+def _ends_within(leg: dict[str, Any], stores: set[int]) -> dict[str, Any]:
+    """A trip's other end outside the reader's stores is not named (as in the lot's trace)."""
+    if leg["kind"] != "trip":
+        return leg
+    out = dict(leg)
+    for end in ("from_store", "to_store"):
+        if out[f"{end}_id"] not in stores:
+            out[f"{end}_id"], out[f"{end}_code"] = None, None
+    return out

@@ -204,3 +204,21 @@ def test_the_lot_journey_gives_mkt_and_minutes_outside_per_leg_and_in_all(
         query_string={"start": t0.isoformat(), "end": t0.isoformat()},
     )
     assert bad.status_code == 422 and bad.content_type == PROBLEM
+
+
+def test_a_centre_reader_sees_its_legs_and_not_the_senders_name(client_as, route, client):
+    got = _issue(client, route, [{"unit_id": route.cold_box.id}])
+    assert got.status_code == 201, got.json
+    now = dt.datetime.now(UTC)
+    journey = client_as("centre_officer", route.centre.id).get(
+        f"/api/lots/{route.lot.id}/journey",
+        query_string={"start": (now - dt.timedelta(days=3)).isoformat(), "end": now.isoformat()},
+    )
+    assert journey.status_code == 200, journey.json
+    (leg,) = journey.json["legs"]  # the district's ILR stay is left out; the trip to it stays
+    assert (leg["kind"], leg["to_store_id"], leg["from_store_id"], leg["from_store_code"]) == (
+        "trip",
+        route.centre.id,
+        None,
+        None,
+    )

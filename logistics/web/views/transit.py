@@ -29,7 +29,8 @@ def _label(leg: dict[str, Any]) -> str:
         return f"{leg['unit_code']} · {leg['store_code']}"
     carrier = leg["unit_code"] or _("no carrier named")
     return _("Trip %(from)s → %(to)s in %(carrier)s", **{
-        "from": leg["from_store_code"], "to": leg["to_store_code"], "carrier": carrier})
+        "from": leg["from_store_code"] or "—", "to": leg["to_store_code"] or "—",
+        "carrier": carrier})
 
 
 def _stamp(at: dt.datetime) -> int:

@@ -104,7 +104,7 @@ def run_trip(
     Without a shipment only the logger's readings are published. The issue is dated at the
     trip's start and the receipt at its end, so the readings fall inside the trip.
     """
-    from logistics.services import catalog, sensors, stock, transit
+    from logistics.services import catalog, journeys, sensors, stock
 
     done: dict[str, object] = {}
     if shipment is not None:
@@ -116,7 +116,7 @@ def run_trip(
             receiver = catalog.find_store_by_code(uow, shipment.to_store_code)
             if sender is None or receiver is None:
                 raise ValueError("unknown store code")
-            movement = transit.issue_in_carriers(
+            movement = journeys.issue_in_carriers(
                 uow,
                 carriers=[{"unit_id": carrier_id}],
                 issue={

@@ -20,7 +20,7 @@ from logistics.api.idempotency import HEADER_DOC, record_once
 from logistics.api.problems import PROBLEM_JSON, ProblemSchema
 from logistics.api.stock import IssueInSchema, _rec
 from logistics.domain.transit import CARRIER_KINDS
-from logistics.services import transit
+from logistics.services import journeys, transit
 
 blp = Blueprint(
     "transit",
@@ -256,7 +256,7 @@ class CarriedIssues(MethodView):
         carriers = args.pop("carriers")
         issue = {k: v for k, v in args.items() if k not in ("client_id", "occurred_at")}
         return record_once(
-            lambda uow: transit.issue_in_carriers(
+            lambda uow: journeys.issue_in_carriers(
                 uow, carriers=carriers, issue=issue, rec=_rec(dict(args))
             ),
             CarriedMovementSchema(),
@@ -308,7 +308,7 @@ class LotJourney(MethodView):
         left from or went to one of the reader's stores).
         """
         uow = request_uow()
-        journey = transit.lot_journey(uow, settings(), lot_id=lot_id, **args)
+        journey = journeys.lot_journey(uow, settings(), lot_id=lot_id, **args)
         return within(journey, scope.visible_store_ids(uow))
 
 

@@ -3,14 +3,16 @@
 A carrier is a storage unit of a carrier kind with a logger; its readings are stored and evaluated
 like an ILR's (sensors/ingest.py, logistics.services.excursions) under its transport rules (a unit
 override seeded at registration). This module adds what is particular to a trip:
-- `issue_in_carriers` / `load_carriers`: which doses of a shipment travel in which carrier;
+- `load_carriers` (and `journeys.issue_in_carriers`): which doses of a shipment travel in which
+  carrier;
 - `after_evaluation` (called by the evaluation of a carrier): an excursion during a trip alerts the
   sending and the receiving store; an alarm holds the trip's doses (a `TransitHold`);
 - `after_receipt` (called by the receipt of a shipment): held doses arrive held, with a review at
   the receiver. An alarm whose readings arrive after the receipt holds what remains there then;
   doses used meanwhile are reported, never reversed.
-- `lot_journey`, `shipment_trip`, `lot_trips`: every stay and trip of a lot, MKT and minutes
-  outside the range per leg and for the whole journey.
+- `shipment_trip`, `lot_trips`, `carrier_stays`: a shipment's trip and a lot's trips, MKT and
+  minutes outside the range per leg (services/journeys.py joins them with the stays in units
+  into the lot's whole journey).
 The held doses are written by logistics.services.holds only.
 """
 
@@ -150,23 +152,6 @@ def list_carriers(uow: UnitOfWork, *, store_id: int | None = None) -> list[Stora
 # --- loading a shipment into carriers -------------------------------------------------------
 
 
-def issue_in_carriers(
-    uow: UnitOfWork,
-    *,
-    carriers: Sequence[Mapping[str, Any]],
-    issue: Mapping[str, Any],
-    rec: Any,
-) -> Movement:
-    """Issue doses to a child store, packed in the named carriers; does not commit."""
-    from logistics.services.stock import issue_stock
-
-    movement = issue_stock(uow, rec=rec, **issue)
-    shipment = uow.session.get(Shipment, movement.shipment_id)
-    assert shipment is not None
-    _load(uow, shipment, carriers, rec.actor, rec.recorded_at)
-    return movement
-
-
 def load_carriers(
     uow: UnitOfWork,
     *,
@@ -181,7 +166,7 @@ def load_carriers(
         raise Conflict(f"shipment {shipment_id} is {shipment.status}", field="shipment_id")
     if uow.session.scalar(select(CarrierLoad.id).where(CarrierLoad.shipment_id == shipment_id)):
         raise Conflict(f"shipment {shipment_id} already has its carriers", field="carriers")
-    _load(uow, shipment, carriers, actor, now)
+    pack(uow, shipment, carriers, actor, now)
     # Alarms the carriers' loggers already showed during the trip hold its doses now.
     for carrier_id in {c["unit_id"] for c in carriers}:
         _sync_trip(
@@ -210,7 +195,7 @@ def _carrier(uow: UnitOfWork, unit_id: int) -> StorageUnit:
     return unit
 
 
-def _load(
+def pack(
     uow: UnitOfWork,
     shipment: Shipment,
     carriers: Sequence[Mapping[str, Any]],
@@ -511,7 +496,7 @@ def _details(
 # --- the whole journey -------------------------------------------------------------------------
 
 
-def _readings(
+def unit_readings(
     uow: UnitOfWork, unit_id: int, start: dt.datetime, end: dt.datetime
 ) -> list[tuple[dt.datetime, float]]:
     """The unit's readings in [start, end), with the one just before standing for the start."""
@@ -527,7 +512,7 @@ def _readings(
     return [(ts, temp) for ts, temp in rows]
 
 
-def _figures(
+def leg_figures(
     uow: UnitOfWork,
     settings: Settings,
     unit_id: int | None,
@@ -537,7 +522,7 @@ def _figures(
     """MKT (USP <1160>), minutes outside the range and covered minutes of one leg."""
     if unit_id is None:
         return {"mkt_c": None, "covered_min": 0.0, "minutes_outside": 0.0, "readings": 0}
-    rows = _readings(uow, unit_id, *span)
+    rows = unit_readings(uow, unit_id, *span)
     temps = [temp for _, temp in rows]
     weights = reading_weights(
         [ts for ts, _ in rows], span[0], span[1], settings.alerts_max_gap_min * MINUTE
@@ -551,7 +536,7 @@ def _figures(
     }
 
 
-def _lot_shipments(
+def lot_shipments(
     uow: UnitOfWork, lot_id: int, start: dt.datetime, end: dt.datetime
 ) -> list[tuple[ShipmentLine, Shipment]]:
     query = (
@@ -568,169 +553,16 @@ def _lot_shipments(
     return [(line, shipment) for line, shipment in uow.session.execute(query)]
 
 
-def _loads_of(uow: UnitOfWork, shipment_id: int, lot_id: int | None = None) -> list[CarrierLoad]:
+def loads_of(uow: UnitOfWork, shipment_id: int, lot_id: int | None = None) -> list[CarrierLoad]:
     query = select(CarrierLoad).where(CarrierLoad.shipment_id == shipment_id)
     if lot_id is not None:
         query = query.where(CarrierLoad.lot_id == lot_id)
     return list(uow.session.scalars(query.order_by(CarrierLoad.carrier_unit_id)))
 
 
-def _store_code(uow: UnitOfWork, store_id: int) -> str:
+def store_code(uow: UnitOfWork, store_id: int) -> str:
     store = uow.session.get(Store, store_id)
     return store.code if store else str(store_id)
-
-
-def _trip_legs(
-    uow: UnitOfWork, lot_id: int, start: dt.datetime, end: dt.datetime
-) -> list[dict[str, Any]]:
-    legs = []
-    for line, shipment in _lot_shipments(uow, lot_id, start, end):
-        frm = max(shipment.issued_at, start)
-        to = min(shipment.received_at or end, end)
-        base = {
-            "kind": "trip",
-            "from": frm,
-            "to": to,
-            "shipment_id": shipment.id,
-            "from_store_id": shipment.from_store_id,
-            "from_store_code": _store_code(uow, shipment.from_store_id),
-            "to_store_id": shipment.to_store_id,
-            "to_store_code": _store_code(uow, shipment.to_store_id),
-            "store_id": shipment.from_store_id,
-            "in_transit": shipment.status == "in_transit",
-        }
-        loads = _loads_of(uow, shipment.id, lot_id)
-        if not loads:  # issued without naming a carrier: the trip is there, unmonitored
-            legs.append(
-                {
-                    **base,
-                    "unit_id": None,
-                    "unit_code": None,
-                    "unit_kind": None,
-                    "doses": line.doses_issued,
-                }
-            )
-        for load in loads:
-            unit = uow.session.get(StorageUnit, load.carrier_unit_id)
-            assert unit is not None
-            legs.append(
-                {
-                    **base,
-                    "unit_id": unit.id,
-                    "unit_code": unit.code,
-                    "unit_kind": unit.kind,
-                    "doses": load.doses,
-                }
-            )
-    return legs
-
-
-def _stay_legs(
-    uow: UnitOfWork, lot_id: int, start: dt.datetime, end: dt.datetime
-) -> list[dict[str, Any]]:
-    from logistics.services.thermal import lot_stays
-
-    # lot_stays lists the trips in carriers too; here they are trip legs of their own.
-    trips = {(u, max(a, start), min(b, end)) for u, a, b in carrier_stays(uow, lot_id, end)}
-    legs = []
-    for unit_id, frm, to in lot_stays(uow, lot_id, start, end):
-        if (unit_id, frm, to) in trips:
-            continue
-        unit = uow.session.get(StorageUnit, unit_id)
-        assert unit is not None
-        legs.append(
-            {
-                "kind": "stay",
-                "from": frm,
-                "to": to,
-                "unit_id": unit.id,
-                "unit_code": unit.code,
-                "unit_kind": unit.kind,
-                "store_id": unit.store_id,
-                "store_code": _store_code(uow, unit.store_id),
-            }
-        )
-    return legs
-
-
-def lot_journey(
-    uow: UnitOfWork, settings: Settings, *, lot_id: int, start: dt.datetime, end: dt.datetime
-) -> dict[str, Any]:
-    """Every stay and trip of a lot over [start, end), each with MKT and minutes outside range.
-
-    Minutes outside are counted against the product's storage range (the lot's own needs);
-    times no leg covers are listed as gaps, and trips without a carrier as unmonitored legs.
-    """
-    if end <= start:
-        raise Invalid("end must be after start", field="end")
-    if end - start > dt.timedelta(days=400):
-        raise Invalid("a range of at most 400 days", field="end")
-    lot = catalog.get_lot(uow, lot_id)
-    limits = (lot.product.min_temp_c, lot.product.max_temp_c)
-    legs = sorted(
-        _stay_legs(uow, lot_id, start, end) + _trip_legs(uow, lot_id, start, end),
-        key=lambda leg: (leg["from"], leg["kind"] != "stay"),
-    )
-    figures = []
-    for leg in legs:
-        leg.update(_figures(uow, settings, leg["unit_id"], (leg["from"], leg["to"]), limits))
-        leg["excursions"] = _leg_excursions(uow, leg)
-        figures.append(
-            rules.Leg(
-                leg["kind"],
-                leg["from"],
-                leg["to"],
-                leg["mkt_c"],
-                leg["covered_min"],
-                leg["minutes_outside"],
-            )
-        )
-    return {
-        "lot_id": lot.id,
-        "lot_number": lot.lot_number,
-        "start": start,
-        "end": end,
-        "min_temp_c": limits[0],
-        "max_temp_c": limits[1],
-        "legs": legs,
-        "totals": rules.journey_totals(figures),
-        "trips": rules.journey_totals([f for f in figures if f.kind == "trip"]),
-        "gaps": [{"from": a, "to": b} for a, b in rules.gaps([(f.start, f.end) for f in figures])],
-    }
-
-
-def _leg_excursions(uow: UnitOfWork, leg: dict[str, Any]) -> list[Excursion]:
-    if leg["unit_id"] is None:
-        return []
-    return list(
-        uow.session.scalars(
-            select(Excursion)
-            .where(
-                Excursion.unit_id == leg["unit_id"],
-                Excursion.started_at < leg["to"],
-                (Excursion.ended_at.is_(None)) | (Excursion.ended_at > leg["from"]),
-            )
-            .order_by(Excursion.started_at)
-        )
-    )
-
-
-def journey_series(
-    uow: UnitOfWork, journey: dict[str, Any], width_s: int
-) -> list[dict[int, float]]:
-    """Each leg's readings averaged per `width_s` bucket ({bucket start (epoch s): temp_c}).
-
-    Legs without a carrier (unmonitored trips) have none.
-    """
-    out: list[dict[int, float]] = []
-    for leg in journey["legs"]:
-        sums: dict[int, list[float]] = {}
-        if leg["unit_id"] is not None:
-            for ts, temp in _readings(uow, leg["unit_id"], leg["from"], leg["to"]):
-                at = max(ts, leg["from"]).timestamp()
-                sums.setdefault(int(at // width_s * width_s), []).append(temp)
-        out.append({t: round(sum(v) / len(v), 2) for t, v in sums.items()})
-    return out
 
 
 # --- a shipment's trip, a lot's trips ----------------------------------------------------------
@@ -763,7 +595,7 @@ def shipment_trip(uow: UnitOfWork, settings: Settings, *, shipment_id: int) -> d
     shipment = _shipment(uow, shipment_id)
     end = shipment.received_at or dt.datetime.now(dt.UTC)
     carriers: dict[int, dict[str, Any]] = {}
-    for load in _loads_of(uow, shipment.id):
+    for load in loads_of(uow, shipment.id):
         unit = uow.session.get(StorageUnit, load.carrier_unit_id)
         assert unit is not None
         entry = carriers.setdefault(
@@ -774,7 +606,7 @@ def shipment_trip(uow: UnitOfWork, settings: Settings, *, shipment_id: int) -> d
                 "kind": unit.kind,
                 "store_id": unit.store_id,
                 "lots": [],
-                **_figures(
+                **leg_figures(
                     uow,
                     settings,
                     unit.id,
@@ -816,8 +648,8 @@ def lot_trips(uow: UnitOfWork, lot_id: int) -> list[dict[str, Any]]:
     """Where the lot's doses travelled, and in what: one row per shipment of the lot."""
     rows = []
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
-    for line, shipment in _lot_shipments(uow, lot_id, dt.datetime.min.replace(tzinfo=dt.UTC), far):
-        loads = _loads_of(uow, shipment.id, lot_id)
+    for line, shipment in lot_shipments(uow, lot_id, dt.datetime.min.replace(tzinfo=dt.UTC), far):
+        loads = loads_of(uow, shipment.id, lot_id)
         rows.append(
             {
                 "shipment_id": shipment.id,

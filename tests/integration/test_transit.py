@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from logistics.models.alerts import Alert, QuarantineReview
 from logistics.models.stock import StockBalance
-from logistics.services import stock, transit
+from logistics.services import journeys, stock, transit
 from tests.support.alerts_fixtures import ingest, readings
 from tests.support.transit_fixtures import issue_in_box, make_route, receive
 
@@ -132,7 +132,7 @@ def test_the_journey_covers_the_stays_and_the_trip_without_a_gap(runtime, uow):
     ingest(runtime, _freeze_on_the_road(t0), t0 + dt.timedelta(hours=4))
     receive(uow, route, shipment_id, t0 + dt.timedelta(hours=4), "receipt-1")
 
-    journey = transit.lot_journey(
+    journey = journeys.lot_journey(
         uow,
         runtime.settings,
         lot_id=route.lot.id,
@@ -199,7 +199,7 @@ def test_doses_moved_through_a_carrier_by_transfers_show_as_its_stay(runtime, uo
         )
         uow.commit()
 
-    journey = transit.lot_journey(
+    journey = journeys.lot_journey(
         uow,
         runtime.settings,
         lot_id=route.lot.id,

@@ -7,7 +7,7 @@ import datetime as dt
 
 from logistics.db import UnitOfWork
 from logistics.models.catalog import Lot, Product, StorageUnit, Store
-from logistics.services import stock, transit
+from logistics.services import journeys, stock, transit
 from tests.support.sessions_fixtures import add_store
 
 UTC = dt.UTC
@@ -78,7 +78,7 @@ def make_route(uow: UnitOfWork, settings, *, doses: int = 1000, sensor_id: str =
 
 def issue_in_box(uow: UnitOfWork, route: Route, doses: int, at: dt.datetime, client_id: str):
     """Issue doses of the lot to the centre in the cold box; commits; returns the shipment id."""
-    movement = transit.issue_in_carriers(
+    movement = journeys.issue_in_carriers(
         uow,
         carriers=[{"unit_id": route.cold_box.id}],
         issue={

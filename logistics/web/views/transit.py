@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from logistics.api.context import new_uow, settings
 from logistics.api.transit import within
 from logistics.domain.errors import NotFound
-from logistics.services import transit
+from logistics.services import journeys
 from logistics.web import access
 from logistics.web.blueprint import web
 
@@ -66,10 +66,10 @@ def lot_journey(lot_id: int) -> str:
     width_s = max(60, int(RANGES[chosen].total_seconds()) // MAX_POINTS)
     with new_uow() as uow:
         try:
-            journey = transit.lot_journey(uow, settings(), lot_id=lot_id, start=start, end=end)
+            journey = journeys.lot_journey(uow, settings(), lot_id=lot_id, start=start, end=end)
         except NotFound:
             abort(404)
         journey = within(journey, access.visible_store_ids(uow))
-        chart = chart_data(journey, transit.journey_series(uow, journey, width_s), width_s)
+        chart = chart_data(journey, journeys.journey_series(uow, journey, width_s), width_s)
         return render_template("journey.html", journey=journey, chart=chart, range=chosen,
                                ranges=list(RANGES))

@@ -55,7 +55,7 @@ def find_first_response(
     query = query.order_by(IdempotencyRecord.key != key).execution_options(populate_existing=True)
     records = list(uow.session.scalars(query))
     expired = [r for r in records if expired_before and _before(r.created_at, expired_before)]
-    if expired:
+    if expired and expired_before is not None:
         forget_expired(uow, key=key, client_id=client_id, expired_before=expired_before)
         for gone in expired:
             uow.session.expunge(gone)

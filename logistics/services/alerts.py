@@ -461,7 +461,7 @@ def check_stock_states(uow: UnitOfWork, *, now: dt.datetime) -> tuple[int, int]:
     levels = {(lv.store_id, lv.product_id): lv for lv in uow.session.scalars(select(StockLevel))}
     from logistics.models.catalog import Product
 
-    codes = dict(uow.session.execute(select(Product.id, Product.code)).tuples())
+    codes = {pid: code for pid, code in uow.session.execute(select(Product.id, Product.code))}
     holding = []
     for store_id, product_id in set(on_hand) | set(levels):
         doses, level = on_hand.get((store_id, product_id), 0), levels.get((store_id, product_id))

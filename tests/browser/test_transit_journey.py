@@ -31,6 +31,7 @@ def test_the_lot_chart_shows_the_trip_and_the_freeze_on_the_road(journey, runtim
     with runtime.uow() as uow:
         route = make_route(uow, runtime.settings)
         create_user(uow, username="dio", password=scenario.PASSWORD, roles=[("admin", None)])
+        uow.commit()  # the test is the edge: services never commit
     t0 = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) - dt.timedelta(hours=30)
     with runtime.uow() as uow:
         shipment_id = issue_in_box(uow, route, 300, t0, "issue-1")

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from logistics.domain.readings import SensorReading
 from logistics.models.readings import ReadingHour
 from logistics.runtime import Runtime
-from logistics.services.thermal import unit_mkt
 from logistics.services.readings import rebuild_hours, record_readings
+from logistics.services.thermal import unit_mkt
 from tests.support.alerts_fixtures import add_sensor, make_tree
 
 pytestmark = pytest.mark.integration

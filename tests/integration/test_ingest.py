@@ -186,17 +186,20 @@ def test_batches_are_acknowledged_without_waiting_for_evaluation_which_is_queued
 
 
 def test_late_and_out_of_order_readings_are_stored_and_flagged(runtime, publisher, start_ingestor):
+    # Its own clock, not the module's NOW: a reading is late by how long ago it was taken, and a
+    # slow run can reach this test many minutes after the module was imported.
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     sensor_id = new_sensor(runtime, make_unit(runtime, "ILR-1"))
     start_ingestor()
-    publisher.reading(sensor_id, NOW, 5.0)
+    publisher.reading(sensor_id, now, 5.0)
     assert wait_until(lambda: count(runtime, Reading, Reading.sensor_id == sensor_id) == 1)
-    publisher.reading(sensor_id, NOW - dt.timedelta(minutes=2), 5.5)  # older than the newest held
+    publisher.reading(sensor_id, now - dt.timedelta(minutes=2), 5.5)  # older than the newest held
     publisher.raw(
         f"{publisher.prefix}/{sensor_id}/readings",
         json.dumps(
             {
                 "readings": [
-                    {"ts": (NOW - dt.timedelta(hours=5, minutes=m)).isoformat(), "temp_c": 9.1}
+                    {"ts": (now - dt.timedelta(hours=5, minutes=m)).isoformat(), "temp_c": 9.1}
                     for m in range(3)
                 ]
             }

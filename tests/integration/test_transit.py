@@ -151,7 +151,7 @@ def test_the_journey_covers_the_stays_and_the_trip_without_a_gap(runtime, uow):
 
 
 def test_the_lot_thermal_history_and_trace_show_the_trip_in_its_carrier(runtime, uow):
-    from logistics.services import excursions, trace
+    from logistics.services import thermal, trace
 
     route = make_route(uow, runtime.settings)
     t0 = dt.datetime.now(UTC).replace(second=0, microsecond=0) - dt.timedelta(hours=8)
@@ -159,7 +159,7 @@ def test_the_lot_thermal_history_and_trace_show_the_trip_in_its_carrier(runtime,
     ingest(runtime, _freeze_on_the_road(t0), t0 + dt.timedelta(hours=4))
     receive(uow, route, shipment_id, t0 + dt.timedelta(hours=4), "receipt-1")
 
-    history = excursions.lot_thermal_history(
+    history = thermal.lot_thermal_history(
         uow,
         runtime.settings,
         lot_id=route.lot.id,

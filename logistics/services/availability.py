@@ -322,17 +322,20 @@ def _add_sessions(uow: UnitOfWork, rows: _Rows) -> None:
         .outerjoin(Slot, Slot.session_id == Session.id)
         .where(Session.store_id.in_(rows.ids), Session.status == "open")
     )
-    sessions: dict[int, tuple[Any, list[tuple[int, int]]]] = {}
-    for row in uow.session.execute(query):
-        if row[1] not in rows.centres:  # added after the list was read
+    heads: dict[int, tuple[int, int, dt.date, int, int]] = {}
+    slots: dict[int, list[tuple[int, int]]] = {}
+    found = uow.session.execute(query).tuples()
+    for session_id, store_id, product_id, on_date, capacity, short, seats, booked in found:
+        if store_id not in rows.centres:  # added after the list was read
             continue
-        session, slots = sessions.setdefault(row[0], (row, []))
-        if row[6] is not None:
-            slots.append((row[6], row[7]))
-    for session_id, (session, slots) in sessions.items():
-        row = rows.at(session[1], session[2])
-        row.promises.append(rules.Promise(session_id, session[3], session[4]))
-        row.open_capacity += rules.available_seats(session[4], session[5], slots)
+        heads[session_id] = (store_id, product_id, on_date, capacity, short)
+        slots.setdefault(session_id, [])
+        if seats is not None:
+            slots[session_id].append((seats, booked))
+    for session_id, (store_id, product_id, on_date, capacity, short) in heads.items():
+        row = rows.at(store_id, product_id)
+        row.promises.append(rules.Promise(session_id, on_date, capacity))
+        row.open_capacity += rules.available_seats(capacity, short, slots[session_id])
 
 
 def _add_transit_and_rate(uow: UnitOfWork, rows: _Rows, since: dt.date, window_days: int) -> None:

@@ -18,8 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import ScalarSelect, func, select
 
 from logistics.db import UnitOfWork
 from logistics.domain import slots as rules
@@ -236,20 +235,42 @@ class PlannerRow:
     promises: list[rules.Promise] = dataclasses.field(default_factory=list)
 
 
-def _centres(uow: UnitOfWork, district_id: int) -> dict[int, Store]:
+@dataclasses.dataclass(frozen=True)
+class _Centre:
+    id: int
+    name: str
+    path: str
+
+
+@dataclasses.dataclass(frozen=True)
+class _Scope:
+    """The district's centres, and the same set as a subquery for every query of the view.
+
+    The queries select by the subtree (one bound path), not by a list of a hundred ids: the
+    statements stay the same whatever the number of centres, and none is rendered per centre.
+    """
+
+    centres: dict[int, _Centre]
+    ids: ScalarSelect[int]  # the centres' ids, as a subquery
+
+
+def _centres(uow: UnitOfWork, district_id: int) -> _Scope:
     district = get_or_404(
         uow, Store, district_id, f"no district store {district_id}", field="district_id"
     )
-    query = select(Store).where(in_subtree(Store.path, district.path), Store.id != district.id)
-    return {store.id: store for store in uow.session.scalars(query)}
+    within = (in_subtree(Store.path, district.path), Store.id != district.id)
+    query = select(Store.id, Store.name, Store.path).where(*within)
+    centres = {row[0]: _Centre(*row) for row in uow.session.execute(query)}
+    return _Scope(centres, select(Store.id).where(*within).scalar_subquery())
 
 
 class _Rows(dict[tuple[int, int], PlannerRow]):
-    def __init__(self, centres: dict[int, Store], products: dict[int, Product]):
+    def __init__(self, scope: _Scope, products: dict[int, Product]):
         super().__init__()
-        self.centres, self.products = centres, products
+        self.centres, self.ids, self.products = scope.centres, scope.ids, products
 
     def at(self, centre_id: int, product_id: int) -> PlannerRow:
+        """The row of a centre and product (made on first use)."""
         if (centre_id, product_id) not in self:
             centre, product = self.centres[centre_id], self.products[product_id]
             self[centre_id, product_id] = PlannerRow(
@@ -271,10 +292,11 @@ def _add_stock(uow: UnitOfWork, rows: _Rows) -> None:
             Lot.quarantined,
         )
         .join(Lot, Lot.id == StockBalance.lot_id)
-        .where(StockBalance.store_id.in_(rows.centres), StockBalance.doses > 0)
+        .where(StockBalance.store_id.in_(rows.ids), StockBalance.doses > 0)
     )
-    found = list(uow.session.execute(query))
-    scopes = recall_scopes(uow.session, {row[2] for row in found})
+    # A centre added to the district after its list was read (READ COMMITTED) is left out.
+    found = [row for row in uow.session.execute(query) if row[0] in rows.centres]
+    scopes = recall_scopes(uow.session, {row[2] for row in found}) if found else []
     for store_id, product_id, lot_id, doses, held, vvm, expiry, lot_held in found:
         path = rows.centres[store_id].path
         rows.at(store_id, product_id).lines.append(
@@ -285,19 +307,35 @@ def _add_stock(uow: UnitOfWork, rows: _Rows) -> None:
 
 
 def _add_sessions(uow: UnitOfWork, rows: _Rows) -> None:
+    # Plain columns, one row per slot (a session without slots: one row of NULLs), no ORM objects.
     query = (
-        select(Session)
-        .where(Session.store_id.in_(rows.centres), Session.status == "open")
-        .options(selectinload(Session.slots))
-    )
-    for session in uow.session.scalars(query):
-        row = rows.at(session.store_id, session.product_id)
-        row.promises.append(rules.Promise(session.id, session.session_date, session.capacity))
-        row.open_capacity += rules.available_seats(
-            session.capacity,
-            session.shortfall_doses,
-            [(x.capacity, x.booked) for x in session.slots],
+        select(
+            Session.id,
+            Session.store_id,
+            Session.product_id,
+            Session.session_date,
+            Session.capacity,
+            Session.shortfall_doses,
+            Slot.capacity,
+            Slot.booked,
         )
+        .outerjoin(Slot, Slot.session_id == Session.id)
+        .where(Session.store_id.in_(rows.ids), Session.status == "open")
+    )
+    heads: dict[int, tuple[int, int, dt.date, int, int]] = {}
+    slots: dict[int, list[tuple[int, int]]] = {}
+    found = uow.session.execute(query).tuples()
+    for session_id, store_id, product_id, on_date, capacity, short, seats, booked in found:
+        if store_id not in rows.centres:  # added after the list was read
+            continue
+        heads[session_id] = (store_id, product_id, on_date, capacity, short)
+        slots.setdefault(session_id, [])
+        if seats is not None:
+            slots[session_id].append((seats, booked))
+    for session_id, (store_id, product_id, on_date, capacity, short) in heads.items():
+        row = rows.at(store_id, product_id)
+        row.promises.append(rules.Promise(session_id, on_date, capacity))
+        row.open_capacity += rules.available_seats(capacity, short, slots[session_id])
 
 
 def _add_transit_and_rate(uow: UnitOfWork, rows: _Rows, since: dt.date, window_days: int) -> None:
@@ -305,20 +343,22 @@ def _add_transit_and_rate(uow: UnitOfWork, rows: _Rows, since: dt.date, window_d
         select(Shipment.to_store_id, Lot.product_id, func.sum(ShipmentLine.doses_issued))
         .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
         .join(Lot, Lot.id == ShipmentLine.lot_id)
-        .where(Shipment.to_store_id.in_(rows.centres), Shipment.status == "in_transit")
+        .where(Shipment.to_store_id.in_(rows.ids), Shipment.status == "in_transit")
         .group_by(Shipment.to_store_id, Lot.product_id)
     )
     for store_id, product_id, doses in uow.session.execute(transit):
-        rows.at(store_id, product_id).in_transit_doses = int(doses)
+        if store_id in rows.centres:
+            rows.at(store_id, product_id).in_transit_doses = int(doses)
     given = (
         select(
             SessionReport.store_id, SessionReport.product_id, func.sum(SessionReport.doses_given)
         )
-        .where(SessionReport.store_id.in_(rows.centres), SessionReport.session_date >= since)
+        .where(SessionReport.store_id.in_(rows.ids), SessionReport.session_date >= since)
         .group_by(SessionReport.store_id, SessionReport.product_id)
     )
     for store_id, product_id, doses in uow.session.execute(given):
-        rows.at(store_id, product_id).daily_doses = round(int(doses) / window_days, 2)
+        if store_id in rows.centres:
+            rows.at(store_id, product_id).daily_doses = round(int(doses) / window_days, 2)
 
 
 def district_view(
@@ -329,8 +369,9 @@ def district_view(
     Days of stock = usable doses / doses given per day over the last `window_days` days of
     end-of-session reports (shared/domain.md: stock / daily consumption rate).
     """
-    centres = _centres(uow, district_id)
-    rows = _Rows(centres, {p.id: p for p in uow.session.scalars(select(Product))})
+    rows = _Rows(
+        _centres(uow, district_id), {p.id: p for p in uow.session.scalars(select(Product))}
+    )
     _add_stock(uow, rows)
     _add_sessions(uow, rows)
     _add_transit_and_rate(uow, rows, today - dt.timedelta(days=window_days), window_days)

@@ -608,14 +608,24 @@ def unit_chart_buckets(
         epoch = cast(func.strftime("%s", Reading.ts), Integer)
     slot = func.floor(epoch / width_s).label("slot")
     query = (
-        select(slot, func.count(), func.min(Reading.temp_c), func.avg(Reading.temp_c),
-               func.max(Reading.temp_c))
+        select(
+            slot,
+            func.count(),
+            func.min(Reading.temp_c),
+            func.avg(Reading.temp_c),
+            func.max(Reading.temp_c),
+        )
         .where(Reading.unit_id == unit_id, Reading.ts >= start, Reading.ts < end)
         .group_by(slot)
         .order_by(slot)
     )
     return [
-        Bucket(dt.datetime.fromtimestamp(int(n) * width_s, dt.UTC), int(count), float(low),
-               float(avg), float(high))
+        Bucket(
+            dt.datetime.fromtimestamp(int(n) * width_s, dt.UTC),
+            int(count),
+            float(low),
+            float(avg),
+            float(high),
+        )
         for n, count, low, avg, high in uow.session.execute(query).tuples()
     ]

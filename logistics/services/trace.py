@@ -199,8 +199,6 @@ def _lot_rows(balances: list[StockBalance], on: dt.date, held: Held) -> list[dic
     return sorted(lots.values(), key=lambda r: (r["expiry_date"], r["lot_id"]))
 
 
-
-
 def _product_row(
     balances: list[StockBalance], consumed: int, window_days: int, on: dt.date, held: Held
 ) -> dict[str, Any]:

@@ -79,8 +79,9 @@ def datetime(value: dt.datetime | None, style: str = "short") -> str:
     from flask import current_app
 
     zone = current_app.extensions["coldchain"].settings.site_timezone
-    return dates.format_datetime(value, format=style, tzinfo=dates.get_timezone(zone),
-                                 locale=_fmt_locale())
+    return dates.format_datetime(
+        value, format=style, tzinfo=dates.get_timezone(zone), locale=_fmt_locale()
+    )
 
 
 def init_i18n(app: Flask, settings: Settings) -> None:
@@ -90,6 +91,13 @@ def init_i18n(app: Flask, settings: Settings) -> None:
     Babel(app, locale_selector=select_language, timezone_selector=lambda: settings.site_timezone)
     from logistics.web.labels import attr_pair, code_label, label, vvm
 
-    app.jinja_env.filters.update(num=number, day=date, when=datetime, label=label, vvm=vvm,
-                                 attr_pair=attr_pair, code_label=code_label)
+    app.jinja_env.filters.update(
+        num=number,
+        day=date,
+        when=datetime,
+        label=label,
+        vvm=vvm,
+        attr_pair=attr_pair,
+        code_label=code_label,
+    )
     app.jinja_env.add_extension("jinja2.ext.i18n")

@@ -76,13 +76,24 @@ def service_worker() -> Response:
 
 def _lots(uow: Any, store_id: int) -> list[dict[str, Any]]:
     config = settings()
-    view = trace.store_stock(uow, store_id, now=access.now(),
-                             window_days=config.ledger_consumption_window_days,
-                             site_timezone=config.site_timezone)
-    return [{"lot_id": lot["lot_id"], "lot_number": lot["lot_number"],
-             "expiry_date": lot["expiry_date"].isoformat(), "doses": lot["doses"],
-             "usable_doses": lot["usable_doses"]}
-            for product in view["products"] for lot in product["lots"]]
+    view = trace.store_stock(
+        uow,
+        store_id,
+        now=access.now(),
+        window_days=config.ledger_consumption_window_days,
+        site_timezone=config.site_timezone,
+    )
+    return [
+        {
+            "lot_id": lot["lot_id"],
+            "lot_number": lot["lot_number"],
+            "expiry_date": lot["expiry_date"].isoformat(),
+            "doses": lot["doses"],
+            "usable_doses": lot["usable_doses"],
+        }
+        for product in view["products"]
+        for lot in product["lots"]
+    ]
 
 
 @web.route("/centres/<int:store_id>/offline-data")
@@ -92,12 +103,25 @@ def offline_data(store_id: int) -> Response:
     with new_uow() as uow:
         access.visible_store(uow, store_id)
         units = [{"id": u.id, "code": u.code} for u in catalog.list_units(uow, store_id=store_id)]
-        sessions = [{"id": s.id, "product": s.product.code, "capacity": s.capacity,
-                     "dose_number": s.dose_number, "status": s.status}
-                    for s in svc.list_sessions(uow, store_id=store_id) if s.session_date == today]
-        body = {"store_id": store_id, "fetched_at": access.now().isoformat(),
-                "date": today.isoformat(), "units": units, "lots": _lots(uow, store_id),
-                "sessions": sessions}
+        sessions = [
+            {
+                "id": s.id,
+                "product": s.product.code,
+                "capacity": s.capacity,
+                "dose_number": s.dose_number,
+                "status": s.status,
+            }
+            for s in svc.list_sessions(uow, store_id=store_id)
+            if s.session_date == today
+        ]
+        body = {
+            "store_id": store_id,
+            "fetched_at": access.now().isoformat(),
+            "date": today.isoformat(),
+            "units": units,
+            "lots": _lots(uow, store_id),
+            "sessions": sessions,
+        }
     return Response(json.dumps(body), mimetype="application/json")
 
 
@@ -151,8 +175,12 @@ def sync_one(entry: Any) -> dict[str, Any]:
     """One queued entry's outcome: recorded, duplicate or refused (with the reason)."""
     parsed = _fields(entry)
     if parsed is None:
-        return {"client_id": str(entry.get("client_id")) if isinstance(entry, dict) else None,
-                "status": "refused", "reason": _("This entry is unreadable."), "errors": {}}
+        return {
+            "client_id": str(entry.get("client_id")) if isinstance(entry, dict) else None,
+            "status": "refused",
+            "reason": _("This entry is unreadable."),
+            "errors": {},
+        }
     path, client_id, fields = parsed
     form = Form(fields)
     try:
@@ -162,8 +190,12 @@ def sync_one(entry: Any) -> dict[str, Any]:
         outcome = None
     if outcome is None:
         reason = "; ".join(form.errors.values())
-        return {"client_id": client_id, "status": "refused", "reason": reason,
-                "errors": form.errors}
+        return {
+            "client_id": client_id,
+            "status": "refused",
+            "reason": reason,
+            "errors": form.errors,
+        }
     status = "duplicate" if outcome.replayed else "recorded"
     return {"client_id": client_id, "status": status, "message": outcome.message}
 
@@ -174,8 +206,9 @@ def sync_entries() -> Response:
     body = request.get_json(silent=True)
     entries = body.get("entries") if isinstance(body, dict) else None
     if not isinstance(entries, list) or not 0 < len(entries) <= MAX_ENTRIES:
-        return _problem(400, "Bad request",
-                        _("Send 1 to %(n)s entries.", n=MAX_ENTRIES))
+        return _problem(400, "Bad request", _("Send 1 to %(n)s entries.", n=MAX_ENTRIES))
     results = [sync_one(entry) for entry in entries]
-    return Response(json.dumps({"results": results, "at": dt.datetime.now(dt.UTC).isoformat()}),
-                    mimetype="application/json")
+    return Response(
+        json.dumps({"results": results, "at": dt.datetime.now(dt.UTC).isoformat()}),
+        mimetype="application/json",
+    )

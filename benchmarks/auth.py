@@ -43,29 +43,51 @@ def setup(runtime: Runtime) -> dict:
         uow.commit()
         state = catalog.create_store(uow, code="S", name="S", level_code="state")
         uow.commit()
-        district = catalog.create_store(uow, code="D", name="D", level_code="district",
-                                        parent_id=state.id)
+        district = catalog.create_store(
+            uow, code="D", name="D", level_code="district", parent_id=state.id
+        )
         uow.commit()
-        centre = catalog.create_store(uow, code="C", name="C", level_code="centre",
-                                      parent_id=district.id)
+        centre = catalog.create_store(
+            uow, code="C", name="C", level_code="centre", parent_id=district.id
+        )
         uow.commit()
-        unit = catalog.create_unit(uow, store_id=centre.id, code="ILR-1", kind="ilr",
-                                   min_temp_c=2, max_temp_c=8)
+        unit = catalog.create_unit(
+            uow, store_id=centre.id, code="ILR-1", kind="ilr", min_temp_c=2, max_temp_c=8
+        )
         uow.commit()
-        product = catalog.create_product(uow, code="P", name="P", doses_per_vial=10,
-                                         min_temp_c=2, max_temp_c=8, freeze_sensitive=True,
-                                         open_vial_life_min=240, gtin=None)
+        product = catalog.create_product(
+            uow,
+            code="P",
+            name="P",
+            doses_per_vial=10,
+            min_temp_c=2,
+            max_temp_c=8,
+            freeze_sensitive=True,
+            open_vial_life_min=240,
+            gtin=None,
+        )
         uow.commit()
-        lot = catalog.create_lot(uow, {"product_id": product.id, "lot_number": "L",
-                                       "manufacturer": "M", "expiry_date": dt.date(2031, 1, 1)})
+        lot = catalog.create_lot(
+            uow,
+            {
+                "product_id": product.id,
+                "lot_number": "L",
+                "manufacturer": "M",
+                "expiry_date": dt.date(2031, 1, 1),
+            },
+        )
         uow.commit()
         auth.create_user(uow, username="admin", password=None, roles=["admin"])
         uow.commit()
         auth.create_user(uow, username="dio", password=None, roles=[("district_officer", "D")])
         uow.commit()
-        ids = {"store": centre.id, "unit": unit.id, "lot": lot.id,
-               "admin": auth.issue_token(uow, username="admin"),
-               "dio": auth.issue_token(uow, username="dio")}
+        ids = {
+            "store": centre.id,
+            "unit": unit.id,
+            "lot": lot.id,
+            "admin": auth.issue_token(uow, username="admin"),
+            "dio": auth.issue_token(uow, username="dio"),
+        }
         uow.commit()
     return ids
 
@@ -87,9 +109,17 @@ def without_auth(app, runtime: Runtime) -> None:
 
 def receive(client, ids: dict, doses: int) -> None:
     """Put stock in the centre's ILR as the admin."""
-    response = client.post("/api/receipts", json={
-        "client_id": str(uuid.uuid4()), "store_id": ids["store"], "unit_id": ids["unit"],
-        "lot_id": ids["lot"], "doses": doses}, headers={"Authorization": f"Bearer {ids['admin']}"})
+    response = client.post(
+        "/api/receipts",
+        json={
+            "client_id": str(uuid.uuid4()),
+            "store_id": ids["store"],
+            "unit_id": ids["unit"],
+            "lot_id": ids["lot"],
+            "doses": doses,
+        },
+        headers={"Authorization": f"Bearer {ids['admin']}"},
+    )
     assert response.status_code == 201, response.json
 
 
@@ -101,8 +131,8 @@ def requests_for(client, ids: dict, token: str | None) -> dict[str, Callable[[in
         "public_get_rps": lambda _: client.get("/api/health"),
         "protected_get_rps": lambda _: client.get(f"/api/stores/{ids['store']}", headers=headers),
         "consumption_rps": lambda _: client.post(
-            "/api/consumptions", json={**consume, "client_id": str(uuid.uuid4())},
-            headers=headers),
+            "/api/consumptions", json={**consume, "client_id": str(uuid.uuid4())}, headers=headers
+        ),
     }
 
 
@@ -117,25 +147,33 @@ def measure(url: str, seconds: float, rounds: int = 3) -> dict:
     unguarded = create_app(runtime=open_runtime)
     without_auth(unguarded, open_runtime)
     receive(guarded.test_client(), ids, 10_000_000)
-    sides = {"guarded": requests_for(guarded.test_client(), ids, ids["dio"]),
-             "baseline": requests_for(unguarded.test_client(), ids, None)}
+    sides = {
+        "guarded": requests_for(guarded.test_client(), ids, ids["dio"]),
+        "baseline": requests_for(unguarded.test_client(), ids, None),
+    }
     figures: dict[str, dict[str, float]] = {"guarded": {}, "baseline": {}}
     for metric in sides["guarded"]:
         for _ in range(rounds):
             for side, calls in sides.items():
                 best = max(figures[side].get(metric, 0.0), rate(seconds / rounds, calls[metric]))
                 figures[side][metric] = best
-        log(f"{metric}: guarded {figures['guarded'][metric]:.0f}/s, "
-            f"baseline {figures['baseline'][metric]:.0f}/s")
+        log(
+            f"{metric}: guarded {figures['guarded'][metric]:.0f}/s, "
+            f"baseline {figures['baseline'][metric]:.0f}/s"
+        )
     runtime.close()
     return figures
 
 
 def limiter_us(storage: str, calls: int = 5000) -> float:
     """Microseconds per rate-limit count in this storage."""
-    settings = load_settings({"database_url": "sqlite://",
-                              "auth_rate_limit": "1000000 per 5 minutes",
-                              "auth_rate_limit_storage": storage})
+    settings = load_settings(
+        {
+            "database_url": "sqlite://",
+            "auth_rate_limit": "1000000 per 5 minutes",
+            "auth_rate_limit_storage": storage,
+        }
+    )
     limit = web.RateLimit(settings)
     key = f"bench:{uuid.uuid4().hex}"
     start = time.perf_counter()
@@ -154,11 +192,13 @@ def main() -> None:
     finally:
         drop_database(url)
     guarded, baseline = figures["guarded"], figures["baseline"]
-    result = {**{f"{k}": round(v, 1) for k, v in guarded.items()},
-              **{f"baseline_{k}": round(v, 1) for k, v in baseline.items()},
-              **{f"ratio_{k}": round(guarded[k] / baseline[k], 3) for k in guarded},
-              "rate_limit_memory_us": round(limiter_us("memory://"), 2),
-              "rate_limit_redis_us": round(limiter_us("redis://127.0.0.1:6379/0", 1000), 1)}
+    result = {
+        **{f"{k}": round(v, 1) for k, v in guarded.items()},
+        **{f"baseline_{k}": round(v, 1) for k, v in baseline.items()},
+        **{f"ratio_{k}": round(guarded[k] / baseline[k], 3) for k in guarded},
+        "rate_limit_memory_us": round(limiter_us("memory://"), 2),
+        "rate_limit_redis_us": round(limiter_us("redis://127.0.0.1:6379/0", 1000), 1),
+    }
     print(json.dumps(result))
 
 

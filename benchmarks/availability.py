@@ -112,7 +112,9 @@ def generate(runtime: Runtime, centres: int, districts: int) -> dict:
         district_rows = []
         for d in range(districts):
             district = Store(
-                code=f"BS-D{d + 1}", name=f"Bench District {d + 1}", level_code="district",
+                code=f"BS-D{d + 1}",
+                name=f"Bench District {d + 1}",
+                level_code="district",
                 parent_id=state.id,
             )
             uow.session.add(district)

@@ -61,10 +61,20 @@ NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 class Publisher:
     """QoS 1 readings at a steady rate from a thread; reconnects by itself when the broker goes."""
 
-    def __init__(self, port: int, prefix: str, sensor_ids: list[str], total: int, rate: float,
-                 temp: Callable[[int], float] = lambda _i: 5.0):
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
-                                  client_id=f"bench-pub-{uuid.uuid4().hex[:8]}")
+    def __init__(
+        self,
+        port: int,
+        prefix: str,
+        sensor_ids: list[str],
+        total: int,
+        rate: float,
+        temp: Callable[[int], float] = lambda _i: 5.0,
+    ):
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            protocol=mqtt.MQTTv5,
+            client_id=f"bench-pub-{uuid.uuid4().hex[:8]}",
+        )
         self.client.max_inflight_messages_set(1000)
         self.client.reconnect_delay_set(1, 1)
         self.client.connect_async("127.0.0.1", port)
@@ -245,8 +255,9 @@ def _settle(count: Callable[[], int], goal: int, quiet_s: float = 3.0, limit_s: 
     return last
 
 
-def _finish(bench: Bench, publisher: Publisher, sensor_ids: list[str],
-            ingestion: Process) -> dict[str, Any]:
+def _finish(
+    bench: Bench, publisher: Publisher, sensor_ids: list[str], ingestion: Process
+) -> dict[str, Any]:
     acked = publisher.wait()
     publisher.close()
     _settle(lambda: bench.stored(sensor_ids), acked)
@@ -311,6 +322,7 @@ def evaluator_sigkill(bench: Bench) -> dict[str, Any]:
     env = bench.env(broker.url, prefix)
     ingestion = Process(bench, "ingest", env, "--client-id", "ingest-evaluator")
     evaluator = Process(bench, "evaluate", env)
+
     def frozen(index: int) -> float:
         return -2.0 if index % SENSORS == 0 else 5.0
 
@@ -368,8 +380,9 @@ def web_worker_sigkill(bench: Bench) -> dict[str, Any]:
             path = f"/api/sessions/{created['id']}/bookings"
             for _ in range(50):
                 try:
-                    status, body = _http(base, "POST", path, token,
-                                         {"slot_id": slot, "beneficiary": person})
+                    status, body = _http(
+                        base, "POST", path, token, {"slot_id": slot, "beneficiary": person}
+                    )
                 except (URLError, ConnectionError, OSError):
                     time.sleep(0.1)
                     continue
@@ -397,17 +410,22 @@ def web_worker_sigkill(bench: Bench) -> dict[str, Any]:
         workers = _children(server.pid)
         os.kill(workers[0], signal.SIGKILL)
         killed = time.monotonic()
-        _wait(lambda: len(_children(server.pid)) == 2 and workers[0] not in _children(server.pid),
-              60, "worker replaced")
+        _wait(
+            lambda: len(_children(server.pid)) == 2 and workers[0] not in _children(server.pid),
+            60,
+            "worker replaced",
+        )
         recovery = round(time.monotonic() - killed, 2)
         for thread in threads:
             thread.join(300)
         readings = _finish(bench, publisher, sensor_ids, ingestion)
-        rows = dict(bench.sql(
-            "SELECT beneficiary, count(*) FROM session_bookings WHERE session_id = %s "
-            "GROUP BY beneficiary",
-            created["id"],
-        ))
+        rows = dict(
+            bench.sql(
+                "SELECT beneficiary, count(*) FROM session_bookings WHERE session_id = %s "
+                "GROUP BY beneficiary",
+                created["id"],
+            )
+        )
         lost = sum(1 for person in confirmed if person not in rows)
         doubled = sum(max(0, n - 1) for n in confirmed.values()) + sum(
             max(0, n - 1) for n in rows.values()
@@ -476,16 +494,23 @@ def main() -> None:
             log(f"{name}: {results[name]}")
     finally:
         bench.cleanup()
-    print(json.dumps({
-        "readings_per_fault": args.readings,
-        "seconds": round(time.monotonic() - started, 1),
-        "faults": {
-            name: {key: value for key, value in result.items()
-                   if key in ("lost", "doubled", "recovery_s")}
-            for name, result in results.items()
-        },
-        "details": results,
-    }))
+    print(
+        json.dumps(
+            {
+                "readings_per_fault": args.readings,
+                "seconds": round(time.monotonic() - started, 1),
+                "faults": {
+                    name: {
+                        key: value
+                        for key, value in result.items()
+                        if key in ("lost", "doubled", "recovery_s")
+                    }
+                    for name, result in results.items()
+                },
+                "details": results,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

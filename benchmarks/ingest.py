@@ -137,7 +137,10 @@ def v5_client(client_id: str, port: int, settings: Settings, on_message=None) ->
     client.on_subscribe = lambda *_: subscribed.set()
     client.on_connect = lambda c, *_: c.subscribe([(f"{PREFIX}/#", SubscribeOptions(qos=1))])
     client.connect(
-        "127.0.0.1", port, keepalive=settings.mqtt_keepalive_s, clean_start=False,
+        "127.0.0.1",
+        port,
+        keepalive=settings.mqtt_keepalive_s,
+        clean_start=False,
         properties=props,
     )
     client.loop_start()
@@ -268,7 +271,10 @@ def _publish_process(port: int, items: list[tuple[str, bytes, bool]]) -> None:
 
 
 def live_run(
-    runtime: Runtime, port: int, items: list[tuple[str, bytes, bool]], publishers: int,
+    runtime: Runtime,
+    port: int,
+    items: list[tuple[str, bytes, bool]],
+    publishers: int,
     timeout_s: float,
 ) -> tuple[float, float, Ingestor]:
     """Publish from several processes while our ingestion stores; return (publish, store) rates
@@ -293,8 +299,9 @@ def live_run(
     return len(items) / published_s, ingestor.stats.readings / stored_s, ingestor
 
 
-def rounds(args: argparse.Namespace, runtime: Runtime, port: int, sensor_ids: list[str],
-           profiled: Profiled) -> dict:
+def rounds(
+    args: argparse.Namespace, runtime: Runtime, port: int, sensor_ids: list[str], profiled: Profiled
+) -> dict:
     """Alternate bare and ours over `args.rounds` rounds of a fresh identical backlog each."""
     settings = runtime.settings
     bare_id, ours_id = f"bench-bare-{uuid.uuid4().hex[:6]}", f"bench-ours-{uuid.uuid4().hex[:6]}"
@@ -357,8 +364,11 @@ def main() -> None:
     runtime = evaluator = None
     profiled = Profiled(args.profile)
     try:
-        overrides = {"database_url": database_url, "mqtt_url": broker.url,
-                     "mqtt_topic_prefix": PREFIX}
+        overrides = {
+            "database_url": database_url,
+            "mqtt_url": broker.url,
+            "mqtt_topic_prefix": PREFIX,
+        }
         runtime = Runtime.from_settings(load_settings(overrides))
         sensor_ids = prepare(runtime, args.sensors)
         evaluator = start_coldchain("evaluate", {"COLDCHAIN_DATABASE_URL": database_url})

@@ -271,9 +271,7 @@ def count_statements(movements: int = 5) -> float:
         ctx = setup(url, 1)
         runtime = Runtime.from_settings(load_settings({"database_url": url, "auth_rate_limit": ""}))
         statements: list[str] = []
-        event.listen(
-            runtime.engine, "before_cursor_execute", lambda *a: statements.append(a[2])
-        )
+        event.listen(runtime.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
         client = create_app(runtime=runtime).test_client()
         counts = []
         for _ in range(movements + 1):  # the first warms caches (reference data, epochs) up
@@ -281,10 +279,14 @@ def count_statements(movements: int = 5) -> float:
             client_id = uuid.uuid4().hex
             response = client.post(
                 "/api/consumptions",
-                json={"client_id": client_id, "store_id": ctx["store"], "unit_id": ctx["unit"],
-                      "lot_id": ctx["lots"][0], "doses": 1},
-                headers={"Authorization": f"Bearer {ctx['token']}",
-                         "Idempotency-Key": client_id},
+                json={
+                    "client_id": client_id,
+                    "store_id": ctx["store"],
+                    "unit_id": ctx["unit"],
+                    "lot_id": ctx["lots"][0],
+                    "doses": 1,
+                },
+                headers={"Authorization": f"Bearer {ctx['token']}", "Idempotency-Key": client_id},
             )
             assert response.status_code == 201, response.get_json()
             counts.append(len(statements))
@@ -304,7 +306,10 @@ def statements_of_revision(rev: str) -> float:
         out = subprocess.run(
             [sys.executable, str(Path(__file__).resolve()), "--count-statements"],
             env={**os.environ, "LEDGER_BENCH_CODE": tree, "PYTHONPATH": tree},
-            check=True, capture_output=True, text=True, cwd=tree,
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=tree,
         ).stdout
         return float(out.strip().splitlines()[-1])
 
@@ -338,8 +343,12 @@ def history_point(url: str, lot: int) -> dict:
             "ORDER BY occurred_at, id OFFSET %s LIMIT 1",
             (lot, count // 2),
         ).fetchone()
-    return {"entries": count, "backdate_to": later_than,
-            "middle_movement": middle_movement, "middle_entry": middle_entry}
+    return {
+        "entries": count,
+        "backdate_to": later_than,
+        "middle_movement": middle_movement,
+        "middle_entry": middle_entry,
+    }
 
 
 def history_paths(base: str, url: str, ctx: dict, lot: int) -> dict:
@@ -353,9 +362,16 @@ def history_paths(base: str, url: str, ctx: dict, lot: int) -> dict:
         client_id = uuid.uuid4().hex
         return s.post(
             f"{base}/api/consumptions",
-            json={"client_id": client_id, "store_id": ctx["store"], "unit_id": ctx["unit"],
-                  "lot_id": lot, "doses": 1, "occurred_at": at.isoformat()},
-            headers={"Idempotency-Key": client_id}, timeout=60,
+            json={
+                "client_id": client_id,
+                "store_id": ctx["store"],
+                "unit_id": ctx["unit"],
+                "lot_id": lot,
+                "doses": 1,
+                "occurred_at": at.isoformat(),
+            },
+            headers={"Idempotency-Key": client_id},
+            timeout=60,
         )
 
     def get(path: str):
@@ -414,7 +430,8 @@ def run(args: argparse.Namespace) -> dict:
         small_paths, big_paths = history_rounds(base, url, ctx)
         ratios = {
             key: round(big_paths[key] / small_paths[key], 3)
-            for key in small_paths if key != "entries"
+            for key in small_paths
+            if key != "entries"
         }
         baseline = hammer(base, ctx["token"], args.seconds, args.clients, health)
         log(f"health baseline: {baseline}")

@@ -30,14 +30,22 @@ from harness import log  # noqa: E402
 from sensors.mosquitto import PrivateMosquitto  # noqa: E402
 
 SETTINGS = {
-    "shipped: autosave_interval 30 (seconds)": {"autosave_on_changes": "false",
-                                                "autosave_interval": "30"},
-    "autosave_on_changes, every 1000 changes": {"autosave_on_changes": "true",
-                                                "autosave_interval": "1000"},
-    "autosave_on_changes, every 100 changes": {"autosave_on_changes": "true",
-                                               "autosave_interval": "100"},
-    "autosave_on_changes, every 10 changes": {"autosave_on_changes": "true",
-                                              "autosave_interval": "10"},
+    "shipped: autosave_interval 30 (seconds)": {
+        "autosave_on_changes": "false",
+        "autosave_interval": "30",
+    },
+    "autosave_on_changes, every 1000 changes": {
+        "autosave_on_changes": "true",
+        "autosave_interval": "1000",
+    },
+    "autosave_on_changes, every 100 changes": {
+        "autosave_on_changes": "true",
+        "autosave_interval": "100",
+    },
+    "autosave_on_changes, every 10 changes": {
+        "autosave_on_changes": "true",
+        "autosave_interval": "10",
+    },
 }
 
 

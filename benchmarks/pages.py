@@ -68,8 +68,9 @@ def build_schema(runtime: Runtime) -> None:
 def _store(uow, code: str, name: str, level: str, parent) -> object:
     from logistics.models.catalog import Store
 
-    store = Store(code=code, name=name, level_code=level,
-                  parent_id=parent.id if parent else None, path="/")
+    store = Store(
+        code=code, name=name, level_code=level, parent_id=parent.id if parent else None, path="/"
+    )
     uow.session.add(store)
     uow.session.flush()
     store.path = f"{parent.path if parent else '/'}{store.id}/"
@@ -95,54 +96,106 @@ def generate(runtime: Runtime, centres: int) -> dict:
         uow.commit()
         state = _store(uow, "BS", "Bench State", "state", None)
         district = _store(uow, "BS-D1", "Bench District", "district", state)
-        product = Product(code="COVISHIELD", name="Covishield", doses_per_vial=10, min_temp_c=2,
-                          max_temp_c=8, freeze_sensitive=True, open_vial_life_min=240)
+        product = Product(
+            code="COVISHIELD",
+            name="Covishield",
+            doses_per_vial=10,
+            min_temp_c=2,
+            max_temp_c=8,
+            freeze_sensitive=True,
+            open_vial_life_min=240,
+        )
         uow.session.add(product)
         uow.session.flush()
-        lot = Lot(product_id=product.id, lot_number="BENCH-1", manufacturer="SII",
-                  expiry_date=today + dt.timedelta(days=365))
+        lot = Lot(
+            product_id=product.id,
+            lot_number="BENCH-1",
+            manufacturer="SII",
+            expiry_date=today + dt.timedelta(days=365),
+        )
         uow.session.add(lot)
-        district_unit = StorageUnit(store_id=district.id, code="ILR-1", kind="ilr",
-                                    min_temp_c=2, max_temp_c=8)
+        district_unit = StorageUnit(
+            store_id=district.id, code="ILR-1", kind="ilr", min_temp_c=2, max_temp_c=8
+        )
         uow.session.add(district_unit)
         units = []
         for n in range(centres):
             centre = _store(uow, f"BS-D1-C{n:04d}", f"PHC {n:04d}", "centre", district)
-            unit = StorageUnit(store_id=centre.id, code="ILR-1", kind="ilr", min_temp_c=2,
-                               max_temp_c=8)
+            unit = StorageUnit(
+                store_id=centre.id, code="ILR-1", kind="ilr", min_temp_c=2, max_temp_c=8
+            )
             uow.session.add(unit)
             uow.session.flush()
             sensor = Sensor(sensor_id=f"BS-{n:04d}", expected_interval_s=60, registered_at=start)
             uow.session.add(sensor)
             uow.session.flush()
-            uow.session.add(SensorAssignment(sensor_id=sensor.sensor_id, unit_id=unit.id,
-                                             valid_from=start))
+            uow.session.add(
+                SensorAssignment(sensor_id=sensor.sensor_id, unit_id=unit.id, valid_from=start)
+            )
             units.append((centre.id, unit.id, sensor.sensor_id))
         uow.commit()
-        create_user(uow, username="bench-district", password=PASSWORD,
-                    roles=[("district_officer", district.id)])
+        create_user(
+            uow,
+            username="bench-district",
+            password=PASSWORD,
+            roles=[("district_officer", district.id)],
+        )
         uow.commit()
-        ids = {"district": district.id, "district_unit": district_unit.id, "lot": lot.id,
-               "product": product.id, "units": units}
+        ids = {
+            "district": district.id,
+            "district_unit": district_unit.id,
+            "lot": lot.id,
+            "product": product.id,
+            "units": units,
+        }
     with runtime.uow() as uow:
-        receive_stock(uow, store_id=district.id, unit_id=district_unit.id, doses=200_000,
-                      rec=recorded("bench", None, None), lot={"lot_id": lot.id})
+        receive_stock(
+            uow,
+            store_id=district.id,
+            unit_id=district_unit.id,
+            doses=200_000,
+            rec=recorded("bench", None, None),
+            lot={"lot_id": lot.id},
+        )
         uow.commit()
     for number, (centre_id, unit_id, _sensor) in enumerate(units):
         with runtime.uow() as uow:
-            receive_stock(uow, store_id=centre_id, unit_id=unit_id, doses=2000,
-                          rec=recorded("bench", None, None), lot={"lot_id": lot.id})
+            receive_stock(
+                uow,
+                store_id=centre_id,
+                unit_id=unit_id,
+                doses=2000,
+                rec=recorded("bench", None, None),
+                lot={"lot_id": lot.id},
+            )
             if number % 3 == 0:
-                raise_alert(uow, kind="below_min", subject_type="store", subject_id=centre_id,
-                            store_id=centre_id, severity="warning", message="under minimum",
-                            details={}, now=now)
+                raise_alert(
+                    uow,
+                    kind="below_min",
+                    subject_type="store",
+                    subject_id=centre_id,
+                    store_id=centre_id,
+                    severity="warning",
+                    message="under minimum",
+                    details={},
+                    now=now,
+                )
             uow.commit()
         for offset in (1, 2):
-            request = svc.SessionRequest(centre_id, product.id, today + dt.timedelta(days=offset),
-                                         100, "1", 18)
+            request = svc.SessionRequest(
+                centre_id, product.id, today + dt.timedelta(days=offset), 100, "1", 18
+            )
             with runtime.uow() as uow:
-                svc.open_session(uow, request, actor="bench", now=now, site_timezone="Asia/Kolkata",
-                                 day_start=dt.time(9), slot_minutes=120, slot_count=4)
+                svc.open_session(
+                    uow,
+                    request,
+                    actor="bench",
+                    now=now,
+                    site_timezone="Asia/Kolkata",
+                    day_start=dt.time(9),
+                    slot_minutes=120,
+                    slot_count=4,
+                )
                 uow.commit()
     return ids
 
@@ -161,13 +214,20 @@ def load_readings(database_url: str, units: list, days: int) -> int:
             buffer = io.StringIO()
             for i in range(minutes):
                 ts = start + dt.timedelta(minutes=i)
-                temp = 5.0 + ((i + n) % 120) / 60 - (7.5 if (i // 1440) % 9 == 4 and
-                                                      600 <= i % 1440 < 700 else 0)
-                buffer.write(f"{sensor_id}\t{unit_id}\t{ts.isoformat()}\t{temp:.2f}\t90\tmains"
-                             f"\t{end.isoformat()}\tf\n")
+                temp = (
+                    5.0
+                    + ((i + n) % 120) / 60
+                    - (7.5 if (i // 1440) % 9 == 4 and 600 <= i % 1440 < 700 else 0)
+                )
+                buffer.write(
+                    f"{sensor_id}\t{unit_id}\t{ts.isoformat()}\t{temp:.2f}\t90\tmains"
+                    f"\t{end.isoformat()}\tf\n"
+                )
             buffer.seek(0)
-            with cur.copy("COPY readings (sensor_id, unit_id, ts, temp_c, battery_pct, power, "
-                          "received_at, late) FROM STDIN") as copy:
+            with cur.copy(
+                "COPY readings (sensor_id, unit_id, ts, temp_c, battery_pct, power, "
+                "received_at, late) FROM STDIN"
+            ) as copy:
                 copy.write(buffer.read())
             total += minutes
         # COPY bypasses the ingestion, which keeps the hourly aggregates: fill them as it would.
@@ -183,9 +243,11 @@ def login(base: str) -> requests.Session:
     session = requests.Session()
     form = session.get(f"{base}/login", timeout=30).text
     token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
-    answer = session.post(f"{base}/login", data={"username": "bench-district",
-                                                  "password": PASSWORD, "csrf_token": token},
-                          timeout=30)
+    answer = session.post(
+        f"{base}/login",
+        data={"username": "bench-district", "password": PASSWORD, "csrf_token": token},
+        timeout=30,
+    )
     answer.raise_for_status()
     return session
 
@@ -216,8 +278,7 @@ def measure(base: str, path: str, cookies: dict, rate: float, duration_s: float)
     def one() -> None:
         began = time.perf_counter()
         try:
-            answer = requests.get(base + path, cookies=cookies, timeout=30,
-                                  allow_redirects=False)
+            answer = requests.get(base + path, cookies=cookies, timeout=30, allow_redirects=False)
             ok = answer.status_code == 200
         except requests.RequestException:
             ok = False
@@ -234,15 +295,19 @@ def measure(base: str, path: str, cookies: dict, rate: float, duration_s: float)
                 time.sleep(delay)
             pool.submit(one)
     ordered = sorted(latencies)
-    return {"requests": len(ordered), "errors": errors[0],
-            "p50_ms": round(statistics.median(ordered), 2),
-            "p95_ms": round(ordered[max(0, int(len(ordered) * 0.95) - 1)], 2)}
+    return {
+        "requests": len(ordered),
+        "errors": errors[0],
+        "p50_ms": round(statistics.median(ordered), 2),
+        "p95_ms": round(ordered[max(0, int(len(ordered) * 0.95) - 1)], 2),
+    }
 
 
 def chart_points(base: str, path: str, cookies: dict) -> int:
     body = requests.get(base + path, cookies=cookies, timeout=60).text
-    data = json.loads(re.search(r'type="application/json"[^>]*>(.*?)</script>', body, re.S)
-                      .group(1))
+    data = json.loads(
+        re.search(r'type="application/json"[^>]*>(.*?)</script>', body, re.S).group(1)
+    )
     return len(data["t"])
 
 
@@ -265,8 +330,10 @@ def main() -> None:
         ids = generate(runtime, args.centres)
         runtime.close()
         rows = load_readings(database_url, ids["units"], args.days)
-        log(f"generated {args.centres} centres and {rows:,} readings in "
-            f"{time.monotonic() - started:.0f} s")
+        log(
+            f"generated {args.centres} centres and {rows:,} readings in "
+            f"{time.monotonic() - started:.0f} s"
+        )
         port = free_port()
         server = start_gunicorn(database_url, port, args.workers)
         workers, worker_class = gunicorn_workers(args.workers)
@@ -279,14 +346,21 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, path in targets.items():
                 runs[name].append(measure(base, path, cookies, args.rate, args.duration))
-        results = {name: {"p50_ms": max(r["p50_ms"] for r in rs),
-                          "p95_ms": max(r["p95_ms"] for r in rs),
-                          "errors": sum(r["errors"] for r in rs)} for name, rs in runs.items()}
+        results = {
+            name: {
+                "p50_ms": max(r["p50_ms"] for r in rs),
+                "p95_ms": max(r["p95_ms"] for r in rs),
+                "errors": sum(r["errors"] for r in rs),
+            }
+            for name, rs in runs.items()
+        }
         baseline = results["health"]["p95_ms"]
         for name, result in results.items():
             result["ratio"] = round(result["p95_ms"] / baseline, 2) if baseline else None
-            print(f"{name:<11} p50 {result['p50_ms']:>8.2f} ms  p95 {result['p95_ms']:>8.2f} ms"
-                  f"  x{result['ratio']:<6} errors {result['errors']}")
+            print(
+                f"{name:<11} p50 {result['p50_ms']:>8.2f} ms  p95 {result['p95_ms']:>8.2f} ms"
+                f"  x{result['ratio']:<6} errors {result['errors']}"
+            )
         points = chart_points(base, targets["chart_30d"], cookies)
         pages = {k: v for k, v in results.items() if k != "health"}
         summary = {
@@ -301,9 +375,9 @@ def main() -> None:
             "pages": pages,
             "chart_30d_points": points,
             "worst_ratio": max(r["ratio"] for r in pages.values()),
-            "goal_met": all(r["ratio"] <= GOAL_RATIO and r["errors"] == 0
-                            for r in pages.values())
-            and points <= MAX_CHART_POINTS and results["health"]["errors"] == 0,
+            "goal_met": all(r["ratio"] <= GOAL_RATIO and r["errors"] == 0 for r in pages.values())
+            and points <= MAX_CHART_POINTS
+            and results["health"]["errors"] == 0,
         }
         print(json.dumps(summary))
     finally:

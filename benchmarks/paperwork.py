@@ -43,18 +43,40 @@ def _rec(at: dt.datetime) -> stock.Recorded:
 
 
 def _centre_month(uow: UnitOfWork, centre: int, unit: int, lot: int) -> int:
-    stock.receive_stock(uow, store_id=centre, unit_id=unit, doses=20_000,
-                        rec=_rec(dt.datetime(2026, 4, 28, 10, tzinfo=IST)), lot={"lot_id": lot})
+    stock.receive_stock(
+        uow,
+        store_id=centre,
+        unit_id=unit,
+        doses=20_000,
+        rec=_rec(dt.datetime(2026, 4, 28, 10, tzinfo=IST)),
+        lot={"lot_id": lot},
+    )
     moves = 1
     for day in range(1, 32):
         at = dt.datetime(2026, 5, day, 12, tzinfo=IST)
-        stock.record_consumption(uow, store_id=centre, unit_id=unit, lot_id=lot, doses=90,
-                                 actor="bench", occurred_at=at, client_id=uuid.uuid4().hex)
+        stock.record_consumption(
+            uow,
+            store_id=centre,
+            unit_id=unit,
+            lot_id=lot,
+            doses=90,
+            actor="bench",
+            occurred_at=at,
+            client_id=uuid.uuid4().hex,
+        )
         moves += 1
         if day % 7 == 0:
-            stock.record_wastage(uow, store_id=centre, unit_id=unit, lot_id=lot, doses=5,
-                                 reason="open_vial", actor="bench", occurred_at=at,
-                                 client_id=uuid.uuid4().hex)
+            stock.record_wastage(
+                uow,
+                store_id=centre,
+                unit_id=unit,
+                lot_id=lot,
+                doses=5,
+                reason="open_vial",
+                actor="bench",
+                occurred_at=at,
+                client_id=uuid.uuid4().hex,
+            )
             moves += 1
     uow.commit()
     return moves
@@ -66,23 +88,35 @@ def build(factory, centres: int) -> tuple[int, int, int]:  # noqa: ANN001
         uow.commit()
         state = catalog.create_store(uow, code="S", name="State", level_code="state")
         uow.commit()
-        district = catalog.create_store(uow, code="D", name="District", level_code="district",
-                                        parent_id=state.id)
+        district = catalog.create_store(
+            uow, code="D", name="District", level_code="district", parent_id=state.id
+        )
         uow.commit()
-        product = catalog.create_product(uow, code="CS", name="Covishield", doses_per_vial=10,
-                                         min_temp_c=2, max_temp_c=8)
+        product = catalog.create_product(
+            uow, code="CS", name="Covishield", doses_per_vial=10, min_temp_c=2, max_temp_c=8
+        )
         uow.commit()
-        lot = catalog.create_lot(uow, {"product_id": product.id, "lot_number": "L1",
-                                       "manufacturer": "SII",
-                                       "expiry_date": dt.date(2027, 12, 31)})
+        lot = catalog.create_lot(
+            uow,
+            {
+                "product_id": product.id,
+                "lot_number": "L1",
+                "manufacturer": "SII",
+                "expiry_date": dt.date(2027, 12, 31),
+            },
+        )
         uow.commit()
         units, moves = [], 0
         for n in range(centres):
-            centre = catalog.create_store(uow, code=f"C{n}", name=f"Centre {n}",
-                                          level_code="centre", parent_id=district.id)
+            centre = catalog.create_store(
+                uow, code=f"C{n}", name=f"Centre {n}", level_code="centre", parent_id=district.id
+            )
             uow.commit()
-            units.append(catalog.create_unit(uow, store_id=centre.id, code="ILR-1", kind="ilr",
-                                             min_temp_c=2, max_temp_c=8).id)
+            units.append(
+                catalog.create_unit(
+                    uow, store_id=centre.id, code="ILR-1", kind="ilr", min_temp_c=2, max_temp_c=8
+                ).id
+            )
             uow.commit()
             moves += _centre_month(uow, centre.id, units[-1], lot.id)
         return district.id, units[0], moves
@@ -94,9 +128,16 @@ def add_readings(factory, unit: int) -> int:  # noqa: ANN001
         uow.session.add(Sensor(sensor_id="B-1", expected_interval_s=60, registered_at=start))
         uow.session.flush()
         uow.session.add(SensorAssignment(sensor_id="B-1", unit_id=unit, valid_from=start))
-        rows = [{"sensor_id": "B-1", "unit_id": unit, "ts": start + dt.timedelta(minutes=m),
-                 "temp_c": 5.0 + (m % 97) / 20, "received_at": start + dt.timedelta(minutes=m)}
-                for m in range(31 * 1440)]
+        rows = [
+            {
+                "sensor_id": "B-1",
+                "unit_id": unit,
+                "ts": start + dt.timedelta(minutes=m),
+                "temp_c": 5.0 + (m % 97) / 20,
+                "received_at": start + dt.timedelta(minutes=m),
+            }
+            for m in range(31 * 1440)
+        ]
         uow.session.execute(Reading.__table__.insert(), rows)
         uow.commit()
     return len(rows)
@@ -128,8 +169,13 @@ def main() -> None:
 
         def stock_report(uow: UnitOfWork) -> reports.StockReport:
             return reports.monthly_stock_report(
-                uow, store_id=district, month=MONTH, subtree=True,
-                timezone=settings.site_timezone, now=NOW)
+                uow,
+                store_id=district,
+                month=MONTH,
+                subtree=True,
+                timezone=settings.site_timezone,
+                now=NOW,
+            )
 
         def temperature_log(uow: UnitOfWork) -> reports.TemperatureLog:
             return reports.temperature_log(uow, settings, unit_id=unit, month=MONTH, now=NOW)
@@ -139,20 +185,32 @@ def main() -> None:
             report = stock_report(uow)
             figures = {
                 "report_lines": len(report.lines),
-                "stock_report_ms": median_ms(lambda: reports.stock_report_document(
-                    stock_report(uow)), args.repeat),
+                "stock_report_ms": median_ms(
+                    lambda: reports.stock_report_document(stock_report(uow)), args.repeat
+                ),
                 "stock_report_pdf_ms": median_ms(
-                    lambda: documents.stock_report_pdf(report), args.repeat),
+                    lambda: documents.stock_report_pdf(report), args.repeat
+                ),
             }
         with UnitOfWork(factory) as uow:
             month_log = temperature_log(uow)
             figures |= {
                 "temperature_log_ms": median_ms(lambda: temperature_log(uow), args.repeat),
                 "temperature_log_pdf_ms": median_ms(
-                    lambda: documents.temperature_log_pdf(month_log), args.repeat),
+                    lambda: documents.temperature_log_pdf(month_log), args.repeat
+                ),
             }
-        print(json.dumps({"benchmark": "paperwork", "centres": args.centres, "movements": moves,
-                          "readings": readings, **figures}))
+        print(
+            json.dumps(
+                {
+                    "benchmark": "paperwork",
+                    "centres": args.centres,
+                    "movements": moves,
+                    "readings": readings,
+                    **figures,
+                }
+            )
+        )
     finally:
         engine.dispose()
         drop_database(url)

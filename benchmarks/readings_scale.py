@@ -88,8 +88,13 @@ def build_network(runtime: Runtime, since: dt.datetime) -> tuple[list[int], list
         state.path = f"/{state.id}/"
         districts = []
         for d in range(DISTRICTS):
-            district = Store(code=f"D{d:02d}", name=f"District {d}", level_code="district",
-                             parent_id=state.id, path=state.path)
+            district = Store(
+                code=f"D{d:02d}",
+                name=f"District {d}",
+                level_code="district",
+                parent_id=state.id,
+                path=state.path,
+            )
             s.add(district)
             s.flush()
             district.path = f"{state.path}{district.id}/"
@@ -97,30 +102,45 @@ def build_network(runtime: Runtime, since: dt.datetime) -> tuple[list[int], list
         centres = []
         for district in districts:
             for c in range(CENTRES_PER_DISTRICT):
-                centre = Store(code=f"{district.code}C{c:02d}", name="PHC", level_code="centre",
-                               parent_id=district.id, path=district.path)
+                centre = Store(
+                    code=f"{district.code}C{c:02d}",
+                    name="PHC",
+                    level_code="centre",
+                    parent_id=district.id,
+                    path=district.path,
+                )
                 s.add(centre)
                 centres.append(centre)
         s.flush()
         for centre in centres:
             centre.path = f"{centre.path}{centre.id}/"
         units = [
-            StorageUnit(store_id=centre.id, code=f"ILR-{k}", kind="ilr", min_temp_c=2,
-                        max_temp_c=8)
-            for centre in centres for k in range(UNITS_PER_CENTRE)
+            StorageUnit(store_id=centre.id, code=f"ILR-{k}", kind="ilr", min_temp_c=2, max_temp_c=8)
+            for centre in centres
+            for k in range(UNITS_PER_CENTRE)
         ]
         s.add_all(units)
         s.flush()
         unit_ids = [unit.id for unit in units]
-        s.execute(insert(Sensor), [
-            {"sensor_id": sensor_id(i), "registered_at": since, "expected_interval_s": 600}
-            for i in range(UNITS)
-        ])
-        s.execute(insert(SensorAssignment), [
-            {"sensor_id": sensor_id(i), "unit_id": unit_ids[i], "valid_from": since,
-             "actor": "bench"}
-            for i in range(UNITS)
-        ])
+        s.execute(
+            insert(Sensor),
+            [
+                {"sensor_id": sensor_id(i), "registered_at": since, "expected_interval_s": 600}
+                for i in range(UNITS)
+            ],
+        )
+        s.execute(
+            insert(SensorAssignment),
+            [
+                {
+                    "sensor_id": sensor_id(i),
+                    "unit_id": unit_ids[i],
+                    "valid_from": since,
+                    "actor": "bench",
+                }
+                for i in range(UNITS)
+            ],
+        )
         uow.commit()
         return unit_ids, [district.id for district in districts]
 
@@ -170,8 +190,14 @@ class Traces:
 # --- loading with COPY ---------------------------------------------------------------------
 
 
-def load(runtime: Runtime, unit_ids: list[int], traces: Traces, start: dt.datetime,
-         first_step: int, last_step: int) -> None:
+def load(
+    runtime: Runtime,
+    unit_ids: list[int],
+    traces: Traces,
+    start: dt.datetime,
+    first_step: int,
+    last_step: int,
+) -> None:
     """COPY the readings of steps [first_step, last_step) and merge their hourly aggregates."""
     raw = runtime.engine.raw_connection()
     try:
@@ -183,8 +209,10 @@ def load(runtime: Runtime, unit_ids: list[int], traces: Traces, start: dt.dateti
             with driver.cursor() as cursor:
                 with cursor.copy(f"COPY readings ({COLUMNS}) FROM STDIN") as copy:
                     copy.write(readings)
-                cursor.execute("CREATE TEMP TABLE IF NOT EXISTS hours_in "
-                               "(LIKE reading_hours) ON COMMIT DELETE ROWS")
+                cursor.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS hours_in "
+                    "(LIKE reading_hours) ON COMMIT DELETE ROWS"
+                )
                 with cursor.copy("COPY hours_in FROM STDIN") as copy:
                     copy.write(hours)
                 # Merged as the ingestion merges a batch into the hours it holds.
@@ -200,8 +228,9 @@ def load(runtime: Runtime, unit_ids: list[int], traces: Traces, start: dt.dateti
     _note_latest(runtime, unit_ids, traces, start + (last_step - 1) * STEP)
 
 
-def _chunk(unit_ids: list[int], traces: Traces, start: dt.datetime, first: int,
-           end: int) -> tuple[str, str]:
+def _chunk(
+    unit_ids: list[int], traces: Traces, start: dt.datetime, first: int, end: int
+) -> tuple[str, str]:
     out, hours = io.StringIO(), io.StringIO()
     units = range(len(unit_ids))
     acc: dict[tuple[int, str], list[float]] = {}
@@ -213,8 +242,10 @@ def _chunk(unit_ids: list[int], traces: Traces, start: dt.datetime, first: int,
         lines = []
         for u in units:
             temp = round(traces.step(u), 2)
-            lines.append(f"{sensor_id(u)}\t{unit_ids[u]}\t{ts_s}\t{temp}\t"
-                         f"{traces.battery[u]:.1f}\tmains\t{step}\t{received}\tf\n")
+            lines.append(
+                f"{sensor_id(u)}\t{unit_ids[u]}\t{ts_s}\t{temp}\t"
+                f"{traces.battery[u]:.1f}\tmains\t{step}\t{received}\tf\n"
+            )
             slot = acc.get((u, hour))
             if slot is None:
                 acc[(u, hour)] = [1, temp, temp, temp, ts, ts, temp, 0.0, 0.0]
@@ -229,8 +260,10 @@ def _chunk(unit_ids: list[int], traces: Traces, start: dt.datetime, first: int,
                 slot[5], slot[6] = ts, temp
         out.write("".join(lines))
     for (u, hour), (count, total, low, high, first, last, last_temp, kinetic, gap) in acc.items():
-        hours.write(f"{unit_ids[u]}\t{hour}\t{count}\t{total}\t{low}\t{high}\t"
-                    f"{first.isoformat()}\t{last.isoformat()}\t{last_temp}\t{kinetic!r}\t{gap}\n")
+        hours.write(
+            f"{unit_ids[u]}\t{hour}\t{count}\t{total}\t{low}\t{high}\t"
+            f"{first.isoformat()}\t{last.isoformat()}\t{last_temp}\t{kinetic!r}\t{gap}\n"
+        )
     return out.getvalue(), hours.getvalue()
 
 
@@ -238,12 +271,18 @@ def _note_latest(runtime: Runtime, unit_ids: list[int], traces: Traces, at: dt.d
     """What the ingestion keeps on each sensor: its newest reading (the latest-readings view)."""
     with runtime.uow() as uow:
         uow.session.execute(
-            text("UPDATE sensors AS s SET last_reading_ts = :at, last_seen_at = :at, "
-                 "last_temp_c = u.temp, battery_pct = u.battery, power = 'mains' "
-                 "FROM unnest(CAST(:ids AS varchar[]), CAST(:temps AS float8[]), "
-                 "CAST(:batteries AS float8[])) AS u(id, temp, battery) WHERE s.sensor_id = u.id"),
-            {"at": at, "ids": [sensor_id(u) for u in range(len(unit_ids))],
-             "temps": traces.temp, "batteries": traces.battery},
+            text(
+                "UPDATE sensors AS s SET last_reading_ts = :at, last_seen_at = :at, "
+                "last_temp_c = u.temp, battery_pct = u.battery, power = 'mains' "
+                "FROM unnest(CAST(:ids AS varchar[]), CAST(:temps AS float8[]), "
+                "CAST(:batteries AS float8[])) AS u(id, temp, battery) WHERE s.sensor_id = u.id"
+            ),
+            {
+                "at": at,
+                "ids": [sensor_id(u) for u in range(len(unit_ids))],
+                "temps": traces.temp,
+                "batteries": traces.battery,
+            },
         )
         uow.commit()
 
@@ -266,8 +305,14 @@ def timings_ms(work, runs: int = RUNS) -> dict[str, float]:
     return {"median": round(statistics.median(times), 3), "min": round(min(times), 3)}
 
 
-def measure(runtime: Runtime, unit_ids: list[int], districts: list[int], now: dt.datetime,
-            ingest_at: dt.datetime, label: str) -> dict[str, float]:
+def measure(
+    runtime: Runtime,
+    unit_ids: list[int],
+    districts: list[int],
+    now: dt.datetime,
+    ingest_at: dt.datetime,
+    label: str,
+) -> dict[str, float]:
     """Chart, latest readings and ingestion at the table's present size."""
     rng = random.Random(16)  # the same units and districts at every size
     # What autovacuum does on a running system between loads: statistics and visibility maps.
@@ -300,15 +345,21 @@ def measure(runtime: Runtime, unit_ids: list[int], districts: list[int], now: dt
 def ingest_rate(runtime: Runtime, at: dt.datetime) -> float:
     """Readings/s through the ingestion's write path; ts off the loaded 10-minute grid."""
     readings = [  # INGEST_READINGS / 3 per round, three rounds
-        SensorReading(sensor_id=sensor_id(i % UNITS), ts=at + (i // UNITS) * STEP,
-                      temp_c=5.0 + (i % 7) / 10, received_at=at, battery_pct=80.0, power="mains")
+        SensorReading(
+            sensor_id=sensor_id(i % UNITS),
+            ts=at + (i // UNITS) * STEP,
+            temp_c=5.0 + (i % 7) / 10,
+            received_at=at,
+            battery_pct=80.0,
+            power="mains",
+        )
         for i in range(INGEST_READINGS)
     ]
     started = time.perf_counter()
     for offset in range(0, len(readings), BATCH):
         now = dt.datetime.now(dt.UTC)
         with runtime.uow() as uow:
-            touched = record_readings(uow, readings[offset:offset + BATCH], now)
+            touched = record_readings(uow, readings[offset : offset + BATCH], now)
             request_evaluation(uow, touched, now)
             uow.commit()
     return round(len(readings) / (time.perf_counter() - started))
@@ -317,13 +368,19 @@ def ingest_rate(runtime: Runtime, at: dt.datetime) -> float:
 def on_disk(runtime: Runtime) -> dict[str, float]:
     with runtime.engine.connect() as connection:
         rows = connection.scalar(text("SELECT count(*) FROM readings"))
-        size = connection.scalar(text(
-            "SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits "
-            "WHERE inhparent = 'readings'::regclass"))
+        size = connection.scalar(
+            text(
+                "SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits "
+                "WHERE inhparent = 'readings'::regclass"
+            )
+        )
         size = float(size or 0)
         hours = connection.scalar(text("SELECT pg_total_relation_size('reading_hours')"))
-    return {"rows": rows, "bytes_per_reading": round(size / rows, 1) if rows else None,
-            "aggregate_bytes": hours}
+    return {
+        "rows": rows,
+        "bytes_per_reading": round(size / rows, 1) if rows else None,
+        "aggregate_bytes": hours,
+    }
 
 
 # --- the run -------------------------------------------------------------------------------
@@ -349,15 +406,26 @@ def run(size: int, small: int) -> dict:
         load(runtime, unit_ids, traces, start, 0, steps_small)
         small_load_s = time.perf_counter() - began
         at_small = start + steps_small * STEP
-        small_result = measure(runtime, unit_ids, districts, at_small,
-                               start + (steps_small // 2) * STEP + half, "small")
+        small_result = measure(
+            runtime,
+            unit_ids,
+            districts,
+            at_small,
+            start + (steps_small // 2) * STEP + half,
+            "small",
+        )
         log(f"loading up to {steps_big * UNITS:,} readings")
         began = time.perf_counter()
         load(runtime, unit_ids, traces, start, steps_small, steps_big)
         big_load_s = time.perf_counter() - began
-        big_result = measure(runtime, unit_ids, districts, end,
-                             start + (steps_big // 2) * STEP + half + dt.timedelta(minutes=1),
-                             "big")
+        big_result = measure(
+            runtime,
+            unit_ids,
+            districts,
+            end,
+            start + (steps_big // 2) * STEP + half + dt.timedelta(minutes=1),
+            "big",
+        )
     finally:
         runtime.close()
         drop_database(url)
@@ -379,8 +447,10 @@ def run(size: int, small: int) -> dict:
         "empty": empty,
         "small": small_result,
         "big": big_result,
-        "copy_per_s": {"small": round(steps_small * UNITS / small_load_s),
-                       "big": round((steps_big - steps_small) * UNITS / big_load_s)},
+        "copy_per_s": {
+            "small": round(steps_small * UNITS / small_load_s),
+            "big": round((steps_big - steps_small) * UNITS / big_load_s),
+        },
         "ratios": ratios,
         "ratios_of_fastest": fastest,
         "goal": f"every ratio <= {GOAL}",

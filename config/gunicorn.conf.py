@@ -75,7 +75,6 @@ def _multiproc_dir() -> str:
     return str(path)
 
 
-
 wsgi_app = "logistics.wsgi:app"
 bind = [f"{_settings.http_host}:{_settings.http_port}"]
 worker_class = "sync"

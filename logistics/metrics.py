@@ -187,9 +187,7 @@ def _database_families(session: Any, now: dt.datetime) -> Iterator[Metric]:
         "How long the most overdue waiting notification is past its attempt time (0: none)",
         _age(now, due),
     )
-    failed = session.scalar(
-        select(func.count()).where(NotificationDelivery.state == "failed")
-    )
+    failed = session.scalar(select(func.count()).where(NotificationDelivery.state == "failed"))
     failed_family = CounterMetricFamily(
         "coldchain_notification_failed", "Notifications given up after every attempt"
     )

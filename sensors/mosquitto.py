@@ -43,8 +43,7 @@ def project_config(
     kept = [
         line
         for line in source.read_text().splitlines()
-        if not line.strip().startswith(_REPLACED)
-        and (line.split() or [""])[0] not in overrides
+        if not line.strip().startswith(_REPLACED) and (line.split() or [""])[0] not in overrides
     ]
     kept += [f"{name} {value}" for name, value in overrides.items()]
     # Started as root, mosquitto would switch to user "mosquitto", who cannot write our temp dir.

@@ -34,14 +34,35 @@ def _free_port() -> int:
 
 def _start_demo(folder: str, port: int) -> tuple[subprocess.Popen, Path]:
     log = Path(folder) / "demo.log"
-    env = {**os.environ, "COLDCHAIN_DATABASE_URL": f"sqlite:///{folder}/demo.db",
-           "COLDCHAIN_MQTT_URL": "", "COLDCHAIN_BROKER_PORT": str(_free_port()),
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "COLDCHAIN_DATABASE_URL": f"sqlite:///{folder}/demo.db",
+        "COLDCHAIN_MQTT_URL": "",
+        "COLDCHAIN_BROKER_PORT": str(_free_port()),
+        "PYTHONPATH": str(ROOT),
+    }
     with log.open("wb") as out:
         demo = subprocess.Popen(
-            [sys.executable, "-c", "from logistics.cli import main; main()", "demo",
-             "--sensors", "8", "--speedup", "3000", "--history-h", "30", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True)
+            [
+                sys.executable,
+                "-c",
+                "from logistics.cli import main; main()",
+                "demo",
+                "--sensors",
+                "8",
+                "--speedup",
+                "3000",
+                "--history-h",
+                "30",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=folder,
+            start_new_session=True,
+        )
     return demo, log
 
 
@@ -91,8 +112,11 @@ def take(base: str, passwords: dict[str, str], out: Path) -> None:
         planner = desk.new_page()
         _login(planner, base, "planner", passwords["planner"])
         _shoot(planner, base, "/centres/4/planner", out / "planner-centre.png")
-        phone = browser.new_context(viewport={"width": 360, "height": 780}, locale="hi-IN",
-                                    extra_http_headers={"Accept-Language": "hi-IN,hi"})
+        phone = browser.new_context(
+            viewport={"width": 360, "height": 780},
+            locale="hi-IN",
+            extra_http_headers={"Accept-Language": "hi-IN,hi"},
+        )
         mobile = phone.new_page()
         _login(mobile, base, "centre", passwords["centre"])
         _shoot(mobile, base, "/", out / "home-centre-phone-hindi.png", full=False)
@@ -103,8 +127,12 @@ def take(base: str, passwords: dict[str, str], out: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
-    parser.add_argument("--wait-s", type=float, default=45.0,
-                        help="seconds to let the simulator replay history first")
+    parser.add_argument(
+        "--wait-s",
+        type=float,
+        default=45.0,
+        help="seconds to let the simulator replay history first",
+    )
     args = parser.parse_args()
     port = _free_port()
     with tempfile.TemporaryDirectory() as folder:

@@ -1,6 +1,6 @@
 """Print the biggest file and the longest function (in lines) of logistics/ and sensors/.
 
-    python tools/sizes.py            one line of JSON
+python tools/sizes.py            one line of JSON
 """
 
 import ast

@@ -402,7 +402,10 @@ class ReviewRelease(MethodView):
         review_id = _known(review_id, "review", MAX_BIG_ID)
         return record_once(
             lambda uow: quarantine_service.release_review(
-                uow, review_id=review_id, comment=body["comment"], actor=current_actor(),
+                uow,
+                review_id=review_id,
+                comment=body["comment"],
+                actor=current_actor(),
                 now=utcnow(),
             ),
             ReviewSchema(),
@@ -423,7 +426,10 @@ class ReviewDiscard(MethodView):
         review_id = _known(review_id, "review", MAX_BIG_ID)
         return record_once(
             lambda uow: quarantine_service.discard_review(
-                uow, review_id=review_id, comment=body["comment"], actor=current_actor(),
+                uow,
+                review_id=review_id,
+                comment=body["comment"],
+                actor=current_actor(),
                 now=utcnow(),
             ),
             ReviewSchema(),

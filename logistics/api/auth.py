@@ -26,8 +26,9 @@ BLUEPRINTS = [blp]
 
 class LoginSchema(ma.Schema):
     username = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64))
-    password = ma.fields.String(required=True, load_only=True,
-                                validate=ma.validate.Length(min=1, max=1024))
+    password = ma.fields.String(
+        required=True, load_only=True, validate=ma.validate.Length(min=1, max=1024)
+    )
 
 
 class TokenSchema(ma.Schema):
@@ -40,8 +41,11 @@ class TokenSchema(ma.Schema):
 
 class GrantSchema(ma.Schema):
     role = ma.fields.String(required=True, validate=ma.validate.OneOf([r.value for r in Role]))
-    store_code = ma.fields.String(allow_none=True, load_default=None,
-                                  metadata={"description": "Root of the subtree; none: network"})
+    store_code = ma.fields.String(
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "Root of the subtree; none: network"},
+    )
 
 
 class UserSchema(ma.Schema):
@@ -58,22 +62,28 @@ class NewUserSchema(ma.Schema):
         validate=ma.validate.Regexp(r"[A-Za-z0-9_.@-]{1,64}\Z"),
         metadata={"pattern": "^[A-Za-z0-9_.@-]{1,64}$"},
     )
-    password = ma.fields.String(load_default=None, allow_none=True, load_only=True,
-                                validate=ma.validate.Length(min=8, max=1024),
-                                metadata={"description": "None: a service account (tokens only)"})
+    password = ma.fields.String(
+        load_default=None,
+        allow_none=True,
+        load_only=True,
+        validate=ma.validate.Length(min=8, max=1024),
+        metadata={"description": "None: a service account (tokens only)"},
+    )
     roles = ma.fields.List(ma.fields.Nested(GrantSchema), required=True)
 
 
 class UserPatchSchema(ma.Schema):
     active = ma.fields.Boolean()
     password = ma.fields.String(load_only=True, validate=ma.validate.Length(min=8, max=1024))
-    roles = ma.fields.List(ma.fields.Nested(GrantSchema),
-                           metadata={"description": "Replaces all the user's roles"})
+    roles = ma.fields.List(
+        ma.fields.Nested(GrantSchema), metadata={"description": "Replaces all the user's roles"}
+    )
 
 
 class NewTokenSchema(ma.Schema):
-    ttl_s = ma.fields.Integer(load_default=None, allow_none=True,
-                              validate=ma.validate.Range(min=1, max=366 * 86400))
+    ttl_s = ma.fields.Integer(
+        load_default=None, allow_none=True, validate=ma.validate.Range(min=1, max=366 * 86400)
+    )
 
 
 class TokenInfoSchema(ma.Schema):
@@ -131,15 +141,26 @@ def _plain(rows: list[Any], schema: type[ma.Schema]) -> list[dict[str, Any]]:
 
 
 def _token_body(token: str, row: Any, username: str) -> dict[str, Any]:
-    return {"id": row.id, "access_token": token, "token_type": "Bearer",
-            "expires_at": row.expires_at, "username": username}
+    return {
+        "id": row.id,
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_at": row.expires_at,
+        "username": username,
+    }
 
 
 def _user_body(uow: Any, user: Any) -> dict[str, Any]:
-    roles = [{"role": role, "store_code": code}
-             for role, code in auth_service.grants_of(user, uow.session)]
-    return {"username": user.username, "active": user.active, "created_at": user.created_at,
-            "roles": roles}
+    roles = [
+        {"role": role, "store_code": code}
+        for role, code in auth_service.grants_of(user, uow.session)
+    ]
+    return {
+        "username": user.username,
+        "active": user.active,
+        "created_at": user.created_at,
+        "roles": roles,
+    }
 
 
 def _role_specs(roles: list[dict[str, Any]]) -> list[str]:
@@ -155,9 +176,13 @@ class Login(MethodView):
     def post(self, args: dict[str, Any]) -> dict[str, Any]:
         """Log in with a username and password; get a bearer token."""
         with new_uow() as uow:
-            token, row = auth_service.login(uow, username=args["username"],
-                                            password=args["password"],
-                                            ttl_s=settings().auth_token_ttl_s, now=utcnow())
+            token, row = auth_service.login(
+                uow,
+                username=args["username"],
+                password=args["password"],
+                ttl_s=settings().auth_token_ttl_s,
+                now=utcnow(),
+            )
             uow.commit()
         return _token_body(token, row, args["username"])
 
@@ -199,9 +224,12 @@ class Users(MethodView):
     def post(self, args: dict[str, Any]) -> dict[str, Any]:
         """Create a user with roles over store subtrees."""
         with new_uow() as uow:
-            user = auth_service.create_user(uow, username=args["username"],
-                                            password=args["password"],
-                                            roles=_role_specs(args["roles"]))
+            user = auth_service.create_user(
+                uow,
+                username=args["username"],
+                password=args["password"],
+                roles=_role_specs(args["roles"]),
+            )
             uow.commit()
             return _user_body(uow, user)
 
@@ -222,9 +250,14 @@ class UserItem(MethodView):
         """Disable (revoking every token) or enable a user, set a password or replace roles."""
         with new_uow() as uow:
             roles = _role_specs(args["roles"]) if "roles" in args else None
-            user = auth_service.update_user(uow, username=username, active=args.get("active"),
-                                            password=args.get("password"), roles=roles,
-                                            now=utcnow())
+            user = auth_service.update_user(
+                uow,
+                username=username,
+                active=args.get("active"),
+                password=args.get("password"),
+                roles=roles,
+                now=utcnow(),
+            )
             uow.commit()
             return _user_body(uow, user)
 
@@ -245,8 +278,9 @@ class UserTokens(MethodView):
         """Issue a token to a user, e.g. a service account; it is shown once."""
         ttl_s = args["ttl_s"] or settings().auth_token_ttl_s
         with new_uow() as uow:
-            token, row = auth_service.issue_token_row(uow, username=username, ttl_s=ttl_s,
-                                                      now=utcnow())
+            token, row = auth_service.issue_token_row(
+                uow, username=username, ttl_s=ttl_s, now=utcnow()
+            )
             uow.commit()
         return _token_body(token, row, username)
 

@@ -33,8 +33,15 @@ class ProblemSchema(ma.Schema):
         unknown = ma.INCLUDE
 
 
-def problem_response(status: int, detail: str, *, title: str | None = None, slug: str | None = None,
-                     headers: dict[str, str] | None = None, **extra: Any) -> Response:
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    slug: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
     """Build an application/problem+json response."""
     phrase = http.HTTPStatus(status).phrase
     body = {
@@ -98,16 +105,23 @@ class ProblemApi(Api):
         if errors:
             detail = f"invalid value for '{_first_field(errors)}'"
         # Keep the headers Werkzeug gives the error: Allow on a 405 (RFC 9110 15.5.6), ...
-        headers = {name: value for name, value in error.get_headers()
-                   if name.lower() != "content-type"}
+        headers = {
+            name: value for name, value in error.get_headers() if name.lower() != "content-type"
+        }
         headers.update(data.get("headers") or {})
         return problem_response(error.code or 500, str(detail), errors=errors, headers=headers)
 
     def handle_domain_error(self, error: DomainError) -> Response:
         """Render a refusal by a rule of the domain."""
         errors = {error.field: [error.detail]} if error.field else None
-        return problem_response(error.status, error.detail, title=error.title, slug=error.slug,
-                                errors=errors, **error.extra)
+        return problem_response(
+            error.status,
+            error.detail,
+            title=error.title,
+            slug=error.slug,
+            errors=errors,
+            **error.extra,
+        )
 
     def handle_unexpected(self, error: Exception) -> Response:
         """Log a bug and answer 500 without leaking internals; a database outage answers 503."""

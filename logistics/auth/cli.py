@@ -26,22 +26,31 @@ def _runtime() -> Runtime:
 
 def demo_login_text(credentials: dict[str, dict[str, Any]], base_url: str) -> str:
     """How to log in with the demo's credentials (from ensure_demo_credentials), for printing."""
-    lines = [f"Web app: {base_url}/  (log in with a user below)",
-             "Demo users (passwords made for this run; nothing is stored in the repository):"]
+    lines = [
+        f"Web app: {base_url}/  (log in with a user below)",
+        "Demo users (passwords made for this run; nothing is stored in the repository):",
+    ]
     for username, info in credentials.items():
         roles = ", ".join(f"{role}@{store}" if store else role for role, store in info["roles"])
         lines.append(f"  {username:<10} {info['password']}   ({roles})")
-    lines += ["Log in:",
-              f"  curl -s -X POST {base_url}/api/auth/login -H 'Content-Type: application/json' \\",
-              "       -d '{\"username\": \"admin\", \"password\": \"<password above>\"}'",
-              "  then send the access_token as 'Authorization: Bearer <token>'."]
+    lines += [
+        "Log in:",
+        f"  curl -s -X POST {base_url}/api/auth/login -H 'Content-Type: application/json' \\",
+        '       -d \'{"username": "admin", "password": "<password above>"}\'',
+        "  then send the access_token as 'Authorization: Bearer <token>'.",
+    ]
     return "\n".join(lines)
 
 
 @click.command("create-user")
 @click.argument("username")
-@click.option("--role", "roles", multiple=True, required=True,
-              help="ROLE or ROLE:STORE-CODE (e.g. district_officer:MH-DVS-PUNE); repeatable.")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    help="ROLE or ROLE:STORE-CODE (e.g. district_officer:MH-DVS-PUNE); repeatable.",
+)
 @click.option("--service", is_flag=True, help="A service account: no password, tokens only.")
 def create_user_command(username: str, roles: tuple[str, ...], service: bool) -> None:
     """Create a user; prints a random password unless --service."""
@@ -58,15 +67,17 @@ def create_user_command(username: str, roles: tuple[str, ...], service: bool) ->
 
 @click.command("create-token")
 @click.argument("username")
-@click.option("--ttl-s", type=int, default=None,
-              help="Lifetime in seconds (default: auth.token_ttl_s).")
+@click.option(
+    "--ttl-s", type=int, default=None, help="Lifetime in seconds (default: auth.token_ttl_s)."
+)
 def create_token_command(username: str, ttl_s: int | None) -> None:
     """Issue a bearer token to a user and print it (it is shown only this once)."""
     runtime = _runtime()
     try:
         with runtime.uow() as uow:
-            token = auth_service.issue_token(uow, username=username,
-                                             ttl_s=ttl_s or runtime.settings.auth_token_ttl_s)
+            token = auth_service.issue_token(
+                uow, username=username, ttl_s=ttl_s or runtime.settings.auth_token_ttl_s
+            )
             uow.commit()
     finally:
         runtime.close()
@@ -77,18 +88,23 @@ def create_token_command(username: str, ttl_s: int | None) -> None:
 @click.option("--password-file", type=click.Path(path_type=Path), required=True)
 @click.option("--acl-file", type=click.Path(path_type=Path), required=True)
 @click.option("--issue-missing", is_flag=True, help="Give active sensors without a login one.")
-@click.option("--ingest-user", default=None,
-              help="Make (or replace) this ingestion account's password and print it.")
-def mqtt_credentials_command(password_file: Path, acl_file: Path, issue_missing: bool,
-                             ingest_user: str | None) -> None:
+@click.option(
+    "--ingest-user",
+    default=None,
+    help="Make (or replace) this ingestion account's password and print it.",
+)
+def mqtt_credentials_command(
+    password_file: Path, acl_file: Path, issue_missing: bool, ingest_user: str | None
+) -> None:
     """Write Mosquitto's password and ACL files from the sensor registry (then SIGHUP mosquitto)."""
     runtime, now = _runtime(), dt.datetime.now(dt.UTC)
     try:
         with runtime.uow() as uow:
             new = mqtt_acl.issue_missing_sensor_credentials(uow, now=now) if issue_missing else {}
             if ingest_user:
-                new[ingest_user] = mqtt_acl.issue_service_credential(uow, username=ingest_user,
-                                                                     now=now)
+                new[ingest_user] = mqtt_acl.issue_service_credential(
+                    uow, username=ingest_user, now=now
+                )
             uow.commit()
             files = mqtt_acl.mosquitto_files(uow, topic_prefix=runtime.settings.mqtt_topic_prefix)
     finally:

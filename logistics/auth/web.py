@@ -82,10 +82,10 @@ def client_address(hops: int) -> str:
     return request.remote_addr or "unknown"
 
 
-def _problem(error: DomainError, headers: dict[str, str] | None = None,
-             **extra: Any) -> Response:
-    return problem_response(error.status, error.detail, title=error.title, slug=error.slug,
-                            headers=headers, **extra)
+def _problem(error: DomainError, headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    return problem_response(
+        error.status, error.detail, title=error.title, slug=error.slug, headers=headers, **extra
+    )
 
 
 def _challenge(error: Unauthorized | None = None) -> str:
@@ -121,8 +121,11 @@ def _target_values(target: policy.Target) -> list[Any]:
 
 
 def _target_paths(uow: UnitOfWork, rule: policy.Rule) -> list[str | None]:
-    return [store_path_of(uow.session, target.kind, value)
-            for target in rule.targets for value in _target_values(target)]
+    return [
+        store_path_of(uow.session, target.kind, value)
+        for target in rule.targets
+        for value in _target_values(target)
+    ]
 
 
 def _authorize_write(uow: UnitOfWork, principal: Principal, endpoint: str, method: str) -> None:
@@ -130,10 +133,15 @@ def _authorize_write(uow: UnitOfWork, principal: Principal, endpoint: str, metho
     # Network-wide grants (admins) need no lookup of the store the request acts on.
     if policy.allows(principal.grants, rule, []):
         return
-    if rule.network or not rule.targets or not policy.allows(principal.grants, rule,
-                                                             _target_paths(uow, rule)):
-        raise Forbidden(f"your roles do not allow '{rule.permission}' on what this request acts on",
-                        permission=str(rule.permission))
+    if (
+        rule.network
+        or not rule.targets
+        or not policy.allows(principal.grants, rule, _target_paths(uow, rule))
+    ):
+        raise Forbidden(
+            f"your roles do not allow '{rule.permission}' on what this request acts on",
+            permission=str(rule.permission),
+        )
 
 
 def _authorize_read(uow: UnitOfWork, principal: Principal, endpoint: str) -> None:
@@ -149,14 +157,19 @@ def _authorize_read(uow: UnitOfWork, principal: Principal, endpoint: str) -> Non
     given = [(target, value) for target in scope.targets for value in _target_values(target)]
     if not given:
         names = ", ".join(t.name for t in scope.targets) or "a store"
-        raise Forbidden(f"your roles cover part of the network: narrow this read to one of your "
-                        f"stores ({names})", permission="read")
+        raise Forbidden(
+            f"your roles cover part of the network: narrow this read to one of your "
+            f"stores ({names})",
+            permission="read",
+        )
     for target, value in given:
         if value is None and target.source == "query":
             continue  # a required parameter left out: the view's schema answers 422
         if not policy.sees(principal.grants, store_path_of(uow.session, target.kind, value)):
-            raise Forbidden(f"'{target.name}' names something outside the stores your roles "
-                            "cover", permission="read")
+            raise Forbidden(
+                f"'{target.name}' names something outside the stores your roles cover",
+                permission="read",
+            )
 
 
 def _rate_limited(endpoint: str, method: str) -> Response | None:
@@ -166,8 +179,12 @@ def _rate_limited(endpoint: str, method: str) -> Response | None:
     wait_s = _state().rate_limit.retry_after_s(f"{bucket}:{g.client_address}")
     if wait_s is None:
         return None
-    return problem_response(429, f"too many requests from this address; retry in {wait_s} s",
-                            slug="rate-limited", headers={"Retry-After": str(wait_s)})
+    return problem_response(
+        429,
+        f"too many requests from this address; retry in {wait_s} s",
+        slug="rate-limited",
+        headers={"Retry-After": str(wait_s)},
+    )
 
 
 def _principal(uow: UnitOfWork, token: str) -> Principal:
@@ -227,8 +244,9 @@ def audit_context() -> AuditContext | None:
     if not has_request_context():
         return None
     address = g.get("client_address") or request.remote_addr
-    return AuditContext(actor=current_actor(), address=address,
-                        method=request.method, endpoint=request.endpoint)
+    return AuditContext(
+        actor=current_actor(), address=address, method=request.method, endpoint=request.endpoint
+    )
 
 
 class TokenCache:
@@ -237,8 +255,9 @@ class TokenCache:
     Valid only for one access epoch: `sync` empties it as soon as the epoch in the database moved.
     """
 
-    def __init__(self, ttl_s: float, max_entries: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, ttl_s: float, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ):
         self.ttl_s, self.max_entries, self.clock = ttl_s, max_entries, clock
         self._entries: dict[str, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
@@ -300,8 +319,11 @@ def _operation_doc(endpoint: str, method: str, path: str, ref: Any) -> dict[str,
         limited = policy.is_rate_limited(endpoint, method, path)
         return {"security": [], "responses": {"429": ref("TOO_MANY_REQUESTS")} if limited else {}}
     responses = {"401": ref("UNAUTHORIZED")}
-    if method in policy.WRITE_METHODS or not policy.read_scope(endpoint).network \
-            or policy.read_permission(endpoint):
+    if (
+        method in policy.WRITE_METHODS
+        or not policy.read_scope(endpoint).network
+        or policy.read_permission(endpoint)
+    ):
         responses["403"] = ref("FORBIDDEN")
     return {"security": [{BEARER: []}], "responses": responses}
 
@@ -310,8 +332,11 @@ def document_security(app: Flask) -> None:
     """Say in the OpenAPI document which operations need a bearer token and what they may answer."""
     api = app.extensions["flask-smorest"]["apis"][""]["ext_obj"]
     api.spec.components.security_scheme(BEARER, {"type": "http", "scheme": "bearer"})
-    endpoints = {(_openapi_path(r.rule), m.lower()): r.endpoint
-                 for r in app.url_map.iter_rules() for m in r.methods or ()}
+    endpoints = {
+        (_openapi_path(r.rule), m.lower()): r.endpoint
+        for r in app.url_map.iter_rules()
+        for m in r.methods or ()
+    }
     ref = functools.partial(api.spec.components.get_ref, "response")
     for path, operations in api.spec._paths.items():  # apispec keeps no public accessor
         for method, operation in operations.items():

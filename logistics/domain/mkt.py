@@ -34,9 +34,7 @@ def mean_kinetic_temperature(
     temps_c: Sequence[float], weights: Sequence[float], dh_over_r_k: float = DH_OVER_R_K
 ) -> float | None:
     """MKT in Celsius, or None when no reading carries any weight."""
-    acc = sum(
-        w * kinetic_factor(t, dh_over_r_k) for t, w in zip(temps_c, weights, strict=True)
-    )
+    acc = sum(w * kinetic_factor(t, dh_over_r_k) for t, w in zip(temps_c, weights, strict=True))
     return mkt_of_sums(acc, sum(weights), dh_over_r_k)
 
 
@@ -45,9 +43,7 @@ def kinetic_factor(temp_c: float, dh_over_r_k: float = DH_OVER_R_K) -> float:
     return math.exp(-dh_over_r_k / (temp_c + KELVIN))
 
 
-def mkt_of_sums(
-    kinetic: float, weight: float, dh_over_r_k: float = DH_OVER_R_K
-) -> float | None:
+def mkt_of_sums(kinetic: float, weight: float, dh_over_r_k: float = DH_OVER_R_K) -> float | None:
     """MKT in Celsius from sum(w * exp(-dH/(R*T))) and sum(w); None when no weight."""
     if weight <= 0:
         return None

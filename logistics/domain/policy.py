@@ -37,12 +37,28 @@ class Permission(StrEnum):
 
 ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
-    Role.STATE_OFFICER: frozenset({Permission.STOCK, Permission.STORES, Permission.PRODUCTS,
-                                   Permission.SENSORS, Permission.ALERTS, Permission.SELF}),
-    Role.DISTRICT_OFFICER: frozenset({Permission.STOCK, Permission.STORES, Permission.SENSORS,
-                                      Permission.ALERTS, Permission.SELF}),
-    Role.CENTRE_OFFICER: frozenset({Permission.STOCK, Permission.SENSORS, Permission.ALERTS,
-                                    Permission.SELF}),
+    Role.STATE_OFFICER: frozenset(
+        {
+            Permission.STOCK,
+            Permission.STORES,
+            Permission.PRODUCTS,
+            Permission.SENSORS,
+            Permission.ALERTS,
+            Permission.SELF,
+        }
+    ),
+    Role.DISTRICT_OFFICER: frozenset(
+        {
+            Permission.STOCK,
+            Permission.STORES,
+            Permission.SENSORS,
+            Permission.ALERTS,
+            Permission.SELF,
+        }
+    ),
+    Role.CENTRE_OFFICER: frozenset(
+        {Permission.STOCK, Permission.SENSORS, Permission.ALERTS, Permission.SELF}
+    ),
     Role.PLANNER: frozenset({Permission.SESSIONS, Permission.SELF}),
     Role.VIEWER: frozenset({Permission.SELF}),
 }
@@ -114,18 +130,20 @@ class Rule:
 ADMIN_ONLY = Rule(Permission.ADMIN)
 
 # Endpoints anyone may call without logging in (Flask endpoint names).
-PUBLIC_ENDPOINTS: frozenset[str] = frozenset({
-    "system.Health",
-    "system.Live",
-    "system.Ready",
-    # Prometheus scrapes without a token: expose /metrics to the monitoring network only.
-    "metrics",
-    "auth.Login",
-    "api-docs.openapi_json",
-    "api-docs.openapi_swagger_ui",
-    "api-docs.openapi_redoc",
-    "static",
-})
+PUBLIC_ENDPOINTS: frozenset[str] = frozenset(
+    {
+        "system.Health",
+        "system.Live",
+        "system.Ready",
+        # Prometheus scrapes without a token: expose /metrics to the monitoring network only.
+        "metrics",
+        "auth.Login",
+        "api-docs.openapi_json",
+        "api-docs.openapi_swagger_ui",
+        "api-docs.openapi_redoc",
+        "static",
+    }
+)
 # Public reads under this path (the CoWIN-shaped availability API) need no login either.
 PUBLIC_READ_PREFIXES: tuple[str, ...] = ("/api/v2/appointment/",)
 # Public endpoints whose calls count against the per-address rate limit (the rest are cheap).
@@ -148,12 +166,17 @@ _INDENT_FROM, _INDENT_TO = "indent_from", "indent_to"
 # A request naming several stores (a store and a unit, a sender and a receiver) needs all of them.
 WRITE_RULES: Mapping[str, Rule] = {
     # stock ledger (issue 2): store officers record movements of their subtree's stores
-    "stock.Receipts": Rule(Permission.STOCK, (*_MOVEMENT_AT_UNIT,
-                                              body("shipment_id", "shipment", optional=True))),
-    "stock.Issues": Rule(Permission.STOCK, (body("store_id"), body("to_store_id"),
-                                            body("unit_id", "unit", optional=True))),
-    "stock.Transfers": Rule(Permission.STOCK, (body("store_id"), body("from_unit_id", "unit"),
-                                               body("to_unit_id", "unit"))),
+    "stock.Receipts": Rule(
+        Permission.STOCK, (*_MOVEMENT_AT_UNIT, body("shipment_id", "shipment", optional=True))
+    ),
+    "stock.Issues": Rule(
+        Permission.STOCK,
+        (body("store_id"), body("to_store_id"), body("unit_id", "unit", optional=True)),
+    ),
+    "stock.Transfers": Rule(
+        Permission.STOCK,
+        (body("store_id"), body("from_unit_id", "unit"), body("to_unit_id", "unit")),
+    ),
     "stock.Consumptions": Rule(Permission.STOCK, _MOVEMENT_AT_UNIT),
     "stock.Wastages": Rule(Permission.STOCK, _MOVEMENT_AT_UNIT),
     "stock.Counts": Rule(Permission.STOCK, _MOVEMENT_AT_UNIT),
@@ -170,8 +193,9 @@ WRITE_RULES: Mapping[str, Rule] = {
     "catalog.Lots": Rule(Permission.PRODUCTS, network=True),
     # sensors (issue 3): registered to, and moved between, units of one's subtree
     "readings.Sensors": Rule(Permission.SENSORS, (body("unit_id", "unit"),)),
-    "readings.SensorMoves": Rule(Permission.SENSORS, (view("sensor_id", "sensor"),
-                                                      body("unit_id", "unit"))),
+    "readings.SensorMoves": Rule(
+        Permission.SENSORS, (view("sensor_id", "sensor"), body("unit_id", "unit"))
+    ),
     "readings.SensorRetirement": Rule(Permission.SENSORS, (view("sensor_id", "sensor"),)),
     # alerts (issue 4)
     "alerts.AlertAcknowledge": Rule(Permission.ALERTS, (view("alert_id", "alert"),)),
@@ -199,16 +223,20 @@ WRITE_RULES: Mapping[str, Rule] = {
     # indents: the requesting store raises, cancels and receives; its parent answers and ships
     "indents.Indents": Rule(Permission.STOCK, (body("from_store_id"),)),
     "indents.IndentCancel": Rule(Permission.STOCK, (view("indent_id", _INDENT_FROM),)),
-    "indents.IndentReceive": Rule(Permission.STOCK, (view("indent_id", _INDENT_FROM),
-                                                     body("unit_id", "unit"))),
+    "indents.IndentReceive": Rule(
+        Permission.STOCK, (view("indent_id", _INDENT_FROM), body("unit_id", "unit"))
+    ),
     "indents.IndentApprove": Rule(Permission.STOCK, (view("indent_id", _INDENT_TO),)),
     "indents.IndentReject": Rule(Permission.STOCK, (view("indent_id", _INDENT_TO),)),
-    "indents.IndentShip": Rule(Permission.STOCK, (view("indent_id", _INDENT_TO),
-                                                  body("unit_id", "unit", optional=True))),
+    "indents.IndentShip": Rule(
+        Permission.STOCK, (view("indent_id", _INDENT_TO), body("unit_id", "unit", optional=True))
+    ),
     # vaccines in transit (issue 18): carriers are a store's units; packing is a stock movement
     "transit.Carriers": Rule(Permission.STORES, (body("store_id"),)),
-    "transit.CarriedIssues": Rule(Permission.STOCK, (body("store_id"), body("to_store_id"),
-                                                     body("unit_id", "unit", optional=True))),
+    "transit.CarriedIssues": Rule(
+        Permission.STOCK,
+        (body("store_id"), body("to_store_id"), body("unit_id", "unit", optional=True)),
+    ),
     "transit.ShipmentCarriers": Rule(Permission.STOCK, (view("shipment_id", "shipment"),)),
     # auth (issue 6)
     "auth.Logout": Rule(Permission.SELF, network=True),
@@ -290,8 +318,9 @@ READ_SCOPES: Mapping[str, ReadScope] = {
     "readings.DeadLetters": ReadScope((query_opt("sensor_id", "sensor"),), narrow=True),
     "alerts.Alerts": ReadScope((query_opt("store_id"),), narrow=True),
     "alerts.AlertItem": ReadScope((view("alert_id", "alert"),)),
-    "alerts.Excursions": ReadScope((query_opt("store_id"), query_opt("unit_id", "unit")),
-                                   narrow=True),
+    "alerts.Excursions": ReadScope(
+        (query_opt("store_id"), query_opt("unit_id", "unit")), narrow=True
+    ),
     "alerts.Reviews": ReadScope((query_opt("store_id"),), narrow=True),
     "alerts.UnitMkt": ReadScope((view("unit_id", "unit"),)),
     "alerts.UnitRules": ReadScope((view("unit_id", "unit"),)),

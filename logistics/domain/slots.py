@@ -34,6 +34,7 @@ from logistics.domain import stock as stock_rules
 # Dose numbers a session can be opened for (CoWIN: dose 1, dose 2, precaution dose).
 DOSE_NUMBERS = ("1", "2", "precaution")
 
+
 @dataclasses.dataclass(frozen=True)
 class StockLine:
     """Doses of one lot in one storage unit, as the ledger's balance holds them."""

@@ -198,8 +198,11 @@ def journey_totals(legs: Sequence[Leg]) -> dict[str, float | None]:
     The journey's MKT combines the legs' MKTs weighted by the time their readings cover (exact:
     each leg's MKT stands for that leg's mean Arrhenius factor).
     """
-    measured = [(leg.mkt_c, leg.covered_min) for leg in legs
-                if leg.mkt_c is not None and leg.covered_min > 0]
+    measured = [
+        (leg.mkt_c, leg.covered_min)
+        for leg in legs
+        if leg.mkt_c is not None and leg.covered_min > 0
+    ]
     mkt = mean_kinetic_temperature([m for m, _ in measured], [w for _, w in measured])
     total_min = sum((leg.end - leg.start).total_seconds() / 60 for leg in legs)
     covered = sum(leg.covered_min for leg in legs)

@@ -35,7 +35,9 @@ def _statements(table: Table) -> list[str]:
 
 
 APPEND_ONLY_TABLES: tuple[Table, ...] = (
-    Movement.__table__, LedgerEntry.__table__, AuditEntry.__table__  # type: ignore[assignment]
+    Movement.__table__,
+    LedgerEntry.__table__,
+    AuditEntry.__table__,  # type: ignore[assignment]
 )
 for _table in APPEND_ONLY_TABLES:
     for _statement in _statements(_table):

@@ -24,8 +24,11 @@ class User(Base):
     created_at: Mapped[dt.datetime]
 
     grants: Mapped[list[RoleGrant]] = relationship(
-        back_populates="user", cascade="all, delete-orphan", order_by="RoleGrant.id",
-        lazy="selectin")
+        back_populates="user",
+        cascade="all, delete-orphan",
+        order_by="RoleGrant.id",
+        lazy="selectin",
+    )
 
 
 class RoleGrant(Base):
@@ -100,8 +103,9 @@ AUDIT_APPEND_ONLY_SQL = (
     "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
 )
 for _statement in AUDIT_APPEND_ONLY_SQL:
-    event.listen(AuditEntry.__table__, "after_create",
-                 DDL(_statement).execute_if(dialect="postgresql"))
+    event.listen(
+        AuditEntry.__table__, "after_create", DDL(_statement).execute_if(dialect="postgresql")
+    )
 
 
 class AccessEpoch(Base):

@@ -644,5 +644,8 @@ def open_alerts(uow: UnitOfWork, *, store_path: str | None, limit: int = 200) ->
     query = select(Alert).where(Alert.state != "resolved")
     if store_path is not None:
         query = query.where(in_subtree(Alert.store_path, store_path))
-    return list(uow.session.scalars(
-        query.order_by(rank.desc(), Alert.opened_at.desc(), Alert.id.desc()).limit(limit)))
+    return list(
+        uow.session.scalars(
+            query.order_by(rank.desc(), Alert.opened_at.desc(), Alert.id.desc()).limit(limit)
+        )
+    )

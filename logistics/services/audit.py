@@ -29,8 +29,9 @@ from logistics.models.auth import AuditEntry
 # Not a person's write: sensors' readings and dead letters come from the ingestion and are kept
 # in their own append-only tables; idempotency records and availability versions are caches
 # derived from writes that are themselves logged.
-UNAUDITED_TABLES = frozenset({"audit_log", "readings", "dead_letters", "idempotency_records",
-                              "availability_versions"})
+UNAUDITED_TABLES = frozenset(
+    {"audit_log", "readings", "dead_letters", "idempotency_records", "availability_versions"}
+)
 # Columns whose values never go into the log.
 SECRET_COLUMNS = frozenset({"password_hash", "token_hash"})
 MAX_VALUE_CHARS = 2000
@@ -75,8 +76,11 @@ def _columns(obj: Any) -> list[Any]:
 
 def _values(obj: Any) -> dict[str, Any]:
     state = inspect(obj)
-    return {attr.key: _jsonable(state.attrs[attr.key].loaded_value) for attr in _columns(obj)
-            if state.attrs[attr.key].loaded_value is not NO_VALUE}
+    return {
+        attr.key: _jsonable(state.attrs[attr.key].loaded_value)
+        for attr in _columns(obj)
+        if state.attrs[attr.key].loaded_value is not NO_VALUE
+    }
 
 
 def _changes(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -133,16 +137,32 @@ def _before_flush(provider: ContextProvider) -> Callable[[Session, Any, Any], No
     return before_flush
 
 
-def _row(context: AuditContext, now: dt.datetime, action: str, entity: str, entity_id: str | None,
-         before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
-    return {"at": now, "actor": context.actor[:64], "address": context.address,
-            "method": context.method, "endpoint": (context.endpoint or "")[:128] or None,
-            "action": action, "entity": entity, "entity_id": entity_id, "before": before,
-            "after": after}
+def _row(
+    context: AuditContext,
+    now: dt.datetime,
+    action: str,
+    entity: str,
+    entity_id: str | None,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        "at": now,
+        "actor": context.actor[:64],
+        "address": context.address,
+        "method": context.method,
+        "endpoint": (context.endpoint or "")[:128] or None,
+        "action": action,
+        "entity": entity,
+        "entity_id": entity_id,
+        "before": before,
+        "after": after,
+    }
 
 
-def _entry_for(context: AuditContext, now: dt.datetime,
-               change: tuple[str, Any, Any]) -> dict[str, Any]:
+def _entry_for(
+    context: AuditContext, now: dt.datetime, change: tuple[str, Any, Any]
+) -> dict[str, Any]:
     action, obj, values = change
     if action == "insert":
         return _row(context, now, action, _table(obj), _identity(obj), None, _values(obj))
@@ -202,22 +222,33 @@ def install_audit(session_factory: sessionmaker[Session], provider: ContextProvi
     """Log every write of sessions made by `session_factory`; idempotent per factory."""
     if session_factory.kw.get("info", {}).get(PENDING_KEY + "_installed"):
         return
-    session_factory.configure(info={**session_factory.kw.get("info", {}),
-                                    PENDING_KEY + "_installed": True})
+    session_factory.configure(
+        info={**session_factory.kw.get("info", {}), PENDING_KEY + "_installed": True}
+    )
     event.listen(session_factory, "before_flush", _before_flush(provider))
     event.listen(session_factory, "after_flush", _after_flush(provider))
     event.listen(session_factory, "do_orm_execute", _bulk_statement(provider))
     event.listen(session_factory, "after_rollback", _clear_pending)
 
 
-def query_audit(uow: UnitOfWork, *, actor: str | None = None, entity: str | None = None,
-                entity_id: str | None = None, since: dt.datetime | None = None,
-                until: dt.datetime | None = None, before_id: int | None = None,
-                limit: int = 100) -> list[AuditEntry]:
+def query_audit(
+    uow: UnitOfWork,
+    *,
+    actor: str | None = None,
+    entity: str | None = None,
+    entity_id: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    before_id: int | None = None,
+    limit: int = 100,
+) -> list[AuditEntry]:
     """Audit entries matching the filters, newest first; page on with `before_id`."""
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
-    for column, value in ((AuditEntry.actor, actor), (AuditEntry.entity, entity),
-                          (AuditEntry.entity_id, entity_id)):
+    for column, value in (
+        (AuditEntry.actor, actor),
+        (AuditEntry.entity, entity),
+        (AuditEntry.entity_id, entity_id),
+    ):
         if value is not None:
             query = query.where(column == value)
     if since is not None:
@@ -227,4 +258,3 @@ def query_audit(uow: UnitOfWork, *, actor: str | None = None, entity: str | None
     if before_id is not None:
         query = query.where(AuditEntry.id < before_id)
     return list(uow.session.scalars(query))
-

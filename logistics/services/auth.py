@@ -71,8 +71,14 @@ def _grants(session: Session, roles: Iterable[RoleSpec]) -> list[RoleGrant]:
     return grants
 
 
-def create_user(uow: UnitOfWork, *, username: str, password: str | None,
-                roles: Iterable[RoleSpec], now: dt.datetime | None = None) -> User:
+def create_user(
+    uow: UnitOfWork,
+    *,
+    username: str,
+    password: str | None,
+    roles: Iterable[RoleSpec],
+    now: dt.datetime | None = None,
+) -> User:
     """Create a user with roles ("admin", "district_officer:DVS-PUNE" or (role, store id)); commits.
 
     `password` None makes a service account that logs in only with tokens issued to it.
@@ -81,8 +87,11 @@ def create_user(uow: UnitOfWork, *, username: str, password: str | None,
         raise Invalid("a username is 1-64 letters, digits or . _ @ -", field="username")
     if uow.session.scalars(select(User.id).where(User.username == username)).first() is not None:
         raise Conflict(f"user {username!r} exists", field="username")
-    user = User(username=username, created_at=now or utcnow(),
-                password_hash=secrets.hash_password(password) if password is not None else None)
+    user = User(
+        username=username,
+        created_at=now or utcnow(),
+        password_hash=secrets.hash_password(password) if password is not None else None,
+    )
     user.grants = _grants(uow.session, roles)
     uow.session.add(user)
     uow.session.flush()
@@ -109,8 +118,9 @@ def bump_access_epoch(session: Session) -> None:
     Called by every change that can take access away (revocation, disabling, new roles, new
     password), so it commits or rolls back with that change.
     """
-    raised = session.execute(update(AccessEpoch).where(AccessEpoch.id == 1)
-                             .values(value=AccessEpoch.value + 1))
+    raised = session.execute(
+        update(AccessEpoch).where(AccessEpoch.id == 1).values(value=AccessEpoch.value + 1)
+    )
     if not rowcount(raised):  # a schema made by create_all (tests) has no row yet
         session.add(AccessEpoch(id=1, value=1))
         session.flush()
@@ -121,9 +131,15 @@ def access_epoch(session: Session) -> int:
     return session.scalar(select(AccessEpoch.value).where(AccessEpoch.id == 1)) or 0
 
 
-def update_user(uow: UnitOfWork, *, username: str, active: bool | None = None,
-                password: str | None = None, roles: Iterable[RoleSpec] | None = None,
-                now: dt.datetime | None = None) -> User:
+def update_user(
+    uow: UnitOfWork,
+    *,
+    username: str,
+    active: bool | None = None,
+    password: str | None = None,
+    roles: Iterable[RoleSpec] | None = None,
+    now: dt.datetime | None = None,
+) -> User:
     """Enable or disable a user (disabling revokes every token), set a password or replace the
     roles (effective on the user's next request); commits."""
     user = _user(uow.session, username)
@@ -141,20 +157,31 @@ def update_user(uow: UnitOfWork, *, username: str, active: bool | None = None,
 
 
 def _revoke_all(session: Session, user_id: int, now: dt.datetime) -> None:
-    tokens = session.scalars(select(ApiToken).where(ApiToken.user_id == user_id,
-                                                    ApiToken.revoked_at.is_(None)))
+    tokens = session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+    )
     for token in tokens:
         token.revoked_at = now
 
 
-def issue_token(uow: UnitOfWork, *, username: str, ttl_s: int = DEFAULT_TOKEN_TTL_S,
-                now: dt.datetime | None = None) -> str:
+def issue_token(
+    uow: UnitOfWork,
+    *,
+    username: str,
+    ttl_s: int = DEFAULT_TOKEN_TTL_S,
+    now: dt.datetime | None = None,
+) -> str:
     """Issue a bearer token to a user and return it (only its hash is kept); commits."""
     return issue_token_row(uow, username=username, ttl_s=ttl_s, now=now)[0]
 
 
-def issue_token_row(uow: UnitOfWork, *, username: str, ttl_s: int = DEFAULT_TOKEN_TTL_S,
-                    now: dt.datetime | None = None) -> tuple[str, ApiToken]:
+def issue_token_row(
+    uow: UnitOfWork,
+    *,
+    username: str,
+    ttl_s: int = DEFAULT_TOKEN_TTL_S,
+    now: dt.datetime | None = None,
+) -> tuple[str, ApiToken]:
     """Issue a bearer token; return it with its stored row (id, expiry)."""
     user = _user(uow.session, username)
     if not user.active:
@@ -166,15 +193,20 @@ def _new_token(uow: UnitOfWork, user: User, ttl_s: int, now: dt.datetime) -> tup
     if ttl_s <= 0:
         raise Invalid("a token lives a positive number of seconds", field="ttl_s")
     token = secrets.new_token()
-    row = ApiToken(user_id=user.id, token_hash=secrets.token_hash(token), created_at=now,
-                   expires_at=now + dt.timedelta(seconds=ttl_s))
+    row = ApiToken(
+        user_id=user.id,
+        token_hash=secrets.token_hash(token),
+        created_at=now,
+        expires_at=now + dt.timedelta(seconds=ttl_s),
+    )
     uow.session.add(row)
     uow.session.flush()
     return token, row
 
 
-def login(uow: UnitOfWork, *, username: str, password: str, ttl_s: int,
-          now: dt.datetime) -> tuple[str, ApiToken]:
+def login(
+    uow: UnitOfWork, *, username: str, password: str, ttl_s: int, now: dt.datetime
+) -> tuple[str, ApiToken]:
     """Check a person's password and issue a token; the same refusal for every way it fails."""
     user = uow.session.scalars(select(User).where(User.username == username)).one_or_none()
     stored = user.password_hash if user is not None and user.active else None
@@ -198,8 +230,11 @@ def revoke_token(uow: UnitOfWork, *, token_id: int, now: dt.datetime) -> ApiToke
 def tokens_of(uow: UnitOfWork, *, username: str) -> list[ApiToken]:
     """The tokens of a user, newest first (hashes only)."""
     user = _user(uow.session, username)
-    return list(uow.session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)
-                                    .order_by(ApiToken.id.desc())))
+    return list(
+        uow.session.scalars(
+            select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id.desc())
+        )
+    )
 
 
 def list_users(uow: UnitOfWork) -> list[User]:
@@ -215,12 +250,21 @@ def get_user(uow: UnitOfWork, *, username: str) -> User:
 def authenticate(uow: UnitOfWork, token: str, now: dt.datetime) -> Principal:
     """Find who holds this bearer token; refuse unknown, expired and revoked ones (one query)."""
     rows = uow.session.execute(
-        select(ApiToken.id, ApiToken.expires_at, ApiToken.revoked_at, User.id, User.username,
-               User.active, RoleGrant.role, Store.path)
+        select(
+            ApiToken.id,
+            ApiToken.expires_at,
+            ApiToken.revoked_at,
+            User.id,
+            User.username,
+            User.active,
+            RoleGrant.role,
+            Store.path,
+        )
         .join(User, User.id == ApiToken.user_id)
         .outerjoin(RoleGrant, RoleGrant.user_id == User.id)
         .outerjoin(Store, Store.id == RoleGrant.store_id)
-        .where(ApiToken.token_hash == secrets.token_hash(token))).all()
+        .where(ApiToken.token_hash == secrets.token_hash(token))
+    ).all()
     if not rows:
         raise Unauthorized("unknown token", reason="invalid_token")
     token_id, expires_at, revoked_at, user_id, username, active, _, _ = rows[0]
@@ -236,8 +280,12 @@ def authenticate(uow: UnitOfWork, token: str, now: dt.datetime) -> Principal:
 
 def grants_of(user: User, session: Session) -> list[tuple[str, str | None]]:
     """A user's grants as (role, store code or None)."""
-    codes = {s.id: s.code for s in session.scalars(
-        select(Store).where(Store.id.in_([g.store_id for g in user.grants if g.store_id])))}
+    codes = {
+        s.id: s.code
+        for s in session.scalars(
+            select(Store).where(Store.id.in_([g.store_id for g in user.grants if g.store_id]))
+        )
+    }
     return [(g.role, codes.get(g.store_id) if g.store_id else None) for g in user.grants]
 
 
@@ -270,8 +318,11 @@ def _unit_path(session: Session, value: Any) -> str | None:
     unit_id = _as_int(value)
     if unit_id is None:
         return None
-    return session.scalar(select(Store.path).join(StorageUnit, StorageUnit.store_id == Store.id)
-                          .where(StorageUnit.id == unit_id))
+    return session.scalar(
+        select(Store.path)
+        .join(StorageUnit, StorageUnit.store_id == Store.id)
+        .where(StorageUnit.id == unit_id)
+    )
 
 
 def _model(name: str) -> Any:
@@ -305,10 +356,12 @@ def _sensor_path(session: Session, value: Any) -> str | None:
     """The store of the unit a sensor is mounted in now (None when it is in none)."""
     from logistics.models.readings import SensorAssignment
 
-    unit_id = session.scalar(select(SensorAssignment.unit_id)
-                             .where(SensorAssignment.sensor_id == str(value),
-                                    SensorAssignment.valid_to.is_(None))
-                             .order_by(SensorAssignment.valid_from.desc()).limit(1))
+    unit_id = session.scalar(
+        select(SensorAssignment.unit_id)
+        .where(SensorAssignment.sensor_id == str(value), SensorAssignment.valid_to.is_(None))
+        .order_by(SensorAssignment.valid_from.desc())
+        .limit(1)
+    )
     return _unit_path(session, unit_id)
 
 
@@ -349,16 +402,19 @@ def store_path_of(session: Session, kind: str, value: Any) -> str | None:
 
 # --- the demo's own credentials ------------------------------------------------------------------
 
+
 def _demo_users(session: Session) -> list[tuple[str, list[RoleSpec]]]:
     stores = list(session.scalars(select(Store).order_by(Store.path)))
     by_level: dict[str, list[Store]] = {}
     for store in stores:
         by_level.setdefault(store.level_code, []).append(store)
     users: list[tuple[str, list[RoleSpec]]] = [("admin", ["admin"]), ("viewer", ["viewer"])]
-    for username, role, level in (("state", "state_officer", "state"),
-                                  ("district", "district_officer", "district"),
-                                  ("centre", "centre_officer", "centre"),
-                                  ("planner", "planner", "centre")):
+    for username, role, level in (
+        ("state", "state_officer", "state"),
+        ("district", "district_officer", "district"),
+        ("centre", "centre_officer", "centre"),
+        ("planner", "planner", "centre"),
+    ):
         if by_level.get(level):
             users.append((username, [(role, by_level[level][0].id)]))
     return users

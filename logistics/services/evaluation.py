@@ -126,8 +126,13 @@ def _retry_later(
     for row in failed_rows:
         item = merged.setdefault(
             row.unit_id,
-            {"unit_id": row.unit_id, "earliest_ts": row.earliest_ts, "latest_ts": row.latest_ts,
-             "requested_at": row.requested_at, "attempts": 0},
+            {
+                "unit_id": row.unit_id,
+                "earliest_ts": row.earliest_ts,
+                "latest_ts": row.latest_ts,
+                "requested_at": row.requested_at,
+                "attempts": 0,
+            },
         )
         item["earliest_ts"] = min(item["earliest_ts"], row.earliest_ts)
         item["latest_ts"] = max(item["latest_ts"], row.latest_ts)

@@ -26,8 +26,9 @@ def _match(key: str, client_id: str | None) -> Any:
     return or_(match, IdempotencyRecord.client_id == client_id) if client_id else match
 
 
-def forget_expired(uow: UnitOfWork, *, key: str, client_id: str | None, expired_before: dt.datetime
-                   ) -> None:
+def forget_expired(
+    uow: UnitOfWork, *, key: str, client_id: str | None, expired_before: dt.datetime
+) -> None:
     """Drop this key's (or client id's) record if it is older than the time keys are kept."""
     uow.session.execute(
         delete(IdempotencyRecord)

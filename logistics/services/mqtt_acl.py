@@ -78,8 +78,10 @@ def issue_missing_sensor_credentials(uow: UnitOfWork, *, now: dt.datetime) -> di
     """Give every active sensor without credentials its own; return {sensor_id: password}."""
     have = set(uow.session.scalars(select(MqttCredential.username)))
     missing = [s for s in _active_sensor_ids(uow) if s not in have and SAFE_USERNAME.match(s)]
-    return {sensor_id: issue_sensor_credential(uow, sensor_id=sensor_id, now=now)
-            for sensor_id in missing}
+    return {
+        sensor_id: issue_sensor_credential(uow, sensor_id=sensor_id, now=now)
+        for sensor_id in missing
+    }
 
 
 def list_credentials(uow: UnitOfWork) -> list[MqttCredential]:
@@ -88,8 +90,13 @@ def list_credentials(uow: UnitOfWork) -> list[MqttCredential]:
 
 
 def _active_sensor_ids(uow: UnitOfWork) -> list[str]:
-    return list(uow.session.scalars(select(Sensor.sensor_id).where(Sensor.status == SENSOR_ACTIVE)
-                                    .order_by(Sensor.sensor_id)))
+    return list(
+        uow.session.scalars(
+            select(Sensor.sensor_id)
+            .where(Sensor.status == SENSOR_ACTIVE)
+            .order_by(Sensor.sensor_id)
+        )
+    )
 
 
 def render_acl(sensor_ids: list[str], service_users: list[str], topic_prefix: str) -> str:
@@ -108,12 +115,14 @@ def mosquitto_files(uow: UnitOfWork, *, topic_prefix: str) -> MosquittoFiles:
     creds = {c.username: c for c in list_credentials(uow)}
     services = [u for u, c in creds.items() if c.kind == INGEST]
     active = _active_sensor_ids(uow)
-    sensors = [s for s in active
-               if s in creds and creds[s].kind == SENSOR and SAFE_USERNAME.match(s)]
+    sensors = [
+        s for s in active if s in creds and creds[s].kind == SENSOR and SAFE_USERNAME.match(s)
+    ]
     skipped = tuple(s for s in active if s not in sensors)
     passwords = "".join(f"{u}:{creds[u].password_hash}\n" for u in [*services, *sensors])
-    return MosquittoFiles(passwords, render_acl(sensors, services, topic_prefix), tuple(sensors),
-                          skipped)
+    return MosquittoFiles(
+        passwords, render_acl(sensors, services, topic_prefix), tuple(sensors), skipped
+    )
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -145,8 +145,11 @@ class UnsafeTarget(Invalid):
 
 
 def _networks(allowed: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [ipaddress.ip_network(part.strip(), strict=False) for part in allowed.split(",")
-            if part.strip()]
+    return [
+        ipaddress.ip_network(part.strip(), strict=False)
+        for part in allowed.split(",")
+        if part.strip()
+    ]
 
 
 def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address, allowed: str) -> bool:

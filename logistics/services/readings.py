@@ -595,13 +595,15 @@ def unit_kinetic_sum(
         return None
     cap_s = max_gap.total_seconds()
     runs, unusable = [], []
-    for row in uow.session.execute(_HOUR_RUNS, {"unit": unit_id, "first": first_hour,
-                                                "end": end_hour}):
+    for row in uow.session.execute(
+        _HOUR_RUNS, {"unit": unit_id, "first": first_hour, "end": end_hour}
+    ):
         if row.kinetic_s is None or row.first_ts is None or row.max_gap_s > cap_s:
             unusable.append(row.hour.astimezone(dt.UTC))
         else:
-            runs.append(_Run(row.first_ts, row.last_ts, row.last_temp_c, row.kinetic_s,
-                             row.readings))
+            runs.append(
+                _Run(row.first_ts, row.last_ts, row.last_temp_c, row.kinetic_s, row.readings)
+            )
     before = uow.session.scalar(
         select(func.max(Reading.ts)).where(Reading.unit_id == unit_id, Reading.ts < start)
     )
@@ -766,14 +768,24 @@ def unit_chart_buckets(
         epoch = cast(func.strftime("%s", Reading.ts), Integer)
     slot = func.floor(epoch / width_s).label("slot")
     query = (
-        select(slot, func.count(), func.min(Reading.temp_c), func.avg(Reading.temp_c),
-               func.max(Reading.temp_c))
+        select(
+            slot,
+            func.count(),
+            func.min(Reading.temp_c),
+            func.avg(Reading.temp_c),
+            func.max(Reading.temp_c),
+        )
         .where(Reading.unit_id == unit_id, Reading.ts >= start, Reading.ts < end)
         .group_by(slot)
         .order_by(slot)
     )
     return [
-        Bucket(dt.datetime.fromtimestamp(int(n) * width_s, dt.UTC), int(count), float(low),
-               float(avg), float(high))
+        Bucket(
+            dt.datetime.fromtimestamp(int(n) * width_s, dt.UTC),
+            int(count),
+            float(low),
+            float(avg),
+            float(high),
+        )
         for n, count, low, avg, high in uow.session.execute(query).tuples()
     ]

@@ -57,8 +57,9 @@ def new_password(nbytes: int = 18) -> str:
     return secrets.token_urlsafe(nbytes)
 
 
-def mosquitto_hash(password: str, *, salt: bytes | None = None,
-                   iterations: int = MOSQUITTO_ITERATIONS) -> str:
+def mosquitto_hash(
+    password: str, *, salt: bytes | None = None, iterations: int = MOSQUITTO_ITERATIONS
+) -> str:
     """Hash an MQTT password in Mosquitto's `$7$` format (PBKDF2-HMAC-SHA512, 64-byte key)."""
     salt = salt if salt is not None else secrets.token_bytes(MOSQUITTO_SALT_BYTES)
     key = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)

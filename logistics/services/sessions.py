@@ -603,15 +603,22 @@ def usability_by_date(
     for on_date in dates:
         due = rules.due_date(on_date, today)
         available = rules.doses_possible(lines, promised, on_date, today)
-        result.append(Usability(
-            store_id=store_id, product_id=product_id, on_date=on_date,
-            doses_per_vial=product.doses_per_vial,
-            usable_doses=rules.usable_doses(lines, due), in_transit_doses=transit,
-            promised_doses=sum(p.doses for p in promised
-                               if rules.due_date(p.on_date, today) <= due),
-            promised_later_doses=sum(p.doses for p in promised
-                                     if rules.due_date(p.on_date, today) > due),
-            available_doses=available,
-            suggested_capacity=rules.round_down_to_vials(available, product.doses_per_vial),
-        ))
+        result.append(
+            Usability(
+                store_id=store_id,
+                product_id=product_id,
+                on_date=on_date,
+                doses_per_vial=product.doses_per_vial,
+                usable_doses=rules.usable_doses(lines, due),
+                in_transit_doses=transit,
+                promised_doses=sum(
+                    p.doses for p in promised if rules.due_date(p.on_date, today) <= due
+                ),
+                promised_later_doses=sum(
+                    p.doses for p in promised if rules.due_date(p.on_date, today) > due
+                ),
+                available_doses=available,
+                suggested_capacity=rules.round_down_to_vials(available, product.doses_per_vial),
+            )
+        )
     return result

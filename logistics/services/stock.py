@@ -500,8 +500,6 @@ def _candidates(
     return list(uow.session.scalars(query.execution_options(populate_existing=True)).unique())
 
 
-
-
 def _issue_target(uow: UnitOfWork, product_id: int | None, lot_id: int | None) -> None:
     if lot_id is not None:
         lot = catalog.get_lot(uow, lot_id)
@@ -898,8 +896,9 @@ def fefo_suggestion(
     query = (
         select(StockBalance)
         .join(Lot, Lot.id == StockBalance.lot_id)
-        .where(StockBalance.store_id == store_id, StockBalance.doses > 0,
-               Lot.product_id == product_id)
+        .where(
+            StockBalance.store_id == store_id, StockBalance.doses > 0, Lot.product_id == product_id
+        )
         .order_by(StockBalance.unit_id, StockBalance.lot_id)
     )
     return rules.fefo_allocate([lot_stock(b) for b in uow.session.scalars(query)], doses, on)

@@ -20,14 +20,22 @@ from logistics.services.stock import lot_stock
 def _locations(uow: UnitOfWork, lot: Lot) -> list[dict[str, Any]]:
     # Columns, not entities: a national lot sits in thousands of units (issue 14, lot trace page).
     query = (
-        select(Store.id, Store.code, StorageUnit.id, StorageUnit.code, StockBalance.doses,
-               StockBalance.quarantined_doses, StockBalance.vvm_stage)
+        select(
+            Store.id,
+            Store.code,
+            StorageUnit.id,
+            StorageUnit.code,
+            StockBalance.doses,
+            StockBalance.quarantined_doses,
+            StockBalance.vvm_stage,
+        )
         .join(StorageUnit, StorageUnit.id == StockBalance.unit_id)
         .join(Store, Store.id == StockBalance.store_id)
         .where(StockBalance.lot_id == lot.id, StockBalance.doses > 0)
         .order_by(Store.path, StorageUnit.id)
     )
     per_vial = lot.product.doses_per_vial
+    rows = uow.session.execute(query)
     return [
         {
             "store_id": store_id,
@@ -39,8 +47,7 @@ def _locations(uow: UnitOfWork, lot: Lot) -> list[dict[str, Any]]:
             "quarantined_doses": quarantined,
             "vvm_stage": vvm_stage,
         }
-        for store_id, store_code, unit_id, unit_code, doses, quarantined, vvm_stage
-        in uow.session.execute(query)
+        for store_id, store_code, unit_id, unit_code, doses, quarantined, vvm_stage in rows
     ]
 
 
@@ -92,9 +99,21 @@ def _movements(
     columns, not ORM objects (a lot's trace can list thousands)."""
     e, m = LedgerEntry, Movement
     query = (
-        select(e.id.label("entry_id"), m.id.label("movement_id"), m.kind, e.store_id, e.unit_id,
-               e.doses, e.occurred_at, m.recorded_at, m.actor, m.reason, m.client_id,
-               m.other_store_id, m.reverses_id)
+        select(
+            e.id.label("entry_id"),
+            m.id.label("movement_id"),
+            m.kind,
+            e.store_id,
+            e.unit_id,
+            e.doses,
+            e.occurred_at,
+            m.recorded_at,
+            m.actor,
+            m.reason,
+            m.client_id,
+            m.other_store_id,
+            m.reverses_id,
+        )
         .join(m, m.id == e.movement_id)
         .where(e.lot_id == lot.id)
         .order_by(e.occurred_at, e.id)
@@ -102,9 +121,7 @@ def _movements(
     )
     if after_entry_id is not None:
         after = (
-            select(e.occurred_at, e.id)
-            .where(e.id == after_entry_id, e.lot_id == lot.id)
-            .subquery()
+            select(e.occurred_at, e.id).where(e.id == after_entry_id, e.lot_id == lot.id).subquery()
         )
         query = query.where(
             tuple_(e.occurred_at, e.id) > select(after.c.occurred_at, after.c.id).scalar_subquery()
@@ -220,8 +237,6 @@ def _lot_rows(balances: list[StockBalance], on: dt.date, held: Held) -> list[dic
     for row in lots.values():
         row["vials"] = rules.vials(row["doses"], balances[0].lot.product.doses_per_vial)
     return sorted(lots.values(), key=lambda r: (r["expiry_date"], r["lot_id"]))
-
-
 
 
 def _product_row(

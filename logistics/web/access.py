@@ -98,8 +98,11 @@ def authorize(uow: UnitOfWork, endpoint: str, values: Mapping[str, Any]) -> None
     """
     rule = policy.write_rule(endpoint, "POST")
     grants = principal().grants
-    paths = [store_path_of(uow.session, t.kind, values.get(t.name)) for t in rule.targets
-             if not (t.optional and values.get(t.name) is None)]
+    paths = [
+        store_path_of(uow.session, t.kind, values.get(t.name))
+        for t in rule.targets
+        if not (t.optional and values.get(t.name) is None)
+    ]
     if policy.allows(grants, rule, []) or (
         not rule.network and rule.targets and policy.allows(grants, rule, paths)
     ):
@@ -113,10 +116,12 @@ def home_stores(uow: UnitOfWork) -> list[Store]:
 
     paths = [grant.store_path for grant in principal().grants]
     if any(path is None for path in paths):
-        return list(uow.session.scalars(
-            select(Store).where(Store.parent_id.is_(None)).order_by(Store.id)))
-    return list(uow.session.scalars(
-        select(Store).where(Store.path.in_(set(paths))).order_by(Store.path)))
+        return list(
+            uow.session.scalars(select(Store).where(Store.parent_id.is_(None)).order_by(Store.id))
+        )
+    return list(
+        uow.session.scalars(select(Store).where(Store.path.in_(set(paths))).order_by(Store.path))
+    )
 
 
 def subtree_path(uow: UnitOfWork) -> str | None:

@@ -31,59 +31,104 @@ def _logger(d: Mapping[str, Any]) -> str:
 
 def _excursion(words: str) -> Callable[[Mapping[str, Any]], str]:
     def text(d: Mapping[str, Any]) -> str:
-        return _("%(what)s%(logger)s since %(start)s: %(minutes)s min outside the safe range, "
-                 "peak %(peak)s °C.", what=words, logger=_logger(d), start=_time(d["started_at"]),
-                 minutes=number(d["minutes_outside"]), peak=number(d["peak_temp_c"], 1))
+        return _(
+            "%(what)s%(logger)s since %(start)s: %(minutes)s min outside the safe range, "
+            "peak %(peak)s °C.",
+            what=words,
+            logger=_logger(d),
+            start=_time(d["started_at"]),
+            minutes=number(d["minutes_outside"]),
+            peak=number(d["peak_temp_c"], 1),
+        )
+
     return text
 
 
 def _silent(d: Mapping[str, Any]) -> str:
-    return _("Logger %(sensor)s in %(unit)s has sent nothing since %(last)s.",
-             sensor=d["sensor_id"], unit=d["unit_code"], last=_time(d["last_reading_ts"]))
+    return _(
+        "Logger %(sensor)s in %(unit)s has sent nothing since %(last)s.",
+        sensor=d["sensor_id"],
+        unit=d["unit_code"],
+        last=_time(d["last_reading_ts"]),
+    )
 
 
 def _battery(d: Mapping[str, Any]) -> str:
-    return _("Logger %(sensor)s: battery at %(pct)s%%.", sensor=d["sensor_id"],
-             pct=number(d["battery_pct"]))
+    return _(
+        "Logger %(sensor)s: battery at %(pct)s%%.",
+        sensor=d["sensor_id"],
+        pct=number(d["battery_pct"]),
+    )
 
 
 def _power_off(d: Mapping[str, Any]) -> str:
-    return _("Power off at %(unit)s (logger %(sensor)s).", unit=d["unit_code"],
-             sensor=d["sensor_id"])
+    return _(
+        "Power off at %(unit)s (logger %(sensor)s).", unit=d["unit_code"], sensor=d["sensor_id"]
+    )
 
 
 def _power_failure(d: Mapping[str, Any]) -> str:
-    return _("Mains power lost at %(unit)s: logger %(sensor)s on battery since %(since)s.",
-             unit=d["unit_code"], sensor=d["sensor_id"], since=_time(d["on_battery_since"]))
+    return _(
+        "Mains power lost at %(unit)s: logger %(sensor)s on battery since %(since)s.",
+        unit=d["unit_code"],
+        sensor=d["sensor_id"],
+        since=_time(d["on_battery_since"]),
+    )
 
 
 def _expiry(expired: bool) -> Callable[[Mapping[str, Any]], str]:
     def text(d: Mapping[str, Any]) -> str:
         if expired:
-            return _("Lot %(lot)s expired on %(day)s: %(doses)s doses still on hand.",
-                     lot=d["lot_number"], day=_day(d["expiry_date"]), doses=number(d["doses"]))
-        return _("Lot %(lot)s expires on %(day)s: %(doses)s doses on hand.",
-                 lot=d["lot_number"], day=_day(d["expiry_date"]), doses=number(d["doses"]))
+            return _(
+                "Lot %(lot)s expired on %(day)s: %(doses)s doses still on hand.",
+                lot=d["lot_number"],
+                day=_day(d["expiry_date"]),
+                doses=number(d["doses"]),
+            )
+        return _(
+            "Lot %(lot)s expires on %(day)s: %(doses)s doses on hand.",
+            lot=d["lot_number"],
+            day=_day(d["expiry_date"]),
+            doses=number(d["doses"]),
+        )
+
     return text
 
 
 def _stock(d: Mapping[str, Any]) -> str:
-    return _("%(product)s: %(doses)s usable doses on hand (minimum %(low)s, maximum %(high)s).",
-             product=d["product"], doses=number(d["doses"]), low=number(d.get("min_doses")),
-             high=number(d.get("max_doses")))
+    return _(
+        "%(product)s: %(doses)s usable doses on hand (minimum %(low)s, maximum %(high)s).",
+        product=d["product"],
+        doses=number(d["doses"]),
+        low=number(d.get("min_doses")),
+        high=number(d.get("max_doses")),
+    )
 
 
 def _indent(d: Mapping[str, Any]) -> str:
-    return _("Indent %(id)s for %(doses)s doses, needed by %(day)s, is unanswered.",
-             id=d["indent_id"], doses=number(d["doses"]), day=_day(d["needed_by"]))
+    return _(
+        "Indent %(id)s for %(doses)s doses, needed by %(day)s, is unanswered.",
+        id=d["indent_id"],
+        doses=number(d["doses"]),
+        day=_day(d["needed_by"]),
+    )
 
 
 def _overcommitted(d: Mapping[str, Any]) -> str:
-    listing = "; ".join(_("session %(id)s on %(day)s short by %(doses)s",
-                          id=s["session_id"], day=_day(s["date"]), doses=number(s["short_doses"]))
-                        for s in d["sessions"])
-    return _("Usable stock no longer covers %(n)s session(s): %(list)s.",
-             n=number(len(d["sessions"])), list=listing)
+    listing = "; ".join(
+        _(
+            "session %(id)s on %(day)s short by %(doses)s",
+            id=s["session_id"],
+            day=_day(s["date"]),
+            doses=number(s["short_doses"]),
+        )
+        for s in d["sessions"]
+    )
+    return _(
+        "Usable stock no longer covers %(n)s session(s): %(list)s.",
+        n=number(len(d["sessions"])),
+        list=listing,
+    )
 
 
 def _texts() -> dict[str, Callable[[Mapping[str, Any]], str]]:

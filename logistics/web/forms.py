@@ -75,8 +75,9 @@ class Form:
             return None
         return raw
 
-    def integer(self, name: str, *, required: bool = True, minimum: int = 1,
-                maximum: int = MAX_INT) -> int | None:
+    def integer(
+        self, name: str, *, required: bool = True, minimum: int = 1, maximum: int = MAX_INT
+    ) -> int | None:
         """A whole number within [minimum, maximum]."""
         raw = self._raw(name)
         if not raw:
@@ -89,8 +90,9 @@ class Form:
             self.errors[name] = _("Enter a whole number.")
             return None
         if not minimum <= value <= maximum:
-            self.errors[name] = _("Enter a number from %(low)s to %(high)s.", low=minimum,
-                                  high=maximum)
+            self.errors[name] = _(
+                "Enter a number from %(low)s to %(high)s.", low=minimum, high=maximum
+            )
             return None
         return value
 
@@ -129,8 +131,11 @@ class Form:
     def state(self) -> FormState:
         """The form as typed, with its errors, to show again."""
         values = {k: self.data.get(k) for k in self.data if k not in SKIPPED}
-        return FormState(values=values, errors=dict(self.errors),
-                         client_id=self._raw("client_id") or new_client_id())
+        return FormState(
+            values=values,
+            errors=dict(self.errors),
+            client_id=self._raw("client_id") or new_client_id(),
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,8 +174,12 @@ def _attempt(action: Callable[[UnitOfWork], str], key: str, digest: str, owner: 
         return Outcome(message)
 
 
-def submit_once(client_id: str, action: Callable[[UnitOfWork], str], data: Any | None = None,
-                path: str | None = None) -> Outcome:
+def submit_once(
+    client_id: str,
+    action: Callable[[UnitOfWork], str],
+    data: Any | None = None,
+    path: str | None = None,
+) -> Outcome:
     """Run a form's use case once per client id; a repeat gets the first outcome back.
 
     A queued offline entry (logistics/web/views/sync.py) passes the form's fields and the path
@@ -186,8 +195,19 @@ def submit_once(client_id: str, action: Callable[[UnitOfWork], str], data: Any |
 
 
 # Fields a person does not type (hidden, or named in the URL): their errors belong to the form.
-UNSEEN_FIELDS = frozenset({"client_id", "occurred_at", "store_id", "session_id", "shipment_id",
-                           "alert_id", "review_id", "Idempotency-Key", "bucket"})
+UNSEEN_FIELDS = frozenset(
+    {
+        "client_id",
+        "occurred_at",
+        "store_id",
+        "session_id",
+        "shipment_id",
+        "alert_id",
+        "review_id",
+        "Idempotency-Key",
+        "bucket",
+    }
+)
 
 
 def field_errors(error: DomainError) -> dict[str, str]:

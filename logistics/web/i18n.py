@@ -99,9 +99,11 @@ def _datetime_patterns(code: str, style: str) -> tuple[str, Any, Any]:
     # What babel's format_datetime looks up and parses on every call, once: a movements list
     # shows a hundred timestamps, and the look-ups were most of the lot trace page's time.
     locale = _babel_locale(code)
-    return (str(locale.datetime_formats[style]).replace("'", ""),
-            dates.parse_pattern(locale.date_formats[style]),
-            dates.parse_pattern(locale.time_formats[style]))
+    return (
+        str(locale.datetime_formats[style]).replace("'", ""),
+        dates.parse_pattern(locale.date_formats[style]),
+        dates.parse_pattern(locale.time_formats[style]),
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -121,8 +123,9 @@ def datetime(value: dt.datetime | None, style: str = "short") -> str:
         value = value.replace(tzinfo=dt.UTC)
     local = value.astimezone(_zone(current_app.extensions["coldchain"].settings.site_timezone))
     locale = _babel_locale(code)
-    return (joined.replace("{0}", time_pattern.apply(local, locale))
-            .replace("{1}", date_pattern.apply(local, locale)))
+    return joined.replace("{0}", time_pattern.apply(local, locale)).replace(
+        "{1}", date_pattern.apply(local, locale)
+    )
 
 
 def init_i18n(app: Flask, settings: Settings) -> None:
@@ -132,6 +135,13 @@ def init_i18n(app: Flask, settings: Settings) -> None:
     Babel(app, locale_selector=select_language, timezone_selector=lambda: settings.site_timezone)
     from logistics.web.labels import attr_pair, code_label, label, vvm
 
-    app.jinja_env.filters.update(num=number, day=date, when=datetime, label=label, vvm=vvm,
-                                 attr_pair=attr_pair, code_label=code_label)
+    app.jinja_env.filters.update(
+        num=number,
+        day=date,
+        when=datetime,
+        label=label,
+        vvm=vvm,
+        attr_pair=attr_pair,
+        code_label=code_label,
+    )
     app.jinja_env.add_extension("jinja2.ext.i18n")

@@ -28,8 +28,13 @@ def allowed(endpoint: str, values: Mapping[str, Any]) -> bool:
     return True
 
 
-def record(form: Form, endpoint: str, values: Mapping[str, Any],
-           action: Callable[[UnitOfWork], str], hidden: tuple[str, ...] = ()) -> str | None:
+def record(
+    form: Form,
+    endpoint: str,
+    values: Mapping[str, Any],
+    action: Callable[[UnitOfWork], str],
+    hidden: tuple[str, ...] = (),
+) -> str | None:
     """Authorise the form as its API endpoint and run its use case once (by client id).
 
     Returns the message, or None with the refusal added to `form.errors` (next to its field, or
@@ -43,8 +48,9 @@ def record(form: Form, endpoint: str, values: Mapping[str, Any],
         raise  # the roles do not allow it: a page of its own (403), not a field's error
     except DomainError as exc:
         errors = field_errors(exc)
-        form.errors.update({("_form" if key in hidden else key): text
-                            for key, text in errors.items()})
+        form.errors.update(
+            {("_form" if key in hidden else key): text for key, text in errors.items()}
+        )
         return None
 
 

@@ -26,8 +26,11 @@ AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
-    return {**browser_type_launch_args, "executable_path": CHROMIUM,
-            "args": ["--disable-gpu", "--disable-quic", "--disable-background-networking"]}
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": ["--disable-gpu", "--disable-quic", "--disable-background-networking"],
+    }
 
 
 @pytest.fixture
@@ -76,8 +79,11 @@ class Journey:
         """axe-core's serious and critical violations on the page as it is now."""
         self.page.add_script_tag(path=str(AXE))
         results = self.page.evaluate("async () => await axe.run(document)")
-        return [{"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]]}
-                for v in results["violations"] if v["impact"] in ("serious", "critical")]
+        return [
+            {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]]}
+            for v in results["violations"]
+            if v["impact"] in ("serious", "critical")
+        ]
 
     def check(self, label: str) -> None:
         """Screenshot the page and assert axe finds nothing serious on it."""

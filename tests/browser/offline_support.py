@@ -48,16 +48,19 @@ def free_port() -> int:
 
 def add_officer(runtime: Runtime, store_code: str = CENTRE) -> None:
     with runtime.uow() as uow:
-        create_user(uow, username=OFFICER, password=OFFICER_PASSWORD,
-                    roles=[("centre_officer", store_code)])
+        create_user(
+            uow, username=OFFICER, password=OFFICER_PASSWORD, roles=[("centre_officer", store_code)]
+        )
         uow.commit()
 
 
 def fullest_balance(runtime: Runtime, store_id: int) -> tuple[int, int, int]:
     """(unit_id, lot_id, usable doses) of the centre's largest unquarantined balance."""
     with runtime.uow() as uow:
-        rows = [(b.unit_id, b.lot_id, b.doses - b.quarantined_doses)
-                for b in stock.store_balances(uow, store_id)]
+        rows = [
+            (b.unit_id, b.lot_id, b.doses - b.quarantined_doses)
+            for b in stock.store_balances(uow, store_id)
+        ]
     return max(rows, key=lambda row: row[2])
 
 
@@ -81,8 +84,9 @@ def movements_by_client_id(runtime: Runtime, client_ids: list[str]) -> dict[str,
 
 def consumption_count(runtime: Runtime, store_id: int) -> int:
     with runtime.uow() as uow:
-        rows = uow.session.scalars(select(Movement.id).where(
-            Movement.store_id == store_id, Movement.kind == "consumption"))
+        rows = uow.session.scalars(
+            select(Movement.id).where(Movement.store_id == store_id, Movement.kind == "consumption")
+        )
         return len(list(rows))
 
 
@@ -91,8 +95,11 @@ class ServerProcess:
 
     def __init__(self, database_url: str, port: int, workdir: Path):
         self.port, self.workdir = port, workdir
-        self.env = {**os.environ, "COLDCHAIN_DATABASE_URL": database_url,
-                    "COLDCHAIN_WEB_SECRET_KEY": SECRET}
+        self.env = {
+            **os.environ,
+            "COLDCHAIN_DATABASE_URL": database_url,
+            "COLDCHAIN_WEB_SECRET_KEY": SECRET,
+        }
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -103,8 +110,11 @@ class ServerProcess:
         coldchain = str(Path(sys.executable).with_name("coldchain"))
         self.process = subprocess.Popen(
             [coldchain, "serve", "--dev", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=self.env, cwd=self.workdir, stdout=subprocess.DEVNULL,
-            stderr=open(self.workdir / "server.log", "ab"))  # noqa: SIM115
+            env=self.env,
+            cwd=self.workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.workdir / "server.log", "ab"),  # noqa: SIM115
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.process.poll() is None, (self.workdir / "server.log").read_text()[-2000:]
@@ -145,8 +155,11 @@ def _read_message(conn: socket.socket) -> bytes | None:
 
 
 def _close_after(head: bytes) -> bytes:
-    lines = [line for line in head.split(b"\r\n")
-             if not line.lower().startswith((b"connection:", b"keep-alive:"))]
+    lines = [
+        line
+        for line in head.split(b"\r\n")
+        if not line.lower().startswith((b"connection:", b"keep-alive:"))
+    ]
     return b"\r\n".join([*lines, b"Connection: close"])
 
 
@@ -154,8 +167,7 @@ class LossyProxy:
     """A threaded HTTP proxy on 127.0.0.1: one request per connection; POSTs are dropped at
     random (seeded) before reaching the server, or their answer is dropped after it."""
 
-    def __init__(self, upstream_port: int, seed: int, drop_request: float,
-                 drop_response: float):
+    def __init__(self, upstream_port: int, seed: int, drop_request: float, drop_response: float):
         self.upstream_port = upstream_port
         self.rng, self.lock = random.Random(seed), threading.Lock()
         self.drop_request, self.drop_response = drop_request, drop_response
@@ -221,7 +233,8 @@ class LossyProxy:
 
     def _count_lost(self, response: bytes) -> None:
         committed = response.startswith(b"HTTP/1.1 200") and (
-            b'"recorded"' in response or b'class="ok"' in response)
+            b'"recorded"' in response or b'class="ok"' in response
+        )
         self._count("lost_after_commit" if committed else "dropped_response")
 
     def close(self) -> None:

@@ -39,12 +39,27 @@ def _temperature(hours_ago: float) -> float:
 def _khed_freeze(runtime: Runtime, unit_id: int, now: dt.datetime) -> None:
     start = now - dt.timedelta(hours=8)
     with runtime.uow() as uow:
-        register_sensor(uow, sensor_id="KHED-T1", unit_id=unit_id, valid_from=start,
-                        actor="setup", now=start, expected_interval_s=60)
+        register_sensor(
+            uow,
+            sensor_id="KHED-T1",
+            unit_id=unit_id,
+            valid_from=start,
+            actor="setup",
+            now=start,
+            expected_interval_s=60,
+        )
         uow.commit()
-    readings = [SensorReading("KHED-T1", start + dt.timedelta(minutes=i),
-                              _temperature(8 - i / 60), now, battery_pct=87.0, power="mains")
-                for i in range(8 * 60)]
+    readings = [
+        SensorReading(
+            "KHED-T1",
+            start + dt.timedelta(minutes=i),
+            _temperature(8 - i / 60),
+            now,
+            battery_pct=87.0,
+            power="mains",
+        )
+        for i in range(8 * 60)
+    ]
     with runtime.uow() as uow:
         touched = record_readings(uow, readings, now)
         uow.commit()

@@ -22,13 +22,17 @@ def _doses(runtime, unit_id: int, lot_number: str) -> int:
 
     with runtime.uow() as uow:
         lot = uow.session.scalars(select(Lot).where(Lot.lot_number == lot_number)).one()
-        row = uow.session.scalars(select(StockBalance).where(
-            StockBalance.unit_id == unit_id, StockBalance.lot_id == lot.id)).one_or_none()
+        row = uow.session.scalars(
+            select(StockBalance).where(
+                StockBalance.unit_id == unit_id, StockBalance.lot_id == lot.id
+            )
+        ).one_or_none()
         return row.doses if row else 0
 
 
 def test_district_officer_receives_by_gs1_and_issues_then_the_centre_receives(
-        journey, world, runtime):
+    journey, world, runtime
+):
     page = journey.page
     journey.login("dev")
     journey.check("district-home")
@@ -80,7 +84,8 @@ def test_district_officer_receives_by_gs1_and_issues_then_the_centre_receives(
 
 
 def test_centre_officer_sees_the_freeze_on_the_chart_and_discards_the_review(
-        journey, world, runtime):
+    journey, world, runtime
+):
     page = journey.page
     journey.login("kiran")
     journey.go(f"/units/{world.khed_unit}")
@@ -117,7 +122,8 @@ def test_centre_officer_sees_the_freeze_on_the_chart_and_discards_the_review(
 
 
 def test_planner_opens_a_session_capped_at_usable_doses_and_files_the_report(
-        journey, world, runtime):
+    journey, world, runtime
+):
     page = journey.page
     journey.login("priya")
     journey.go(f"/centres/{world.ids['stores']['PUN-PHC-BARAMATI']}/planner")
@@ -174,9 +180,14 @@ def test_a_phone_of_360_px_shows_every_page_without_sideways_scrolling(journey, 
     page = journey.page
     page.set_viewport_size({"width": 360, "height": 740})
     journey.login("kiran")
-    for path in ("/", f"/stores/{world.ids['stores']['PUN-PHC-KHED']}",
-                 f"/units/{world.khed_unit}", "/alerts", "/quarantine",
-                 f"/centres/{world.ids['stores']['PUN-PHC-KHED']}/planner"):
+    for path in (
+        "/",
+        f"/stores/{world.ids['stores']['PUN-PHC-KHED']}",
+        f"/units/{world.khed_unit}",
+        "/alerts",
+        "/quarantine",
+        f"/centres/{world.ids['stores']['PUN-PHC-KHED']}/planner",
+    ):
         journey.go(path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 360, (path, width)

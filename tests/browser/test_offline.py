@@ -103,7 +103,8 @@ def centre(runtime: Runtime, world: scenario.Scenario) -> dict[str, int]:
 
 
 def test_thirty_entries_made_while_the_server_process_is_stopped_are_recorded_once(
-        page, runtime, settings, centre, tmp_path):
+    page, runtime, settings, centre, tmp_path
+):
     store_id, unit_id, lot_id = centre["store_id"], centre["unit_id"], centre["lot_id"]
     before = balance(runtime, store_id, unit_id, lot_id)
     server = ServerProcess(settings.database_url, free_port(), tmp_path)
@@ -121,8 +122,7 @@ def test_thirty_entries_made_while_the_server_process_is_stopped_are_recorded_on
             for _ in range(10):
                 doses.append(1 + len(made) % 3)
                 made.append(make_entry(page, unit_id, lot_id, doses[-1]))
-            expect(page.locator("#offline-count")).to_have_text(
-                f"Waiting to be sent: {len(made)}.")
+            expect(page.locator("#offline-count")).to_have_text(f"Waiting to be sent: {len(made)}.")
         expect(page.locator("#offline-list li[data-state=waiting]")).to_have_count(30)
         expect(page.locator("#offline-server")).to_contain_text("cannot be reached")
         queued = entries_in_queue(page)
@@ -133,14 +133,14 @@ def test_thirty_entries_made_while_the_server_process_is_stopped_are_recorded_on
         server.start()
         wait_until_sent(page)
         assert movements_by_client_id(runtime, made) == {
-            client_id: [-n] for client_id, n in zip(made, doses, strict=True)}
+            client_id: [-n] for client_id, n in zip(made, doses, strict=True)
+        }
         assert balance(runtime, store_id, unit_id, lot_id) == before - sum(doses)
     finally:
         server.stop()
 
 
-def test_a_lossy_link_loses_no_entry_and_doubles_none_over_200_entries(
-        page, runtime, live, centre):
+def test_a_lossy_link_loses_no_entry_and_doubles_none_over_200_entries(page, runtime, live, centre):
     store_id, unit_id, lot_id = centre["store_id"], centre["unit_id"], centre["lot_id"]
     before = balance(runtime, store_id, unit_id, lot_id)
     consumed_before = consumption_count(runtime, store_id)
@@ -215,9 +215,11 @@ def _wait(condition: Any, what: str, timeout_s: float = 90) -> None:
 
 
 def test_postgres_stopped_mid_sync_keeps_the_queue_and_records_each_entry_once(
-        page, own_pg, tmp_path):
-    settings = load_settings({"database_url": own_pg.url, "web_key_file":
-                              str(Path(tmp_path) / "web_key")})
+    page, own_pg, tmp_path
+):
+    settings = load_settings(
+        {"database_url": own_pg.url, "web_key_file": str(Path(tmp_path) / "web_key")}
+    )
     engine = make_engine(own_pg.url, pool_size=5)
     build_schema(engine)
     runtime = Runtime(settings, engine, make_session_factory(engine))
@@ -255,7 +257,8 @@ def test_postgres_stopped_mid_sync_keeps_the_queue_and_records_each_entry_once(
         own_pg.start()
         wait_until_sent(page)
         assert movements_by_client_id(runtime, made) == {
-            client_id: [-n] for client_id, n in zip(made, doses, strict=True)}
+            client_id: [-n] for client_id, n in zip(made, doses, strict=True)
+        }
         assert balance(runtime, store_id, unit_id, lot_id) == before - sum(doses)
     finally:
         server.shutdown()
@@ -263,7 +266,8 @@ def test_postgres_stopped_mid_sync_keeps_the_queue_and_records_each_entry_once(
 
 
 def test_a_refused_entry_is_shown_with_its_reason_and_kept_until_corrected_or_dropped(
-        page, context, runtime, live, centre):
+    page, context, runtime, live, centre
+):
     store_id, unit_id, lot_id = centre["store_id"], centre["unit_id"], centre["lot_id"]
     usable = fullest_balance(runtime, store_id)[2]
     login(page, live)
@@ -300,29 +304,42 @@ def test_a_refused_entry_is_shown_with_its_reason_and_kept_until_corrected_or_dr
     page.wait_for_function(QUEUE_EMPTY)
     assert entries_in_queue(page) == []
     assert movements_by_client_id(runtime, [fine, too_many, dropped]) == {
-        fine: [-1], too_many: [-2]}
+        fine: [-1],
+        too_many: [-2],
+    }
 
 
-def _shipment_and_session(runtime: Runtime, world: scenario.Scenario, centre_id: int,
-                          product_id: int) -> tuple[int, int, int]:
+def _shipment_and_session(
+    runtime: Runtime, world: scenario.Scenario, centre_id: int, product_id: int
+) -> tuple[int, int, int]:
     """A shipment on its way to the centre and an open session today: (shipment, doses, session)."""
     district_id = world.ids["stores"]["MH-DVS-PUNE"]
     conf = runtime.settings
     with runtime.uow() as uow:
         lot = max(stock.store_balances(uow, district_id), key=lambda b: b.doses).lot
-        movement = stock.issue_stock(uow, store_id=district_id, to_store_id=centre_id, doses=20,
-                                     rec=stock.recorded("dev", None, None),
-                                     product_id=lot.product_id)
+        movement = stock.issue_stock(
+            uow,
+            store_id=district_id,
+            to_store_id=centre_id,
+            doses=20,
+            rec=stock.recorded("dev", None, None),
+            product_id=lot.product_id,
+        )
         shipment_id = movement.shipment_id
         uow.commit()
     now = dt.datetime.now(dt.UTC)
     today = local_date(now, conf.site_timezone)
     with runtime.uow() as uow:
         opened = sessions.open_session(
-            uow, sessions.SessionRequest(centre_id, product_id, today, 20, "1", 18),
-            actor="priya", now=now, site_timezone=conf.site_timezone,
+            uow,
+            sessions.SessionRequest(centre_id, product_id, today, 20, "1", 18),
+            actor="priya",
+            now=now,
+            site_timezone=conf.site_timezone,
             day_start=dt.time.fromisoformat(conf.sessions_day_start),
-            slot_minutes=conf.sessions_slot_minutes, slot_count=conf.sessions_slot_count)
+            slot_minutes=conf.sessions_slot_minutes,
+            slot_count=conf.sessions_slot_count,
+        )
         uow.commit()
         session_id = opened.id
         uow.commit()
@@ -330,16 +347,21 @@ def _shipment_and_session(runtime: Runtime, world: scenario.Scenario, centre_id:
 
 
 def test_every_centre_page_of_the_issue_records_offline(
-        page, runtime, settings, world, centre, tmp_path):
+    page, runtime, settings, world, centre, tmp_path
+):
     store_id, unit_id, lot_id = centre["store_id"], centre["unit_id"], centre["lot_id"]
     with runtime.uow() as uow:
-        create_user(uow, username="meena", password=OFFICER_PASSWORD,
-                    roles=[("centre_officer", CENTRE), ("planner", CENTRE)])
+        create_user(
+            uow,
+            username="meena",
+            password=OFFICER_PASSWORD,
+            roles=[("centre_officer", CENTRE), ("planner", CENTRE)],
+        )
         uow.commit()
-        product_id = next(b.lot.product_id for b in stock.store_balances(uow, store_id)
-                          if b.lot_id == lot_id)
-    shipment_id, shipped, session_id = _shipment_and_session(runtime, world, store_id,
-                                                             product_id)
+        product_id = next(
+            b.lot.product_id for b in stock.store_balances(uow, store_id) if b.lot_id == lot_id
+        )
+    shipment_id, shipped, session_id = _shipment_and_session(runtime, world, store_id, product_id)
     before = balance(runtime, store_id, unit_id, lot_id)
     server = ServerProcess(settings.database_url, free_port(), tmp_path)
     server.start()
@@ -399,15 +421,17 @@ def test_every_centre_page_of_the_issue_records_offline(
 
 
 def test_entries_kept_across_a_browser_restart_are_sent_once(
-        playwright, browser_type_launch_args, runtime, settings, centre, tmp_path):
+    playwright, browser_type_launch_args, runtime, settings, centre, tmp_path
+):
     store_id, unit_id, lot_id = centre["store_id"], centre["unit_id"], centre["lot_id"]
     before = balance(runtime, store_id, unit_id, lot_id)
     profile = tmp_path / "profile"
     server = ServerProcess(settings.database_url, free_port(), tmp_path)
     server.start()
     try:
-        browser = playwright.chromium.launch_persistent_context(str(profile),
-                                                                **browser_type_launch_args)
+        browser = playwright.chromium.launch_persistent_context(
+            str(profile), **browser_type_launch_args
+        )
         page = browser.new_page()
         login(page, server.url)
         open_centre(page, server.url, store_id)
@@ -416,8 +440,9 @@ def test_entries_kept_across_a_browser_restart_are_sent_once(
         expect(page.locator("#offline-count")).to_have_text("Waiting to be sent: 5.")
         browser.close()  # the browser is shut down with the entries waiting
 
-        browser = playwright.chromium.launch_persistent_context(str(profile),
-                                                                **browser_type_launch_args)
+        browser = playwright.chromium.launch_persistent_context(
+            str(profile), **browser_type_launch_args
+        )
         page = browser.new_page()
         page.goto(f"{server.url}/stores/{store_id}")  # the worker's copy: the server is down
         expect(page.locator("#offline-count")).to_have_text("Waiting to be sent: 5.")
@@ -430,5 +455,6 @@ def test_entries_kept_across_a_browser_restart_are_sent_once(
     finally:
         server.stop()
     assert movements_by_client_id(runtime, made) == {
-        client_id: [-(1 + n)] for n, client_id in enumerate(made)}
+        client_id: [-(1 + n)] for n, client_id in enumerate(made)
+    }
     assert balance(runtime, store_id, unit_id, lot_id) == before - 15

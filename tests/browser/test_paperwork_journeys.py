@@ -56,7 +56,8 @@ def test_district_officer_opens_the_monthly_report_and_downloads_the_pdf(journey
 
 
 def test_centre_raises_an_indent_the_district_approves_fewer_ships_and_the_centre_receives(
-        journey, world, runtime):
+    journey, world, runtime
+):
     page = journey.page
     khed = world.ids["stores"]["PUN-PHC-KHED"]
     journey.login("kiran")
@@ -106,14 +107,17 @@ def test_centre_raises_an_indent_the_district_approves_fewer_ships_and_the_centr
     journey.check("received")
     with runtime.uow() as uow:
         indent = uow.session.scalars(select(Indent)).one()
-        assert (indent.state, indent.doses_requested, indent.doses_approved) == \
-            ("received", 500, 400)
-        assert [e.state for e in indent.events] == ["requested", "approved", "shipped",
-                                                    "received"]
+        assert (indent.state, indent.doses_requested, indent.doses_approved) == (
+            "received",
+            500,
+            400,
+        )
+        assert [e.state for e in indent.events] == ["requested", "approved", "shipped", "received"]
 
 
 def test_cold_chain_officer_marks_the_ilr_not_working_and_sees_the_doses_to_move(
-        journey, world, runtime):
+    journey, world, runtime
+):
     from logistics.services.equipment import update_register
 
     page = journey.page
@@ -121,8 +125,9 @@ def test_cold_chain_officer_marks_the_ilr_not_working_and_sees_the_doses_to_move
     # and Baramati's (a sibling centre, two steps).
     with runtime.uow() as uow:
         for unit in ("MH-DVS-PUNE/ILR-1", "PUN-PHC-BARAMATI/ILR-1"):
-            update_register(uow, unit_id=world.ids["units"][unit],
-                            fields={"capacity_doses": 1_000_000})
+            update_register(
+                uow, unit_id=world.ids["units"][unit], fields={"capacity_doses": 1_000_000}
+            )
             uow.commit()
     journey.login("kiran")
     journey.go(f"/stores/{world.ids['stores']['PUN-PHC-KHED']}")
@@ -145,7 +150,8 @@ def test_cold_chain_officer_marks_the_ilr_not_working_and_sees_the_doses_to_move
 
 
 def test_a_temperature_log_shows_the_chart_and_is_signed_off_for_a_past_month(
-        journey, world, runtime):
+    journey, world, runtime
+):
     page = journey.page
     journey.login("kiran")
     journey.go(f"/units/{world.khed_unit}")
@@ -162,6 +168,8 @@ def test_a_temperature_log_shows_the_chart_and_is_signed_off_for_a_past_month(
     expect(page.locator("#signed")).to_contain_text("Signed off by kiran")
     journey.check("log-signed")
     with runtime.uow() as uow:
-        signed = [(s.unit_id, s.signed_by, s.comment)
-                  for s in uow.session.scalars(select(TemperatureLogSignoff))]
+        signed = [
+            (s.unit_id, s.signed_by, s.comment)
+            for s in uow.session.scalars(select(TemperatureLogSignoff))
+        ]
     assert signed == [(world.khed_unit, "kiran", "30-DTR read and filed")]

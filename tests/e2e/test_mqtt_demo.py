@@ -71,8 +71,11 @@ def test_demo_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path: Path):
         address = printed[web_line].split()[2]
         form = web.get(f"{address}login", timeout=10).text
         csrf = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-        page = web.post(f"{address}login", data={"username": "admin", "password": password,
-                                                 "csrf_token": csrf}, timeout=10)
+        page = web.post(
+            f"{address}login",
+            data={"username": "admin", "password": password, "csrf_token": csrf},
+            timeout=10,
+        )
         assert page.status_code == 200 and "Log out" in page.text, page.text[-2000:]
         # Log in the way the demo's printed instructions say.
         login = requests.post(

@@ -41,9 +41,7 @@ def _wait_until(check, timeout_s: float = 30.0):
     return result[0] if result else None
 
 
-def test_simulated_power_cut_raises_power_failure_and_mains_resolves_it(
-    runtime, client, mqtt_url
-):
+def test_simulated_power_cut_raises_power_failure_and_mains_resolves_it(runtime, client, mqtt_url):
     prefix = f"test-{uuid.uuid4().hex[:10]}/sensors"
     settings = runtime.settings.replace(
         mqtt_url=mqtt_url,
@@ -67,11 +65,15 @@ def test_simulated_power_cut_raises_power_failure_and_mains_resolves_it(
     simulator = Simulator(sim_client, [plan], SimulatorClock(start, start, 1.0), prefix)
 
     def power_alert(state: str, severity: str | None = None):
-        got = client.get("/api/alerts", query_string={"store_id": tree.district.id,
-                                                     "kind": "power_failure"})
+        got = client.get(
+            "/api/alerts", query_string={"store_id": tree.district.id, "kind": "power_failure"}
+        )
         alerts = got.json if got.status_code == 200 else []
-        return [a for a in alerts if a["state"] == state
-                and (severity is None or a["severity"] == severity)]
+        return [
+            a
+            for a in alerts
+            if a["state"] == state and (severity is None or a["severity"] == severity)
+        ]
 
     try:
         assert ingestor.connection.subscribed.wait(10)

@@ -14,10 +14,20 @@ def _rules(heat_alarm_min: int, cold_alarm_min: int) -> dict:
         "min_temp_c": 2,
         "max_temp_c": 8,
         "rules": [
-            {"side": "heat", "level": "alarm", "limit_c": 8, "mode": "consecutive",
-             "duration_min": heat_alarm_min},
-            {"side": "cold", "level": "alarm", "limit_c": -0.5, "mode": "consecutive",
-             "duration_min": cold_alarm_min},
+            {
+                "side": "heat",
+                "level": "alarm",
+                "limit_c": 8,
+                "mode": "consecutive",
+                "duration_min": heat_alarm_min,
+            },
+            {
+                "side": "cold",
+                "level": "alarm",
+                "limit_c": -0.5,
+                "mode": "consecutive",
+                "duration_min": cold_alarm_min,
+            },
         ],
     }
 
@@ -40,7 +50,8 @@ def test_rule_set_is_replaced_again_and_again(client, tree, scope):
         got = client.get(url).json
         assert got["source"] == scope[:-1]
         assert {(r["side"], r["level"], r["duration_min"]) for r in got["rules"]} == {
-            ("heat", "alarm", heat_min), ("cold", "alarm", 60)
+            ("heat", "alarm", heat_min),
+            ("cold", "alarm", 60),
         }
 
 
@@ -55,9 +66,16 @@ def test_every_rule_change_is_audited(client, tree, scope):
     rules = [e for e in log if e["entity"] == "temperature_rules"]
     assert sorted(e["action"] for e in sets) == ["insert", "update"]
     # First PUT: two rules inserted; second: those two deleted and two new ones inserted.
-    assert sorted(e["action"] for e in rules) == ["delete", "delete", "insert", "insert",
-                                                  "insert", "insert"]
-    deleted = {(e["before"]["side"], e["before"]["duration_min"])
-               for e in rules if e["action"] == "delete"}
+    assert sorted(e["action"] for e in rules) == [
+        "delete",
+        "delete",
+        "insert",
+        "insert",
+        "insert",
+        "insert",
+    ]
+    deleted = {
+        (e["before"]["side"], e["before"]["duration_min"]) for e in rules if e["action"] == "delete"
+    }
     assert deleted == {("heat", 600), ("cold", 60)}
     assert all(e["actor"] == "test-admin" for e in sets + rules)

@@ -254,8 +254,9 @@ def test_a_silent_sensor_resolves_on_the_fast_path(runtime, tree):
     from logistics.services.alerts import check_sensors
 
     with runtime.uow() as uow:
-        check_sensors(uow, silence_factor=3, low_battery_pct=20, now=T0 + 3 * H,
-                      power_failure_alarm_min=120)
+        check_sensors(
+            uow, silence_factor=3, low_battery_pct=20, now=T0 + 3 * H, power_failure_alarm_min=120
+        )
         uow.commit()
     ingest(runtime, readings(T0 + 3 * H, (5, 5.0)), T0 + 3 * H + 5 * dt.timedelta(minutes=1))
     with runtime.uow() as uow:

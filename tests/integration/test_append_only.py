@@ -44,8 +44,9 @@ def _refused(engine: Engine, statement: str, match: str, role: str | None = None
 
 
 @pytest.mark.parametrize("table", APPEND_ONLY)
-@pytest.mark.parametrize("statement", ["UPDATE {t} SET id = id", "DELETE FROM {t}",
-                                       "TRUNCATE {t} CASCADE"])
+@pytest.mark.parametrize(
+    "statement", ["UPDATE {t} SET id = id", "DELETE FROM {t}", "TRUNCATE {t} CASCADE"]
+)
 def test_even_the_owner_cannot_edit_delete_or_truncate(runtime, ledger, table, statement):
     # The suite connects as a superuser: only the triggers stand in its way.
     _refused(runtime.engine, statement.format(t=table), "append-only")
@@ -54,35 +55,44 @@ def test_even_the_owner_cannot_edit_delete_or_truncate(runtime, ledger, table, s
 
 
 @pytest.mark.parametrize("table", APPEND_ONLY)
-@pytest.mark.parametrize("statement", ["UPDATE {t} SET id = id", "DELETE FROM {t}",
-                                       "TRUNCATE {t} CASCADE"])
+@pytest.mark.parametrize(
+    "statement", ["UPDATE {t} SET id = id", "DELETE FROM {t}", "TRUNCATE {t} CASCADE"]
+)
 def test_the_app_role_cannot_edit_delete_or_truncate(runtime, ledger, table, statement):
     _refused(runtime.engine, statement.format(t=table), "permission denied|append-only", APP_ROLE)
 
 
-@pytest.mark.parametrize("statement", [
-    "ALTER TABLE {t} DISABLE TRIGGER {t}_no_truncate",
-    "ALTER TABLE {t} DISABLE TRIGGER ALL",
-    "DROP TRIGGER {t}_no_truncate ON {t}",
-    "ALTER TABLE {t} OWNER TO coldchain_app",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "ALTER TABLE {t} DISABLE TRIGGER {t}_no_truncate",
+        "ALTER TABLE {t} DISABLE TRIGGER ALL",
+        "DROP TRIGGER {t}_no_truncate ON {t}",
+        "ALTER TABLE {t} OWNER TO coldchain_app",
+    ],
+)
 @pytest.mark.parametrize("table", APPEND_ONLY)
 def test_the_app_role_cannot_disable_the_triggers(runtime, ledger, table, statement):
-    _refused(runtime.engine, statement.format(t=table), "must be owner|permission denied",
-             APP_ROLE)
+    _refused(runtime.engine, statement.format(t=table), "must be owner|permission denied", APP_ROLE)
 
 
 def test_the_app_role_cannot_turn_triggers_off_for_its_session(runtime):
-    _refused(runtime.engine, "SET session_replication_role = replica", "permission denied",
-             APP_ROLE)
+    _refused(
+        runtime.engine, "SET session_replication_role = replica", "permission denied", APP_ROLE
+    )
 
 
 def test_the_app_role_is_neither_superuser_nor_owner(runtime):
     with runtime.engine.connect() as conn:
-        role = conn.execute(text("SELECT rolsuper, rolcreaterole, rolbypassrls FROM pg_roles "
-                                 "WHERE rolname = :r"), {"r": APP_ROLE}).one()
-        owners = set(conn.scalars(text("SELECT DISTINCT tableowner FROM pg_tables "
-                                       "WHERE schemaname = 'public'")))
+        role = conn.execute(
+            text("SELECT rolsuper, rolcreaterole, rolbypassrls FROM pg_roles WHERE rolname = :r"),
+            {"r": APP_ROLE},
+        ).one()
+        owners = set(
+            conn.scalars(
+                text("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'")
+            )
+        )
     assert tuple(role) == (False, False, False)
     assert APP_ROLE not in owners
 
@@ -113,20 +123,43 @@ def test_the_service_works_as_the_app_role(runtime, app_login):
             uow.commit()
         client = create_app(runtime=app_runtime).test_client()
         client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-        receipt = client.post("/api/receipts", json={
-            "client_id": "r-1", "store_id": net.state, "unit_id": net.state_ilr,
-            "lot_id": net.lot_late, "doses": 500})
+        receipt = client.post(
+            "/api/receipts",
+            json={
+                "client_id": "r-1",
+                "store_id": net.state,
+                "unit_id": net.state_ilr,
+                "lot_id": net.lot_late,
+                "doses": 500,
+            },
+        )
         assert receipt.status_code == 201, receipt.json
-        issued = client.post("/api/issues", json={
-            "client_id": "i-1", "store_id": net.state, "to_store_id": net.district,
-            "doses": 100, "lot_id": net.lot_late})
+        issued = client.post(
+            "/api/issues",
+            json={
+                "client_id": "i-1",
+                "store_id": net.state,
+                "to_store_id": net.district,
+                "doses": 100,
+                "lot_id": net.lot_late,
+            },
+        )
         assert issued.status_code == 201, issued.json
-        reversal = client.post(f"/api/movements/{issued.json['id']}/reversal",
-                               json={"client_id": "rev-1"})
+        reversal = client.post(
+            f"/api/movements/{issued.json['id']}/reversal", json={"client_id": "rev-1"}
+        )
         assert reversal.status_code == 201, reversal.json
-        again = client.post("/api/receipts", headers={"Idempotency-Key": "k"}, json={
-            "client_id": "r-2", "store_id": net.state, "unit_id": net.state_ilr,
-            "lot_id": net.lot_late, "doses": 5})
+        again = client.post(
+            "/api/receipts",
+            headers={"Idempotency-Key": "k"},
+            json={
+                "client_id": "r-2",
+                "store_id": net.state,
+                "unit_id": net.state_ilr,
+                "lot_id": net.lot_late,
+                "doses": 5,
+            },
+        )
         assert again.status_code == 201
         assert client.get("/api/audit").status_code == 200
         with app_engine.connect() as conn:

@@ -44,10 +44,20 @@ def test_mqtt_credentials_writes_the_broker_files(run, runtime, tmp_path):
         uow.session.add(Sensor(sensor_id="S-1", registered_at=dt.datetime.now(dt.UTC)))
         uow.commit()
     passwd, acl = tmp_path / "passwd", tmp_path / "acl"
-    output = run("mqtt-credentials", "--password-file", str(passwd), "--acl-file", str(acl),
-                 "--issue-missing", "--ingest-user", "coldchain-ingest")
+    output = run(
+        "mqtt-credentials",
+        "--password-file",
+        str(passwd),
+        "--acl-file",
+        str(acl),
+        "--issue-missing",
+        "--ingest-user",
+        "coldchain-ingest",
+    )
     assert "new MQTT login (shown once): S-1 " in output
     assert [line.split(":")[0] for line in passwd.read_text().splitlines()] == [
-        "coldchain-ingest", "S-1"]
+        "coldchain-ingest",
+        "S-1",
+    ]
     assert "topic write coldchain/sensors/S-1/#" in acl.read_text()
     assert oct(passwd.stat().st_mode & 0o777) == "0o640"

@@ -23,11 +23,14 @@ pytestmark = pytest.mark.integration
 PROBLEM = "application/problem+json"
 
 
-TREE = (("state", "T-SVS", "state", None), ("district_a", "T-DVS-A", "district", "state"),
-        ("centre_a1", "T-PHC-A1", "centre", "district_a"),
-        ("centre_a2", "T-PHC-A2", "centre", "district_a"),
-        ("district_b", "T-DVS-B", "district", "state"),
-        ("centre_b1", "T-PHC-B1", "centre", "district_b"))
+TREE = (
+    ("state", "T-SVS", "state", None),
+    ("district_a", "T-DVS-A", "district", "state"),
+    ("centre_a1", "T-PHC-A1", "centre", "district_a"),
+    ("centre_a2", "T-PHC-A2", "centre", "district_a"),
+    ("district_b", "T-DVS-B", "district", "state"),
+    ("centre_b1", "T-PHC-B1", "centre", "district_b"),
+)
 
 
 @pytest.fixture
@@ -36,8 +39,12 @@ def store_tree(runtime: Runtime) -> dict[str, Store]:
     stores: dict[str, Store] = {}
     with runtime.uow() as uow:
         for key, code, level, parent in TREE:
-            store = Store(code=code, name=code, level_code=level,
-                          parent_id=stores[parent].id if parent else None)
+            store = Store(
+                code=code,
+                name=code,
+                level_code=level,
+                parent_id=stores[parent].id if parent else None,
+            )
             store.units = [StorageUnit(code="ILR-1", kind="ilr", min_temp_c=2.0, max_temp_c=8.0)]
             uow.session.add(store)
             uow.session.flush()
@@ -85,8 +92,9 @@ def test_public_endpoints_need_no_login(anon_client):
 
 def test_login_gives_a_token_that_identifies_the_user(runtime, anon_client):
     _user(runtime, "asha", roles=["viewer"])
-    response = anon_client.post("/api/auth/login",
-                                json={"username": "asha", "password": "pa55word!"})
+    response = anon_client.post(
+        "/api/auth/login", json={"username": "asha", "password": "pa55word!"}
+    )
     assert response.status_code == 200, response.json
     token = response.json["access_token"]
     assert response.json["token_type"] == "Bearer"
@@ -153,8 +161,9 @@ def test_disabling_a_user_stops_their_tokens(runtime, client, anon_client):
 def test_authenticated_but_not_allowed_is_403(runtime, anon_client):
     _user(runtime, "asha", roles=["viewer"])
     headers = _bearer(_token(runtime, "asha"))
-    response = anon_client.post("/api/users", headers=headers,
-                                json={"username": "x", "roles": [{"role": "viewer"}]})
+    response = anon_client.post(
+        "/api/users", headers=headers, json={"username": "x", "roles": [{"role": "viewer"}]}
+    )
     assert response.status_code == 403
     assert response.mimetype == PROBLEM and response.json["type"].endswith("/forbidden")
     assert "WWW-Authenticate" not in response.headers
@@ -162,21 +171,30 @@ def test_authenticated_but_not_allowed_is_403(runtime, anon_client):
 
 
 def test_admin_creates_a_scoped_user_who_can_log_in(runtime, client, anon_client, store_tree):
-    response = client.post("/api/users", json={
-        "username": "dio-pune", "password": "long enough pw",
-        "roles": [{"role": "district_officer", "store_code": store_tree["district_a"].code}]})
+    response = client.post(
+        "/api/users",
+        json={
+            "username": "dio-pune",
+            "password": "long enough pw",
+            "roles": [{"role": "district_officer", "store_code": store_tree["district_a"].code}],
+        },
+    )
     assert response.status_code == 201, response.json
-    assert response.json["roles"] == [{"role": "district_officer",
-                                       "store_code": store_tree["district_a"].code}]
-    login = anon_client.post("/api/auth/login",
-                             json={"username": "dio-pune", "password": "long enough pw"})
+    assert response.json["roles"] == [
+        {"role": "district_officer", "store_code": store_tree["district_a"].code}
+    ]
+    login = anon_client.post(
+        "/api/auth/login", json={"username": "dio-pune", "password": "long enough pw"}
+    )
     assert login.status_code == 200
 
 
 def test_every_write_is_audited_with_who_where_before_and_after(runtime, client):
-    created = client.post("/api/users", json={"username": "asha", "password": "long enough pw",
-                                              "roles": [{"role": "viewer"}]},
-                          environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    created = client.post(
+        "/api/users",
+        json={"username": "asha", "password": "long enough pw", "roles": [{"role": "viewer"}]},
+        environ_base={"REMOTE_ADDR": "10.1.2.3"},
+    )
     assert created.status_code == 201
     client.patch("/api/users/asha", json={"active": False})
     entries = client.get("/api/audit", query_string={"entity": "users"}).json
@@ -205,8 +223,11 @@ def test_a_refused_write_leaves_no_audit_entry(runtime, client):
     assert client.post("/api/users", json=body).status_code == 201
     assert client.post("/api/users", json=body).status_code == 409
     with runtime.uow() as uow:
-        inserts = [e.actor for e in query_audit(uow, entity="users")
-                   if e.action == "insert" and e.after["username"] == "asha"]
+        inserts = [
+            e.actor
+            for e in query_audit(uow, entity="users")
+            if e.action == "insert" and e.after["username"] == "asha"
+        ]
     assert inserts == ["test-admin"]
 
 
@@ -254,8 +275,9 @@ def test_public_calls_over_the_limit_get_429_with_retry_after(limited_app):
     client = limited_app().test_client()
     here, elsewhere = {"REMOTE_ADDR": "10.9.9.1"}, {"REMOTE_ADDR": "10.9.9.2"}
     body = {"username": "nobody", "password": "x"}
-    codes = [client.post("/api/auth/login", json=body, environ_base=here).status_code
-             for _ in range(4)]
+    codes = [
+        client.post("/api/auth/login", json=body, environ_base=here).status_code for _ in range(4)
+    ]
     assert codes == [401, 401, 401, 429]
     refused = client.post("/api/auth/login", json=body, environ_base=here)
     assert refused.mimetype == PROBLEM and refused.json["status"] == 429
@@ -269,8 +291,10 @@ def test_the_limit_is_shared_by_workers_through_redis(limited_app):
     workers = [limited_app(auth_rate_limit_storage=storage).test_client() for _ in range(2)]
     here = {"REMOTE_ADDR": f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.7"}
     body = {"username": "nobody", "password": "x"}
-    codes = [workers[i % 2].post("/api/auth/login", json=body, environ_base=here).status_code
-             for i in range(4)]
+    codes = [
+        workers[i % 2].post("/api/auth/login", json=body, environ_base=here).status_code
+        for i in range(4)
+    ]
     assert codes == [401, 401, 401, 429]
 
 
@@ -292,8 +316,9 @@ def test_demo_credentials_are_made_fresh_and_scoped(runtime, anon_client, store_
     assert first["admin"]["password"] != second["admin"]["password"]
     old, new = first["admin"]["password"], second["admin"]["password"]
     for password, expected in ((old, 401), (new, 200)):
-        login = anon_client.post("/api/auth/login",
-                                 json={"username": "admin", "password": password})
+        login = anon_client.post(
+            "/api/auth/login", json={"username": "admin", "password": password}
+        )
         assert login.status_code == expected
 
 
@@ -307,31 +332,60 @@ def test_availability_is_public_but_rate_limited(limited_app):
 
 
 def test_movements_record_the_logged_in_user_and_stay_in_the_subtree(
-        runtime, client, client_as, store_tree):
+    runtime, client, client_as, store_tree
+):
     centre_a1, centre_b1 = store_tree["centre_a1"], store_tree["centre_b1"]
-    product = client.post("/api/products", json={
-        "code": "COVISHIELD", "name": "Covishield", "doses_per_vial": 10, "min_temp_c": 2,
-        "max_temp_c": 8, "freeze_sensitive": True, "open_vial_life_min": 240}).json
+    product = client.post(
+        "/api/products",
+        json={
+            "code": "COVISHIELD",
+            "name": "Covishield",
+            "doses_per_vial": 10,
+            "min_temp_c": 2,
+            "max_temp_c": 8,
+            "freeze_sensitive": True,
+            "open_vial_life_min": 240,
+        },
+    ).json
     lot_id = None
     for store in (centre_a1, centre_b1):
-        receipt = client.post("/api/receipts", json={
-            "client_id": str(uuid.uuid4()), "store_id": store.id, "unit_id": store.units[0].id,
-            "doses": 100, "product_id": product["id"], "lot_number": "4121Z001",
-            "manufacturer": "Serum Institute of India", "expiry_date": "2030-01-01"})
+        receipt = client.post(
+            "/api/receipts",
+            json={
+                "client_id": str(uuid.uuid4()),
+                "store_id": store.id,
+                "unit_id": store.units[0].id,
+                "doses": 100,
+                "product_id": product["id"],
+                "lot_number": "4121Z001",
+                "manufacturer": "Serum Institute of India",
+                "expiry_date": "2030-01-01",
+            },
+        )
         assert receipt.status_code == 201, receipt.json
         lot_id = receipt.json["entries"][0]["lot_id"]
     officer = client_as("district_officer", store_tree["district_a"].code)
     for store, expected in ((centre_a1, 201), (centre_b1, 403)):
-        response = officer.post("/api/consumptions", json={
-            "client_id": str(uuid.uuid4()), "store_id": store.id, "unit_id": store.units[0].id,
-            "lot_id": lot_id, "doses": 10})
+        response = officer.post(
+            "/api/consumptions",
+            json={
+                "client_id": str(uuid.uuid4()),
+                "store_id": store.id,
+                "unit_id": store.units[0].id,
+                "lot_id": lot_id,
+                "doses": 10,
+            },
+        )
         assert response.status_code == expected, response.json
         if expected == 201:
             assert response.json["actor"].startswith("test-district_officer")
     movements = client.get("/api/audit", query_string={"entity": "movements"}).json
     kinds = [(e["actor"].split("-")[1], e["after"]["kind"], e["endpoint"]) for e in movements]
-    assert kinds == [("district_officer", "consumption", "stock.Consumptions"),
-                     ("admin", "receipt", "stock.Receipts"), ("admin", "receipt", "stock.Receipts")]
+    assert kinds == [
+        ("district_officer", "consumption", "stock.Consumptions"),
+        ("admin", "receipt", "stock.Receipts"),
+        ("admin", "receipt", "stock.Receipts"),
+    ]
     balances = client.get("/api/audit", query_string={"entity": "stock_balances"}).json
     assert balances and {e["actor"] for e in balances} >= {"test-admin"}
 
@@ -357,8 +411,13 @@ def test_public_calls_go_through_when_the_counter_store_is_down(limited_app):
 def test_changed_roles_apply_to_the_next_request(runtime, client, anon_client, store_tree):
     _user(runtime, "asha", roles=["viewer"])
     headers = _bearer(_token(runtime, "asha"))
-    body = {"store_id": store_tree["centre_a1"].id, "code": "DF-1", "kind": "deep_freezer",
-            "min_temp_c": -25, "max_temp_c": -15}
+    body = {
+        "store_id": store_tree["centre_a1"].id,
+        "code": "DF-1",
+        "kind": "deep_freezer",
+        "min_temp_c": -25,
+        "max_temp_c": -15,
+    }
     assert anon_client.post("/api/units", json=body, headers=headers).status_code == 403
     roles = [{"role": "district_officer", "store_code": store_tree["district_a"].code}]
     assert client.patch("/api/users/asha", json={"roles": roles}).json["roles"] == roles

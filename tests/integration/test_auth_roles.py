@@ -36,9 +36,15 @@ from tests.integration.test_auth_http import store_tree  # noqa: F401  (fixture)
 pytestmark = pytest.mark.integration
 NOW = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
 # (role, the store key of its grant; None: the whole network)
-USERS = ((Role.ADMIN, None), (Role.STATE_OFFICER, "state"), (Role.DISTRICT_OFFICER, "district_a"),
-         (Role.CENTRE_OFFICER, "centre_a1"), (Role.PLANNER, "centre_a1"), (Role.VIEWER, "state"),
-         (Role.DISTRICT_OFFICER, "district_b"))
+USERS = (
+    (Role.ADMIN, None),
+    (Role.STATE_OFFICER, "state"),
+    (Role.DISTRICT_OFFICER, "district_a"),
+    (Role.CENTRE_OFFICER, "centre_a1"),
+    (Role.PLANNER, "centre_a1"),
+    (Role.VIEWER, "state"),
+    (Role.DISTRICT_OFFICER, "district_b"),
+)
 # Stores the requests act on: inside district A's centre, district A itself, and district B.
 TARGET_STORES = ("centre_a1", "district_a", "centre_b1")
 
@@ -51,9 +57,12 @@ def _is_api(endpoint: str) -> bool:
 
 def _write_endpoints() -> list[tuple[str, str]]:
     app = create_app(load_settings({"database_url": "sqlite://"}))
-    found = {(rule.endpoint, method) for rule in app.url_map.iter_rules()
-             for method in rule.methods & policy.WRITE_METHODS
-             if not policy.is_public(rule.endpoint, method, rule.rule) and _is_api(rule.endpoint)}
+    found = {
+        (rule.endpoint, method)
+        for rule in app.url_map.iter_rules()
+        for method in rule.methods & policy.WRITE_METHODS
+        if not policy.is_public(rule.endpoint, method, rule.rule) and _is_api(rule.endpoint)
+    }
     return sorted(found)
 
 
@@ -96,12 +105,21 @@ class World:
 
     def _product_and_lot(self, session) -> tuple[int, int]:
         if "lot" not in self.made:
-            product = Product(code=f"P{uuid.uuid4().hex[:6]}", name="p", doses_per_vial=10,
-                              min_temp_c=2, max_temp_c=8)
+            product = Product(
+                code=f"P{uuid.uuid4().hex[:6]}",
+                name="p",
+                doses_per_vial=10,
+                min_temp_c=2,
+                max_temp_c=8,
+            )
             session.add(product)
             session.flush()
-            lot = Lot(product_id=product.id, lot_number="L1", manufacturer="m",
-                      expiry_date=dt.date(2030, 1, 1))
+            lot = Lot(
+                product_id=product.id,
+                lot_number="L1",
+                manufacturer="m",
+                expiry_date=dt.date(2030, 1, 1),
+            )
             session.add(lot)
             session.flush()
             self.made["lot"] = (product.id, lot.id)
@@ -114,51 +132,129 @@ class World:
 
     def _session(self, session, store: Store) -> int:
         product_id, _ = self._product_and_lot(session)
-        return self._add(session, Session(
-            store_id=store.id, district_id=store.parent_id or store.id, product_id=product_id,
-            session_date=dt.date(2026, 3, 2), capacity=10, dose_number="1", min_age=18,
-            created_at=NOW, created_by="t", updated_at=NOW))
+        return self._add(
+            session,
+            Session(
+                store_id=store.id,
+                district_id=store.parent_id or store.id,
+                product_id=product_id,
+                session_date=dt.date(2026, 3, 2),
+                capacity=10,
+                dose_number="1",
+                min_age=18,
+                created_at=NOW,
+                created_by="t",
+                updated_at=NOW,
+            ),
+        )
 
     def _booking(self, session, store: Store) -> int:
         session_id = self._session(session, store)
-        slot_id = self._add(session, Slot(session_id=session_id, starts_at=dt.time(9),
-                                          ends_at=dt.time(11), capacity=10, booked=1))
-        return self._add(session, Booking(session_id=session_id, slot_id=slot_id, beneficiary="b",
-                                          booked_at=NOW, booked_by="t"))
+        slot_id = self._add(
+            session,
+            Slot(
+                session_id=session_id,
+                starts_at=dt.time(9),
+                ends_at=dt.time(11),
+                capacity=10,
+                booked=1,
+            ),
+        )
+        return self._add(
+            session,
+            Booking(
+                session_id=session_id,
+                slot_id=slot_id,
+                beneficiary="b",
+                booked_at=NOW,
+                booked_by="t",
+            ),
+        )
 
     def _movement(self, session, store: Store) -> int:
-        return self._add(session, Movement(client_id=str(uuid.uuid4()), kind="receipt",
-                                           store_id=store.id, actor="t", occurred_at=NOW,
-                                           recorded_at=NOW))
+        return self._add(
+            session,
+            Movement(
+                client_id=str(uuid.uuid4()),
+                kind="receipt",
+                store_id=store.id,
+                actor="t",
+                occurred_at=NOW,
+                recorded_at=NOW,
+            ),
+        )
 
     def _shipment(self, session, store: Store) -> int:
-        return self._add(session, Shipment(from_store_id=store.parent_id or store.id,
-                                           to_store_id=store.id, issued_at=NOW))
+        return self._add(
+            session,
+            Shipment(
+                from_store_id=store.parent_id or store.id, to_store_id=store.id, issued_at=NOW
+            ),
+        )
 
     def _alert(self, session, store: Store) -> int:
-        return self._add(session, Alert(kind="test", subject_type="store",
-                                        subject_id=f"{store.id}-{next(self.seq)}",
-                                        store_id=store.id, store_path=store.path,
-                                        severity="warning", message="m", opened_at=NOW,
-                                        updated_at=NOW))
+        return self._add(
+            session,
+            Alert(
+                kind="test",
+                subject_type="store",
+                subject_id=f"{store.id}-{next(self.seq)}",
+                store_id=store.id,
+                store_path=store.path,
+                severity="warning",
+                message="m",
+                opened_at=NOW,
+                updated_at=NOW,
+            ),
+        )
 
     def _review(self, session, store: Store) -> int:
         _, lot_id = self._product_and_lot(session)
         unit_id = self._unit(session, store)
-        excursion_id = self._add(session, Excursion(
-            unit_id=unit_id, store_id=store.id, kind="heat_alarm", started_at=NOW,
-            triggered_at=NOW, peak_temp_c=9.5, minutes_outside=700, thresholds={},
-            updated_at=NOW))
-        return self._add(session, QuarantineReview(
-            excursion_id=excursion_id, unit_id=unit_id, store_id=store.id, lot_id=lot_id,
-            doses=10, reason="heat_exposure", proposed_decision="review", created_at=NOW))
+        excursion_id = self._add(
+            session,
+            Excursion(
+                unit_id=unit_id,
+                store_id=store.id,
+                kind="heat_alarm",
+                started_at=NOW,
+                triggered_at=NOW,
+                peak_temp_c=9.5,
+                minutes_outside=700,
+                thresholds={},
+                updated_at=NOW,
+            ),
+        )
+        return self._add(
+            session,
+            QuarantineReview(
+                excursion_id=excursion_id,
+                unit_id=unit_id,
+                store_id=store.id,
+                lot_id=lot_id,
+                doses=10,
+                reason="heat_exposure",
+                proposed_decision="review",
+                created_at=NOW,
+            ),
+        )
 
     def _indent(self, session, store: Store, from_store: int, to_store: int) -> int:
         product_id, _ = self._product_and_lot(session)
-        return self._add(session, Indent(
-            from_store_id=from_store, to_store_id=to_store, product_id=product_id,
-            needed_by=dt.date(2026, 3, 9), doses_requested=100, doses_suggested=100,
-            requested_by="t", requested_at=NOW, updated_at=NOW))
+        return self._add(
+            session,
+            Indent(
+                from_store_id=from_store,
+                to_store_id=to_store,
+                product_id=product_id,
+                needed_by=dt.date(2026, 3, 9),
+                doses_requested=100,
+                doses_suggested=100,
+                requested_by="t",
+                requested_at=NOW,
+                updated_at=NOW,
+            ),
+        )
 
     def _indent_from(self, session, store: Store) -> int:
         return self._indent(session, store, store.id, store.parent_id or store.id)
@@ -170,13 +266,17 @@ class World:
         sensor_id = f"S-{store.code}"
         session.add(Sensor(sensor_id=sensor_id, registered_at=NOW))
         session.flush()
-        session.add(SensorAssignment(sensor_id=sensor_id, unit_id=self._unit(session, store),
-                                     valid_from=NOW))
+        session.add(
+            SensorAssignment(
+                sensor_id=sensor_id, unit_id=self._unit(session, store), valid_from=NOW
+            )
+        )
         return sensor_id
 
 
-def _request_for(app: Flask, world: World, endpoint: str, method: str,
-                 store_key: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+def _request_for(
+    app: Flask, world: World, endpoint: str, method: str, store_key: str
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """URL, JSON body and query naming `store_key` wherever the endpoint's rule looks."""
     rule = policy.write_rule(endpoint, method)
     url_rule = next(r for r in app.url_map.iter_rules(endpoint=endpoint) if method in r.methods)
@@ -200,8 +300,12 @@ def users(runtime: Runtime, store_tree) -> list[tuple[Grant, str]]:  # noqa: F81
         for n, (role, key) in enumerate(USERS):
             store = store_tree[key] if key else None
             username = f"u{n}-{role.value}"
-            auth_service.create_user(uow, username=username, password=None,
-                                     roles=[(role.value, store.id if store else None)])
+            auth_service.create_user(
+                uow,
+                username=username,
+                password=None,
+                roles=[(role.value, store.id if store else None)],
+            )
             uow.commit()
             token = auth_service.issue_token(uow, username=username)
             uow.commit()
@@ -212,6 +316,7 @@ def users(runtime: Runtime, store_tree) -> list[tuple[Grant, str]]:  # noqa: F81
 @pytest.fixture
 def gate_app(runtime: Runtime) -> Callable[[str], Flask]:
     """The app with one endpoint's view replaced by a stub that answers 204."""
+
     def make(endpoint: str) -> Flask:
         app = create_app(runtime=runtime)
         app.config["TESTING"] = True
@@ -223,7 +328,13 @@ def gate_app(runtime: Runtime) -> Callable[[str], Flask]:
 
 @pytest.mark.parametrize(("endpoint", "method"), WRITE_ENDPOINTS)
 def test_each_role_may_write_exactly_where_the_policy_says(
-        endpoint, method, runtime, store_tree, users, gate_app):  # noqa: F811
+    endpoint,
+    method,
+    runtime,
+    store_tree,  # noqa: F811
+    users,
+    gate_app,
+):
     app = gate_app(endpoint)
     client = app.test_client()
     world = World(runtime, store_tree)
@@ -233,12 +344,24 @@ def test_each_role_may_write_exactly_where_the_policy_says(
         url, body, query = _request_for(app, world, endpoint, method, store_key)
         paths = [store_tree[store_key].path] * len(rule.targets)
         for grant, token in users:
-            response = client.open(url, method=method, json=body, query_string=query,
-                                   headers={"Authorization": f"Bearer {token}"})
+            response = client.open(
+                url,
+                method=method,
+                json=body,
+                query_string=query,
+                headers={"Authorization": f"Bearer {token}"},
+            )
             assert response.status_code in (204, 403), (grant, url, response.json)
             expected = policy.allows([grant], rule, paths)
-            outcomes.append((grant.role.value, grant.store_path, store_key,
-                             response.status_code == 204, expected))
+            outcomes.append(
+                (
+                    grant.role.value,
+                    grant.store_path,
+                    store_key,
+                    response.status_code == 204,
+                    expected,
+                )
+            )
     wrong = [o for o in outcomes if o[3] != o[4]]
     assert not wrong, f"(role, scope, target, allowed, expected): {wrong}"
     assert any(o[3] for o in outcomes)  # the admin at least got through
@@ -249,15 +372,24 @@ def test_the_table_distinguishes_subtrees(runtime, store_tree, users, gate_app):
     app = gate_app("stock.Consumptions")
     client = app.test_client()
     world = World(runtime, store_tree)
-    district_a = next(token for grant, token in users
-                      if grant.role is Role.DISTRICT_OFFICER
-                      and grant.store_path == store_tree["district_a"].path)
-    for store_key, status in (("centre_a1", 204), ("centre_a2", 204), ("centre_b1", 403),
-                              ("state", 403)):
-        body = {"store_id": world.value("store", store_key),
-                "unit_id": world.value("unit", store_key)}
-        response = client.post("/api/consumptions", json=body,
-                               headers={"Authorization": f"Bearer {district_a}"})
+    district_a = next(
+        token
+        for grant, token in users
+        if grant.role is Role.DISTRICT_OFFICER and grant.store_path == store_tree["district_a"].path
+    )
+    for store_key, status in (
+        ("centre_a1", 204),
+        ("centre_a2", 204),
+        ("centre_b1", 403),
+        ("state", 403),
+    ):
+        body = {
+            "store_id": world.value("store", store_key),
+            "unit_id": world.value("unit", store_key),
+        }
+        response = client.post(
+            "/api/consumptions", json=body, headers={"Authorization": f"Bearer {district_a}"}
+        )
         assert response.status_code == status, store_key
 
 
@@ -266,32 +398,51 @@ def test_a_unit_of_another_store_is_refused(runtime, store_tree, users, gate_app
     app = gate_app("stock.Consumptions")
     world = World(runtime, store_tree)
     centre_a1 = next(token for grant, token in users if grant.role is Role.CENTRE_OFFICER)
-    body = {"store_id": world.value("store", "centre_a1"),
-            "unit_id": world.value("unit", "centre_b1")}
-    response = app.test_client().post("/api/consumptions", json=body,
-                                      headers={"Authorization": f"Bearer {centre_a1}"})
+    body = {
+        "store_id": world.value("store", "centre_a1"),
+        "unit_id": world.value("unit", "centre_b1"),
+    }
+    response = app.test_client().post(
+        "/api/consumptions", json=body, headers={"Authorization": f"Bearer {centre_a1}"}
+    )
     assert response.status_code == 403
     assert response.mimetype == "application/problem+json"
 
 
-def test_unknown_or_missing_store_is_refused_to_scoped_users(runtime, store_tree, users,  # noqa: F811
-                                                            gate_app):
+def test_unknown_or_missing_store_is_refused_to_scoped_users(
+    runtime,
+    store_tree,  # noqa: F811
+    users,
+    gate_app,
+):
     app = gate_app("stock.Consumptions")
     client = app.test_client()
     by_role = {grant.role: token for grant, token in users}
-    for body in ({"store_id": 999999, "unit_id": 999999}, {}, {"store_id": "x"},
-                 {"store_id": 2**40, "unit_id": 2**70}, [{"store_id": None}]):
+    for body in (
+        {"store_id": 999999, "unit_id": 999999},
+        {},
+        {"store_id": "x"},
+        {"store_id": 2**40, "unit_id": 2**70},
+        [{"store_id": None}],
+    ):
         for role, expected in ((Role.STATE_OFFICER, 403), (Role.ADMIN, 204)):
-            response = client.post("/api/consumptions", json=body,
-                                   headers={"Authorization": f"Bearer {by_role[role]}"})
+            response = client.post(
+                "/api/consumptions", json=body, headers={"Authorization": f"Bearer {by_role[role]}"}
+            )
             assert response.status_code == expected, (role, body)
 
 
 def _read_endpoints() -> list[str]:
     app = create_app(load_settings({"database_url": "sqlite://"}))
-    return sorted({rule.endpoint for rule in app.url_map.iter_rules() if "GET" in rule.methods
-                   and not policy.is_public(rule.endpoint, "GET", rule.rule)
-                   and _is_api(rule.endpoint)})
+    return sorted(
+        {
+            rule.endpoint
+            for rule in app.url_map.iter_rules()
+            if "GET" in rule.methods
+            and not policy.is_public(rule.endpoint, "GET", rule.rule)
+            and _is_api(rule.endpoint)
+        }
+    )
 
 
 @pytest.mark.parametrize("endpoint", _read_endpoints())
@@ -302,8 +453,10 @@ def test_reads_need_a_login_and_some_need_more(endpoint, runtime, users, gate_ap
     app = gate_app(endpoint)
     client = app.test_client()
     url_rule = next(r for r in app.url_map.iter_rules(endpoint=endpoint) if "GET" in r.methods)
-    args = {name: 1 if "int" in str(url_rule._converters[name]).lower() else "x"
-            for name in url_rule.arguments}
+    args = {
+        name: 1 if "int" in str(url_rule._converters[name]).lower() else "x"
+        for name in url_rule.arguments
+    }
     url = app.url_map.bind("localhost").build(endpoint, args, method="GET")
     assert client.get(url).status_code == 401
     for grant, token in users:

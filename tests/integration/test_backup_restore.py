@@ -51,21 +51,39 @@ def _state(runtime: Runtime) -> dict[str, list[tuple]]:
     with runtime.uow() as uow:
         s = uow.session
         balances = s.execute(
-            select(StockBalance.store_id, StockBalance.unit_id, StockBalance.lot_id,
-                   StockBalance.doses).order_by(StockBalance.id)
+            select(
+                StockBalance.store_id, StockBalance.unit_id, StockBalance.lot_id, StockBalance.doses
+            ).order_by(StockBalance.id)
         ).all()
         reviews = s.execute(
-            select(QuarantineReview.id, QuarantineReview.unit_id, QuarantineReview.lot_id,
-                   QuarantineReview.doses, QuarantineReview.state)
-            .where(QuarantineReview.state == "pending").order_by(QuarantineReview.id)
+            select(
+                QuarantineReview.id,
+                QuarantineReview.unit_id,
+                QuarantineReview.lot_id,
+                QuarantineReview.doses,
+                QuarantineReview.state,
+            )
+            .where(QuarantineReview.state == "pending")
+            .order_by(QuarantineReview.id)
         ).all()
         alerts = s.execute(
-            select(Alert.id, Alert.kind, Alert.subject_id, Alert.severity, Alert.state,
-                   Alert.opened_at, Alert.details)
-            .where(Alert.state != "resolved").order_by(Alert.id)
+            select(
+                Alert.id,
+                Alert.kind,
+                Alert.subject_id,
+                Alert.severity,
+                Alert.state,
+                Alert.opened_at,
+                Alert.details,
+            )
+            .where(Alert.state != "resolved")
+            .order_by(Alert.id)
         ).all()
-    return {"balances": [tuple(r) for r in balances], "reviews": [tuple(r) for r in reviews],
-            "alerts": [tuple(r) for r in alerts]}
+    return {
+        "balances": [tuple(r) for r in balances],
+        "reviews": [tuple(r) for r in reviews],
+        "alerts": [tuple(r) for r in alerts],
+    }
 
 
 def _running_system(runtime: Runtime) -> int:
@@ -77,8 +95,9 @@ def _running_system(runtime: Runtime) -> int:
     start = NOW - dt.timedelta(hours=12)
     with runtime.uow() as uow:
         for sensor in ("BK-1", "BK-2"):
-            register_sensor(uow, sensor_id=sensor, unit_id=unit_id, valid_from=start,
-                            actor="test", now=NOW)
+            register_sensor(
+                uow, sensor_id=sensor, unit_id=unit_id, valid_from=start, actor="test", now=NOW
+            )
             uow.commit()
     # Eleven hours at +12 C: a heat alarm (WHO PQS E006: +8 C for 10 h) and a quarantine review.
     ingest(runtime, readings(start, (660, 12.0), sensor_id="BK-1"), NOW)
@@ -106,29 +125,40 @@ def test_a_dump_of_a_running_system_restores_identically(runtime, settings, rest
     writer.start()
     try:
         dump = subprocess.run(
-            [pg_tool("pg_dump"), "--format=custom", "--no-owner",
-             libpq_url(settings.database_url)],
-            capture_output=True, check=True, timeout=300,
+            [pg_tool("pg_dump"), "--format=custom", "--no-owner", libpq_url(settings.database_url)],
+            capture_output=True,
+            check=True,
+            timeout=300,
         ).stdout
     finally:
         stop.set()
         writer.join(30)
     assert written  # the system was writing while it was dumped
     subprocess.run(
-        [pg_tool("pg_restore"), "--no-owner", "--exit-on-error",
-         f"--dbname={libpq_url(restored_url)}"],
-        input=dump, capture_output=True, check=True, timeout=300,
+        [
+            pg_tool("pg_restore"),
+            "--no-owner",
+            "--exit-on-error",
+            f"--dbname={libpq_url(restored_url)}",
+        ],
+        input=dump,
+        capture_output=True,
+        check=True,
+        timeout=300,
     )
     engine = make_engine(restored_url)
-    restored = Runtime(settings.replace(database_url=restored_url), engine,
-                       make_session_factory(engine))
+    restored = Runtime(
+        settings.replace(database_url=restored_url), engine, make_session_factory(engine)
+    )
     try:
         assert _state(restored) == before
         with restored.uow() as uow:
             count = uow.session.scalar(text("SELECT count(*) FROM readings"))
             partitioned = uow.session.scalar(
-                text("SELECT count(*) FROM pg_partitioned_table WHERE "
-                     "partrelid = 'readings'::regclass")
+                text(
+                    "SELECT count(*) FROM pg_partitioned_table WHERE "
+                    "partrelid = 'readings'::regclass"
+                )
             )
             version = uow.session.scalar(text("SELECT version_num FROM alembic_version"))
         assert count >= 660 and partitioned == 1
@@ -141,9 +171,7 @@ def test_a_dump_of_a_running_system_restores_identically(runtime, settings, rest
             record_readings(uow, late, NOW + dt.timedelta(minutes=3))
             uow.commit()
         with restored.uow() as uow:
-            new = uow.session.scalars(
-                select(Reading.unit_id).where(Reading.ts > NOW)
-            ).all()
+            new = uow.session.scalars(select(Reading.unit_id).where(Reading.ts > NOW)).all()
         assert new == [unit_id, unit_id]
     finally:
         engine.dispose()

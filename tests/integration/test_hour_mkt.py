@@ -121,9 +121,10 @@ def test_an_hour_with_a_gap_over_the_cap_is_read_raw(runtime, unit_id):
     store(runtime, (0, 6, 0, 4.0), (0, 6, 50, 4.0), (0, 7, 0, 20.0))
     result = mkt(runtime, unit_id)
     # 4 C for 30 + 10 min, 20 C for 30 min (capped), 70 min in all.
-    expected = 10000 / -math.log(
-        (40 * math.exp(-10000 / 277.15) + 30 * math.exp(-10000 / 293.15)) / 70
-    ) - 273.15
+    expected = (
+        10000 / -math.log((40 * math.exp(-10000 / 277.15) + 30 * math.exp(-10000 / 293.15)) / 70)
+        - 273.15
+    )
     assert result["covered_min"] == 70.0
     assert result["mkt_c"] == round(expected, 2) == 14.3
 

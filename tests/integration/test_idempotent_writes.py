@@ -60,14 +60,21 @@ def test_twenty_concurrent_identical_posts_make_one_session(runtime, client_as, 
     assert len({a.json["id"] for a in answers}) == 1
     assert [a.headers.get("Idempotent-Replayed") for a in answers].count("true") == 19
     assert _sessions(runtime) == 1
-    promised = planners[0].get(f"/api/centres/{site.centre.id}/usable-doses", query_string={
-        "product_id": site.product.id, "date": day(1).isoformat()}).json["promised_doses"]
+    promised = (
+        planners[0]
+        .get(
+            f"/api/centres/{site.centre.id}/usable-doses",
+            query_string={"product_id": site.product.id, "date": day(1).isoformat()},
+        )
+        .json["promised_doses"]
+    )
     assert promised == 300
 
 
 def test_five_retries_make_one_session(runtime, client, site):
-    answers = [client.post("/api/sessions", json=session_body(site, 100), headers=KEY)
-               for _ in range(5)]
+    answers = [
+        client.post("/api/sessions", json=session_body(site, 100), headers=KEY) for _ in range(5)
+    ]
     assert [a.status_code for a in answers] == [201] * 5
     assert [a.headers.get("Idempotent-Replayed") for a in answers] == [None] + ["true"] * 4
     assert len({a.json["id"] for a in answers}) == 1
@@ -76,8 +83,9 @@ def test_five_retries_make_one_session(runtime, client, site):
 
 
 def test_same_key_with_a_different_body_is_refused(runtime, client, site):
-    assert client.post("/api/sessions", json=session_body(site, 100), headers=KEY).status_code \
-        == 201
+    assert (
+        client.post("/api/sessions", json=session_body(site, 100), headers=KEY).status_code == 201
+    )
     other = client.post("/api/sessions", json=session_body(site, 50), headers=KEY)
     assert other.status_code == 409
     assert other.mimetype == "application/problem+json"
@@ -99,8 +107,9 @@ def test_a_refusal_stores_nothing_and_a_later_retry_is_judged_afresh(runtime, cl
     too_big = client.post("/api/sessions", json=session_body(site, 900), headers=KEY)
     assert too_big.status_code == 409
     receive(uow, site.ilr, site.lot, 500)
-    assert client.post("/api/sessions", json=session_body(site, 900), headers=KEY).status_code \
-        == 201
+    assert (
+        client.post("/api/sessions", json=session_body(site, 900), headers=KEY).status_code == 201
+    )
 
 
 def test_booking_and_its_cancellation_are_not_doubled(runtime, client, site):
@@ -157,20 +166,28 @@ def heated(runtime):
         uow.session.query(StockBalance).delete()
         add_sensor(uow, tree.ilr.id)
         uow.commit()
-        receive_stock(uow, store_id=tree.centre.id, unit_id=tree.ilr.id, doses=500,
-                      rec=recorded("asha", t0 - dt.timedelta(hours=2), None),
-                      lot={"lot_id": tree.lot.id})
+        receive_stock(
+            uow,
+            store_id=tree.centre.id,
+            unit_id=tree.ilr.id,
+            doses=500,
+            rec=recorded("asha", t0 - dt.timedelta(hours=2), None),
+            lot={"lot_id": tree.lot.id},
+        )
         uow.commit()
     ingest(runtime, readings(t0, (30, 5.0), (601, 9.0), (30, 5.0)), t0 + dt.timedelta(hours=12))
     return tree
 
 
 def test_review_decision_is_taken_once(runtime, client, heated):
-    [review] = client.get("/api/quarantine-reviews", query_string={
-        "store_id": heated.centre.id, "state": "pending"}).json
+    [review] = client.get(
+        "/api/quarantine-reviews", query_string={"store_id": heated.centre.id, "state": "pending"}
+    ).json
     url = f"/api/quarantine-reviews/{review['id']}/release"
-    answers = [client.post(url, json={"comment": "VVM 1"}, headers={"Idempotency-Key": "d"})
-               for _ in range(3)]
+    answers = [
+        client.post(url, json={"comment": "VVM 1"}, headers={"Idempotency-Key": "d"})
+        for _ in range(3)
+    ]
     assert [a.status_code for a in answers] == [200] * 3
     assert answers[2].json == answers[0].json and answers[0].json["state"] == "released"
     assert [a.headers.get("Idempotent-Replayed") for a in answers] == [None, "true", "true"]
@@ -182,8 +199,10 @@ def test_an_expired_key_is_forgotten(runtime, client, site):
     first = client.post("/api/sessions", json=session_body(site, 100), headers=KEY)
     ttl = dt.timedelta(seconds=runtime.settings.idempotency_ttl_s)
     with runtime.engine.begin() as conn:
-        conn.execute(text("UPDATE idempotency_records SET created_at = created_at - :age"),
-                     {"age": ttl + dt.timedelta(seconds=1)})
+        conn.execute(
+            text("UPDATE idempotency_records SET created_at = created_at - :age"),
+            {"age": ttl + dt.timedelta(seconds=1)},
+        )
     later = client.post("/api/sessions", json=session_body(site, 100), headers=KEY)
     assert later.status_code == 201 and later.json["id"] != first.json["id"]
     assert "Idempotent-Replayed" not in later.headers
@@ -194,24 +213,36 @@ def test_the_purge_deletes_only_expired_keys(runtime, client, site):
     for key in ("old", "new"):
         client.post("/api/sessions", json=session_body(site, 10), headers={"Idempotency-Key": key})
     with runtime.engine.begin() as conn:
-        conn.execute(text("UPDATE idempotency_records SET created_at = :at WHERE created_at = "
-                          "(SELECT min(created_at) FROM idempotency_records)"),
-                     {"at": now - dt.timedelta(days=2)})
+        conn.execute(
+            text(
+                "UPDATE idempotency_records SET created_at = :at WHERE created_at = "
+                "(SELECT min(created_at) FROM idempotency_records)"
+            ),
+            {"at": now - dt.timedelta(days=2)},
+        )
     with runtime.uow() as uow:
         assert purge_expired(uow, now=now, ttl_s=86400) == 1
         uow.commit()
     with runtime.engine.connect() as conn:
         assert conn.scalar(text("SELECT count(*) FROM idempotency_records")) == 1
-    replay = client.post("/api/sessions", json=session_body(site, 10),
-                         headers={"Idempotency-Key": "new"})
+    replay = client.post(
+        "/api/sessions", json=session_body(site, 10), headers={"Idempotency-Key": "new"}
+    )
     assert replay.headers.get("Idempotent-Replayed") == "true"
 
 
 def test_another_users_client_id_is_refused_not_replayed(runtime, client_as, site):
-    officer, other = client_as("centre_officer", site.centre.id), client_as("centre_officer",
-                                                                              site.centre.id)
-    body = {"client_id": "tablet-7-0001", "store_id": site.centre.id, "unit_id": site.ilr.id,
-            "lot_id": site.lot.id, "doses": 10}
+    officer, other = (
+        client_as("centre_officer", site.centre.id),
+        client_as("centre_officer", site.centre.id),
+    )
+    body = {
+        "client_id": "tablet-7-0001",
+        "store_id": site.centre.id,
+        "unit_id": site.ilr.id,
+        "lot_id": site.lot.id,
+        "doses": 10,
+    }
     assert officer.post("/api/consumptions", json=body).status_code == 201
     stolen = other.post("/api/consumptions", json=body)
     assert stolen.status_code == 409 and "id" not in stolen.json

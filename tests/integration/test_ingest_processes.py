@@ -187,9 +187,7 @@ def test_two_processes_in_a_shared_group_store_every_reading_exactly_once(
         IngestProcess(env, f"shared-{n}-{uuid.uuid4().hex[:6]}", workdir) for n in range(2)
     )
     publish_stream(publisher, sensor_ids, 1000, pause_s=0.001).join(120)
-    assert wait_until(lambda: stored(runtime, sensor_ids) == 1000, 60), stored(
-        runtime, sensor_ids
-    )
+    assert wait_until(lambda: stored(runtime, sensor_ids) == 1000, 60), stored(runtime, sensor_ids)
     stats = [proc.stats(proc.terminate()) for proc in processes]
     # Each message went to one member only: nobody stored a reading the other had (no redelivery).
     assert sum(s["messages"] for s in stats) == 1000

@@ -153,8 +153,12 @@ def test_balances_equal_the_ledger_and_never_go_negative(engine, runtime):
     accepted: Counter = Counter()
 
     # Derandomized: the "every kind was accepted" check below must not pass or fail by chance.
-    @settings(max_examples=40, deadline=None, derandomize=True,
-              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @settings(
+        max_examples=40,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
     @given(ops=st.lists(operation, min_size=1, max_size=14))
     def balances_hold(ops):
         before = sum(accepted.values())
@@ -163,5 +167,13 @@ def test_balances_equal_the_ledger_and_never_go_negative(engine, runtime):
 
     balances_hold()
     # A run in which every movement was refused would prove nothing: each kind went through.
-    assert set(accepted) == {"receipt", "consumption", "wastage", "transfer", "count", "issue",
-                             "reversal", "shipment_receipt"}, accepted
+    assert set(accepted) == {
+        "receipt",
+        "consumption",
+        "wastage",
+        "transfer",
+        "count",
+        "issue",
+        "reversal",
+        "shipment_receipt",
+    }, accepted

@@ -304,4 +304,3 @@ def _publish(mqtt_url: str, prefix: str, sensors: list[str]) -> None:
         client.publish(f"{prefix}/{sensor}/readings", payload, qos=1).wait_for_publish(10)
     client.disconnect()
     client.loop_stop()
-

@@ -45,21 +45,32 @@ def test_opening_plus_flows_is_the_closing_balance_and_the_ledger_agrees(uow, mo
     net = month.net
     may = report(uow, net.district, product_id=net.covishield)["lines"][0]
     june = report(uow, net.district, JUNE, product_id=net.covishield)["lines"][0]
-    flows = (may["receipts_doses"] - may["issues_doses"] - may["consumption_doses"]
-             - may["wastage_doses"] + may["adjustments_doses"] + may["transfers_doses"])
+    flows = (
+        may["receipts_doses"]
+        - may["issues_doses"]
+        - may["consumption_doses"]
+        - may["wastage_doses"]
+        + may["adjustments_doses"]
+        + may["transfers_doses"]
+    )
     assert may["opening_doses"] + flows == may["closing_doses"]
     assert june["opening_doses"] == may["closing_doses"]
     # The ledger's own sum up to the end of May, and today's balances after June's consumption.
     end_of_may = dt.datetime(2026, 5, 31, 18, 30, tzinfo=dt.UTC)  # midnight in India
     ledger = uow.session.scalar(
-        select(func.sum(LedgerEntry.doses)).join(Lot, Lot.id == LedgerEntry.lot_id).where(
-            LedgerEntry.store_id == net.district, Lot.product_id == net.covishield,
-            LedgerEntry.occurred_at < end_of_may)
+        select(func.sum(LedgerEntry.doses))
+        .join(Lot, Lot.id == LedgerEntry.lot_id)
+        .where(
+            LedgerEntry.store_id == net.district,
+            Lot.product_id == net.covishield,
+            LedgerEntry.occurred_at < end_of_may,
+        )
     )
     assert ledger == may["closing_doses"] == 2760
     balances = uow.session.scalar(
-        select(func.sum(StockBalance.doses)).join(Lot, Lot.id == StockBalance.lot_id).where(
-            StockBalance.store_id == net.district, Lot.product_id == net.covishield)
+        select(func.sum(StockBalance.doses))
+        .join(Lot, Lot.id == StockBalance.lot_id)
+        .where(StockBalance.store_id == net.district, Lot.product_id == net.covishield)
     )
     assert june["closing_doses"] == balances == 2660
     assert june["consumption_doses"] == 100
@@ -69,16 +80,28 @@ def test_the_state_store_month_and_the_subtree_totals(uow, month):
     net = month.net
     state = report(uow, net.state, product_id=net.covishield)["lines"][0]
     assert (state["opening_doses"], state["issues_doses"], state["closing_doses"]) == (
-        8000, 3000, 5000)
+        8000,
+        3000,
+        5000,
+    )
     tree = report(uow, net.state, subtree=True)
     assert [(line["store_code"], line["product_code"]) for line in tree["lines"]] == [
-        ("SVS", "COVISHIELD"), ("DVS", "COVAXIN"), ("DVS", "COVISHIELD")]
+        ("SVS", "COVISHIELD"),
+        ("DVS", "COVAXIN"),
+        ("DVS", "COVISHIELD"),
+    ]
     covaxin, total = tree["totals"]
     assert (covaxin["product_code"], covaxin["receipts_doses"], covaxin["closing_doses"]) == (
-        "COVAXIN", 400, 400)
+        "COVAXIN",
+        400,
+        400,
+    )
     # Shipments inside the subtree count as the sender's issue and the receiver's receipt.
     assert (total["opening_doses"], total["receipts_doses"], total["issues_doses"]) == (
-        10000, 3000, 4500)
+        10000,
+        3000,
+        4500,
+    )
     assert total["closing_doses"] == 5000 + 2760
     assert total["wastage_by_reason"] == EXPECTED_MAY["wastage_by_reason"]
 
@@ -94,8 +117,12 @@ def test_a_month_not_yet_begun_is_refused(uow, month):
 
 
 def query(month, **extra):
-    args = {"store_id": month.net.district, "month": "2026-05",
-            "product_id": month.net.covishield, **extra}
+    args = {
+        "store_id": month.net.district,
+        "month": "2026-05",
+        "product_id": month.net.covishield,
+        **extra,
+    }
     return "&".join(f"{k}={v}" for k, v in args.items())
 
 
@@ -116,9 +143,15 @@ def test_the_csv_report_has_a_row_per_store_and_product_then_totals(client, mont
     assert [row["store_code"] for row in rows] == ["DVS", "TOTAL"]
     row = rows[0]
     assert (row["opening_doses"], row["receipts_doses"], row["issues_doses"]) == (
-        "2000", "3000", "1500")
+        "2000",
+        "3000",
+        "1500",
+    )
     assert (row["consumption_doses"], row["wastage_doses"], row["closing_doses"]) == (
-        "600", "130", "2760")
+        "600",
+        "130",
+        "2760",
+    )
     assert (row["wastage_open_vial_doses"], row["wastage_heat_exposure_doses"]) == ("20", "100")
     assert row["wastage_rate_pct"] == "17.81" and row["days_of_stock"] == "142.6"
 
@@ -135,8 +168,23 @@ def test_the_pdf_report_renders_and_its_text_shows_the_figures(client, month):
     # The DVS row of the table, cell by cell, in the column order of the form.
     row = next(line for line in text.splitlines() if line.startswith("DVS COVISHIELD "))
     assert row.split() == [
-        "DVS", "COVISHIELD", "2000", "3000", "1500", "600", "130", "-10", "2760", "276.0", "100",
-        "100", "17.81", "20", "19.35", "142.6"]
+        "DVS",
+        "COVISHIELD",
+        "2000",
+        "3000",
+        "1500",
+        "600",
+        "130",
+        "-10",
+        "2760",
+        "276.0",
+        "100",
+        "100",
+        "17.81",
+        "20",
+        "19.35",
+        "142.6",
+    ]
     assert "DVS COVISHIELD: breakage 10, heat_exposure 100, open_vial 20" in text
 
 

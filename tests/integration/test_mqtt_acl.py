@@ -33,17 +33,20 @@ def _free_port() -> int:
 
 
 def _broker_config(port: int, directory: Path) -> str:
-    return "\n".join([
-        "per_listener_settings false",
-        f"listener {port} 127.0.0.1",
-        "allow_anonymous false",
-        f"password_file {directory / 'coldchain.passwd'}",
-        f"acl_file {directory / 'coldchain.acl'}",
-        "persistence false",
-        f"user {getpass.getuser()}",  # as root, mosquitto would switch to a user who cannot read
-        f"log_dest file {directory / 'mosquitto.log'}",
-        "",
-    ])
+    return "\n".join(
+        [
+            "per_listener_settings false",
+            f"listener {port} 127.0.0.1",
+            "allow_anonymous false",
+            f"password_file {directory / 'coldchain.passwd'}",
+            f"acl_file {directory / 'coldchain.acl'}",
+            "persistence false",
+            # as root, mosquitto would switch to a user who cannot read
+            f"user {getpass.getuser()}",
+            f"log_dest file {directory / 'mosquitto.log'}",
+            "",
+        ]
+    )
 
 
 @pytest.fixture
@@ -71,8 +74,11 @@ def broker(runtime: Runtime, credentials: dict[str, str], tmp_path: Path) -> Ite
     port = _free_port()
     (tmp_path / "mosquitto.conf").write_text(_broker_config(port, tmp_path))
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    process = subprocess.Popen([binary, "-c", str(tmp_path / "mosquitto.conf")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [binary, "-c", str(tmp_path / "mosquitto.conf")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_for_port(port)
         yield port
@@ -100,8 +106,9 @@ class Peer:
         self.accepted: bool | None = None
         self.messages: list[tuple[str, bytes]] = []
         self.subscribed = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"t-{username}-{port}",
-                                  protocol=mqtt.MQTTv5)
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"t-{username}-{port}", protocol=mqtt.MQTTv5
+        )
         if username is not None:
             self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
@@ -135,8 +142,10 @@ def test_a_sensor_cannot_publish_under_another_sensors_topic(broker, credentials
         assert ingest.accepted and sensor.accepted
         ingest.client.subscribe(topic_filter, qos=1)
         assert ingest.subscribed.wait(5)
-        for topic, payload in ((f"{PREFIX}/S-2/readings", b'{"temp_c": 99}'),
-                               (f"{PREFIX}/S-1/readings", b'{"temp_c": 4.5}')):
+        for topic, payload in (
+            (f"{PREFIX}/S-2/readings", b'{"temp_c": 99}'),
+            (f"{PREFIX}/S-1/readings", b'{"temp_c": 4.5}'),
+        ):
             sensor.client.publish(topic, payload, qos=1).wait_for_publish(5)
         # The own reading, published after the forged one, arriving proves the forged one is not
         # merely late: the broker delivers one publisher's QoS 1 messages in order.
@@ -160,12 +169,15 @@ def test_a_sensor_cannot_read_other_sensors(broker, credentials):
         sensor.close()
 
 
-@pytest.mark.parametrize(("username", "password"), [
-    ("S-2", "not its password"),  # wrong password
-    ("S-3", None),  # retired: no longer in the password file
-    ("S-9", "anything"),  # unknown
-    (None, None),  # anonymous
-])
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [
+        ("S-2", "not its password"),  # wrong password
+        ("S-3", None),  # retired: no longer in the password file
+        ("S-9", "anything"),  # unknown
+        (None, None),  # anonymous
+    ],
+)
 def test_the_broker_refuses_bad_logins(broker, credentials, username, password):
     peer = Peer(broker, username, password or credentials.get(username or "", ""))
     try:

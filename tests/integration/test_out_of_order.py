@@ -29,8 +29,9 @@ def units(runtime):
     """Two ILRs with a logger each: one gets its readings in order, the other shuffled."""
     with runtime.uow() as uow:
         tree = make_tree(uow)
-        other = StorageUnit(store_id=tree.other_centre.id, code="ILR-1", kind="ilr",
-                            min_temp_c=2.0, max_temp_c=8.0)
+        other = StorageUnit(
+            store_id=tree.other_centre.id, code="ILR-1", kind="ilr", min_temp_c=2.0, max_temp_c=8.0
+        )
         uow.session.add(other)
         uow.session.flush()
         add_sensor(uow, tree.ilr.id, sensor_id="IN-ORDER")
@@ -44,8 +45,11 @@ def _verdict(runtime, unit_id, superseded: bool = False):
     reading disproved instead (closed where they were triggered, kept for the officers)."""
     with runtime.uow() as uow:
         rows = uow.session.scalars(select(Excursion).where(Excursion.unit_id == unit_id))
-        return sorted((e.kind, e.started_at, e.ended_at, e.minutes_outside, e.peak_temp_c)
-                      for e in rows if (e.ended_at == e.triggered_at) is superseded)
+        return sorted(
+            (e.kind, e.started_at, e.ended_at, e.minutes_outside, e.peak_temp_c)
+            for e in rows
+            if (e.ended_at == e.triggered_at) is superseded
+        )
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -58,7 +62,7 @@ def test_shuffled_batches_give_the_in_order_verdict(runtime, units, name, seed):
     late = readings(T0, *segments, sensor_id="SHUFFLED")
     random.Random(seed).shuffle(late)
     for first in range(0, len(late), len(late) // 5 + 1):  # six batches, evaluated one by one
-        ingest(runtime, late[first:first + len(late) // 5 + 1], arrived)
+        ingest(runtime, late[first : first + len(late) // 5 + 1], arrived)
     expected = _verdict(runtime, in_order)
     assert [row[0] for row in expected] == kinds
     assert _verdict(runtime, in_order, superseded=True) == []

@@ -25,17 +25,25 @@ def tree(runtime):
         tree = make_tree(uow)
         add_sensor(uow, tree.ilr.id)
         uow.commit()
-        add_target(uow, store_id=tree.centre.id, channel="webhook",
-                   address="http://127.0.0.1:9/hook", secret="s",
-                   allowed_networks="127.0.0.0/8")
+        add_target(
+            uow,
+            store_id=tree.centre.id,
+            channel="webhook",
+            address="http://127.0.0.1:9/hook",
+            secret="s",
+            allowed_networks="127.0.0.0/8",
+        )
         uow.commit()
     return tree
 
 
 def _power_alerts(runtime):
     with runtime.uow() as uow:
-        rows = list(uow.session.scalars(
-            select(Alert).where(Alert.kind == "power_failure").order_by(Alert.id)))
+        rows = list(
+            uow.session.scalars(
+                select(Alert).where(Alert.kind == "power_failure").order_by(Alert.id)
+            )
+        )
         for row in rows:
             row.event_names = [e.event for e in row.events]
         uow.session.expunge_all()
@@ -44,14 +52,19 @@ def _power_alerts(runtime):
 
 def _deliveries(runtime):
     with runtime.uow() as uow:
-        return [d.event for d in uow.session.scalars(
-            select(NotificationDelivery).order_by(NotificationDelivery.id))]
+        return [
+            d.event
+            for d in uow.session.scalars(
+                select(NotificationDelivery).order_by(NotificationDelivery.id)
+            )
+        ]
 
 
 def _check(runtime, now):
     with runtime.uow() as uow:
-        result = check_sensors(uow, silence_factor=1000, low_battery_pct=20, now=now,
-                               power_failure_alarm_min=ALARM_MIN)
+        result = check_sensors(
+            uow, silence_factor=1000, low_battery_pct=20, now=now, power_failure_alarm_min=ALARM_MIN
+        )
         uow.commit()
         return result
 
@@ -84,8 +97,9 @@ def test_an_acknowledged_warning_opens_again_as_an_alarm(runtime, tree):
     ingest(runtime, readings(cut, (10, 4.8), power="battery"), cut + 10 * MIN)
     [alert] = _power_alerts(runtime)
     with runtime.uow() as uow:
-        acknowledge_alert(uow, alert_id=alert.id, actor="asha", comment="generator on its way",
-                          now=cut + 15 * MIN)
+        acknowledge_alert(
+            uow, alert_id=alert.id, actor="asha", comment="generator on its way", now=cut + 15 * MIN
+        )
         uow.commit()
     assert _check(runtime, cut + 3 * H) == (1, 0)
     [alert] = _power_alerts(runtime)

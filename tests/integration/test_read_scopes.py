@@ -39,13 +39,13 @@ USERS = {
 STORES = ("state", "district_a", "centre_a1", "centre_a2", "district_b", "centre_b1")
 TARGETED = {
     #              state district_a centre_a1 centre_a2 district_b centre_b1
-    "admin":      (204,  204,       204,      204,      204,       204),
-    "viewer_all": (204,  204,       204,      204,      204,       204),
-    "state":      (204,  204,       204,      204,      204,       204),
-    "district_a": (403,  204,       204,      204,      403,       403),
-    "centre_a1":  (403,  403,       204,      403,      403,       403),
-    "planner_a1": (403,  403,       204,      403,      403,       403),
-    "viewer_b":   (403,  403,       403,      403,      204,       204),
+    "admin": (204, 204, 204, 204, 204, 204),
+    "viewer_all": (204, 204, 204, 204, 204, 204),
+    "state": (204, 204, 204, 204, 204, 204),
+    "district_a": (403, 204, 204, 204, 403, 403),
+    "centre_a1": (403, 403, 204, 403, 403, 403),
+    "planner_a1": (403, 403, 204, 403, 403, 403),
+    "viewer_b": (403, 403, 403, 403, 204, 204),
 }
 # Every read that names a store (directly, or through an entity of a store), as a client sends it.
 TARGETED_READS = [
@@ -76,8 +76,10 @@ TARGETED_READS = [
     ("reports.TemperatureLog", "/api/temperature-logs/{unit}/2026-01"),
     ("reports.TemperatureLogCsv", "/api/temperature-logs/{unit}/2026-01/csv"),
     ("reports.TemperatureLogPdf", "/api/temperature-logs/{unit}/2026-01/pdf"),
-    ("indents.IndentSuggestion",
-     "/api/indents/suggestion?store_id={store}&product_id=1&needed_by=2026-03-01"),
+    (
+        "indents.IndentSuggestion",
+        "/api/indents/suggestion?store_id={store}&product_id=1&needed_by=2026-03-01",
+    ),
     ("indents.Indents", "/api/indents?store_id={store}"),
     ("indents.IndentItem", "/api/indents/{indent_from}"),
     ("equipment.UnitEquipment", "/api/units/{unit}/equipment"),
@@ -85,12 +87,33 @@ TARGETED_READS = [
     ("equipment.FunctionalUnits", "/api/equipment/functional?within_id={store}"),
 ]
 # Reads that name no store: (endpoint, url, {user: status}).
-ALL = {"admin": 204, "viewer_all": 204, "state": 204, "district_a": 204, "centre_a1": 204,
-       "planner_a1": 204, "viewer_b": 204}
-NETWORK_ONLY = {"admin": 204, "viewer_all": 204, "state": 403, "district_a": 403,
-                "centre_a1": 403, "planner_a1": 403, "viewer_b": 403}
-ADMIN_ONLY = {"admin": 204, "viewer_all": 403, "state": 403, "district_a": 403,
-              "centre_a1": 403, "planner_a1": 403, "viewer_b": 403}
+ALL = {
+    "admin": 204,
+    "viewer_all": 204,
+    "state": 204,
+    "district_a": 204,
+    "centre_a1": 204,
+    "planner_a1": 204,
+    "viewer_b": 204,
+}
+NETWORK_ONLY = {
+    "admin": 204,
+    "viewer_all": 204,
+    "state": 403,
+    "district_a": 403,
+    "centre_a1": 403,
+    "planner_a1": 403,
+    "viewer_b": 403,
+}
+ADMIN_ONLY = {
+    "admin": 204,
+    "viewer_all": 403,
+    "state": 403,
+    "district_a": 403,
+    "centre_a1": 403,
+    "planner_a1": 403,
+    "viewer_b": 403,
+}
 UNTARGETED_READS = [
     # Lists that would show every store's rows unless narrowed to a store.
     ("stock.Movements", "/api/movements", NETWORK_ONLY),
@@ -152,14 +175,21 @@ def _fill(template: str, world: World, store_key: str) -> str:
 
 @pytest.mark.parametrize(("endpoint", "template"), TARGETED_READS)
 def test_a_read_naming_a_store_is_answered_within_the_readers_subtree(
-    runtime, store_tree, tokens, stub_app, endpoint, template  # noqa: F811
+    runtime,
+    store_tree,  # noqa: F811
+    tokens,
+    stub_app,
+    endpoint,
+    template,
 ):
     client, world = stub_app(endpoint).test_client(), World(runtime, store_tree)
     for user, expected in TARGETED.items():
         got = []
         for store_key in STORES:
-            response = client.get(_fill(template, world, store_key),
-                                  headers={"Authorization": f"Bearer {tokens[user]}"})
+            response = client.get(
+                _fill(template, world, store_key),
+                headers={"Authorization": f"Bearer {tokens[user]}"},
+            )
             got.append(response.status_code)
             if response.status_code == 403:
                 assert response.mimetype == "application/problem+json"
@@ -169,18 +199,28 @@ def test_a_read_naming_a_store_is_answered_within_the_readers_subtree(
 @pytest.mark.parametrize(("endpoint", "url", "expected"), UNTARGETED_READS)
 def test_a_read_naming_no_store(tokens, stub_app, endpoint, url, expected):
     client = stub_app(endpoint).test_client()
-    got = {user: client.get(url, headers={"Authorization": f"Bearer {token}"}).status_code
-           for user, token in tokens.items()}
+    got = {
+        user: client.get(url, headers={"Authorization": f"Bearer {token}"}).status_code
+        for user, token in tokens.items()
+    }
     assert got == expected
 
 
-def test_every_store_a_read_names_must_be_visible(runtime, store_tree, tokens,  # noqa: F811
-                                                  stub_app):
+def test_every_store_a_read_names_must_be_visible(
+    runtime,
+    store_tree,  # noqa: F811
+    tokens,
+    stub_app,
+):
     client, world = stub_app("alerts.Excursions").test_client(), World(runtime, store_tree)
-    mixed = (f"/api/excursions?store_id={world.value('store', 'district_a')}"
-             f"&unit_id={world.value('unit', 'centre_b1')}")
-    twice = (f"/api/movements?store_id={world.value('store', 'centre_a1')}"
-             f"&store_id={world.value('store', 'centre_b1')}")
+    mixed = (
+        f"/api/excursions?store_id={world.value('store', 'district_a')}"
+        f"&unit_id={world.value('unit', 'centre_b1')}"
+    )
+    twice = (
+        f"/api/movements?store_id={world.value('store', 'centre_a1')}"
+        f"&store_id={world.value('store', 'centre_b1')}"
+    )
     auth = {"Authorization": f"Bearer {tokens['district_a']}"}
     assert client.get(mixed, headers=auth).status_code == 403
     assert stub_app("stock.Movements").test_client().get(twice, headers=auth).status_code == 403
@@ -198,16 +238,39 @@ def lot_moved(runtime, client):
     with runtime.uow() as uow:
         net = build_network(uow, today=TODAY)
         uow.commit()
-        stock.receive_stock(uow, store_id=net.state, unit_id=net.state_ilr, doses=1000,
-                            rec=rec(), lot={"lot_id": net.lot_late})
+        stock.receive_stock(
+            uow,
+            store_id=net.state,
+            unit_id=net.state_ilr,
+            doses=1000,
+            rec=rec(),
+            lot={"lot_id": net.lot_late},
+        )
         uow.commit()
-        to_dvs = stock.issue_stock(uow, store_id=net.state, to_store_id=net.district, doses=300,
-                                   rec=rec(), lot_id=net.lot_late)
-        stock.issue_stock(uow, store_id=net.state, to_store_id=net.other_district, doses=200,
-                          rec=rec(), lot_id=net.lot_late)
+        to_dvs = stock.issue_stock(
+            uow,
+            store_id=net.state,
+            to_store_id=net.district,
+            doses=300,
+            rec=rec(),
+            lot_id=net.lot_late,
+        )
+        stock.issue_stock(
+            uow,
+            store_id=net.state,
+            to_store_id=net.other_district,
+            doses=200,
+            rec=rec(),
+            lot_id=net.lot_late,
+        )
         uow.commit()
-        stock.receive_shipment(uow, store_id=net.district, unit_id=net.district_ilr,
-                               shipment_id=to_dvs.shipment_id, rec=rec())
+        stock.receive_shipment(
+            uow,
+            store_id=net.district,
+            unit_id=net.district_ilr,
+            shipment_id=to_dvs.shipment_id,
+            rec=rec(),
+        )
         uow.commit()
     return net
 
@@ -217,8 +280,9 @@ def reader(runtime, app):
     def make(role: str, store_id: int | None):
         username = f"{role}-{store_id}"
         with runtime.uow() as uow:
-            auth_service.create_user(uow, username=username, password=None,
-                                     roles=[(role, store_id)])
+            auth_service.create_user(
+                uow, username=username, password=None, roles=[(role, store_id)]
+            )
             uow.commit()
             token = auth_service.issue_token(uow, username=username)
             uow.commit()
@@ -232,17 +296,21 @@ def reader(runtime, app):
 def test_a_lot_trace_shows_the_readers_stores_only(lot_moved, reader):
     net, codes = lot_moved, {}
     url = f"/api/lots/{net.lot_late}/trace"
-    for name, client in (("admin", reader("admin", None)),
-                         ("state", reader("state_officer", net.state)),
-                         ("dvs", reader("district_officer", net.district)),
-                         ("dvs2", reader("district_officer", net.other_district)),
-                         ("phc", reader("centre_officer", net.centre))):
+    for name, client in (
+        ("admin", reader("admin", None)),
+        ("state", reader("state_officer", net.state)),
+        ("dvs", reader("district_officer", net.district)),
+        ("dvs2", reader("district_officer", net.other_district)),
+        ("phc", reader("centre_officer", net.centre)),
+    ):
         trace = client.get(url).json
         stores = {net.state: "SVS", net.district: "DVS", net.other_district: "DVS2"}
         codes[name] = (
             sorted(row["store_code"] for row in trace["locations"]),
-            sorted((stores[row["from_store_id"]], stores[row["to_store_id"]])
-                   for row in trace["in_transit"]),
+            sorted(
+                (stores[row["from_store_id"]], stores[row["to_store_id"]])
+                for row in trace["in_transit"]
+            ),
             sorted({stores[row["store_id"]] for row in trace["movements"]}),
             trace["doses_in_stock"],
             trace["doses_in_transit"],

@@ -188,9 +188,7 @@ def db_before_partitions() -> Iterator[str]:
     services.drop_database(url)
 
 
-def test_upgrade_partitions_an_existing_database_with_every_reading(
-    db_before_partitions, settings
-):
+def test_upgrade_partitions_an_existing_database_with_every_reading(db_before_partitions, settings):
     engine = make_engine(db_before_partitions)
     runtime = Runtime(
         settings.replace(database_url=db_before_partitions), engine, make_session_factory(engine)
@@ -203,8 +201,14 @@ def test_upgrade_partitions_an_existing_database_with_every_reading(
             add_sensor(uow, tree.ilr.id, "S-1", since=dt.datetime(2019, 1, 1, tzinfo=dt.UTC))
             uow.commit()
             rows = [
-                {"sensor_id": "S-1", "unit_id": tree.ilr.id, "ts": ts, "temp_c": temp,
-                 "received_at": ts, "late": False}
+                {
+                    "sensor_id": "S-1",
+                    "unit_id": tree.ilr.id,
+                    "ts": ts,
+                    "temp_c": temp,
+                    "received_at": ts,
+                    "late": False,
+                }
                 for ts, temp in [
                     (dt.datetime(2019, 6, 1, 12, tzinfo=dt.UTC), 3.5),
                     (dt.datetime(2025, 12, 31, 23, 59, tzinfo=dt.UTC), 4.5),
@@ -226,7 +230,10 @@ def test_upgrade_partitions_an_existing_database_with_every_reading(
             )
         assert {"readings_p201906", "readings_p202512", "readings_p202601"} <= set(names)
         assert sorted(placed.values()) == [
-            "readings_p201906", "readings_p202512", "readings_p202601", "readings_p202601"
+            "readings_p201906",
+            "readings_p202512",
+            "readings_p202601",
+            "readings_p202601",
         ]
         assert hours(runtime, tree.ilr.id) == [
             (dt.datetime(2019, 6, 1, 12, tzinfo=dt.UTC), 1, 3.5, 3.5, 3.5),
@@ -257,8 +264,13 @@ def _all_readings(runtime: Runtime) -> list[tuple]:
             tuple(row)
             for row in uow.session.execute(
                 select(
-                    Reading.id, Reading.sensor_id, Reading.unit_id, Reading.ts, Reading.temp_c,
-                    Reading.received_at, Reading.late,
+                    Reading.id,
+                    Reading.sensor_id,
+                    Reading.unit_id,
+                    Reading.ts,
+                    Reading.temp_c,
+                    Reading.received_at,
+                    Reading.late,
                 ).order_by(Reading.id)
             )
         ]
@@ -271,8 +283,14 @@ def test_the_scheduler_runs_the_partition_and_retention_jobs(runtime, site):
     scheduler = Scheduler(runtime)
     try:
         made = scheduler.run_job("partitions", now)
-        assert made == {"created": ["readings_p203201", "readings_p203202", "readings_p203203",
-                                    "readings_p203204"]}
+        assert made == {
+            "created": [
+                "readings_p203201",
+                "readings_p203202",
+                "readings_p203203",
+                "readings_p203204",
+            ]
+        }
         dropped = scheduler.run_job("retention", now)
     finally:
         scheduler.stop()
@@ -302,7 +320,8 @@ def test_sqlite_keeps_one_table_counts_outcomes_and_charts_from_raw(tmp_path, se
         with lite.engine.connect() as connection:
             assert ensure_partitions(lite, HOUR, 1) == []
             assert apply_retention(lite, HOUR + dt.timedelta(days=3650)) == {
-                "dropped": [], "deleted": 0
+                "dropped": [],
+                "deleted": 0,
             }
             assert connection.scalar(text("SELECT count(*) FROM reading_hours")) == 0
         with lite.uow() as uow:  # no aggregates on SQLite: long ranges read the raw readings

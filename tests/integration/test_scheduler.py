@@ -98,9 +98,17 @@ def _raise_alerts(runtime, store_id: int, count: int, first: int = 0) -> None:
     with runtime.uow() as uow:
         for n in range(first, first + count):
             # A kind no enabled job resolves: each alert makes exactly one delivery.
-            raise_alert(uow, kind="sessions_overcommitted", subject_type="session",
-                        subject_id=f"{n}", store_id=store_id, severity="alarm", message=f"{n}",
-                        details={}, now=dt.datetime.now(dt.UTC))
+            raise_alert(
+                uow,
+                kind="sessions_overcommitted",
+                subject_type="session",
+                subject_id=f"{n}",
+                store_id=store_id,
+                severity="alarm",
+                message=f"{n}",
+                details={},
+                now=dt.datetime.now(dt.UTC),
+            )
         uow.commit()
 
 
@@ -108,16 +116,21 @@ def _received(server) -> Counter:
     return Counter(headers["X-Coldchain-Delivery"] for headers, _ in list(server.received))
 
 
-def test_two_scheduler_processes_deliver_each_notification_once(runtime, pg_url,
-                                                                receiver):  # noqa: F811
+def test_two_scheduler_processes_deliver_each_notification_once(runtime, pg_url, receiver):  # noqa: F811
     """Two schedulers, then the leader killed: every webhook delivery arrives exactly once, and
     the standby takes over. Deliveries are counted at the receiver, not as rows with unique keys."""
     server = receiver()
     with runtime.uow() as uow:
         tree = make_tree(uow)
         uow.commit()
-        add_target(uow, store_id=tree.centre.id, channel="webhook", address=server.url,
-                   secret="s", allowed_networks="127.0.0.0/8")
+        add_target(
+            uow,
+            store_id=tree.centre.id,
+            channel="webhook",
+            address=server.url,
+            secret="s",
+            allowed_networks="127.0.0.0/8",
+        )
         uow.commit()
     _raise_alerts(runtime, tree.centre.id, 10)
     procs = [_start(pg_url, "one"), _start(pg_url, "two")]
@@ -134,8 +147,9 @@ def test_two_scheduler_processes_deliver_each_notification_once(runtime, pg_url,
         _raise_alerts(runtime, tree.centre.id, 10, first=10)
         assert _wait_until(lambda: len(_received(server)) >= 20, 60), _received(server)
         assert len({r[2] for r in _runs(runtime)}) == 2
-        assert _wait_until(lambda: len([r for r in _runs(runtime) if r[0] == "outbox"
-                                        and r[2] != leader]) >= 3)
+        assert _wait_until(
+            lambda: len([r for r in _runs(runtime) if r[0] == "outbox" and r[2] != leader]) >= 3
+        )
         received = _received(server)
         assert len(received) == 20 and set(received.values()) == {1}, received
     finally:

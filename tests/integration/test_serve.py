@@ -33,10 +33,21 @@ def _children(pid: int) -> list[int]:
 def test_serve_answers_with_the_configured_workers(tmp_path):
     port = _free_port()
     # Several workers share their rate-limit counters in Redis (serve refuses memory:// here).
-    env = {**os.environ, "COLDCHAIN_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
-           "COLDCHAIN_AUTH_RATE_LIMIT_STORAGE": "redis://127.0.0.1:6379/0"}
-    command = [sys.executable, "-c", "from logistics.cli import main; main()",
-               "serve", "--port", str(port), "--workers", "3"]
+    env = {
+        **os.environ,
+        "COLDCHAIN_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        "COLDCHAIN_AUTH_RATE_LIMIT_STORAGE": "redis://127.0.0.1:6379/0",
+    }
+    command = [
+        sys.executable,
+        "-c",
+        "from logistics.cli import main; main()",
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        "3",
+    ]
     server = subprocess.Popen(command, env=env, start_new_session=True)
     try:
         deadline, status = time.monotonic() + 60, None

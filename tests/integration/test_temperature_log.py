@@ -23,11 +23,17 @@ MARCH_START = dt.datetime(2026, 2, 28, 18, 30, tzinfo=dt.UTC)  # 1 March, midnig
 DAY = 1440
 # Readings every 10 minutes through March (site days): four times outside the +2..+8 C range.
 SEGMENTS = [
-    (600, 5.0), (120, 9.5), (720, 4.0),  # 1 March: 2 h at 9.5 C
+    (600, 5.0),
+    (120, 9.5),
+    (720, 4.0),  # 1 March: 2 h at 9.5 C
     (DAY, 5.0),
-    (600, 5.0), (60, 1.0), (780, 5.0),  # 3 March: 1 h at 1 C
+    (600, 5.0),
+    (60, 1.0),
+    (780, 5.0),  # 3 March: 1 h at 1 C
     (DAY, 5.0),
-    (600, 5.0), (660, 9.5), (180, 5.0),  # 5 March: 11 h at 9.5 C, a heat alarm
+    (600, 5.0),
+    (660, 9.5),
+    (180, 5.0),  # 5 March: 11 h at 9.5 C, a heat alarm
     (26 * DAY, 5.0),
 ]
 
@@ -40,8 +46,9 @@ def tree(runtime, uow):
     now = dt.datetime.now(dt.UTC)
     ingest(runtime, readings(MARCH_START, *SEGMENTS, step_min=10), now)
     review = uow.session.scalars(select(QuarantineReview)).one()
-    quarantine.release_review(uow, review_id=review.id, comment="VVM stage 1, release",
-                              actor="officer-a", now=now)
+    quarantine.release_review(
+        uow, review_id=review.id, comment="VVM stage 1, release", actor="officer-a", now=now
+    )
     uow.commit()
     return tree
 
@@ -62,8 +69,10 @@ def test_the_months_days_times_outside_excursions_and_mkt(client, tree):
     response = log_of(client, tree)
     assert response.status_code == 200, response.json
     log = response.json
-    days = [(d["day"], d["readings"], d["min_temp_c"], d["max_temp_c"], d["minutes_outside"])
-            for d in log["days"]]
+    days = [
+        (d["day"], d["readings"], d["min_temp_c"], d["max_temp_c"], d["minutes_outside"])
+        for d in log["days"]
+    ]
     assert len(days) == 31
     assert days[:6] == [
         ("2026-03-01", 144, 4.0, 9.5, 120.0),
@@ -86,7 +95,8 @@ def test_the_months_days_times_outside_excursions_and_mkt(client, tree):
     ]
     alarm = log["excursions"][2]
     assert [(r["doses"], r["state"], r["decided_by"], r["comment"]) for r in alarm["reviews"]] == [
-        (500, "released", "officer-a", "VVM stage 1, release")]
+        (500, "released", "officer-a", "VVM stage 1, release")
+    ]
     assert log["mkt_c"] == pytest.approx(expected_mkt(), abs=0.01)
     assert log["readings"] == 31 * 144 and log["signoff"] is None
 
@@ -102,10 +112,14 @@ def test_the_officer_signs_the_month_off_once_and_it_is_audited(client, uow, tre
     early = client.post(f"/api/temperature-logs/{tree.ilr.id}/{this_month}/sign-off", json={})
     assert early.status_code == 409
     assert log_of(client, tree).json["signoff"]["comment"] == "two excursions reviewed"
-    audit = uow.session.scalars(select(AuditEntry).where(
-        AuditEntry.entity == "temperature_log_signoffs")).one()
-    assert (audit.action, audit.actor, audit.after["month"]) == ("insert", "test-admin",
-                                                                 "2026-03-01")
+    audit = uow.session.scalars(
+        select(AuditEntry).where(AuditEntry.entity == "temperature_log_signoffs")
+    ).one()
+    assert (audit.action, audit.actor, audit.after["month"]) == (
+        "insert",
+        "test-admin",
+        "2026-03-01",
+    )
 
 
 def test_csv_and_pdf_show_the_same_figures(client, tree):

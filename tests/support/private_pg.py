@@ -61,8 +61,15 @@ class PrivatePostgres:
         options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
         subprocess.run(
             _as_postgres(
-                _bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l",
-                str(self.dir / "log"), "-w", "start",
+                _bin("pg_ctl"),
+                "-D",
+                str(self.data),
+                "-o",
+                options,
+                "-l",
+                str(self.dir / "log"),
+                "-w",
+                "start",
             ),
             check=True,
             stdout=subprocess.DEVNULL,

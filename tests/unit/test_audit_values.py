@@ -15,10 +15,22 @@ class Colour(enum.Enum):
 
 
 def test_values_become_json():
-    value = {"at": dt.datetime(2021, 4, 28, 16, 0, tzinfo=dt.UTC), "day": dt.date(2021, 4, 28),
-             "doses": decimal.Decimal("10.5"), "colour": Colour.RED, "ids": (1, 2), "none": None}
-    assert _jsonable(value) == {"at": "2021-04-28T16:00:00+00:00", "day": "2021-04-28",
-                                "doses": "10.5", "colour": "red", "ids": [1, 2], "none": None}
+    value = {
+        "at": dt.datetime(2021, 4, 28, 16, 0, tzinfo=dt.UTC),
+        "day": dt.date(2021, 4, 28),
+        "doses": decimal.Decimal("10.5"),
+        "colour": Colour.RED,
+        "ids": (1, 2),
+        "none": None,
+    }
+    assert _jsonable(value) == {
+        "at": "2021-04-28T16:00:00+00:00",
+        "day": "2021-04-28",
+        "doses": "10.5",
+        "colour": "red",
+        "ids": [1, 2],
+        "none": None,
+    }
     json.dumps(_jsonable(value))
 
 

@@ -11,20 +11,23 @@ STATE, DISTRICT_A, CENTRE_A1, DISTRICT_B = "/1/", "/1/2/", "/1/2/5/", "/1/3/"
 STOCK_AT_STORE = Rule(Permission.STOCK, (body("store_id"),))
 
 
-@pytest.mark.parametrize(("grant", "target", "allowed"), [
-    (Grant(Role.DISTRICT_OFFICER, DISTRICT_A), DISTRICT_A, True),
-    (Grant(Role.DISTRICT_OFFICER, DISTRICT_A), CENTRE_A1, True),
-    (Grant(Role.DISTRICT_OFFICER, DISTRICT_A), DISTRICT_B, False),
-    (Grant(Role.DISTRICT_OFFICER, DISTRICT_A), STATE, False),
-    (Grant(Role.DISTRICT_OFFICER, DISTRICT_A), None, False),
-    (Grant(Role.STATE_OFFICER, STATE), DISTRICT_B, True),
-    (Grant(Role.CENTRE_OFFICER, CENTRE_A1), CENTRE_A1, True),
-    (Grant(Role.CENTRE_OFFICER, CENTRE_A1), DISTRICT_A, False),
-    (Grant(Role.PLANNER, CENTRE_A1), CENTRE_A1, False),
-    (Grant(Role.VIEWER, None), CENTRE_A1, False),
-    (Grant(Role.ADMIN, None), CENTRE_A1, True),
-    (Grant(Role.ADMIN, None), None, True),
-])
+@pytest.mark.parametrize(
+    ("grant", "target", "allowed"),
+    [
+        (Grant(Role.DISTRICT_OFFICER, DISTRICT_A), DISTRICT_A, True),
+        (Grant(Role.DISTRICT_OFFICER, DISTRICT_A), CENTRE_A1, True),
+        (Grant(Role.DISTRICT_OFFICER, DISTRICT_A), DISTRICT_B, False),
+        (Grant(Role.DISTRICT_OFFICER, DISTRICT_A), STATE, False),
+        (Grant(Role.DISTRICT_OFFICER, DISTRICT_A), None, False),
+        (Grant(Role.STATE_OFFICER, STATE), DISTRICT_B, True),
+        (Grant(Role.CENTRE_OFFICER, CENTRE_A1), CENTRE_A1, True),
+        (Grant(Role.CENTRE_OFFICER, CENTRE_A1), DISTRICT_A, False),
+        (Grant(Role.PLANNER, CENTRE_A1), CENTRE_A1, False),
+        (Grant(Role.VIEWER, None), CENTRE_A1, False),
+        (Grant(Role.ADMIN, None), CENTRE_A1, True),
+        (Grant(Role.ADMIN, None), None, True),
+    ],
+)
 def test_stock_write_is_allowed_only_within_the_grant_subtree(grant, target, allowed):
     assert policy.allows([grant], STOCK_AT_STORE, [target]) is allowed
 
@@ -75,13 +78,26 @@ def test_only_admins_read_the_audit_log():
     assert policy.may_read([Grant(Role.VIEWER, CENTRE_A1)], policy.read_permission("stock.X"))
 
 
-@pytest.mark.parametrize(("endpoint", "method", "path", "public"), [
-    ("system.Health", "GET", "/api/health", True),
-    ("auth.Login", "POST", "/api/auth/login", True),
-    ("sessions.Availability", "GET", "/api/v2/appointment/sessions/public/findByDistrict", True),
-    ("sessions.Availability", "POST", "/api/v2/appointment/sessions/public/findByDistrict", False),
-    ("stock.Balances", "GET", "/api/stores/1/balances", False),
-])
+@pytest.mark.parametrize(
+    ("endpoint", "method", "path", "public"),
+    [
+        ("system.Health", "GET", "/api/health", True),
+        ("auth.Login", "POST", "/api/auth/login", True),
+        (
+            "sessions.Availability",
+            "GET",
+            "/api/v2/appointment/sessions/public/findByDistrict",
+            True,
+        ),
+        (
+            "sessions.Availability",
+            "POST",
+            "/api/v2/appointment/sessions/public/findByDistrict",
+            False,
+        ),
+        ("stock.Balances", "GET", "/api/stores/1/balances", False),
+    ],
+)
 def test_public_endpoints(endpoint, method, path, public):
     assert policy.is_public(endpoint, method, path) is public
 

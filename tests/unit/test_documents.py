@@ -19,13 +19,23 @@ def a_report(store_name: str) -> reports.StockReport:
     store = Store(id=1, code="DVS", name=store_name)
     product = Product(id=1, code="COVISHIELD", name="Covishield", doses_per_vial=10)
     figures = rules.stock_figures(
-        2000, [rules.Flow("receipt", None, 3000), rules.Flow("consumption", None, -310)],
-        rules.Excursions(), 31)
+        2000,
+        [rules.Flow("receipt", None, 3000), rules.Flow("consumption", None, -310)],
+        rules.Excursions(),
+        31,
+    )
     line = reports.ReportLine(store, product, figures)
     return reports.StockReport(
-        store, dt.date(2026, 5, 1), False, dt.datetime(2026, 4, 30, 18, 30, tzinfo=UTC),
-        dt.datetime(2026, 5, 31, 18, 30, tzinfo=UTC), 31, dt.datetime(2026, 6, 1, tzinfo=UTC),
-        [line], [reports.ReportLine(None, product, figures)])
+        store,
+        dt.date(2026, 5, 1),
+        False,
+        dt.datetime(2026, 4, 30, 18, 30, tzinfo=UTC),
+        dt.datetime(2026, 5, 31, 18, 30, tzinfo=UTC),
+        31,
+        dt.datetime(2026, 6, 1, tzinfo=UTC),
+        [line],
+        [reports.ReportLine(None, product, figures)],
+    )
 
 
 def text_of(pdf: bytes) -> str:

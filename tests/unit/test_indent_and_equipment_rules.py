@@ -10,8 +10,14 @@ from logistics.domain.errors import Conflict, Invalid
 
 def needs(**changes):
     base = dict(
-        daily_consumption_doses=40.0, lead_days=5, period_days=30, sessions_before_doses=0,
-        sessions_after_doses=0, on_hand_doses=600, in_transit_doses=0, max_level_doses=None,
+        daily_consumption_doses=40.0,
+        lead_days=5,
+        period_days=30,
+        sessions_before_doses=0,
+        sessions_after_doses=0,
+        on_hand_doses=600,
+        in_transit_doses=0,
+        max_level_doses=None,
         doses_per_vial=10,
     )
     return indents.IndentNeeds(**{**base, **changes})
@@ -51,8 +57,12 @@ def test_indent_states_follow_request_approval_shipment_receipt():
     indents.check_transition(1, "requested", "approved")
     indents.check_transition(1, "approved", "shipped")
     indents.check_transition(1, "shipped", "received")
-    for state, new in (("requested", "shipped"), ("rejected", "approved"),
-                       ("received", "cancelled"), ("shipped", "cancelled")):
+    for state, new in (
+        ("requested", "shipped"),
+        ("rejected", "approved"),
+        ("received", "cancelled"),
+        ("shipped", "cancelled"),
+    ):
         with pytest.raises(Conflict):
             indents.check_transition(1, state, new)
 
@@ -74,13 +84,23 @@ def test_tree_distance_counts_steps_through_the_store_tree():
     assert equipment.tree_distance("/1/4/17/", "/1/4/18/") == 2
     assert equipment.tree_distance("/1/4/17/", "/1/5/20/") == 4
     assert (equipment.steps_up("/1/4/17/", "/1/4/18/"), equipment.steps_up("/1/4/17/", "/1/")) == (
-        1, 2)
+        1,
+        2,
+    )
 
 
 def space(unit_id, path, free=1000, **changes):
-    base = dict(unit_id=unit_id, store_id=int(path.strip("/").split("/")[-1]), store_path=path,
-                working_status="working", active=True, min_temp_c=2.0, max_temp_c=8.0,
-                capacity_doses=free + 100, held_doses=100)
+    base = dict(
+        unit_id=unit_id,
+        store_id=int(path.strip("/").split("/")[-1]),
+        store_path=path,
+        working_status="working",
+        active=True,
+        min_temp_c=2.0,
+        max_temp_c=8.0,
+        capacity_doses=free + 100,
+        held_doses=100,
+    )
     return equipment.UnitSpace(**{**base, **changes})
 
 

@@ -72,10 +72,18 @@ def test_an_unknown_movement_kind_is_not_silently_dropped():
 
 
 def test_subtree_totals_add_the_stores_and_rework_the_rates():
-    a = rules.stock_figures(100, [rules.Flow("consumption", None, -60),
-                                  rules.Flow("wastage", "open_vial", -20)], rules.Excursions(), 10)
-    b = rules.stock_figures(50, [rules.Flow("consumption", None, -40),
-                                 rules.Flow("wastage", "breakage", -5)], rules.Excursions(1), 10)
+    a = rules.stock_figures(
+        100,
+        [rules.Flow("consumption", None, -60), rules.Flow("wastage", "open_vial", -20)],
+        rules.Excursions(),
+        10,
+    )
+    b = rules.stock_figures(
+        50,
+        [rules.Flow("consumption", None, -40), rules.Flow("wastage", "breakage", -5)],
+        rules.Excursions(1),
+        10,
+    )
     total = rules.add_figures([a, b], 10)
     assert (total.opening_doses, total.consumption_doses, total.closing_doses) == (150, 100, 25)
     assert total.wastage_by_reason == {"breakage": 5, "open_vial": 20}
@@ -99,8 +107,15 @@ def test_reaching_a_limit_counts_as_outside():
 
 
 def test_outside_spans_join_readings_and_a_long_silence_ends_a_span():
-    points = [(at(0), 5.0), (at(10), 9.0), (at(20), 11.0), (at(30), 5.0),
-              (at(40), 1.0), (at(100), 1.5), (at(110), 4.0)]
+    points = [
+        (at(0), 5.0),
+        (at(10), 9.0),
+        (at(20), 11.0),
+        (at(30), 5.0),
+        (at(40), 1.0),
+        (at(100), 1.5),
+        (at(110), 4.0),
+    ]
     spans = rules.outside_spans(points, 2, 8, at(120), dt.timedelta(minutes=30))
     assert [(s.side, s.start, s.end, s.peak_temp_c) for s in spans] == [
         ("heat", at(10), at(30), 11.0),
@@ -112,16 +127,23 @@ def test_outside_spans_join_readings_and_a_long_silence_ends_a_span():
 
 def test_daily_log_uses_the_sites_days():
     # 18:00 UTC on 1 May is 23:30 in India; 19:00 UTC is 00:30 on 2 May there.
-    points = [(dt.datetime(2026, 5, 1, 18, 0, tzinfo=UTC), 3.0),
-              (dt.datetime(2026, 5, 1, 18, 20, tzinfo=UTC), 9.0),
-              (dt.datetime(2026, 5, 1, 19, 0, tzinfo=UTC), 6.0)]
-    spans = rules.outside_spans(points, 2, 8, dt.datetime(2026, 5, 2, tzinfo=UTC),
-                                dt.timedelta(minutes=60))
+    points = [
+        (dt.datetime(2026, 5, 1, 18, 0, tzinfo=UTC), 3.0),
+        (dt.datetime(2026, 5, 1, 18, 20, tzinfo=UTC), 9.0),
+        (dt.datetime(2026, 5, 1, 19, 0, tzinfo=UTC), 6.0),
+    ]
+    spans = rules.outside_spans(
+        points, 2, 8, dt.datetime(2026, 5, 2, tzinfo=UTC), dt.timedelta(minutes=60)
+    )
     days = rules.daily_log(points, spans, dt.date(2026, 5, 1), IST)
     assert len(days) == 31
     first, second = days[0], days[1]
     assert (first.day, first.readings, first.min_temp_c, first.max_temp_c) == (
-        dt.date(2026, 5, 1), 2, 3.0, 9.0)
+        dt.date(2026, 5, 1),
+        2,
+        3.0,
+        9.0,
+    )
     # 9 C from 18:20 to 19:00 UTC: 10 minutes before midnight in India, 30 after.
     assert (first.minutes_outside, second.minutes_outside) == (10.0, 30.0)
     assert (second.readings, second.min_temp_c, second.max_temp_c) == (1, 6.0, 6.0)

@@ -75,7 +75,7 @@ def test_serve_execs_gunicorn_with_the_config(monkeypatch):
     monkeypatch.setattr(cli.os, "execv", lambda path, argv: calls.append((path, argv)))
     result = CliRunner().invoke(cli.cli, ["serve", "--port", "8123", "--workers", "3"])
     assert result.exit_code == 0, result.output
-    (path, argv), = calls
+    ((path, argv),) = calls
     assert path == sys.executable
     assert argv[:5] == [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF)]
     assert argv[5:] == ["--bind", "127.0.0.1:8123", "--workers", "3"]

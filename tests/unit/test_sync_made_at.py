@@ -31,8 +31,9 @@ def test_an_entry_made_after_it_was_sent_counts_as_made_now():
 
 
 def test_without_the_sending_time_the_phone_time_is_used_but_never_after_now():
-    assert made_at({"made_at": "2026-12-02T08:00:00Z"}, None, SERVER_NOW) == \
-        dt.datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
+    assert made_at({"made_at": "2026-12-02T08:00:00Z"}, None, SERVER_NOW) == dt.datetime(
+        2026, 12, 2, 8, 0, tzinfo=UTC
+    )
     assert made_at({"made_at": "2026-12-03T08:00:00Z"}, None, SERVER_NOW) == SERVER_NOW
 
 

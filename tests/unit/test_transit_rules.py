@@ -28,8 +28,15 @@ GAP = dt.timedelta(minutes=30)
 FAR = T0 + dt.timedelta(days=3)
 CARRIER = transport_rules(2.0, 8.0, TransportDefaults())
 # The ILR defaults of config/defaults.toml (30-DTR alarms, Logistimo warnings), written out.
-ILR = default_rules(2.0, 8.0, freeze_limit_c=-0.5, heat_warning_min=60, heat_alarm_min=600,
-                    cold_warning_min=30, cold_alarm_min=60)
+ILR = default_rules(
+    2.0,
+    8.0,
+    freeze_limit_c=-0.5,
+    heat_warning_min=60,
+    heat_alarm_min=600,
+    cold_warning_min=30,
+    cold_alarm_min=60,
+)
 
 
 def trip(*segments: tuple[int, float]) -> list[Sample]:

@@ -35,8 +35,14 @@ def csrf_of(html: str) -> str:
 def login(client: FlaskClient, username: str, password: str = PASSWORD) -> Any:
     """Log in through the form, as a browser would."""
     page = client.get("/login")
-    return client.post("/login", data={"username": username, "password": password,
-                                       "csrf_token": csrf_of(page.get_data(as_text=True))})
+    return client.post(
+        "/login",
+        data={
+            "username": username,
+            "password": password,
+            "csrf_token": csrf_of(page.get_data(as_text=True)),
+        },
+    )
 
 
 @pytest.fixture

@@ -15,14 +15,18 @@ OPEN = {"web.login", "web.static", "web.language"}
 
 
 def _pages(app, methods: set[str]) -> list:
-    return [rule for rule in app.url_map.iter_rules()
-            if rule.endpoint.startswith("web.") and rule.endpoint not in OPEN
-            and rule.methods & methods]
+    return [
+        rule
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("web.") and rule.endpoint not in OPEN and rule.methods & methods
+    ]
 
 
 def _url(app, rule) -> str:
-    args = {name: 1 if "int" in str(rule._converters[name]).lower() else "receipt"
-            for name in rule.arguments}
+    args = {
+        name: 1 if "int" in str(rule._converters[name]).lower() else "receipt"
+        for name in rule.arguments
+    }
     return app.url_map.bind("localhost").build(rule.endpoint, args)
 
 
@@ -38,8 +42,9 @@ def test_every_page_sends_a_stranger_to_the_login(app, demo):
 
 def test_every_form_refuses_a_post_without_the_csrf_token(app, demo, person):
     client = person("admin")  # even an administrator, logged in
-    rules = _pages(app, {"POST"}) + [r for r in app.url_map.iter_rules()
-                                     if r.endpoint == "web.login"]
+    rules = _pages(app, {"POST"}) + [
+        r for r in app.url_map.iter_rules() if r.endpoint == "web.login"
+    ]
     assert len(rules) >= 6
     for rule in rules:
         response = client.post(_url(app, rule), data={"client_id": str(uuid.uuid4())})

@@ -16,10 +16,23 @@ def _alert(kind, details, message="stored message"):
     return SimpleNamespace(kind=kind, details=details, message=message)
 
 
-SILENT = _alert("sensor_silent", {"sensor_id": "PUN-KHED-ILR1-A", "unit_code": "KHED-ILR-1",
-                                  "last_reading_ts": "2026-12-01T20:00:00+00:00"})
-FREEZE = _alert("cold_alarm", {"sensor_id": "L7", "started_at": "2026-12-01T18:30:00+00:00",
-                               "minutes_outside": 1234.4, "peak_temp_c": -2.04})
+SILENT = _alert(
+    "sensor_silent",
+    {
+        "sensor_id": "PUN-KHED-ILR1-A",
+        "unit_code": "KHED-ILR-1",
+        "last_reading_ts": "2026-12-01T20:00:00+00:00",
+    },
+)
+FREEZE = _alert(
+    "cold_alarm",
+    {
+        "sensor_id": "L7",
+        "started_at": "2026-12-01T18:30:00+00:00",
+        "minutes_outside": 1234.4,
+        "peak_temp_c": -2.04,
+    },
+)
 
 
 def _say(app, alert, language):
@@ -42,21 +55,25 @@ def test_the_same_alert_in_hindi(app):
 
 
 def test_an_excursion_gives_its_figures_grouped_and_rounded(app):
-    assert _say(app, FREEZE, "en").endswith(
-        ": 1,234 min outside the safe range, peak -2.0 °C.")
+    assert _say(app, FREEZE, "en").endswith(": 1,234 min outside the safe range, peak -2.0 °C.")
     # 18:30 UTC on 1 December is midnight starting 2 December in the site zone.
     assert _say(app, FREEZE, "en").startswith("Freeze alarm (logger L7) since 02/12/26, 12:00")
 
 
 def test_expiry_and_stock_alerts_name_their_lot_and_product(app):
-    expired = _alert("lot_expired", {"lot_number": "4121Z005", "expiry_date": "2026-11-30",
-                                     "doses": 12000})
+    expired = _alert(
+        "lot_expired", {"lot_number": "4121Z005", "expiry_date": "2026-11-30", "doses": 12000}
+    )
     assert _say(app, expired, "en").startswith("Lot 4121Z005 expired on ")
     assert _say(app, expired, "en").endswith(": 12,000 doses still on hand.")
-    low = _alert("below_min", {"product": "COVISHIELD", "doses": 150000, "min_doses": 200000,
-                               "max_doses": None})
-    assert _say(app, low, "en") == \
-        "COVISHIELD: 1,50,000 usable doses on hand (minimum 2,00,000, maximum —)."
+    low = _alert(
+        "below_min",
+        {"product": "COVISHIELD", "doses": 150000, "min_doses": 200000, "max_doses": None},
+    )
+    assert (
+        _say(app, low, "en")
+        == "COVISHIELD: 1,50,000 usable doses on hand (minimum 2,00,000, maximum —)."
+    )
 
 
 def test_an_unknown_kind_or_missing_detail_shows_the_stored_message(app):

@@ -31,7 +31,7 @@ def test_thirty_day_chart_keeps_under_2000_points_and_the_extremes(app, runtime,
         batch.append(SensorReading(sensor_id="S-1", ts=ts, temp_c=temp, received_at=ts))
     for first in range(0, len(batch), 2000):
         with runtime.uow() as uow:
-            record_readings(uow, batch[first:first + 2000], end)
+            record_readings(uow, batch[first : first + 2000], end)
             uow.commit()
     page = person("district_officer", district).get(f"/units/{unit}/chart?range=30d")
     assert page.status_code == 200

@@ -28,8 +28,11 @@ def _balance(runtime, unit_id: int, lot_number: str) -> int:
 
     with runtime.uow() as uow:
         lot = uow.session.scalars(select(Lot).where(Lot.lot_number == lot_number)).one()
-        row = uow.session.scalars(select(StockBalance).where(
-            StockBalance.unit_id == unit_id, StockBalance.lot_id == lot.id)).one_or_none()
+        row = uow.session.scalars(
+            select(StockBalance).where(
+                StockBalance.unit_id == unit_id, StockBalance.lot_id == lot.id
+            )
+        ).one_or_none()
         return row.doses if row else 0
 
 
@@ -64,8 +67,13 @@ def test_logout_revokes_the_session_token(person, demo):
 def test_a_post_without_the_csrf_token_is_refused_and_records_nothing(person, demo, runtime):
     client = person("admin")
     before = _balance(runtime, demo["units"]["MH-SVS-PUNE/WIC-1"], "4121Z045")
-    data = {"client_id": str(uuid.uuid4()), "unit_id": demo["units"]["MH-SVS-PUNE/WIC-1"],
-            "lot_id": demo["lots"]["4121Z045"], "doses": 10, "reason": "breakage"}
+    data = {
+        "client_id": str(uuid.uuid4()),
+        "unit_id": demo["units"]["MH-SVS-PUNE/WIC-1"],
+        "lot_id": demo["lots"]["4121Z045"],
+        "doses": 10,
+        "reason": "breakage",
+    }
     response = client.post("/stores/1/forms/wastage", data=data)
     assert response.status_code == 400
     assert _balance(runtime, demo["units"]["MH-SVS-PUNE/WIC-1"], "4121Z045") == before
@@ -76,10 +84,17 @@ def test_a_receipt_by_gs1_is_recorded_once_however_often_the_form_is_sent(person
     unit = demo["units"]["MH-DVS-PUNE/ILR-1"]
     expiry = (dt.date.today() + dt.timedelta(days=300)).strftime("%y%m%d")
     html, token = _form(client, "/stores/2")
-    client_id = re.search(r'id="form-receipt".*?name="client_id" value="([^"]+)"', html,
-                          re.S).group(1)
-    data = {"csrf_token": token, "client_id": client_id, "gs1": GS1.format(expiry=expiry),
-            "manufacturer": "Serum Institute of India", "unit_id": unit, "doses": 500}
+    client_id = re.search(
+        r'id="form-receipt".*?name="client_id" value="([^"]+)"', html, re.S
+    ).group(1)
+    data = {
+        "csrf_token": token,
+        "client_id": client_id,
+        "gs1": GS1.format(expiry=expiry),
+        "manufacturer": "Serum Institute of India",
+        "unit_id": unit,
+        "doses": 500,
+    }
     first = client.post("/stores/2/forms/receipt", data=data, headers={"HX-Request": "true"})
     again = client.post("/stores/2/forms/receipt", data=data, headers={"HX-Request": "true"})
     assert first.status_code == again.status_code == 200
@@ -91,8 +106,13 @@ def test_a_receipt_by_gs1_is_recorded_once_however_often_the_form_is_sent(person
 def test_a_refused_issue_shows_the_service_error_next_to_the_doses_field(person, demo, runtime):
     client = person("district_officer", "MH-DVS-PUNE")
     html, token = _form(client, "/stores/2")
-    data = {"csrf_token": token, "client_id": str(uuid.uuid4()), "to_store_id": 4,
-            "product_id": demo["products"]["COVISHIELD"], "doses": 90_000_000}
+    data = {
+        "csrf_token": token,
+        "client_id": str(uuid.uuid4()),
+        "to_store_id": 4,
+        "product_id": demo["products"]["COVISHIELD"],
+        "doses": 90_000_000,
+    }
     response = client.post("/stores/2/forms/issue", data=data, headers={"HX-Request": "true"})
     body = response.get_data(as_text=True)
     assert response.status_code == 422
@@ -106,8 +126,14 @@ def test_a_form_without_javascript_redirects_after_success(person, demo, runtime
     unit = demo["units"]["MH-SVS-PUNE/WIC-1"]
     before = _balance(runtime, unit, "4121Z045")
     html, token = _form(client, "/stores/1")
-    data = {"csrf_token": token, "client_id": str(uuid.uuid4()), "unit_id": unit,
-            "lot_id": demo["lots"]["4121Z045"], "doses": 10, "reason": "breakage"}
+    data = {
+        "csrf_token": token,
+        "client_id": str(uuid.uuid4()),
+        "unit_id": unit,
+        "lot_id": demo["lots"]["4121Z045"],
+        "doses": 10,
+        "reason": "breakage",
+    }
     response = client.post("/stores/1/forms/wastage", data=data)
     assert response.status_code == 303
     assert "10" in client.get(response.headers["Location"]).get_data(as_text=True)
@@ -126,8 +152,14 @@ def test_the_policy_refuses_a_form_the_role_may_not_send(person, demo, runtime):
     unit = demo["units"]["PUN-PHC-KHED/ILR-1"]
     before = _balance(runtime, unit, "4121Z001")
     html, token = _form(client, "/stores/4")
-    data = {"csrf_token": token, "client_id": str(uuid.uuid4()), "unit_id": unit,
-            "lot_id": demo["lots"]["4121Z001"], "doses": 1, "reason": "breakage"}
+    data = {
+        "csrf_token": token,
+        "client_id": str(uuid.uuid4()),
+        "unit_id": unit,
+        "lot_id": demo["lots"]["4121Z001"],
+        "doses": 1,
+        "reason": "breakage",
+    }
     response = client.post("/stores/4/forms/wastage", data=data)
     assert response.status_code == 422
     assert "stock.write" in response.get_data(as_text=True)
@@ -168,8 +200,9 @@ def test_numbers_and_dates_use_the_indian_formats_in_the_site_time_zone(app, per
             assert "2/12/26" in shown and "1:30" in shown
     with app.test_request_context("/", headers={"Accept-Language": "hi"}):
         assert i18n.date(dt.date(2026, 12, 1)) == "1 दिस॰ 2026"
-    page = person("admin").get("/stores/1", headers={"Accept-Language": "en"}).get_data(
-        as_text=True)
+    page = (
+        person("admin").get("/stores/1", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    )
     assert re.search(r">[1-9]\d?,\d\d\d<", page)  # doses shown with their grouping
 
 
@@ -182,9 +215,17 @@ def test_the_30_day_chart_sends_at_most_2000_points(person, demo, runtime):
         uow.session.flush()
         uow.session.add(SensorAssignment(sensor_id="W-1", unit_id=unit, valid_from=start))
         uow.session.flush()
-        rows = [{"sensor_id": "W-1", "unit_id": unit, "ts": start + dt.timedelta(minutes=i),
-                 "temp_c": 5.0 + (i % 7) / 10, "received_at": now, "late": False}
-                for i in range(30 * 1440)]
+        rows = [
+            {
+                "sensor_id": "W-1",
+                "unit_id": unit,
+                "ts": start + dt.timedelta(minutes=i),
+                "temp_c": 5.0 + (i % 7) / 10,
+                "received_at": now,
+                "late": False,
+            }
+            for i in range(30 * 1440)
+        ]
         uow.session.execute(insert(Reading), rows)
         # The ingestion keeps the hourly aggregates; rows inserted around it need them rebuilt.
         rebuild_hours(uow, [unit], start)
@@ -193,8 +234,9 @@ def test_the_30_day_chart_sends_at_most_2000_points(person, demo, runtime):
     body = client.get(f"/units/{unit}/chart?range=30d").get_data(as_text=True)
     import json
 
-    data = json.loads(re.search(r'type="application/json"[^>]*>(.*?)</script>', body, re.S)
-                      .group(1))
+    data = json.loads(
+        re.search(r'type="application/json"[^>]*>(.*?)</script>', body, re.S).group(1)
+    )
     # Beyond two days the chart is drawn from the hourly aggregates (issue 16): one bucket per
     # hour of the 30 days (721 hours are touched, 720 when the readings end on the hour).
     assert data["bucket_s"] == 3600
@@ -206,15 +248,22 @@ def test_the_30_day_chart_sends_at_most_2000_points(person, demo, runtime):
 
 def test_templates_static_and_translations_are_package_data():
     patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
-        "package-data"]["logistics"]
+        "package-data"
+    ]["logistics"]
     web = ROOT / "logistics" / "web"
-    files = [p for folder in ("templates", "static", "translations")
-             for p in (web / folder).rglob("*") if p.is_file()]
+    files = [
+        p
+        for folder in ("templates", "static", "translations")
+        for p in (web / folder).rglob("*")
+        if p.is_file()
+    ]
     assert files
     for path in files:
         relative = path.relative_to(ROOT / "logistics").as_posix()
-        assert any(fnmatch.fnmatch(relative, pattern) and relative.count("/") ==
-                   pattern.count("/") for pattern in patterns), relative
+        assert any(
+            fnmatch.fnmatch(relative, pattern) and relative.count("/") == pattern.count("/")
+            for pattern in patterns
+        ), relative
 
 
 def test_usability_by_date_answers_as_usability_does_for_each_date(runtime, demo):
@@ -224,29 +273,49 @@ def test_usability_by_date_answers_as_usability_does_for_each_date(runtime, demo
     dates = [today + dt.timedelta(days=n) for n in (0, 1, 30, 200)]
     with runtime.uow() as uow:
         for product in demo["products"].values():
-            each = [svc.usability(uow, store_id=4, product_id=product, on_date=d, today=today)
-                    for d in dates]
-            assert svc.usability_by_date(uow, store_id=4, product_id=product, dates=dates,
-                                         today=today) == each
+            each = [
+                svc.usability(uow, store_id=4, product_id=product, on_date=d, today=today)
+                for d in dates
+            ]
+            assert (
+                svc.usability_by_date(uow, store_id=4, product_id=product, dates=dates, today=today)
+                == each
+            )
 
 
 def test_a_refusal_about_a_hidden_field_is_shown_on_the_form(person, demo, runtime):
     from logistics.services import stock
 
     with runtime.uow() as uow:
-        movement = stock.issue_stock(uow, store_id=2, to_store_id=4, doses=100,
-                                     rec=stock.recorded("setup", None, None), product_id=1)
+        movement = stock.issue_stock(
+            uow,
+            store_id=2,
+            to_store_id=4,
+            doses=100,
+            rec=stock.recorded("setup", None, None),
+            product_id=1,
+        )
         uow.commit()
         shipment = movement.shipment_id
     client = person("centre_officer", "PUN-PHC-KHED")
     html, token = _form(client, "/stores/4")
-    data = {"csrf_token": token, "shipment_id": shipment,
-            "unit_id": demo["units"]["PUN-PHC-KHED/ILR-1"]}
-    first = client.post("/stores/4/forms/receive", headers={"HX-Request": "true"},
-                        data={**data, "client_id": str(uuid.uuid4())})
+    data = {
+        "csrf_token": token,
+        "shipment_id": shipment,
+        "unit_id": demo["units"]["PUN-PHC-KHED/ILR-1"],
+    }
+    first = client.post(
+        "/stores/4/forms/receive",
+        headers={"HX-Request": "true"},
+        data={**data, "client_id": str(uuid.uuid4())},
+    )
     assert first.status_code == 200
-    again = client.post("/stores/4/forms/receive", headers={"HX-Request": "true"},
-                        data={**data, "client_id": str(uuid.uuid4())})  # a new form: refused
+    again = client.post(
+        "/stores/4/forms/receive",
+        headers={"HX-Request": "true"},
+        data={**data, "client_id": str(uuid.uuid4())},
+    )  # a new form: refused
     assert again.status_code == 422
-    assert re.search(rf'role="alert">Conflict: shipment {shipment} is received<',
-                     again.get_data(as_text=True))
+    assert re.search(
+        rf'role="alert">Conflict: shipment {shipment} is received<', again.get_data(as_text=True)
+    )

@@ -13,7 +13,8 @@ def _names(runtime, full: dict) -> set[str]:
     from logistics.models.catalog import Store
 
     ids = {row["store_id"] for row in full["locations"]} | {
-        row["store_id"] for row in full["movements"]}
+        row["store_id"] for row in full["movements"]
+    }
     with runtime.uow() as uow:
         return {uow.session.get(Store, i).name for i in ids}
 
@@ -32,8 +33,9 @@ def test_the_lot_trace_page_shows_only_the_readers_stores_like_the_api(demo, per
     assert "PHC Khed" in page
     for name in everywhere - {"PHC Khed"}:
         assert name not in page, name
-    khed_doses = sum(row["doses"] for row in full["locations"]
-                     if row["store_code"] == "PUN-PHC-KHED")
+    khed_doses = sum(
+        row["doses"] for row in full["locations"] if row["store_code"] == "PUN-PHC-KHED"
+    )
     assert f"In stock: <strong>{khed_doses:,}</strong>" in page.replace("\n", "")
 
 
@@ -43,8 +45,9 @@ def _post(client, page_url: str, action: str, data: dict):
     from tests.web.conftest import csrf_of
 
     html = client.get(page_url).get_data(as_text=True)
-    return client.post(action, data={"csrf_token": csrf_of(html), "client_id": str(uuid.uuid4()),
-                                     **data})
+    return client.post(
+        action, data={"csrf_token": csrf_of(html), "client_id": str(uuid.uuid4()), **data}
+    )
 
 
 def _this_and_last_month(timezone: str = "Asia/Kolkata"):
@@ -72,9 +75,15 @@ def test_the_monthly_report_page_shows_the_services_figures_and_downloads(demo, 
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     with runtime.uow() as uow:
-        report = reports.stock_report_document(reports.monthly_stock_report(
-            uow, store_id=district, month=dt.date.fromisoformat(f"{this_month}-01"),
-            timezone=runtime.settings.site_timezone, now=dt.datetime.now(dt.UTC)))
+        report = reports.stock_report_document(
+            reports.monthly_stock_report(
+                uow,
+                store_id=district,
+                month=dt.date.fromisoformat(f"{this_month}-01"),
+                timezone=runtime.settings.site_timezone,
+                now=dt.datetime.now(dt.UTC),
+            )
+        )
     assert report["lines"]
     for line in report["lines"]:  # each closing balance, in Indian grouping (1,00,000)
         closing = numbers.format_decimal(line["closing_doses"], "#,##,##0", locale="en_IN")
@@ -90,7 +99,8 @@ def test_the_monthly_report_page_shows_the_services_figures_and_downloads(demo, 
 
 
 def test_a_temperature_log_page_shows_the_month_and_is_signed_off_once_after_it(
-        demo, person, runtime):
+    demo, person, runtime
+):
     from logistics.models.paperwork import TemperatureLogSignoff
 
     unit = demo["units"]["PUN-PHC-KHED/ILR-1"]
@@ -99,31 +109,51 @@ def test_a_temperature_log_page_shows_the_month_and_is_signed_off_once_after_it(
     current = client.get(f"/units/{unit}/log?month={this_month}").get_data(as_text=True)
     assert 'data-chart="chart-data-' in current and 'id="log-days"' in current
     assert "once it has ended" in current and 'id="form-signoff"' not in current
-    refused = _post(client, f"/units/{unit}/log?month={last_month}", f"/units/{unit}/log/sign-off",
-                    {"month": this_month, "comment": "too early"})
+    refused = _post(
+        client,
+        f"/units/{unit}/log?month={last_month}",
+        f"/units/{unit}/log/sign-off",
+        {"month": this_month, "comment": "too early"},
+    )
     assert refused.status_code == 422 and "not over yet" in refused.get_data(as_text=True)
 
     viewer = person("viewer", "PUN-PHC-KHED")
     page = viewer.get(f"/units/{unit}/log?month={last_month}").get_data(as_text=True)
     assert 'id="form-signoff"' not in page and "Not signed off yet." in page
-    assert _post(viewer, f"/units/{unit}/log?month={last_month}", f"/units/{unit}/log/sign-off",
-                 {"month": last_month}).status_code == 403
+    assert (
+        _post(
+            viewer,
+            f"/units/{unit}/log?month={last_month}",
+            f"/units/{unit}/log/sign-off",
+            {"month": last_month},
+        ).status_code
+        == 403
+    )
 
-    signed = _post(client, f"/units/{unit}/log?month={last_month}", f"/units/{unit}/log/sign-off",
-                   {"month": last_month, "comment": "checked the 30-DTR"})
+    signed = _post(
+        client,
+        f"/units/{unit}/log?month={last_month}",
+        f"/units/{unit}/log/sign-off",
+        {"month": last_month, "comment": "checked the 30-DTR"},
+    )
     assert signed.status_code == 303
     page = client.get(signed.headers["Location"]).get_data(as_text=True)
     assert 'id="signed"' in page and "checked the 30-DTR" in page
-    again = _post(client, f"/units/{unit}/log?month={last_month}", f"/units/{unit}/log/sign-off",
-                  {"month": last_month})
+    again = _post(
+        client,
+        f"/units/{unit}/log?month={last_month}",
+        f"/units/{unit}/log/sign-off",
+        {"month": last_month},
+    )
     assert again.status_code == 422 and "already signed off" in again.get_data(as_text=True)
     with runtime.uow() as uow:
         from sqlalchemy import select
 
-        rows = [(r.unit_id, f"{r.month:%Y-%m}", r.comment)
-                for r in uow.session.scalars(select(TemperatureLogSignoff))]
-    assert rows == [
-        (unit, last_month, "checked the 30-DTR")]
+        rows = [
+            (r.unit_id, f"{r.month:%Y-%m}", r.comment)
+            for r in uow.session.scalars(select(TemperatureLogSignoff))
+        ]
+    assert rows == [(unit, last_month, "checked the 30-DTR")]
     pdf = client.get(f"/units/{unit}/log.pdf?month={last_month}")
     assert pdf.data.startswith(b"%PDF")
 
@@ -137,11 +167,16 @@ def test_an_indent_goes_from_request_to_receipt_through_the_forms(demo, person, 
     product = demo["products"]["COVISHIELD"]
     needed_by = (dt.date.today() + dt.timedelta(days=10)).isoformat()
     centre = person("centre_officer", "PUN-PHC-KHED")
-    hint = centre.get(f"/stores/{khed}/indents/suggestion?product_id={product}"
-                      f"&needed_by={needed_by}").get_data(as_text=True)
+    hint = centre.get(
+        f"/stores/{khed}/indents/suggestion?product_id={product}&needed_by={needed_by}"
+    ).get_data(as_text=True)
     assert "Suggested quantity" in hint
-    raised = _post(centre, f"/stores/{khed}/indents", f"/stores/{khed}/indents",
-                   {"product_id": product, "needed_by": needed_by, "doses": "500"})
+    raised = _post(
+        centre,
+        f"/stores/{khed}/indents",
+        f"/stores/{khed}/indents",
+        {"product_id": product, "needed_by": needed_by, "doses": "500"},
+    )
     assert raised.status_code == 303
     with runtime.uow() as uow:
         from sqlalchemy import select
@@ -158,21 +193,30 @@ def test_an_indent_goes_from_request_to_receipt_through_the_forms(demo, person, 
     fewer = _post(officer, url, f"{url}/approve", {"doses": "400"})
     assert fewer.status_code == 422
     assert 'id="approve-reason-error"' in fewer.get_data(as_text=True)  # next to its field
-    assert _post(officer, url, f"{url}/approve",
-                 {"doses": "400", "reason": "stock kept for Baramati"}).status_code == 303
+    assert (
+        _post(
+            officer, url, f"{url}/approve", {"doses": "400", "reason": "stock kept for Baramati"}
+        ).status_code
+        == 303
+    )
     assert _post(officer, url, f"{url}/ship", {}).status_code == 303
     page = centre.get(url).get_data(as_text=True)
     assert 'id="form-receive-indent"' in page
-    received = _post(centre, url, f"{url}/receive",
-                     {"unit_id": demo["units"]["PUN-PHC-KHED/ILR-1"]})
+    received = _post(
+        centre, url, f"{url}/receive", {"unit_id": demo["units"]["PUN-PHC-KHED/ILR-1"]}
+    )
     assert received.status_code == 303
     with runtime.uow() as uow:
         indent = uow.session.get(Indent, indent_id)
         trail = [(e.state, e.doses, e.comment) for e in indent.events]
         assert indent.state == "received" and indent.doses_approved == 400
         shipment = indent.shipment_id
-    assert trail == [("requested", 500, None), ("approved", 400, "stock kept for Baramati"),
-                     ("shipped", 400, f"shipment {shipment}"), ("received", 400, None)]
+    assert trail == [
+        ("requested", 500, None),
+        ("approved", 400, "stock kept for Baramati"),
+        ("shipped", 400, f"shipment {shipment}"),
+        ("received", 400, None),
+    ]
     assert district != khed
 
 
@@ -192,8 +236,10 @@ def test_a_unit_marked_not_working_shows_the_doses_to_move_and_where(demo, perso
     with runtime.uow() as uow:
         from sqlalchemy import select
 
-        changes = [(c.from_status, c.to_status, c.note)
-                   for c in uow.session.scalars(select(UnitStatusChange))]
+        changes = [
+            (c.from_status, c.to_status, c.note)
+            for c in uow.session.scalars(select(UnitStatusChange))
+        ]
     assert changes == [("working", "not_working", "compressor")]
     officer = person("district_officer", "MH-DVS-PUNE")
     table = officer.get("/equipment/functional").get_data(as_text=True)
@@ -201,7 +247,8 @@ def test_a_unit_marked_not_working_shows_the_doses_to_move_and_where(demo, perso
 
 
 def test_the_register_form_records_what_the_unit_is_and_the_functional_table_counts_it(
-        demo, person, runtime):
+    demo, person, runtime
+):
     import re
 
     unit = demo["units"]["PUN-PHC-KHED/ILR-1"]
@@ -210,21 +257,43 @@ def test_the_register_form_records_what_the_unit_is_and_the_functional_table_cou
     wrong = _post(officer, url, url, {"make": "Vestfrost", "year_installed": "1890"})
     assert wrong.status_code == 422
     assert 'id="register-year_installed-error"' in wrong.get_data(as_text=True)
-    saved = _post(officer, url, url, {"make": "Vestfrost", "model": "MK 304", "pqs_code":
-                                      "E003/046", "year_installed": "2019",
-                                      "energy_source": "electricity", "capacity_doses": "24000"})
+    saved = _post(
+        officer,
+        url,
+        url,
+        {
+            "make": "Vestfrost",
+            "model": "MK 304",
+            "pqs_code": "E003/046",
+            "year_installed": "2019",
+            "energy_source": "electricity",
+            "capacity_doses": "24000",
+        },
+    )
     assert saved.status_code == 303
     with runtime.uow() as uow:
         from logistics.models.catalog import StorageUnit
 
         row = uow.session.get(StorageUnit, unit)
-        assert (row.make, row.model, row.pqs_code, row.year_installed, row.energy_source,
-                row.capacity_doses) == ("Vestfrost", "MK 304", "E003/046", 2019, "electricity",
-                                        24000)
+        assert (
+            row.make,
+            row.model,
+            row.pqs_code,
+            row.year_installed,
+            row.energy_source,
+            row.capacity_doses,
+        ) == ("Vestfrost", "MK 304", "E003/046", 2019, "electricity", 24000)
     assert _post(officer, url, f"{url}/status", {"status": "needs_repair"}).status_code == 303
     other = demo["units"]["PUN-PHC-BARAMATI/ILR-1"]
-    assert _post(officer, f"/units/{other}/equipment", f"/units/{other}/equipment/status",
-                 {"status": "not_working"}).status_code == 303
+    assert (
+        _post(
+            officer,
+            f"/units/{other}/equipment",
+            f"/units/{other}/equipment/status",
+            {"status": "not_working"},
+        ).status_code
+        == 303
+    )
     table = officer.get("/equipment/functional").get_data(as_text=True)
     cells = re.findall(r'<td class="num">([^<]*)</td>', table)
     # Pune's district store and its two centres: one ILR each (written out by hand).

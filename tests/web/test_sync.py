@@ -35,16 +35,25 @@ def officer(person, demo):
 def held(runtime, demo):
     """(unit_id, lot_id, doses) of the centre's largest balance."""
     with runtime.uow() as uow:
-        rows = [(b.unit_id, b.lot_id, b.doses - b.quarantined_doses)
-                for b in stock.store_balances(uow, demo["stores"][CENTRE])]
+        rows = [
+            (b.unit_id, b.lot_id, b.doses - b.quarantined_doses)
+            for b in stock.store_balances(uow, demo["stores"][CENTRE])
+        ]
     return max(rows, key=lambda row: row[2])
 
 
 def _entry(store_id: int, unit_id: int, lot_id: int, doses: int, client_id: str | None = None):
     client_id = client_id or str(uuid.uuid4())
-    return {"client_id": client_id, "action": f"/stores/{store_id}/forms/consumption",
-            "fields": {"client_id": client_id, "unit_id": str(unit_id), "lot_id": str(lot_id),
-                       "doses": str(doses)}}
+    return {
+        "client_id": client_id,
+        "action": f"/stores/{store_id}/forms/consumption",
+        "fields": {
+            "client_id": client_id,
+            "unit_id": str(unit_id),
+            "lot_id": str(lot_id),
+            "doses": str(doses),
+        },
+    }
 
 
 def _movements(runtime, client_id: str) -> list[int]:
@@ -55,12 +64,16 @@ def _movements(runtime, client_id: str) -> list[int]:
 
 def _doses(runtime, store_id: int, unit_id: int, lot_id: int) -> int:
     with runtime.uow() as uow:
-        return next(b.doses for b in stock.store_balances(uow, store_id)
-                    if b.unit_id == unit_id and b.lot_id == lot_id)
+        return next(
+            b.doses
+            for b in stock.store_balances(uow, store_id)
+            if b.unit_id == unit_id and b.lot_id == lot_id
+        )
 
 
 def test_entries_are_recorded_once_even_when_sent_again_after_the_keys_expired(
-        officer, demo, held, runtime):
+    officer, demo, held, runtime
+):
     store_id = demo["stores"][CENTRE]
     unit_id, lot_id, _ = held
     before = _doses(runtime, store_id, unit_id, lot_id)
@@ -80,12 +93,12 @@ def test_entries_are_recorded_once_even_when_sent_again_after_the_keys_expired(
 
 
 def test_a_form_posted_directly_then_synced_from_the_queue_is_recorded_once(
-        officer, demo, held, runtime):
+    officer, demo, held, runtime
+):
     store_id = demo["stores"][CENTRE]
     unit_id, lot_id, _ = held
     entry = _entry(store_id, unit_id, lot_id, 4)
-    posted = officer.post(entry["action"], data={**entry["fields"]},
-                          headers={"HX-Request": "true"})
+    posted = officer.post(entry["action"], data={**entry["fields"]}, headers={"HX-Request": "true"})
     assert posted.status_code == 200
     synced = officer.post("/sync/entries", json={"entries": [entry]}).get_json()["results"]
     assert synced[0]["status"] == "duplicate"
@@ -93,7 +106,8 @@ def test_a_form_posted_directly_then_synced_from_the_queue_is_recorded_once(
 
 
 def test_a_refused_entry_comes_back_with_its_reason_and_records_nothing(
-        officer, demo, held, runtime):
+    officer, demo, held, runtime
+):
     store_id = demo["stores"][CENTRE]
     unit_id, lot_id, doses = held
     too_many = _entry(store_id, unit_id, lot_id, doses + 1000)
@@ -101,8 +115,9 @@ def test_a_refused_entry_comes_back_with_its_reason_and_records_nothing(
     unreadable = {"client_id": "x", "action": 5}
     elsewhere = _entry(store_id, unit_id, lot_id, 1)
     elsewhere["action"] = "/alerts"
-    answer = officer.post("/sync/entries",
-                          json={"entries": [too_many, fine, unreadable, elsewhere]}).get_json()
+    answer = officer.post(
+        "/sync/entries", json={"entries": [too_many, fine, unreadable, elsewhere]}
+    ).get_json()
     statuses = [(r["status"], r.get("reason", "")) for r in answer["results"]]
     assert statuses[0][0] == "refused" and "Insufficient stock" in statuses[0][1]
     assert statuses[1] == ("recorded", "")
@@ -119,8 +134,12 @@ def test_a_refused_entry_comes_back_with_its_reason_and_records_nothing(
 
 def test_the_sync_needs_the_csrf_header_and_a_list_of_entries(officer, demo, held):
     entry = _entry(demo["stores"][CENTRE], held[0], held[1], 1)
-    assert officer.post("/sync/entries", json={"entries": [entry]},
-                        headers={"X-CSRF-Token": "forged"}).status_code == 400
+    assert (
+        officer.post(
+            "/sync/entries", json={"entries": [entry]}, headers={"X-CSRF-Token": "forged"}
+        ).status_code
+        == 400
+    )
     empty = officer.post("/sync/entries", json={"entries": []})
     assert empty.status_code == 400 and empty.mimetype == "application/problem+json"
 
@@ -140,8 +159,9 @@ def test_an_unreachable_database_answers_503_with_retry_after_not_500(tmp_path):
     with client.session_transaction() as session:
         session["csrf"] = "token"
         session[TOKEN_KEY] = "a-token-the-database-would-check"
-    answer = client.post("/sync/entries", json={"entries": [{"client_id": "a"}]},
-                         headers={"X-CSRF-Token": "token"})
+    answer = client.post(
+        "/sync/entries", json={"entries": [{"client_id": "a"}]}, headers={"X-CSRF-Token": "token"}
+    )
     assert answer.status_code == 503
     assert answer.mimetype == "application/problem+json"
     assert int(answer.headers["Retry-After"]) > 0
@@ -157,15 +177,17 @@ def _occurred(runtime, client_id: str) -> list:
 
 
 def test_a_queued_entry_is_dated_when_it_was_made_not_when_it_reached_the_server(
-        officer, demo, held, runtime):
+    officer, demo, held, runtime
+):
     store_id = demo["stores"][CENTRE]
     unit_id, lot_id, _ = held
     phone_now = dt.datetime.now(dt.UTC)
     entry = _entry(store_id, unit_id, lot_id, 1)
     entry["made_at"] = (phone_now - dt.timedelta(hours=2)).isoformat()
     before = dt.datetime.now(dt.UTC)
-    results = officer.post("/sync/entries", json={
-        "sent_at": phone_now.isoformat(), "entries": [entry]}).get_json()["results"]
+    results = officer.post(
+        "/sync/entries", json={"sent_at": phone_now.isoformat(), "entries": [entry]}
+    ).get_json()["results"]
     after = dt.datetime.now(dt.UTC)
     assert [r["status"] for r in results] == ["recorded"]
     [occurred] = _occurred(runtime, entry["client_id"])
@@ -173,18 +195,21 @@ def test_a_queued_entry_is_dated_when_it_was_made_not_when_it_reached_the_server
 
 
 def test_a_phone_whose_clock_is_a_day_ahead_still_dates_its_entries_by_their_age(
-        officer, demo, held, runtime):
+    officer, demo, held, runtime
+):
     store_id = demo["stores"][CENTRE]
     unit_id, lot_id, _ = held
     phone_now = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)  # the phone's clock is wrong
     entry = _entry(store_id, unit_id, lot_id, 1)
     entry["made_at"] = (phone_now - dt.timedelta(minutes=90)).isoformat().replace("+00:00", "Z")
     before = dt.datetime.now(dt.UTC)
-    results = officer.post("/sync/entries", json={
-        "sent_at": phone_now.isoformat().replace("+00:00", "Z"),
-        "entries": [entry]}).get_json()["results"]
+    results = officer.post(
+        "/sync/entries",
+        json={"sent_at": phone_now.isoformat().replace("+00:00", "Z"), "entries": [entry]},
+    ).get_json()["results"]
     after = dt.datetime.now(dt.UTC)
     assert [r["status"] for r in results] == ["recorded"]
     [occurred] = _occurred(runtime, entry["client_id"])
-    assert before - dt.timedelta(minutes=90, seconds=1) <= occurred \
-        <= after - dt.timedelta(minutes=90)
+    assert (
+        before - dt.timedelta(minutes=90, seconds=1) <= occurred <= after - dt.timedelta(minutes=90)
+    )

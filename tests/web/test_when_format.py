@@ -25,6 +25,8 @@ def test_a_timestamp_is_shown_in_the_site_zone_with_the_languages_pattern(app, l
         at = dt.datetime(2026, 12, 1, 20, 0, tzinfo=dt.UTC)
         assert i18n.datetime(at, style) == SHOWN[(language, style)]
         # The same instant given in another zone, or naive (taken as UTC), reads the same.
-        assert i18n.datetime(at.astimezone(dt.timezone(dt.timedelta(hours=-5))), style) == \
-            SHOWN[(language, style)]
+        assert (
+            i18n.datetime(at.astimezone(dt.timezone(dt.timedelta(hours=-5))), style)
+            == SHOWN[(language, style)]
+        )
         assert i18n.datetime(at.replace(tzinfo=None), style) == SHOWN[(language, style)]

@@ -81,8 +81,9 @@ def _grants() -> list[str]:
 
 
 def _role_exists() -> bool:
-    found = op.get_bind().execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :name"),
-                                  {"name": APP_ROLE})
+    found = op.get_bind().execute(
+        sa.text("SELECT 1 FROM pg_roles WHERE rolname = :name"), {"name": APP_ROLE}
+    )
     return found.first() is not None
 
 
@@ -105,10 +106,12 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         if _role_exists():
-            op.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public "
-                       f"REVOKE ALL ON TABLES FROM {APP_ROLE}")
-            op.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public "
-                       f"REVOKE ALL ON SEQUENCES FROM {APP_ROLE}")
+            op.execute(
+                f"ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE ALL ON TABLES FROM {APP_ROLE}"
+            )
+            op.execute(
+                f"ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE ALL ON SEQUENCES FROM {APP_ROLE}"
+            )
             op.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {APP_ROLE}")
             op.execute(f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {APP_ROLE}")
             op.execute(f"REVOKE USAGE ON SCHEMA public FROM {APP_ROLE}")

@@ -45,8 +45,9 @@ def alerts() -> str:
     with new_uow() as uow:
         flt = alerts_service.AlertFilter(store_id=_scope_id(uow), limit=200, **chosen)
         found = alerts_service.list_alerts(uow, flt)
-        return render_template("alerts.html", alerts=found, chosen=chosen, states=STATES,
-                               severities=SEVERITIES)
+        return render_template(
+            "alerts.html", alerts=found, chosen=chosen, states=STATES, severities=SEVERITIES
+        )
 
 
 def _visible_alert(uow: UnitOfWork, alert_id: int) -> Any:
@@ -61,13 +62,15 @@ def _forms(verbs: tuple[str, ...], given: dict[str, FormState] | None) -> dict[s
     return {verb: (given or {}).get(verb) or FormState() for verb in verbs}
 
 
-def _alert_page(alert_id: int, given: dict[str, FormState] | None = None,
-                status: int = 200) -> Any:
+def _alert_page(alert_id: int, given: dict[str, FormState] | None = None, status: int = 200) -> Any:
     with new_uow() as uow:
         alert = _visible_alert(uow, alert_id)
-        return render_template("alert.html", alert=alert,
-                               forms=_forms(("acknowledge", "resolve"), given),
-                               notices=get_flashed_messages()), status
+        return render_template(
+            "alert.html",
+            alert=alert,
+            forms=_forms(("acknowledge", "resolve"), given),
+            notices=get_flashed_messages(),
+        ), status
 
 
 @web.route("/alerts/<int:alert_id>")
@@ -76,8 +79,13 @@ def alert(alert_id: int) -> Any:
     return _alert_page(alert_id)
 
 
-def _decide(endpoint: str, values: dict[str, Any], action: Callable[[UnitOfWork, str], str],
-            page: Callable[[FormState, int], Any], done_url: str) -> Any:
+def _decide(
+    endpoint: str,
+    values: dict[str, Any],
+    action: Callable[[UnitOfWork, str], str],
+    page: Callable[[FormState, int], Any],
+    done_url: str,
+) -> Any:
     """Read the comment, check the policy, run the use case once, then show where it stands."""
     form = Form()
     comment = form.text("comment", required=True)
@@ -102,19 +110,32 @@ def alert_decide(alert_id: int, verb: str) -> Any:
         raise NotFound(f"no action {verb}")
     with new_uow() as uow:
         _visible_alert(uow, alert_id)
-    use_case = (alerts_service.acknowledge_alert if verb == "acknowledge"
-                else alerts_service.resolve_alert)
+    use_case = (
+        alerts_service.acknowledge_alert if verb == "acknowledge" else alerts_service.resolve_alert
+    )
     endpoint = "alerts.AlertAcknowledge" if verb == "acknowledge" else "alerts.AlertResolve"
 
     def action(uow: UnitOfWork, comment: str) -> str:
-        use_case(uow, alert_id=alert_id, comment=comment, actor=access.principal().username,
-                 now=access.now())
-        return (_("Alert %(id)s acknowledged.", id=alert_id) if verb == "acknowledge"
-                else _("Alert %(id)s resolved.", id=alert_id))
+        use_case(
+            uow,
+            alert_id=alert_id,
+            comment=comment,
+            actor=access.principal().username,
+            now=access.now(),
+        )
+        return (
+            _("Alert %(id)s acknowledged.", id=alert_id)
+            if verb == "acknowledge"
+            else _("Alert %(id)s resolved.", id=alert_id)
+        )
 
-    return _decide(endpoint, {"alert_id": alert_id}, action,
-                   lambda state, status: _alert_page(alert_id, {verb: state}, status),
-                   url_for("web.alert", alert_id=alert_id))
+    return _decide(
+        endpoint,
+        {"alert_id": alert_id},
+        action,
+        lambda state, status: _alert_page(alert_id, {verb: state}, status),
+        url_for("web.alert", alert_id=alert_id),
+    )
 
 
 # --- quarantine reviews ------------------------------------------------------------------------
@@ -130,8 +151,9 @@ def reviews() -> str:
         return render_template("reviews.html", reviews=found, state=state, states=REVIEW_STATES)
 
 
-def _review_page(review_id: int, given: dict[str, FormState] | None = None,
-                 status: int = 200) -> Any:
+def _review_page(
+    review_id: int, given: dict[str, FormState] | None = None, status: int = 200
+) -> Any:
     with new_uow() as uow:
         review, excursion = quarantine.get_review(uow, review_id)
         access.visible_store(uow, review.store_id)
@@ -140,11 +162,19 @@ def _review_page(review_id: int, given: dict[str, FormState] | None = None,
         end = min((excursion.ended_at or access.now()) + pad, access.now())
         chart = chart_data(uow, unit, excursion.started_at - pad, end, 60)
         lot = catalog.get_lot(uow, review.lot_id)
-        return render_template("review.html", review=review, excursion=excursion, unit=unit,
-                               lot=lot, chart=chart, ranges=None, mkt_url=None,
-                               forms=_forms(("release", "discard"), given),
-                               notices=get_flashed_messages(),
-                               tz=settings().site_timezone), status
+        return render_template(
+            "review.html",
+            review=review,
+            excursion=excursion,
+            unit=unit,
+            lot=lot,
+            chart=chart,
+            ranges=None,
+            mkt_url=None,
+            forms=_forms(("release", "discard"), given),
+            notices=get_flashed_messages(),
+            tz=settings().site_timezone,
+        ), status
 
 
 @web.route("/quarantine/<int:review_id>")
@@ -165,11 +195,23 @@ def review_decide(review_id: int, verb: str) -> Any:
     endpoint = "alerts.ReviewRelease" if verb == "release" else "alerts.ReviewDiscard"
 
     def action(uow: UnitOfWork, comment: str) -> str:
-        use_case(uow, review_id=review_id, comment=comment, actor=access.principal().username,
-                 now=access.now())
-        return (_("Held doses released.") if verb == "release"
-                else _("Held doses discarded and recorded as wastage."))
+        use_case(
+            uow,
+            review_id=review_id,
+            comment=comment,
+            actor=access.principal().username,
+            now=access.now(),
+        )
+        return (
+            _("Held doses released.")
+            if verb == "release"
+            else _("Held doses discarded and recorded as wastage.")
+        )
 
-    return _decide(endpoint, {"review_id": review_id}, action,
-                   lambda state, status: _review_page(review_id, {verb: state}, status),
-                   url_for("web.review", review_id=review_id))
+    return _decide(
+        endpoint,
+        {"review_id": review_id},
+        action,
+        lambda state, status: _review_page(review_id, {verb: state}, status),
+        url_for("web.review", review_id=review_id),
+    )

@@ -26,19 +26,25 @@ from logistics.web.views.units import visible_unit
 def _page(unit_id: int, forms: dict[str, FormState] | None = None, status: int = 200) -> Any:
     with new_uow() as uow:
         unit = visible_unit(uow, unit_id)
-        moving = equipment.evacuation_of(uow, unit) \
-            if unit.working_status == rules.NOT_WORKING else None
-        register_form = (forms or {}).get("register") or FormState(values={
-            name: getattr(unit, name) for name in equipment.REGISTER_FIELDS})
+        moving = (
+            equipment.evacuation_of(uow, unit) if unit.working_status == rules.NOT_WORKING else None
+        )
+        register_form = (forms or {}).get("register") or FormState(
+            values={name: getattr(unit, name) for name in equipment.REGISTER_FIELDS}
+        )
         body = render_template(
-            "equipment.html", unit=unit, store=unit.store, evacuation=moving,
+            "equipment.html",
+            unit=unit,
+            store=unit.store,
+            evacuation=moving,
             history=list(reversed(equipment.repair_history(uow, unit_id))),
-            statuses=rules.WORKING_STATUSES, energy_sources=ENERGY_SOURCES,
+            statuses=rules.WORKING_STATUSES,
+            energy_sources=ENERGY_SOURCES,
             may_set=allowed("equipment.UnitStatus", {"unit_id": unit_id}),
             may_describe=allowed("equipment.UnitEquipment", {"unit_id": unit_id}),
-            forms={"status": (forms or {}).get("status") or FormState(),
-                   "register": register_form},
-            notices=get_flashed_messages())
+            forms={"status": (forms or {}).get("status") or FormState(), "register": register_form},
+            notices=get_flashed_messages(),
+        )
         return body, status
 
 
@@ -58,15 +64,22 @@ def unit_status(unit_id: int) -> Any:
     note = form.text("note")
     form.client_id()
     if not form.errors:
+
         def action(uow: UnitOfWork) -> str:
             change = equipment.set_working_status(
-                uow, unit_id=unit_id, status=status or "", note=note,
-                actor=access.principal().username, now=access.now())
+                uow,
+                unit_id=unit_id,
+                status=status or "",
+                note=note,
+                actor=access.principal().username,
+                now=access.now(),
+            )
             uow.commit()
             return _("Status recorded: %(status)s.", status=label(change.change.to_status))
 
-        message = record(form, "equipment.UnitStatus", {"unit_id": unit_id}, action,
-                         hidden=("unit_id",))
+        message = record(
+            form, "equipment.UnitStatus", {"unit_id": unit_id}, action, hidden=("unit_id",)
+        )
         if message:
             return done(message, url_for("web.unit_equipment", unit_id=unit_id))
     return _page(unit_id, {"status": form.state()}, 422)
@@ -79,22 +92,26 @@ def unit_register(unit_id: int) -> Any:
         visible_unit(uow, unit_id)
     form = Form()
     fields = {
-        "make": form.text("make", max_length=100), "model": form.text("model", max_length=100),
+        "make": form.text("make", max_length=100),
+        "model": form.text("model", max_length=100),
         "pqs_code": form.text("pqs_code", max_length=32),
-        "year_installed": form.integer("year_installed", required=False, minimum=1950,
-                                       maximum=2100),
+        "year_installed": form.integer(
+            "year_installed", required=False, minimum=1950, maximum=2100
+        ),
         "energy_source": form.choice("energy_source", ENERGY_SOURCES, required=False),
         "capacity_doses": form.integer("capacity_doses", required=False),
     }
     form.client_id()
     if not form.errors:
+
         def action(uow: UnitOfWork) -> str:
             equipment.update_register(uow, unit_id=unit_id, fields=fields)
             uow.commit()
             return _("The register is updated.")
 
-        message = record(form, "equipment.UnitEquipment", {"unit_id": unit_id}, action,
-                         hidden=("unit_id",))
+        message = record(
+            form, "equipment.UnitEquipment", {"unit_id": unit_id}, action, hidden=("unit_id",)
+        )
         if message:
             return done(message, url_for("web.unit_equipment", unit_id=unit_id))
     return _page(unit_id, {"register": form.state()}, 422)
@@ -107,6 +124,9 @@ def functional_units() -> Any:
         if access.visible_store_ids(uow) is None:
             rows = equipment.functional_by_district(uow)
         else:
-            rows = [row for store in access.home_stores(uow)
-                    for row in equipment.functional_by_district(uow, within_id=store.id)]
+            rows = [
+                row
+                for store in access.home_stores(uow)
+                for row in equipment.functional_by_district(uow, within_id=store.id)
+            ]
         return render_template("functional.html", rows=rows)

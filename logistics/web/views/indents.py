@@ -26,17 +26,22 @@ from logistics.web.i18n import number
 from logistics.web.paperforms import allowed, done, record
 
 # The indent's forms: the state each leads to, and the API endpoint it stands for.
-ACTIONS = {"approve": (rules.APPROVED, "indents.IndentApprove"),
-           "reject": (rules.REJECTED, "indents.IndentReject"),
-           "ship": (rules.SHIPPED, "indents.IndentShip"),
-           "receive": (rules.RECEIVED, "indents.IndentReceive"),
-           "cancel": (rules.CANCELLED, "indents.IndentCancel")}
+ACTIONS = {
+    "approve": (rules.APPROVED, "indents.IndentApprove"),
+    "reject": (rules.REJECTED, "indents.IndentReject"),
+    "ship": (rules.SHIPPED, "indents.IndentShip"),
+    "receive": (rules.RECEIVED, "indents.IndentReceive"),
+    "cancel": (rules.CANCELLED, "indents.IndentCancel"),
+}
 
 
 def _plan() -> indents.Planning:
     config = settings()
-    return indents.Planning(config.indents_supply_period_days,
-                            config.ledger_consumption_window_days, config.site_timezone)
+    return indents.Planning(
+        config.indents_supply_period_days,
+        config.ledger_consumption_window_days,
+        config.site_timezone,
+    )
 
 
 # --- a store's indents and the form to raise one ------------------------------------------------
@@ -45,15 +50,21 @@ def _plan() -> indents.Planning:
 def _store_page(store_id: int, form: FormState | None = None, status: int = 200) -> Any:
     with new_uow() as uow:
         store = access.visible_store(uow, store_id)
-        rows = indents.list_indents(uow, store_id=store_id, direction="any", state=None,
-                                    limit=100, offset=0)
+        rows = indents.list_indents(
+            uow, store_id=store_id, direction="any", state=None, limit=100, offset=0
+        )
         names = {s.id: s.name for s in catalog.list_stores(uow)}
         body = render_template(
-            "indents.html", store=store, indents=rows, names=names,
-            products=catalog.list_products(uow), form=form or FormState(),
+            "indents.html",
+            store=store,
+            indents=rows,
+            names=names,
+            products=catalog.list_products(uow),
+            form=form or FormState(),
             may_raise=store.parent_id is not None
             and allowed("indents.Indents", {"from_store_id": store_id}),
-            notices=get_flashed_messages())
+            notices=get_flashed_messages(),
+        )
         return body, status
 
 
@@ -75,8 +86,13 @@ def indent_suggestion(store_id: int) -> Any:
         if not form.errors:
             try:
                 needs, suggestion = indents.suggest_indent(
-                    uow, store_id=store_id, product_id=product_id, needed_by=needed_by,
-                    plan=_plan(), now=access.now())
+                    uow,
+                    store_id=store_id,
+                    product_id=product_id,
+                    needed_by=needed_by,
+                    plan=_plan(),
+                    now=access.now(),
+                )
                 result = {"needs": needs, "suggestion": suggestion}
             except DomainError as exc:
                 error = next(iter(field_errors(exc).values()))
@@ -95,17 +111,29 @@ def raise_indent(store_id: int) -> Any:
     note = form.text("note")
     form.client_id()
     if not form.errors:
+
         def action(uow: UnitOfWork) -> str:
             indent = indents.raise_indent(
-                uow, from_store_id=store_id, product_id=product_id, needed_by=needed_by,
-                doses=doses, note=note, actor=access.principal().username, plan=_plan(),
-                now=access.now())
+                uow,
+                from_store_id=store_id,
+                product_id=product_id,
+                needed_by=needed_by,
+                doses=doses,
+                note=note,
+                actor=access.principal().username,
+                plan=_plan(),
+                now=access.now(),
+            )
             uow.commit()
-            return _("Indent %(id)s raised for %(doses)s doses.", id=indent.id,
-                     doses=number(indent.doses_requested))
+            return _(
+                "Indent %(id)s raised for %(doses)s doses.",
+                id=indent.id,
+                doses=number(indent.doses_requested),
+            )
 
-        message = record(form, "indents.Indents", {"from_store_id": store_id}, action,
-                         hidden=("from_store_id",))
+        message = record(
+            form, "indents.Indents", {"from_store_id": store_id}, action, hidden=("from_store_id",)
+        )
         if message:
             return done(message, url_for("web.store_indents", store_id=store_id))
     return _store_page(store_id, form.state(), 422)
@@ -127,24 +155,33 @@ def _open_actions(indent: Indent, from_units: list[Any]) -> list[str]:
     A receipt names a unit of the requesting store: the check asks about its first unit.
     """
     values = {"indent_id": indent.id, "unit_id": from_units[0].id if from_units else None}
-    return [name for name, (state, endpoint) in ACTIONS.items()
-            if state in rules.NEXT_STATES[indent.state] and allowed(endpoint, values)]
+    return [
+        name
+        for name, (state, endpoint) in ACTIONS.items()
+        if state in rules.NEXT_STATES[indent.state] and allowed(endpoint, values)
+    ]
 
 
-def _indent_page(indent_id: int, forms: dict[str, FormState] | None = None,
-                 status: int = 200) -> Any:
+def _indent_page(
+    indent_id: int, forms: dict[str, FormState] | None = None, status: int = 200
+) -> Any:
     with new_uow() as uow:
         indent = _visible_indent(uow, indent_id)
         from_store = catalog.get_store(uow, indent.from_store_id)
         to_store = catalog.get_store(uow, indent.to_store_id)
         from_units = catalog.list_units(uow, store_id=indent.from_store_id)
         body = render_template(
-            "indent.html", indent=indent, from_store=from_store, to_store=to_store,
+            "indent.html",
+            indent=indent,
+            from_store=from_store,
+            to_store=to_store,
             product=catalog.get_product(uow, indent.product_id),
-            actions=_open_actions(indent, from_units), from_units=from_units,
+            actions=_open_actions(indent, from_units),
+            from_units=from_units,
             to_units=catalog.list_units(uow, store_id=indent.to_store_id),
             forms={name: (forms or {}).get(name) or FormState() for name in ACTIONS},
-            notices=get_flashed_messages())
+            notices=get_flashed_messages(),
+        )
         return body, status
 
 
@@ -161,8 +198,9 @@ def _approve(form: Form, indent_id: int, actor: str, now: dt.datetime) -> Handle
     doses, reason = form.integer("doses", required=False), form.text("reason")
 
     def action(uow: UnitOfWork) -> str:
-        found = indents.approve_indent(uow, indent_id=indent_id, doses=doses, reason=reason,
-                                       actor=actor, now=now)
+        found = indents.approve_indent(
+            uow, indent_id=indent_id, doses=doses, reason=reason, actor=actor, now=now
+        )
         uow.commit()
         return _("Indent approved for %(doses)s doses.", doses=number(found.doses_approved))
 
@@ -195,9 +233,15 @@ def _ship(form: Form, indent_id: int, actor: str, now: dt.datetime) -> Handler |
     unit_id, client_id = form.integer("unit_id", required=False), form.client_id()
 
     def action(uow: UnitOfWork) -> str:
-        found = indents.ship_indent(uow, indent_id=indent_id, client_id=client_id or "",
-                                    unit_id=unit_id, actor=actor, now=now,
-                                    timezone=settings().site_timezone)
+        found = indents.ship_indent(
+            uow,
+            indent_id=indent_id,
+            client_id=client_id or "",
+            unit_id=unit_id,
+            actor=actor,
+            now=now,
+            timezone=settings().site_timezone,
+        )
         uow.commit()
         return _("Shipped: shipment %(id)s is in transit until received.", id=found.shipment_id)
 
@@ -208,17 +252,28 @@ def _receive(form: Form, indent_id: int, actor: str, now: dt.datetime) -> Handle
     unit_id, client_id = form.integer("unit_id"), form.client_id()
 
     def action(uow: UnitOfWork) -> str:
-        indents.receive_indent(uow, indent_id=indent_id, unit_id=unit_id or 0,
-                               client_id=client_id or "", actor=actor, now=now,
-                               timezone=settings().site_timezone)
+        indents.receive_indent(
+            uow,
+            indent_id=indent_id,
+            unit_id=unit_id or 0,
+            client_id=client_id or "",
+            actor=actor,
+            now=now,
+            timezone=settings().site_timezone,
+        )
         uow.commit()
         return _("Received into the store.")
 
     return None if form.errors else action
 
 
-HANDLERS = {"approve": _approve, "reject": _reject, "cancel": _cancel, "ship": _ship,
-            "receive": _receive}
+HANDLERS = {
+    "approve": _approve,
+    "reject": _reject,
+    "cancel": _cancel,
+    "ship": _ship,
+    "receive": _receive,
+}
 
 
 @web.route("/indents/<int:indent_id>/<name>", methods=["POST"])
@@ -233,8 +288,10 @@ def indent_action(indent_id: int, name: str) -> Any:
     action = HANDLERS[name](form, indent_id, access.principal().username, access.now())
     if action is not None and not form.errors:
         # The unit a shipment or receipt names is checked too (its own, unrecorded reading).
-        values = {"indent_id": indent_id,
-                  "unit_id": Form().integer("unit_id", required=False, maximum=2**31 - 1)}
+        values = {
+            "indent_id": indent_id,
+            "unit_id": Form().integer("unit_id", required=False, maximum=2**31 - 1),
+        }
         message = record(form, ACTIONS[name][1], values, action, hidden=("indent_id", "state"))
         if message:
             return done(message, url_for("web.indent", indent_id=indent_id))

@@ -17,11 +17,21 @@ from logistics.services import availability, catalog, trace
 from logistics.web import access
 from logistics.web.blueprint import web
 
-TEMPERATURE_KINDS = frozenset({"heat_warning", "heat_alarm", "cold_warning", "cold_alarm",
-                               "sensor_silent", "sensor_low_battery", "sensor_power_off",
-                               "power_failure"})
-STOCK_KINDS = frozenset({"stock_out", "below_min", "above_max", "lot_expired", "lot_expiring",
-                         "sessions_overcommitted"})
+TEMPERATURE_KINDS = frozenset(
+    {
+        "heat_warning",
+        "heat_alarm",
+        "cold_warning",
+        "cold_alarm",
+        "sensor_silent",
+        "sensor_low_battery",
+        "sensor_power_off",
+        "power_failure",
+    }
+)
+STOCK_KINDS = frozenset(
+    {"stock_out", "below_min", "above_max", "lot_expired", "lot_expiring", "sessions_overcommitted"}
+)
 RANK = {None: 0, "info": 1, "warning": 2, "alarm": 3}
 
 
@@ -36,8 +46,14 @@ def _tiles(children: list[Store], alerts: list[Any]) -> list[dict[str, Any]]:
     tiles = []
     for child in children:
         mine = [a for a in plain if a[0].startswith(child.path)]
-        tiles.append({"store": child, "stock": _worst(mine, STOCK_KINDS),
-                      "temperature": _worst(mine, TEMPERATURE_KINDS), "alerts": len(mine)})
+        tiles.append(
+            {
+                "store": child,
+                "stock": _worst(mine, STOCK_KINDS),
+                "temperature": _worst(mine, TEMPERATURE_KINDS),
+                "alerts": len(mine),
+            }
+        )
     return tiles
 
 
@@ -61,10 +77,18 @@ def overview_planner(store_id: int) -> str:
     today = local_date(access.now(), config.site_timezone)
     with new_uow() as uow:
         store = access.visible_store(uow, store_id)
-        rows = availability.district_view(uow, district_id=store_id, on_date=today, today=today,
-                                          window_days=config.sessions_consumption_window_days)
-        page = "overview/_planner.html" if request.headers.get("HX-Request") else \
-            "overview_planner.html"
+        rows = availability.district_view(
+            uow,
+            district_id=store_id,
+            on_date=today,
+            today=today,
+            window_days=config.sessions_consumption_window_days,
+        )
+        page = (
+            "overview/_planner.html"
+            if request.headers.get("HX-Request")
+            else "overview_planner.html"
+        )
         return render_template(page, store=store, today=today, rows=rows)
 
 
@@ -79,11 +103,15 @@ def lot_trace(lot_id: int | None = None) -> str:
             matches = list(uow.session.scalars(select(Lot).where(Lot.lot_number == number)))
             lot_id = matches[0].id if len(matches) == 1 else None
         # Cut to the user's stores exactly as the API's trace is (READ_SCOPES: filtered).
-        found = scope.lot_trace_within(trace.lot_trace(uow, lot_id),
-                                       access.visible_store_ids(uow)) if lot_id else None
+        found = (
+            scope.lot_trace_within(trace.lot_trace(uow, lot_id), access.visible_store_ids(uow))
+            if lot_id
+            else None
+        )
         names = _store_names(uow, found) if found else {}
-        return render_template("trace.html", found=found, number=number, matches=matches,
-                               names=names)
+        return render_template(
+            "trace.html", found=found, number=number, matches=matches, names=names
+        )
 
 
 def _store_names(uow: UnitOfWork, found: dict[str, Any]) -> dict[int, str]:

@@ -69,11 +69,17 @@ def _report_args() -> dict[str, Any]:
     return {"product_id": product_id, "subtree": request.args.get("subtree") == "1"}
 
 
-def _stock_report(uow: UnitOfWork, store_id: int, month: dt.date,
-                  args: dict[str, Any]) -> reports.StockReport:
-    return reports.monthly_stock_report(uow, store_id=store_id, month=month,
-                                        timezone=settings().site_timezone, now=access.now(),
-                                        **args)
+def _stock_report(
+    uow: UnitOfWork, store_id: int, month: dt.date, args: dict[str, Any]
+) -> reports.StockReport:
+    return reports.monthly_stock_report(
+        uow,
+        store_id=store_id,
+        month=month,
+        timezone=settings().site_timezone,
+        now=access.now(),
+        **args,
+    )
 
 
 @web.route("/stores/<int:store_id>/report")
@@ -86,17 +92,25 @@ def stock_report(store_id: int) -> Any:
         document = None
         if error is None:
             try:
-                document = reports.stock_report_document(
-                    _stock_report(uow, store_id, month, args))
+                document = reports.stock_report_document(_stock_report(uow, store_id, month, args))
             except DomainError as exc:
                 error = f"{_(exc.title)}: {exc.detail}"
-        query = {"month": f"{month:%Y-%m}", **({"product_id": args["product_id"]}
-                                               if args["product_id"] else {}),
-                 **({"subtree": "1"} if args["subtree"] else {})}
+        query = {
+            "month": f"{month:%Y-%m}",
+            **({"product_id": args["product_id"]} if args["product_id"] else {}),
+            **({"subtree": "1"} if args["subtree"] else {}),
+        }
         body = render_template(
-            "report.html", store=store, month=month, error=error, report=document,
-            products=catalog.list_products(uow), args=args, query=query,
-            months=_months_around(month))
+            "report.html",
+            store=store,
+            month=month,
+            error=error,
+            report=document,
+            products=catalog.list_products(uow),
+            args=args,
+            query=query,
+            months=_months_around(month),
+        )
         return body, 422 if error else 200
 
 
@@ -107,8 +121,11 @@ def stock_report_csv(store_id: int) -> Any:
     with new_uow() as uow:
         access.visible_store(uow, store_id)
         report = _stock_report(uow, store_id, month, _report_args())
-        return _file(documents.stock_report_csv(report), "text/csv",
-                     f"stock-{report.store.code}-{month:%Y-%m}.csv")
+        return _file(
+            documents.stock_report_csv(report),
+            "text/csv",
+            f"stock-{report.store.code}-{month:%Y-%m}.csv",
+        )
 
 
 @web.route("/stores/<int:store_id>/report.pdf")
@@ -118,8 +135,11 @@ def stock_report_pdf(store_id: int) -> Any:
     with new_uow() as uow:
         access.visible_store(uow, store_id)
         report = _stock_report(uow, store_id, month, _report_args())
-        return _file(documents.stock_report_pdf(report), "application/pdf",
-                     f"stock-{report.store.code}-{month:%Y-%m}.pdf")
+        return _file(
+            documents.stock_report_pdf(report),
+            "application/pdf",
+            f"stock-{report.store.code}-{month:%Y-%m}.pdf",
+        )
 
 
 # --- temperature log ----------------------------------------------------------------------------
@@ -132,18 +152,29 @@ def _log_page(unit_id: int, form: FormState | None = None, status: int = 200) ->
         log, chart = None, None
         if error is None:
             try:
-                log = reports.temperature_log(uow, settings(), unit_id=unit_id, month=month,
-                                              now=access.now())
+                log = reports.temperature_log(
+                    uow, settings(), unit_id=unit_id, month=month, now=access.now()
+                )
             except DomainError as exc:
                 error, status = f"{_(exc.title)}: {exc.detail}", 409
         if log is not None:
             chart = chart_data(uow, unit, log.start, min(log.end, access.now()), LOG_BUCKET_S)
         body = render_template(
-            "temperature_log.html", unit=unit, store=unit.store, month=month, log=log,
-            chart=chart, error=error, months=_months_around(month),
+            "temperature_log.html",
+            unit=unit,
+            store=unit.store,
+            month=month,
+            log=log,
+            chart=chart,
+            error=error,
+            months=_months_around(month),
             month_over=log is not None and log.end <= access.now(),
-            may_sign=access.may(policy.Permission.ALERTS), form=form or FormState(),
-            notices=get_flashed_messages(), ranges=None, mkt_url=None)
+            may_sign=access.may(policy.Permission.ALERTS),
+            form=form or FormState(),
+            notices=get_flashed_messages(),
+            ranges=None,
+            mkt_url=None,
+        )
         return body, status
 
 
@@ -159,10 +190,14 @@ def temperature_log_csv(unit_id: int) -> Any:
     month = _asked_month()
     with new_uow() as uow:
         visible_unit(uow, unit_id)
-        log = reports.temperature_log(uow, settings(), unit_id=unit_id, month=month,
-                                      now=access.now())
-        return _file(documents.temperature_log_csv(log), "text/csv",
-                     f"temperature-{log.store.code}-{log.unit.code}-{month:%Y-%m}.csv")
+        log = reports.temperature_log(
+            uow, settings(), unit_id=unit_id, month=month, now=access.now()
+        )
+        return _file(
+            documents.temperature_log_csv(log),
+            "text/csv",
+            f"temperature-{log.store.code}-{log.unit.code}-{month:%Y-%m}.csv",
+        )
 
 
 @web.route("/units/<int:unit_id>/log.pdf")
@@ -171,10 +206,14 @@ def temperature_log_pdf(unit_id: int) -> Any:
     month = _asked_month()
     with new_uow() as uow:
         visible_unit(uow, unit_id)
-        log = reports.temperature_log(uow, settings(), unit_id=unit_id, month=month,
-                                      now=access.now())
-        return _file(documents.temperature_log_pdf(log), "application/pdf",
-                     f"temperature-{log.store.code}-{log.unit.code}-{month:%Y-%m}.pdf")
+        log = reports.temperature_log(
+            uow, settings(), unit_id=unit_id, month=month, now=access.now()
+        )
+        return _file(
+            documents.temperature_log_pdf(log),
+            "application/pdf",
+            f"temperature-{log.store.code}-{log.unit.code}-{month:%Y-%m}.pdf",
+        )
 
 
 @web.route("/units/<int:unit_id>/log/sign-off", methods=["POST"])
@@ -187,16 +226,23 @@ def sign_off(unit_id: int) -> Any:
     comment = form.text("comment")
     form.client_id()
     if not form.errors:
+
         def action(uow: UnitOfWork) -> str:
             reports.sign_off_temperature_log(
-                uow, unit_id=unit_id, month=parse_month(month or ""),
-                actor=access.principal().username, comment=comment,
-                timezone=settings().site_timezone, now=access.now())
+                uow,
+                unit_id=unit_id,
+                month=parse_month(month or ""),
+                actor=access.principal().username,
+                comment=comment,
+                timezone=settings().site_timezone,
+                now=access.now(),
+            )
             uow.commit()
             return _("The log of %(month)s is signed off.", month=month)
 
-        message = record(form, "reports.TemperatureLogSignoff", {"unit_id": unit_id}, action,
-                         hidden=("month",))
+        message = record(
+            form, "reports.TemperatureLogSignoff", {"unit_id": unit_id}, action, hidden=("month",)
+        )
         if message:
             return done(message, url_for("web.temperature_log", unit_id=unit_id, month=month))
     if "month" in form.errors:

@@ -34,11 +34,19 @@ def _products(uow: UnitOfWork, store_id: int) -> list[Any]:
     return sorted(held, key=lambda p: p.code)
 
 
-def _usable_by_date(uow: UnitOfWork, store_id: int, products: list[Any],
-                    today: dt.date) -> list[tuple[Any, list[svc.Usability]]]:
+def _usable_by_date(
+    uow: UnitOfWork, store_id: int, products: list[Any], today: dt.date
+) -> list[tuple[Any, list[svc.Usability]]]:
     dates = [today + dt.timedelta(days=n) for n in range(DAYS_AHEAD)]
-    return [(p, svc.usability_by_date(uow, store_id=store_id, product_id=p.id, dates=dates,
-                                      today=today)) for p in products]
+    return [
+        (
+            p,
+            svc.usability_by_date(
+                uow, store_id=store_id, product_id=p.id, dates=dates, today=today
+            ),
+        )
+        for p in products
+    ]
 
 
 def _page(store_id: int, given: dict[str, FormState] | None = None, status: int = 200) -> Any:
@@ -46,18 +54,31 @@ def _page(store_id: int, given: dict[str, FormState] | None = None, status: int 
     with new_uow() as uow:
         store = access.visible_store(uow, store_id)
         products = _products(uow, store_id)
-        all_sessions = [s for s in svc.list_sessions(uow, store_id=store_id)
-                        if s.session_date >= today - dt.timedelta(days=7)]
+        all_sessions = [
+            s
+            for s in svc.list_sessions(uow, store_id=store_id)
+            if s.session_date >= today - dt.timedelta(days=7)
+        ]
         given = given or {}
-        forms = {"open": given.get("open") or FormState(values={"min_age": 18, "dose_number": "1",
-                                                               "session_date": today.isoformat()})}
+        forms = {
+            "open": given.get("open")
+            or FormState(
+                values={"min_age": 18, "dose_number": "1", "session_date": today.isoformat()}
+            )
+        }
         for s in all_sessions:
             forms[f"report-{s.id}"] = given.get(f"report-{s.id}") or FormState()
         return render_template(
-            "planner.html", store=store, today=today, products=products,
+            "planner.html",
+            store=store,
+            today=today,
+            products=products,
             usable=_usable_by_date(uow, store_id, products, today),
-            sessions=all_sessions, forms=forms, dose_numbers=DOSE_NUMBERS,
-            notices=get_flashed_messages()), status
+            sessions=all_sessions,
+            forms=forms,
+            dose_numbers=DOSE_NUMBERS,
+            notices=get_flashed_messages(),
+        ), status
 
 
 @web.route("/centres/<int:store_id>/planner")
@@ -76,13 +97,16 @@ def suggestion(store_id: int) -> Any:
         found = None
         if not form.errors:
             try:
-                found = svc.usability(uow, store_id=store_id, product_id=product_id,
-                                      on_date=on_date, today=_today())
+                found = svc.usability(
+                    uow, store_id=store_id, product_id=product_id, on_date=on_date, today=_today()
+                )
             except DomainError:
                 found = None
-        return render_template("planner/_capacity.html", usable=found,
-                               form=FormState(values={"capacity": found.suggested_capacity}
-                                              if found else {}))
+        return render_template(
+            "planner/_capacity.html",
+            usable=found,
+            form=FormState(values={"capacity": found.suggested_capacity} if found else {}),
+        )
 
 
 def _done(store_id: int, message: str) -> Any:
@@ -105,10 +129,15 @@ def open_session(store_id: int) -> Any:
 
         def action(uow: UnitOfWork) -> str:
             session = svc.open_session(
-                uow, request_, actor=access.principal().username, now=access.now(),
+                uow,
+                request_,
+                actor=access.principal().username,
+                now=access.now(),
                 site_timezone=conf.site_timezone,
                 day_start=dt.time.fromisoformat(conf.sessions_day_start),
-                slot_minutes=conf.sessions_slot_minutes, slot_count=conf.sessions_slot_count)
+                slot_minutes=conf.sessions_slot_minutes,
+                slot_count=conf.sessions_slot_count,
+            )
             uow.commit()
             return _("Session %(id)s opened for %(n)s doses.", id=session.id, n=number(capacity))
 
@@ -121,8 +150,9 @@ def open_session(store_id: int) -> Any:
     return _page(store_id, {"open": form.state()}, 422)
 
 
-def record_report(store_id: int, session_id: int, form: Form,
-                  path: str | None = None) -> Outcome | None:
+def record_report(
+    store_id: int, session_id: int, form: Form, path: str | None = None
+) -> Outcome | None:
     """Check and file an end-of-session report once per client id (None: a field is invalid).
 
     Shared by the form posted directly and by a queued offline entry (views/sync.py).
@@ -135,14 +165,22 @@ def record_report(store_id: int, session_id: int, form: Form,
     conf = settings()
 
     def action(uow: UnitOfWork) -> str:
-        report = svc.report_session(uow, session_id=session_id, doses_given=given,
-                                    vials_opened=vials, actor=access.principal().username,
-                                    now=access.entry_time() or access.now(),
-                                    site_timezone=conf.site_timezone)
+        report = svc.report_session(
+            uow,
+            session_id=session_id,
+            doses_given=given,
+            vials_opened=vials,
+            actor=access.principal().username,
+            now=access.entry_time() or access.now(),
+            site_timezone=conf.site_timezone,
+        )
         uow.commit()
-        return _("Session %(id)s reported: %(given)s doses given, %(wasted)s wasted in "
-                 "opened vials.", id=session_id, given=number(given),
-                 wasted=number(report.wasted_doses))
+        return _(
+            "Session %(id)s reported: %(given)s doses given, %(wasted)s wasted in opened vials.",
+            id=session_id,
+            given=number(given),
+            wasted=number(report.wasted_doses),
+        )
 
     with new_uow() as uow:
         access.visible_store(uow, store_id)

@@ -29,9 +29,16 @@ from logistics.web.forms import Form
 
 OPEN_ENDPOINTS = frozenset({"web.login", "web.static", "web.language"})
 # Titles of the services' refusals, so that they are translated where they are shown.
-ERROR_TITLES = (_l("Bad request"), _l("Not found"), _l("Invalid input"), _l("Conflict"),
-                _l("Insufficient stock"), _l("Idempotency key reused with a different request"),
-                _l("Unauthorized"), _l("Forbidden"))
+ERROR_TITLES = (
+    _l("Bad request"),
+    _l("Not found"),
+    _l("Invalid input"),
+    _l("Conflict"),
+    _l("Insufficient stock"),
+    _l("Idempotency key reused with a different request"),
+    _l("Unauthorized"),
+    _l("Forbidden"),
+)
 
 
 def safe_next(target: str | None) -> str:
@@ -102,8 +109,12 @@ def login() -> Any:
             try:
                 with new_uow() as uow:
                     token, _row = auth_service.login(
-                        uow, username=username, password=password,
-                        ttl_s=settings().auth_token_ttl_s, now=access.now())
+                        uow,
+                        username=username,
+                        password=password,
+                        ttl_s=settings().auth_token_ttl_s,
+                        now=access.now(),
+                    )
                     uow.commit()
                 session.clear()
                 session[access.TOKEN_KEY] = token
@@ -114,8 +125,9 @@ def login() -> Any:
         else:
             error = _("Enter your username and password.")
     status = 401 if error else 200
-    return render_template("login.html", error=error,
-                           username=request.form.get("username", "")), status
+    return render_template(
+        "login.html", error=error, username=request.form.get("username", "")
+    ), status
 
 
 @web.route("/logout", methods=["POST"])

@@ -46,8 +46,9 @@ class StoreForm:
 
 
 def _rec(client_id: str) -> stock.Recorded:
-    return stock.recorded(access.principal().username, access.entry_time(), client_id,
-                          settings().site_timezone)
+    return stock.recorded(
+        access.principal().username, access.entry_time(), client_id, settings().site_timezone
+    )
 
 
 def _today() -> Any:
@@ -61,11 +62,15 @@ def _receipt(form: Form, store_id: int) -> Any:
     unit_id = form.integer("unit_id")
     doses = form.integer("doses")
     gs1 = form.text("gs1", max_length=200)
-    lot = {"gs1": gs1} if gs1 else {
-        "product_id": form.integer("product_id", required=False),
-        "lot_number": form.text("lot_number", max_length=64),
-        "expiry_date": form.day("expiry_date", required=False),
-    }
+    lot = (
+        {"gs1": gs1}
+        if gs1
+        else {
+            "product_id": form.integer("product_id", required=False),
+            "lot_number": form.text("lot_number", max_length=64),
+            "expiry_date": form.day("expiry_date", required=False),
+        }
+    )
     lot["manufacturer"] = form.text("manufacturer", max_length=200)
     vvm = form.integer("vvm_stage", minimum=1, maximum=4, required=False) or 1
     freeze = form.choice("freeze_indicator", FREEZE_STATES, required=False)
@@ -77,12 +82,24 @@ def _receipt(form: Form, store_id: int) -> Any:
 
     def action(uow: UnitOfWork) -> str:
         movement = stock.receive_stock(
-            uow, store_id=store_id, unit_id=unit_id, doses=doses, rec=_rec(client_id), lot=lot,
-            vvm_stage=vvm, supplier=supplier, freeze_indicator=freeze,
-            logger_alarm=form.data.get("logger_alarm") == "on")
+            uow,
+            store_id=store_id,
+            unit_id=unit_id,
+            doses=doses,
+            rec=_rec(client_id),
+            lot=lot,
+            vvm_stage=vvm,
+            supplier=supplier,
+            freeze_indicator=freeze,
+            logger_alarm=form.data.get("logger_alarm") == "on",
+        )
         lot_number = movement.entries[0].lot.lot_number
-        return _("Received %(doses)s doses of lot %(lot)s (movement %(id)s).",
-                 doses=number(doses), lot=lot_number, id=movement.id)
+        return _(
+            "Received %(doses)s doses of lot %(lot)s (movement %(id)s).",
+            doses=number(doses),
+            lot=lot_number,
+            id=movement.id,
+        )
 
     return {"store_id": store_id, "unit_id": unit_id}, action
 
@@ -97,10 +114,20 @@ def _issue(form: Form, store_id: int) -> Any:
         return None
 
     def action(uow: UnitOfWork) -> str:
-        movement = stock.issue_stock(uow, store_id=store_id, to_store_id=to_store_id, doses=doses,
-                                     rec=_rec(client_id), product_id=product_id, lot_id=lot_id)
-        return _("Issued %(doses)s doses (shipment %(id)s, in transit until received).",
-                 doses=number(doses), id=movement.shipment_id)
+        movement = stock.issue_stock(
+            uow,
+            store_id=store_id,
+            to_store_id=to_store_id,
+            doses=doses,
+            rec=_rec(client_id),
+            product_id=product_id,
+            lot_id=lot_id,
+        )
+        return _(
+            "Issued %(doses)s doses (shipment %(id)s, in transit until received).",
+            doses=number(doses),
+            id=movement.shipment_id,
+        )
 
     return {"store_id": store_id, "to_store_id": to_store_id}, action
 
@@ -116,18 +143,32 @@ def _receive(form: Form, store_id: int) -> Any:
             doses = form.integer(key, minimum=0, required=False)
             reason = form.choice(f"reason_{lot_id}", rules.SHORT_RECEIPT_REASONS, required=False)
             if lot_id and doses is not None:
-                lines.append({"lot_id": lot_id, "doses_received": doses,
-                              **({"reason": reason} if reason else {})})
+                lines.append(
+                    {
+                        "lot_id": lot_id,
+                        "doses_received": doses,
+                        **({"reason": reason} if reason else {}),
+                    }
+                )
     if form.errors:
         return None
 
     def action(uow: UnitOfWork) -> str:
         shipment = stock.get_shipment(uow, shipment_id)
         issued = {line.lot_id: line.doses_issued for line in shipment.lines}
-        reported = [line for line in lines if line["doses_received"] != issued.get(line["lot_id"])
-                    or "reason" in line]
-        stock.receive_shipment(uow, store_id=store_id, unit_id=unit_id, shipment_id=shipment_id,
-                               rec=_rec(client_id), lines=reported)
+        reported = [
+            line
+            for line in lines
+            if line["doses_received"] != issued.get(line["lot_id"]) or "reason" in line
+        ]
+        stock.receive_shipment(
+            uow,
+            store_id=store_id,
+            unit_id=unit_id,
+            shipment_id=shipment_id,
+            rec=_rec(client_id),
+            lines=reported,
+        )
         return _("Shipment %(id)s received.", id=shipment_id)
 
     return {"store_id": store_id, "unit_id": unit_id, "shipment_id": shipment_id}, action
@@ -143,8 +184,15 @@ def _transfer(form: Form, store_id: int) -> Any:
         return None
 
     def action(uow: UnitOfWork) -> str:
-        stock.transfer_stock(uow, store_id=store_id, from_unit_id=from_unit, to_unit_id=to_unit,
-                             lot_id=lot_id, doses=doses, rec=_rec(client_id))
+        stock.transfer_stock(
+            uow,
+            store_id=store_id,
+            from_unit_id=from_unit,
+            to_unit_id=to_unit,
+            lot_id=lot_id,
+            doses=doses,
+            rec=_rec(client_id),
+        )
         return _("Moved %(doses)s doses between units.", doses=number(doses))
 
     return {"store_id": store_id, "from_unit_id": from_unit, "to_unit_id": to_unit}, action
@@ -159,9 +207,18 @@ def _wastage(form: Form, store_id: int) -> Any:
         return None
 
     def action(uow: UnitOfWork) -> str:
-        stock.record_wastage(uow, store_id=store_id, unit_id=unit_id, lot_id=lot_id, doses=doses,
-                             reason=reason, actor=access.principal().username,
-                             client_id=client_id, note=note, occurred_at=access.entry_time())
+        stock.record_wastage(
+            uow,
+            store_id=store_id,
+            unit_id=unit_id,
+            lot_id=lot_id,
+            doses=doses,
+            reason=reason,
+            actor=access.principal().username,
+            client_id=client_id,
+            note=note,
+            occurred_at=access.entry_time(),
+        )
         return _("Recorded %(doses)s doses wasted.", doses=number(doses))
 
     return {"store_id": store_id, "unit_id": unit_id}, action
@@ -174,10 +231,17 @@ def _consumption(form: Form, store_id: int) -> Any:
         return None
 
     def action(uow: UnitOfWork) -> str:
-        stock.record_consumption(uow, store_id=store_id, unit_id=unit_id, lot_id=lot_id,
-                                 doses=doses, actor=access.principal().username,
-                                 client_id=client_id, site_timezone=settings().site_timezone,
-                                 occurred_at=access.entry_time())
+        stock.record_consumption(
+            uow,
+            store_id=store_id,
+            unit_id=unit_id,
+            lot_id=lot_id,
+            doses=doses,
+            actor=access.principal().username,
+            client_id=client_id,
+            site_timezone=settings().site_timezone,
+            occurred_at=access.entry_time(),
+        )
         return _("Recorded %(doses)s doses given.", doses=number(doses))
 
     return {"store_id": store_id, "unit_id": unit_id}, action
@@ -191,11 +255,20 @@ def _count(form: Form, store_id: int) -> Any:
         return None
 
     def action(uow: UnitOfWork) -> str:
-        movement = stock.record_count(uow, store_id=store_id, unit_id=unit_id, lot_id=lot_id,
-                                      counted_doses=counted, rec=_rec(client_id))
+        movement = stock.record_count(
+            uow,
+            store_id=store_id,
+            unit_id=unit_id,
+            lot_id=lot_id,
+            counted_doses=counted,
+            rec=_rec(client_id),
+        )
         difference = sum(e.doses for e in movement.entries)
-        return _("Count recorded: %(counted)s doses (difference %(diff)s).",
-                 counted=number(counted), diff=number(difference))
+        return _(
+            "Count recorded: %(counted)s doses (difference %(diff)s).",
+            counted=number(counted),
+            diff=number(difference),
+        )
 
     return {"store_id": store_id, "unit_id": unit_id}, action
 
@@ -210,10 +283,16 @@ def _reversal(form: Form, store_id: int) -> Any:
     def action(uow: UnitOfWork) -> str:
         original = stock.get_movement(uow, movement_id)
         if original.store_id != store_id:
-            raise DomainError(_("Movement %(id)s is not of this store.", id=movement_id),
-                              field="movement_id")
-        stock.reverse_movement(uow, movement_id=movement_id, actor=access.principal().username,
-                               client_id=client_id, reason=reason)
+            raise DomainError(
+                _("Movement %(id)s is not of this store.", id=movement_id), field="movement_id"
+            )
+        stock.reverse_movement(
+            uow,
+            movement_id=movement_id,
+            actor=access.principal().username,
+            client_id=client_id,
+            reason=reason,
+        )
         return _("Movement %(id)s reversed.", id=movement_id)
 
     return {"movement_id": movement_id}, action
@@ -240,12 +319,19 @@ FORMS = {
 def _page_data(uow: UnitOfWork, store_id: int) -> dict[str, Any]:
     store = access.visible_store(uow, store_id)
     config = settings()
-    stock_view = trace.store_stock(uow, store_id, now=access.now(),
-                                   window_days=config.ledger_consumption_window_days,
-                                   site_timezone=config.site_timezone)
+    stock_view = trace.store_stock(
+        uow,
+        store_id,
+        now=access.now(),
+        window_days=config.ledger_consumption_window_days,
+        site_timezone=config.site_timezone,
+    )
     units = catalog.list_units(uow, store_id=store_id)
-    incoming = [s for s in stock.list_shipments(uow, store_id=store_id, status="in_transit")
-                if s.to_store_id == store_id]
+    incoming = [
+        s
+        for s in stock.list_shipments(uow, store_id=store_id, status="in_transit")
+        if s.to_store_id == store_id
+    ]
     return {
         "store": store,
         "stock": stock_view,
@@ -289,8 +375,11 @@ def store_movements(store_id: int) -> Any:
     """The recent movements alone (htmx reloads them after a form succeeds)."""
     with new_uow() as uow:
         store_row = access.visible_store(uow, store_id)
-        return render_template("store/_movements.html", store=store_row,
-                               movements=stock.list_movements(uow, store_id=store_id, limit=15))
+        return render_template(
+            "store/_movements.html",
+            store=store_row,
+            movements=stock.list_movements(uow, store_id=store_id, limit=15),
+        )
 
 
 @web.route("/stores/<int:store_id>/fefo")
@@ -303,15 +392,18 @@ def fefo(store_id: int) -> Any:
         access.visible_store(uow, store_id)
         if not form.errors:
             try:
-                picks = stock.fefo_suggestion(uow, store_id=store_id, product_id=product_id,
-                                              doses=doses, on=_today())
+                picks = stock.fefo_suggestion(
+                    uow, store_id=store_id, product_id=product_id, doses=doses, on=_today()
+                )
             except DomainError as exc:
                 error = field_errors(exc)["doses" if exc.field == "doses" else exc.field or "_form"]
-        lots = {lot.id: lot for lot in catalog.list_lots(uow, product_id=product_id)} \
-            if product_id else {}
+        lots = (
+            {lot.id: lot for lot in catalog.list_lots(uow, product_id=product_id)}
+            if product_id
+            else {}
+        )
         units = {unit.id: unit.code for unit in catalog.list_units(uow, store_id=store_id)}
-        return render_template("store/_fefo.html", picks=picks, error=error, lots=lots,
-                               units=units)
+        return render_template("store/_fefo.html", picks=picks, error=error, lots=lots, units=units)
 
 
 def _partial(name: str, store_id: int, state: FormState, status: int = 200) -> Any:

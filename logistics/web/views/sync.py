@@ -82,13 +82,24 @@ def service_worker() -> Response:
 
 def _lots(uow: Any, store_id: int) -> list[dict[str, Any]]:
     config = settings()
-    view = trace.store_stock(uow, store_id, now=access.now(),
-                             window_days=config.ledger_consumption_window_days,
-                             site_timezone=config.site_timezone)
-    return [{"lot_id": lot["lot_id"], "lot_number": lot["lot_number"],
-             "expiry_date": lot["expiry_date"].isoformat(), "doses": lot["doses"],
-             "usable_doses": lot["usable_doses"]}
-            for product in view["products"] for lot in product["lots"]]
+    view = trace.store_stock(
+        uow,
+        store_id,
+        now=access.now(),
+        window_days=config.ledger_consumption_window_days,
+        site_timezone=config.site_timezone,
+    )
+    return [
+        {
+            "lot_id": lot["lot_id"],
+            "lot_number": lot["lot_number"],
+            "expiry_date": lot["expiry_date"].isoformat(),
+            "doses": lot["doses"],
+            "usable_doses": lot["usable_doses"],
+        }
+        for product in view["products"]
+        for lot in product["lots"]
+    ]
 
 
 @web.route("/centres/<int:store_id>/offline-data")
@@ -98,12 +109,25 @@ def offline_data(store_id: int) -> Response:
     with new_uow() as uow:
         access.visible_store(uow, store_id)
         units = [{"id": u.id, "code": u.code} for u in catalog.list_units(uow, store_id=store_id)]
-        sessions = [{"id": s.id, "product": s.product.code, "capacity": s.capacity,
-                     "dose_number": s.dose_number, "status": s.status}
-                    for s in svc.list_sessions(uow, store_id=store_id) if s.session_date == today]
-        body = {"store_id": store_id, "fetched_at": access.now().isoformat(),
-                "date": today.isoformat(), "units": units, "lots": _lots(uow, store_id),
-                "sessions": sessions}
+        sessions = [
+            {
+                "id": s.id,
+                "product": s.product.code,
+                "capacity": s.capacity,
+                "dose_number": s.dose_number,
+                "status": s.status,
+            }
+            for s in svc.list_sessions(uow, store_id=store_id)
+            if s.session_date == today
+        ]
+        body = {
+            "store_id": store_id,
+            "fetched_at": access.now().isoformat(),
+            "date": today.isoformat(),
+            "units": units,
+            "lots": _lots(uow, store_id),
+            "sessions": sessions,
+        }
     return Response(json.dumps(body), mimetype="application/json")
 
 
@@ -164,8 +188,9 @@ def _instant(value: Any) -> dt.datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
-def made_at(entry: dict[str, Any], sent_at: dt.datetime | None,
-            now: dt.datetime) -> dt.datetime | None:
+def made_at(
+    entry: dict[str, Any], sent_at: dt.datetime | None, now: dt.datetime
+) -> dt.datetime | None:
     """When the entry was made, on the server's clock: its age on the phone's clock (sent_at -
     made_at) taken back from now. Without sent_at the phone's made_at is taken as it is, and
     never later than now. None when the entry does not say (it is recorded as made now)."""
@@ -182,8 +207,12 @@ def sync_one(entry: Any, sent_at: dt.datetime | None = None) -> dict[str, Any]:
     """One queued entry's outcome: recorded, duplicate or refused (with the reason)."""
     parsed = _fields(entry)
     if parsed is None:
-        return {"client_id": str(entry.get("client_id")) if isinstance(entry, dict) else None,
-                "status": "refused", "reason": _("This entry is unreadable."), "errors": {}}
+        return {
+            "client_id": str(entry.get("client_id")) if isinstance(entry, dict) else None,
+            "status": "refused",
+            "reason": _("This entry is unreadable."),
+            "errors": {},
+        }
     path, client_id, fields = parsed
     form = Form(fields)
     setattr(g, access.ENTRY_TIME_KEY, made_at(entry, sent_at, access.now()))
@@ -196,8 +225,12 @@ def sync_one(entry: Any, sent_at: dt.datetime | None = None) -> dict[str, Any]:
         setattr(g, access.ENTRY_TIME_KEY, None)
     if outcome is None:
         reason = "; ".join(form.errors.values())
-        return {"client_id": client_id, "status": "refused", "reason": reason,
-                "errors": form.errors}
+        return {
+            "client_id": client_id,
+            "status": "refused",
+            "reason": reason,
+            "errors": form.errors,
+        }
     status = "duplicate" if outcome.replayed else "recorded"
     return {"client_id": client_id, "status": status, "message": outcome.message}
 
@@ -208,9 +241,10 @@ def sync_entries() -> Response:
     body = request.get_json(silent=True)
     entries = body.get("entries") if isinstance(body, dict) else None
     if not isinstance(entries, list) or not 0 < len(entries) <= MAX_ENTRIES:
-        return _problem(400, "Bad request",
-                        _("Send 1 to %(n)s entries.", n=MAX_ENTRIES))
+        return _problem(400, "Bad request", _("Send 1 to %(n)s entries.", n=MAX_ENTRIES))
     sent_at = _instant(body.get("sent_at"))
     results = [sync_one(entry, sent_at) for entry in entries]
-    return Response(json.dumps({"results": results, "at": dt.datetime.now(dt.UTC).isoformat()}),
-                    mimetype="application/json")
+    return Response(
+        json.dumps({"results": results, "at": dt.datetime.now(dt.UTC).isoformat()}),
+        mimetype="application/json",
+    )

@@ -28,17 +28,23 @@ def _label(leg: dict[str, Any]) -> str:
     if leg["kind"] == "stay":
         return f"{leg['unit_code']} · {leg['store_code']}"
     carrier = leg["unit_code"] or _("no carrier named")
-    return _("Trip %(from)s → %(to)s in %(carrier)s", **{
-        "from": leg["from_store_code"] or "—", "to": leg["to_store_code"] or "—",
-        "carrier": carrier})
+    return _(
+        "Trip %(from)s → %(to)s in %(carrier)s",
+        **{
+            "from": leg["from_store_code"] or "—",
+            "to": leg["to_store_code"] or "—",
+            "carrier": carrier,
+        },
+    )
 
 
 def _stamp(at: dt.datetime) -> int:
     return int(at.timestamp())
 
 
-def chart_data(journey: dict[str, Any], series: list[dict[int, float]], width_s: int
-               ) -> dict[str, Any]:
+def chart_data(
+    journey: dict[str, Any], series: list[dict[int, float]], width_s: int
+) -> dict[str, Any]:
     """What journey.js draws: a line per leg, trips and excursions to shade, the safe band."""
     t = sorted({ts for points in series for ts in points})
     legs = journey["legs"]
@@ -46,14 +52,22 @@ def chart_data(journey: dict[str, Any], series: list[dict[int, float]], width_s:
         "t": t,
         "series": [[points.get(ts) for ts in t] for points in series],
         "legs": [{"label": _label(leg), "kind": leg["kind"]} for leg in legs],
-        "trips": [[_stamp(leg["from"]), _stamp(leg["to"])] for leg in legs
-                  if leg["kind"] == "trip"],
-        "excursions": [[_stamp(max(x.started_at, leg["from"])),
-                        _stamp(min(x.ended_at or leg["to"], leg["to"]))]
-                       for leg in legs for x in leg["excursions"]],
+        "trips": [
+            [_stamp(leg["from"]), _stamp(leg["to"])] for leg in legs if leg["kind"] == "trip"
+        ],
+        "excursions": [
+            [
+                _stamp(max(x.started_at, leg["from"])),
+                _stamp(min(x.ended_at or leg["to"], leg["to"])),
+            ]
+            for leg in legs
+            for x in leg["excursions"]
+        ],
         "band": [journey["min_temp_c"], journey["max_temp_c"]],
-        "start": _stamp(journey["start"]), "end": _stamp(journey["end"]),
-        "bucket_s": width_s, "tz": settings().site_timezone,
+        "start": _stamp(journey["start"]),
+        "end": _stamp(journey["end"]),
+        "bucket_s": width_s,
+        "tz": settings().site_timezone,
     }
 
 
@@ -71,5 +85,6 @@ def lot_journey(lot_id: int) -> str:
             abort(404)
         journey = within(journey, access.visible_store_ids(uow))
         chart = chart_data(journey, journeys.journey_series(uow, journey, width_s), width_s)
-        return render_template("journey.html", journey=journey, chart=chart, range=chosen,
-                               ranges=list(RANGES))
+        return render_template(
+            "journey.html", journey=journey, chart=chart, range=chosen, ranges=list(RANGES)
+        )

@@ -16,8 +16,11 @@ from logistics.web.blueprint import web
 
 # Range shown -> bucket width. One-minute readings give at most 1,440 points per chart (the
 # issue's ceiling is 2,000); beyond a day each point is a bucket's min/avg/max.
-RANGES = {"24h": (dt.timedelta(hours=24), 60), "7d": (dt.timedelta(days=7), 600),
-          "30d": (dt.timedelta(days=30), 1800)}
+RANGES = {
+    "24h": (dt.timedelta(hours=24), 60),
+    "7d": (dt.timedelta(days=7), 600),
+    "30d": (dt.timedelta(days=30), 1800),
+}
 MAX_POINTS = 2000
 
 
@@ -30,24 +33,34 @@ def visible_unit(uow: UnitOfWork, unit_id: int) -> Any:
     return unit
 
 
-def chart_data(uow: UnitOfWork, unit: Any, start: dt.datetime, end: dt.datetime,
-               width_s: int) -> dict[str, Any]:
+def chart_data(
+    uow: UnitOfWork, unit: Any, start: dt.datetime, end: dt.datetime, width_s: int
+) -> dict[str, Any]:
     """What the chart draws: buckets, the safe band, the excursions to shade (all from services)."""
     width_s = max(width_s, int((end - start).total_seconds() // MAX_POINTS) + 1)
     after = dt.timedelta(days=settings().readings_aggregate_after_days)
     width_s, buckets = readings.unit_chart_series(uow, unit.id, start, end, width_s, after)
-    found = excursions.list_excursions(uow, store_path=None, unit_id=unit.id, kind=None,
-                                       open_only=False, since=start, until=end)
+    found = excursions.list_excursions(
+        uow, store_path=None, unit_id=unit.id, kind=None, open_only=False, since=start, until=end
+    )
     return {
         "t": [int(b.start.timestamp()) for b in buckets],
         "avg": [round(b.avg_temp_c, 2) for b in buckets],
         "min": [round(b.min_temp_c, 2) for b in buckets],
         "max": [round(b.max_temp_c, 2) for b in buckets],
         "band": [unit.min_temp_c, unit.max_temp_c],
-        "excursions": [[int(max(x.started_at, start).timestamp()),
-                        int(min(x.ended_at or end, end).timestamp()), x.kind] for x in found],
-        "start": int(start.timestamp()), "end": int(end.timestamp()),
-        "bucket_s": width_s, "tz": settings().site_timezone,
+        "excursions": [
+            [
+                int(max(x.started_at, start).timestamp()),
+                int(min(x.ended_at or end, end).timestamp()),
+                x.kind,
+            ]
+            for x in found
+        ],
+        "start": int(start.timestamp()),
+        "end": int(end.timestamp()),
+        "bucket_s": width_s,
+        "tz": settings().site_timezone,
         "summary": {
             "low": min((b.min_temp_c for b in buckets), default=None),
             "high": max((b.max_temp_c for b in buckets), default=None),
@@ -64,9 +77,12 @@ def _range() -> str:
 def _unit_chart(uow: UnitOfWork, unit: Any, chosen: str) -> dict[str, Any]:
     span, width_s = RANGES[chosen]
     end = access.now()
-    return {"chart": chart_data(uow, unit, end - span, end, width_s), "range": chosen,
-            "ranges": list(RANGES), "mkt_url": url_for("web.unit_mkt", unit_id=unit.id,
-                                                       range=chosen)}
+    return {
+        "chart": chart_data(uow, unit, end - span, end, width_s),
+        "range": chosen,
+        "ranges": list(RANGES),
+        "mkt_url": url_for("web.unit_mkt", unit_id=unit.id, range=chosen),
+    }
 
 
 @web.route("/units/<int:unit_id>")
@@ -76,9 +92,11 @@ def unit(unit_id: int) -> str:
         found = visible_unit(uow, unit_id)
         store, chart = found.store, _unit_chart(uow, found, _range())
         # latest_by_store detaches what the session loaded: read everything else first.
-        sensors = [row.sensor for row in
-                   readings.latest_by_store(uow, found.store_id, False, access.now())
-                   if row.unit.id == unit_id and row.sensor is not None]
+        sensors = [
+            row.sensor
+            for row in readings.latest_by_store(uow, found.store_id, False, access.now())
+            if row.unit.id == unit_id and row.sensor is not None
+        ]
         return render_template("unit.html", unit=found, store=store, sensors=sensors, **chart)
 
 
@@ -98,8 +116,9 @@ def unit_mkt(unit_id: int) -> str:
     end = access.now()
     with new_uow() as uow:
         visible_unit(uow, unit_id)
-        mkt = thermal.unit_mkt(uow, settings(), unit_id=unit_id, start=end - RANGES[chosen][0],
-                                  end=end)
+        mkt = thermal.unit_mkt(
+            uow, settings(), unit_id=unit_id, start=end - RANGES[chosen][0], end=end
+        )
         return render_template("units/_mkt.html", mkt=mkt, range=chosen)
 
 

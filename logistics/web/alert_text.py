@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from logistics.web.i18n import date, datetime, number
 
@@ -29,12 +30,12 @@ def _logger(d: Mapping[str, Any]) -> str:
     return _(" (logger %(sensor)s)", sensor=d["sensor_id"]) if d.get("sensor_id") else ""
 
 
-def _excursion(words: str) -> Callable[[Mapping[str, Any]], str]:
+def _excursion(words: Any) -> Callable[[Mapping[str, Any]], str]:
     def text(d: Mapping[str, Any]) -> str:
         return _(
             "%(what)s%(logger)s since %(start)s: %(minutes)s min outside the safe range, "
             "peak %(peak)s °C.",
-            what=words,
+            what=str(words),
             logger=_logger(d),
             start=_time(d["started_at"]),
             minutes=number(d["minutes_outside"]),
@@ -131,30 +132,29 @@ def _overcommitted(d: Mapping[str, Any]) -> str:
     )
 
 
-def _texts() -> dict[str, Callable[[Mapping[str, Any]], str]]:
-    # Built per call: the words of the excursion kinds are translated in the request's language.
-    return {
-        "heat_warning": _excursion(_("Heat warning")),
-        "heat_alarm": _excursion(_("Heat alarm")),
-        "cold_warning": _excursion(_("Cold warning")),
-        "cold_alarm": _excursion(_("Freeze alarm")),
-        "sensor_silent": _silent,
-        "sensor_low_battery": _battery,
-        "sensor_power_off": _power_off,
-        "power_failure": _power_failure,
-        "lot_expired": _expiry(True),
-        "lot_expiring": _expiry(False),
-        "stock_out": _stock,
-        "below_min": _stock,
-        "above_max": _stock,
-        "indent_unanswered": _indent,
-        "sessions_overcommitted": _overcommitted,
-    }
+# Built once: the words of the excursion kinds are lazy, translated when an alert is said.
+_TEXTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "heat_warning": _excursion(_l("Heat warning")),
+    "heat_alarm": _excursion(_l("Heat alarm")),
+    "cold_warning": _excursion(_l("Cold warning")),
+    "cold_alarm": _excursion(_l("Freeze alarm")),
+    "sensor_silent": _silent,
+    "sensor_low_battery": _battery,
+    "sensor_power_off": _power_off,
+    "power_failure": _power_failure,
+    "lot_expired": _expiry(True),
+    "lot_expiring": _expiry(False),
+    "stock_out": _stock,
+    "below_min": _stock,
+    "above_max": _stock,
+    "indent_unanswered": _indent,
+    "sessions_overcommitted": _overcommitted,
+}
 
 
 def describe(alert: Any) -> str:
     """The alert's text for the pages; its stored message when its kind or details are unknown."""
-    text = _texts().get(alert.kind)
+    text = _TEXTS.get(alert.kind)
     details = alert.details if isinstance(getattr(alert, "details", None), Mapping) else None
     if text is None or details is None:
         return str(alert.message)

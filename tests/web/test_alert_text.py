@@ -80,3 +80,10 @@ def test_an_unknown_kind_or_missing_detail_shows_the_stored_message(app):
     assert _say(app, _alert("carrier_lost", {"x": 1}), "en") == "stored message"
     assert _say(app, _alert("sensor_silent", {"sensor_id": "A"}), "hi") == "stored message"
     assert _say(app, _alert("sensor_silent", None), "en") == "stored message"
+
+
+def test_the_kind_of_an_excursion_is_said_in_each_request_language(app):
+    # The kind's words are translated when the alert is said, not once for every request.
+    assert _say(app, FREEZE, "hi").startswith("जमने का अलार्म (")
+    assert _say(app, FREEZE, "en").startswith("Freeze alarm (")
+    assert _say(app, FREEZE, "hi").startswith("जमने का अलार्म (")

@@ -24,7 +24,9 @@ Per fault: lost (readings the broker acknowledged to the publisher but never sto
 bookings confirmed but missing), doubled (deliveries seen twice: readings the ingestion received
 again after storing them; an alarm raised twice; a booking confirmed twice), recovery_s (from
 the end of the fault until work is done again: a reading received after it is stored, the
-evaluation queue empty, or the worker replaced). The last line is one JSON object.
+evaluation queue empty, or the worker replaced), and whether the fault met the goal of issue 12
+(0 lost and 0 doubled, except the broker's window documented in docs/sensors.md: see judge()).
+The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -471,6 +473,42 @@ FAULTS = (
 )
 
 
+def _autosave_changes() -> int:
+    """The shipped broker's snapshot interval in changes (config/mosquitto.conf)."""
+    text = (ROOT / "config" / "mosquitto.conf").read_text()
+    return int(re.search(r"^autosave_interval\s+(\d+)", text, re.M).group(1))
+
+
+def judge(name: str, result: dict[str, Any], rate: float) -> dict[str, Any]:
+    """The goal of issue 12 for one fault: 0 lost and 0 doubled, except the broker's window as
+    docs/sensors.md documents it ("Broker crash: the remaining window"):
+    - a broker restart (SIGTERM or SIGKILL) repeats the deliveries the ingestion had taken but not
+      yet acknowledged (QoS 1 is at least once); the ingestion sees them again and stores nothing
+      twice, so "doubled" may be above 0 for the broker's faults only;
+    - a SIGTERM loses nothing;
+    - a SIGKILL loses what came after the last snapshot: with the ingestion down, at most the
+      snapshot interval (autosave_interval changes); with it up, what the broker had acknowledged
+      to the loggers and not yet handed on, bounded here by half a second of traffic.
+    """
+    broker = name.startswith("mosquitto_")
+    if not broker:
+        allowed_lost, allowed_doubled = 0, 0
+    elif "sigterm" in name:
+        allowed_lost, allowed_doubled = 0, None
+    elif name.endswith("ingestion_down"):
+        allowed_lost, allowed_doubled = _autosave_changes(), None
+    else:
+        allowed_lost, allowed_doubled = int(rate * 0.5), None
+    ok = result["lost"] <= allowed_lost and (
+        allowed_doubled is None or result["doubled"] <= allowed_doubled
+    )
+    return {
+        "allowed_lost": allowed_lost,
+        "allowed_doubled": "repeats (documented)" if allowed_doubled is None else 0,
+        "ok": ok,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--readings", type=int, default=20000)
@@ -494,6 +532,9 @@ def main() -> None:
             log(f"{name}: {results[name]}")
     finally:
         bench.cleanup()
+    verdicts = {name: judge(name, result, args.rate) for name, result in results.items()}
+    for name, verdict in verdicts.items():
+        log(f"{name}: {'ok' if verdict['ok'] else 'GOAL MISSED'} ({verdict})")
     print(
         json.dumps(
             {
@@ -501,12 +542,18 @@ def main() -> None:
                 "seconds": round(time.monotonic() - started, 1),
                 "faults": {
                     name: {
-                        key: value
-                        for key, value in result.items()
-                        if key in ("lost", "doubled", "recovery_s")
+                        **{
+                            key: value
+                            for key, value in result.items()
+                            if key in ("lost", "doubled", "recovery_s")
+                        },
+                        "ok": verdicts[name]["ok"],
                     }
                     for name, result in results.items()
                 },
+                "goal": "0 lost and 0 doubled, except the broker's documented window",
+                "goal_met": all(v["ok"] for v in verdicts.values()),
+                "verdicts": verdicts,
                 "details": results,
             }
         )

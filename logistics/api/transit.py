@@ -239,9 +239,12 @@ class Carriers(MethodView):
     @blp.alt_response(409, description="Code or logger already taken", **PROBLEM)
     def post(self, args: dict[str, Any]) -> Any:
         """Register a carrier with its safe range, its transport rules and, if named, its logger."""
-        return transit.register_carrier(
-            request_uow(), settings(), actor=current_actor(), now=_now(), **args
+        uow = request_uow()
+        carrier = transit.register_carrier(
+            uow, settings(), actor=current_actor(), now=_now(), **args
         )
+        uow.commit()
+        return carrier
 
 
 @blp.route("/carried-issues")

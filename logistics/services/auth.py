@@ -79,7 +79,9 @@ def create_user(
     roles: Iterable[RoleSpec],
     now: dt.datetime | None = None,
 ) -> User:
-    """Create a user with roles ("admin", "district_officer:DVS-PUNE" or (role, store id)); commits.
+    """Create a user with roles ("admin", "district_officer:DVS-PUNE" or (role, store id)).
+
+    The caller commits.
 
     `password` None makes a service account that logs in only with tokens issued to it.
     """
@@ -106,7 +108,7 @@ def _user(session: Session, username: str) -> User:
 
 
 def set_password(uow: UnitOfWork, *, username: str, password: str) -> None:
-    """Give a user a new password; commits."""
+    """Give a user a new password; the caller commits."""
     _user(uow.session, username).password_hash = secrets.hash_password(password)
     bump_access_epoch(uow.session)
     uow.session.flush()
@@ -141,7 +143,7 @@ def update_user(
     now: dt.datetime | None = None,
 ) -> User:
     """Enable or disable a user (disabling revokes every token), set a password or replace the
-    roles (effective on the user's next request); commits."""
+    roles (effective on the user's next request); the caller commits."""
     user = _user(uow.session, username)
     if password is not None:
         user.password_hash = secrets.hash_password(password)
@@ -171,7 +173,7 @@ def issue_token(
     ttl_s: int = DEFAULT_TOKEN_TTL_S,
     now: dt.datetime | None = None,
 ) -> str:
-    """Issue a bearer token to a user and return it (only its hash is kept); commits."""
+    """Issue a bearer token to a user and return it (only its hash is kept); the caller commits."""
     return issue_token_row(uow, username=username, ttl_s=ttl_s, now=now)[0]
 
 
@@ -219,7 +221,7 @@ def login(
 
 
 def revoke_token(uow: UnitOfWork, *, token_id: int, now: dt.datetime) -> ApiToken:
-    """Revoke a token by its id (idempotent); commits."""
+    """Revoke a token by its id (idempotent); the caller commits."""
     row = get_or_404(uow, ApiToken, token_id, f"no token {token_id}", field="token_id")
     row.revoked_at = row.revoked_at or now
     bump_access_epoch(uow.session)

@@ -58,7 +58,9 @@ def _store_credential(uow: UnitOfWork, username: str, kind: str, now: dt.datetim
 
 
 def issue_sensor_credential(uow: UnitOfWork, *, sensor_id: str, now: dt.datetime) -> str:
-    """Make (or replace) a registered, active sensor's MQTT password and return it; commits."""
+    """Make (or replace) a registered, active sensor's MQTT password and return it.
+
+    The caller commits."""
     sensor = uow.session.get(Sensor, sensor_id)
     if sensor is None or sensor.status != SENSOR_ACTIVE:
         raise NotFound(f"no active sensor {sensor_id!r}", field="sensor_id")
@@ -67,7 +69,7 @@ def issue_sensor_credential(uow: UnitOfWork, *, sensor_id: str, now: dt.datetime
 
 
 def issue_service_credential(uow: UnitOfWork, *, username: str, now: dt.datetime) -> str:
-    """Make (or replace) the ingestion account's MQTT password and return it; commits."""
+    """Make (or replace) the ingestion account's MQTT password and return it; the caller commits."""
     _check_username(username)
     if uow.session.get(Sensor, username) is not None:
         raise Invalid(f"{username!r} is a sensor's id", field="username")

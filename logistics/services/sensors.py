@@ -31,7 +31,7 @@ def register_sensor(
     now: dt.datetime,
     expected_interval_s: int = 600,
 ) -> Sensor:
-    """Register a new sensor as reading in a unit from `valid_from`; commits."""
+    """Register a new sensor as reading in a unit from `valid_from`; the caller commits."""
     if not SENSOR_ID.match(sensor_id):
         raise Invalid("a sensor id is 1-64 of A-Z a-z 0-9 _ . : -", field="sensor_id")
     if uow.session.get(Sensor, sensor_id) is not None:

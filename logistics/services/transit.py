@@ -70,7 +70,8 @@ def register_carrier(
     max_temp_c: float = 8.0,
     sensor_id: str | None = None,
 ) -> StorageUnit:
-    """Add a carrier to a store with its transport rules and, if named, its logger; commits."""
+    """Add a carrier to a store with its transport rules and, if named, its logger (the edge
+    commits)."""
     if not rules.is_carrier(kind):
         raise Invalid(f"a carrier is one of {', '.join(rules.CARRIER_KINDS)}", field="kind")
     catalog.get_store(uow, store_id)
@@ -89,7 +90,6 @@ def register_carrier(
     _seed_rules(uow, settings, unit, actor, now)
     if sensor_id is not None:
         _add_logger(uow, settings, unit, sensor_id, actor, now)
-    uow.commit()
     return unit
 
 

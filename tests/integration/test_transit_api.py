@@ -94,6 +94,7 @@ def test_several_carriers_must_account_for_every_dose(client, route, runtime, uo
         actor="t",
         now=dt.datetime.now(UTC),
     )
+    uow.commit()
     got = _issue(
         client,
         route,

@@ -73,6 +73,7 @@ def make_route(uow: UnitOfWork, settings, *, doses: int = 1000, sensor_id: str =
         now=start,
         sensor_id=sensor_id,
     )
+    uow.commit()
     return Route(district, centre, dvs_ilr, centre_ilr, cold_box, lot)
 
 

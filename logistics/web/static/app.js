@@ -46,6 +46,20 @@
     ctx.restore();
   }
 
+  // Keep a chart as wide as its holder (the canvas is drawn in pixels): also when the holder is
+  // sized after the chart was drawn, which the window's resize event does not tell.
+  function follow(holder, plot, height) {
+    var fit = function () {
+      var w = Math.max(holder.clientWidth, 300);
+      if (w !== plot.width) { plot.setSize({ width: w, height: height }); }
+    };
+    if (window.ResizeObserver) { new ResizeObserver(fit).observe(holder); }
+    else { window.addEventListener("resize", fit); }
+  }
+
+  // Shared with the other charts' scripts (journey.js), which look it up when they draw.
+  window.coldchainCharts = { shade: shade, band: band, follow: follow };
+
   function drawCharts(root) {
     if (!window.uPlot) { return; }
     var holders = (root.querySelectorAll ? root : document).querySelectorAll("[data-chart]");
@@ -75,13 +89,7 @@
           d.excursions.forEach(function (x) { shade(u, x[0], x[1], "rgba(163, 22, 27, 0.22)"); });
         }] }
       };
-      var plot = new uPlot(opts, data, holder);
-      var fit = function () {
-        var w = Math.max(holder.clientWidth, 300);
-        if (w !== plot.width) { plot.setSize({ width: w, height: 260 }); }
-      };
-      if (window.ResizeObserver) { new ResizeObserver(fit).observe(holder); }
-      else { window.addEventListener("resize", fit); }
+      follow(holder, new uPlot(opts, data, holder), 260);
     });
   }
 })();

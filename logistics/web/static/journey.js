@@ -4,25 +4,11 @@
   "use strict";
   var COLOURS = ["#0b5cad", "#8e44ad", "#17663a", "#b35900", "#2c3e50", "#c0392b"];
 
-  function fill(u, from, to, colour) {
-    var ctx = u.ctx, left = u.valToPos(from, "x", true), right = u.valToPos(to, "x", true);
-    ctx.save();
-    ctx.fillStyle = colour;
-    ctx.fillRect(left, u.bbox.top, Math.max(right - left, 2), u.bbox.height);
-    ctx.restore();
-  }
-
-  function band(u, low, high) {
-    var ctx = u.ctx, top = u.valToPos(high, "y", true), bottom = u.valToPos(low, "y", true);
-    ctx.save();
-    ctx.fillStyle = "rgba(23, 102, 58, 0.12)";
-    ctx.fillRect(u.bbox.left, top, u.bbox.width, bottom - top);
-    ctx.restore();
-  }
-
   function draw(holder) {
+    // The band, the shading and the resizing are app.js's (window.coldchainCharts).
+    var charts = window.coldchainCharts;
     var source = document.getElementById(holder.getAttribute("data-journey"));
-    if (!window.uPlot || !source || holder.getAttribute("data-drawn")) { return; }
+    if (!window.uPlot || !charts || !source || holder.getAttribute("data-drawn")) { return; }
     holder.setAttribute("data-drawn", "1");
     var d = JSON.parse(source.textContent);
     var series = [{}], data = [d.t];
@@ -43,15 +29,12 @@
       series: series,
       axes: [{}, { label: "°C" }],
       hooks: { drawClear: [function (u) {
-        band(u, d.band[0], d.band[1]);
-        d.trips.forEach(function (x) { fill(u, x[0], x[1], "rgba(11, 92, 173, 0.12)"); });
-        d.excursions.forEach(function (x) { fill(u, x[0], x[1], "rgba(163, 22, 27, 0.22)"); });
+        charts.band(u, d.band[0], d.band[1]);
+        d.trips.forEach(function (x) { charts.shade(u, x[0], x[1], "rgba(11, 92, 173, 0.12)"); });
+        d.excursions.forEach(function (x) { charts.shade(u, x[0], x[1], "rgba(163, 22, 27, 0.22)"); });
       }] }
     };
-    var plot = new uPlot(opts, data, holder);
-    window.addEventListener("resize", function () {
-      plot.setSize({ width: Math.max(holder.clientWidth, 300), height: 280 });
-    });
+    charts.follow(holder, new uPlot(opts, data, holder), 280);
   }
 
   document.addEventListener("DOMContentLoaded", function () {

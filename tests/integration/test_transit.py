@@ -11,7 +11,13 @@ from logistics.models.alerts import Alert, QuarantineReview
 from logistics.models.stock import StockBalance
 from logistics.services import journeys, stock, transit
 from tests.support.alerts_fixtures import ingest, readings
-from tests.support.transit_fixtures import issue_in_box, make_route, receive
+from tests.support.transit_fixtures import (
+    freeze_on_the_road,
+    frozen_trip_received,
+    issue_in_box,
+    make_route,
+    receive,
+)
 
 pytestmark = pytest.mark.integration
 UTC = dt.UTC
@@ -29,18 +35,12 @@ def _trip_alerts(uow):
     return list(uow.session.scalars(select(Alert).where(Alert.subject_type == "trip")))
 
 
-def _freeze_on_the_road(start):
-    # 4 h trip, one reading a minute: 90 min at +5 C, 40 min at -3 C (an unconditioned ice pack
-    # against the vials), then +5 C to the end.
-    return readings(start, (90, 5.0), (40, -3.0), (110, 5.0), sensor_id="CB-1-LOG")
-
-
 def test_a_freeze_on_the_road_alerts_both_stores_and_the_doses_arrive_held(runtime, uow):
     route = make_route(uow, runtime.settings)
     t0 = dt.datetime.now(UTC).replace(second=0, microsecond=0) - dt.timedelta(hours=8)
     shipment_id = issue_in_box(uow, route, 300, t0, "issue-1")
 
-    ingest(runtime, _freeze_on_the_road(t0), t0 + dt.timedelta(hours=4))
+    ingest(runtime, freeze_on_the_road(t0), t0 + dt.timedelta(hours=4))
 
     alerts = _trip_alerts(uow)
     alarms = {a.store_id for a in alerts if a.kind == "transit_cold_alarm"}
@@ -105,7 +105,7 @@ def test_a_logger_uploading_after_the_receipt_holds_what_remains_and_reports_the
     uow.commit()
 
     # Back in range at the district, the logger uploads its whole trip.
-    ingest(runtime, _freeze_on_the_road(t0), t0 + dt.timedelta(hours=9))
+    ingest(runtime, freeze_on_the_road(t0), t0 + dt.timedelta(hours=9))
 
     balance = _balance(uow, route.centre_ilr.id, route.lot.id)
     assert (balance.doses, balance.quarantined_doses) == (180, 180)
@@ -126,11 +126,7 @@ def test_a_logger_uploading_after_the_receipt_holds_what_remains_and_reports_the
 
 
 def test_the_journey_covers_the_stays_and_the_trip_without_a_gap(runtime, uow):
-    route = make_route(uow, runtime.settings)
-    t0 = dt.datetime.now(UTC).replace(second=0, microsecond=0) - dt.timedelta(hours=8)
-    shipment_id = issue_in_box(uow, route, 300, t0, "issue-1")
-    ingest(runtime, _freeze_on_the_road(t0), t0 + dt.timedelta(hours=4))
-    receive(uow, route, shipment_id, t0 + dt.timedelta(hours=4), "receipt-1")
+    route, t0, shipment_id = frozen_trip_received(runtime, uow)
 
     journey = journeys.lot_journey(
         uow,
@@ -153,11 +149,7 @@ def test_the_journey_covers_the_stays_and_the_trip_without_a_gap(runtime, uow):
 def test_the_lot_thermal_history_and_trace_show_the_trip_in_its_carrier(runtime, uow):
     from logistics.services import thermal, trace
 
-    route = make_route(uow, runtime.settings)
-    t0 = dt.datetime.now(UTC).replace(second=0, microsecond=0) - dt.timedelta(hours=8)
-    shipment_id = issue_in_box(uow, route, 300, t0, "issue-1")
-    ingest(runtime, _freeze_on_the_road(t0), t0 + dt.timedelta(hours=4))
-    receive(uow, route, shipment_id, t0 + dt.timedelta(hours=4), "receipt-1")
+    route, t0, shipment_id = frozen_trip_received(runtime, uow)
 
     history = thermal.lot_thermal_history(
         uow,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from typing import Any
 
 from logistics.db import UnitOfWork
 from logistics.models.catalog import Lot, Product, StorageUnit, Store
 from logistics.services import journeys, stock, transit
+from tests.support.alerts_fixtures import ingest, readings
 from tests.support.sessions_fixtures import add_store
 
 UTC = dt.UTC
@@ -104,3 +106,20 @@ def receive(uow: UnitOfWork, route: Route, shipment_id: int, at: dt.datetime, cl
         rec=stock.recorded("test", at, client_id),
     )
     uow.commit()
+
+
+def freeze_on_the_road(start: dt.datetime) -> list:
+    """The cold box's logger over a 4 h trip, one reading a minute: 90 min at +5 C, 40 min at
+    -3 C (an unconditioned ice pack against the vials), then +5 C to the end."""
+    return readings(start, (90, 5.0), (40, -3.0), (110, 5.0), sensor_id="CB-1-LOG")
+
+
+def frozen_trip_received(runtime: Any, uow: UnitOfWork) -> tuple[Route, dt.datetime, int]:
+    """300 doses issued in the cold box 8 h ago (t0), frozen on the road, received after 4 h;
+    returns the route, t0 and the shipment's id."""
+    route = make_route(uow, runtime.settings)
+    t0 = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) - dt.timedelta(hours=8)
+    shipment_id = issue_in_box(uow, route, 300, t0, "issue-1")
+    ingest(runtime, freeze_on_the_road(t0), t0 + dt.timedelta(hours=4))
+    receive(uow, route, shipment_id, t0 + dt.timedelta(hours=4), "receipt-1")
+    return route, t0, shipment_id

@@ -6,6 +6,7 @@ downloads are the same CSV and PDF documents (logistics.services.documents).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response, get_flashed_messages, render_template, request, url_for
@@ -184,36 +185,28 @@ def temperature_log(unit_id: int) -> Any:
     return _log_page(unit_id)
 
 
-@web.route("/units/<int:unit_id>/log.csv")
-def temperature_log_csv(unit_id: int) -> Any:
-    """The month's log as CSV (the API's document)."""
+def _log_file(unit_id: int, render: Callable[[Any], str | bytes], kind: str, ext: str) -> Any:
+    """The month's log as a file (the API's document), for a unit the user may see."""
     month = _asked_month()
     with new_uow() as uow:
         visible_unit(uow, unit_id)
         log = reports.temperature_log(
             uow, settings(), unit_id=unit_id, month=month, now=access.now()
         )
-        return _file(
-            documents.temperature_log_csv(log),
-            "text/csv",
-            f"temperature-{log.store.code}-{log.unit.code}-{month:%Y-%m}.csv",
-        )
+        name = f"temperature-{log.store.code}-{log.unit.code}-{month:%Y-%m}.{ext}"
+        return _file(render(log), kind, name)
+
+
+@web.route("/units/<int:unit_id>/log.csv")
+def temperature_log_csv(unit_id: int) -> Any:
+    """The month's log as CSV (the API's document)."""
+    return _log_file(unit_id, documents.temperature_log_csv, "text/csv", "csv")
 
 
 @web.route("/units/<int:unit_id>/log.pdf")
 def temperature_log_pdf(unit_id: int) -> Any:
     """The month's log as a printable PDF (the API's document)."""
-    month = _asked_month()
-    with new_uow() as uow:
-        visible_unit(uow, unit_id)
-        log = reports.temperature_log(
-            uow, settings(), unit_id=unit_id, month=month, now=access.now()
-        )
-        return _file(
-            documents.temperature_log_pdf(log),
-            "application/pdf",
-            f"temperature-{log.store.code}-{log.unit.code}-{month:%Y-%m}.pdf",
-        )
+    return _log_file(unit_id, documents.temperature_log_pdf, "application/pdf", "pdf")
 
 
 @web.route("/units/<int:unit_id>/log/sign-off", methods=["POST"])

@@ -429,72 +429,69 @@ def _power_failure(
     )
 
 
+def _usable_on_hand(uow: UnitOfWork) -> dict[tuple[int, int], int]:
+    """Usable-now doses per (store, product): doses minus quarantined doses over the store's
+    units; a lot recalled network-wide is not stock a store can use (issue 11)."""
+    from logistics.models.catalog import Lot
+    from logistics.models.stock import StockBalance
+
+    usable = case((Lot.quarantined, 0), else_=StockBalance.doses - StockBalance.quarantined_doses)
+    query = (
+        select(StockBalance.store_id, Lot.product_id, func.sum(usable))
+        .join(Lot, Lot.id == StockBalance.lot_id)
+        .group_by(StockBalance.store_id, Lot.product_id)
+    )
+    return {(s, p): int(d or 0) for s, p, d in uow.session.execute(query).tuples()}
+
+
+def _stock_condition(
+    store_id: int, product_id: int, doses: int, level: Any, code: str | None
+) -> Condition | None:
+    """The stock alert a store's doses of a product call for against its levels, if any."""
+    from logistics.domain.alerts import level_in_doses, stock_state
+
+    low = high = None
+    if level is not None:
+        low = level_in_doses(level.min_value, level.basis, level.daily_consumption_doses)
+        high = level_in_doses(level.max_value, level.basis, level.daily_consumption_doses)
+    state = stock_state(doses, low, high)
+    if state == "ok":
+        return None
+    return Condition(
+        state,
+        f"{store_id}:{product_id}",
+        store_id,
+        STOCK_KINDS[state],
+        f"{state.replace('_', ' ')}: {doses} doses of {code or f'product {product_id}'}",
+        {
+            "store_id": store_id,
+            "product_id": product_id,
+            "product": code,
+            "doses": doses,
+            "min_doses": low,
+            "max_doses": high,
+        },
+    )
+
+
 def check_stock_states(uow: UnitOfWork, *, now: dt.datetime) -> tuple[int, int]:
     """Stock-out, below minimum, above maximum per store and product, raised on a change of state.
 
     Stock is the usable-now quantity on hand: doses minus quarantined doses, summed over the
     store's units. Pairs are those with a min/max set or with any balance row.
     """
-    from logistics.domain.alerts import level_in_doses, stock_state
     from logistics.models.alerts import StockLevel
-    from logistics.models.catalog import Lot
-    from logistics.models.stock import StockBalance
-
-    on_hand = dict(
-        ((s, p), int(d or 0))
-        for s, p, d in uow.session.execute(
-            select(
-                StockBalance.store_id,
-                Lot.product_id,
-                # A lot recalled network-wide is not stock a store can use (issue 11).
-                func.sum(
-                    case(
-                        (Lot.quarantined, 0),
-                        else_=StockBalance.doses - StockBalance.quarantined_doses,
-                    )
-                ),
-            )
-            .join(Lot, Lot.id == StockBalance.lot_id)
-            .group_by(StockBalance.store_id, Lot.product_id)
-        ).tuples()
-    )
-    levels = {(lv.store_id, lv.product_id): lv for lv in uow.session.scalars(select(StockLevel))}
     from logistics.models.catalog import Product
 
+    on_hand = _usable_on_hand(uow)
+    levels = {(lv.store_id, lv.product_id): lv for lv in uow.session.scalars(select(StockLevel))}
     codes = {pid: code for pid, code in uow.session.execute(select(Product.id, Product.code))}
     holding = []
-    for store_id, product_id in set(on_hand) | set(levels):
-        doses, level = on_hand.get((store_id, product_id), 0), levels.get((store_id, product_id))
-        low = (
-            level_in_doses(level.min_value, level.basis, level.daily_consumption_doses)
-            if level
-            else None
-        )
-        high = (
-            level_in_doses(level.max_value, level.basis, level.daily_consumption_doses)
-            if level
-            else None
-        )
-        state = stock_state(doses, low, high)
-        if state != "ok":
-            holding.append(
-                Condition(
-                    state,
-                    f"{store_id}:{product_id}",
-                    store_id,
-                    STOCK_KINDS[state],
-                    f"{state.replace('_', ' ')}: {doses} doses of "
-                    f"{codes.get(product_id, f'product {product_id}')}",
-                    {
-                        "store_id": store_id,
-                        "product_id": product_id,
-                        "product": codes.get(product_id),
-                        "doses": doses,
-                        "min_doses": low,
-                        "max_doses": high,
-                    },
-                )
-            )
+    for store, product in set(on_hand) | set(levels):
+        doses, level = on_hand.get((store, product), 0), levels.get((store, product))
+        condition = _stock_condition(store, product, doses, level, codes.get(product))
+        if condition is not None:
+            holding.append(condition)
     return sync_conditions(
         uow,
         subject_type="store_product",

@@ -58,7 +58,9 @@ def unit_of_store(
     """The unit, checked to belong to the store (stock sits in a unit of a store)."""
     unit = get_unit(uow, unit_id, field)
     if unit.store_id != store_id:
-        raise Invalid(f"unit {unit_id} does not belong to store {store_id}", field=field)
+        # 409: the pairing is refused by the stored network (where the unit stands), not by
+        # the request's form.
+        raise Conflict(f"unit {unit_id} does not belong to store {store_id}", field=field)
     return unit
 
 
@@ -82,7 +84,8 @@ def _check_parent(uow: UnitOfWork, level: StoreLevel, parent_id: int | None) -> 
         return None
     parent = get_store(uow, parent_id, "parent_id")
     if parent.level.rank >= level.rank:
-        raise Invalid(
+        # 409: the stored ranks of the two levels refuse it, not the request's form.
+        raise Conflict(
             f"a {level.code} store cannot sit under a {parent.level_code} store", field="parent_id"
         )
     return parent

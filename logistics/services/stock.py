@@ -473,7 +473,8 @@ def _child_store(uow: UnitOfWork, store_id: int, to_store_id: int) -> Store:
     catalog.get_store(uow, store_id)
     child = catalog.get_store(uow, to_store_id, "to_store_id")
     if child.parent_id != store_id:
-        raise Invalid(
+        # 409: the stored network refuses it (which store sits under which).
+        raise Conflict(
             f"store {to_store_id} is not a child of store {store_id}", field="to_store_id"
         )
     return child
@@ -504,7 +505,8 @@ def _issue_target(uow: UnitOfWork, product_id: int | None, lot_id: int | None) -
     if lot_id is not None:
         lot = catalog.get_lot(uow, lot_id)
         if product_id is not None and lot.product_id != product_id:
-            raise Invalid(f"lot {lot_id} is not of product {product_id}", field="lot_id")
+            # 409: the stored lot's product refuses it, not the request's form.
+            raise Conflict(f"lot {lot_id} is not of product {product_id}", field="lot_id")
     elif product_id is not None:
         catalog.get_product(uow, product_id)
     else:

@@ -55,6 +55,39 @@ class UserSchema(ma.Schema):
     roles = ma.fields.List(ma.fields.Nested(GrantSchema), required=True)
 
 
+# A grant as the document states it: an admin acts over the whole network and names no store;
+# every other role may name the root store of its subtree (none: the network).
+GRANT_IN_DOC = {
+    "oneOf": [
+        {
+            "type": "object",
+            "description": "An admin grant: the whole network, no store",
+            "properties": {
+                "role": {"type": "string", "enum": [Role.ADMIN.value]},
+                "store_code": {"type": "string", "nullable": True, "enum": [None]},
+            },
+            "required": ["role"],
+            "additionalProperties": False,
+        },
+        {
+            "type": "object",
+            "description": "Any other role, over a store's subtree or the network",
+            "properties": {
+                "role": {"type": "string", "enum": [r.value for r in Role if r is not Role.ADMIN]},
+                "store_code": {
+                    "type": "string",
+                    "nullable": True,
+                    "pattern": "^[^\\u0000]*$",
+                    "description": "Root of the subtree; none: network",
+                },
+            },
+            "required": ["role"],
+            "additionalProperties": False,
+        },
+    ]
+}
+
+
 class NewUserSchema(ma.Schema):
     username = ma.fields.String(
         required=True,
@@ -69,14 +102,15 @@ class NewUserSchema(ma.Schema):
         validate=ma.validate.Length(min=8, max=1024),
         metadata={"description": "None: a service account (tokens only)"},
     )
-    roles = ma.fields.List(ma.fields.Nested(GrantSchema), required=True)
+    roles = ma.fields.List(ma.fields.Nested(GrantSchema, metadata=GRANT_IN_DOC), required=True)
 
 
 class UserPatchSchema(ma.Schema):
     active = ma.fields.Boolean()
     password = ma.fields.String(load_only=True, validate=ma.validate.Length(min=8, max=1024))
     roles = ma.fields.List(
-        ma.fields.Nested(GrantSchema), metadata={"description": "Replaces all the user's roles"}
+        ma.fields.Nested(GrantSchema, metadata=GRANT_IN_DOC),
+        metadata={"description": "Replaces all the user's roles"},
     )
 
 

@@ -126,7 +126,7 @@ class UnitInSchema(ma.Schema):
     code = text(64, required=True)
     kind = ma.fields.String(required=True, validate=validate.OneOf(catalog.UNIT_KINDS))
     min_temp_c = temperature(required=True)
-    max_temp_c = temperature(required=True)
+    max_temp_c = temperature(required=True, metadata={"description": "Above min_temp_c"})
 
 
 class UnitQuerySchema(ma.Schema):
@@ -139,7 +139,7 @@ class ProductSchema(ma.Schema):
     name = text(200, required=True)
     doses_per_vial = ma.fields.Integer(strict=True, required=True, validate=validate.Range(1, 1000))
     min_temp_c = temperature(required=True)
-    max_temp_c = temperature(required=True)
+    max_temp_c = temperature(required=True, metadata={"description": "Above min_temp_c"})
     freeze_sensitive = ma.fields.Boolean(load_default=True)
     open_vial_life_min = ma.fields.Integer(
         strict=True, allow_none=True, load_default=None, validate=validate.Range(0, 100_000)

@@ -82,10 +82,13 @@ class SensorDetailSchema(SensorSchema):
 
 class RangeQuerySchema(ma.Schema):
     start = AwareDateTime(required=True)
-    end = AwareDateTime(required=True)
+    end = AwareDateTime(
+        required=True, metadata={"description": "Downsampled (bucket): after start"}
+    )
     bucket = ma.fields.String(
         metadata={
-            "description": "Downsample to min/avg/max per bucket: 30s, 15m, 1h, 1d",
+            "description": "Downsample to min/avg/max per bucket: 30s, 15m, 1h, 1d; at most "
+            "5,000 buckets over the range",
             "pattern": "^[0-9]*[1-9][0-9]*[smhd]$",
         }
     )

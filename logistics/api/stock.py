@@ -50,7 +50,11 @@ class MovementInSchema(ma.Schema):
         100, required=True, metadata={"description": "Client-generated unique id (UUID)"}
     )
     occurred_at = when(
-        load_default=None, metadata={"description": "When it happened (default now)"}
+        load_default=None,
+        metadata={
+            "description": "When it happened (default now); not later than now (5 minutes of "
+            "clock skew allowed)"
+        },
     )
     note = text(2000, load_default=None)
 

@@ -150,14 +150,32 @@ class ProductSchema(ma.Schema):
 
 
 GS1_DESCRIPTION = (
-    "GS1 element string from the carton, e.g. (01)08901234567890(10)4121Z001(17)270331"
+    "GS1 element string from the carton, e.g. (01)08901234567890(10)4121Z001(17)270331: it must"
+    " parse, with (10) lot and (17) expiry, and (01) GTIN with its check digit if given"
 )
 
 
 class LotInSchema(ma.Schema):
-    product_id = ident(metadata={"description": "optional when the GS1 GTIN names a known product"})
+    # A lot is named by its GS1 string or by lot number and expiry; its product by id, or by a
+    # GTIN (the field or the GS1 string's (01)).
+    OPENAPI_RULES = {
+        "allOf": [
+            {"anyOf": [{"required": ["gs1"]}, {"required": ["lot_number", "expiry_date"]}]},
+            {
+                "anyOf": [
+                    {"required": ["product_id"]},
+                    {"required": ["gtin"]},
+                    {"required": ["gs1"]},
+                ]
+            },
+        ]
+    }
+
+    product_id = ident(
+        metadata={"description": "Optional when a GTIN (gtin, or the GS1 string's) names a product"}
+    )
     lot_number = text(64)
-    manufacturer = text(200)
+    manufacturer = text(200, metadata={"description": "Needed for a lot not yet recorded"})
     expiry_date = day()
     gtin = ma.fields.String(validate=validate.Regexp(r"^\d{8,14}$"))
     gs1 = text(200, metadata={"description": GS1_DESCRIPTION})

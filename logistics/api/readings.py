@@ -83,7 +83,8 @@ class SensorDetailSchema(SensorSchema):
 class RangeQuerySchema(ma.Schema):
     start = AwareDateTime(required=True)
     end = AwareDateTime(
-        required=True, metadata={"description": "Downsampled (bucket): after start"}
+        required=True,
+        metadata={"description": "Not before start; downsampled (bucket): after start"},
     )
     bucket = ma.fields.String(
         metadata={

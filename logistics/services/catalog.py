@@ -221,6 +221,8 @@ def resolve_product(uow: UnitOfWork, product_id: int | None, gtin: str | None) -
     product = (
         uow.session.scalars(select(Product).where(Product.gtin == gtin)).first() if gtin else None
     )
+    if product is None and gtin:
+        raise NotFound(f"no product carries GTIN {gtin}", field="gtin")
     if product is None:
         raise Invalid(
             "name the product (product_id) or give a GS1 string whose GTIN is known",

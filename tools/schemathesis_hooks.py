@@ -293,3 +293,36 @@ def lot_label_parses(context: Any, case: Any) -> Any:
         body["gs1"] = f"(01){gtin}(17){yymmdd}(10){_gs1_lot(body.get('lot_number'))}"
     body.setdefault("manufacturer", "Serum Institute of India")
     return case
+
+
+def _future_day(value: Any) -> str:
+    """A date from tomorrow to two years ahead, chosen from the date the generator made."""
+    try:
+        days = dt.date.fromisoformat(value).toordinal() % 730 + 1
+    except (TypeError, ValueError):
+        days = 365
+    return (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=days)).isoformat()
+
+
+@schemathesis.hook("map_case").apply_to(path="/api/receipts", method="POST")
+def receipt_lot_usable(context: Any, case: Any) -> Any:
+    """From a supplier: a lot not expired (the clock), a GS1 string that parses, a new lot's
+    manufacturer. Of a shipment: a reason on each line (needed when fewer doses than issued
+    arrive; the generator cannot know how many were issued)."""
+    body = case.body
+    if not _positive(case) or not isinstance(body, dict):
+        return case
+    if "shipment_id" in body:
+        for line in body.get("lines") or []:
+            if isinstance(line, dict):
+                line.setdefault("reason", "damaged")
+        return case
+    if "expiry_date" in body or "gs1" in body:
+        body["expiry_date"] = _future_day(body.get("expiry_date"))
+    if "gs1" in body:
+        expiry = body["expiry_date"]
+        gtin = _gtin14(body.get("gtin") or "0890123456789")
+        yymmdd = expiry[2:4] + expiry[5:7] + expiry[8:10]
+        body["gs1"] = f"(01){gtin}(17){yymmdd}(10){_gs1_lot(body.get('lot_number'))}"
+    body.setdefault("manufacturer", "Serum Institute of India")
+    return case

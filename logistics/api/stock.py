@@ -63,11 +63,15 @@ class LotRefSchema(ma.Schema):
     lot_id = ident()
     product_id = ident()
     lot_number = text(64)
-    manufacturer = text(200)
-    expiry_date = day()
+    manufacturer = text(200, metadata={"description": "Needed for a lot not yet recorded"})
+    expiry_date = day(metadata={"description": "Not passed: an expired lot cannot be received"})
     gtin = ma.fields.String(validate=validate.Regexp(r"^\d{8,14}$"))
     gs1 = text(
-        200, metadata={"description": "GS1 element string: (01) GTIN, (10) lot, (17) expiry"}
+        200,
+        metadata={
+            "description": "GS1 element string: (01) GTIN with its check digit, (10) lot, (17) "
+            "expiry (not passed); it must parse"
+        },
     )
 
 
@@ -79,10 +83,27 @@ class ReceivedLineSchema(ma.Schema):
     doses_received = ma.fields.Integer(
         strict=True, required=True, validate=validate.Range(0, 100_000_000)
     )
-    reason = ma.fields.String(validate=validate.OneOf(rules.SHORT_RECEIPT_REASONS))
+    reason = ma.fields.String(
+        validate=validate.OneOf(rules.SHORT_RECEIPT_REASONS),
+        metadata={"description": "Needed when fewer doses than issued are received"},
+    )
 
 
 class ReceiptInSchema(MovementInSchema, LotRefSchema):
+    # A parent's shipment, or a supplier's doses of a lot named by id, GS1 string, or number and
+    # expiry with its product (by id or GTIN).
+    OPENAPI_RULES = {
+        "anyOf": [
+            {"required": ["shipment_id"]},
+            {"required": ["doses", "lot_id"]},
+            {"required": ["doses", "gs1"]},
+            {
+                "required": ["doses", "lot_number", "expiry_date"],
+                "anyOf": [{"required": ["product_id"]}, {"required": ["gtin"]}],
+            },
+        ]
+    }
+
     store_id = ident(required=True)
     unit_id = ident(required=True)
     doses = doses_field(metadata={"description": "Doses received (supplier receipts)"})

@@ -246,7 +246,8 @@ def find_or_add_lot(
     ).first()
     if lot is not None:
         if lot.expiry_date != expiry_date:
-            raise Invalid(
+            # 409: the stored lot says otherwise.
+            raise Conflict(
                 f"lot {lot_number} is recorded with expiry {lot.expiry_date}", field="expiry_date"
             )
         return lot

@@ -311,3 +311,65 @@ def test_a_gtin_no_product_carries_is_not_found(client, net):
         json={"gs1": "(01)00000000000000(10)L9(17)271231", "manufacturer": "SII"},
     )
     assert "GTIN" in _refused(response, 404, "gtin")["detail"]
+
+
+def _receipt(**fields):
+    return {"client_id": uuid.uuid4().hex, **fields}
+
+
+def test_a_supplier_receipt_of_a_lot_past_its_expiry_is_refused(client, net):
+    response = client.post(
+        "/api/receipts",
+        json=_receipt(
+            store_id=net.state,
+            unit_id=net.state_ilr,
+            doses=10,
+            product_id=net.covishield,
+            lot_number="OLD2",
+            manufacturer="SII",
+            expiry_date=_day(-3),
+        ),
+    )
+    assert "expired" in _refused(response, 422, "expiry_date")["detail"]
+    stored = client.post(
+        "/api/lots",
+        json={
+            "product_id": net.covishield,
+            "lot_number": "OLD3",
+            "manufacturer": "SII",
+            "expiry_date": _day(-3),
+        },
+    )
+    assert stored.status_code == 201, stored.json
+    response = client.post(
+        "/api/receipts",
+        json=_receipt(
+            store_id=net.state, unit_id=net.state_ilr, doses=10, lot_id=stored.json["id"]
+        ),
+    )
+    assert "expired" in _refused(response, 409, "lot_id")["detail"]
+
+
+def test_a_shipment_received_by_another_store_or_beyond_its_doses_is_a_conflict(client, net, uow):
+    receive(uow, net, net.state_ilr, net.lot_late, 100)
+    issued = client.post(
+        "/api/issues",
+        json=_receipt(store_id=net.state, to_store_id=net.district, lot_id=net.lot_late, doses=50),
+    )
+    assert issued.status_code == 201, issued.json
+    shipment = issued.json["shipment_id"]
+    elsewhere = client.post(
+        "/api/receipts",
+        json=_receipt(store_id=net.centre, unit_id=net.centre_ilr, shipment_id=shipment),
+    )
+    _refused(elsewhere, 409, "shipment_id")
+    beyond = client.post(
+        "/api/receipts",
+        json=_receipt(
+            store_id=net.district,
+            unit_id=net.district_ilr,
+            shipment_id=shipment,
+            lines=[{"lot_id": net.lot_late, "doses_received": 51, "reason": "damaged"}],
+        ),
+    )
+    _refused(beyond, 409, "lines")

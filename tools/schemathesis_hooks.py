@@ -326,3 +326,15 @@ def receipt_lot_usable(context: Any, case: Any) -> Any:
         body["gs1"] = f"(01){gtin}(17){yymmdd}(10){_gs1_lot(body.get('lot_number'))}"
     body.setdefault("manufacturer", "Serum Institute of India")
     return case
+
+
+@schemathesis.hook("map_case").apply_to(path="/api/transfers", method="POST")
+def transfer_between_two_units(context: Any, case: Any) -> Any:
+    """A transfer needs two different units."""
+    body = case.body
+    if not _positive(case) or not isinstance(body, dict):
+        return case
+    source = body.get("from_unit_id")
+    if isinstance(source, int) and source == body.get("to_unit_id"):
+        body["to_unit_id"] = source + 1 if source < 2**31 - 1 else source - 1
+    return case

@@ -212,8 +212,11 @@ class RuleSchema(ma.Schema):
     level = ma.fields.String(required=True, validate=validate.OneOf(("warning", "alarm")))
     limit_c = ma.fields.Float(required=True, validate=validate.Range(-90, 60))
     mode = ma.fields.String(required=True, validate=validate.OneOf(("consecutive", "cumulative")))
-    duration_min = ma.fields.Integer(required=True, validate=validate.Range(1, 60 * 24 * 30))
+    duration_min = ma.fields.Integer(
+        strict=True, required=True, validate=validate.Range(1, 60 * 24 * 30)
+    )
     window_min = ma.fields.Integer(
+        strict=True,
         load_default=None,
         allow_none=True,
         validate=validate.Range(1, 60 * 24 * 90),

@@ -116,7 +116,10 @@ class UserPatchSchema(ma.Schema):
 
 class NewTokenSchema(ma.Schema):
     ttl_s = ma.fields.Integer(
-        load_default=None, allow_none=True, validate=ma.validate.Range(min=1, max=366 * 86400)
+        strict=True,
+        load_default=None,
+        allow_none=True,
+        validate=ma.validate.Range(min=1, max=366 * 86400),
     )
 
 

@@ -136,6 +136,9 @@ class ReceiptInSchema(MovementInSchema, LotRefSchema):
 
 
 class IssueInSchema(MovementInSchema):
+    # Lots are named one by one (lot_id) or chosen FEFO from a product (product_id).
+    OPENAPI_RULES = {"anyOf": [{"required": ["product_id"]}, {"required": ["lot_id"]}]}
+
     store_id = ident(required=True)
     to_store_id = ident(required=True, metadata={"description": "A child store of store_id"})
     doses = doses_field(required=True)
@@ -147,7 +150,7 @@ class IssueInSchema(MovementInSchema):
 class TransferInSchema(MovementInSchema):
     store_id = ident(required=True)
     from_unit_id = ident(required=True)
-    to_unit_id = ident(required=True)
+    to_unit_id = ident(required=True, metadata={"description": "Another unit than from_unit_id"})
     lot_id = ident(required=True)
     doses = doses_field(required=True)
 

@@ -203,7 +203,8 @@ def _apply(session: Session, store_id: int, change: Change, rec: Recorded) -> St
         if change.usable_only:
             _check_usable(session, balance, change, rec, later)
         if change.from_quarantine and balance.quarantined_doses < -change.doses:
-            raise Invalid(f"only {balance.quarantined_doses} doses are quarantined", field="doses")
+            # 409: the stored hold is smaller, as InsufficientStock for usable doses.
+            raise Conflict(f"only {balance.quarantined_doses} doses are quarantined", field="doses")
     balance.doses += change.doses
     if change.vvm_stage is not None and change.doses > 0:
         balance.vvm_stage = max(balance.vvm_stage, change.vvm_stage)

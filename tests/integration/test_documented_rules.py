@@ -219,6 +219,32 @@ def _requests(net):
             "lot_number",
         ),
         (
+            "an issue naming neither product nor lot",
+            "post",
+            "/api/issues",
+            {
+                "client_id": uuid.uuid4().hex,
+                "store_id": net.state,
+                "to_store_id": district,
+                "doses": 1,
+            },
+            "product_id",
+        ),
+        (
+            "a transfer within one unit",
+            "post",
+            "/api/transfers",
+            {
+                "client_id": uuid.uuid4().hex,
+                "store_id": net.state,
+                "from_unit_id": ilr,
+                "to_unit_id": ilr,
+                "lot_id": lot,
+                "doses": 1,
+            },
+            "to_unit_id",
+        ),
+        (
             "admin with a store",
             "post",
             "/api/users",

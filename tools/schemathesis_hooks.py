@@ -2,9 +2,11 @@
 
 tools/schemathesis-run loads this module (SCHEMATHESIS_HOOKS). Each hook reshapes a generated
 request that is valid by the document so that it also keeps one rule JSON Schema cannot state: a
-relation between two fields (end after start, min below max, a window at least its duration) or
-a fact of the clock or of DNS. Every rule is written out here by hand, from the document's
-description of it, not imported from the service; each is tested as refused (422) in the suite.
+relation between two fields (end after start, min below max, a window at least its duration), a
+fact of the clock or of DNS, or a field needed only in a state the generator cannot see but a
+request can always meet (a new lot's manufacturer, a reason for fewer doses than asked). Every
+rule is written out here by hand, from the document's description of it, not imported from the
+service; tests/integration/test_documented_rules.py shows each refused (422).
 
 Only positive cases are reshaped: a case made to break the document is sent as it was made. No
 hook here drops or excuses a failure; they change what is sent, never what is checked.

@@ -13,7 +13,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from logistics.api.context import new_uow, settings
-from logistics.api.fields import Timestamp
+from logistics.api.fields import Flag, Timestamp
 from logistics.clock import utcnow
 from logistics.domain.policy import Role
 from logistics.services import audit as audit_service
@@ -106,7 +106,7 @@ class NewUserSchema(ma.Schema):
 
 
 class UserPatchSchema(ma.Schema):
-    active = ma.fields.Boolean()
+    active = Flag()
     password = ma.fields.String(load_only=True, validate=ma.validate.Length(min=8, max=1024))
     roles = ma.fields.List(
         ma.fields.Nested(GrantSchema, metadata=GRANT_IN_DOC),

@@ -12,7 +12,7 @@ from flask_smorest import Blueprint
 from marshmallow import validate
 
 from logistics.api.context import new_uow
-from logistics.api.fields import Day, Timestamp
+from logistics.api.fields import Day, Flag, Timestamp
 from logistics.db import UnitOfWork
 from logistics.domain import stock as rules
 from logistics.domain.ids import MAX_ID
@@ -140,7 +140,7 @@ class ProductSchema(ma.Schema):
     doses_per_vial = ma.fields.Integer(strict=True, required=True, validate=validate.Range(1, 1000))
     min_temp_c = temperature(required=True)
     max_temp_c = temperature(required=True, metadata={"description": "Above min_temp_c"})
-    freeze_sensitive = ma.fields.Boolean(load_default=True)
+    freeze_sensitive = Flag(load_default=True)
     open_vial_life_min = ma.fields.Integer(
         strict=True, allow_none=True, load_default=None, validate=validate.Range(0, 100_000)
     )

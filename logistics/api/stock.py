@@ -26,6 +26,7 @@ from logistics.api.catalog import (
     when,
 )
 from logistics.api.context import current_actor, settings
+from logistics.api.fields import Flag
 from logistics.api.idempotency import HEADER_DOC, record_once
 from logistics.api.problems import PROBLEM_JSON, ProblemSchema
 from logistics.clock import utcnow
@@ -116,7 +117,7 @@ class ReceiptInSchema(MovementInSchema, LotRefSchema):
         validate=validate.OneOf(FREEZE_INDICATOR_STATES),
         metadata={"description": "Freeze indicator on arrival"},
     )
-    logger_alarm = ma.fields.Boolean(metadata={"description": "Shipment logger showed an alarm"})
+    logger_alarm = Flag(metadata={"description": "Shipment logger showed an alarm"})
     supplier = text(200)
     shipment_id = ident(
         metadata={"description": "Receive this shipment issued by the parent store"}
@@ -164,7 +165,7 @@ class ConsumptionInSchema(MovementInSchema):
 
 class WastageInSchema(ConsumptionInSchema):
     reason = ma.fields.String(required=True, validate=validate.OneOf(rules.WASTAGE_REASONS))
-    from_quarantine = ma.fields.Boolean(load_default=False)
+    from_quarantine = Flag(load_default=False)
 
 
 class CountInSchema(MovementInSchema):

@@ -1,8 +1,9 @@
-"""Rules the OpenAPI document states in words, refused as problem+json (issue 12, point 3).
+"""Rules the OpenAPI document states, refused as problem+json (issue 12, point 3).
 
-tools/schemathesis_hooks.py teaches the generator each of these rules (JSON Schema cannot state
-them: a relation between two fields, the clock, DNS); here each is shown refused, 422 naming
-the field. Refusals due to the stored network answer 409.
+tools/schemathesis_hooks.py teaches the generator the rules JSON Schema cannot state (a relation
+between two fields, the clock, DNS); here each is shown refused, 422 naming the field, as are
+types the document states (a JSON integer, a JSON boolean). Refusals due to the stored data
+answer 409.
 """
 
 from __future__ import annotations
@@ -243,6 +244,27 @@ def _requests(net):
                 "doses": 1,
             },
             "to_unit_id",
+        ),
+        (
+            "a boolean given as 0",
+            "post",
+            "/api/products",
+            {
+                "code": "Y",
+                "name": "Y",
+                "doses_per_vial": 10,
+                "min_temp_c": 2,
+                "max_temp_c": 8,
+                "freeze_sensitive": 0,
+            },
+            "freeze_sensitive",
+        ),
+        (
+            "an integer given as 1.5",
+            "put",
+            f"/api/temperature-rules/units/{ilr}",
+            {**temps, "rules": [{**RULE, "duration_min": 1.5}]},
+            "rules",
         ),
         (
             "admin with a store",

@@ -58,6 +58,21 @@ def problem_response(
     return response
 
 
+def write_server_problem(sock: Any, status: int, reason: str, detail: str) -> None:
+    """What gunicorn writes when it refuses a request before the app sees it (a request line or
+    headers too large, a malformed request): a problem document too, not its HTML page."""
+    from gunicorn import util
+
+    body = json.dumps(
+        {"type": "about:blank", "title": reason, "status": status, "detail": detail or reason}
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: {PROBLEM_JSON}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin1") + body)
+
+
 def _field_errors(data: dict[str, Any] | None) -> dict[str, Any] | None:
     if not data:
         return None

@@ -95,7 +95,13 @@ def on_starting(server) -> None:  # noqa: ANN001 (a gunicorn Arbiter)
 
 
 def post_worker_init(worker) -> None:  # noqa: ANN001 (a gunicorn Worker)
-    """Once the app is loaded: collect, then freeze what import left, so collections skip it."""
+    """Once the app is loaded: gunicorn's own refusals become problem documents (the API's one
+    error contract, issue 12); then collect, and freeze what import left, so collections skip it."""
+    from gunicorn import util
+
+    from logistics.api.problems import write_server_problem
+
+    util.write_error = write_server_problem
     gc.collect()
     gc.freeze()
 

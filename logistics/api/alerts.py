@@ -171,7 +171,7 @@ class ReviewQuerySchema(PageArgs):
 
 class RangeQuerySchema(ma.Schema):
     start = when(required=True)
-    end = when(required=True)
+    end = when(required=True, metadata={"description": "After start, at most 400 days after it"})
 
 
 class MktSchema(ma.Schema):
@@ -212,17 +212,30 @@ class RuleSchema(ma.Schema):
     level = ma.fields.String(required=True, validate=validate.OneOf(("warning", "alarm")))
     limit_c = ma.fields.Float(required=True, validate=validate.Range(-90, 60))
     mode = ma.fields.String(required=True, validate=validate.OneOf(("consecutive", "cumulative")))
-    duration_min = ma.fields.Integer(required=True, validate=validate.Range(1, 60 * 24 * 30))
+    duration_min = ma.fields.Integer(
+        strict=True, required=True, validate=validate.Range(1, 60 * 24 * 30)
+    )
     window_min = ma.fields.Integer(
-        load_default=None, allow_none=True, validate=validate.Range(1, 60 * 24 * 90)
+        strict=True,
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(1, 60 * 24 * 90),
+        metadata={"description": "A cumulative rule's window: at least its duration_min"},
     )
 
 
 class RuleSetSchema(ma.Schema):
     min_temp_c = ma.fields.Float(required=True, validate=validate.Range(-90, 60))
-    max_temp_c = ma.fields.Float(required=True, validate=validate.Range(-90, 60))
+    max_temp_c = ma.fields.Float(
+        required=True,
+        validate=validate.Range(-90, 60),
+        metadata={"description": "Above min_temp_c"},
+    )
     rules = ma.fields.List(
-        ma.fields.Nested(RuleSchema), required=True, validate=validate.Length(1, 4)
+        ma.fields.Nested(RuleSchema),
+        required=True,
+        validate=validate.Length(1, 4),
+        metadata={"description": "At most one rule per side and level"},
     )
 
 
@@ -245,17 +258,36 @@ class StockLevelSchema(ma.Schema):
     product_id = ident(required=True)
     basis = ma.fields.String(load_default="doses", validate=validate.OneOf(("doses", "days")))
     min_value = ma.fields.Float(required=True, validate=validate.Range(0, 1e9))
-    max_value = ma.fields.Float(required=True, validate=validate.Range(0, 1e9))
+    max_value = ma.fields.Float(
+        required=True,
+        validate=validate.Range(0, 1e9),
+        metadata={"description": "Above min_value"},
+    )
     daily_consumption_doses = ma.fields.Float(
-        load_default=None, allow_none=True, validate=validate.Range(0, 1e9)
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(0, 1e9),
+        metadata={"description": "Needed, above 0, when basis is days"},
     )
 
 
 class TargetInSchema(ma.Schema):
     store_id = ident(required=True)
     channel = ma.fields.String(required=True, validate=validate.OneOf(("webhook", "email")))
-    address = text(500, required=True)
-    secret = text(200, load_default=None, load_only=True)
+    address = text(
+        500,
+        required=True,
+        metadata={
+            "description": "A webhook: an http:// or https:// URL whose host resolves, and only "
+            "to public addresses (checked again before each delivery)"
+        },
+    )
+    secret = text(
+        200,
+        load_default=None,
+        load_only=True,
+        metadata={"description": "Signs a webhook's deliveries: needed for a webhook"},
+    )
     min_severity = ma.fields.String(
         load_default="warning", validate=validate.OneOf(("info", "warning", "alarm"))
     )

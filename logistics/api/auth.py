@@ -13,7 +13,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from logistics.api.context import new_uow, settings
-from logistics.api.fields import Timestamp
+from logistics.api.fields import Flag, Timestamp
 from logistics.clock import utcnow
 from logistics.domain.policy import Role
 from logistics.services import audit as audit_service
@@ -55,6 +55,39 @@ class UserSchema(ma.Schema):
     roles = ma.fields.List(ma.fields.Nested(GrantSchema), required=True)
 
 
+# A grant as the document states it: an admin acts over the whole network and names no store;
+# every other role may name the root store of its subtree (none: the network).
+GRANT_IN_DOC = {
+    "oneOf": [
+        {
+            "type": "object",
+            "description": "An admin grant: the whole network, no store",
+            "properties": {
+                "role": {"type": "string", "enum": [Role.ADMIN.value]},
+                "store_code": {"type": "string", "nullable": True, "enum": [None]},
+            },
+            "required": ["role"],
+            "additionalProperties": False,
+        },
+        {
+            "type": "object",
+            "description": "Any other role, over a store's subtree or the network",
+            "properties": {
+                "role": {"type": "string", "enum": [r.value for r in Role if r is not Role.ADMIN]},
+                "store_code": {
+                    "type": "string",
+                    "nullable": True,
+                    "pattern": "^[^\\u0000]*$",
+                    "description": "Root of the subtree; none: network",
+                },
+            },
+            "required": ["role"],
+            "additionalProperties": False,
+        },
+    ]
+}
+
+
 class NewUserSchema(ma.Schema):
     username = ma.fields.String(
         required=True,
@@ -69,20 +102,24 @@ class NewUserSchema(ma.Schema):
         validate=ma.validate.Length(min=8, max=1024),
         metadata={"description": "None: a service account (tokens only)"},
     )
-    roles = ma.fields.List(ma.fields.Nested(GrantSchema), required=True)
+    roles = ma.fields.List(ma.fields.Nested(GrantSchema, metadata=GRANT_IN_DOC), required=True)
 
 
 class UserPatchSchema(ma.Schema):
-    active = ma.fields.Boolean()
+    active = Flag()
     password = ma.fields.String(load_only=True, validate=ma.validate.Length(min=8, max=1024))
     roles = ma.fields.List(
-        ma.fields.Nested(GrantSchema), metadata={"description": "Replaces all the user's roles"}
+        ma.fields.Nested(GrantSchema, metadata=GRANT_IN_DOC),
+        metadata={"description": "Replaces all the user's roles"},
     )
 
 
 class NewTokenSchema(ma.Schema):
     ttl_s = ma.fields.Integer(
-        load_default=None, allow_none=True, validate=ma.validate.Range(min=1, max=366 * 86400)
+        strict=True,
+        load_default=None,
+        allow_none=True,
+        validate=ma.validate.Range(min=1, max=366 * 86400),
     )
 
 

@@ -12,7 +12,7 @@ from flask_smorest import Blueprint
 from marshmallow import validate
 
 from logistics.api.context import new_uow
-from logistics.api.fields import Day, Timestamp
+from logistics.api.fields import Day, Flag, Timestamp
 from logistics.db import UnitOfWork
 from logistics.domain import stock as rules
 from logistics.domain.ids import MAX_ID
@@ -126,7 +126,7 @@ class UnitInSchema(ma.Schema):
     code = text(64, required=True)
     kind = ma.fields.String(required=True, validate=validate.OneOf(catalog.UNIT_KINDS))
     min_temp_c = temperature(required=True)
-    max_temp_c = temperature(required=True)
+    max_temp_c = temperature(required=True, metadata={"description": "Above min_temp_c"})
 
 
 class UnitQuerySchema(ma.Schema):
@@ -139,8 +139,8 @@ class ProductSchema(ma.Schema):
     name = text(200, required=True)
     doses_per_vial = ma.fields.Integer(strict=True, required=True, validate=validate.Range(1, 1000))
     min_temp_c = temperature(required=True)
-    max_temp_c = temperature(required=True)
-    freeze_sensitive = ma.fields.Boolean(load_default=True)
+    max_temp_c = temperature(required=True, metadata={"description": "Above min_temp_c"})
+    freeze_sensitive = Flag(load_default=True)
     open_vial_life_min = ma.fields.Integer(
         strict=True, allow_none=True, load_default=None, validate=validate.Range(0, 100_000)
     )
@@ -150,14 +150,32 @@ class ProductSchema(ma.Schema):
 
 
 GS1_DESCRIPTION = (
-    "GS1 element string from the carton, e.g. (01)08901234567890(10)4121Z001(17)270331"
+    "GS1 element string from the carton, e.g. (01)08901234567890(10)4121Z001(17)270331: it must"
+    " parse, with (10) lot and (17) expiry, and (01) GTIN with its check digit if given"
 )
 
 
 class LotInSchema(ma.Schema):
-    product_id = ident(metadata={"description": "optional when the GS1 GTIN names a known product"})
+    # A lot is named by its GS1 string or by lot number and expiry; its product by id, or by a
+    # GTIN (the field or the GS1 string's (01)).
+    OPENAPI_RULES = {
+        "allOf": [
+            {"anyOf": [{"required": ["gs1"]}, {"required": ["lot_number", "expiry_date"]}]},
+            {
+                "anyOf": [
+                    {"required": ["product_id"]},
+                    {"required": ["gtin"]},
+                    {"required": ["gs1"]},
+                ]
+            },
+        ]
+    }
+
+    product_id = ident(
+        metadata={"description": "Optional when a GTIN (gtin, or the GS1 string's) names a product"}
+    )
     lot_number = text(64)
-    manufacturer = text(200)
+    manufacturer = text(200, metadata={"description": "Needed for a lot not yet recorded"})
     expiry_date = day()
     gtin = ma.fields.String(validate=validate.Regexp(r"^\d{8,14}$"))
     gs1 = text(200, metadata={"description": GS1_DESCRIPTION})

@@ -59,3 +59,12 @@ class Day(ma.fields.Date):
         if not isinstance(value, str) or not _DAY_RE.fullmatch(value):
             raise self.make_error("invalid")
         return dt.date.fromisoformat(value)
+
+
+class Flag(ma.fields.Boolean):
+    """A JSON true or false in a request body (marshmallow's Boolean also takes 0, 1, "yes")."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value

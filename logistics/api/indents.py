@@ -70,7 +70,9 @@ class IndentSchema(ma.Schema):
 class IndentInSchema(ma.Schema):
     from_store_id = ident(required=True, metadata={"description": "The store asking its parent"})
     product_id = ident(required=True)
-    needed_by = day(required=True)
+    needed_by = day(
+        required=True, metadata={"description": "From the site's today to a year ahead"}
+    )
     doses = doses_field(metadata={"description": "Default: the suggested quantity"})
     note = text(2000, load_default=None)
 
@@ -90,7 +92,9 @@ class IndentQuerySchema(ma.Schema):
 class SuggestionQuerySchema(ma.Schema):
     store_id = ident(strict=False, required=True)
     product_id = ident(strict=False, required=True)
-    needed_by = day(required=True)
+    needed_by = day(
+        required=True, metadata={"description": "From the site's today to a year ahead"}
+    )
 
 
 class SuggestionSchema(ma.Schema):
@@ -113,7 +117,11 @@ class SuggestionSchema(ma.Schema):
 
 class ApproveSchema(ma.Schema):
     doses = doses_field(metadata={"description": "Default: the doses asked"})
-    reason = text(2000, load_default=None, metadata={"description": "Needed for fewer doses"})
+    reason = text(
+        2000,
+        load_default=None,
+        metadata={"description": "Needed (not blank) for fewer doses than asked"},
+    )
 
 
 class RejectSchema(ma.Schema):
@@ -142,7 +150,8 @@ class IndentSuggestion(MethodView):
     @blp.arguments(SuggestionQuerySchema, location="query")
     @blp.response(200, SuggestionSchema)
     @blp.alt_response(404, description="Unknown store or product")
-    @blp.alt_response(422, description="No parent store, or a needed-by date in the past")
+    @blp.alt_response(409, description="The store has no parent store to ask")
+    @blp.alt_response(422, description="A needed-by date in the past or beyond a year")
     def get(self, args: dict[str, Any]) -> Any:
         """The quantity to ask for: consumption rate, planned sessions, maximum stock level."""
         needs, suggestion = indents.suggest_indent(
@@ -168,7 +177,10 @@ class Indents(MethodView):
     @blp.arguments(IndentInSchema)
     @blp.response(201, IndentSchema)
     @blp.alt_response(404, description="Unknown store or product")
-    @blp.alt_response(422, description="No parent store, past date, or nothing to ask for")
+    @blp.alt_response(
+        409, description="No parent store, or nothing to ask for (a suggestion of 0, no doses)"
+    )
+    @blp.alt_response(422, description="A needed-by date in the past or beyond a year")
     def post(self, body: dict[str, Any]) -> Any:
         """Ask the parent store for doses of a product by a date."""
         uow = request_uow()
@@ -198,11 +210,11 @@ class IndentItem(MethodView):
 
 @blp.route("/indents/<int:indent_id>/approve")
 class IndentApprove(MethodView):
-    @blp.arguments(ApproveSchema)
+    @blp.arguments(ApproveSchema, required=False)  # no body: approve the doses asked
     @blp.response(200, IndentSchema)
     @blp.alt_response(404, description="Unknown indent")
-    @blp.alt_response(409, description="Not waiting for an answer")
-    @blp.alt_response(422, description="More doses than asked, or fewer without a reason")
+    @blp.alt_response(409, description="Not waiting for an answer, or more doses than asked")
+    @blp.alt_response(422, description="Fewer doses than asked without a reason")
     def post(self, body: dict[str, Any], indent_id: int) -> Any:
         """The parent approves the indent, possibly for fewer doses (with a reason)."""
         uow = request_uow()
@@ -241,7 +253,7 @@ class IndentReject(MethodView):
 
 @blp.route("/indents/<int:indent_id>/cancel")
 class IndentCancel(MethodView):
-    @blp.arguments(CancelSchema)
+    @blp.arguments(CancelSchema, required=False)  # no body: cancel without a reason
     @blp.response(200, IndentSchema)
     @blp.alt_response(404, description="Unknown indent")
     @blp.alt_response(409, description="Already shipped, answered no, or closed")

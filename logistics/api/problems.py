@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import marshmallow as ma
+from apispec import BasePlugin
 from flask import Response, current_app, json
 from flask_smorest import Api
 from flask_smorest.spec import prepare_response
@@ -57,6 +58,21 @@ def problem_response(
     return response
 
 
+def write_server_problem(sock: Any, status: int, reason: str, detail: str) -> None:
+    """What gunicorn writes when it refuses a request before the app sees it (a request line or
+    headers too large, a malformed request): a problem document too, not its HTML page."""
+    from gunicorn import util
+
+    body = json.dumps(
+        {"type": "about:blank", "title": reason, "status": status, "detail": detail or reason}
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: {PROBLEM_JSON}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin1") + body)
+
+
 def _field_errors(data: dict[str, Any] | None) -> dict[str, Any] | None:
     if not data:
         return None
@@ -87,10 +103,23 @@ def unavailable(error: BaseException) -> Response:
     )
 
 
+class WholeObjectRules(BasePlugin):
+    """Adds to a schema's component what it states about the whole object (e.g. which fields are
+    needed together), from the marshmallow schema's OPENAPI_RULES (e.g. {"anyOf": [...]})."""
+
+    def schema_helper(self, name: str, definition: dict, **kwargs: Any) -> dict | None:
+        schema = kwargs.get("schema")
+        return getattr(schema, "OPENAPI_RULES", None)
+
+
 class ProblemApi(Api):
     """flask-smorest's Api, answering and documenting every error as problem+json."""
 
     ERROR_SCHEMA = ProblemSchema
+
+    def _init_spec(self, **options: Any) -> None:
+        options["extra_plugins"] = [*options.get("extra_plugins", ()), WholeObjectRules()]
+        super()._init_spec(**options)
 
     def _register_error_handlers(self) -> None:
         self._app.register_error_handler(HTTPException, self.handle_http_exception)

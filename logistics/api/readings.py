@@ -38,15 +38,19 @@ class SensorRegistrationSchema(ma.Schema):
     sensor_id = ma.fields.String(
         required=True, validate=ma.validate.Regexp(r"^[A-Za-z0-9_.:-]{1,64}$")
     )
-    unit_id = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=MAX_ID))
+    unit_id = ma.fields.Integer(
+        strict=True, required=True, validate=ma.validate.Range(min=1, max=MAX_ID)
+    )
     valid_from = AwareDateTime(metadata={"description": "Start of the assignment (default: now)"})
     expected_interval_s = ma.fields.Integer(
-        load_default=600, validate=ma.validate.Range(min=10, max=86400)
+        strict=True, load_default=600, validate=ma.validate.Range(min=10, max=86400)
     )
 
 
 class SensorMoveSchema(ma.Schema):
-    unit_id = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=MAX_ID))
+    unit_id = ma.fields.Integer(
+        strict=True, required=True, validate=ma.validate.Range(min=1, max=MAX_ID)
+    )
     valid_from = AwareDateTime(
         required=True, metadata={"description": "Readings from this time belong to the new unit"}
     )
@@ -82,10 +86,14 @@ class SensorDetailSchema(SensorSchema):
 
 class RangeQuerySchema(ma.Schema):
     start = AwareDateTime(required=True)
-    end = AwareDateTime(required=True)
+    end = AwareDateTime(
+        required=True,
+        metadata={"description": "Not before start; downsampled (bucket): after start"},
+    )
     bucket = ma.fields.String(
         metadata={
-            "description": "Downsample to min/avg/max per bucket: 30s, 15m, 1h, 1d",
+            "description": "Downsample to min/avg/max per bucket: 30s, 15m, 1h, 1d; at most "
+            "5,000 buckets over the range",
             "pattern": "^[0-9]*[1-9][0-9]*[smhd]$",
         }
     )

@@ -322,7 +322,8 @@ class TemperatureLogPdf(MethodView):
 
 @blp.route("/temperature-logs/<int:unit_id>/<string:month>/sign-off", parameters=month_path())
 class TemperatureLogSignoff(MethodView):
-    @blp.arguments(SignoffInSchema)
+    # The body is optional: a sign-off without a comment sends none.
+    @blp.arguments(SignoffInSchema, required=False)
     @blp.response(201, SignoffSchema)
     @blp.alt_response(404, description="Unknown unit")
     @blp.alt_response(409, description="Month not over, or already signed off")

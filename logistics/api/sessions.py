@@ -76,16 +76,17 @@ class WindowSchema(ma.Schema):
 
 
 class SessionOpenSchema(ma.Schema):
-    store_id = _id(required=True, metadata={"description": "The centre"})
-    product_id = _id(required=True)
+    store_id = _id(strict=True, required=True, metadata={"description": "The centre"})
+    product_id = _id(strict=True, required=True)
     session_date = ma.fields.Date(required=True)
     capacity = ma.fields.Integer(
+        strict=True,
         required=True,
         validate=ma.validate.Range(1, 100000),
         metadata={"description": "Doses (seats) of the session"},
     )
     dose_number = ma.fields.String(required=True, validate=ma.validate.OneOf(DOSE_NUMBERS))
-    min_age = ma.fields.Integer(load_default=18, validate=ma.validate.Range(0, 150))
+    min_age = ma.fields.Integer(strict=True, load_default=18, validate=ma.validate.Range(0, 150))
     slots = ma.fields.List(
         ma.fields.Nested(WindowSchema),
         load_default=list,
@@ -122,11 +123,11 @@ class SessionQuerySchema(ma.Schema):
 
 
 class ResizeSchema(ma.Schema):
-    capacity = ma.fields.Integer(required=True, validate=ma.validate.Range(1, 100000))
+    capacity = ma.fields.Integer(strict=True, required=True, validate=ma.validate.Range(1, 100000))
 
 
 class BookingCreateSchema(ma.Schema):
-    slot_id = _id(required=True)
+    slot_id = _id(strict=True, required=True)
     beneficiary = ma.fields.String(
         required=True,
         validate=[ma.validate.Length(1, 64), ma.validate.Regexp(r"^[^\x00-\x1f]+$")],
@@ -145,8 +146,12 @@ class BookingSchema(ma.Schema):
 
 
 class ReportCreateSchema(ma.Schema):
-    doses_given = ma.fields.Integer(required=True, validate=ma.validate.Range(0, 1_000_000))
-    vials_opened = ma.fields.Integer(required=True, validate=ma.validate.Range(0, 100_000))
+    doses_given = ma.fields.Integer(
+        strict=True, required=True, validate=ma.validate.Range(0, 1_000_000)
+    )
+    vials_opened = ma.fields.Integer(
+        strict=True, required=True, validate=ma.validate.Range(0, 100_000)
+    )
 
 
 class ReportSchema(ma.Schema):

@@ -26,6 +26,7 @@ from logistics.api.catalog import (
     when,
 )
 from logistics.api.context import current_actor, settings
+from logistics.api.fields import Flag
 from logistics.api.idempotency import HEADER_DOC, record_once
 from logistics.api.problems import PROBLEM_JSON, ProblemSchema
 from logistics.clock import utcnow
@@ -50,7 +51,11 @@ class MovementInSchema(ma.Schema):
         100, required=True, metadata={"description": "Client-generated unique id (UUID)"}
     )
     occurred_at = when(
-        load_default=None, metadata={"description": "When it happened (default now)"}
+        load_default=None,
+        metadata={
+            "description": "When it happened (default now); not later than now (5 minutes of "
+            "clock skew allowed)"
+        },
     )
     note = text(2000, load_default=None)
 
@@ -59,11 +64,15 @@ class LotRefSchema(ma.Schema):
     lot_id = ident()
     product_id = ident()
     lot_number = text(64)
-    manufacturer = text(200)
-    expiry_date = day()
+    manufacturer = text(200, metadata={"description": "Needed for a lot not yet recorded"})
+    expiry_date = day(metadata={"description": "Not passed: an expired lot cannot be received"})
     gtin = ma.fields.String(validate=validate.Regexp(r"^\d{8,14}$"))
     gs1 = text(
-        200, metadata={"description": "GS1 element string: (01) GTIN, (10) lot, (17) expiry"}
+        200,
+        metadata={
+            "description": "GS1 element string: (01) GTIN with its check digit, (10) lot, (17) "
+            "expiry (not passed); it must parse"
+        },
     )
 
 
@@ -75,10 +84,27 @@ class ReceivedLineSchema(ma.Schema):
     doses_received = ma.fields.Integer(
         strict=True, required=True, validate=validate.Range(0, 100_000_000)
     )
-    reason = ma.fields.String(validate=validate.OneOf(rules.SHORT_RECEIPT_REASONS))
+    reason = ma.fields.String(
+        validate=validate.OneOf(rules.SHORT_RECEIPT_REASONS),
+        metadata={"description": "Needed when fewer doses than issued are received"},
+    )
 
 
 class ReceiptInSchema(MovementInSchema, LotRefSchema):
+    # A parent's shipment, or a supplier's doses of a lot named by id, GS1 string, or number and
+    # expiry with its product (by id or GTIN).
+    OPENAPI_RULES = {
+        "anyOf": [
+            {"required": ["shipment_id"]},
+            {"required": ["doses", "lot_id"]},
+            {"required": ["doses", "gs1"]},
+            {
+                "required": ["doses", "lot_number", "expiry_date"],
+                "anyOf": [{"required": ["product_id"]}, {"required": ["gtin"]}],
+            },
+        ]
+    }
+
     store_id = ident(required=True)
     unit_id = ident(required=True)
     doses = doses_field(metadata={"description": "Doses received (supplier receipts)"})
@@ -91,7 +117,7 @@ class ReceiptInSchema(MovementInSchema, LotRefSchema):
         validate=validate.OneOf(FREEZE_INDICATOR_STATES),
         metadata={"description": "Freeze indicator on arrival"},
     )
-    logger_alarm = ma.fields.Boolean(metadata={"description": "Shipment logger showed an alarm"})
+    logger_alarm = Flag(metadata={"description": "Shipment logger showed an alarm"})
     supplier = text(200)
     shipment_id = ident(
         metadata={"description": "Receive this shipment issued by the parent store"}
@@ -111,6 +137,9 @@ class ReceiptInSchema(MovementInSchema, LotRefSchema):
 
 
 class IssueInSchema(MovementInSchema):
+    # Lots are named one by one (lot_id) or chosen FEFO from a product (product_id).
+    OPENAPI_RULES = {"anyOf": [{"required": ["product_id"]}, {"required": ["lot_id"]}]}
+
     store_id = ident(required=True)
     to_store_id = ident(required=True, metadata={"description": "A child store of store_id"})
     doses = doses_field(required=True)
@@ -122,7 +151,7 @@ class IssueInSchema(MovementInSchema):
 class TransferInSchema(MovementInSchema):
     store_id = ident(required=True)
     from_unit_id = ident(required=True)
-    to_unit_id = ident(required=True)
+    to_unit_id = ident(required=True, metadata={"description": "Another unit than from_unit_id"})
     lot_id = ident(required=True)
     doses = doses_field(required=True)
 
@@ -136,7 +165,7 @@ class ConsumptionInSchema(MovementInSchema):
 
 class WastageInSchema(ConsumptionInSchema):
     reason = ma.fields.String(required=True, validate=validate.OneOf(rules.WASTAGE_REASONS))
-    from_quarantine = ma.fields.Boolean(load_default=False)
+    from_quarantine = Flag(load_default=False)
 
 
 class CountInSchema(MovementInSchema):

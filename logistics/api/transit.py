@@ -40,7 +40,7 @@ class CarrierInSchema(ma.Schema):
     code = text(64, required=True)
     kind = ma.fields.String(required=True, validate=validate.OneOf(CARRIER_KINDS))
     min_temp_c = temperature(load_default=2.0)
-    max_temp_c = temperature(load_default=8.0)
+    max_temp_c = temperature(load_default=8.0, metadata={"description": "Above min_temp_c"})
     sensor_id = ma.fields.String(
         validate=validate.Regexp(r"^[A-Za-z0-9_.:-]{1,64}$"),
         metadata={"description": "Its logger, registered with the carrier (publishes over MQTT)"},

@@ -95,9 +95,14 @@ def check_transition(indent_id: int, state: str, new_state: str) -> None:
 
 
 def check_approval(requested: int, approved: int, reason: str | None) -> None:
-    """The parent approves 1..requested doses; approving fewer needs a reason."""
-    if not 0 < approved <= requested:
-        raise Invalid(
+    """The parent approves 1..requested doses; approving fewer needs a reason.
+
+    More than asked is a conflict with the stored indent (409), not a malformed request.
+    """
+    if approved < 1:
+        raise Invalid("approve at least 1 dose (or reject the indent)", field="doses")
+    if approved > requested:
+        raise Conflict(
             f"approve between 1 and {requested} doses (or reject the indent)", field="doses"
         )
     if approved < requested and not (reason or "").strip():

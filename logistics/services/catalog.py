@@ -58,7 +58,9 @@ def unit_of_store(
     """The unit, checked to belong to the store (stock sits in a unit of a store)."""
     unit = get_unit(uow, unit_id, field)
     if unit.store_id != store_id:
-        raise Invalid(f"unit {unit_id} does not belong to store {store_id}", field=field)
+        # 409: the pairing is refused by the stored network (where the unit stands), not by
+        # the request's form.
+        raise Conflict(f"unit {unit_id} does not belong to store {store_id}", field=field)
     return unit
 
 
@@ -82,7 +84,8 @@ def _check_parent(uow: UnitOfWork, level: StoreLevel, parent_id: int | None) -> 
         return None
     parent = get_store(uow, parent_id, "parent_id")
     if parent.level.rank >= level.rank:
-        raise Invalid(
+        # 409: the stored ranks of the two levels refuse it, not the request's form.
+        raise Conflict(
             f"a {level.code} store cannot sit under a {parent.level_code} store", field="parent_id"
         )
     return parent
@@ -218,6 +221,8 @@ def resolve_product(uow: UnitOfWork, product_id: int | None, gtin: str | None) -
     product = (
         uow.session.scalars(select(Product).where(Product.gtin == gtin)).first() if gtin else None
     )
+    if product is None and gtin:
+        raise NotFound(f"no product carries GTIN {gtin}", field="gtin")
     if product is None:
         raise Invalid(
             "name the product (product_id) or give a GS1 string whose GTIN is known",
@@ -241,7 +246,8 @@ def find_or_add_lot(
     ).first()
     if lot is not None:
         if lot.expiry_date != expiry_date:
-            raise Invalid(
+            # 409: the stored lot says otherwise.
+            raise Conflict(
                 f"lot {lot_number} is recorded with expiry {lot.expiry_date}", field="expiry_date"
             )
         return lot

@@ -24,7 +24,7 @@ from logistics.db import UnitOfWork, is_postgres
 from logistics.domain import indents as rules
 from logistics.domain import stock as stock_rules
 from logistics.domain.alerts import level_in_doses
-from logistics.domain.errors import Invalid, NotFound
+from logistics.domain.errors import Conflict, Invalid, NotFound
 from logistics.domain.ids import MAX_ID
 from logistics.models.alerts import StockLevel
 from logistics.models.catalog import Store
@@ -108,7 +108,8 @@ def needs_of(
 def _requesting_store(uow: UnitOfWork, store_id: int) -> Store:
     store = catalog.get_store(uow, store_id, "from_store_id")
     if store.parent_id is None:
-        raise Invalid(f"store {store.code} has no parent store to ask", field="from_store_id")
+        # 409: a fact of the stored network, not of the request's form.
+        raise Conflict(f"store {store.code} has no parent store to ask", field="from_store_id")
     return store
 
 
@@ -177,7 +178,8 @@ def raise_indent(
     )
     doses = doses if doses is not None else suggestion.suggested_doses
     if doses <= 0:
-        raise Invalid("nothing to ask for: the suggestion is 0 doses; give doses", field="doses")
+        # 409: the suggestion comes from stored stock, consumption and sessions.
+        raise Conflict("nothing to ask for: the suggestion is 0 doses; give doses", field="doses")
     indent = Indent(
         from_store_id=store.id,
         to_store_id=store.parent_id,

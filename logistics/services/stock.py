@@ -203,7 +203,8 @@ def _apply(session: Session, store_id: int, change: Change, rec: Recorded) -> St
         if change.usable_only:
             _check_usable(session, balance, change, rec, later)
         if change.from_quarantine and balance.quarantined_doses < -change.doses:
-            raise Invalid(f"only {balance.quarantined_doses} doses are quarantined", field="doses")
+            # 409: the stored hold is smaller, as InsufficientStock for usable doses.
+            raise Conflict(f"only {balance.quarantined_doses} doses are quarantined", field="doses")
     balance.doses += change.doses
     if change.vvm_stage is not None and change.doses > 0:
         balance.vvm_stage = max(balance.vvm_stage, change.vvm_stage)
@@ -345,7 +346,9 @@ def receive_stock(
     )
     if rules.is_expired(found.expiry_date, rec.local_date):
         field = "gs1" if lot.get("gs1") else "lot_id" if lot.get("lot_id") else "expiry_date"
-        raise Invalid(
+        # A stored lot named by id conflicts (409); an expiry the request gives is refused (422).
+        error = Conflict if field == "lot_id" else Invalid
+        raise error(
             f"lot {found.lot_number} expired on {found.expiry_date}; it cannot be received",
             field=field,
         )
@@ -371,7 +374,7 @@ def _in_transit_shipment(uow: UnitOfWork, shipment_id: int, store_id: int) -> Sh
     if shipment is None:
         raise NotFound(f"no shipment with id {shipment_id}", field="shipment_id")
     if shipment.to_store_id != store_id:
-        raise Invalid(
+        raise Conflict(
             f"shipment {shipment_id} goes to store {shipment.to_store_id}", field="shipment_id"
         )
     if shipment.status != "in_transit":
@@ -382,8 +385,9 @@ def _in_transit_shipment(uow: UnitOfWork, shipment_id: int, store_id: int) -> Sh
 def _received_doses(line: ShipmentLine, reported: dict[int, dict[str, Any]], on: dt.date) -> int:
     report = reported.get(line.lot_id, {})
     received: int = report.get("doses_received", line.doses_issued)
+    # Against the stored shipment line and lot (409); a short line without a reason is 422.
     if not 0 <= received <= line.doses_issued:
-        raise Invalid(
+        raise Conflict(
             f"between 0 and {line.doses_issued} doses of lot {line.lot_id} can be received",
             field="lines",
         )
@@ -394,13 +398,13 @@ def _received_doses(line: ShipmentLine, reported: dict[int, dict[str, Any]], on:
         )
     expired = rules.is_expired(line.lot.expiry_date, on)
     if received and expired:
-        raise Invalid(
+        raise Conflict(
             f"lot {line.lot.lot_number} expired on {line.lot.expiry_date}; receive 0 doses "
             "with reason 'expired'",
             field="lines",
         )
     if report.get("reason") == "expired" and received < line.doses_issued and not expired:
-        raise Invalid(
+        raise Conflict(
             f"lot {line.lot.lot_number} expires on {line.lot.expiry_date}; it has not expired",
             field="lines",
         )
@@ -432,11 +436,11 @@ def receive_shipment(
     catalog.unit_of_store(uow, unit_id, store_id)
     shipment = _in_transit_shipment(uow, shipment_id, store_id)
     if rec.occurred_at < shipment.issued_at:
-        raise Invalid("a shipment cannot be received before it was issued", field="occurred_at")
+        raise Conflict("a shipment cannot be received before it was issued", field="occurred_at")
     reported = {line["lot_id"]: line for line in lines}
     unknown = set(reported) - {line.lot_id for line in shipment.lines}
     if unknown:
-        raise Invalid(f"lots {sorted(unknown)} are not in shipment {shipment_id}", field="lines")
+        raise Conflict(f"lots {sorted(unknown)} are not in shipment {shipment_id}", field="lines")
     changes = [
         Change(
             unit_id,
@@ -473,7 +477,8 @@ def _child_store(uow: UnitOfWork, store_id: int, to_store_id: int) -> Store:
     catalog.get_store(uow, store_id)
     child = catalog.get_store(uow, to_store_id, "to_store_id")
     if child.parent_id != store_id:
-        raise Invalid(
+        # 409: the stored network refuses it (which store sits under which).
+        raise Conflict(
             f"store {to_store_id} is not a child of store {store_id}", field="to_store_id"
         )
     return child
@@ -504,7 +509,8 @@ def _issue_target(uow: UnitOfWork, product_id: int | None, lot_id: int | None) -
     if lot_id is not None:
         lot = catalog.get_lot(uow, lot_id)
         if product_id is not None and lot.product_id != product_id:
-            raise Invalid(f"lot {lot_id} is not of product {product_id}", field="lot_id")
+            # 409: the stored lot's product refuses it, not the request's form.
+            raise Conflict(f"lot {lot_id} is not of product {product_id}", field="lot_id")
     elif product_id is not None:
         catalog.get_product(uow, product_id)
     else:

@@ -40,3 +40,6 @@ def test_schemathesis_cli_with_all_checks_finds_no_failure(tmp_path):
     summary = result.stdout[-6000:]
     assert result.returncode == 0, summary
     assert "unique failure" not in summary or " 0 unique failures" in summary, summary
+    # The main pass runs with a valid token: were every answer a 401, it would test nothing else.
+    main_pass = result.stdout.split("Schemathesis v")[1]
+    assert "Authentication failed" not in main_pass, main_pass[-6000:]

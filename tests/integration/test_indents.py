@@ -210,7 +210,7 @@ def test_a_rejection_needs_a_reason_and_ends_the_indent(client, net):
             "needed_by": today().isoformat(),
         },
     )
-    assert top.status_code == 422 and "no parent" in top.json["detail"]
+    assert top.status_code == 409 and "no parent" in top.json["detail"]
     past = client.post(
         "/api/indents",
         json={
@@ -222,7 +222,7 @@ def test_a_rejection_needs_a_reason_and_ends_the_indent(client, net):
     assert past.status_code == 422 and past.content_type == PROBLEM
     more = raise_indent(client, net, doses=100)
     too_many = client.post(f"/api/indents/{more['id']}/approve", json={"doses": 101})
-    assert too_many.status_code == 422
+    assert too_many.status_code == 409 and too_many.content_type == PROBLEM
 
 
 def test_a_receipt_through_the_ledger_api_and_a_reversed_issue_are_followed(

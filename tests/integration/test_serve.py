@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -27,6 +28,19 @@ def _children(pid: int) -> list[int]:
     for task in Path(f"/proc/{pid}/task").iterdir():
         found += [int(child) for child in (task / "children").read_text().split()]
     return found
+
+
+def _raw_get(port: int, target: str) -> tuple[bytes, bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except ConnectionResetError:  # gunicorn closes with part of the request unread
+            pass
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head, body
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
@@ -60,6 +74,10 @@ def test_serve_answers_with_the_configured_workers(tmp_path):
         assert status == 200
         # `serve` became the gunicorn master (exec), which runs the three workers asked for.
         assert len(_children(server.pid)) == 3
+        # A request line gunicorn refuses before the app sees it is a problem document too.
+        head, body = _raw_get(port, "/api/excursions?q=" + "x" * 9000)
+        assert head.startswith(b"HTTP/1.1 400 ") and b"application/problem+json" in head, head
+        assert json.loads(body)["status"] == 400
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)

@@ -22,6 +22,7 @@ import limits.storage
 import limits.strategies
 from flask import Flask, Response, g, has_request_context, request
 
+from logistics import clock
 from logistics.api.context import current_actor, new_uow
 from logistics.api.problems import problem_response
 from logistics.config import Settings
@@ -188,7 +189,7 @@ def _rate_limited(endpoint: str, method: str) -> Response | None:
 
 
 def _principal(uow: UnitOfWork, token: str) -> Principal:
-    cache, key, now = _state().tokens, secrets.token_hash(token), dt.datetime.now(dt.UTC)
+    cache, key, now = _state().tokens, secrets.token_hash(token), clock.utcnow()
     # Read before the token: a revocation committed after this read moves the epoch again, so the
     # principal cached below is dropped on the next request (issue 12: immediate on every worker).
     cache.sync(access_epoch(uow.session))

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
+from logistics import clock
 from logistics.app import create_app
 from logistics.domain.errors import Conflict
 from logistics.models.auth import AuditEntry, User
@@ -449,12 +450,14 @@ def test_without_a_cache_a_revocation_applies_at_once(runtime, limited_app):
     assert worker.get("/api/auth/me", headers=_bearer(token)).status_code == 401
 
 
-def test_a_cached_token_still_expires_on_time(runtime, limited_app):
+def test_a_cached_token_still_expires_on_time(runtime, limited_app, monkeypatch):
     _user(runtime, "asha")
-    token = _token(runtime, "asha", ttl_s=1)
-    worker = limited_app(auth_token_cache_s=60.0).test_client()
+    token = _token(runtime, "asha", ttl_s=60)
+    worker = limited_app(auth_token_cache_s=3600.0).test_client()
     assert worker.get("/api/auth/me", headers=_bearer(token)).status_code == 200
-    time.sleep(1.1)
+    # 61 s later (the service's clock moved on; the cache's own hour has not run out).
+    later = clock.utcnow() + dt.timedelta(seconds=61)
+    monkeypatch.setattr(clock, "utcnow", lambda: later)
     assert worker.get("/api/auth/me", headers=_bearer(token)).status_code == 401
 
 

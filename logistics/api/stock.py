@@ -378,7 +378,8 @@ class StoreStockQuerySchema(ma.Schema):
 # --- movement endpoints ---
 
 
-def _rec(args: dict[str, Any]) -> stock.Recorded:
+def recorded_by_caller(args: dict[str, Any]) -> stock.Recorded:
+    """Who and when of a movement posted through the API (takes occurred_at and client_id)."""
     return stock.recorded(
         current_actor(),
         args.pop("occurred_at", None),
@@ -418,7 +419,7 @@ def _receive(args: dict[str, Any]) -> Any:
                 store_id=args["store_id"],
                 unit_id=args["unit_id"],
                 shipment_id=args["shipment_id"],
-                rec=_rec(dict(args)),
+                rec=recorded_by_caller(dict(args)),
                 lines=args.get("lines", ()),
                 vvm_stage=args.get("vvm_stage"),
                 **checks,
@@ -432,7 +433,7 @@ def _receive(args: dict[str, Any]) -> Any:
                 store_id=args["store_id"],
                 unit_id=args["unit_id"],
                 doses=args["doses"],
-                rec=_rec(dict(args)),
+                rec=recorded_by_caller(dict(args)),
                 lot=lot,
                 vvm_stage=args.get("vvm_stage") or 1,
                 supplier=args.get("supplier"),
@@ -458,7 +459,9 @@ class Issues(MethodView):
     def post(self, args: dict[str, Any]) -> Any:
         """Issue doses to a child store, FEFO unless a lot is named; lists lots and doses."""
         return record_once(
-            lambda uow: stock.issue_stock(uow, rec=_rec(dict(args)), **_without(args)),
+            lambda uow: stock.issue_stock(
+                uow, rec=recorded_by_caller(dict(args)), **_without(args)
+            ),
             MovementSchema(),
             args["client_id"],
         )
@@ -471,7 +474,9 @@ class Transfers(MethodView):
     def post(self, args: dict[str, Any]) -> Any:
         """Move doses of a lot between two units of one store."""
         return record_once(
-            lambda uow: stock.transfer_stock(uow, rec=_rec(dict(args)), **_without(args)),
+            lambda uow: stock.transfer_stock(
+                uow, rec=recorded_by_caller(dict(args)), **_without(args)
+            ),
             MovementSchema(),
             args["client_id"],
         )
@@ -512,7 +517,9 @@ class Counts(MethodView):
     def post(self, args: dict[str, Any]) -> Any:
         """Record a physical count: the balance at its time becomes the count (difference kept)."""
         return record_once(
-            lambda uow: stock.record_count(uow, rec=_rec(dict(args)), **_without(args)),
+            lambda uow: stock.record_count(
+                uow, rec=recorded_by_caller(dict(args)), **_without(args)
+            ),
             MovementSchema(),
             args["client_id"],
         )

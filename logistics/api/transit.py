@@ -18,7 +18,7 @@ from logistics.api.catalog import UnitOutSchema, doses_field, ident, request_uow
 from logistics.api.context import current_actor, settings
 from logistics.api.idempotency import HEADER_DOC, record_once
 from logistics.api.problems import PROBLEM_JSON, ProblemSchema
-from logistics.api.stock import IssueInSchema, _rec
+from logistics.api.stock import IssueInSchema, recorded_by_caller
 from logistics.domain.transit import CARRIER_KINDS
 from logistics.services import journeys, transit
 
@@ -260,7 +260,7 @@ class CarriedIssues(MethodView):
         issue = {k: v for k, v in args.items() if k not in ("client_id", "occurred_at")}
         return record_once(
             lambda uow: journeys.issue_in_carriers(
-                uow, carriers=carriers, issue=issue, rec=_rec(dict(args))
+                uow, carriers=carriers, issue=issue, rec=recorded_by_caller(dict(args))
             ),
             CarriedMovementSchema(),
             args["client_id"],

@@ -34,6 +34,11 @@ def _in(hours: float) -> str:
     return (dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours)).isoformat()
 
 
+def _receipt(**fields):
+    """A movement's body: the fields given, with a client id of its own."""
+    return {"client_id": uuid.uuid4().hex, **fields}
+
+
 def _refused(response, status, field):
     assert response.status_code == status, response.json
     assert response.content_type == PROBLEM
@@ -305,13 +310,9 @@ def test_issuing_to_a_store_that_is_not_a_child_is_a_conflict(client, net, uow):
     receive(uow, net, net.state_ilr, net.lot_late, 100)
     response = client.post(
         "/api/issues",
-        json={
-            "client_id": uuid.uuid4().hex,
-            "store_id": net.state,
-            "to_store_id": net.centre,
-            "doses": 10,
-            "product_id": net.covishield,
-        },
+        json=_receipt(
+            store_id=net.state, to_store_id=net.centre, doses=10, product_id=net.covishield
+        ),
     )
     assert "not a child" in _refused(response, 409, "to_store_id")["detail"]
 
@@ -320,14 +321,13 @@ def test_issuing_a_lot_of_another_product_is_a_conflict(client, net, uow):
     receive(uow, net, net.state_ilr, net.lot_late, 100)
     response = client.post(
         "/api/issues",
-        json={
-            "client_id": uuid.uuid4().hex,
-            "store_id": net.state,
-            "to_store_id": net.district,
-            "doses": 10,
-            "product_id": net.covaxin,
-            "lot_id": net.lot_late,
-        },
+        json=_receipt(
+            store_id=net.state,
+            to_store_id=net.district,
+            doses=10,
+            product_id=net.covaxin,
+            lot_id=net.lot_late,
+        ),
     )
     assert "not of product" in _refused(response, 409, "lot_id")["detail"]
 
@@ -359,10 +359,6 @@ def test_a_gtin_no_product_carries_is_not_found(client, net):
         json={"gs1": "(01)00000000000000(10)L9(17)271231", "manufacturer": "SII"},
     )
     assert "GTIN" in _refused(response, 404, "gtin")["detail"]
-
-
-def _receipt(**fields):
-    return {"client_id": uuid.uuid4().hex, **fields}
 
 
 def test_a_supplier_receipt_of_a_lot_past_its_expiry_is_refused(client, net):

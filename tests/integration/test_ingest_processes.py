@@ -3,15 +3,12 @@ and the project's Mosquitto configuration holding a long outage's queue."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import glob
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +30,7 @@ from sensors.ingest import Ingestor
 from sensors.mosquitto import PrivateMosquitto
 from sensors.simulate import publish_chunked
 from tests.integration.test_ingest import NOW, Publisher, make_unit, new_sensor, wait_until
+from tests.support.private_pg import PrivatePostgres
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -197,65 +195,11 @@ def test_two_processes_in_a_shared_group_store_every_reading_exactly_once(
 # --- a throwaway PostgreSQL that this test may restart --------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ThrowawayPostgres:
-    """A PostgreSQL cluster in a temp dir (initdb/pg_ctl), so restarting it disturbs nobody."""
-
-    def __init__(self) -> None:
-        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-        assert bins, "PostgreSQL server binaries not found under /usr/lib/postgresql"
-        self.bin = Path(bins[-1])
-        self.dir = Path(tempfile.mkdtemp(prefix="coldchain-pg-"))
-        self.data = self.dir / "data"
-        self.port = _free_port()
-        if os.geteuid() == 0:
-            shutil.chown(self.dir, "postgres", "postgres")
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
-
-    def _run(self, tool: str, *args: str) -> None:
-        command = [str(self.bin / tool), *args]
-        if os.geteuid() == 0:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True, timeout=120)
-
-    @property
-    def url(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run(
-            "pg_ctl",
-            "-D",
-            str(self.data),
-            "-o",
-            options,
-            "-l",
-            str(self.dir / "log"),
-            "-w",
-            "start",
-        )
-
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-    def cleanup(self) -> None:
-        with contextlib.suppress(subprocess.CalledProcessError):
-            self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 @pytest.fixture
-def throwaway_pg() -> Iterator[ThrowawayPostgres]:
-    pg = ThrowawayPostgres()
-    pg.start()
+def throwaway_pg() -> Iterator[PrivatePostgres]:
+    pg = PrivatePostgres().start()
     yield pg
-    pg.cleanup()
+    pg.destroy()
 
 
 def test_database_restarted_under_load_loses_nothing(

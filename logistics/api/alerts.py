@@ -16,9 +16,16 @@ from logistics.api.catalog import ident, request_uow, text, when
 from logistics.api.context import current_actor, settings
 from logistics.api.idempotency import HEADER_DOC, record_once
 from logistics.clock import utcnow
+from logistics.domain.alerts import (
+    EXCURSION_KINDS,
+    EXPIRY_KINDS,
+    OVERCOMMITTED,
+    SENSOR_KINDS,
+    STOCK_KINDS,
+)
 from logistics.domain.errors import NotFound
 from logistics.domain.excursions import RuleSet
-from logistics.domain.ids import MAX_ID
+from logistics.domain.ids import MAX_BIG_ID, MAX_ID
 from logistics.services import alerts as alert_service
 from logistics.services import excursions as excursion_service
 from logistics.services import notify as notify_service
@@ -35,24 +42,12 @@ blp = Blueprint(
 )
 BLUEPRINTS = [blp]
 ALERT_KINDS = (
-    "heat_warning",
-    "heat_alarm",
-    "cold_warning",
-    "cold_alarm",
-    "sensor_silent",
-    "sensor_low_battery",
-    "sensor_power_off",
-    "power_failure",
-    "stock_out",
-    "below_min",
-    "above_max",
-    "lot_expiring",
-    "lot_expired",
-    "sessions_overcommitted",
+    *EXCURSION_KINDS,
+    *SENSOR_KINDS,
+    *STOCK_KINDS,
+    *EXPIRY_KINDS,
+    OVERCOMMITTED,
 )
-
-
-MAX_BIG_ID = 2**63 - 1
 
 
 def _known(value: int, what: str, limit: int = MAX_ID) -> int:

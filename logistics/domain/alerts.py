@@ -11,6 +11,16 @@ from logistics.domain.errors import Conflict, Invalid
 AlertState = Literal["open", "acknowledged", "resolved"]
 SEVERITY_RANK = {"info": 0, "warning": 1, "alarm": 2}
 
+# The kinds of alert the service raises (transit adds its own "transit_" kinds), by what they
+# watch; stock-state and expiry kinds with the severity each is raised at.
+EXCURSION_KINDS = ("heat_warning", "heat_alarm", "cold_warning", "cold_alarm")
+SENSOR_KINDS = ("sensor_silent", "sensor_low_battery", "sensor_power_off", "power_failure")
+STOCK_KINDS = {"stock_out": "alarm", "below_min": "warning", "above_max": "warning"}
+EXPIRY_KINDS = {"lot_expiring": "warning", "lot_expired": "alarm"}
+OVERCOMMITTED = "sessions_overcommitted"
+TEMPERATURE_KINDS = frozenset(EXCURSION_KINDS + SENSOR_KINDS)
+SUPPLY_KINDS = frozenset([*STOCK_KINDS, *EXPIRY_KINDS, OVERCOMMITTED])
+
 
 def power_failure_severity(
     on_battery_since: dt.datetime, now: dt.datetime, alarm_after: dt.timedelta

@@ -15,7 +15,10 @@ from sqlalchemy import case, func, select
 
 from logistics.db import UnitOfWork, is_postgres
 from logistics.domain.alerts import (
+    EXPIRY_KINDS,
+    SENSOR_KINDS,
     SEVERITY_RANK,
+    STOCK_KINDS,
     check_acknowledge,
     check_resolve,
     power_failure_severity,
@@ -210,10 +213,6 @@ def list_alerts(uow: UnitOfWork, flt: AlertFilter) -> list[Alert]:
 
 
 # --- conditions checked on a schedule (and as readings arrive) ----------------------------------
-
-SENSOR_KINDS = ("sensor_silent", "sensor_low_battery", "sensor_power_off", "power_failure")
-STOCK_KINDS = {"stock_out": "alarm", "below_min": "warning", "above_max": "warning"}
-EXPIRY_KINDS = {"lot_expired": "alarm", "lot_expiring": "warning"}
 
 
 def _open_alerts_of(

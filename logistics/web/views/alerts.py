@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from logistics.api.context import new_uow, settings
 from logistics.db import UnitOfWork
 from logistics.domain.errors import DomainError, NotFound
+from logistics.domain.ids import MAX_BIG_ID
 from logistics.services import alerts as alerts_service
 from logistics.services import catalog, quarantine
 from logistics.web import access
@@ -51,7 +52,7 @@ def alerts() -> str:
 
 
 def _visible_alert(uow: UnitOfWork, alert_id: int) -> Any:
-    alert = alerts_service.get_alert(uow, alert_id) if 0 < alert_id < 2**62 else None
+    alert = alerts_service.get_alert(uow, alert_id) if 0 < alert_id <= MAX_BIG_ID else None
     if alert is None or not access.can_see(alert.store_path):
         raise NotFound(f"alert {alert_id} does not exist")
     return alert

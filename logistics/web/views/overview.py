@@ -11,27 +11,13 @@ from logistics.api import scope
 from logistics.api.context import new_uow, settings
 from logistics.clock import local_date
 from logistics.db import UnitOfWork
+from logistics.domain.alerts import SUPPLY_KINDS, TEMPERATURE_KINDS
 from logistics.models.catalog import Lot, Store
 from logistics.services import alerts as alerts_service
 from logistics.services import availability, catalog, trace
 from logistics.web import access
 from logistics.web.blueprint import web
 
-TEMPERATURE_KINDS = frozenset(
-    {
-        "heat_warning",
-        "heat_alarm",
-        "cold_warning",
-        "cold_alarm",
-        "sensor_silent",
-        "sensor_low_battery",
-        "sensor_power_off",
-        "power_failure",
-    }
-)
-STOCK_KINDS = frozenset(
-    {"stock_out", "below_min", "above_max", "lot_expired", "lot_expiring", "sessions_overcommitted"}
-)
 RANK = {None: 0, "info": 1, "warning": 2, "alarm": 3}
 
 
@@ -49,7 +35,7 @@ def _tiles(children: list[Store], alerts: list[Any]) -> list[dict[str, Any]]:
         tiles.append(
             {
                 "store": child,
-                "stock": _worst(mine, STOCK_KINDS),
+                "stock": _worst(mine, SUPPLY_KINDS),
                 "temperature": _worst(mine, TEMPERATURE_KINDS),
                 "alerts": len(mine),
             }

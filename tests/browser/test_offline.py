@@ -43,7 +43,7 @@ from tests.browser.offline_support import (
     fullest_balance,
     movements_by_client_id,
 )
-from tests.integration.test_ingest_processes import ThrowawayPostgres
+from tests.support.private_pg import PrivatePostgres
 from tests.support.schema import build_schema
 
 CONTROLLED = "navigator.serviceWorker.controller !== null"
@@ -172,7 +172,7 @@ class CutDatabaseAfterCommit:
     """WSGI wrapper: when armed, the first sync answer that recorded entries is lost (503) and
     PostgreSQL is stopped right after that commit; counts the app's own 503 answers."""
 
-    def __init__(self, app: Any, pg: ThrowawayPostgres):
+    def __init__(self, app: Any, pg: PrivatePostgres):
         self.app, self.pg = app, pg
         self.armed, self.cut = False, threading.Event()
         self.unavailable = 0
@@ -200,11 +200,11 @@ class CutDatabaseAfterCommit:
 
 
 @pytest.fixture
-def own_pg() -> Iterator[ThrowawayPostgres]:
-    pg = ThrowawayPostgres()
+def own_pg() -> Iterator[PrivatePostgres]:
+    pg = PrivatePostgres()
     pg.start()
     yield pg
-    pg.cleanup()
+    pg.destroy()
 
 
 def _wait(condition: Any, what: str, timeout_s: float = 90) -> None:

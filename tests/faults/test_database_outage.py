@@ -18,7 +18,7 @@ from logistics.migrate import upgrade
 from logistics.runtime import Runtime
 from logistics.services.auth import create_user, issue_token
 from logistics.services.reference import seed_reference_data
-from tests.integration.test_ingest_processes import ThrowawayPostgres
+from tests.support.private_pg import PrivatePostgres
 from tests.support.sessions_fixtures import day, make_site, session_body
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -27,11 +27,11 @@ FINAL = {401, 403, 404, 409, 500}
 
 
 @pytest.fixture
-def own_pg() -> Iterator[ThrowawayPostgres]:
-    pg = ThrowawayPostgres()
+def own_pg() -> Iterator[PrivatePostgres]:
+    pg = PrivatePostgres()
     pg.start()
     yield pg
-    pg.cleanup()
+    pg.destroy()
 
 
 def _auth(token: str) -> dict[str, str]:

@@ -174,7 +174,7 @@ def _database_families(session: Any, now: dt.datetime) -> Iterator[Metric]:
         .where(Alert.state != "resolved")
         .group_by(Alert.kind, Alert.severity, Alert.state)
     )
-    for kind, severity, state, count in session.execute(query):
+    for kind, severity, state, count in session.execute(query).all():
         alerts.add_metric([kind, severity, state], count)
     yield alerts
     pending = NotificationDelivery.state == "pending"

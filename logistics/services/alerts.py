@@ -343,7 +343,7 @@ def check_sensors(
         query = query.where(SensorAssignment.unit_id.in_(list(unit_ids)))
     holding: list[Condition] = []
     checked: set[str] = set()
-    for sensor, unit in uow.session.execute(query):
+    for sensor, unit in uow.session.execute(query).all():
         checked.add(sensor.sensor_id)
         holding.extend(_sensor_conditions(sensor, unit, silence_factor, low_battery_pct, now))
         if sensor.power == "battery":
@@ -440,7 +440,7 @@ def _usable_on_hand(uow: UnitOfWork) -> dict[tuple[int, int], int]:
         .join(Lot, Lot.id == StockBalance.lot_id)
         .group_by(StockBalance.store_id, Lot.product_id)
     )
-    return {(s, p): int(d or 0) for s, p, d in uow.session.execute(query).tuples()}
+    return {(s, p): int(d or 0) for s, p, d in uow.session.execute(query).tuples().all()}
 
 
 def _stock_condition(
@@ -484,7 +484,7 @@ def check_stock_states(uow: UnitOfWork, *, now: dt.datetime) -> tuple[int, int]:
 
     on_hand = _usable_on_hand(uow)
     levels = {(lv.store_id, lv.product_id): lv for lv in uow.session.scalars(select(StockLevel))}
-    codes = {pid: code for pid, code in uow.session.execute(select(Product.id, Product.code))}
+    codes = {pid: code for pid, code in uow.session.execute(select(Product.id, Product.code)).all()}
     holding = []
     for store, product in set(on_hand) | set(levels):
         doses, level = on_hand.get((store, product), 0), levels.get((store, product))

@@ -93,7 +93,7 @@ def _open_sessions(uow: UnitOfWork, on_date: dt.date, *where: Any) -> list[dict[
         .order_by(Store.name, Session.id, Slot.starts_at)
     )
     grouped: dict[int, list[Any]] = {}
-    for row in uow.session.execute(query):
+    for row in uow.session.execute(query).all():
         grouped.setdefault(row[0], []).append(row)
     return [_public_session(rows[0], rows) for rows in grouped.values()]
 
@@ -260,7 +260,7 @@ def _centres(uow: UnitOfWork, district_id: int) -> _Scope:
     )
     within = (in_subtree(Store.path, district.path), Store.id != district.id)
     query = select(Store.id, Store.name, Store.path).where(*within)
-    centres = {row[0]: _Centre(*row) for row in uow.session.execute(query)}
+    centres = {row[0]: _Centre(*row) for row in uow.session.execute(query).all()}
     return _Scope(centres, select(Store.id).where(*within).scalar_subquery())
 
 
@@ -295,7 +295,7 @@ def _add_stock(uow: UnitOfWork, rows: _Rows) -> None:
         .where(StockBalance.store_id.in_(rows.ids), StockBalance.doses > 0)
     )
     # A centre added to the district after its list was read (READ COMMITTED) is left out.
-    found = [row for row in uow.session.execute(query) if row[0] in rows.centres]
+    found = [row for row in uow.session.execute(query).all() if row[0] in rows.centres]
     scopes = recall_scopes(uow.session, {row[2] for row in found}) if found else []
     for store_id, product_id, lot_id, doses, held, vvm, expiry, lot_held in found:
         path = rows.centres[store_id].path
@@ -324,7 +324,7 @@ def _add_sessions(uow: UnitOfWork, rows: _Rows) -> None:
     )
     heads: dict[int, tuple[int, int, dt.date, int, int]] = {}
     slots: dict[int, list[tuple[int, int]]] = {}
-    found = uow.session.execute(query).tuples()
+    found = uow.session.execute(query).tuples().all()
     for session_id, store_id, product_id, on_date, capacity, short, seats, booked in found:
         if store_id not in rows.centres:  # added after the list was read
             continue
@@ -346,7 +346,7 @@ def _add_transit_and_rate(uow: UnitOfWork, rows: _Rows, since: dt.date, window_d
         .where(Shipment.to_store_id.in_(rows.ids), Shipment.status == "in_transit")
         .group_by(Shipment.to_store_id, Lot.product_id)
     )
-    for store_id, product_id, doses in uow.session.execute(transit):
+    for store_id, product_id, doses in uow.session.execute(transit).all():
         if store_id in rows.centres:
             rows.at(store_id, product_id).in_transit_doses = int(doses)
     given = (
@@ -356,7 +356,7 @@ def _add_transit_and_rate(uow: UnitOfWork, rows: _Rows, since: dt.date, window_d
         .where(SessionReport.store_id.in_(rows.ids), SessionReport.session_date >= since)
         .group_by(SessionReport.store_id, SessionReport.product_id)
     )
-    for store_id, product_id, doses in uow.session.execute(given):
+    for store_id, product_id, doses in uow.session.execute(given).all():
         if store_id in rows.centres:
             rows.at(store_id, product_id).daily_doses = round(int(doses) / window_days, 2)
 

@@ -67,7 +67,7 @@ def promises(
     )
     if exclude is not None:
         query = query.where(Session.id != exclude)
-    return [rules.Promise(*row) for row in uow.session.execute(query)]
+    return [rules.Promise(*row) for row in uow.session.execute(query).all()]
 
 
 # --- availability version ----------------------------------------------------------------------

@@ -98,7 +98,7 @@ def _spaces(uow: UnitOfWork) -> list[rules.UnitSpace]:
             u.capacity_doses,
             int(doses),
         )
-        for u, path, doses in uow.session.execute(query).tuples()
+        for u, path, doses in uow.session.execute(query).tuples().all()
     ]
 
 

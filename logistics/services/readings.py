@@ -156,7 +156,7 @@ def _sensors(uow: UnitOfWork, sensor_ids: set[str]) -> dict[str, Any]:
     query = select(Sensor.sensor_id, Sensor.status, Sensor.last_reading_ts).where(
         Sensor.sensor_id.in_(sensor_ids)
     )
-    return {row.sensor_id: row for row in uow.session.execute(query)}
+    return {row.sensor_id: row for row in uow.session.execute(query).all()}
 
 
 def _assignments(uow: UnitOfWork, sensor_ids: set[str]) -> dict[str, list[Any]]:
@@ -166,7 +166,7 @@ def _assignments(uow: UnitOfWork, sensor_ids: set[str]) -> dict[str, list[Any]]:
         query = select(a.sensor_id, a.unit_id, a.valid_from, a.valid_to).where(
             a.sensor_id.in_(sensor_ids)
         )
-        for assignment in uow.session.execute(query.order_by(a.valid_from)):
+        for assignment in uow.session.execute(query.order_by(a.valid_from)).all():
             by_sensor.setdefault(assignment.sensor_id, []).append(assignment)
     return by_sensor
 
@@ -474,7 +474,7 @@ def unit_buckets(
         .where(Reading.unit_id == unit_id, Reading.ts >= start, Reading.ts < end)
         .order_by(Reading.ts)
     )
-    return downsample(uow.session.execute(query), width_s)
+    return downsample(uow.session.execute(query).tuples().all(), width_s)
 
 
 HOUR_S = 3600
@@ -509,13 +509,24 @@ def unit_series(
 def _hour_buckets(
     uow: UnitOfWork, unit_id: int, start: dt.datetime, end: dt.datetime, width_s: int
 ) -> list[Bucket]:
-    rows = uow.session.execute(
-        text(
-            "SELECT to_timestamp(floor(extract(epoch FROM hour) / :width) * :width) AS bucket, "
+    # An hour wide: the stored rows are the buckets (an index-only scan of the primary key, which
+    # carries these columns). Wider: grouped with date_bin (epoch-aligned, as bucket_start);
+    # numeric arithmetic on extract(epoch) cost four times as much on 720 hours.
+    if width_s == HOUR_S:
+        query = (
+            "SELECT hour, readings, min_temp_c, sum_temp_c / readings, max_temp_c "
+            "FROM reading_hours WHERE unit_id = :unit AND hour >= :first AND hour < :end "
+            "ORDER BY hour"
+        )
+    else:
+        query = (
+            "SELECT date_bin(make_interval(secs => :width), hour, TIMESTAMPTZ 'epoch') AS bucket, "
             "sum(readings), min(min_temp_c), sum(sum_temp_c) / sum(readings), max(max_temp_c) "
             "FROM reading_hours WHERE unit_id = :unit AND hour >= :first AND hour < :end "
             "GROUP BY 1 ORDER BY 1"
-        ),
+        )
+    rows = uow.session.execute(
+        text(query),
         {
             "width": width_s,
             "unit": unit_id,
@@ -525,7 +536,7 @@ def _hour_buckets(
     )
     return [
         Bucket(bucket.astimezone(dt.UTC), int(count), low, avg, high)
-        for bucket, count, low, avg, high in rows.tuples()
+        for bucket, count, low, avg, high in rows.tuples().all()
     ]
 
 
@@ -625,7 +636,7 @@ def _raw_points(
     """(ts, temp_c) of the unit's raw readings in any of the [from, to) spans."""
     within = or_(*(and_(Reading.ts >= low, Reading.ts < high) for low, high in spans))
     query = select(Reading.ts, Reading.temp_c).where(Reading.unit_id == unit_id, within)
-    return [(ts, temp_c) for ts, temp_c in uow.session.execute(query.order_by(Reading.ts))]
+    return [(ts, temp_c) for ts, temp_c in uow.session.execute(query.order_by(Reading.ts)).all()]
 
 
 def _fold(
@@ -699,7 +710,9 @@ def latest_by_store(
         .where(StorageUnit.store_id.in_(stores), StorageUnit.active.is_(True))
         .order_by(StorageUnit.store_id, StorageUnit.id, Sensor.sensor_id)
     )
-    return _detached(uow, [UnitLatest(unit, sensor) for unit, sensor in uow.session.execute(query)])
+    return _detached(
+        uow, [UnitLatest(unit, sensor) for unit, sensor in uow.session.execute(query).all()]
+    )
 
 
 def dead_letters(
@@ -787,5 +800,5 @@ def unit_chart_buckets(
             float(avg),
             float(high),
         )
-        for n, count, low, avg, high in uow.session.execute(query).tuples()
+        for n, count, low, avg, high in uow.session.execute(query).tuples().all()
     ]

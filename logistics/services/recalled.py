@@ -29,7 +29,7 @@ def scopes(
         query = query.where(
             LotRecall.placed_at <= at, (LotRecall.lifted_at.is_(None)) | (LotRecall.lifted_at > at)
         )
-    return [RecallScope(lot_id, path) for lot_id, path in session.execute(query)]
+    return [RecallScope(lot_id, path) for lot_id, path in session.execute(query).all()]
 
 
 def recalled_lots(

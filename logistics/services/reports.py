@@ -90,7 +90,7 @@ def _balances_before(
         .where(LedgerEntry.occurred_at < at)
         .group_by(LedgerEntry.store_id, Lot.product_id)
     )
-    return {(s, p): int(total) for s, p, total in uow.session.execute(query).tuples()}
+    return {(s, p): int(total) for s, p, total in uow.session.execute(query).tuples().all()}
 
 
 def _flows(
@@ -114,7 +114,7 @@ def _flows(
         .group_by(LedgerEntry.store_id, Lot.product_id, kind, reason)
     )
     flows: dict[Key, list[rules.Flow]] = {}
-    for store_id, prod, kind_, reason_, total in uow.session.execute(query).tuples():
+    for store_id, prod, kind_, reason_, total in uow.session.execute(query).tuples().all():
         flows.setdefault((store_id, prod), []).append(rules.Flow(kind_, reason_, int(total)))
     return flows
 
@@ -138,7 +138,7 @@ def _review_doses(
         query = query.where(QuarantineReview.state == state)
     if product_id is not None:
         query = query.where(Lot.product_id == product_id)
-    return {(s, p): int(d) for s, p, d in uow.session.execute(query)}
+    return {(s, p): int(d) for s, p, d in uow.session.execute(query).all()}
 
 
 def _discarded_after_excursions(
@@ -161,7 +161,7 @@ def _discarded_after_excursions(
         )
         .group_by(LedgerEntry.store_id, Lot.product_id)
     )
-    return {(s, p): -int(d) for s, p, d in uow.session.execute(query).tuples()}
+    return {(s, p): -int(d) for s, p, d in uow.session.execute(query).tuples().all()}
 
 
 def _excursion_figures(
@@ -292,7 +292,7 @@ def month_points(
         .where(Reading.unit_id == unit_id, Reading.ts >= start, Reading.ts < end)
         .order_by(Reading.ts, Reading.sensor_id)
     )
-    return [(ts, temp) for ts, temp in uow.session.execute(query)]
+    return [(ts, temp) for ts, temp in uow.session.execute(query).all()]
 
 
 def _excursion_entries(

@@ -877,7 +877,7 @@ def ledger_sums(uow: UnitOfWork) -> dict[tuple[int, int], int]:
     query = select(LedgerEntry.unit_id, LedgerEntry.lot_id, func.sum(LedgerEntry.doses)).group_by(
         LedgerEntry.unit_id, LedgerEntry.lot_id
     )
-    return {(unit, lot): int(total) for unit, lot, total in uow.session.execute(query)}
+    return {(unit, lot): int(total) for unit, lot, total in uow.session.execute(query).all()}
 
 
 def shipments_in_transit_to(

@@ -58,7 +58,7 @@ def _shipment_lines(uow: UnitOfWork, lot: Lot) -> list[tuple[ShipmentLine, Shipm
         .where(ShipmentLine.lot_id == lot.id)
         .order_by(Shipment.id)
     )
-    return [(line, shipment) for line, shipment in uow.session.execute(query)]
+    return [(line, shipment) for line, shipment in uow.session.execute(query).all()]
 
 
 def _transit(
@@ -126,7 +126,7 @@ def _movements(
         query = query.where(
             tuple_(e.occurred_at, e.id) > select(after.c.occurred_at, after.c.id).scalar_subquery()
         )
-    return [dict(row._mapping) for row in uow.session.execute(query)]
+    return [dict(row._mapping) for row in uow.session.execute(query).all()]
 
 
 def lot_trace(
@@ -177,7 +177,7 @@ def _consumed_by_product(uow: UnitOfWork, store_ids: Any, since: dt.datetime) ->
         )
         .group_by(Lot.product_id)
     )
-    return {product_id: int(total) for product_id, total in uow.session.execute(query)}
+    return {product_id: int(total) for product_id, total in uow.session.execute(query).all()}
 
 
 Held = set[tuple[int, int]]  # (store id, lot id) pairs a recall holds

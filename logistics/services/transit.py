@@ -367,7 +367,9 @@ def _received_into(uow: UnitOfWork, shipment: Shipment) -> dict[int, tuple[int, 
         .where(Movement.shipment_id == shipment.id, Movement.kind == "receipt")
         .order_by(LedgerEntry.id)
     )
-    return {lot: (unit, doses) for lot, unit, doses in uow.session.execute(query) if doses > 0}
+    return {
+        lot: (unit, doses) for lot, unit, doses in uow.session.execute(query).all() if doses > 0
+    }
 
 
 def _locked_balance(uow: UnitOfWork, unit_id: int, lot_id: int) -> StockBalance | None:
@@ -550,7 +552,7 @@ def lot_shipments(
         )
         .order_by(Shipment.issued_at, Shipment.id)
     )
-    return [(line, shipment) for line, shipment in uow.session.execute(query)]
+    return [(line, shipment) for line, shipment in uow.session.execute(query).all()]
 
 
 def loads_of(uow: UnitOfWork, shipment_id: int, lot_id: int | None = None) -> list[CarrierLoad]:
@@ -641,7 +643,7 @@ def carrier_stays(
         .where(CarrierLoad.lot_id == lot_id, Shipment.status != "cancelled")
         .order_by(Shipment.issued_at, CarrierLoad.carrier_unit_id)
     )
-    return [(unit, frm, to or end) for unit, frm, to in uow.session.execute(query)]
+    return [(unit, frm, to or end) for unit, frm, to in uow.session.execute(query).all()]
 
 
 def lot_trips(uow: UnitOfWork, lot_id: int) -> list[dict[str, Any]]:

@@ -95,8 +95,17 @@ def test_long_series_are_read_from_the_aggregates(runtime, site):
     assert short_width == 900 and short == []  # two hours: raw readings, none left
     with runtime.uow() as uow:
         _, daily = unit_series(uow, site.ilr.id, start, end, 86400)
-    assert [(b.count, b.min_temp_c, b.avg_temp_c, b.max_temp_c) for b in daily] == [
-        (120, 4.0, 5.0, 6.0)
+        _, two_hourly = unit_series(uow, site.ilr.id, start, end, 7200)
+        _, five_hourly = unit_series(uow, site.ilr.id, start, end, 18000)
+    assert [(b.start, b.count, b.min_temp_c, b.avg_temp_c, b.max_temp_c) for b in daily] == [
+        (dt.datetime(2026, 3, 10, tzinfo=dt.UTC), 120, 4.0, 5.0, 6.0)
+    ]
+    # Buckets are aligned on the Unix epoch. 06:00 on 10 March 2026 is 1,773,122,400 s: a whole
+    # number of two-hour buckets, and 4 h into a five-hour bucket (1,773,108,000 s, 02:00).
+    assert [(b.start, b.count, b.avg_temp_c) for b in two_hourly] == [(HOUR, 120, 5.0)]
+    assert [(b.start, b.count, b.avg_temp_c) for b in five_hourly] == [
+        (dt.datetime(2026, 3, 10, 2, tzinfo=dt.UTC), 60, 4.0),
+        (dt.datetime(2026, 3, 10, 7, tzinfo=dt.UTC), 60, 6.0),
     ]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from babel import Locale, dates, numbers
-from flask import Flask, request
+from flask import Flask, g, request
 from flask_babel import Babel, get_locale
 
 from logistics.config import Settings
@@ -39,12 +39,12 @@ def language() -> str:
 
 
 def _fmt_locale() -> str:
-    from flask import g
-
     # Asked once per number: kept for the request (a district's table shows a thousand).
-    if "fmt_locale" not in g:
+    try:
+        return g.fmt_locale  # type: ignore[no-any-return]
+    except AttributeError:
         g.fmt_locale = FORMAT_LOCALES.get(language(), "en_IN")
-    return g.fmt_locale
+        return g.fmt_locale  # type: ignore[no-any-return]
 
 
 @functools.lru_cache(maxsize=16)
@@ -117,14 +117,35 @@ def datetime(value: dt.datetime | None, style: str = "short") -> str:
         return "—"
     from flask import current_app
 
-    code = _fmt_locale()
-    joined, date_pattern, time_pattern = _datetime_patterns(code, style)
     if value.tzinfo is None:  # naive means UTC, as babel takes it
         value = value.replace(tzinfo=dt.UTC)
     local = value.astimezone(_zone(current_app.extensions["coldchain"].settings.site_timezone))
+    code = _fmt_locale()
+    if _zone_free(code, style):
+        # The date part depends on the day only and the time part on the time of day only: a
+        # movements list repeats both, and each babel apply costs tens of microseconds.
+        return _joined(code, style, local.date(), local.timetz().replace(microsecond=0))
+    joined, date_pattern, time_pattern = _datetime_patterns(code, style)
     locale = _babel_locale(code)
     return joined.replace("{0}", time_pattern.apply(local, locale)).replace(
         "{1}", date_pattern.apply(local, locale)
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _zone_free(code: str, style: str) -> bool:
+    """Whether the style's time pattern shows no time zone (its text then needs no full date)."""
+    _, _, time_pattern = _datetime_patterns(code, style)
+    return not any(letter in time_pattern.pattern for letter in "zZvVOXx")
+
+
+@functools.lru_cache(maxsize=4096)
+def _joined(code: str, style: str, day: dt.date, time: dt.time) -> str:
+    joined, date_pattern, time_pattern = _datetime_patterns(code, style)
+    locale = _babel_locale(code)
+    moment = dt.datetime.combine(day, time)
+    return joined.replace("{0}", time_pattern.apply(moment, locale)).replace(
+        "{1}", date_pattern.apply(moment, locale)
     )
 
 

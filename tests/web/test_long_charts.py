@@ -41,3 +41,32 @@ def test_thirty_day_chart_keeps_under_2000_points_and_the_extremes(app, runtime,
     assert min(data["min"]) == -3.5
     assert max(data["max"]) == 14.25
     assert max(data["avg"]) < 14.25 and min(data["avg"]) > -3.5  # averaged, yet still shown
+
+
+def test_the_day_chart_has_five_minute_buckets_that_keep_a_one_minute_spike(runtime, person):
+    end = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    with runtime.uow() as uow:
+        tree = make_tree(uow)
+        add_sensor(uow, tree.ilr.id, "S-1", since=end - dt.timedelta(days=2))
+        uow.commit()
+        unit, district = tree.ilr.id, tree.district.id
+    # A reading a minute for a day at 5 C, but one minute at 9.75 C and one at 1.5 C.
+    batch = [
+        SensorReading(
+            sensor_id="S-1",
+            ts=end - dt.timedelta(minutes=minute + 1),
+            temp_c=9.75 if minute == 300 else 1.5 if minute == 900 else 5.0,
+            received_at=end,
+        )
+        for minute in range(24 * 60 - 5)
+    ]
+    with runtime.uow() as uow:
+        record_readings(uow, batch, end)
+        uow.commit()
+    body = person("district_officer", district).get(f"/units/{unit}").get_data(as_text=True)
+    data = json.loads(re.search(r'id="chart-data-\d+">(.*?)</script>', body, re.S)[1])
+    assert data["bucket_s"] == 300
+    assert len(data["t"]) in (288, 289)  # a day of five-minute buckets, one more if cut
+    assert all(b - a == 300 for a, b in zip(data["t"], data["t"][1:], strict=False))
+    assert max(data["max"]) == 9.75 and min(data["min"]) == 1.5
+    assert sorted(data["avg"])[-1] == round((4 * 5.0 + 9.75) / 5, 2)  # the spike's bucket

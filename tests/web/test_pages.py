@@ -198,6 +198,18 @@ def test_numbers_and_dates_use_the_indian_formats_in_the_site_time_zone(app, per
             # 20:00 UTC on 1 Dec is 01:30 on 2 Dec in the site zone (Asia/Kolkata).
             shown = i18n.datetime(dt.datetime(2026, 12, 1, 20, 0, tzinfo=dt.UTC))
             assert "2/12/26" in shown and "1:30" in shown
+    # babel's format_datetime(value, "short", tzinfo=Asia/Kolkata) for en_IN and hi_IN, copied.
+    expected = {
+        ("en", dt.datetime(2026, 12, 1, 20, 0, tzinfo=dt.UTC)): "02/12/26, 1:30\u202fAM",
+        ("en", dt.datetime(2026, 12, 1, 7, 59, 59, tzinfo=dt.UTC)): "01/12/26, 1:29\u202fPM",
+        ("en", dt.datetime(2026, 12, 2, 7, 59, 59, tzinfo=dt.UTC)): "02/12/26, 1:29\u202fPM",
+        ("hi", dt.datetime(2026, 12, 1, 20, 0, tzinfo=dt.UTC)): "2/12/26, 1:30 am",
+        ("hi", dt.datetime(2026, 12, 1, 7, 59, 59, tzinfo=dt.UTC)): "1/12/26, 1:29 pm",
+        ("hi", dt.datetime(2026, 12, 1, 20, 0)): "2/12/26, 1:30 am",  # naive is UTC
+    }
+    for (language, moment), text in expected.items():
+        with app.test_request_context("/", headers={"Accept-Language": language}):
+            assert i18n.datetime(moment) == text, (language, moment)
     with app.test_request_context("/", headers={"Accept-Language": "hi"}):
         assert i18n.date(dt.date(2026, 12, 1)) == "1 दिस॰ 2026"
     page = (

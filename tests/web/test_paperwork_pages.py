@@ -308,3 +308,35 @@ def test_a_download_of_a_malformed_month_is_refused(demo, person):
         response = client.get(url)
         assert response.status_code == 422, url
         assert "YYYY-MM" in response.get_data(as_text=True)
+
+
+def test_the_lot_trace_page_pages_its_movements(demo, person, runtime, monkeypatch):
+    import re
+
+    from logistics.web.views import overview
+
+    lot_id = demo["lots"]["4121Z001"]
+    with runtime.uow() as uow:
+        everything = trace.lot_trace(uow, lot_id)["movements"]
+    assert len(everything) >= 5  # the demo's receipt, issues and receipts of this lot
+    monkeypatch.setattr(overview, "MOVEMENTS_PAGE", 2)
+    admin = person("admin")
+    url, pages, shown = f"/lots/{lot_id}/trace", 0, []
+    while url:
+        page = admin.get(url).get_data(as_text=True)
+        listed = re.search(r'<ol class="list" id="movements">(.*?)</ol>', page, re.S).group(1)
+        items = re.findall(r"<li>(.*?)</li>", listed, re.S)
+        assert len(items) <= 2
+        shown += items
+        pages += 1
+        assert ("First movements" in page) == (pages > 1)
+        following = re.search(r'<a rel="next" href="([^"]+)"', page)
+        url = following.group(1).replace("&amp;", "&") if following else None
+    # Every movement once, oldest first, as the whole trace lists them; no empty last page.
+    assert pages == -(-len(everything) // 2)
+    assert [item.rsplit(" · ", 1)[1].strip() for item in shown] == [
+        row["actor"] for row in everything
+    ]
+    assert [item.split(" · ")[3] for item in shown] == [
+        f"{row['doses']:,} doses" for row in everything
+    ]

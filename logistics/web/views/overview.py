@@ -19,6 +19,9 @@ from logistics.web import access
 from logistics.web.blueprint import web
 
 RANK = {None: 0, "info": 1, "warning": 2, "alarm": 3}
+# Movements of a lot trace per page: a lot can have a million (issue 17), a phone on a slow link
+# wants a page, and the API pages the same way (oldest first, on after the page's last entry).
+MOVEMENTS_PAGE = 50
 
 
 def _worst(alerts: list[tuple[str, str, str]], kinds: frozenset[str]) -> str | None:
@@ -28,10 +31,17 @@ def _worst(alerts: list[tuple[str, str, str]], kinds: frozenset[str]) -> str | N
 
 
 def _tiles(children: list[Store], alerts: list[Any]) -> list[dict[str, Any]]:
-    plain = [(a.store_path, a.kind, a.severity) for a in alerts]
+    # Each open alert to the child whose subtree holds it: its path is the parent's, then the
+    # child's id (one pass over the alerts, not one per child).
+    by_child: dict[str, list[tuple[str, str, str]]] = {child.path: [] for child in children}
+    for a in alerts:
+        for path in _ancestor_paths(a.store_path):
+            if path in by_child:
+                by_child[path].append((a.store_path, a.kind, a.severity))
+                break
     tiles = []
     for child in children:
-        mine = [a for a in plain if a[0].startswith(child.path)]
+        mine = by_child[child.path]
         tiles.append(
             {
                 "store": child,
@@ -41,6 +51,12 @@ def _tiles(children: list[Store], alerts: list[Any]) -> list[dict[str, Any]]:
             }
         )
     return tiles
+
+
+def _ancestor_paths(path: str) -> list[str]:
+    """'/1/5/9/' -> ['/1/', '/1/5/', '/1/5/9/']: the store's path and its ancestors' paths."""
+    parts = path.strip("/").split("/")
+    return ["/" + "/".join(parts[: k + 1]) + "/" for k in range(len(parts))]
 
 
 @web.route("/overview/<int:store_id>")
@@ -88,16 +104,31 @@ def lot_trace(lot_id: int | None = None) -> str:
         if lot_id is None and number:
             matches = list(uow.session.scalars(select(Lot).where(Lot.lot_number == number)))
             lot_id = matches[0].id if len(matches) == 1 else None
+        after = request.args.get("after", type=int)
+        after = after if after is not None and 0 < after < 2**62 else None
         # Cut to the user's stores exactly as the API's trace is (READ_SCOPES: filtered).
         found = (
-            scope.lot_trace_within(trace.lot_trace(uow, lot_id), access.visible_store_ids(uow))
+            scope.lot_trace_within(_trace_page(uow, lot_id, after), access.visible_store_ids(uow))
             if lot_id
             else None
         )
         names = _store_names(uow, found) if found else {}
         return render_template(
-            "trace.html", found=found, number=number, matches=matches, names=names
+            "trace.html", found=found, number=number, matches=matches, names=names, after=after
         )
+
+
+def _trace_page(uow: UnitOfWork, lot_id: int, after: int | None) -> dict[str, Any]:
+    """The trace with a page of movements; a next page only when there is one (one row more is
+    read to know, so the last page is never an empty one)."""
+    found = trace.lot_trace(uow, lot_id, limit=MOVEMENTS_PAGE + 1, after_entry_id=after)
+    more = len(found["movements"]) > MOVEMENTS_PAGE
+    movements = found["movements"][:MOVEMENTS_PAGE]
+    return {
+        **found,
+        "movements": movements,
+        "next_after_entry_id": movements[-1]["entry_id"] if more else None,
+    }
 
 
 def _store_names(uow: UnitOfWork, found: dict[str, Any]) -> dict[int, str]:

@@ -14,10 +14,12 @@ from logistics.services import catalog, excursions, readings, thermal
 from logistics.web import access
 from logistics.web.blueprint import web
 
-# Range shown -> bucket width. One-minute readings give at most 1,440 points per chart (the
-# issue's ceiling is 2,000); beyond a day each point is a bucket's min/avg/max.
+# Range shown -> bucket width; each point is a bucket's min/avg/max, so a one-minute spike
+# still shows. A day in five-minute buckets is 288 points (a phone's chart is 360 px wide, and
+# one-minute buckets sent 1,440 points, five times the bytes and the page's slowest part).
+# Beyond two days the buckets are whole hours from the hourly aggregates (at most 2,000 points).
 RANGES = {
-    "24h": (dt.timedelta(hours=24), 60),
+    "24h": (dt.timedelta(hours=24), 300),
     "7d": (dt.timedelta(days=7), 600),
     "30d": (dt.timedelta(days=30), 1800),
 }

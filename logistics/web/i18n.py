@@ -14,7 +14,7 @@ from typing import Any
 
 from babel import Locale, dates, numbers
 from flask import Flask, g, request
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, get_locale, get_translations
 
 from logistics.config import Settings
 
@@ -166,3 +166,21 @@ def init_i18n(app: Flask, settings: Settings) -> None:
         code_label=code_label,
     )
     app.jinja_env.add_extension("jinja2.ext.i18n")
+    # flask-babel's template gettext looks up the domain, the context and the locale again for
+    # every string (a store page has over a hundred); these take the request's catalog once.
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=lambda s: _catalog().ugettext(s),
+        ngettext=lambda s, p, n: _catalog().ungettext(s, p, n),
+        newstyle=True,
+        pgettext=lambda c, s: _catalog().upgettext(c, s),
+        npgettext=lambda c, s, p, n: _catalog().unpgettext(c, s, p, n),
+    )
+
+
+def _catalog() -> Any:
+    """The request's translations (flask-babel's), kept on `g` for the rest of the request."""
+    try:
+        return g.catalog
+    except AttributeError:
+        g.catalog = get_translations()
+        return g.catalog

@@ -70,7 +70,9 @@ def number(value: Any, digits: int = 0) -> str:
 
 def _indian_grouping(value: int) -> str:
     # Whole numbers without babel (a district's table shows hundreds, at 60 us each there):
-    # the last three digits, then pairs.
+    # the last three digits, then pairs. Under a lakh that is the Western grouping.
+    if -100_000 < value < 100_000:
+        return f"{value:,}"
     digits = str(abs(value))
     head, groups = digits[:-3], [digits[-3:]]
     while head:

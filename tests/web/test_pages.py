@@ -195,6 +195,17 @@ def test_numbers_and_dates_use_the_indian_formats_in_the_site_time_zone(app, per
     for language in ("en", "hi"):
         with app.test_request_context("/", headers={"Accept-Language": language}):
             assert i18n.number(1234567) == "12,34,567"  # lakh grouping, never 1,234,567
+            shown = {n: i18n.number(n) for n in (0, -7, 999, -1000, 99999, 100000, -100000, 10**7)}
+            assert shown == {
+                0: "0",
+                -7: "-7",
+                999: "999",
+                -1000: "-1,000",
+                99999: "99,999",
+                100000: "1,00,000",
+                -100000: "-1,00,000",
+                10**7: "1,00,00,000",
+            }
             # 20:00 UTC on 1 Dec is 01:30 on 2 Dec in the site zone (Asia/Kolkata).
             shown = i18n.datetime(dt.datetime(2026, 12, 1, 20, 0, tzinfo=dt.UTC))
             assert "2/12/26" in shown and "1:30" in shown

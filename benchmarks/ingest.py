@@ -18,6 +18,8 @@ A live run follows: several publisher processes publish while our ingestion stor
 
     python benchmarks/ingest.py [--readings 50000] [--rounds 3] [--sensors 200] [--live 30000]
                                 [--publishers 3] [--profile FILE]
+
+--profile writes one cProfile of the ingestion's decoder and writer threads, added up.
 """
 
 from __future__ import annotations
@@ -225,17 +227,25 @@ def evaluation_work(runtime: Runtime) -> dict[str, int]:
 
 
 class Profiled:
-    """cProfile of the ingestion's writer thread (decode, store, ack), when asked for."""
+    """cProfile of the ingestion's decoder and writer threads (parse; store, ack), when asked for.
+
+    One profile per thread (a profile follows the thread that enables it), added up on saving.
+    """
 
     def __init__(self, path: str | None):
         self.path = path
-        self.profile = cProfile.Profile() if path else None
+        self.profiles: list[cProfile.Profile] = []
 
     def wrap(self, ingestor: Ingestor) -> None:
-        if self.profile is None:
+        if not self.path:
             return
-        run, profile = ingestor.run_writer, self.profile
+        for name in ("run_decoder", "run_writer"):
+            profile = cProfile.Profile()
+            self.profiles.append(profile)
+            setattr(ingestor, name, self._profiled(getattr(ingestor, name), profile))
 
+    @staticmethod
+    def _profiled(run, profile: cProfile.Profile):
         def profiled() -> None:
             profile.enable()
             try:
@@ -243,11 +253,16 @@ class Profiled:
             finally:
                 profile.disable()
 
-        ingestor.run_writer = profiled  # type: ignore[method-assign]
+        return profiled
 
     def save(self) -> None:
-        if self.profile is not None:
-            self.profile.dump_stats(self.path)
+        if self.path and self.profiles:
+            import pstats
+
+            stats = pstats.Stats(self.profiles[0])
+            for profile in self.profiles[1:]:
+                stats.add(profile)
+            stats.dump_stats(self.path)
 
 
 def drain_ours(

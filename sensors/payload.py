@@ -200,10 +200,15 @@ def parse_reading(
 
 
 def _is_number(value: Any) -> bool:
-    """A JSON number a float can hold (a 400-digit integer cannot: it is refused, not rounded)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return isinstance(value, float) or abs(value) < 2**63
+    """A JSON number a float can hold (a 400-digit integer cannot: it is refused, not rounded).
+
+    JSON decodes to exact types (bool is not an int here); checked on every field of every
+    reading, so by type identity first.
+    """
+    kind = type(value)
+    if kind is float:
+        return True
+    return kind is int and -(2**63) < value < 2**63
 
 
 def _check_optional(item: dict[str, Any]) -> Rejection | None:

@@ -90,6 +90,11 @@ def test_batch_keeps_good_readings_and_rejects_bad_ones_separately():
         ('{"ts": true, "temp_c": 4}', "bad_field"),
         ('{"ts": "2021-04-28T10:00:00Z", "temp_c": "4"}', "bad_field"),
         ('{"ts": "2021-04-28T10:00:00Z", "temp_c": true}', "bad_field"),
+        # Integers a float holds are numbers (this one is out of range); 2**63 and beyond are not.
+        ('{"ts": "2021-04-28T10:00:00Z", "temp_c": 9223372036854775807}', "implausible_temp"),
+        ('{"ts": "2021-04-28T10:00:00Z", "temp_c": 9223372036854775808}', "bad_field"),
+        ('{"ts": "2021-04-28T10:00:00Z", "temp_c": -9223372036854775808}', "bad_field"),
+        ('{"ts": "2021-04-28T10:00:00Z", "temp_c": ' + "9" * 400 + "}", "bad_field"),
         ('{"ts": "2021-04-28T10:00:00Z", "temp_c": 4, "power": "solar"}', "bad_field"),
         ('{"ts": "2021-04-28T10:00:00Z", "temp_c": 4, "battery_pct": 140}', "bad_field"),
         ('{"ts": "2021-04-28T10:00:00Z", "temp_c": 4, "seq": -1}', "bad_field"),

@@ -18,8 +18,6 @@ A live run follows: several publisher processes publish while our ingestion stor
 
     python benchmarks/ingest.py [--readings 50000] [--rounds 3] [--sensors 200] [--live 30000]
                                 [--publishers 3] [--profile FILE]
-
---profile writes one cProfile of the ingestion's decoder and writer threads, added up.
 """
 
 from __future__ import annotations
@@ -227,25 +225,17 @@ def evaluation_work(runtime: Runtime) -> dict[str, int]:
 
 
 class Profiled:
-    """cProfile of the ingestion's decoder and writer threads (parse; store, ack), when asked for.
-
-    One profile per thread (a profile follows the thread that enables it), added up on saving.
-    """
+    """cProfile of the ingestion's writer thread (decode, store, ack), when asked for."""
 
     def __init__(self, path: str | None):
         self.path = path
-        self.profiles: list[cProfile.Profile] = []
+        self.profile = cProfile.Profile() if path else None
 
     def wrap(self, ingestor: Ingestor) -> None:
-        if not self.path:
+        if self.profile is None:
             return
-        for name in ("run_decoder", "run_writer"):
-            profile = cProfile.Profile()
-            self.profiles.append(profile)
-            setattr(ingestor, name, self._profiled(getattr(ingestor, name), profile))
+        run, profile = ingestor.run_writer, self.profile
 
-    @staticmethod
-    def _profiled(run, profile: cProfile.Profile):
         def profiled() -> None:
             profile.enable()
             try:
@@ -253,16 +243,11 @@ class Profiled:
             finally:
                 profile.disable()
 
-        return profiled
+        ingestor.run_writer = profiled  # type: ignore[method-assign]
 
     def save(self) -> None:
-        if self.path and self.profiles:
-            import pstats
-
-            stats = pstats.Stats(self.profiles[0])
-            for profile in self.profiles[1:]:
-                stats.add(profile)
-            stats.dump_stats(self.path)
+        if self.profile is not None:
+            self.profile.dump_stats(self.path)
 
 
 def drain_ours(

@@ -1,15 +1,12 @@
 """The ingestion process: MQTT messages in, readings committed in batches, then acknowledged.
 
-Flow: paho's network thread puts each message on a queue; a decoder thread takes a batch (when it
+Flow: paho's network thread puts each message on a queue; one writer thread takes a batch (when it
 holds `ingest.batch_size` messages or `ingest.flush_interval_ms` after its first one, so a broker
-window of 20 unacknowledged messages never stalls it) and parses it; the writer thread commits each
-parsed batch in one transaction together with an evaluation request for every unit the batch
-touched; then it acknowledges the batch's messages, in order. The decoder parses the next batch
-while the writer waits on the database (at most one parsed batch waits between them), so parsing
-and committing overlap instead of taking turns. Excursion evaluation runs elsewhere
-(logistics.services.evaluation): its requests are as durable as the readings, so acknowledging does
-not wait for it. While the database is down the writer retries with back-off and acknowledges
-nothing.
+window of 20 unacknowledged messages never stalls it), parses it and commits it in one transaction
+together with an evaluation request for every unit the batch touched; then it acknowledges the
+batch's messages, in order. Excursion evaluation runs elsewhere (logistics.services.evaluation):
+its requests are as durable as the readings, so acknowledging does not wait for it. While the
+database is down the writer retries with back-off and acknowledges nothing.
 """
 
 from __future__ import annotations
@@ -62,8 +59,7 @@ class IngestStats:
     acked: int = 0
     db_retries: int = 0
     largest_batch: int = 0
-    busy_s: float = 0.0  # the writer's time storing and acknowledging
-    decode_s: float = 0.0  # the decoder's time parsing
+    busy_s: float = 0.0  # time spent decoding, storing and acknowledging
 
 
 @dataclasses.dataclass
@@ -111,11 +107,8 @@ class Ingestor:
         self.stats = IngestStats()
         self._limits = parse_limits(self.settings)
         self._queue: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
-        # Parsed batches on their way to the writer: one waits while the writer commits another.
-        self._parsed: queue.Queue[tuple[list[Incoming], Decoded]] = queue.Queue(maxsize=1)
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
-        self._decoder: threading.Thread | None = None
         if not self.settings.mqtt_url:
             raise ValueError(
                 "no broker configured: set mqtt.url (COLDCHAIN_MQTT_URL) or run `coldchain demo`"
@@ -132,56 +125,30 @@ class Ingestor:
         )
 
     def start(self) -> None:
-        """Start the decoder and writer threads and connect to the broker."""
-        self._decoder = threading.Thread(
-            target=self.run_decoder, name="ingest-decoder", daemon=True
-        )
+        """Start the writer thread and connect to the broker."""
         self._writer = threading.Thread(target=self.run_writer, name="ingest-writer", daemon=True)
-        self._decoder.start()
         self._writer.start()
         self.connection.start()
 
     def threads(self) -> list[threading.Thread]:
-        """The threads this ingestion needs: its decoder, its writer and paho's network loop."""
+        """The threads this ingestion needs: its writer and paho's network loop."""
         network = getattr(self.connection.client, "_thread", None)
-        return [t for t in (self._decoder, self._writer, network) if t is not None]
+        return [thread for thread in (self._writer, network) if thread is not None]
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """Finish the batch in hand, then disconnect; unacknowledged messages stay queued.
-
-        A batch parsed but not yet written is dropped unacknowledged: the broker delivers it again.
-        """
+        """Finish the batch in hand, then disconnect; unacknowledged messages stay queued."""
         self._stop.set()
-        for thread in (self._decoder, self._writer):
-            if thread is not None:
-                thread.join(timeout_s)
+        if self._writer is not None:
+            self._writer.join(timeout_s)
         self.connection.stop()
 
-    def run_decoder(self) -> None:
-        """Take batches off the queue, parse them and hand them to the writer until stopped."""
-        while not self._stop.is_set():
-            batch = self.next_batch()
-            if not batch:
-                continue
-            started = time.perf_counter()
-            parsed = (batch, self.decode(batch))
-            self.stats.decode_s += time.perf_counter() - started
-            while not self._stop.is_set():
-                try:
-                    self._parsed.put(parsed, timeout=0.25)
-                    break
-                except queue.Full:
-                    continue
-
     def run_writer(self) -> None:
-        """Store the parsed batches and acknowledge them until stopped."""
+        """Take batches off the queue and store them until stopped."""
         try:
             while not self._stop.is_set():
-                try:
-                    batch, decoded = self._parsed.get(timeout=0.25)
-                except queue.Empty:
-                    continue
-                self.process(batch, decoded)
+                batch = self.next_batch()
+                if batch:
+                    self.process(batch)
         except Stopping:
             return
 
@@ -203,16 +170,14 @@ class Ingestor:
                 break
         return batch
 
-    def process(self, batch: Sequence[Incoming], decoded: Decoded | None = None) -> None:
+    def process(self, batch: Sequence[Incoming]) -> None:
         """Store a batch (retrying while the database is down), then acknowledge its messages.
 
-        `decoded`: the batch already parsed (by the decoder thread); parsed here when None.
         A crash between the commit and the acknowledgements makes the broker deliver them again:
         their readings are dropped as duplicates and their units asked for once more (harmless).
         """
         started = time.perf_counter()
-        if decoded is None:
-            decoded = self.decode(batch)
+        decoded = self.decode(batch)
         try:
             self._retrying(lambda: self.write(decoded))
         except Stopping:

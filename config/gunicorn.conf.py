@@ -92,6 +92,10 @@ def on_starting(server) -> None:  # noqa: ANN001 (a gunicorn Arbiter)
     """
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = _multiproc_dir()
+    # Imported here, once, not in child_exit: that runs in the master's SIGCHLD handler, and a
+    # second worker exiting during the first one's import found the module half made
+    # (ImportError after a benchmark's figures, when gunicorn stopped both workers at once).
+    import prometheus_client.multiprocess  # noqa: F401
 
 
 def post_worker_init(worker) -> None:  # noqa: ANN001 (a gunicorn Worker)
@@ -108,6 +112,6 @@ def post_worker_init(worker) -> None:  # noqa: ANN001 (a gunicorn Worker)
 
 def child_exit(server, worker) -> None:  # noqa: ANN001 (gunicorn Arbiter and Worker)
     """A worker is gone: its live gauges no longer count (counters and histograms stay summed)."""
-    from prometheus_client import multiprocess
+    import prometheus_client.multiprocess
 
-    multiprocess.mark_process_dead(worker.pid)
+    prometheus_client.multiprocess.mark_process_dead(worker.pid)

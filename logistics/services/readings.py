@@ -606,15 +606,14 @@ def unit_kinetic_sum(
         return None
     cap_s = max_gap.total_seconds()
     runs, unusable = [], []
-    for row in uow.session.execute(
+    hours = uow.session.execute(
         _HOUR_RUNS, {"unit": unit_id, "first": first_hour, "end": end_hour}
-    ):
-        if row.kinetic_s is None or row.first_ts is None or row.max_gap_s > cap_s:
-            unusable.append(row.hour.astimezone(dt.UTC))
+    ).tuples()
+    for hour, readings, first_ts, last_ts, last_temp_c, kinetic_s, max_gap_s in hours.all():
+        if kinetic_s is None or first_ts is None or max_gap_s > cap_s:
+            unusable.append(hour.astimezone(dt.UTC))
         else:
-            runs.append(
-                _Run(row.first_ts, row.last_ts, row.last_temp_c, row.kinetic_s, row.readings)
-            )
+            runs.append(_Run(first_ts, last_ts, last_temp_c, kinetic_s, readings))
     before = uow.session.scalar(
         select(func.max(Reading.ts)).where(Reading.unit_id == unit_id, Reading.ts < start)
     )

@@ -132,6 +132,20 @@ def list_stores(
     return list(uow.session.scalars(query))
 
 
+def child_store_rows(uow: UnitOfWork, parent_id: int) -> list[Any]:
+    """The children of a store as plain rows (id, code, name, level_code, path), in path order.
+
+    For lists and choices of a page: a district's hundred centres as ORM objects (with their
+    level) cost a page more than the rest of its queries.
+    """
+    query = (
+        select(Store.id, Store.code, Store.name, Store.level_code, Store.path)
+        .where(Store.parent_id == parent_id)
+        .order_by(Store.path)
+    )
+    return list(uow.session.execute(query).all())
+
+
 def create_unit(
     uow: UnitOfWork, *, store_id: int, code: str, kind: str, min_temp_c: float, max_temp_c: float
 ) -> StorageUnit:

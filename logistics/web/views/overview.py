@@ -30,7 +30,7 @@ def _worst(alerts: list[tuple[str, str, str]], kinds: frozenset[str]) -> str | N
     return max(found, key=lambda s: RANK.get(s, 0)) if found else None
 
 
-def _tiles(children: list[Store], alerts: list[Any]) -> list[dict[str, Any]]:
+def _tiles(children: list[Any], alerts: list[Any]) -> list[dict[str, Any]]:
     # Each open alert to the child whose subtree holds it: its path is the parent's, then the
     # child's id (one pass over the alerts, not one per child).
     by_child: dict[str, list[tuple[str, str, str]]] = {child.path: [] for child in children}
@@ -64,7 +64,7 @@ def overview(store_id: int) -> str:
     """Each child store's stock and temperature status at a glance (the planner table follows)."""
     with new_uow() as uow:
         store = access.visible_store(uow, store_id)
-        children = catalog.list_stores(uow, parent_id=store_id)
+        children = catalog.child_store_rows(uow, store_id)
         alerts = alerts_service.open_alerts(uow, store_path=store.path, limit=5000)
         return render_template("overview.html", store=store, tiles=_tiles(children, alerts))
 

@@ -337,7 +337,7 @@ def _page_data(uow: UnitOfWork, store_id: int) -> dict[str, Any]:
         "stock": stock_view,
         "units": units,
         "unit_codes": {unit.id: unit.code for unit in units},
-        "children": catalog.list_stores(uow, parent_id=store_id),
+        "children": catalog.child_store_rows(uow, store_id),
         "products": catalog.list_products(uow),
         "lots": [lot for product in stock_view["products"] for lot in product["lots"]],
         "incoming": incoming,

@@ -188,7 +188,9 @@ def _rate_limited(endpoint: str, method: str) -> Response | None:
     )
 
 
-def _principal(uow: UnitOfWork, token: str) -> Principal:
+def principal_of(uow: UnitOfWork, token: str) -> Principal:
+    """Who holds this token: cached for a few seconds per worker, checked against the access
+    epoch on every call (the API's bearer tokens and the pages' session tokens alike)."""
     cache, key, now = _state().tokens, secrets.token_hash(token), clock.utcnow()
     # Read before the token: a revocation committed after this read moves the epoch again, so the
     # principal cached below is dropped on the next request (issue 12: immediate on every worker).
@@ -218,7 +220,7 @@ def guard() -> Response | None:
     try:
         token = _bearer_token()
         with new_uow() as uow:  # one session for the token and the stores the request names
-            g.principal = _principal(uow, token)
+            g.principal = principal_of(uow, token)
             g.actor = g.principal.username
             if method in policy.WRITE_METHODS:
                 _authorize_write(uow, g.principal, endpoint, method)

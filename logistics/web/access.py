@@ -1,7 +1,8 @@
 """Who is logged in to the pages, and what they may see and do.
 
 The session cookie (signed by Flask) holds the API token issued at login, so a page request is
-authenticated exactly like an API call (logistics.services.auth.authenticate) and a revoked token
+authenticated exactly like an API call (logistics.auth.web.principal_of: the token cache checked
+against the access epoch, then logistics.services.auth.authenticate) and a revoked token
 or a disabled user is refused at once. Writes are authorised by the API's own policy table:
 each form names the API endpoint it stands for (logistics.domain.policy.WRITE_RULES).
 """
@@ -15,13 +16,14 @@ from typing import Any
 from flask import g, session
 
 from logistics.api.context import new_uow
+from logistics.auth.web import principal_of
 from logistics.clock import utcnow
 from logistics.db import UnitOfWork
 from logistics.domain import policy
 from logistics.domain.errors import Forbidden, NotFound, Unauthorized
 from logistics.models.catalog import Store
 from logistics.services import lookup
-from logistics.services.auth import Principal, authenticate, store_path_of
+from logistics.services.auth import Principal, store_path_of
 
 TOKEN_KEY = "token"
 
@@ -47,7 +49,7 @@ def load_principal() -> Principal | None:
         return None
     try:
         with new_uow() as uow:
-            principal = authenticate(uow, token, now())
+            principal = principal_of(uow, token)
     except Unauthorized:
         session.pop(TOKEN_KEY, None)
         return None

@@ -123,32 +123,43 @@ def datetime(value: dt.datetime | None, style: str = "short") -> str:
         value = value.replace(tzinfo=dt.UTC)
     local = value.astimezone(_zone(current_app.extensions["coldchain"].settings.site_timezone))
     code = _fmt_locale()
-    if _zone_free(code, style):
-        # The date part depends on the day only and the time part on the time of day only: a
-        # movements list repeats both, and each babel apply costs tens of microseconds.
-        return _joined(code, style, local.date(), local.timetz().replace(microsecond=0))
     joined, date_pattern, time_pattern = _datetime_patterns(code, style)
-    locale = _babel_locale(code)
-    return joined.replace("{0}", time_pattern.apply(local, locale)).replace(
-        "{1}", date_pattern.apply(local, locale)
-    )
+    if _parts_apart(code, style):
+        # The date's text depends on the day only and the time's on the time of day only: a
+        # movements list repeats both, and each babel apply costs tens of microseconds.
+        shown = local.timetz().replace(microsecond=0)
+        time_text = _time_text(
+            code, style, shown if _shows_seconds(code, style) else shown.replace(second=0)
+        )
+        date_text = _date_text(code, style, local.date())
+    else:
+        locale = _babel_locale(code)
+        time_text, date_text = time_pattern.apply(local, locale), date_pattern.apply(local, locale)
+    return joined.replace("{0}", time_text).replace("{1}", date_text)
 
 
 @functools.lru_cache(maxsize=16)
-def _zone_free(code: str, style: str) -> bool:
-    """Whether the style's time pattern shows no time zone (its text then needs no full date)."""
+def _parts_apart(code: str, style: str) -> bool:
+    """Whether the style's time shows no zone and no fraction of a second: its text then follows
+    from the time of day to the second alone, and the date's from the day alone."""
     _, _, time_pattern = _datetime_patterns(code, style)
-    return not any(letter in time_pattern.pattern for letter in "zZvVOXx")
+    return not any(letter in time_pattern.pattern for letter in "zZvVOXxSA")
+
+
+@functools.lru_cache(maxsize=16)
+def _shows_seconds(code: str, style: str) -> bool:
+    return "s" in _datetime_patterns(code, style)[2].pattern
 
 
 @functools.lru_cache(maxsize=4096)
-def _joined(code: str, style: str, day: dt.date, time: dt.time) -> str:
-    joined, date_pattern, time_pattern = _datetime_patterns(code, style)
-    locale = _babel_locale(code)
-    moment = dt.datetime.combine(day, time)
-    return joined.replace("{0}", time_pattern.apply(moment, locale)).replace(
-        "{1}", date_pattern.apply(moment, locale)
-    )
+def _date_text(code: str, style: str, day: dt.date) -> str:
+    return _datetime_patterns(code, style)[1].apply(day, _babel_locale(code))
+
+
+@functools.lru_cache(maxsize=4096)
+def _time_text(code: str, style: str, time: dt.time) -> str:
+    moment = dt.datetime.combine(dt.date(2000, 1, 1), time)
+    return _datetime_patterns(code, style)[2].apply(moment, _babel_locale(code))
 
 
 def init_i18n(app: Flask, settings: Settings) -> None:

@@ -12,6 +12,7 @@ from logistics.api.context import new_uow, settings
 from logistics.clock import local_date
 from logistics.db import UnitOfWork
 from logistics.domain.alerts import SUPPLY_KINDS, TEMPERATURE_KINDS
+from logistics.domain.equipment import path_ids
 from logistics.models.catalog import Lot, Store
 from logistics.services import alerts as alerts_service
 from logistics.services import availability, catalog, trace
@@ -30,18 +31,18 @@ def _worst(alerts: list[tuple[str, str, str]], kinds: frozenset[str]) -> str | N
     return max(found, key=lambda s: RANK.get(s, 0)) if found else None
 
 
-def _tiles(children: list[Any], alerts: list[Any]) -> list[dict[str, Any]]:
-    # Each open alert to the child whose subtree holds it: its path is the parent's, then the
-    # child's id (one pass over the alerts, not one per child).
-    by_child: dict[str, list[tuple[str, str, str]]] = {child.path: [] for child in children}
+def _tiles(store: Store, children: list[Any], alerts: list[Any]) -> list[dict[str, Any]]:
+    # Each open alert to the child whose subtree holds it: the id after the store's own in the
+    # alert's path (one pass over the alerts, not one per child).
+    depth = len(path_ids(store.path))
+    by_child: dict[str, list[tuple[str, str, str]]] = {str(child.id): [] for child in children}
     for a in alerts:
-        for path in _ancestor_paths(a.store_path):
-            if path in by_child:
-                by_child[path].append((a.store_path, a.kind, a.severity))
-                break
+        ids = path_ids(a.store_path)
+        if len(ids) > depth and ids[depth] in by_child:
+            by_child[ids[depth]].append((a.store_path, a.kind, a.severity))
     tiles = []
     for child in children:
-        mine = by_child[child.path]
+        mine = by_child[str(child.id)]
         tiles.append(
             {
                 "store": child,
@@ -53,12 +54,6 @@ def _tiles(children: list[Any], alerts: list[Any]) -> list[dict[str, Any]]:
     return tiles
 
 
-def _ancestor_paths(path: str) -> list[str]:
-    """'/1/5/9/' -> ['/1/', '/1/5/', '/1/5/9/']: the store's path and its ancestors' paths."""
-    parts = path.strip("/").split("/")
-    return ["/" + "/".join(parts[: k + 1]) + "/" for k in range(len(parts))]
-
-
 @web.route("/overview/<int:store_id>")
 def overview(store_id: int) -> str:
     """Each child store's stock and temperature status at a glance (the planner table follows)."""
@@ -66,7 +61,7 @@ def overview(store_id: int) -> str:
         store = access.visible_store(uow, store_id)
         children = catalog.child_store_rows(uow, store_id)
         alerts = alerts_service.open_alerts(uow, store_path=store.path, limit=5000)
-        return render_template("overview.html", store=store, tiles=_tiles(children, alerts))
+        return render_template("overview.html", store=store, tiles=_tiles(store, children, alerts))
 
 
 @web.route("/overview/<int:store_id>/planner")

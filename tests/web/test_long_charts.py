@@ -15,13 +15,26 @@ from tests.support.alerts_fixtures import add_sensor, make_tree
 pytestmark = pytest.mark.integration
 
 
-def test_thirty_day_chart_keeps_under_2000_points_and_the_extremes(app, runtime, person):
-    end = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+def _unit_with_logger(runtime, since: dt.datetime) -> tuple[int, int]:
+    """An ILR with logger S-1 since `since`; returns its id and its district's."""
     with runtime.uow() as uow:
         tree = make_tree(uow)
-        add_sensor(uow, tree.ilr.id, "S-1", since=end - dt.timedelta(days=40))
+        add_sensor(uow, tree.ilr.id, "S-1", since=since)
         uow.commit()
-        unit, district = tree.ilr.id, tree.district.id
+        return tree.ilr.id, tree.district.id
+
+
+def _record(runtime, batch: list[SensorReading], now: dt.datetime) -> None:
+    """Store readings as the ingestion does, 2,000 to a transaction."""
+    for first in range(0, len(batch), 2000):
+        with runtime.uow() as uow:
+            record_readings(uow, batch[first : first + 2000], now)
+            uow.commit()
+
+
+def test_thirty_day_chart_keeps_under_2000_points_and_the_extremes(app, runtime, person):
+    end = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    unit, district = _unit_with_logger(runtime, end - dt.timedelta(days=40))
     # A reading every 5 minutes for 30 days (8,640: more than the chart may send), at 5 C but
     # one minute-long freeze to -3.5 C and one spike to 14.25 C.
     batch = []
@@ -29,10 +42,7 @@ def test_thirty_day_chart_keeps_under_2000_points_and_the_extremes(app, runtime,
         ts = end - dt.timedelta(minutes=5 * step + 3)
         temp = -3.5 if step == 1000 else 14.25 if step == 5000 else 5.0 + (step % 7) / 10
         batch.append(SensorReading(sensor_id="S-1", ts=ts, temp_c=temp, received_at=ts))
-    for first in range(0, len(batch), 2000):
-        with runtime.uow() as uow:
-            record_readings(uow, batch[first : first + 2000], end)
-            uow.commit()
+    _record(runtime, batch, end)
     page = person("district_officer", district).get(f"/units/{unit}/chart?range=30d")
     assert page.status_code == 200
     body = page.get_data(as_text=True)
@@ -45,11 +55,7 @@ def test_thirty_day_chart_keeps_under_2000_points_and_the_extremes(app, runtime,
 
 def test_the_day_chart_has_five_minute_buckets_that_keep_a_one_minute_spike(runtime, person):
     end = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
-    with runtime.uow() as uow:
-        tree = make_tree(uow)
-        add_sensor(uow, tree.ilr.id, "S-1", since=end - dt.timedelta(days=2))
-        uow.commit()
-        unit, district = tree.ilr.id, tree.district.id
+    unit, district = _unit_with_logger(runtime, end - dt.timedelta(days=2))
     # A reading a minute for a day at 5 C, but one minute at 9.75 C and one at 1.5 C.
     batch = [
         SensorReading(
@@ -60,9 +66,7 @@ def test_the_day_chart_has_five_minute_buckets_that_keep_a_one_minute_spike(runt
         )
         for minute in range(24 * 60)
     ]
-    with runtime.uow() as uow:
-        record_readings(uow, batch, end)
-        uow.commit()
+    _record(runtime, batch, end)
     body = person("district_officer", district).get(f"/units/{unit}").get_data(as_text=True)
     data = json.loads(re.search(r'id="chart-data-\d+">(.*?)</script>', body, re.S)[1])
     assert data["bucket_s"] == 300

@@ -173,6 +173,12 @@ def available_seats(capacity: int, shortfall_doses: int, slots: Sequence[tuple[i
     the doses stock still covers (capacity - shortfall - booked)."""
     open_seats = sum(max(0, seats - booked) for seats, booked in slots)
     booked = sum(booked for _, booked in slots)
+    return seats_left(capacity, shortfall_doses, open_seats, booked)
+
+
+def seats_left(capacity: int, shortfall_doses: int, open_seats: int, booked: int) -> int:
+    """available_seats from the slots' sums: their open seats (each slot's seats less its
+    bookings, never below 0) and their bookings (a district's sessions are summed in SQL)."""
     return max(0, min(open_seats, capacity - shortfall_doses - booked))
 
 

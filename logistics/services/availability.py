@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ScalarSelect, func, select
+from sqlalchemy import ScalarSelect, case, func, select
 
 from logistics.db import UnitOfWork
 from logistics.domain import slots as rules
@@ -307,35 +307,35 @@ def _add_stock(uow: UnitOfWork, rows: _Rows) -> None:
 
 
 def _add_sessions(uow: UnitOfWork, rows: _Rows) -> None:
-    # Plain columns, one row per slot (a session without slots: one row of NULLs), no ORM objects.
+    # One row per open session with its slots' sums (a session without slots: 0 and 0); the sums
+    # are what rules.seats_left needs, so a district's slots never travel one row each.
+    open_seats = case((Slot.capacity > Slot.booked, Slot.capacity - Slot.booked), else_=0)
+    heads = (
+        Session.id,
+        Session.store_id,
+        Session.product_id,
+        Session.session_date,
+        Session.capacity,
+        Session.shortfall_doses,
+    )
     query = (
         select(
-            Session.id,
-            Session.store_id,
-            Session.product_id,
-            Session.session_date,
-            Session.capacity,
-            Session.shortfall_doses,
-            Slot.capacity,
-            Slot.booked,
+            *heads,
+            func.coalesce(func.sum(open_seats), 0),
+            func.coalesce(func.sum(Slot.booked), 0),
         )
         .outerjoin(Slot, Slot.session_id == Session.id)
         .where(Session.store_id.in_(rows.ids), Session.status == "open")
+        .group_by(*heads)
+        .order_by(Session.id)
     )
-    heads: dict[int, tuple[int, int, dt.date, int, int]] = {}
-    slots: dict[int, list[tuple[int, int]]] = {}
     found = uow.session.execute(query).tuples().all()
     for session_id, store_id, product_id, on_date, capacity, short, seats, booked in found:
         if store_id not in rows.centres:  # added after the list was read
             continue
-        heads[session_id] = (store_id, product_id, on_date, capacity, short)
-        slots.setdefault(session_id, [])
-        if seats is not None:
-            slots[session_id].append((seats, booked))
-    for session_id, (store_id, product_id, on_date, capacity, short) in heads.items():
         row = rows.at(store_id, product_id)
         row.promises.append(rules.Promise(session_id, on_date, capacity))
-        row.open_capacity += rules.available_seats(capacity, short, slots[session_id])
+        row.open_capacity += rules.seats_left(capacity, short, int(seats), int(booked))
 
 
 def _add_transit_and_rate(uow: UnitOfWork, rows: _Rows, since: dt.date, window_days: int) -> None:

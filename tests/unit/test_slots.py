@@ -161,3 +161,11 @@ def test_available_seats_are_open_seats_capped_by_covered_doses():
     assert rules.available_seats(100, 0, [(25, 5), (25, 0), (25, 25), (25, 0)]) == 70
     assert rules.available_seats(100, 40, [(25, 5), (25, 0), (25, 25), (25, 0)]) == 30
     assert rules.available_seats(100, 100, [(50, 10), (50, 0)]) == 0
+
+
+def test_seats_left_takes_the_sums_of_the_slots():
+    # open seats 20 + 25 + 0 + 25 = 70, booked 5 + 0 + 25 + 0 = 30 (the case above, as sums)
+    assert rules.seats_left(100, 0, 70, 30) == 70
+    assert rules.seats_left(100, 40, 70, 30) == 30
+    assert rules.seats_left(100, 100, 90, 10) == 0
+    assert rules.seats_left(10, 0, 0, 0) == 0  # a session without slots offers no seats

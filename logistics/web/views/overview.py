@@ -8,14 +8,14 @@ from flask import render_template, request
 from sqlalchemy import select
 
 from logistics.api import scope
-from logistics.api.context import new_uow, settings
+from logistics.api.context import settings
 from logistics.clock import local_date
 from logistics.db import UnitOfWork
 from logistics.domain.alerts import SUPPLY_KINDS, TEMPERATURE_KINDS
 from logistics.domain.equipment import path_ids
 from logistics.models.catalog import Lot, Store
 from logistics.services import alerts as alerts_service
-from logistics.services import availability, catalog, trace
+from logistics.services import availability, catalog, lookup, trace
 from logistics.web import access
 from logistics.web.blueprint import web
 
@@ -57,7 +57,7 @@ def _tiles(store: Store, children: list[Any], alerts: list[Any]) -> list[dict[st
 @web.route("/overview/<int:store_id>")
 def overview(store_id: int) -> str:
     """Each child store's stock and temperature status at a glance (the planner table follows)."""
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         store = access.visible_store(uow, store_id)
         children = catalog.child_store_rows(uow, store_id)
         alerts = alerts_service.open_alerts(uow, store_path=store.path, limit=5000)
@@ -72,7 +72,7 @@ def overview_planner(store_id: int) -> str:
     """
     config = settings()
     today = local_date(access.now(), config.site_timezone)
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         store = access.visible_store(uow, store_id)
         rows = availability.district_view(
             uow,
@@ -94,7 +94,7 @@ def overview_planner(store_id: int) -> str:
 def lot_trace(lot_id: int | None = None) -> str:
     """Where every dose of a lot is now: stores and units, in transit, and its movements."""
     number = (request.args.get("lot_number") or "").strip()[:64]
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         matches: list[Lot] = []
         if lot_id is None and number:
             matches = list(uow.session.scalars(select(Lot).where(Lot.lot_number == number)))
@@ -133,5 +133,5 @@ def _store_names(uow: UnitOfWork, found: dict[str, Any]) -> dict[int, str]:
     }
     for shipment in found["in_transit"]:
         ids |= {shipment["from_store_id"], shipment["to_store_id"]}
-    query = select(Store.id, Store.name).where(Store.id.in_(ids))
+    query = select(Store.id, Store.name).where(lookup.id_in(uow.session, Store.id, ids))
     return dict(uow.session.execute(query).all())

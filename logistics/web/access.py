@@ -9,11 +9,12 @@ each form names the API endpoint it stands for (logistics.domain.policy.WRITE_RU
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from flask import g, session
+from flask import g, request, session
 
 from logistics.api.context import new_uow
 from logistics.auth.web import principal_of
@@ -42,13 +43,41 @@ def entry_time() -> dt.datetime | None:
     return made
 
 
+READ_UOW_KEY = "read_uow"
+READING_METHODS = frozenset({"GET", "HEAD"})
+
+
+@contextlib.contextmanager
+def read_uow() -> Iterator[UnitOfWork]:
+    """A unit of work to read with: a page asked for with GET reads in its request's one unit of
+    work (opened to check the session's token, closed by close_read_uow when the request ends),
+    so a page costs one connection checkout and one transaction, not one per step. Any other
+    method (a form that records, then shows the page again) gets a fresh one, as new_uow."""
+    if request.method not in READING_METHODS:
+        with new_uow() as uow:
+            yield uow
+        return
+    uow = g.get(READ_UOW_KEY)
+    if uow is None:
+        uow = new_uow().__enter__()
+        g.read_uow = uow
+    yield uow
+
+
+def close_read_uow(_error: BaseException | None = None) -> None:
+    """Roll back and close the request's reading unit of work, if it opened one (teardown)."""
+    uow = g.pop(READ_UOW_KEY, None)
+    if uow is not None:
+        uow.__exit__(None, None, None)
+
+
 def load_principal() -> Principal | None:
     """The principal of this request's session cookie (None: not logged in, or token revoked)."""
     token = session.get(TOKEN_KEY)
     if not token:
         return None
     try:
-        with new_uow() as uow:
+        with read_uow() as uow:
             principal = principal_of(uow, token)
     except Unauthorized:
         session.pop(TOKEN_KEY, None)

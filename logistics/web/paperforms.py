@@ -11,7 +11,6 @@ from typing import Any
 
 from flask import flash, redirect
 
-from logistics.api.context import new_uow
 from logistics.db import UnitOfWork
 from logistics.domain.errors import DomainError, Forbidden
 from logistics.web import access
@@ -21,7 +20,7 @@ from logistics.web.forms import Form, field_errors, submit_once
 def allowed(endpoint: str, values: Mapping[str, Any]) -> bool:
     """Tell whether the API policy lets the user post this endpoint (to show its form)."""
     try:
-        with new_uow() as uow:
+        with access.read_uow() as uow:
             access.authorize(uow, endpoint, values)
     except DomainError:
         return False
@@ -41,7 +40,7 @@ def record(
     to the whole form for `hidden` fields the person does not type).
     """
     try:
-        with new_uow() as uow:
+        with access.read_uow() as uow:
             access.authorize(uow, endpoint, values)
         return submit_once(form.client_id() or "", action).message
     except Forbidden:

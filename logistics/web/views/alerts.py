@@ -9,7 +9,7 @@ from typing import Any
 from flask import flash, get_flashed_messages, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from logistics.api.context import new_uow, settings
+from logistics.api.context import settings
 from logistics.db import UnitOfWork
 from logistics.domain.errors import DomainError, NotFound
 from logistics.domain.ids import MAX_BIG_ID
@@ -43,7 +43,7 @@ def _scope_id(uow: UnitOfWork) -> int | None:
 def alerts() -> str:
     """The inbox of the user's subtree, newest first, narrowed by state, severity and kind."""
     chosen = _filters()
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         flt = alerts_service.AlertFilter(store_id=_scope_id(uow), limit=200, **chosen)
         found = alerts_service.list_alerts(uow, flt)
         return render_template(
@@ -64,7 +64,7 @@ def _forms(verbs: tuple[str, ...], given: dict[str, FormState] | None) -> dict[s
 
 
 def _alert_page(alert_id: int, given: dict[str, FormState] | None = None, status: int = 200) -> Any:
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         alert = _visible_alert(uow, alert_id)
         return render_template(
             "alert.html",
@@ -93,7 +93,7 @@ def _decide(
     client_id = form.client_id()
     if not form.errors:
         try:
-            with new_uow() as uow:
+            with access.read_uow() as uow:
                 access.authorize(uow, endpoint, values)
             outcome = submit_once(client_id, lambda uow: action(uow, comment))
         except DomainError as exc:
@@ -109,7 +109,7 @@ def alert_decide(alert_id: int, verb: str) -> Any:
     """Acknowledge or resolve an alert, with a comment."""
     if verb not in ("acknowledge", "resolve"):
         raise NotFound(f"no action {verb}")
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         _visible_alert(uow, alert_id)
     use_case = (
         alerts_service.acknowledge_alert if verb == "acknowledge" else alerts_service.resolve_alert
@@ -147,7 +147,7 @@ def reviews() -> str:
     """Quarantine reviews of the user's subtree, waiting ones by default."""
     state = request.args.get("state", "pending")
     state = state if state in REVIEW_STATES else None
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         found = quarantine.list_reviews(uow, store_path=access.subtree_path(uow), state=state)
         return render_template("reviews.html", reviews=found, state=state, states=REVIEW_STATES)
 
@@ -155,7 +155,7 @@ def reviews() -> str:
 def _review_page(
     review_id: int, given: dict[str, FormState] | None = None, status: int = 200
 ) -> Any:
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         review, excursion = quarantine.get_review(uow, review_id)
         access.visible_store(uow, review.store_id)
         unit = catalog.get_unit(uow, excursion.unit_id)
@@ -189,7 +189,7 @@ def review_decide(review_id: int, verb: str) -> Any:
     """Release the held doses, or discard them (recorded as wastage), with a comment."""
     if verb not in ("release", "discard"):
         raise NotFound(f"no action {verb}")
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         review_row, _excursion = quarantine.get_review(uow, review_id)
         access.visible_store(uow, review_row.store_id)
     use_case = quarantine.release_review if verb == "release" else quarantine.discard_review

@@ -10,7 +10,6 @@ from typing import Any
 from flask import get_flashed_messages, render_template, url_for
 from flask_babel import gettext as _
 
-from logistics.api.context import new_uow
 from logistics.api.equipment import ENERGY_SOURCES
 from logistics.db import UnitOfWork
 from logistics.domain import equipment as rules
@@ -24,7 +23,7 @@ from logistics.web.views.units import visible_unit
 
 
 def _page(unit_id: int, forms: dict[str, FormState] | None = None, status: int = 200) -> Any:
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         unit = visible_unit(uow, unit_id)
         moving = (
             equipment.evacuation_of(uow, unit) if unit.working_status == rules.NOT_WORKING else None
@@ -57,7 +56,7 @@ def unit_equipment(unit_id: int) -> Any:
 @web.route("/units/<int:unit_id>/equipment/status", methods=["POST"])
 def unit_status(unit_id: int) -> Any:
     """Set the working status (the API's POST /api/units/{id}/status)."""
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         visible_unit(uow, unit_id)
     form = Form()
     status = form.choice("status", rules.WORKING_STATUSES)
@@ -88,7 +87,7 @@ def unit_status(unit_id: int) -> Any:
 @web.route("/units/<int:unit_id>/equipment", methods=["POST"])
 def unit_register(unit_id: int) -> Any:
     """Record what the unit is (the API's PATCH /api/units/{id}/equipment)."""
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         visible_unit(uow, unit_id)
     form = Form()
     fields = {
@@ -120,7 +119,7 @@ def unit_register(unit_id: int) -> Any:
 @web.route("/equipment/functional")
 def functional_units() -> Any:
     """Functional storage units by district, over the user's stores."""
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         if access.visible_store_ids(uow) is None:
             rows = equipment.functional_by_district(uow)
         else:

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import render_template
 
-from logistics.api.context import new_uow, settings
+from logistics.api.context import settings
 from logistics.clock import local_date
 from logistics.services import alerts as alerts_service
 from logistics.services import quarantine, sessions, stock
@@ -26,7 +26,7 @@ def _by_severity(alerts: list[Any]) -> dict[str, list[Any]]:
 @web.route("/")
 def home() -> str:
     """Open alerts by severity, reviews waiting, shipments coming, stock-outs, sessions at risk."""
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         path = access.subtree_path(uow)
         stores = access.home_stores(uow)
         alerts = alerts_service.open_alerts(uow, store_path=path)

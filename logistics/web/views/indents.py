@@ -13,7 +13,7 @@ from typing import Any
 from flask import get_flashed_messages, render_template, request, url_for
 from flask_babel import gettext as _
 
-from logistics.api.context import new_uow, settings
+from logistics.api.context import settings
 from logistics.db import UnitOfWork
 from logistics.domain import indents as rules
 from logistics.domain.errors import DomainError
@@ -48,7 +48,7 @@ def _plan() -> indents.Planning:
 
 
 def _store_page(store_id: int, form: FormState | None = None, status: int = 200) -> Any:
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         store = access.visible_store(uow, store_id)
         rows = indents.list_indents(
             uow, store_id=store_id, direction="any", state=None, limit=100, offset=0
@@ -81,7 +81,7 @@ def indent_suggestion(store_id: int) -> Any:
     product_id = form.integer("product_id", maximum=2**31 - 1)
     needed_by = form.day("needed_by")
     result, error = None, None
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         access.visible_store(uow, store_id)
         if not form.errors:
             try:
@@ -102,7 +102,7 @@ def indent_suggestion(store_id: int) -> Any:
 @web.route("/stores/<int:store_id>/indents", methods=["POST"])
 def raise_indent(store_id: int) -> Any:
     """Ask the parent store for doses (the API's POST /api/indents)."""
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         access.visible_store(uow, store_id)
     form = Form()
     product_id = form.integer("product_id", maximum=2**31 - 1)
@@ -165,7 +165,7 @@ def _open_actions(indent: Indent, from_units: list[Any]) -> list[str]:
 def _indent_page(
     indent_id: int, forms: dict[str, FormState] | None = None, status: int = 200
 ) -> Any:
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         indent = _visible_indent(uow, indent_id)
         from_store = catalog.get_store(uow, indent.from_store_id)
         to_store = catalog.get_store(uow, indent.to_store_id)
@@ -281,7 +281,7 @@ def indent_action(indent_id: int, name: str) -> Any:
     """Answer, ship, receive or cancel an indent (each the API endpoint of the same name)."""
     if name not in HANDLERS:
         return _indent_page(indent_id, status=404)
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         _visible_indent(uow, indent_id)
     form = Form()
     form.client_id()

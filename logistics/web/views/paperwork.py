@@ -12,7 +12,7 @@ from typing import Any
 from flask import Response, get_flashed_messages, render_template, request, url_for
 from flask_babel import gettext as _
 
-from logistics.api.context import new_uow, settings
+from logistics.api.context import settings
 from logistics.clock import local_date
 from logistics.db import UnitOfWork
 from logistics.domain import policy
@@ -88,7 +88,7 @@ def stock_report(store_id: int) -> Any:
     """A store's (or subtree's) monthly stock report per product, with CSV and PDF downloads."""
     month, error = _month()
     args = _report_args()
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         store = access.visible_store(uow, store_id)
         document = None
         if error is None:
@@ -119,7 +119,7 @@ def stock_report(store_id: int) -> Any:
 def stock_report_csv(store_id: int) -> Any:
     """The report as CSV (the API's document)."""
     month = _asked_month()
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         access.visible_store(uow, store_id)
         report = _stock_report(uow, store_id, month, _report_args())
         return _file(
@@ -133,7 +133,7 @@ def stock_report_csv(store_id: int) -> Any:
 def stock_report_pdf(store_id: int) -> Any:
     """The report as a printable PDF (the API's document)."""
     month = _asked_month()
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         access.visible_store(uow, store_id)
         report = _stock_report(uow, store_id, month, _report_args())
         return _file(
@@ -148,7 +148,7 @@ def stock_report_pdf(store_id: int) -> Any:
 
 def _log_page(unit_id: int, form: FormState | None = None, status: int = 200) -> Any:
     month, error = _month()
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         unit = visible_unit(uow, unit_id)
         log, chart = None, None
         if error is None:
@@ -188,7 +188,7 @@ def temperature_log(unit_id: int) -> Any:
 def _log_file(unit_id: int, render: Callable[[Any], str | bytes], kind: str, ext: str) -> Any:
     """The month's log as a file (the API's document), for a unit the user may see."""
     month = _asked_month()
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         visible_unit(uow, unit_id)
         log = reports.temperature_log(
             uow, settings(), unit_id=unit_id, month=month, now=access.now()
@@ -212,7 +212,7 @@ def temperature_log_pdf(unit_id: int) -> Any:
 @web.route("/units/<int:unit_id>/log/sign-off", methods=["POST"])
 def sign_off(unit_id: int) -> Any:
     """The officer signs the unit's month off (the API's rule: alerts.write over its store)."""
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         visible_unit(uow, unit_id)
     form = Form()
     month = form.text("month", required=True, max_length=7)

@@ -8,7 +8,7 @@ from typing import Any
 from flask import flash, get_flashed_messages, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from logistics.api.context import new_uow, settings
+from logistics.api.context import settings
 from logistics.clock import local_date
 from logistics.db import UnitOfWork
 from logistics.domain.errors import DomainError
@@ -51,7 +51,7 @@ def _usable_by_date(
 
 def _page(store_id: int, given: dict[str, FormState] | None = None, status: int = 200) -> Any:
     today = _today()
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         store = access.visible_store(uow, store_id)
         products = _products(uow, store_id)
         all_sessions = [
@@ -92,7 +92,7 @@ def suggestion(store_id: int) -> Any:
     """The capacity to offer for a product and date (htmx fills the capacity field with it)."""
     form = Form(request.args)
     product_id, on_date = form.integer("product_id"), form.day("session_date")
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         access.visible_store(uow, store_id)
         found = None
         if not form.errors:
@@ -142,7 +142,7 @@ def open_session(store_id: int) -> Any:
             return _("Session %(id)s opened for %(n)s doses.", id=session.id, n=number(capacity))
 
         try:
-            with new_uow() as uow:
+            with access.read_uow() as uow:
                 access.authorize(uow, "sessions.Sessions", {"store_id": store_id})
             return _done(store_id, submit_once(client_id, action).message)
         except DomainError as exc:
@@ -182,7 +182,7 @@ def record_report(
             wasted=number(report.wasted_doses),
         )
 
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         access.visible_store(uow, store_id)
         if svc.get_session(uow, session_id).store_id != store_id:
             raise DomainError(_("This session is not of this centre."))

@@ -67,6 +67,9 @@ def require_login() -> Response | None:
     return None
 
 
+web.teardown_request(access.close_read_uow)
+
+
 @web.after_request
 def no_store(response: Response) -> Response:
     """Pages hold personal data: no shared cache keeps them; vary on the language."""

@@ -22,7 +22,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 
-from logistics.api.context import new_uow, settings
+from logistics.api.context import settings
 from logistics.clock import local_date
 from logistics.db import UnitOfWork
 from logistics.domain import stock as rules
@@ -349,7 +349,7 @@ def _page_data(uow: UnitOfWork, store_id: int) -> dict[str, Any]:
 
 
 def _render(store_id: int, states: dict[str, FormState] | None = None, status: int = 200) -> Any:
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         data = _page_data(uow, store_id)
         states = {name: (states or {}).get(name) or FormState() for name in FORMS}
         body = render_template("store.html", forms=states, notices=get_flashed_messages(), **data)
@@ -365,7 +365,7 @@ def store(store_id: int) -> Any:
 @web.route("/stores/<int:store_id>/stock")
 def store_stock_table(store_id: int) -> Any:
     """The stock table alone (htmx reloads it after a form succeeds)."""
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         data = _page_data(uow, store_id)
         return render_template("store/_stock.html", **data)
 
@@ -373,7 +373,7 @@ def store_stock_table(store_id: int) -> Any:
 @web.route("/stores/<int:store_id>/movements")
 def store_movements(store_id: int) -> Any:
     """The recent movements alone (htmx reloads them after a form succeeds)."""
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         store_row = access.visible_store(uow, store_id)
         return render_template(
             "store/_movements.html",
@@ -388,7 +388,7 @@ def fefo(store_id: int) -> Any:
     form = Form(request.args)
     product_id, doses = form.integer("product_id"), form.integer("doses")
     picks, error = [], None
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         access.visible_store(uow, store_id)
         if not form.errors:
             try:
@@ -407,7 +407,7 @@ def fefo(store_id: int) -> Any:
 
 
 def _partial(name: str, store_id: int, state: FormState, status: int = 200) -> Any:
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         data = _page_data(uow, store_id)
         body = render_template(f"store/_{name}.html", form=state, **data)
     response = make_response(body, status)
@@ -425,7 +425,7 @@ def record(spec: StoreForm, store_id: int, form: Form, path: str | None = None) 
     if parsed is None:
         return None
     values, action = parsed
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         access.authorize(uow, spec.endpoint, values)
     return submit_once(form.client_id() or "", action, form.data, path)
 
@@ -436,7 +436,7 @@ def submit(store_id: int, name: str) -> Any:
     spec = FORMS.get(name)
     if spec is None:
         return _render(store_id, status=404)
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         access.visible_store(uow, store_id)
     form = Form()
     try:

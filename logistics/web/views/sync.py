@@ -31,7 +31,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 
-from logistics.api.context import new_uow, settings
+from logistics.api.context import settings
 from logistics.clock import local_date
 from logistics.domain.errors import DomainError
 from logistics.services import catalog, stock, trace
@@ -106,7 +106,7 @@ def _lots(uow: Any, store_id: int) -> list[dict[str, Any]]:
 def offline_data(store_id: int) -> Response:
     """What a centre needs offline: its units, lots with doses, and today's sessions."""
     today = local_date(access.now(), settings().site_timezone)
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         access.visible_store(uow, store_id)
         units = [{"id": u.id, "code": u.code} for u in catalog.list_units(uow, store_id=store_id)]
         sessions = [
@@ -145,7 +145,7 @@ def _judge(path: str, client_id: str, form: Form) -> Outcome | None:
     if found is None:
         raise DomainError(_("This page cannot record entries offline."))
     endpoint, args = found
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         access.visible_store(uow, args["store_id"])
     try:
         if endpoint == "web.report_session":
@@ -157,7 +157,7 @@ def _judge(path: str, client_id: str, form: Form) -> Outcome | None:
     except DomainError:
         # After a long outage the record that replays the first answer may be gone (kept
         # idempotency.ttl_s), but a movement's client id stays unique for ever: still a repeat.
-        with new_uow() as uow:
+        with access.read_uow() as uow:
             if stock.is_recorded(uow, client_id):
                 return Outcome(_("Already recorded."), replayed=True)
         raise

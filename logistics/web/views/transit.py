@@ -8,7 +8,7 @@ from typing import Any
 from flask import abort, render_template, request
 from flask_babel import gettext as _
 
-from logistics.api.context import new_uow, settings
+from logistics.api.context import settings
 from logistics.api.transit import within
 from logistics.domain.errors import NotFound
 from logistics.services import journeys
@@ -78,7 +78,7 @@ def lot_journey(lot_id: int) -> str:
     end = access.now()
     start = end - RANGES[chosen]
     width_s = max(60, int(RANGES[chosen].total_seconds()) // MAX_POINTS)
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         try:
             journey = journeys.lot_journey(uow, settings(), lot_id=lot_id, start=start, end=end)
         except NotFound:

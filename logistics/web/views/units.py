@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import render_template, request, url_for
 
-from logistics.api.context import new_uow, settings
+from logistics.api.context import settings
 from logistics.db import UnitOfWork
 from logistics.domain.errors import NotFound
 from logistics.services import catalog, excursions, readings, thermal
@@ -90,7 +90,7 @@ def _unit_chart(uow: UnitOfWork, unit: Any, chosen: str) -> dict[str, Any]:
 @web.route("/units/<int:unit_id>")
 def unit(unit_id: int) -> str:
     """A unit's temperatures, MKT and sensor."""
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         found = visible_unit(uow, unit_id)
         store, chart = found.store, _unit_chart(uow, found, _range())
         # latest_by_store detaches what the session loaded: read everything else first.
@@ -105,7 +105,7 @@ def unit(unit_id: int) -> str:
 @web.route("/units/<int:unit_id>/chart")
 def unit_chart(unit_id: int) -> str:
     """The chart alone, for another range (htmx swaps it in place)."""
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         found = visible_unit(uow, unit_id)
         return render_template("units/_chart.html", unit=found, **_unit_chart(uow, found, _range()))
 
@@ -116,7 +116,7 @@ def unit_mkt(unit_id: int) -> str:
     slowest figure of the page, so the chart never waits for it)."""
     chosen = _range()
     end = access.now()
-    with new_uow() as uow:
+    with access.read_uow() as uow:
         visible_unit(uow, unit_id)
         mkt = thermal.unit_mkt(
             uow, settings(), unit_id=unit_id, start=end - RANGES[chosen][0], end=end

@@ -818,6 +818,45 @@ def list_movements(
     return list(uow.session.scalars(page))
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class MovementLine:
+    """A movement as a store's table of recent movements shows it: its entries' doses summed."""
+
+    id: int
+    occurred_at: dt.datetime
+    kind: str
+    doses: int
+    actor: str
+    reason: str | None
+
+
+def recent_movements(uow: UnitOfWork, *, store_id: int, limit: int) -> list[MovementLine]:
+    """A store's latest movements, newest first, each with the doses its entries add up to.
+
+    One statement for a page's table (list_movements loads each movement with its entries and
+    shipment, for the API: four statements).
+    """
+    newest = (
+        select(Movement.id)
+        .where(Movement.store_id == store_id)
+        .order_by(Movement.id.desc())
+        .limit(limit)
+        .subquery()
+    )
+    columns = (Movement.id, Movement.occurred_at, Movement.kind, Movement.actor, Movement.reason)
+    query = (
+        select(*columns, func.coalesce(func.sum(LedgerEntry.doses), 0))
+        .join(newest, newest.c.id == Movement.id)
+        .outerjoin(LedgerEntry, LedgerEntry.movement_id == Movement.id)
+        .group_by(*columns)
+        .order_by(Movement.id.desc())
+    )
+    return [
+        MovementLine(movement_id, occurred_at, kind, int(doses), actor, reason)
+        for movement_id, occurred_at, kind, actor, reason, doses in uow.session.execute(query)
+    ]
+
+
 def get_balance(uow: UnitOfWork, *, unit_id: int, lot_id: int) -> StockBalance:
     """The balance of a lot in a unit: one row by its unique key, however long the ledger."""
     query = select(StockBalance).where(

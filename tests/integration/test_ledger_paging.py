@@ -78,3 +78,40 @@ def test_the_trace_pages_up_to_500_movements(client, net):
     response = client.get(f"/api/lots/{net.lot_late}/trace?limit=501")
     assert response.status_code == 422
     assert "limit" in response.json["errors"]
+
+
+def test_a_stores_recent_movements_sum_their_entries_newest_first(app, client, net, five_receipts):
+    """The store page's table: one line a movement, its entries' doses added up (a transfer
+    between two units of the store: 0), the newest first, as many as asked."""
+    moved = client.post(
+        "/api/transfers",
+        json={
+            "client_id": uuid.uuid4().hex,
+            "store_id": net.state,
+            "from_unit_id": net.state_ilr,
+            "to_unit_id": net.state_wic,
+            "lot_id": net.lot_late,
+            "doses": 3,
+            "occurred_at": (START + dt.timedelta(minutes=60)).isoformat(),
+        },
+    )
+    assert moved.status_code == 201, moved.json
+    from logistics.db import UnitOfWork
+    from logistics.services.stock import recent_movements
+
+    with UnitOfWork(app.extensions["coldchain"].session_factory) as uow:
+        lines = recent_movements(uow, store_id=net.state, limit=4)
+    # Recorded last: the transfer; before it the receipts of (4 late, 7 early), (2 late, 7 early).
+    assert [(line.kind, line.doses) for line in lines] == [
+        ("transfer", 0),
+        ("receipt", 7),
+        ("receipt", 4),
+        ("receipt", 7),
+    ]
+    assert lines[0].id == moved.json["id"]
+    assert lines[2].id == five_receipts[4]
+    assert [line.occurred_at for line in lines[:3]] == [
+        START + dt.timedelta(minutes=60),
+        START + dt.timedelta(minutes=40),
+        START + dt.timedelta(minutes=40),
+    ]

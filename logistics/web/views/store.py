@@ -341,7 +341,7 @@ def _page_data(uow: UnitOfWork, store_id: int) -> dict[str, Any]:
         "products": catalog.list_products(uow),
         "lots": [lot for product in stock_view["products"] for lot in product["lots"]],
         "incoming": incoming,
-        "movements": stock.list_movements(uow, store_id=store_id, limit=15),
+        "movements": stock.recent_movements(uow, store_id=store_id, limit=15),
         "reasons": rules.WASTAGE_REASONS,
         "short_reasons": rules.SHORT_RECEIPT_REASONS,
         "freeze_states": FREEZE_STATES,
@@ -378,7 +378,7 @@ def store_movements(store_id: int) -> Any:
         return render_template(
             "store/_movements.html",
             store=store_row,
-            movements=stock.list_movements(uow, store_id=store_id, limit=15),
+            movements=stock.recent_movements(uow, store_id=store_id, limit=15),
         )
 
 

@@ -232,8 +232,10 @@ def load_readings(database_url: str, units: list, days: int) -> int:
             total += minutes
         # COPY bypasses the ingestion, which keeps the hourly aggregates: fill them as it would.
         cur.execute(f"INSERT INTO reading_hours {HOUR_COLUMNS} {hour_figures('readings')}")
-        cur.execute("ANALYZE readings")
-        cur.execute("ANALYZE reading_hours")
+        conn.commit()
+        # Statistics of every table, as autovacuum keeps them on a running server: the district's
+        # few hundred stores, sessions and balances were written too fast for it to notice.
+        cur.execute("ANALYZE")
         conn.commit()
     return total
 

@@ -75,3 +75,35 @@ def test_a_revoked_token_logs_the_page_out(app, demo, person, runtime):
             auth_service.revoke_token(uow, token_id=token_id, now=dt.datetime.now(dt.UTC))
         uow.commit()
     assert client.get("/stores/4").status_code == 302
+
+
+def test_a_page_reads_in_one_transaction_and_a_form_checks_its_token_apart(
+    app, demo, person, runtime
+):
+    """A GET reads the session's token and the page in one unit of work: one connection checkout
+    per page. A POST keeps the token check and the recording in units of their own."""
+    from sqlalchemy import event
+
+    client = person("centre_officer", "PUN-PHC-KHED")
+    checkouts: list[object] = []
+
+    def count(*_args: object) -> None:
+        checkouts.append(1)
+
+    event.listen(runtime.engine, "checkout", count)
+    try:
+        for path in ("/", "/stores/4", "/alerts", "/quarantine"):
+            checkouts.clear()
+            assert client.get(path).status_code == 200, path
+            assert len(checkouts) == 1, path
+        checkouts.clear()
+        page = client.get("/stores/4").get_data(as_text=True)
+        checkouts.clear()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        answer = client.post(
+            "/stores/4/forms/count", data={"csrf_token": token, "client_id": uuid.uuid4().hex}
+        )
+        assert answer.status_code == 422
+        assert len(checkouts) >= 2  # the token check, then the form's own unit of work
+    finally:
+        event.remove(runtime.engine, "checkout", count)

@@ -49,9 +49,12 @@ def id_in(session: Session, column: Any, ids: Collection[int]) -> ColumnElement[
     and PostgreSQL parses each one, which for a page naming a hundred stores cost more than the
     query itself.
     """
+    found: ColumnElement[bool]
     if session.get_bind().dialect.name == "postgresql":
-        return column == any_(literal(sorted(ids), ARRAY(BigInteger)))
-    return column.in_(ids)
+        found = column == any_(literal(sorted(ids), ARRAY(BigInteger)))
+    else:
+        found = column.in_(ids)
+    return found
 
 
 def store_ids_within(uow: UnitOfWork, roots: tuple[str, ...] | None) -> set[int] | None:

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from flask import g, request, session
+from sqlalchemy import event
 
 from logistics.api.context import new_uow
 from logistics.auth.web import principal_of
@@ -52,7 +53,13 @@ def read_uow() -> Iterator[UnitOfWork]:
     """A unit of work to read with: a page asked for with GET reads in its request's one unit of
     work (opened to check the session's token, closed by close_read_uow when the request ends),
     so a page costs one connection checkout and one transaction, not one per step. Any other
-    method (a form that records, then shows the page again) gets a fresh one, as new_uow."""
+    method (a form that records, then shows the page again) gets a fresh one, as new_uow.
+
+    The page's unit reads in autocommit: no BEGIN and ROLLBACK round trips around its reads.
+    Each statement sees what was committed when it started, as inside a READ COMMITTED
+    transaction (the service's level), so a page reads exactly what it read before. It cannot
+    write: a flush is refused (ReadOnlyPage), so nothing can commit behind a page's back.
+    """
     if request.method not in READING_METHODS:
         with new_uow() as uow:
             yield uow
@@ -60,8 +67,20 @@ def read_uow() -> Iterator[UnitOfWork]:
     uow = g.get(READ_UOW_KEY)
     if uow is None:
         uow = new_uow().__enter__()
+        event.listen(uow.session, "before_flush", _refuse_writes)
+        uow.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         g.read_uow = uow
     yield uow
+
+
+class ReadOnlyPage(RuntimeError):
+    """A page's reading unit of work was asked to write."""
+
+
+def _refuse_writes(*_args: object) -> None:
+    raise ReadOnlyPage(
+        "a page asked for with GET reads only; writes take a unit of work of their own"
+    )
 
 
 def close_read_uow(_error: BaseException | None = None) -> None:

@@ -107,3 +107,27 @@ def test_a_page_reads_in_one_transaction_and_a_form_checks_its_token_apart(
         assert len(checkouts) >= 2  # the token check, then the form's own unit of work
     finally:
         event.remove(runtime.engine, "checkout", count)
+
+
+def test_a_pages_unit_of_work_reads_each_statement_apart_and_refuses_to_write(app, demo):
+    """The GET page's unit of work runs in autocommit (no BEGIN and ROLLBACK round trips): two
+    statements see two clocks, where one transaction would see one. It cannot flush a change."""
+    from sqlalchemy import func, select
+
+    from logistics.models.catalog import Store
+    from logistics.web import access
+
+    with app.test_request_context("/", method="GET"):
+        with access.read_uow() as uow:
+            first = uow.session.scalar(select(func.now()))
+            second = uow.session.scalar(select(func.now()))
+            assert first < second
+            store = uow.session.scalars(select(Store).limit(1)).one()
+            store.name = "Renamed by a page"
+            with pytest.raises(access.ReadOnlyPage):
+                uow.session.flush()
+        access.close_read_uow()
+    # A form's: a transaction of its own.
+    with app.test_request_context("/", method="POST"), access.read_uow() as uow:
+        first = uow.session.scalar(select(func.now()))
+        assert uow.session.scalar(select(func.now())) == first

@@ -35,7 +35,10 @@ class PageEnvironment(Environment):
                 return obj[attribute]
             except KeyError:
                 return self.undefined(obj=obj, name=attribute)
-        return super().getattr(obj, attribute)
+        try:  # Jinja's own order from here: the attribute, else the item, else undefined
+            return getattr(obj, attribute)
+        except AttributeError:
+            return super().getattr(obj, attribute)
 
 
 def _secret_key(settings: Settings) -> str:

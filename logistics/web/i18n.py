@@ -93,7 +93,12 @@ def date(value: dt.date | None, style: str = "medium") -> str:
     """A calendar date in the language's Indian format."""
     if value is None:
         return "—"
-    return dates.format_date(value, format=style, locale=_fmt_locale())
+    code = _fmt_locale()
+    if style in ("short", "medium", "long", "full") and type(value) is dt.date:
+        # A day's text in a style is the same all day: kept (babel's format_date looks the
+        # pattern up and parses it on every call, and planners and lists show many dates).
+        return _date_text(code, style, value)
+    return dates.format_date(value, format=style, locale=code)
 
 
 @functools.lru_cache(maxsize=16)

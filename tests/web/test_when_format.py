@@ -30,3 +30,21 @@ def test_a_timestamp_is_shown_in_the_site_zone_with_the_languages_pattern(app, l
             == SHOWN[(language, style)]
         )
         assert i18n.datetime(at.replace(tzinfo=None), style) == SHOWN[(language, style)]
+
+
+DAYS = {
+    ("en", "short"): "02/12/26",
+    ("en", "medium"): "2 Dec 2026",
+    ("hi", "short"): "2/12/26",
+    ("hi", "medium"): "2 दिस॰ 2026",
+}
+
+
+@pytest.mark.parametrize(("language", "style"), list(DAYS))
+def test_a_day_is_shown_with_the_languages_pattern_each_time(app, language, style):
+    from logistics.web import i18n
+
+    with app.test_request_context("/", headers={"Accept-Language": language}):
+        day = dt.date(2026, 12, 2)
+        assert [i18n.date(day, style) for _ in range(3)] == [DAYS[(language, style)]] * 3
+        assert i18n.date(day, "d MMM") == DAYS[(language, "medium")].rsplit(" ", 1)[0]

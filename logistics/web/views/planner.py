@@ -27,10 +27,10 @@ def _today() -> dt.date:
     return local_date(access.now(), settings().site_timezone)
 
 
-def _products(uow: UnitOfWork, store_id: int) -> list[Any]:
-    """Products the centre holds (or has sessions of): the rows of the usable-doses table."""
+def _products(uow: UnitOfWork, store_id: int, sessions: list[Any]) -> list[Any]:
+    """Products the centre holds or has these sessions of: the rows of the usable-doses table."""
     held = {b.lot.product for b in stock.store_balances(uow, store_id)}
-    held |= {s.product for s in svc.list_sessions(uow, store_id=store_id)}
+    held |= {s.product for s in sessions}
     return sorted(held, key=lambda p: p.code)
 
 
@@ -53,12 +53,9 @@ def _page(store_id: int, given: dict[str, FormState] | None = None, status: int 
     today = _today()
     with access.read_uow() as uow:
         store = access.visible_store(uow, store_id)
-        products = _products(uow, store_id)
-        all_sessions = [
-            s
-            for s in svc.list_sessions(uow, store_id=store_id)
-            if s.session_date >= today - dt.timedelta(days=7)
-        ]
+        sessions = svc.list_sessions(uow, store_id=store_id)  # read once: products and list
+        products = _products(uow, store_id, sessions)
+        all_sessions = [s for s in sessions if s.session_date >= today - dt.timedelta(days=7)]
         given = given or {}
         forms = {
             "open": given.get("open")

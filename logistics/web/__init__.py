@@ -68,7 +68,8 @@ def init_web(app: Flask) -> None:
 
     settings = app.extensions["coldchain"].settings
     # Before anything makes the app's environment (Flask makes it on first use, then keeps it).
-    assert "jinja_env" not in app.__dict__, "init_web must come before any use of jinja_env"
+    if "jinja_env" in app.__dict__:
+        raise RuntimeError("init_web must come before any use of app.jinja_env")
     app.jinja_environment = PageEnvironment
     app.config.update(
         SECRET_KEY=_secret_key(settings),

@@ -52,7 +52,7 @@ READING_METHODS = frozenset({"GET", "HEAD"})
 def read_uow() -> Iterator[UnitOfWork]:
     """A unit of work to read with: a page asked for with GET reads in its request's one unit of
     work (opened to check the session's token, closed by close_read_uow when the request ends),
-    so a page costs one connection checkout and one transaction, not one per step. Any other
+    so a page costs one connection checkout, not one per step. Any other
     method (a form that records, then shows the page again) gets a fresh one, as new_uow.
 
     The page's unit reads in autocommit: no BEGIN and ROLLBACK round trips around its reads.

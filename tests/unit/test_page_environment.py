@@ -28,3 +28,14 @@ def test_a_missing_key_is_undefined_and_objects_keep_their_attributes():
 
     assert render("[{{ row.missing }}] {{ row.missing is undefined }}", row={}) == "[] True"
     assert render("{{ lot.number }}", lot=Lot()) == "B-17"
+
+
+def test_a_selects_options_escape_their_text_and_mark_the_chosen_value():
+    from logistics.web.labels import attr_pairs, option_tags
+
+    stores = [{"id": 4, "name": "PHC <Khed>"}, {"id": 12, "name": "CHC Aundh & Co"}]
+    assert str(option_tags(attr_pairs(stores, "id", "name"), "12")) == (
+        '<option value="4">PHC &lt;Khed&gt;</option>'
+        '<option value="12" selected>CHC Aundh &amp; Co</option>'
+    )
+    assert str(option_tags([(1, "one")], None)) == '<option value="1">one</option>'

@@ -172,7 +172,7 @@ def init_i18n(app: Flask, settings: Settings) -> None:
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(TRANSLATIONS)
     app.config["BABEL_DEFAULT_TIMEZONE"] = settings.site_timezone
     Babel(app, locale_selector=select_language, timezone_selector=lambda: settings.site_timezone)
-    from logistics.web.labels import attr_pair, attr_pairs, code_label, label, option_tags, vvm
+    from logistics.web.labels import attr_pairs, code_label, label, option_tags, vvm
 
     app.jinja_env.filters.update(
         num=number,
@@ -180,7 +180,6 @@ def init_i18n(app: Flask, settings: Settings) -> None:
         when=datetime,
         label=label,
         vvm=vvm,
-        attr_pair=attr_pair,
         attr_pairs=attr_pairs,
         option_tags=option_tags,
         code_label=code_label,

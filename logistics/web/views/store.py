@@ -34,6 +34,8 @@ from logistics.web.forms import Form, FormState, Outcome, field_errors, submit_o
 from logistics.web.i18n import number
 
 FREEZE_STATES = ("ok", "alarm", "absent")
+# Movements in the store page's table, and in the table alone when htmx reloads it.
+RECENT_MOVEMENTS = 15
 
 
 @dataclasses.dataclass(frozen=True)
@@ -341,7 +343,7 @@ def _page_data(uow: UnitOfWork, store_id: int) -> dict[str, Any]:
         "products": catalog.list_products(uow),
         "lots": [lot for product in stock_view["products"] for lot in product["lots"]],
         "incoming": incoming,
-        "movements": stock.recent_movements(uow, store_id=store_id, limit=15),
+        "movements": stock.recent_movements(uow, store_id=store_id, limit=RECENT_MOVEMENTS),
         "reasons": rules.WASTAGE_REASONS,
         "short_reasons": rules.SHORT_RECEIPT_REASONS,
         "freeze_states": FREEZE_STATES,
@@ -378,7 +380,7 @@ def store_movements(store_id: int) -> Any:
         return render_template(
             "store/_movements.html",
             store=store_row,
-            movements=stock.recent_movements(uow, store_id=store_id, limit=15),
+            movements=stock.recent_movements(uow, store_id=store_id, limit=RECENT_MOVEMENTS),
         )
 
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ScalarSelect, case, func, select
+from sqlalchemy import bindparam, case, func, literal, select, union_all
 
 from logistics.db import UnitOfWork
 from logistics.domain import slots as rules
@@ -27,7 +27,7 @@ from logistics.models.catalog import Lot, Product, Store
 from logistics.models.sessions import AvailabilityVersion, Session, SessionReport, Slot
 from logistics.models.stock import Shipment, ShipmentLine, StockBalance
 from logistics.services.commitments import district_of
-from logistics.services.lookup import get_or_404, in_subtree
+from logistics.services.lookup import SUBTREE_ESCAPE, get_or_404, subtree_pattern
 from logistics.services.recalled import scopes as recall_scopes
 
 COWIN_DATE = "%d-%m-%Y"  # CoWIN's public API writes dates as DD-MM-YYYY
@@ -235,130 +235,128 @@ class PlannerRow:
     promises: list[rules.Promise] = dataclasses.field(default_factory=list)
 
 
-@dataclasses.dataclass(frozen=True)
-class _Centre:
-    id: int
-    name: str
-    path: str
+# The view's statements are built once, on the tables (Core, not the ORM: plain tuples come
+# back), with bound parameters: a planner page runs them all on every request, and building
+# and keying them anew cost as much as the database's answers. Each selects the district's
+# centres by one bound subtree pattern, not by a list of a hundred ids, so none is rendered per
+# centre.
+_stores, _products = Store.__table__.c, Product.__table__.c
+_balances, _lots = StockBalance.__table__.c, Lot.__table__.c
+_sessions, _slots = Session.__table__.c, Slot.__table__.c
+_shipments, _lines = Shipment.__table__.c, ShipmentLine.__table__.c
+_reports = SessionReport.__table__.c
 
-
-@dataclasses.dataclass(frozen=True)
-class _Scope:
-    """The district's centres, and the same set as a subquery for every query of the view.
-
-    The queries select by the subtree (one bound path), not by a list of a hundred ids: the
-    statements stay the same whatever the number of centres, and none is rendered per centre.
-    """
-
-    centres: dict[int, _Centre]
-    ids: ScalarSelect[int]  # the centres' ids, as a subquery
-
-
-def _centres(uow: UnitOfWork, district_id: int) -> _Scope:
-    district = get_or_404(
-        uow, Store, district_id, f"no district store {district_id}", field="district_id"
+_IN_DISTRICT = (
+    _stores.path.like(bindparam("subtree"), escape=SUBTREE_ESCAPE),
+    _stores.id != bindparam("district_id"),
+)
+_CENTRE_IDS = select(_stores.id).where(*_IN_DISTRICT).scalar_subquery()
+_CENTRES = select(_stores.id, _stores.name, _stores.path).where(*_IN_DISTRICT)
+_PRODUCTS = select(_products.id, _products.code, _products.doses_per_vial)
+_STOCK = (
+    select(
+        _balances.store_id,
+        _lots.product_id,
+        _balances.lot_id,
+        _balances.doses,
+        _balances.quarantined_doses,
+        _balances.vvm_stage,
+        _lots.expiry_date,
+        _lots.quarantined,
     )
-    within = (in_subtree(Store.path, district.path), Store.id != district.id)
-    query = select(Store.id, Store.name, Store.path).where(*within)
-    centres = {row[0]: _Centre(*row) for row in uow.session.execute(query).all()}
-    return _Scope(centres, select(Store.id).where(*within).scalar_subquery())
+    .join_from(StockBalance.__table__, Lot.__table__, _lots.id == _balances.lot_id)
+    .where(_balances.store_id.in_(_CENTRE_IDS), _balances.doses > 0)
+)
+# One row per open session with its slots' sums (a session without slots: 0 and 0); the sums are
+# what rules.seats_left needs, so a district's slots never travel one row each.
+_SESSION_HEADS = (
+    _sessions.id,
+    _sessions.store_id,
+    _sessions.product_id,
+    _sessions.session_date,
+    _sessions.capacity,
+    _sessions.shortfall_doses,
+)
+_OPEN_SEATS = case((_slots.capacity > _slots.booked, _slots.capacity - _slots.booked), else_=0)
+_SESSIONS = (
+    select(
+        *_SESSION_HEADS,
+        func.coalesce(func.sum(_OPEN_SEATS), 0),
+        func.coalesce(func.sum(_slots.booked), 0),
+    )
+    .join_from(Session.__table__, Slot.__table__, _slots.session_id == _sessions.id, isouter=True)
+    .where(_sessions.store_id.in_(_CENTRE_IDS), _sessions.status == "open")
+    .group_by(*_SESSION_HEADS)
+    .order_by(_sessions.id)
+)
+# Doses in transit to each centre and doses given there since the window's start, in one answer:
+# (True, ...) rows are in transit, (False, ...) rows were given.
+_TRANSIT_AND_GIVEN = union_all(
+    select(literal(True), _shipments.to_store_id, _lots.product_id, func.sum(_lines.doses_issued))
+    .join_from(Shipment.__table__, ShipmentLine.__table__, _lines.shipment_id == _shipments.id)
+    .join(Lot.__table__, _lots.id == _lines.lot_id)
+    .where(_shipments.to_store_id.in_(_CENTRE_IDS), _shipments.status == "in_transit")
+    .group_by(_shipments.to_store_id, _lots.product_id),
+    select(literal(False), _reports.store_id, _reports.product_id, func.sum(_reports.doses_given))
+    .where(_reports.store_id.in_(_CENTRE_IDS), _reports.session_date >= bindparam("since"))
+    .group_by(_reports.store_id, _reports.product_id),
+)
 
 
 class _Rows(dict[tuple[int, int], PlannerRow]):
-    def __init__(self, scope: _Scope, products: dict[int, Product]):
+    """The view's rows by (centre, product), made on first use; centres not in the district's
+    list (added after it was read, READ COMMITTED) are left out."""
+
+    def __init__(self, centres: dict[int, tuple[int, str, str]], products: dict[int, Any]):
         super().__init__()
-        self.centres, self.ids, self.products = scope.centres, scope.ids, products
+        self.centres, self.products = centres, products
 
-    def at(self, centre_id: int, product_id: int) -> PlannerRow:
-        """The row of a centre and product (made on first use)."""
-        if (centre_id, product_id) not in self:
-            centre, product = self.centres[centre_id], self.products[product_id]
-            self[centre_id, product_id] = PlannerRow(
-                centre.id, centre.name, product.id, product.code, product.doses_per_vial
+    def at(self, centre_id: int, product_id: int) -> PlannerRow | None:
+        """The row of a centre and product, or None for a centre not in the list."""
+        row = self.get((centre_id, product_id))
+        if row is None and centre_id in self.centres:
+            product = self.products[product_id]
+            row = self[centre_id, product_id] = PlannerRow(
+                centre_id, self.centres[centre_id][1], product_id, product[1], product[2]
             )
-        return self[centre_id, product_id]
+        return row
 
 
-def _add_stock(uow: UnitOfWork, rows: _Rows) -> None:
-    query = (
-        select(
-            StockBalance.store_id,
-            Lot.product_id,
-            StockBalance.lot_id,
-            StockBalance.doses,
-            StockBalance.quarantined_doses,
-            StockBalance.vvm_stage,
-            Lot.expiry_date,
-            Lot.quarantined,
-        )
-        .join(Lot, Lot.id == StockBalance.lot_id)
-        .where(StockBalance.store_id.in_(rows.ids), StockBalance.doses > 0)
-    )
-    # A centre added to the district after its list was read (READ COMMITTED) is left out.
-    found = [row for row in uow.session.execute(query).all() if row[0] in rows.centres]
+def _found(uow: UnitOfWork, statement: Any, params: dict[str, Any]) -> list[Any]:
+    """The rows of one of the view's statements (plain tuples)."""
+    return list(uow.session.execute(statement, params).all())
+
+
+def _add_stock(uow: UnitOfWork, rows: _Rows, params: dict[str, Any]) -> None:
+    found = [row for row in _found(uow, _STOCK, params) if row[0] in rows.centres]
     scopes = recall_scopes(uow.session, {row[2] for row in found}) if found else []
     for store_id, product_id, lot_id, doses, held, vvm, expiry, lot_held in found:
-        path = rows.centres[store_id].path
-        rows.at(store_id, product_id).lines.append(
-            rules.StockLine(
-                doses, held, vvm, expiry, lot_held or stock_rules.recalled(lot_id, path, scopes)
-            )
-        )
-
-
-def _add_sessions(uow: UnitOfWork, rows: _Rows) -> None:
-    # One row per open session with its slots' sums (a session without slots: 0 and 0); the sums
-    # are what rules.seats_left needs, so a district's slots never travel one row each.
-    open_seats = case((Slot.capacity > Slot.booked, Slot.capacity - Slot.booked), else_=0)
-    heads = (
-        Session.id,
-        Session.store_id,
-        Session.product_id,
-        Session.session_date,
-        Session.capacity,
-        Session.shortfall_doses,
-    )
-    query = (
-        select(
-            *heads,
-            func.coalesce(func.sum(open_seats), 0),
-            func.coalesce(func.sum(Slot.booked), 0),
-        )
-        .outerjoin(Slot, Slot.session_id == Session.id)
-        .where(Session.store_id.in_(rows.ids), Session.status == "open")
-        .group_by(*heads)
-        .order_by(Session.id)
-    )
-    found = uow.session.execute(query).tuples().all()
-    for session_id, store_id, product_id, on_date, capacity, short, seats, booked in found:
-        if store_id not in rows.centres:  # added after the list was read
-            continue
         row = rows.at(store_id, product_id)
-        row.promises.append(rules.Promise(session_id, on_date, capacity))
-        row.open_capacity += rules.seats_left(capacity, short, int(seats), int(booked))
+        if row is not None:
+            recalled = lot_held or stock_rules.recalled(lot_id, rows.centres[store_id][2], scopes)
+            row.lines.append(rules.StockLine(doses, held, vvm, expiry, recalled))
 
 
-def _add_transit_and_rate(uow: UnitOfWork, rows: _Rows, since: dt.date, window_days: int) -> None:
-    transit = (
-        select(Shipment.to_store_id, Lot.product_id, func.sum(ShipmentLine.doses_issued))
-        .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
-        .join(Lot, Lot.id == ShipmentLine.lot_id)
-        .where(Shipment.to_store_id.in_(rows.ids), Shipment.status == "in_transit")
-        .group_by(Shipment.to_store_id, Lot.product_id)
-    )
-    for store_id, product_id, doses in uow.session.execute(transit).all():
-        if store_id in rows.centres:
-            rows.at(store_id, product_id).in_transit_doses = int(doses)
-    given = (
-        select(
-            SessionReport.store_id, SessionReport.product_id, func.sum(SessionReport.doses_given)
-        )
-        .where(SessionReport.store_id.in_(rows.ids), SessionReport.session_date >= since)
-        .group_by(SessionReport.store_id, SessionReport.product_id)
-    )
-    for store_id, product_id, doses in uow.session.execute(given).all():
-        if store_id in rows.centres:
-            rows.at(store_id, product_id).daily_doses = round(int(doses) / window_days, 2)
+def _add_sessions(uow: UnitOfWork, rows: _Rows, params: dict[str, Any]) -> None:
+    for session_id, store_id, product_id, on_date, capacity, short, seats, booked in _found(
+        uow, _SESSIONS, params
+    ):
+        row = rows.at(store_id, product_id)
+        if row is not None:
+            row.promises.append(rules.Promise(session_id, on_date, capacity))
+            row.open_capacity += rules.seats_left(capacity, short, int(seats), int(booked))
+
+
+def _add_transit_and_rate(uow: UnitOfWork, rows: _Rows, params: dict[str, Any]) -> None:
+    window_days = params["window_days"]
+    for in_transit, store_id, product_id, doses in _found(uow, _TRANSIT_AND_GIVEN, params):
+        row = rows.at(store_id, product_id)
+        if row is None:
+            continue
+        if in_transit:
+            row.in_transit_doses = int(doses)
+        else:
+            row.daily_doses = round(int(doses) / window_days, 2)
 
 
 def district_view(
@@ -369,14 +367,24 @@ def district_view(
     Days of stock = usable doses / doses given per day over the last `window_days` days of
     end-of-session reports (shared/domain.md: stock / daily consumption rate).
     """
-    rows = _Rows(
-        _centres(uow, district_id), {p.id: p for p in uow.session.scalars(select(Product))}
+    district = get_or_404(
+        uow, Store, district_id, f"no district store {district_id}", field="district_id"
     )
-    _add_stock(uow, rows)
-    _add_sessions(uow, rows)
-    _add_transit_and_rate(uow, rows, today - dt.timedelta(days=window_days), window_days)
+    params: dict[str, Any] = {
+        "subtree": subtree_pattern(district.path),
+        "district_id": district.id,
+        "since": today - dt.timedelta(days=window_days),
+        "window_days": window_days,
+    }
+    centres = {row[0]: tuple(row) for row in _found(uow, _CENTRES, params)}
+    products = {row[0]: tuple(row) for row in _found(uow, _PRODUCTS, {})}
+    rows = _Rows(centres, products)
+    _add_stock(uow, rows, params)
+    _add_sessions(uow, rows, params)
+    _add_transit_and_rate(uow, rows, params)
+    due = rules.due_date(on_date, today)
     for row in rows.values():
-        row.usable_doses = rules.usable_doses(row.lines, rules.due_date(on_date, today))
+        row.usable_doses = rules.usable_doses(row.lines, due)
         row.promised_doses = sum(p.doses for p in row.promises)
         row.available_doses = rules.doses_possible(row.lines, row.promises, on_date, today)
         row.days_of_stock = stock_rules.days_of_stock(row.usable_doses, row.daily_doses)

@@ -37,9 +37,23 @@ def get_or_404(
     return found
 
 
+# The escape character of subtree patterns: paths are made of digits and "/", so "/" itself is
+# doubled, and "%" or "_" (never in a path) would match only themselves.
+SUBTREE_ESCAPE = "/"
+
+
+def subtree_pattern(store_path: str) -> str:
+    """The LIKE pattern (escaped with SUBTREE_ESCAPE) of every path in the subtree at a path.
+
+    For statements built once with a bound pattern; in_subtree uses it too.
+    """
+    escaped = "".join(SUBTREE_ESCAPE + c if c in "/%_" else c for c in store_path)
+    return escaped + "%"
+
+
 def in_subtree(path_column: InstrumentedAttribute[str], store_path: str) -> ColumnElement[bool]:
     """Rows whose store path lies in the subtree at `store_path` (itself included)."""
-    return path_column.startswith(store_path, autoescape=True)
+    return path_column.like(subtree_pattern(store_path), escape=SUBTREE_ESCAPE)
 
 
 def id_in(session: Session, column: Any, ids: Collection[int]) -> ColumnElement[bool]:

@@ -108,3 +108,17 @@ def test_viewer_reads_but_has_no_write_permission():
 
 def test_acting_on_ones_own_account_needs_no_grant():
     assert policy.allows([], policy.write_rule("auth.Logout", "POST"), [])
+
+
+@pytest.mark.parametrize(
+    ("path", "pattern"),
+    [
+        ("/1/", "//1//%"),
+        ("/1/4/17/", "//1//4//17//%"),
+        ("/a_b%/", "//a/_b/%//%"),
+    ],
+)
+def test_a_subtree_pattern_escapes_the_path(path, pattern):
+    from logistics.services.lookup import subtree_pattern
+
+    assert subtree_pattern(path) == pattern

@@ -62,6 +62,8 @@ def number(value: Any, digits: int = 0) -> str:
     """A number with Indian grouping (12,34,567); '—' for none."""
     if value is None:
         return "—"
+    if digits == 0 and type(value) is int and _every_language_plain():
+        return _indian_grouping(value)  # the same in every language: no need to ask which
     code = _fmt_locale()
     if digits == 0 and type(value) is int and _plain_digits(code):
         return _indian_grouping(value)
@@ -79,6 +81,16 @@ def _indian_grouping(value: int) -> str:
         groups.insert(0, head[-2:])
         head = head[:-2]
     return ("-" if value < 0 else "") + ",".join(groups)
+
+
+@functools.lru_cache(maxsize=1)
+def _every_language_plain() -> bool:
+    """Whether every language of the pages writes whole numbers as _indian_grouping does.
+
+    Then a whole number's text does not depend on the request's language, which costs a look-up
+    in the request's context per number (a district's planner shows five hundred).
+    """
+    return all(_plain_digits(code) for code in FORMAT_LOCALES.values())
 
 
 @functools.lru_cache(maxsize=8)

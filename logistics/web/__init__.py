@@ -63,7 +63,7 @@ def _secret_key(settings: Settings) -> str:
 
 def init_web(app: Flask) -> None:
     """Serve the pages under / on this app: blueprint, session cookie, translations."""
-    from logistics.web import alert_text, i18n, views
+    from logistics.web import alert_text, i18n, urls, views
     from logistics.web.blueprint import web
 
     settings = app.extensions["coldchain"].settings
@@ -82,3 +82,4 @@ def init_web(app: Flask) -> None:
     app.jinja_env.filters["alert_text"] = alert_text.describe
     views.load()
     app.register_blueprint(web)
+    urls.install(app)

@@ -79,7 +79,7 @@ def init_web(app: Flask) -> None:
         SESSION_COOKIE_NAME="coldchain_session",
     )
     i18n.init_i18n(app, settings)
-    app.jinja_env.filters["alert_text"] = alert_text.describe
+    app.jinja_env.filters["alert_text"] = i18n.in_request_language(alert_text.describe)
     views.load()
     app.register_blueprint(web)
     urls.install(app)

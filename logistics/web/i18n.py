@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from babel import Locale, dates, numbers
 from flask import Flask, g, request
 from flask_babel import Babel, get_locale, get_translations
+from jinja2 import pass_context
 
 from logistics.config import Settings
 
@@ -179,6 +181,21 @@ def _time_text(code: str, style: str, time: dt.time) -> str:
     return _datetime_patterns(code, style)[2].apply(moment, _babel_locale(code))
 
 
+def in_request_language(function: Callable[..., Any]) -> Callable[..., Any]:
+    """A template filter whose text depends on the request's language.
+
+    Jinja folds a filter of constant arguments (`1|vvm`) into the compiled template, which is
+    compiled once per process: the text would stay in the language of the first request that
+    used the template. A filter that takes the template's context is never folded.
+    """
+
+    @pass_context
+    def in_language(_context: Any, *args: Any, **kwargs: Any) -> Any:
+        return function(*args, **kwargs)
+
+    return in_language
+
+
 def init_i18n(app: Flask, settings: Settings) -> None:
     """Install flask-babel with the pages' translations and the format filters."""
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(TRANSLATIONS)
@@ -187,14 +204,14 @@ def init_i18n(app: Flask, settings: Settings) -> None:
     from logistics.web.labels import attr_pairs, code_label, label, option_tags, vvm
 
     app.jinja_env.filters.update(
-        num=number,
-        day=date,
-        when=datetime,
-        label=label,
-        vvm=vvm,
+        num=in_request_language(number),
+        day=in_request_language(date),
+        when=in_request_language(datetime),
+        label=in_request_language(label),
+        vvm=in_request_language(vvm),
+        code_label=in_request_language(code_label),
         attr_pairs=attr_pairs,
         option_tags=option_tags,
-        code_label=code_label,
     )
     app.jinja_env.add_extension("jinja2.ext.i18n")
     # flask-babel's template gettext looks up the domain, the context and the locale again for

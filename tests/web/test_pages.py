@@ -342,3 +342,18 @@ def test_a_refusal_about_a_hidden_field_is_shown_on_the_form(person, demo, runti
     assert re.search(
         rf'role="alert">Conflict: shipment {shipment} is received<', again.get_data(as_text=True)
     )
+
+
+def test_each_request_shows_its_own_language_however_they_alternate(person, demo):
+    # The words, VVM labels and days of a page are kept per request (i18n.PageState): a request
+    # in one language must not leave them to the next request in the other.
+    client = person("state_officer", "MH-SVS-PUNE")
+    store = demo["stores"]["MH-SVS-PUNE"]
+    english = ("Recent movements", "Stage 1 (usable)")
+    hindi = ("हाल के लेन-देन", "चरण 1 (उपयोग योग्य)")
+    for language in ("hi", "en", "en", "hi", "en"):
+        page = client.get(f"/stores/{store}", headers={"Accept-Language": language})
+        text = page.get_data(as_text=True)
+        shown, other = (hindi, english) if language == "hi" else (english, hindi)
+        assert all(word in text for word in shown), (language, shown)
+        assert not any(word in text for word in other), (language, [w for w in other if w in text])

@@ -7,6 +7,7 @@ the site time zone (setting site.timezone).
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import functools
 from collections.abc import Callable
@@ -40,8 +41,51 @@ def language() -> str:
     return str(get_locale() or "en").split("_")[0]
 
 
+class PageState:
+    """What a request's formatting asks for again and again, found once per request.
+
+    A page formats hundreds of numbers, times, labels and strings, and each wants the request's
+    language, catalog or time zone. Flask keeps them behind `g`, `request` and `current_app`,
+    whose every access costs about as much as formatting a number. So the request's state is
+    kept in a context variable of its own, set when the request begins and cleared when it ends
+    (init_i18n). Outside a request, or if it was not set, `page_state()` is None and callers
+    take Flask's way: the state is only ever a shortcut to the same answers.
+    """
+
+    __slots__ = ("fmt_locale", "catalog", "zone", "shown")
+
+    def __init__(self) -> None:
+        self.fmt_locale: str | None = None
+        self.catalog: Any = None
+        self.zone: dt.tzinfo | None = None
+        self.shown: dict[tuple[str, object], str] = {}
+
+
+_PAGE_STATE: contextvars.ContextVar[PageState | None] = contextvars.ContextVar(
+    "coldchain_page_state", default=None
+)
+
+
+def page_state() -> PageState | None:
+    """This request's PageState, or None (then ask Flask)."""
+    return _PAGE_STATE.get()
+
+
+def _begin_page() -> None:
+    _PAGE_STATE.set(PageState())
+
+
+def _end_page(_error: BaseException | None = None) -> None:
+    _PAGE_STATE.set(None)
+
+
 def _fmt_locale() -> str:
     # Asked once per number: kept for the request (a district's table shows a thousand).
+    state = _PAGE_STATE.get()
+    if state is not None:
+        if state.fmt_locale is None:
+            state.fmt_locale = FORMAT_LOCALES.get(language(), "en_IN")
+        return state.fmt_locale
     try:
         return g.fmt_locale  # type: ignore[no-any-return]
     except AttributeError:
@@ -132,15 +176,25 @@ def _zone(name: str) -> dt.tzinfo:
     return dates.get_timezone(name)
 
 
+def _site_zone() -> dt.tzinfo:
+    from flask import current_app
+
+    state = _PAGE_STATE.get()
+    if state is not None and state.zone is not None:
+        return state.zone
+    zone = _zone(current_app.extensions["coldchain"].settings.site_timezone)
+    if state is not None:
+        state.zone = zone
+    return zone
+
+
 def datetime(value: dt.datetime | None, style: str = "short") -> str:
     """A timestamp shown in the site time zone (babel's format_datetime, patterns kept)."""
     if value is None:
         return "—"
-    from flask import current_app
-
     if value.tzinfo is None:  # naive means UTC, as babel takes it
         value = value.replace(tzinfo=dt.UTC)
-    local = value.astimezone(_zone(current_app.extensions["coldchain"].settings.site_timezone))
+    local = value.astimezone(_site_zone())
     code = _fmt_locale()
     joined, date_pattern, time_pattern = _datetime_patterns(code, style)
     if _parts_apart(code, style):
@@ -201,6 +255,8 @@ def init_i18n(app: Flask, settings: Settings) -> None:
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(TRANSLATIONS)
     app.config["BABEL_DEFAULT_TIMEZONE"] = settings.site_timezone
     Babel(app, locale_selector=select_language, timezone_selector=lambda: settings.site_timezone)
+    app.before_request(_begin_page)
+    app.teardown_request(_end_page)
     from logistics.web.labels import attr_pairs, code_label, label, option_tags, vvm
 
     app.jinja_env.filters.update(
@@ -226,7 +282,12 @@ def init_i18n(app: Flask, settings: Settings) -> None:
 
 
 def _catalog() -> Any:
-    """The request's translations (flask-babel's), kept on `g` for the rest of the request."""
+    """The request's translations (flask-babel's), kept for the rest of the request."""
+    state = _PAGE_STATE.get()
+    if state is not None:
+        if state.catalog is None:
+            state.catalog = get_translations()
+        return state.catalog
     try:
         return g.catalog
     except AttributeError:

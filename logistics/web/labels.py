@@ -9,6 +9,8 @@ from flask import g, has_request_context
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
+from logistics.web.i18n import page_state
+
 LABELS = {
     # severities and states
     "alarm": _l("Alarm"),
@@ -144,9 +146,13 @@ def vvm(stage: int | None) -> str:
 def _shown(key: tuple[str, object], translate: Callable[[], str]) -> str:
     # Translated once per request: a lot's trace or a store's stock shows the same few codes
     # hundreds of times, and each translation look-up costs tens of microseconds.
-    if not has_request_context():
+    state = page_state()
+    if state is not None:
+        shown = state.shown
+    elif has_request_context():
+        shown = g.setdefault("shown_labels", {})
+    else:
         return translate()
-    shown = g.setdefault("shown_labels", {})
     if key not in shown:
         shown[key] = translate()
     return shown[key]

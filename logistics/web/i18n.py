@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import functools
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from babel import Locale, dates, numbers
 from flask import Flask, g, request
 from flask_babel import Babel, get_locale, get_translations
 from jinja2 import pass_context
+from markupsafe import Markup
 
 from logistics.config import Settings
 
@@ -279,6 +281,36 @@ def init_i18n(app: Flask, settings: Settings) -> None:
         pgettext=lambda c, s: _catalog().upgettext(c, s),
         npgettext=lambda c, s, p, n: _catalog().unpgettext(c, s, p, n),
     )
+    app.jinja_env.globals["_"] = template_gettext
+
+
+# Each catalog's strings as a page shows them. flask-babel keeps one catalog per language for the
+# life of the process; the weak keys let a catalog it drops go with its strings.
+_SHOWN_STRINGS: weakref.WeakKeyDictionary[Any, dict[str, Markup]] = weakref.WeakKeyDictionary()
+_MAX_SHOWN_STRINGS = 5000  # templates hold a few hundred: a bound, should one translate text
+
+
+@pass_context
+def template_gettext(context: Any, string: str, /, **variables: Any) -> str:
+    """The templates' `_()`: Jinja's newstyle gettext, with a string's shown text kept.
+
+    Same answer as Jinja's: the translation is always a format string (`%%` shows one `%`), and
+    under autoescape it is markup whose variables are escaped. A page shows a hundred constant
+    strings, and each went through two context calls, a catalog look-up, a Markup and a `%`:
+    a string without variables is now looked up once per catalog.
+    """
+    catalog = _catalog()
+    if not context.eval_ctx.autoescape:
+        return str(catalog.ugettext(string) % variables)
+    if variables:
+        return Markup(catalog.ugettext(string)) % variables
+    shown = _SHOWN_STRINGS.get(catalog)
+    if shown is None or len(shown) >= _MAX_SHOWN_STRINGS:
+        shown = _SHOWN_STRINGS[catalog] = {}
+    text = shown.get(string)
+    if text is None:
+        text = shown[string] = Markup(catalog.ugettext(string)) % {}
+    return text
 
 
 def _catalog() -> Any:

@@ -11,12 +11,12 @@ import contextvars
 import datetime as dt
 import functools
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
 from babel import Locale, dates, numbers
-from flask import Flask, g, request
+from flask import Flask, g, has_request_context, request
 from flask_babel import Babel, get_locale, get_translations
 from jinja2 import pass_context
 from markupsafe import Markup
@@ -46,7 +46,7 @@ def language() -> str:
 class PageState:
     """What a request's formatting asks for again and again, found once per request.
 
-    A page formats hundreds of numbers, times, labels and strings, and each wants the request's
+    A page formats hundreds of numbers, times and strings, and each wants the request's
     language, catalog or time zone. Flask keeps them behind `g`, `request` and `current_app`,
     whose every access costs about as much as formatting a number. So the request's state is
     kept in a context variable of its own, set when the request begins and cleared when it ends
@@ -54,13 +54,12 @@ class PageState:
     take Flask's way: the state is only ever a shortcut to the same answers.
     """
 
-    __slots__ = ("fmt_locale", "catalog", "zone", "shown")
+    __slots__ = ("fmt_locale", "catalog", "zone")
 
     def __init__(self) -> None:
         self.fmt_locale: str | None = None
         self.catalog: Any = None
         self.zone: dt.tzinfo | None = None
-        self.shown: dict[tuple[str, object], str] = {}
 
 
 _PAGE_STATE: contextvars.ContextVar[PageState | None] = contextvars.ContextVar(
@@ -284,10 +283,33 @@ def init_i18n(app: Flask, settings: Settings) -> None:
     app.jinja_env.globals["_"] = template_gettext
 
 
-# Each catalog's strings as a page shows them. flask-babel keeps one catalog per language for the
-# life of the process; the weak keys let a catalog it drops go with its strings.
-_SHOWN_STRINGS: weakref.WeakKeyDictionary[Any, dict[str, Markup]] = weakref.WeakKeyDictionary()
-_MAX_SHOWN_STRINGS = 5000  # templates hold a few hundred: a bound, should one translate text
+# Texts as pages show them, per catalog: a template's strings (by the string) and the words of
+# codes (by a tuple). flask-babel keeps one catalog per language for the life of the process; the
+# weak keys let a catalog it drops go with its texts.
+_KEPT: weakref.WeakKeyDictionary[Any, dict[Hashable, Any]] = weakref.WeakKeyDictionary()
+_MAX_KEPT = 5000  # templates and codes make a few hundred: a bound, should one translate data
+
+
+def _kept(catalog: Any) -> dict[Hashable, Any]:
+    kept = _KEPT.get(catalog)
+    if kept is None or len(kept) >= _MAX_KEPT:
+        kept = _KEPT[catalog] = {}
+    return kept
+
+
+def kept_translation(key: tuple[Hashable, ...], translate: Callable[[], str]) -> str:
+    """translate() in the request's language, kept per language for later requests.
+
+    For the words of codes (labels): translate must give the same text for the same key in the
+    same language. Outside a request it is simply called.
+    """
+    if not has_request_context():
+        return translate()
+    kept = _kept(_catalog())
+    text = kept.get(key)
+    if text is None:
+        text = kept[key] = translate()
+    return str(text)
 
 
 @pass_context
@@ -304,12 +326,10 @@ def template_gettext(context: Any, string: str, /, **variables: Any) -> str:
         return str(catalog.ugettext(string) % variables)
     if variables:
         return Markup(catalog.ugettext(string)) % variables
-    shown = _SHOWN_STRINGS.get(catalog)
-    if shown is None or len(shown) >= _MAX_SHOWN_STRINGS:
-        shown = _SHOWN_STRINGS[catalog] = {}
-    text = shown.get(string)
+    kept = _kept(catalog)
+    text: Markup | None = kept.get(string)
     if text is None:
-        text = shown[string] = Markup(catalog.ugettext(string)) % {}
+        text = kept[string] = Markup(catalog.ugettext(string)) % {}
     return text
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import g, has_request_context
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
-from logistics.web.i18n import page_state
+from logistics.web.i18n import kept_translation
 
 LABELS = {
     # severities and states
@@ -144,18 +143,9 @@ def vvm(stage: int | None) -> str:
 
 
 def _shown(key: tuple[str, object], translate: Callable[[], str]) -> str:
-    # Translated once per request: a lot's trace or a store's stock shows the same few codes
+    # Translated once per language: a lot's trace or a store's stock shows the same few codes
     # hundreds of times, and each translation look-up costs tens of microseconds.
-    state = page_state()
-    if state is not None:
-        shown = state.shown
-    elif has_request_context():
-        shown = g.setdefault("shown_labels", {})
-    else:
-        return translate()
-    if key not in shown:
-        shown[key] = translate()
-    return shown[key]
+    return kept_translation(key, translate)
 
 
 def code_label(code: object) -> tuple[object, str]:

@@ -509,35 +509,51 @@ def unit_series(
 def _hour_buckets(
     uow: UnitOfWork, unit_id: int, start: dt.datetime, end: dt.datetime, width_s: int
 ) -> list[Bucket]:
+    return [
+        Bucket(bucket.astimezone(dt.UTC), int(count), low, avg, high)
+        for bucket, count, low, avg, high in _hour_rows(uow, unit_id, start, end, width_s)
+    ]
+
+
+def _hour_rows(
+    uow: UnitOfWork,
+    unit_id: int,
+    start: dt.datetime,
+    end: dt.datetime,
+    width_s: int,
+    epoch: bool = False,
+) -> Sequence[Any]:
+    """(start, count, low, mean, high) per bucket from the hourly aggregates; the start as a
+    timestamp, or with `epoch` in whole epoch seconds."""
     # An hour wide: the stored rows are the buckets (an index-only scan of the primary key, which
     # carries these columns). Wider: grouped with date_bin (epoch-aligned, as bucket_start);
     # numeric arithmetic on extract(epoch) cost four times as much on 720 hours.
     if width_s == HOUR_S:
+        bucket = "hour"
         query = (
-            "SELECT hour, readings, min_temp_c, sum_temp_c / readings, max_temp_c "
+            "SELECT {bucket}, readings, min_temp_c, sum_temp_c / readings, max_temp_c "
             "FROM reading_hours WHERE unit_id = :unit AND hour >= :first AND hour < :end "
             "ORDER BY hour"
         )
     else:
+        bucket = "date_bin(make_interval(secs => :width), hour, TIMESTAMPTZ 'epoch')"
         query = (
-            "SELECT date_bin(make_interval(secs => :width), hour, TIMESTAMPTZ 'epoch') AS bucket, "
+            "SELECT {bucket} AS bucket, "
             "sum(readings), min(min_temp_c), sum(sum_temp_c) / sum(readings), max(max_temp_c) "
             "FROM reading_hours WHERE unit_id = :unit AND hour >= :first AND hour < :end "
             "GROUP BY 1 ORDER BY 1"
         )
-    rows = uow.session.execute(
-        text(query),
+    if epoch:
+        bucket = f"date_part('epoch', {bucket})::bigint"
+    return uow.session.execute(
+        text(query.format(bucket=bucket)),
         {
             "width": width_s,
             "unit": unit_id,
             "first": start.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0),
             "end": end,
         },
-    )
-    return [
-        Bucket(bucket.astimezone(dt.UTC), int(count), low, avg, high)
-        for bucket, count, low, avg, high in rows.tuples().all()
-    ]
+    ).all()
 
 
 def rebuild_hours(uow: UnitOfWork, unit_ids: Iterable[int], since: dt.datetime) -> None:
@@ -747,6 +763,17 @@ def _detached(uow: UnitOfWork, result: R) -> R:
     return result
 
 
+@dataclasses.dataclass(frozen=True)
+class ChartColumns:
+    """A chart's buckets as columns (what it draws): starts in epoch seconds, low, mean, high."""
+
+    width_s: int
+    t: Sequence[int]
+    low: Sequence[float]
+    avg: Sequence[float]
+    high: Sequence[float]
+
+
 def unit_chart_series(
     uow: UnitOfWork,
     unit_id: int,
@@ -754,23 +781,40 @@ def unit_chart_series(
     end: dt.datetime,
     width_s: int,
     aggregate_after: dt.timedelta = AGGREGATE_AFTER,
-) -> tuple[int, list[Bucket]]:
-    """unit_series for the web app's charts: short ranges are bucketed by the database too.
+) -> ChartColumns:
+    """unit_series for the web app's charts, as columns; short ranges are bucketed by the
+    database too.
 
     Longer than `aggregate_after` (PostgreSQL): whole-hour buckets from the hourly aggregates
-    (a 30-day chart is 720 points whose min and max are the readings' own extremes).
+    (a 30-day chart is 720 points whose min and max are the readings' own extremes). The
+    database gives each bucket's start in epoch seconds, and the rows are turned into columns
+    at once: a day's chart is 1,440 buckets, which as objects with datetimes cost more than
+    the database's grouping.
     """
     if end - start <= aggregate_after or not is_postgres(uow.session):
-        return width_s, unit_chart_buckets(uow, unit_id, start, end, width_s)
-    return unit_series(uow, unit_id, start, end, width_s, aggregate_after)
+        return _columns(width_s, unit_chart_buckets(uow, unit_id, start, end, width_s))
+    width_s = -(-width_s // HOUR_S) * HOUR_S
+    _require_unit(uow, unit_id)
+    _require_range(start, end)
+    _require_bucket_count(start, end, width_s)
+    return _columns(width_s, _hour_rows(uow, unit_id, start, end, width_s, epoch=True))
+
+
+def _columns(width_s: int, rows: Sequence[Sequence[Any]]) -> ChartColumns:
+    # rows: (start in epoch seconds, count, low, mean, high)
+    if not rows:
+        return ChartColumns(width_s, [], [], [], [])
+    t, _counts, low, avg, high = zip(*rows, strict=True)
+    return ChartColumns(width_s, t, low, avg, high)
 
 
 def unit_chart_buckets(
     uow: UnitOfWork, unit_id: int, start: dt.datetime, end: dt.datetime, width_s: int
-) -> list[Bucket]:
-    """Min/avg/max per bucket of width_s seconds over [start, end), summed up by the database.
+) -> list[tuple[int, int, float, float, float]]:
+    """Min/avg/max per bucket of width_s seconds over [start, end), summed up by the database:
+    (start in epoch seconds, count, low, mean, high) per bucket.
 
-    Same answer as unit_buckets, but only the buckets leave the database (a 30-day chart of
+    Same buckets as unit_buckets, but only the buckets leave the database (a 30-day chart of
     one-minute readings sends 1,440 rows, not 43,200). The web app's charts read through here,
     so a store of hourly aggregates can later answer the wide buckets instead.
     """
@@ -798,13 +842,8 @@ def unit_chart_buckets(
         .group_by(slot)
         .order_by(slot)
     )
+    rows: Sequence[Any] = uow.session.execute(query).all()
     return [
-        Bucket(
-            dt.datetime.fromtimestamp(int(n) * width_s, dt.UTC),
-            int(count),
-            float(low),
-            float(avg),
-            float(high),
-        )
-        for n, count, low, avg, high in uow.session.execute(query).tuples().all()
+        (int(n) * width_s, int(count), float(low), float(avg), float(high))
+        for n, count, low, avg, high in rows
     ]

@@ -74,3 +74,40 @@ def test_the_day_chart_has_five_minute_buckets_that_keep_a_one_minute_spike(runt
     assert all(b - a == 300 for a, b in zip(data["t"], data["t"][1:], strict=False))
     assert max(data["max"]) == 9.75 and min(data["min"]) == 1.5
     assert sorted(data["avg"])[-1] == round((4 * 5.0 + 9.75) / 5, 2)  # the spike's bucket
+
+
+@pytest.mark.parametrize(("chart", "width"), [("24h", 300), ("7d", 3600), ("30d", 3600)])
+def test_each_point_starts_at_its_buckets_epoch_second(runtime, person, chart, width):
+    # Three readings placed in three buckets whose starts are known: each chart point says the
+    # epoch second its bucket starts at, with the bucket's own low, mean and high.
+    end = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    unit, district = _unit_with_logger(runtime, end - dt.timedelta(days=40))
+    # Inside the chart's range: three hours ago on the hour (day chart), else midnight UTC two
+    # days ago.
+    now_s = int(end.timestamp())
+    first = (now_s // 3600 - 3) * 3600 if chart == "24h" else (now_s // 86400 - 2) * 86400
+    placed = {  # bucket start -> temperatures in it
+        first: [4.0, 6.5],
+        first + 2 * width: [3.25],
+        first + 5 * width: [7.0, 7.5, 8.0],
+    }
+    batch = []
+    for start, temps in placed.items():
+        for index, temp in enumerate(temps):
+            ts = dt.datetime.fromtimestamp(start + 30 + index, dt.UTC)
+            batch.append(SensorReading(sensor_id="S-1", ts=ts, temp_c=temp, received_at=ts))
+    _record(runtime, batch, end)
+    page = person("district_officer", district).get(f"/units/{unit}/chart?range={chart}")
+    body = page.get_data(as_text=True)
+    data = json.loads(re.search(r'type="application/json"[^>]*>(.*?)</script>', body, re.S)[1])
+    shown = {
+        t: (low, avg, high)
+        for t, low, avg, high in zip(data["t"], data["min"], data["avg"], data["max"], strict=True)
+    }
+    assert data["bucket_s"] == width
+    assert shown == {
+        placed_start: expected
+        for placed_start, expected in zip(
+            placed, [(4.0, 5.25, 6.5), (3.25, 3.25, 3.25), (7.0, 7.5, 8.0)], strict=True
+        )
+    }

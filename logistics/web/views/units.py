@@ -41,15 +41,15 @@ def chart_data(
     """What the chart draws: buckets, the safe band, the excursions to shade (all from services)."""
     width_s = max(width_s, int((end - start).total_seconds() // MAX_POINTS) + 1)
     after = dt.timedelta(days=settings().readings_aggregate_after_days)
-    width_s, buckets = readings.unit_chart_series(uow, unit.id, start, end, width_s, after)
+    series = readings.unit_chart_series(uow, unit.id, start, end, width_s, after)
     found = excursions.list_excursions(
         uow, store_path=None, unit_id=unit.id, kind=None, open_only=False, since=start, until=end
     )
     return {
-        "t": [int(b.start.timestamp()) for b in buckets],
-        "avg": [round(b.avg_temp_c, 2) for b in buckets],
-        "min": [round(b.min_temp_c, 2) for b in buckets],
-        "max": [round(b.max_temp_c, 2) for b in buckets],
+        "t": list(series.t),
+        "avg": [round(x, 2) for x in series.avg],
+        "min": [round(x, 2) for x in series.low],
+        "max": [round(x, 2) for x in series.high],
         "band": [unit.min_temp_c, unit.max_temp_c],
         "excursions": [
             [
@@ -61,11 +61,11 @@ def chart_data(
         ],
         "start": int(start.timestamp()),
         "end": int(end.timestamp()),
-        "bucket_s": width_s,
+        "bucket_s": series.width_s,
         "tz": settings().site_timezone,
         "summary": {
-            "low": min((b.min_temp_c for b in buckets), default=None),
-            "high": max((b.max_temp_c for b in buckets), default=None),
+            "low": min(series.low, default=None),
+            "high": max(series.high, default=None),
             "excursions": found,
         },
     }

@@ -139,7 +139,8 @@ def lot_trace(
     """
     lot = catalog.get_lot(uow, lot_id)
     locations = _locations(uow, lot)
-    in_transit, lost = _transit(lot, _shipment_lines(uow, lot))
+    shipments = _shipment_lines(uow, lot)
+    in_transit, lost = _transit(lot, shipments)
     movements = _movements(uow, lot, limit, after_entry_id)
     full = limit is not None and len(movements) == limit
     return {
@@ -152,14 +153,16 @@ def lot_trace(
         "movements": movements,
         "next_after_entry_id": movements[-1]["entry_id"] if full else None,
         # Vaccines in transit (issue 18): every trip of the lot's doses, and in which carriers.
-        "trips": _trips(uow, lot.id),
+        "trips": _trips(uow, lot.id, shipments),
     }
 
 
-def _trips(uow: UnitOfWork, lot_id: int) -> list[dict[str, Any]]:
+def _trips(
+    uow: UnitOfWork, lot_id: int, shipments: list[tuple[ShipmentLine, Shipment]]
+) -> list[dict[str, Any]]:
     from logistics.services import transit
 
-    return transit.lot_trips(uow, lot_id)
+    return transit.lot_trips(uow, lot_id, shipments)
 
 
 def _consumed_by_product(uow: UnitOfWork, store_ids: Any, since: dt.datetime) -> dict[int, int]:

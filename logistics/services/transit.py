@@ -646,30 +646,59 @@ def carrier_stays(
     return [(unit, frm, to or end) for unit, frm, to in uow.session.execute(query).all()]
 
 
-def lot_trips(uow: UnitOfWork, lot_id: int) -> list[dict[str, Any]]:
-    """Where the lot's doses travelled, and in what: one row per shipment of the lot."""
-    rows = []
-    far = dt.datetime.max.replace(tzinfo=dt.UTC)
-    for line, shipment in lot_shipments(uow, lot_id, dt.datetime.min.replace(tzinfo=dt.UTC), far):
-        loads = loads_of(uow, shipment.id, lot_id)
-        rows.append(
-            {
-                "shipment_id": shipment.id,
-                "from_store_id": shipment.from_store_id,
-                "to_store_id": shipment.to_store_id,
-                "status": shipment.status,
-                "issued_at": shipment.issued_at,
-                "received_at": shipment.received_at,
-                "doses": line.doses_issued,
-                "carriers": [
-                    {
-                        "unit_id": load.carrier_unit_id,
-                        "code": uow.session.get(StorageUnit, load.carrier_unit_id).code,  # type: ignore[union-attr]
-                        "doses": load.doses,
-                    }
-                    for load in loads
-                ],
-                "held": bool(_holds_of(uow, shipment.id)),
-            }
+def lot_trips(
+    uow: UnitOfWork,
+    lot_id: int,
+    shipments: Sequence[tuple[ShipmentLine, Shipment]] | None = None,
+) -> list[dict[str, Any]]:
+    """Where the lot's doses travelled, and in what: one row per shipment of the lot.
+
+    `shipments`: the lot's shipment lines with their shipments, when the caller has read them
+    already (any order; cancelled ones are left out here). Carriers and holds are read for all
+    the trips at once: a national lot travels in thousands of shipments.
+    """
+    if shipments is None:
+        far = dt.datetime.max.replace(tzinfo=dt.UTC)
+        shipments = lot_shipments(uow, lot_id, dt.datetime.min.replace(tzinfo=dt.UTC), far)
+    trips = sorted(
+        (pair for pair in shipments if pair[1].status != "cancelled"),
+        key=lambda pair: (pair[1].issued_at, pair[1].id),
+    )
+    if not trips:
+        return []
+    of_lot = select(ShipmentLine.shipment_id).where(ShipmentLine.lot_id == lot_id)
+    carriers: dict[int, list[dict[str, Any]]] = {}
+    loads = (
+        select(
+            CarrierLoad.shipment_id,
+            CarrierLoad.carrier_unit_id,
+            StorageUnit.code,
+            CarrierLoad.doses,
         )
-    return rows
+        .join(StorageUnit, StorageUnit.id == CarrierLoad.carrier_unit_id)
+        .where(CarrierLoad.lot_id == lot_id)
+        .order_by(CarrierLoad.shipment_id, CarrierLoad.carrier_unit_id, CarrierLoad.id)
+    )
+    for shipment_id, unit_id, code, doses in uow.session.execute(loads).all():
+        carriers.setdefault(shipment_id, []).append(
+            {"unit_id": unit_id, "code": code, "doses": doses}
+        )
+    held = set(
+        uow.session.scalars(
+            select(TransitHold.shipment_id).where(TransitHold.shipment_id.in_(of_lot)).distinct()
+        )
+    )
+    return [
+        {
+            "shipment_id": shipment.id,
+            "from_store_id": shipment.from_store_id,
+            "to_store_id": shipment.to_store_id,
+            "status": shipment.status,
+            "issued_at": shipment.issued_at,
+            "received_at": shipment.received_at,
+            "doses": line.doses_issued,
+            "carriers": carriers.get(shipment.id, []),
+            "held": shipment.id in held,
+        }
+        for line, shipment in trips
+    ]

@@ -218,3 +218,47 @@ def test_a_box_left_warm_before_packing_holds_nothing_when_the_trip_is_in_range(
 
     assert _balance(uow, route.centre_ilr.id, route.lot.id).quarantined_doses == 0
     assert _trip_alerts(uow) == []
+
+
+def test_a_lots_trips_are_read_in_the_same_statements_however_many_there_are(runtime, uow):
+    # Trips in time order, each with its carriers and hold, and no statement per trip: a
+    # national lot travels in thousands of shipments and its trace page lists them.
+    from sqlalchemy import event
+
+    from logistics.services import trace
+
+    route, t0, frozen = frozen_trip_received(runtime, uow)
+
+    def trace_and_count() -> tuple[list, int]:
+        statements = [0]
+
+        def count(*_args):
+            statements[0] += 1
+
+        engine = uow.session.get_bind()
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            uow.session.expire_all()
+            trips = trace.lot_trace(uow, route.lot.id)["trips"]
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        return trips, statements[0]
+
+    one_trip, statements_for_one = trace_and_count()
+    later = [
+        issue_in_box(uow, route, doses, t0 + dt.timedelta(hours=hours), f"issue-more-{hours}")
+        for hours, doses in ((5, 40), (6, 60))
+    ]
+    trips, statements_for_three = trace_and_count()
+    assert statements_for_three == statements_for_one
+    assert [t["shipment_id"] for t in one_trip] == [frozen]
+    assert [(t["shipment_id"], t["doses"], t["status"], t["held"]) for t in trips] == [
+        (frozen, 300, "received", True),
+        (later[0], 40, "in_transit", False),
+        (later[1], 60, "in_transit", False),
+    ]
+    assert [t["carriers"] for t in trips] == [
+        [{"unit_id": route.cold_box.id, "code": "CB-1", "doses": 300}],
+        [{"unit_id": route.cold_box.id, "code": "CB-1", "doses": 40}],
+        [{"unit_id": route.cold_box.id, "code": "CB-1", "doses": 60}],
+    ]

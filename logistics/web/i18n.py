@@ -54,12 +54,13 @@ class PageState:
     take Flask's way: the state is only ever a shortcut to the same answers.
     """
 
-    __slots__ = ("fmt_locale", "catalog", "zone")
+    __slots__ = ("fmt_locale", "catalog", "zone", "kept")
 
     def __init__(self) -> None:
         self.fmt_locale: str | None = None
         self.catalog: Any = None
         self.zone: dt.tzinfo | None = None
+        self.kept: dict[Hashable, Any] | None = None  # the catalog's kept texts (_kept)
 
 
 _PAGE_STATE: contextvars.ContextVar[PageState | None] = contextvars.ContextVar(
@@ -303,9 +304,15 @@ def kept_translation(key: tuple[Hashable, ...], translate: Callable[[], str]) ->
     For the words of codes (labels): translate must give the same text for the same key in the
     same language. Outside a request it is simply called.
     """
-    if not has_request_context():
+    state = _PAGE_STATE.get()
+    if state is not None:
+        if state.kept is None:
+            state.kept = _kept(_catalog())
+        kept = state.kept
+    elif has_request_context():
+        kept = _kept(_catalog())
+    else:
         return translate()
-    kept = _kept(_catalog())
     text = kept.get(key)
     if text is None:
         text = kept[key] = translate()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from logistics.db import UnitOfWork
 from logistics.domain.errors import Conflict, Invalid, NotFound
@@ -132,18 +132,47 @@ def list_stores(
     return list(uow.session.scalars(query))
 
 
+# Rows for the lists and choices of pages, read with statements built once on the tables (Core):
+# plain rows with the columns as attributes, no ORM objects. A store page reads several of these
+# on every request, and building, keying and loading them through the ORM cost more than the
+# database's answers.
+_stores, _units, _products = Store.__table__.c, StorageUnit.__table__.c, Product.__table__.c
+_CHILD_STORES = (
+    select(_stores.id, _stores.code, _stores.name, _stores.level_code, _stores.path)
+    .where(_stores.parent_id == bindparam("parent_id"))
+    .order_by(_stores.path)
+)
+_UNITS_OF_STORE = (
+    select(
+        _units.id, _units.store_id, _units.code, _units.kind, _units.min_temp_c, _units.max_temp_c
+    )
+    .where(_units.store_id == bindparam("store_id"))
+    .order_by(_units.id)
+)
+_PRODUCTS = select(_products.id, _products.code, _products.name, _products.doses_per_vial).order_by(
+    _products.code
+)
+
+
 def child_store_rows(uow: UnitOfWork, parent_id: int) -> list[Any]:
     """The children of a store as plain rows (id, code, name, level_code, path), in path order.
 
     For lists and choices of a page: a district's hundred centres as ORM objects (with their
     level) cost a page more than the rest of its queries.
     """
-    query = (
-        select(Store.id, Store.code, Store.name, Store.level_code, Store.path)
-        .where(Store.parent_id == parent_id)
-        .order_by(Store.path)
-    )
-    return list(uow.session.execute(query).all())
+    return list(uow.session.execute(_CHILD_STORES, {"parent_id": parent_id}).all())
+
+
+def unit_rows(uow: UnitOfWork, store_id: int) -> list[Any]:
+    """A store's storage units as plain rows (id, store_id, code, kind, min_temp_c,
+    max_temp_c), in id order: list_units for a page's links and choices."""
+    return list(uow.session.execute(_UNITS_OF_STORE, {"store_id": store_id}).all())
+
+
+def product_rows(uow: UnitOfWork) -> list[Any]:
+    """Every product as a plain row (id, code, name, doses_per_vial), in code order: for a
+    page's choices."""
+    return list(uow.session.execute(_PRODUCTS).all())
 
 
 def create_unit(

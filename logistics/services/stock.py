@@ -903,6 +903,19 @@ def list_shipments(
     return list(uow.session.scalars(query))
 
 
+def shipments_coming_to(uow: UnitOfWork, store_id: int, limit: int = 500) -> list[Shipment]:
+    """Shipments in transit to one store, newest first, with their lines and lots (what its
+    receive form offers; not the store's own issues on their way out)."""
+    query = (
+        select(Shipment)
+        .where(Shipment.to_store_id == store_id, Shipment.status == "in_transit")
+        .options(selectinload(Shipment.lines).joinedload(ShipmentLine.lot))
+        .order_by(Shipment.id.desc())
+        .limit(limit)
+    )
+    return list(uow.session.scalars(query))
+
+
 def get_shipment(uow: UnitOfWork, shipment_id: int) -> Shipment:
     """One shipment with its lines."""
     shipment = get_or_404(

@@ -357,3 +357,27 @@ def test_each_request_shows_its_own_language_however_they_alternate(person, demo
         shown, other = (hindi, english) if language == "hi" else (english, hindi)
         assert all(word in text for word in shown), (language, shown)
         assert not any(word in text for word in other), (language, [w for w in other if w in text])
+
+
+def test_the_receive_form_offers_the_shipments_coming_to_the_store_not_those_leaving(
+    person, demo
+):
+    district, centre = demo["stores"]["MH-DVS-PUNE"], demo["stores"]["PUN-PHC-KHED"]
+    sender = person("district_officer", "MH-DVS-PUNE")
+    html, token = _form(sender, f"/stores/{district}")
+    data = {
+        "csrf_token": token,
+        "client_id": str(uuid.uuid4()),
+        "to_store_id": centre,
+        "product_id": demo["products"]["COVISHIELD"],
+        "doses": 20,
+    }
+    issued = sender.post(f"/stores/{district}/forms/issue", data=data)
+    assert issued.status_code == 303
+
+    page = person("centre_officer", "PUN-PHC-KHED").get(f"/stores/{centre}")
+    coming = re.search(r'id="form-receive".*?</section>', page.get_data(as_text=True), re.S)[0]
+    (shipment,) = re.findall(r'name="shipment_id" value="(\d+)"', coming)
+    assert f"Shipment {shipment}" in coming and 'max="20"' in coming
+    # The sender's page has no receive form: its shipment is leaving, not coming.
+    assert 'id="form-receive"' not in sender.get(f"/stores/{district}").get_data(as_text=True)

@@ -328,19 +328,15 @@ def _page_data(uow: UnitOfWork, store_id: int) -> dict[str, Any]:
         window_days=config.ledger_consumption_window_days,
         site_timezone=config.site_timezone,
     )
-    units = catalog.list_units(uow, store_id=store_id)
-    incoming = [
-        s
-        for s in stock.list_shipments(uow, store_id=store_id, status="in_transit")
-        if s.to_store_id == store_id
-    ]
+    units = catalog.unit_rows(uow, store_id)
+    incoming = stock.shipments_coming_to(uow, store_id)
     return {
         "store": store,
         "stock": stock_view,
         "units": units,
         "unit_codes": {unit.id: unit.code for unit in units},
         "children": catalog.child_store_rows(uow, store_id),
-        "products": catalog.list_products(uow),
+        "products": catalog.product_rows(uow),
         "lots": [lot for product in stock_view["products"] for lot in product["lots"]],
         "incoming": incoming,
         "movements": stock.recent_movements(uow, store_id=store_id, limit=RECENT_MOVEMENTS),
@@ -404,7 +400,7 @@ def fefo(store_id: int) -> Any:
             if product_id
             else {}
         )
-        units = {unit.id: unit.code for unit in catalog.list_units(uow, store_id=store_id)}
+        units = {unit.id: unit.code for unit in catalog.unit_rows(uow, store_id)}
         return render_template("store/_fefo.html", picks=picks, error=error, lots=lots, units=units)
 
 

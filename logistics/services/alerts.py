@@ -630,6 +630,21 @@ def set_stock_level(
     return level
 
 
+def open_alert_counts(uow: UnitOfWork, *, store_path: str) -> list[tuple[str, str, str, int]]:
+    """How many alerts are not yet resolved in a store subtree, per store path, kind and
+    severity: what status tiles colour and count, however many alerts are open."""
+    query = (
+        select(Alert.store_path, Alert.kind, Alert.severity, func.count())
+        .where(Alert.state != "resolved", in_subtree(Alert.store_path, store_path))
+        .group_by(Alert.store_path, Alert.kind, Alert.severity)
+    )
+    return [(path, kind, severity, int(n)) for path, kind, severity, n in _rows(uow, query)]
+
+
+def _rows(uow: UnitOfWork, query: Any) -> list[Any]:
+    return list(uow.session.execute(query).all())
+
+
 def open_alerts(uow: UnitOfWork, *, store_path: str | None, limit: int = 200) -> list[Alert]:
     """Alerts not yet resolved in a store subtree (None: everywhere), alarms first, newest first."""
     from sqlalchemy import case

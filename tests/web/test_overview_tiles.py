@@ -6,7 +6,9 @@ import datetime as dt
 import re
 
 import pytest
+from sqlalchemy import select
 
+from logistics.models.alerts import Alert
 from logistics.services.alerts import raise_alert
 from tests.support.alerts_fixtures import make_tree
 
@@ -39,6 +41,15 @@ def test_each_tile_shows_the_worst_alert_of_its_subtree(runtime, person):
         _alert(uow, tree.district, "sensor_low_battery", "warning", "3")
         _alert(uow, tree.other_centre, "lot_expiring", "warning", "4")
         _alert(uow, tree.state, "stock_out", "alarm", "5")  # the state's own: on no tile
+        # Two more heat alarms at the centre (other subjects) and a resolved one: 2 more, not 3.
+        _alert(uow, tree.centre, "heat_alarm", "alarm", "6")
+        _alert(uow, tree.centre, "heat_alarm", "alarm", "7")
+        _alert(uow, tree.centre, "heat_alarm", "alarm", "8")
+        uow.session.flush()
+        resolved = uow.session.scalars(
+            select(Alert).where(Alert.subject_id == "8", Alert.kind == "heat_alarm")
+        ).one()
+        resolved.state = "resolved"
         uow.commit()
         state, names = tree.state.id, (tree.district.name, tree.other_district.name)
     page = person("state_officer", state).get(f"/overview/{state}").get_data(as_text=True)
@@ -48,6 +59,6 @@ def test_each_tile_shows_the_worst_alert_of_its_subtree(runtime, person):
         for tile in re.findall(r'<li class="tile">(.*?)</li>', page, re.S)
     }
     assert tiles == {
-        names[0]: ["warning", "alarm", "3"],  # stock, temperature, open alerts
+        names[0]: ["warning", "alarm", "5"],  # stock, temperature, open alerts
         names[1]: ["warning", "ok", "1"],
     }

@@ -359,9 +359,7 @@ def test_each_request_shows_its_own_language_however_they_alternate(person, demo
         assert not any(word in text for word in other), (language, [w for w in other if w in text])
 
 
-def test_the_receive_form_offers_the_shipments_coming_to_the_store_not_those_leaving(
-    person, demo
-):
+def test_the_receive_form_offers_the_shipments_coming_to_the_store_not_those_leaving(person, demo):
     district, centre = demo["stores"]["MH-DVS-PUNE"], demo["stores"]["PUN-PHC-KHED"]
     sender = person("district_officer", "MH-DVS-PUNE")
     html, token = _form(sender, f"/stores/{district}")

@@ -25,21 +25,23 @@ RANK = {None: 0, "info": 1, "warning": 2, "alarm": 3}
 MOVEMENTS_PAGE = 50
 
 
-def _worst(alerts: list[tuple[str, str, str]], kinds: frozenset[str]) -> str | None:
+def _worst(alerts: list[tuple[str, str, int]], kinds: frozenset[str]) -> str | None:
     """The most severe open alert of these kinds (None: all clear), for a tile's colour."""
-    found = [severity for _path, kind, severity in alerts if kind in kinds]
+    found = [severity for kind, severity, _count in alerts if kind in kinds]
     return max(found, key=lambda s: RANK.get(s, 0)) if found else None
 
 
-def _tiles(store: Store, children: list[Any], alerts: list[Any]) -> list[dict[str, Any]]:
-    # Each open alert to the child whose subtree holds it: the id after the store's own in the
-    # alert's path (one pass over the alerts, not one per child).
+def _tiles(
+    store: Store, children: list[Any], counts: list[tuple[str, str, str, int]]
+) -> list[dict[str, Any]]:
+    # Each count of open alerts to the child whose subtree holds it: the id after the store's own
+    # in the path (one pass over the counts, not one per child).
     depth = len(path_ids(store.path))
-    by_child: dict[str, list[tuple[str, str, str]]] = {str(child.id): [] for child in children}
-    for a in alerts:
-        ids = path_ids(a.store_path)
+    by_child: dict[str, list[tuple[str, str, int]]] = {str(child.id): [] for child in children}
+    for path, kind, severity, count in counts:
+        ids = path_ids(path)
         if len(ids) > depth and ids[depth] in by_child:
-            by_child[ids[depth]].append((a.store_path, a.kind, a.severity))
+            by_child[ids[depth]].append((kind, severity, count))
     tiles = []
     for child in children:
         mine = by_child[str(child.id)]
@@ -48,7 +50,7 @@ def _tiles(store: Store, children: list[Any], alerts: list[Any]) -> list[dict[st
                 "store": child,
                 "stock": _worst(mine, SUPPLY_KINDS),
                 "temperature": _worst(mine, TEMPERATURE_KINDS),
-                "alerts": len(mine),
+                "alerts": sum(count for _kind, _severity, count in mine),
             }
         )
     return tiles
@@ -60,8 +62,8 @@ def overview(store_id: int) -> str:
     with access.read_uow() as uow:
         store = access.visible_store(uow, store_id)
         children = catalog.child_store_rows(uow, store_id)
-        alerts = alerts_service.open_alerts(uow, store_path=store.path, limit=5000)
-        return render_template("overview.html", store=store, tiles=_tiles(store, children, alerts))
+        counts = alerts_service.open_alert_counts(uow, store_path=store.path)
+        return render_template("overview.html", store=store, tiles=_tiles(store, children, counts))
 
 
 @web.route("/overview/<int:store_id>/planner")

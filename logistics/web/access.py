@@ -176,7 +176,11 @@ def home_stores(uow: UnitOfWork) -> list[Store]:
 
 def subtree_path(uow: UnitOfWork) -> str | None:
     """The single subtree the user's home shows (None: the whole network)."""
-    stores = home_stores(uow)
-    if any(grant.store_path is None for grant in principal().grants) or not stores:
+    paths = {grant.store_path for grant in principal().grants}
+    if None in paths or not paths:
         return None
-    return stores[0].path
+    if len(paths) == 1:
+        # A grant's path is its store's (read with the principal): nothing more to read.
+        return paths.pop()
+    stores = home_stores(uow)
+    return stores[0].path if stores else None

@@ -131,3 +131,34 @@ def test_a_pages_unit_of_work_reads_each_statement_apart_and_refuses_to_write(ap
     with app.test_request_context("/", method="POST"), access.read_uow() as uow:
         first = uow.session.scalar(select(func.now()))
         assert uow.session.scalar(select(func.now())) == first
+
+
+@pytest.mark.parametrize(
+    ("grants", "expected"),
+    [
+        ([("district_officer", "MH-DVS-PUNE")], "MH-DVS-PUNE"),
+        ([("district_officer", "MH-DVS-PUNE"), ("planner", "MH-DVS-PUNE")], "MH-DVS-PUNE"),
+        ([("district_officer", "MH-DVS-NASHIK"), ("viewer", "MH-SVS-PUNE")], "MH-SVS-PUNE"),
+        ([("admin", None)], None),
+        ([("district_officer", "MH-DVS-PUNE"), ("viewer", None)], None),
+    ],
+)
+def test_the_home_subtree_is_the_one_grant_s_or_the_first_by_path(app, demo, grants, expected):
+    # MH-SVS-PUNE (the state store, path /1/) comes before MH-DVS-NASHIK (/1/<id>/) by path.
+    from flask import g
+
+    from logistics.domain.policy import Grant, Role
+    from logistics.models.catalog import Store
+    from logistics.services.auth import Principal
+    from logistics.web import access
+
+    runtime = app.extensions["coldchain"]
+    with runtime.uow() as uow:
+        paths = {
+            code: uow.session.get(Store, store_id).path for code, store_id in demo["stores"].items()
+        }
+    principal = Principal(1, "someone", tuple(Grant(Role(r), paths.get(c)) for r, c in grants))
+    with app.test_request_context("/"), runtime.uow() as uow:
+        g.principal = principal
+        found = access.subtree_path(uow)
+    assert found == (paths[expected] if expected else None)

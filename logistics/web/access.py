@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import g, request, session
 from sqlalchemy import event
+from sqlalchemy.orm import Session as OrmSession
 
 from logistics.api.context import new_uow
 from logistics.auth.web import principal_of
@@ -67,7 +68,7 @@ def read_uow() -> Iterator[UnitOfWork]:
     uow = g.get(READ_UOW_KEY)
     if uow is None:
         uow = new_uow().__enter__()
-        event.listen(uow.session, "before_flush", _refuse_writes)
+        uow.session.info[READ_ONLY] = True  # _refuse_writes looks (listening to every session)
         uow.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         g.read_uow = uow
     yield uow
@@ -77,10 +78,16 @@ class ReadOnlyPage(RuntimeError):
     """A page's reading unit of work was asked to write."""
 
 
-def _refuse_writes(*_args: object) -> None:
-    raise ReadOnlyPage(
-        "a page asked for with GET reads only; writes take a unit of work of their own"
-    )
+READ_ONLY = "coldchain_read_only"
+
+
+@event.listens_for(OrmSession, "before_flush")
+def _refuse_writes(session: OrmSession, *_args: object) -> None:
+    # Registered once for all sessions (listening per session cost each page an event set-up).
+    if session.info.get(READ_ONLY):
+        raise ReadOnlyPage(
+            "a page asked for with GET reads only; writes take a unit of work of their own"
+        )
 
 
 def close_read_uow(_error: BaseException | None = None) -> None:

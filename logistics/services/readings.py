@@ -826,10 +826,13 @@ def unit_chart_buckets(
         raise Invalid(f"more than {MAX_BUCKETS} buckets", field="bucket")
     epoch: ColumnElement[Any]
     if is_postgres(uow.session):
-        epoch = func.date_part("epoch", Reading.ts)  # double precision: cheaper than numeric
+        # double precision, and typed so: an untyped value divided by a whole number is cast to
+        # NUMERIC by SQLAlchemy (true division), and numeric arithmetic over a day's readings
+        # cost the day chart most of its time in the database.
+        epoch = func.date_part("epoch", Reading.ts, type_=Float())
     else:
         epoch = cast(func.strftime("%s", Reading.ts), Integer)
-    slot = func.floor(epoch / width_s).label("slot")
+    slot = func.floor(epoch / float(width_s)).label("slot")
     query = (
         select(
             slot,

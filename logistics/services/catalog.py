@@ -9,6 +9,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import bindparam, select
+from sqlalchemy.orm import joinedload
 
 from logistics.db import UnitOfWork
 from logistics.domain.errors import Conflict, Invalid, NotFound
@@ -40,6 +41,15 @@ def get_store(uow: UnitOfWork, store_id: int, field: str = "store_id") -> Store:
 def get_unit(uow: UnitOfWork, unit_id: int, field: str = "unit_id") -> StorageUnit:
     """The storage unit with this id, or NotFound naming `field`."""
     return _get(uow, StorageUnit, unit_id, field)
+
+
+def unit_with_store(uow: UnitOfWork, unit_id: int) -> StorageUnit | None:
+    """The storage unit with its store, read in one statement (None: no such unit).
+
+    The unit holds its store, so later look-ups of that store in the unit of work (a check of
+    who may see it, `unit.store`) find it there instead of reading it again.
+    """
+    return uow.session.get(StorageUnit, unit_id, options=[joinedload(StorageUnit.store)])
 
 
 def get_product(uow: UnitOfWork, product_id: int, field: str = "product_id") -> Product:

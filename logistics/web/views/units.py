@@ -28,7 +28,7 @@ MAX_POINTS = 2000
 
 def visible_unit(uow: UnitOfWork, unit_id: int) -> Any:
     """The unit, if the user may see its store."""
-    unit = catalog.get_unit(uow, unit_id) if 0 < unit_id < 2**31 else None
+    unit = catalog.unit_with_store(uow, unit_id) if 0 < unit_id < 2**31 else None
     if unit is None:
         raise NotFound(f"no unit {unit_id}")
     access.visible_store(uow, unit.store_id)

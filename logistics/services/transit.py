@@ -621,12 +621,7 @@ def shipment_trip(uow: UnitOfWork, settings: Settings, *, shipment_id: int) -> d
         entry["lots"].append({"lot_id": load.lot_id, "doses": load.doses})
     trip_holds = _holds_of(uow, shipment.id)
     return {
-        "shipment_id": shipment.id,
-        "from_store_id": shipment.from_store_id,
-        "to_store_id": shipment.to_store_id,
-        "status": shipment.status,
-        "issued_at": shipment.issued_at,
-        "received_at": shipment.received_at,
+        **_trip_head(shipment),
         "held": bool(trip_holds),
         "carriers": list(carriers.values()),
         "holds": trip_holds,
@@ -644,6 +639,18 @@ def carrier_stays(
         .order_by(Shipment.issued_at, CarrierLoad.carrier_unit_id)
     )
     return [(unit, frm, to or end) for unit, frm, to in uow.session.execute(query).all()]
+
+
+def _trip_head(shipment: Shipment) -> dict[str, Any]:
+    """What a trip's row says of its shipment: which, from where to where, its state, when."""
+    return {
+        "shipment_id": shipment.id,
+        "from_store_id": shipment.from_store_id,
+        "to_store_id": shipment.to_store_id,
+        "status": shipment.status,
+        "issued_at": shipment.issued_at,
+        "received_at": shipment.received_at,
+    }
 
 
 def lot_trips(
@@ -690,12 +697,7 @@ def lot_trips(
     )
     return [
         {
-            "shipment_id": shipment.id,
-            "from_store_id": shipment.from_store_id,
-            "to_store_id": shipment.to_store_id,
-            "status": shipment.status,
-            "issued_at": shipment.issued_at,
-            "received_at": shipment.received_at,
+            **_trip_head(shipment),
             "doses": line.doses_issued,
             "carriers": carriers.get(shipment.id, []),
             "held": shipment.id in held,

@@ -63,7 +63,7 @@ def _secret_key(settings: Settings) -> str:
 
 def init_web(app: Flask) -> None:
     """Serve the pages under / on this app: blueprint, session cookie, translations."""
-    from logistics.web import alert_text, i18n, urls, views
+    from logistics.web import alert_text, i18n, labels, urls, views
     from logistics.web.blueprint import web
 
     settings = app.extensions["coldchain"].settings
@@ -79,7 +79,14 @@ def init_web(app: Flask) -> None:
         SESSION_COOKIE_NAME="coldchain_session",
     )
     i18n.init_i18n(app, settings)
-    app.jinja_env.filters["alert_text"] = i18n.in_request_language(alert_text.describe)
+    app.jinja_env.filters.update(
+        label=i18n.in_request_language(labels.label),
+        vvm=i18n.in_request_language(labels.vvm),
+        code_label=i18n.in_request_language(labels.code_label),
+        alert_text=i18n.in_request_language(alert_text.describe),
+        attr_pairs=labels.attr_pairs,
+        option_tags=labels.option_tags,
+    )
     views.load()
     app.register_blueprint(web)
     urls.install(app)

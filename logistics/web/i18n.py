@@ -259,17 +259,10 @@ def init_i18n(app: Flask, settings: Settings) -> None:
     Babel(app, locale_selector=select_language, timezone_selector=lambda: settings.site_timezone)
     app.before_request(_begin_page)
     app.teardown_request(_end_page)
-    from logistics.web.labels import attr_pairs, code_label, label, option_tags, vvm
-
     app.jinja_env.filters.update(
         num=in_request_language(number),
         day=in_request_language(date),
         when=in_request_language(datetime),
-        label=in_request_language(label),
-        vvm=in_request_language(vvm),
-        code_label=in_request_language(code_label),
-        attr_pairs=attr_pairs,
-        option_tags=option_tags,
     )
     app.jinja_env.add_extension("jinja2.ext.i18n")
     # flask-babel's template gettext looks up the domain, the context and the locale again for

@@ -50,8 +50,8 @@ class PageState:
     language, catalog or time zone. Flask keeps them behind `g`, `request` and `current_app`,
     whose every access costs about as much as formatting a number. So the request's state is
     kept in a context variable of its own, set when the request begins and cleared when it ends
-    (init_i18n). Outside a request, or if it was not set, `page_state()` is None and callers
-    take Flask's way: the state is only ever a shortcut to the same answers.
+    (init_i18n). Outside a request, or if it was not set, `_per_request` keeps a value on `g` as
+    before: the state is only ever a shortcut to the same answers.
     """
 
     __slots__ = ("fmt_locale", "catalog", "zone", "kept")
@@ -68,11 +68,6 @@ _PAGE_STATE: contextvars.ContextVar[PageState | None] = contextvars.ContextVar(
 )
 
 
-def page_state() -> PageState | None:
-    """This request's PageState, or None (then ask Flask)."""
-    return _PAGE_STATE.get()
-
-
 def _begin_page() -> None:
     _PAGE_STATE.set(PageState())
 
@@ -81,18 +76,22 @@ def _end_page(_error: BaseException | None = None) -> None:
     _PAGE_STATE.set(None)
 
 
+def _per_request(name: str, find: Callable[[], Any]) -> Any:
+    """The request's value of a PageState slot, found once: kept in the request's PageState, or
+    on `g` when the request has none (a request context made without before_request)."""
+    holder: Any = _PAGE_STATE.get()
+    if holder is None:
+        holder = g
+    value = getattr(holder, name, None)
+    if value is None:
+        value = find()
+        setattr(holder, name, value)
+    return value
+
+
 def _fmt_locale() -> str:
     # Asked once per number: kept for the request (a district's table shows a thousand).
-    state = _PAGE_STATE.get()
-    if state is not None:
-        if state.fmt_locale is None:
-            state.fmt_locale = FORMAT_LOCALES.get(language(), "en_IN")
-        return state.fmt_locale
-    try:
-        return g.fmt_locale  # type: ignore[no-any-return]
-    except AttributeError:
-        g.fmt_locale = FORMAT_LOCALES.get(language(), "en_IN")
-        return g.fmt_locale  # type: ignore[no-any-return]
+    return str(_per_request("fmt_locale", lambda: FORMAT_LOCALES.get(language(), "en_IN")))
 
 
 @functools.lru_cache(maxsize=16)
@@ -181,12 +180,9 @@ def _zone(name: str) -> dt.tzinfo:
 def _site_zone() -> dt.tzinfo:
     from flask import current_app
 
-    state = _PAGE_STATE.get()
-    if state is not None and state.zone is not None:
-        return state.zone
-    zone = _zone(current_app.extensions["coldchain"].settings.site_timezone)
-    if state is not None:
-        state.zone = zone
+    zone: dt.tzinfo = _per_request(
+        "zone", lambda: _zone(current_app.extensions["coldchain"].settings.site_timezone)
+    )
     return zone
 
 
@@ -297,15 +293,9 @@ def kept_translation(key: tuple[Hashable, ...], translate: Callable[[], str]) ->
     For the words of codes (labels): translate must give the same text for the same key in the
     same language. Outside a request it is simply called.
     """
-    state = _PAGE_STATE.get()
-    if state is not None:
-        if state.kept is None:
-            state.kept = _kept(_catalog())
-        kept = state.kept
-    elif has_request_context():
-        kept = _kept(_catalog())
-    else:
+    if not has_request_context():
         return translate()
+    kept: dict[Hashable, Any] = _per_request("kept", lambda: _kept(_catalog()))
     text = kept.get(key)
     if text is None:
         text = kept[key] = translate()
@@ -335,13 +325,4 @@ def template_gettext(context: Any, string: str, /, **variables: Any) -> str:
 
 def _catalog() -> Any:
     """The request's translations (flask-babel's), kept for the rest of the request."""
-    state = _PAGE_STATE.get()
-    if state is not None:
-        if state.catalog is None:
-            state.catalog = get_translations()
-        return state.catalog
-    try:
-        return g.catalog
-    except AttributeError:
-        g.catalog = get_translations()
-        return g.catalog
+    return _per_request("catalog", get_translations)

@@ -654,19 +654,14 @@ def _trip_head(shipment: Shipment) -> dict[str, Any]:
 
 
 def lot_trips(
-    uow: UnitOfWork,
-    lot_id: int,
-    shipments: Sequence[tuple[ShipmentLine, Shipment]] | None = None,
+    uow: UnitOfWork, lot_id: int, shipments: Sequence[tuple[ShipmentLine, Shipment]]
 ) -> list[dict[str, Any]]:
     """Where the lot's doses travelled, and in what: one row per shipment of the lot.
 
-    `shipments`: the lot's shipment lines with their shipments, when the caller has read them
-    already (any order; cancelled ones are left out here). Carriers and holds are read for all
-    the trips at once: a national lot travels in thousands of shipments.
+    `shipments`: the lot's shipment lines with their shipments, as its trace has read them (any
+    order; cancelled ones are left out here). Carriers and holds are read for all the trips at
+    once: a national lot travels in thousands of shipments.
     """
-    if shipments is None:
-        far = dt.datetime.max.replace(tzinfo=dt.UTC)
-        shipments = lot_shipments(uow, lot_id, dt.datetime.min.replace(tzinfo=dt.UTC), far)
     trips = sorted(
         (pair for pair in shipments if pair[1].status != "cancelled"),
         key=lambda pair: (pair[1].issued_at, pair[1].id),

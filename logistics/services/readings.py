@@ -499,11 +499,19 @@ def unit_series(
     """
     if end - start <= aggregate_after or not is_postgres(uow.session):
         return width_s, unit_buckets(uow, unit_id, start, end, width_s)
+    width_s = _hour_width(uow, unit_id, start, end, width_s)
+    return width_s, _hour_buckets(uow, unit_id, start, end, width_s)
+
+
+def _hour_width(
+    uow: UnitOfWork, unit_id: int, start: dt.datetime, end: dt.datetime, width_s: int
+) -> int:
+    """The bucket width widened to whole hours, once the unit, range and bucket count hold."""
     width_s = -(-width_s // HOUR_S) * HOUR_S
     _require_unit(uow, unit_id)
     _require_range(start, end)
     _require_bucket_count(start, end, width_s)
-    return width_s, _hour_buckets(uow, unit_id, start, end, width_s)
+    return width_s
 
 
 def _hour_buckets(
@@ -793,10 +801,7 @@ def unit_chart_series(
     """
     if end - start <= aggregate_after or not is_postgres(uow.session):
         return _columns(width_s, unit_chart_buckets(uow, unit_id, start, end, width_s))
-    width_s = -(-width_s // HOUR_S) * HOUR_S
-    _require_unit(uow, unit_id)
-    _require_range(start, end)
-    _require_bucket_count(start, end, width_s)
+    width_s = _hour_width(uow, unit_id, start, end, width_s)
     return _columns(width_s, _hour_rows(uow, unit_id, start, end, width_s, epoch=True))
 
 

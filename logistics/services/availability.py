@@ -26,6 +26,7 @@ from logistics.domain import stock as stock_rules
 from logistics.models.catalog import Lot, Product, Store
 from logistics.models.sessions import AvailabilityVersion, Session, SessionReport, Slot
 from logistics.models.stock import Shipment, ShipmentLine, StockBalance
+from logistics.services import catalog
 from logistics.services.commitments import district_of
 from logistics.services.lookup import SUBTREE_ESCAPE, get_or_404, subtree_pattern
 from logistics.services.recalled import scopes as recall_scopes
@@ -240,7 +241,7 @@ class PlannerRow:
 # and keying them anew cost as much as the database's answers. Each selects the district's
 # centres by one bound subtree pattern, not by a list of a hundred ids, so none is rendered per
 # centre.
-_stores, _products = Store.__table__.c, Product.__table__.c
+_stores = Store.__table__.c
 _balances, _lots = StockBalance.__table__.c, Lot.__table__.c
 _sessions, _slots = Session.__table__.c, Slot.__table__.c
 _shipments, _lines = Shipment.__table__.c, ShipmentLine.__table__.c
@@ -252,7 +253,6 @@ _IN_DISTRICT = (
 )
 _CENTRE_IDS = select(_stores.id).where(*_IN_DISTRICT).scalar_subquery()
 _CENTRES = select(_stores.id, _stores.name, _stores.path).where(*_IN_DISTRICT)
-_PRODUCTS = select(_products.id, _products.code, _products.doses_per_vial)
 _STOCK = (
     select(
         _balances.store_id,
@@ -317,7 +317,11 @@ class _Rows(dict[tuple[int, int], PlannerRow]):
         if row is None and centre_id in self.centres:
             product = self.products[product_id]
             row = self[centre_id, product_id] = PlannerRow(
-                centre_id, self.centres[centre_id][1], product_id, product[1], product[2]
+                centre_id,
+                self.centres[centre_id][1],
+                product_id,
+                product.code,
+                product.doses_per_vial,
             )
         return row
 
@@ -377,7 +381,7 @@ def district_view(
         "window_days": window_days,
     }
     centres = {row[0]: tuple(row) for row in _found(uow, _CENTRES, params)}
-    products = {row[0]: tuple(row) for row in _found(uow, _PRODUCTS, {})}
+    products = {row.id: row for row in catalog.product_rows(uow)}
     rows = _Rows(centres, products)
     _add_stock(uow, rows, params)
     _add_sessions(uow, rows, params)

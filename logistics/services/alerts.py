@@ -638,11 +638,8 @@ def open_alert_counts(uow: UnitOfWork, *, store_path: str) -> list[tuple[str, st
         .where(Alert.state != "resolved", in_subtree(Alert.store_path, store_path))
         .group_by(Alert.store_path, Alert.kind, Alert.severity)
     )
-    return [(path, kind, severity, int(n)) for path, kind, severity, n in _rows(uow, query)]
-
-
-def _rows(uow: UnitOfWork, query: Any) -> list[Any]:
-    return list(uow.session.execute(query).all())
+    found = uow.session.execute(query).all()
+    return [(path, kind, severity, int(n)) for path, kind, severity, n in found]
 
 
 def open_alerts(uow: UnitOfWork, *, store_path: str | None, limit: int = 200) -> list[Alert]:

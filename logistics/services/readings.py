@@ -31,7 +31,7 @@ from logistics.domain.mkt import kinetic_factor
 from logistics.domain.readings import Bucket, Rejection, SensorReading, downsample, is_late
 from logistics.models.catalog import StorageUnit, Store
 from logistics.models.readings import SENSOR_RETIRED, DeadLetter, Reading, Sensor, SensorAssignment
-from logistics.services.lookup import get_or_404
+from logistics.services.lookup import get_or_404, in_subtree
 
 # (unit_id, earliest ts, latest ts) of the readings of a batch, for excursion evaluation.
 Touched = tuple[int, dt.datetime, dt.datetime]
@@ -724,7 +724,7 @@ def latest_by_store(
     """Every active unit of a store (or of its subtree) with its current sensor's last reading."""
     store = get_or_404(uow, Store, store_id, f"store {store_id} does not exist", field="store_id")
     stores = (
-        select(Store.id).where(Store.path.like(f"{store.path}%"))
+        select(Store.id).where(in_subtree(Store.path, store.path))
         if subtree
         else select(Store.id).where(Store.id == store_id)
     )

@@ -27,7 +27,7 @@ from sqlalchemy import (
 
 from logistics.db import UnitOfWork, UTCDateTime, insert_for, is_postgres, rowcount
 from logistics.domain.errors import Invalid
-from logistics.domain.mkt import kinetic_factor
+from logistics.domain.mkt import DH_OVER_R_K, KELVIN, kinetic_factor
 from logistics.domain.readings import Bucket, Rejection, SensorReading, downsample, is_late
 from logistics.models.catalog import StorageUnit, Store
 from logistics.models.readings import SENSOR_RETIRED, DeadLetter, Reading, Sensor, SensorAssignment
@@ -606,12 +606,13 @@ class KineticSum:
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Run:
     """Readings back to back: the first and last one's time (seconds since the epoch), the last
-    one's temperature, and the kinetic sum of the gaps between them (all under the gap cap)."""
+    one's temperature, and the kinetic sum and the seconds covered between them (gaps capped)."""
 
     first: float
     last: float
     last_temp_c: float
     kinetic_s: float
+    covered_s: float
     readings: int
 
 
@@ -630,33 +631,75 @@ def unit_kinetic_sum(
         return None
     cap_s = max_gap.total_seconds()
     runs, unusable = [], []
-    # Times as seconds since the epoch: a 30-day range folds 720 hours, and datetimes (three a
-    # row, parsed, then compared and subtracted) cost several times the arithmetic on floats.
-    hours = uow.session.execute(
-        _HOUR_RUNS, {"unit": unit_id, "first": first_hour, "end": end_hour}
-    ).tuples()
-    for hour_s, readings, first_s, last_s, last_temp_c, kinetic_s, max_gap_s in hours.all():
-        if kinetic_s is None or first_s is None or max_gap_s > cap_s:
-            unusable.append(dt.datetime.fromtimestamp(hour_s, dt.UTC))
+    # The whole hours come folded: each chain of usable hours (no hour read raw between them) is
+    # one run, its inner gaps summed in SQL. A 30-day range is 720 hours; sending them all and
+    # folding them here cost more than the rest of the page (issue 14).
+    chains = uow.session.execute(
+        _HOUR_CHAINS,
+        {
+            "unit": unit_id,
+            "first": first_hour,
+            "end": end_hour,
+            "cap": cap_s,
+            "dh": DH_OVER_R_K,
+            "kelvin": KELVIN,
+        },
+    )
+    for row in chains:
+        raw_hour_s, first_s, last_s, last_temp_c, kinetic_s, covered_s, readings = cast_type(
+            "tuple[float | None, float, float, float, float, float, int]", row
+        )
+        if raw_hour_s is not None:
+            unusable.append(dt.datetime.fromtimestamp(raw_hour_s, dt.UTC))
         else:
-            runs.append(_Run(first_s, last_s, last_temp_c, kinetic_s, readings))
+            runs.append(_Run(first_s, last_s, last_temp_c, kinetic_s, covered_s, int(readings)))
     before = uow.session.scalar(
         select(func.max(Reading.ts)).where(Reading.unit_id == unit_id, Reading.ts < start)
     )
     spans = [(before if before is not None else start, first_hour), (end_hour, end)]
     spans += [(hour, hour + dt.timedelta(hours=1)) for hour in unusable]
     runs += [
-        _Run(ts.timestamp(), ts.timestamp(), temp_c, 0.0, 1)
+        _Run(ts.timestamp(), ts.timestamp(), temp_c, 0.0, 0.0, 1)
         for ts, temp_c in _raw_points(uow, unit_id, spans)
     ]
     runs.sort(key=lambda run: run.first)
     return _fold(runs, start.timestamp(), end.timestamp(), cap_s)
 
 
-_HOUR_RUNS = text(
-    "SELECT extract(epoch FROM hour)::float8, readings, extract(epoch FROM first_ts)::float8, "
-    "extract(epoch FROM last_ts)::float8, last_temp_c, kinetic_s, max_gap_s "
-    "FROM reading_hours WHERE unit_id = :unit AND hour >= :first AND hour < :end ORDER BY hour"
+# An hour is read raw when it has no usable run (readings came out of order: no kinetic sum) or a
+# gap inside it is over the cap. Usable hours between two raw ones (or the range's ends) form a
+# chain: nothing but their own readings lies between them, so the time each hour's last reading
+# stands until the next hour's first (capped) is summed here, as _fold sums it between runs.
+# Each chain comes as one row (raw_hour_s NULL), each raw hour as one row (its epoch second).
+_HOUR_CHAINS = text(
+    """
+WITH hours AS (
+    SELECT hour, readings, last_temp_c, kinetic_s,
+           extract(epoch FROM first_ts)::float8 AS first_s,
+           extract(epoch FROM last_ts)::float8 AS last_s,
+           coalesce(kinetic_s IS NULL OR first_ts IS NULL OR max_gap_s > :cap, true) AS raw
+    FROM reading_hours WHERE unit_id = :unit AND hour >= :first AND hour < :end
+), linked AS (
+    SELECT *, count(*) FILTER (WHERE raw) OVER (ORDER BY hour) AS chain,
+           lead(first_s) OVER (ORDER BY hour) AS next_first_s,
+           lead(raw) OVER (ORDER BY hour) AS next_raw
+    FROM hours
+), usable AS (
+    SELECT chain, hour, first_s, last_s, last_temp_c, kinetic_s, readings,
+           CASE WHEN next_raw IS FALSE
+                THEN greatest(least(next_first_s, last_s + :cap) - last_s, 0) ELSE 0 END
+               AS stands_s
+    FROM linked WHERE NOT raw
+)
+SELECT NULL::float8, min(first_s), max(last_s),
+       (array_agg(last_temp_c ORDER BY hour DESC))[1],
+       sum(kinetic_s + stands_s * exp(-:dh / (last_temp_c + :kelvin))),
+       sum(last_s - first_s + stands_s), sum(readings)
+FROM usable GROUP BY chain
+UNION ALL
+SELECT extract(epoch FROM hour)::float8, NULL, NULL, NULL, NULL, NULL, NULL
+FROM hours WHERE raw
+"""
 )
 
 
@@ -677,7 +720,7 @@ def _fold(runs: list[_Run], start_s: float, end_s: float, max_gap_s: float) -> K
     for run, following in zip(runs, [*(r.first for r in runs[1:]), end_s], strict=False):
         stands_s = max(min(following, end_s, run.last + max_gap_s) - max(run.last, start_s), 0.0)
         kinetic_s += run.kinetic_s + stands_s * kinetic_factor(run.last_temp_c)
-        covered_s += run.last - run.first + stands_s
+        covered_s += run.covered_s + stands_s
     return KineticSum(kinetic_s, covered_s, sum(run.readings for run in runs))
 
 

@@ -132,3 +132,27 @@ def test_an_hour_with_a_gap_over_the_cap_is_read_raw(runtime, unit_id):
 def test_a_range_without_readings_has_no_mkt(runtime, unit_id):
     result = mkt(runtime, unit_id)
     assert (result["mkt_c"], result["readings"], result["covered_min"]) == (None, 0, 0.0)
+
+
+def test_usable_hours_on_both_sides_of_a_raw_hour_each_stand_until_the_next_reading(
+    runtime, unit_id
+):
+    # Hours 06-07 and 09-10 are usable; hour 08 is read raw (08:10 arrives inside its run).
+    store(runtime, (0, 6, 0, 4.0), (0, 6, 30, 5.0), (0, 7, 0, 6.0))
+    store(runtime, (0, 8, 0, 7.0), (0, 8, 20, 3.0))
+    store(runtime, (0, 8, 10, 7.0))
+    store(runtime, (0, 9, 10, 5.0), (0, 10, 0, 8.0), (0, 10, 20, 2.0))
+    assert hour_row(runtime, unit_id, at(0, 8, 0)).kinetic_s is None
+    assert hour_row(runtime, unit_id, at(0, 7, 0)).kinetic_s is not None
+    # Minutes each temperature stands for, gaps capped at 30, worked out by hand:
+    # 4 C 06:00-06:30; 5 C 06:30-07:00 and 09:10-09:40 (capped); 6 C 07:00-07:30 (capped);
+    # 7 C 08:00-08:20; 3 C 08:20-08:50 (capped); 8 C 10:00-10:20; 2 C 10:20-10:50 (capped).
+    minutes = {4.0: 30, 5.0: 60, 6.0: 30, 7.0: 20, 3.0: 30, 8.0: 20, 2.0: 30}
+    total = sum(minutes.values())
+    weighted = sum(m * math.exp(-10000 / (t + 273.15)) for t, m in minutes.items())
+    expected = 10000 / -math.log(weighted / total) - 273.15
+
+    result = mkt(runtime, unit_id)
+    assert (result["covered_min"], result["readings"]) == (220.0, 9)
+    assert result["mkt_c"] == round(expected, 2) == 4.97
+    assert mkt(runtime, unit_id, aggregate_after_days=30) == result

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, func, or_, select, text
+from sqlalchemy import bindparam, exists, func, or_, select, text
 from sqlalchemy.orm import Session, selectinload
 
 from logistics.clock import utcnow
@@ -264,17 +264,26 @@ def _recheck_commitments(uow: UnitOfWork, store_id: int, rec: Recorded) -> None:
 
 def _has_promises(session: Session, store_id: int) -> bool:
     """Whether the store has an open session or an open overcommitment alert: without either,
-    the re-check would find nothing to store or clear. One statement instead of its three."""
-    open_session = exists().where(
-        VaccinationSession.store_id == store_id, VaccinationSession.status == "open"
+    the re-check would find nothing to store or clear. One statement instead of its three,
+    built once (it runs after every movement, after the movement's flush)."""
+    params = {"store_id": store_id, "subject_id": str(store_id)}
+    return bool(session.connection().scalar(_PROMISES, params))
+
+
+_PROMISES = select(
+    or_(
+        exists().where(
+            VaccinationSession.store_id == bindparam("store_id"),
+            VaccinationSession.status == "open",
+        ),
+        exists().where(
+            Alert.kind == OVERCOMMITTED,
+            Alert.subject_type == "store",
+            Alert.subject_id == bindparam("subject_id"),
+            Alert.state != "resolved",
+        ),
     )
-    open_alert = exists().where(
-        Alert.kind == OVERCOMMITTED,
-        Alert.subject_type == "store",
-        Alert.subject_id == str(store_id),
-        Alert.state != "resolved",
-    )
-    return bool(session.scalar(select(or_(open_session, open_alert))))
+)
 
 
 def _movement(kind: str, store_id: int, rec: Recorded, **fields: Any) -> Movement:
@@ -306,9 +315,15 @@ def _take_sqlite_write_lock(session: Session) -> None:
         session.execute(text("UPDATE stock_balances SET doses = doses WHERE 0 = 1"))
 
 
+_MOVEMENT_OF_CLIENT_ID = select(Movement.id).where(Movement.client_id == bindparam("client_id"))
+
+
 def _check_client_id_free(uow: UnitOfWork, client_id: str) -> None:
     _take_sqlite_write_lock(uow.session)
-    if uow.session.scalar(select(Movement.id).where(Movement.client_id == client_id)) is not None:
+    if (
+        uow.session.connection().scalar(_MOVEMENT_OF_CLIENT_ID, {"client_id": client_id})
+        is not None
+    ):
         raise Conflict(
             f"a movement with client_id {client_id!r} is already recorded", field="client_id"
         )
@@ -601,21 +616,28 @@ def transfer_stock(
 
 
 def _unit_and_lot(uow: UnitOfWork, store_id: int, unit_id: int, lot_id: int) -> None:
-    """Check the store, its unit and the lot exist: one statement when all do (the hot path),
-    the catalog's own look-ups (and their errors) when one does not."""
+    """Check the store, its unit and the lot exist: one statement of ids when all do (the hot
+    path: no rows become objects), the catalog's own look-ups (and their errors) when one does
+    not."""
     ids = (store_id, unit_id, lot_id)
     if all(0 < ident < 2**31 for ident in ids):
-        query = (
-            select(StorageUnit, Store, Lot)
-            .join(Store, Store.id == StorageUnit.store_id)
-            .join(Lot, Lot.id == lot_id)
-            .where(StorageUnit.id == unit_id, Store.id == store_id)
+        found = uow.session.connection().scalar(
+            _UNIT_AND_LOT, {"store_id": store_id, "unit_id": unit_id, "lot_id": lot_id}
         )
-        if uow.session.execute(query).first() is not None:
+        if found is not None:
             return
     catalog.get_store(uow, store_id)
     catalog.unit_of_store(uow, unit_id, store_id)
     catalog.get_lot(uow, lot_id)
+
+
+# Built once: the unit of the store, and the lot (catalog rows, not written by movements).
+_UNIT_AND_LOT = (
+    select(StorageUnit.id)
+    .join(Store, Store.id == StorageUnit.store_id)
+    .join(Lot, Lot.id == bindparam("lot_id"))
+    .where(StorageUnit.id == bindparam("unit_id"), Store.id == bindparam("store_id"))
+)
 
 
 def record_consumption(

@@ -8,10 +8,10 @@ from typing import Any
 
 import marshmallow as ma
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import validate
 
 from logistics.api import scope
+from logistics.api.blueprint import Blueprint
 from logistics.api.catalog import ident, request_uow, text, when
 from logistics.api.context import current_actor, settings
 from logistics.api.idempotency import HEADER_DOC, record_once
@@ -435,7 +435,7 @@ class ReviewRelease(MethodView):
                 actor=current_actor(),
                 now=utcnow(),
             ),
-            ReviewSchema(),
+            ReviewSchema,
             None,
             status=200,
         )
@@ -459,7 +459,7 @@ class ReviewDiscard(MethodView):
                 actor=current_actor(),
                 now=utcnow(),
             ),
-            ReviewSchema(),
+            ReviewSchema,
             None,
             status=200,
         )

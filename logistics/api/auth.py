@@ -10,8 +10,8 @@ from typing import Any
 import marshmallow as ma
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from logistics.api.blueprint import Blueprint
 from logistics.api.context import new_uow, settings
 from logistics.api.fields import Flag, Timestamp
 from logistics.clock import utcnow

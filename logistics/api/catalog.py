@@ -8,9 +8,9 @@ from typing import Any
 import marshmallow as ma
 from flask import after_this_request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import validate
 
+from logistics.api.blueprint import Blueprint
 from logistics.api.context import new_uow
 from logistics.api.fields import Day, Flag, Timestamp
 from logistics.db import UnitOfWork

@@ -9,9 +9,9 @@ from typing import Any
 
 import marshmallow as ma
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import validate
 
+from logistics.api.blueprint import Blueprint
 from logistics.api.catalog import ident, request_uow, text
 from logistics.api.context import current_actor
 from logistics.domain.equipment import WORKING_STATUSES

@@ -26,6 +26,7 @@ import marshmallow as ma
 from flask import Response, request
 from sqlalchemy.exc import IntegrityError
 
+from logistics.api.blueprint import kept_schema
 from logistics.api.context import current_actor, new_uow, runtime, settings
 from logistics.db import UnitOfWork
 from logistics.domain.errors import Conflict, Invalid
@@ -123,9 +124,14 @@ def _attempt(
 
 
 def record_once(
-    action: Callable[[UnitOfWork], Any], schema: ma.Schema, client_id: str | None, status: int = 201
+    action: Callable[[UnitOfWork], Any],
+    schema_class: type[ma.Schema],
+    client_id: str | None,
+    status: int = 201,
 ) -> Response:
-    """Run a write use case once per user and key; its answer is stored in its transaction."""
+    """Run a write use case once per user and key; its answer (dumped with `schema_class`'s
+    kept instance) is stored in its transaction."""
+    schema = kept_schema(schema_class)
     key = request_key(client_id, current_actor())
     if key is None:
         with new_uow() as uow:

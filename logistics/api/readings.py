@@ -7,8 +7,8 @@ from typing import Any
 
 import marshmallow as ma
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from logistics.api.blueprint import Blueprint, kept_schema
 from logistics.api.context import current_actor, new_uow, settings
 from logistics.api.fields import Timestamp
 from logistics.domain.errors import Invalid
@@ -196,7 +196,7 @@ class SensorItem(MethodView):
         with new_uow() as uow:
             sensor, history = sensors_service.sensor_detail(uow, sensor_id)
         return {
-            **{name: getattr(sensor, name) for name in SensorSchema().fields},
+            **{name: getattr(sensor, name) for name in kept_schema(SensorSchema).fields},
             "assignments": history,
         }
 

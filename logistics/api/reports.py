@@ -14,10 +14,10 @@ from urllib.parse import quote
 import marshmallow as ma
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import validate
 
 from logistics.api.alerts import ExcursionSchema, ReviewSchema
+from logistics.api.blueprint import Blueprint
 from logistics.api.catalog import ident, request_uow, text
 from logistics.api.context import current_actor, settings
 from logistics.api.fields import MONTH_PATTERN

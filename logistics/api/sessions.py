@@ -13,8 +13,8 @@ from typing import Any
 import marshmallow as ma
 from flask import Response, after_this_request, current_app, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from logistics.api.blueprint import Blueprint
 from logistics.api.context import current_actor, new_uow, runtime, settings
 from logistics.api.idempotency import HEADER_DOC, record_once
 from logistics.clock import local_date, utcnow
@@ -292,7 +292,7 @@ class Sessions(MethodView):
                 slot_minutes=conf.sessions_slot_minutes,
                 slot_count=conf.sessions_slot_count,
             ),
-            SessionSchema(),
+            SessionSchema,
             None,
         )
 
@@ -319,7 +319,7 @@ class SessionItem(MethodView):
                 now=utcnow(),
                 **_site(),
             ),
-            SessionSchema(),
+            SessionSchema,
             None,
             status=200,
         )
@@ -335,7 +335,7 @@ class SessionCancel(MethodView):
             lambda uow: svc.cancel_session(
                 uow, session_id=session_id, actor=current_actor(), now=utcnow(), **_site()
             ),
-            SessionSchema(),
+            SessionSchema,
             None,
             status=200,
         )
@@ -358,7 +358,7 @@ class SessionBookings(MethodView):
                 now=utcnow(),
                 **_site(),
             ),
-            BookingSchema(),
+            BookingSchema,
             None,
         )
 
@@ -373,7 +373,7 @@ class BookingCancel(MethodView):
             lambda uow: svc.cancel_booking(
                 uow, booking_id=booking_id, actor=current_actor(), now=utcnow()
             ),
-            BookingSchema(),
+            BookingSchema,
             None,
             status=200,
         )
@@ -396,7 +396,7 @@ class SessionReportView(MethodView):
                 now=utcnow(),
                 **_site(),
             ),
-            ReportSchema(),
+            ReportSchema,
             None,
         )
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import marshmallow as ma
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import validate
 
 from logistics.api import scope
+from logistics.api.blueprint import Blueprint
 from logistics.api.catalog import (
     LotOutSchema,
     StoreOutSchema,
@@ -440,7 +440,7 @@ def _receive(args: dict[str, Any]) -> Any:
                 **checks,
             )
 
-    return record_once(action, MovementSchema(), args["client_id"])
+    return record_once(action, MovementSchema, args["client_id"])
 
 
 @blp.route("/receipts")
@@ -462,7 +462,7 @@ class Issues(MethodView):
             lambda uow: stock.issue_stock(
                 uow, rec=recorded_by_caller(dict(args)), **_without(args)
             ),
-            MovementSchema(),
+            MovementSchema,
             args["client_id"],
         )
 
@@ -477,7 +477,7 @@ class Transfers(MethodView):
             lambda uow: stock.transfer_stock(
                 uow, rec=recorded_by_caller(dict(args)), **_without(args)
             ),
-            MovementSchema(),
+            MovementSchema,
             args["client_id"],
         )
 
@@ -492,7 +492,7 @@ class Consumptions(MethodView):
             lambda uow: stock.record_consumption(
                 uow, actor=current_actor(), site_timezone=settings().site_timezone, **args
             ),
-            MovementSchema(),
+            MovementSchema,
             args["client_id"],
         )
 
@@ -505,7 +505,7 @@ class Wastages(MethodView):
         """Record discarded doses with a reason (expired, frozen, vvm, breakage, ...)."""
         return record_once(
             lambda uow: stock.record_wastage(uow, actor=current_actor(), **args),
-            MovementSchema(),
+            MovementSchema,
             args["client_id"],
         )
 
@@ -520,7 +520,7 @@ class Counts(MethodView):
             lambda uow: stock.record_count(
                 uow, rec=recorded_by_caller(dict(args)), **_without(args)
             ),
-            MovementSchema(),
+            MovementSchema,
             args["client_id"],
         )
 
@@ -535,7 +535,7 @@ class Reversal(MethodView):
             lambda uow: stock.reverse_movement(
                 uow, movement_id=movement_id, actor=current_actor(), **args
             ),
-            MovementSchema(),
+            MovementSchema,
             args["client_id"],
         )
 
@@ -593,7 +593,7 @@ class LotRecalls(MethodView):
                 actor=current_actor(),
                 now=utcnow(),
             ),
-            RecallSchema(),
+            RecallSchema,
             None,
         )
 
@@ -614,7 +614,7 @@ class LotRecallLift(MethodView):
                 actor=current_actor(),
                 now=utcnow(),
             ),
-            RecallSchema(),
+            RecallSchema,
             None,
             status=200,
         )

@@ -6,8 +6,8 @@ from typing import Any
 
 import marshmallow as ma
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from logistics.api.blueprint import Blueprint
 from logistics.api.context import runtime
 from logistics.api.problems import problem_response
 from logistics.metrics import database_answers

@@ -9,11 +9,11 @@ from typing import Any
 
 import marshmallow as ma
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import validate
 
 from logistics.api import scope
 from logistics.api.alerts import ExcursionSchema, RangeQuerySchema
+from logistics.api.blueprint import Blueprint
 from logistics.api.catalog import UnitOutSchema, doses_field, ident, request_uow, temperature, text
 from logistics.api.context import current_actor, settings
 from logistics.api.idempotency import HEADER_DOC, record_once
@@ -262,7 +262,7 @@ class CarriedIssues(MethodView):
             lambda uow: journeys.issue_in_carriers(
                 uow, carriers=carriers, issue=issue, rec=recorded_by_caller(dict(args))
             ),
-            CarriedMovementSchema(),
+            CarriedMovementSchema,
             args["client_id"],
         )
 
@@ -287,7 +287,7 @@ class ShipmentCarriers(MethodView):
             )
             return transit.shipment_trip(uow, settings(), shipment_id=shipment_id)
 
-        return record_once(action, TripSchema(), None)
+        return record_once(action, TripSchema, None)
 
 
 @blp.route("/shipments/<int:shipment_id>/trip")

@@ -85,7 +85,7 @@ def _json(body: Any, status: int) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
-def _replay(record: keys.IdempotencyRecord) -> Response:
+def _replay(record: keys.KeptAnswer) -> Response:
     response = Response(
         record.response_json, status=record.status_code, mimetype="application/json"
     )
@@ -118,7 +118,7 @@ def _attempt(
             uow, key=key, client_id=client_id, owner=owner, fingerprint=digest, now=now
         )
         body = schema.dump(action(uow))
-        keys.remember(claimed, status_code=status, body=body)
+        keys.remember(uow, claimed, status_code=status, body=body)
         uow.commit_held()
         return _json(body, status)
 

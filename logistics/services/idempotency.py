@@ -8,11 +8,12 @@ and rolled back: the twin is judged afresh). So twenty identical requests at onc
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import Table, delete, insert, or_, select, update
 
 from logistics.db import UnitOfWork
 from logistics.domain.errors import IdempotencyMismatch
@@ -37,6 +38,29 @@ def forget_expired(
     )
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class KeptAnswer:
+    """A stored first answer: whose, to what request, and the answer itself."""
+
+    key: str
+    owner: str | None
+    fingerprint: str
+    status_code: int
+    response_json: str
+    created_at: dt.datetime
+
+
+_RECORDS = cast(Table, IdempotencyRecord.__table__)  # a mapped class's table is a Table
+_ANSWER_COLUMNS = (
+    IdempotencyRecord.key,
+    IdempotencyRecord.owner,
+    IdempotencyRecord.fingerprint,
+    IdempotencyRecord.status_code,
+    IdempotencyRecord.response_json,
+    IdempotencyRecord.created_at,
+)
+
+
 def find_first_response(
     uow: UnitOfWork,
     *,
@@ -45,21 +69,21 @@ def find_first_response(
     owner: str,
     fingerprint: str,
     expired_before: dt.datetime | None = None,
-) -> IdempotencyRecord | None:
+) -> KeptAnswer | None:
     """The stored first answer to this key (or client id); a different request is refused.
 
     With `expired_before`, records older than that are forgotten first (forget_expired), which
     costs a statement only when there is one: the usual new key is answered by one SELECT.
+    Records are read, claimed and answered with plain statements on the connection: every
+    guarded write passes here, and the ORM's objects and flushes cost more than the SQL.
     """
     # The key's own record first: it is the one a retry with this key must get back.
-    query = select(IdempotencyRecord).where(_match(key, client_id))
-    query = query.order_by(IdempotencyRecord.key != key).execution_options(populate_existing=True)
-    records = list(uow.session.scalars(query))
+    query = select(*_ANSWER_COLUMNS).where(_match(key, client_id))
+    query = query.order_by(IdempotencyRecord.key != key)
+    records = [KeptAnswer(*row) for row in uow.session.connection().execute(query)]
     expired = [r for r in records if expired_before and _before(r.created_at, expired_before)]
     if expired and expired_before is not None:
         forget_expired(uow, key=key, client_id=client_id, expired_before=expired_before)
-        for gone in expired:
-            uow.session.expunge(gone)
         records = [r for r in records if r not in expired]
     if not records:
         return None
@@ -88,25 +112,29 @@ def claim(
     owner: str,
     fingerprint: str,
     now: dt.datetime,
-) -> IdempotencyRecord:
-    """Insert the record before the write runs (flushed: a concurrent twin waits here)."""
-    record = IdempotencyRecord(
-        key=key,
-        client_id=client_id,
-        owner=owner,
-        fingerprint=fingerprint,
-        status_code=PENDING,
-        response_json="",
-        created_at=now,
+) -> str:
+    """Insert the record before the write runs (a concurrent twin waits here); return its key."""
+    uow.session.connection().execute(
+        insert(_RECORDS).values(
+            key=key,
+            client_id=client_id,
+            owner=owner,
+            fingerprint=fingerprint,
+            status_code=PENDING,
+            response_json="",
+            created_at=now,
+        )
     )
-    uow.session.add(record)
-    uow.session.flush()
-    return record
+    return key
 
 
-def remember(record: IdempotencyRecord, *, status_code: int, body: Any) -> None:
+def remember(uow: UnitOfWork, key: str, *, status_code: int, body: Any) -> None:
     """Store the answer in the claimed record; it commits with the write it answers."""
-    record.status_code, record.response_json = status_code, json.dumps(body)
+    uow.session.connection().execute(
+        update(_RECORDS)
+        .where(_RECORDS.c.key == key)
+        .values(status_code=status_code, response_json=json.dumps(body))
+    )
 
 
 def purge_expired(uow: UnitOfWork, *, now: dt.datetime, ttl_s: int, batch: int = 10_000) -> int:

@@ -169,7 +169,7 @@ def _attempt(action: Callable[[UnitOfWork], str], key: str, digest: str, owner: 
             uow, key=key, client_id=None, owner=owner, fingerprint=digest, now=utcnow()
         )
         message = action(uow)
-        keys.remember(claimed, status_code=200, body={"message": message})
+        keys.remember(uow, claimed, status_code=200, body={"message": message})
         uow.commit()
         return Outcome(message)
 

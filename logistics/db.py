@@ -120,6 +120,32 @@ class UnitOfWork:
         self.session.rollback()
 
 
+class ReadOnlyWork(RuntimeError):
+    """A reading unit of work was asked to write."""
+
+
+READ_ONLY = "coldchain_read_only"
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_writes(session: Session, *_args: object) -> None:
+    # Registered once for all sessions (listening per session cost each request an event set-up).
+    if session.info.get(READ_ONLY):
+        raise ReadOnlyWork("this unit of work reads only; writes take a unit of work of their own")
+
+
+def read_only(uow: UnitOfWork) -> UnitOfWork:
+    """Make a fresh unit of work read in autocommit, and refuse its flushes.
+
+    No BEGIN and ROLLBACK round trips around its reads. Each statement sees what was committed
+    when it started, as inside a READ COMMITTED transaction (the service's level), so a reader
+    reads exactly what it read before. It cannot write, so nothing commits behind its back.
+    """
+    uow.session.info[READ_ONLY] = True
+    uow.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    return uow
+
+
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions that keep loaded objects usable after commit, so services can return them."""
     return sessionmaker(bind=engine, expire_on_commit=False)

@@ -26,7 +26,7 @@ from logistics import clock
 from logistics.api.context import current_actor, new_uow
 from logistics.api.problems import problem_response
 from logistics.config import Settings
-from logistics.db import UnitOfWork
+from logistics.db import UnitOfWork, read_only
 from logistics.domain import policy
 from logistics.domain.errors import DomainError, Forbidden, Unauthorized
 from logistics.services import secrets
@@ -219,7 +219,9 @@ def guard() -> Response | None:
         return _rate_limited(endpoint, method)
     try:
         token = _bearer_token()
-        with new_uow() as uow:  # one session for the token and the stores the request names
+        # One session for the token and the stores the request names, reading in autocommit.
+        with new_uow() as uow:
+            read_only(uow)
             g.principal = principal_of(uow, token)
             g.actor = g.principal.username
             if method in policy.WRITE_METHODS:

@@ -15,13 +15,11 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from flask import g, request, session
-from sqlalchemy import event
-from sqlalchemy.orm import Session as OrmSession
 
 from logistics.api.context import new_uow
 from logistics.auth.web import principal_of
 from logistics.clock import utcnow
-from logistics.db import UnitOfWork
+from logistics.db import UnitOfWork, read_only
 from logistics.domain import policy
 from logistics.domain.errors import Forbidden, NotFound, Unauthorized
 from logistics.models.catalog import Store
@@ -56,10 +54,7 @@ def read_uow() -> Iterator[UnitOfWork]:
     so a page costs one connection checkout, not one per step. Any other
     method (a form that records, then shows the page again) gets a fresh one, as new_uow.
 
-    The page's unit reads in autocommit: no BEGIN and ROLLBACK round trips around its reads.
-    Each statement sees what was committed when it started, as inside a READ COMMITTED
-    transaction (the service's level), so a page reads exactly what it read before. It cannot
-    write: a flush is refused (ReadOnlyPage), so nothing can commit behind a page's back.
+    The page's unit reads in autocommit and cannot write (logistics.db.read_only).
     """
     if request.method not in READING_METHODS:
         with new_uow() as uow:
@@ -67,27 +62,9 @@ def read_uow() -> Iterator[UnitOfWork]:
         return
     uow = g.get(READ_UOW_KEY)
     if uow is None:
-        uow = new_uow().__enter__()
-        uow.session.info[READ_ONLY] = True  # _refuse_writes looks (listening to every session)
-        uow.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        uow = read_only(new_uow().__enter__())
         g.read_uow = uow
     yield uow
-
-
-class ReadOnlyPage(RuntimeError):
-    """A page's reading unit of work was asked to write."""
-
-
-READ_ONLY = "coldchain_read_only"
-
-
-@event.listens_for(OrmSession, "before_flush")
-def _refuse_writes(session: OrmSession, *_args: object) -> None:
-    # Registered once for all sessions (listening per session cost each page an event set-up).
-    if session.info.get(READ_ONLY):
-        raise ReadOnlyPage(
-            "a page asked for with GET reads only; writes take a unit of work of their own"
-        )
 
 
 def close_read_uow(_error: BaseException | None = None) -> None:

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from logistics.db import ReadOnlyWork
 from logistics.domain import policy
 from logistics.web.views import store as store_views
 
@@ -124,7 +125,7 @@ def test_a_pages_unit_of_work_reads_each_statement_apart_and_refuses_to_write(ap
             assert first < second
             store = uow.session.scalars(select(Store).limit(1)).one()
             store.name = "Renamed by a page"
-            with pytest.raises(access.ReadOnlyPage):
+            with pytest.raises(ReadOnlyWork):
                 uow.session.flush()
         access.close_read_uow()
     # A form's: a transaction of its own.

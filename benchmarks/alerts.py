@@ -200,7 +200,10 @@ def background(
 ) -> None:
     """Publish readings round-robin over `sensors` at `rate` a second, in small chunks."""
     client = mqtt_client(port, f"bench-bg-{os.getpid()}")
-    step, sent, began = 0.02, 0, time.monotonic()
+    # `pause` between chunks stays 20 ms: the reading's step (its sensor-minute) is another
+    # variable. Sharing one name made the pause grow with every round of sensors, so the
+    # background came in bursts of thousands of readings seconds apart, not at `rate` a second.
+    pause, sent, began = 0.02, 0, time.monotonic()
     tick = 0
     while time.monotonic() - began < seconds:
         due = int((time.monotonic() - began) * rate)
@@ -215,7 +218,7 @@ def background(
         tick += 1
         if tick % 25 == 0 and infos:
             infos[-1].wait_for_publish(5)
-        time.sleep(step)
+        time.sleep(pause)
     time.sleep(1)
     client.loop_stop()
     client.disconnect()

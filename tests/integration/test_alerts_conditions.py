@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from logistics.domain.alerts import ReminderPolicy
 from logistics.models.alerts import Alert, NotificationDelivery, StockLevel
+from logistics.models.catalog import StorageUnit
 from logistics.models.stock import StockBalance
 from logistics.services.alerts import (
     acknowledge_alert,
@@ -205,3 +206,48 @@ def test_unacknowledged_alarm_is_reminded_then_escalated_to_the_parent_store(run
         )
         uow.commit()
     assert remind(EVENING + dt.timedelta(minutes=120)) == 0
+
+
+def test_a_check_of_one_unit_reads_and_changes_only_its_own_sensors_alerts(runtime, tree):
+    with runtime.uow() as uow:
+        other = StorageUnit(
+            store_id=tree.other_centre.id, code="ILR-9", kind="ilr", min_temp_c=2, max_temp_c=8
+        )
+        uow.session.add(other)
+        uow.session.flush()
+        add_sensor(uow, other.id, sensor_id="S-9", interval_s=600)
+        uow.commit()
+    ingest(runtime, readings(EVENING, (60, 4.5), step_min=10), EVENING + H)
+    ingest(runtime, readings(EVENING, (60, 4.5), step_min=10, sensor_id="S-9"), EVENING + H)
+    assert _check_sensors(runtime, EVENING + 3 * H) == (2, 0)  # both silent: a network check
+
+    # S-1 speaks again: evaluating its unit resolves its alert, and leaves S-9's open.
+    ingest(runtime, readings(EVENING + 3 * H, (10, 4.5), step_min=10), EVENING + 3 * H)
+    assert {a.subject_id: a.state for a in alerts(runtime, "sensor_silent")} == {
+        "S-1": "resolved",
+        "S-9": "open",
+    }
+    # S-1 silent again: a check of its unit raises its alert, reading none of S-9's.
+    read: list[str] = []
+
+    def loaded(alert: Alert, _context: object) -> None:
+        read.append(alert.subject_id)
+
+    event.listen(Alert, "load", loaded)
+    try:
+        with runtime.uow() as uow:
+            result = check_sensors(
+                uow,
+                silence_factor=3,
+                low_battery_pct=20,
+                now=EVENING + 6 * H,
+                unit_ids=[tree.ilr.id],
+                power_failure_alarm_min=120,
+            )
+            uow.commit()
+    finally:
+        event.remove(Alert, "load", loaded)
+    assert result == (1, 0)
+    assert "S-9" not in read
+    states = sorted((a.subject_id, a.state) for a in alerts(runtime, "sensor_silent"))
+    assert states == [("S-1", "open"), ("S-1", "resolved"), ("S-9", "open")]

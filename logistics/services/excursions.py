@@ -22,6 +22,7 @@ from logistics.config import Settings
 from logistics.db import UnitOfWork, insert_for, is_postgres
 from logistics.domain.excursions import Finding, RuleSet, Sample, detect
 from logistics.models.alerts import (
+    Alert,
     Excursion,
     UnitMonitorState,
 )
@@ -451,9 +452,23 @@ def _sync_alerts(uow: UnitOfWork, unit: StorageUnit, now: dt.datetime) -> None:
             .order_by(Excursion.started_at)
         )
     }
+    # The unit's open excursion alerts in one statement: most evaluations find none to change,
+    # and asking per kind cost four statements per unit evaluated (issue 17).
+    alerted = set(
+        uow.session.scalars(
+            select(Alert.kind).where(
+                Alert.kind.in_(list(KIND_WORDS)),
+                Alert.subject_type == "unit",
+                Alert.subject_id == str(unit.id),
+                Alert.state != "resolved",
+            )
+        )
+    )
     for kind, words in KIND_WORDS.items():
         excursion = open_by_kind.get(kind)
         if excursion is None:
+            if kind not in alerted:
+                continue  # nothing open to clear
             clear_alert(
                 uow,
                 kind=kind,

@@ -17,6 +17,7 @@ Everything runs on 127.0.0.1 and stops by itself: a fresh PostgreSQL database (d
 end), a private Mosquitto (project configuration), the `coldchain ingest` and `coldchain evaluate`
 processes and gunicorn.
 Usage: python benchmarks/alerts.py [--rate 1000] [--probes 100] [--idle-probes 30] [--workers 2]
+       [--evaluators 1]
 The last line printed is one JSON object with the figures.
 """
 
@@ -292,7 +293,8 @@ def run(args: argparse.Namespace) -> dict:
         port = free_port()
         procs.append(start_gunicorn(url, port, args.workers))
         procs.append(start_ingest(url, broker.url))
-        procs.append(start_coldchain("evaluate", {"COLDCHAIN_DATABASE_URL": url}))
+        for _ in range(args.evaluators):  # several share the queue (FOR UPDATE SKIP LOCKED)
+            procs.append(start_coldchain("evaluate", {"COLDCHAIN_DATABASE_URL": url}))
         base = f"http://127.0.0.1:{port}"
         http = requests.Session()
         if seeded["token"]:
@@ -333,6 +335,7 @@ def run(args: argparse.Namespace) -> dict:
         client.loop_stop()
         result = {
             "benchmark": "alerts",
+            "evaluators": args.evaluators,
             "rules": "defaults (heat alarm 10 h >= +8 C, freeze alarm 60 min <= -0.5 C)",
             "background_out_of_range_share": 0.05,
             "background_excursions": background_excursions(url),
@@ -390,6 +393,7 @@ def main() -> None:
     parser.add_argument("--idle-probes", type=int, default=30, help="probes without traffic")
     parser.add_argument("--publishers", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--evaluators", type=int, default=1, help="`coldchain evaluate` processes")
     print(json.dumps(run(parser.parse_args())))
 
 

@@ -27,7 +27,7 @@ from sqlalchemy import (
 
 from logistics.db import UnitOfWork, UTCDateTime, insert_for, is_postgres, rowcount
 from logistics.domain.errors import Invalid
-from logistics.domain.mkt import DH_OVER_R_K, KELVIN, kinetic_factor
+from logistics.domain.mkt import kinetic_factor
 from logistics.domain.readings import Bucket, Rejection, SensorReading, downsample, is_late
 from logistics.models.catalog import StorageUnit, Store
 from logistics.models.readings import SENSOR_RETIRED, DeadLetter, Reading, Sensor, SensorAssignment
@@ -641,8 +641,6 @@ def unit_kinetic_sum(
             "first": first_hour,
             "end": end_hour,
             "cap": cap_s,
-            "dh": DH_OVER_R_K,
-            "kelvin": KELVIN,
         },
     )
     for row in chains:
@@ -672,7 +670,7 @@ def unit_kinetic_sum(
 # stands until the next hour's first (capped) is summed here, as _fold sums it between runs.
 # Each chain comes as one row (raw_hour_s NULL), each raw hour as one row (its epoch second).
 _HOUR_CHAINS = text(
-    """
+    f"""
 WITH hours AS (
     SELECT hour, readings, last_temp_c, kinetic_s,
            extract(epoch FROM first_ts)::float8 AS first_s,
@@ -693,7 +691,7 @@ WITH hours AS (
 )
 SELECT NULL::float8, min(first_s), max(last_s),
        (array_agg(last_temp_c ORDER BY hour DESC))[1],
-       sum(kinetic_s + stands_s * exp(-:dh / (last_temp_c + :kelvin))),
+       sum(kinetic_s + stands_s * {_kinetic("last_temp_c")}),
        sum(last_s - first_s + stands_s), sum(readings)
 FROM usable GROUP BY chain
 UNION ALL

@@ -258,17 +258,24 @@ def median_read_ms(base: str, ctx: dict, lot: int) -> float:
     return round(statistics.median(timings), 3)
 
 
-def balance_rounds(base: str, ctx: dict) -> tuple[float, float]:
-    """Median balance read of the lot with 1,000 movements and of the lot with 1,000,000, in
-    alternating rounds in the same minutes (medians of the rounds' medians): a read measured
-    before the bulk load and one after it also compared a quiet database with one still
-    writing out two million new rows."""
-    runs: dict[str, list[float]] = {"small": [], "big": []}
+def alternating(ctx: dict, measure) -> tuple[list, list]:
+    """`measure(lot)` of the small lot (1,000 movements) and the big one (1,000,000) in
+    HISTORY_ROUNDS alternating rounds, in the same minutes; the results of each, in order."""
+    runs: dict[str, list] = {"small": [], "big": []}
     lots = {"small": ctx["small_lot"], "big": ctx["read_lot"]}
     for number in range(HISTORY_ROUNDS):
         for size in ("small", "big") if number % 2 == 0 else ("big", "small"):
-            runs[size].append(median_read_ms(base, ctx, lots[size]))
-    return statistics.median(runs["small"]), statistics.median(runs["big"])
+            runs[size].append(measure(lots[size]))
+    return runs["small"], runs["big"]
+
+
+def balance_rounds(base: str, ctx: dict) -> tuple[float, float]:
+    """Median balance read of the lot with 1,000 movements and of the lot with 1,000,000, in
+    alternating rounds (medians of the rounds' medians): a read measured before the bulk load
+    and one after it also compared a quiet database with one still writing out two million new
+    rows."""
+    small, big = alternating(ctx, lambda lot: median_read_ms(base, ctx, lot))
+    return statistics.median(small), statistics.median(big)
 
 
 def count_statements(movements: int = 5) -> float:
@@ -411,16 +418,12 @@ def history_paths(base: str, url: str, ctx: dict, lot: int) -> dict:
 
 def history_rounds(base: str, url: str, ctx: dict) -> tuple[dict, dict]:
     """history_paths of the small and the big lot in alternating rounds; medians per path."""
-    runs: dict[str, list[dict]] = {"small": [], "big": []}
-    lots = {"small": ctx["small_lot"], "big": ctx["read_lot"]}
-    for number in range(HISTORY_ROUNDS):
-        for size in ("small", "big") if number % 2 == 0 else ("big", "small"):
-            runs[size].append(history_paths(base, url, ctx, lots[size]))
+    small, big = alternating(ctx, lambda lot: history_paths(base, url, ctx, lot))
 
     def medians(results: list[dict]) -> dict:
         return {key: statistics.median(r[key] for r in results) for key in results[0]}
 
-    return medians(runs["small"]), medians(runs["big"])
+    return medians(small), medians(big)
 
 
 def run(args: argparse.Namespace) -> dict:

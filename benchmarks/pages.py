@@ -13,8 +13,10 @@ below saturation measures what a person waits for; at saturation p95 measures on
 Pages: home, store (the district store), unit (24 h chart), the 30-day chart, alerts, quarantine,
 district overview, centre planner, lot trace; and the two parts a page fetches after it is shown
 (the district's session planner table, a unit's 30-day MKT). Goal (issue 14): p95 of each page
-<= 5x the p95 of /api/health, and the 30-day chart sends at most 2,000 points. Prints a table, and
-as its LAST line one JSON object. Stops by itself and drops its database.
+<= 5x the p95 of /api/health, and the 30-day chart sends at most 2,000 points. An endpoint's p95 is
+taken over all its requests of all rounds; the worst single round's p95 (and its ratio to health's
+worst round) is printed beside it. Prints a table, and as its LAST line one JSON object. Stops by
+itself and drops its database.
 
     python benchmarks/pages.py [--centres 100] [--days 30] [--rate 10] [--duration 8]
         [--rounds 2] [--workers N]
@@ -296,12 +298,25 @@ def measure(base: str, path: str, cookies: dict, rate: float, duration_s: float)
             if delay > 0:
                 time.sleep(delay)
             pool.submit(one)
+    return {"latencies": latencies, "errors": errors[0]}
+
+
+def p95(latencies: list[float]) -> float:
+    """The 95th percentile (nearest rank) of some latencies."""
     ordered = sorted(latencies)
+    return ordered[max(0, int(len(ordered) * 0.95) - 1)]
+
+
+def summarise(rounds: list[dict]) -> dict:
+    """An endpoint's figures over its rounds: p50 and p95 of all its requests, the worst round's
+    p95, and the errors."""
+    pooled = [ms for one in rounds for ms in one["latencies"]]
     return {
-        "requests": len(ordered),
-        "errors": errors[0],
-        "p50_ms": round(statistics.median(ordered), 2),
-        "p95_ms": round(ordered[max(0, int(len(ordered) * 0.95) - 1)], 2),
+        "requests": len(pooled),
+        "p50_ms": round(statistics.median(pooled), 2),
+        "p95_ms": round(p95(pooled), 2),
+        "worst_round_p95_ms": round(max(p95(one["latencies"]) for one in rounds), 2),
+        "errors": sum(one["errors"] for one in rounds),
     }
 
 
@@ -348,20 +363,16 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, path in targets.items():
                 runs[name].append(measure(base, path, cookies, args.rate, args.duration))
-        results = {
-            name: {
-                "p50_ms": max(r["p50_ms"] for r in rs),
-                "p95_ms": max(r["p95_ms"] for r in rs),
-                "errors": sum(r["errors"] for r in rs),
-            }
-            for name, rs in runs.items()
-        }
+        results = {name: summarise(rs) for name, rs in runs.items()}
         baseline = results["health"]["p95_ms"]
+        worst_baseline = results["health"]["worst_round_p95_ms"]
         for name, result in results.items():
-            result["ratio"] = round(result["p95_ms"] / baseline, 2) if baseline else None
+            result["ratio"] = round(result["p95_ms"] / baseline, 2)
+            result["worst_round_ratio"] = round(result["worst_round_p95_ms"] / worst_baseline, 2)
             print(
-                f"{name:<11} p50 {result['p50_ms']:>8.2f} ms  p95 {result['p95_ms']:>8.2f} ms"
-                f"  x{result['ratio']:<6} errors {result['errors']}"
+                f"{name:<16} p50 {result['p50_ms']:>7.2f} ms  p95 {result['p95_ms']:>7.2f} ms"
+                f"  x{result['ratio']:<5}  worst round p95 {result['worst_round_p95_ms']:>7.2f} ms"
+                f"  x{result['worst_round_ratio']:<5}  errors {result['errors']}"
             )
         points = chart_points(base, targets["chart_30d"], cookies)
         pages = {k: v for k, v in results.items() if k != "health"}
@@ -377,6 +388,7 @@ def main() -> None:
             "pages": pages,
             "chart_30d_points": points,
             "worst_ratio": max(r["ratio"] for r in pages.values()),
+            "worst_round_worst_ratio": max(r["worst_round_ratio"] for r in pages.values()),
             "goal_met": all(r["ratio"] <= GOAL_RATIO and r["errors"] == 0 for r in pages.values())
             and points <= MAX_CHART_POINTS
             and results["health"]["errors"] == 0,

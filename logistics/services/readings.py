@@ -786,6 +786,22 @@ def latest_by_store(
     )
 
 
+def unit_sensors(uow: UnitOfWork, unit_id: int, now: dt.datetime) -> list[Sensor]:
+    """The sensors assigned to a unit now (its page shows their state), by sensor id."""
+    return list(
+        uow.session.scalars(
+            select(Sensor)
+            .join(SensorAssignment, SensorAssignment.sensor_id == Sensor.sensor_id)
+            .where(
+                SensorAssignment.unit_id == unit_id,
+                SensorAssignment.valid_from <= now,
+                or_(SensorAssignment.valid_to.is_(None), SensorAssignment.valid_to > now),
+            )
+            .order_by(Sensor.sensor_id)
+        )
+    )
+
+
 def dead_letters(
     uow: UnitOfWork,
     page: int,

@@ -229,6 +229,41 @@ def test_numbers_and_dates_use_the_indian_formats_in_the_site_time_zone(app, per
     assert re.search(r">[1-9]\d?,\d\d\d<", page)  # doses shown with their grouping
 
 
+def test_the_unit_page_shows_the_state_of_the_units_current_sensors_only(person, demo, runtime):
+    unit = demo["units"]["PUN-PHC-KHED/ILR-1"]
+    other = next(u for code, u in demo["units"].items() if u != unit)
+    now = dt.datetime.now(dt.UTC)
+    day = dt.timedelta(days=1)
+    with runtime.uow() as uow:
+        for sensor_id, battery in (("NOW-1", 61), ("GONE-1", 17), ("ELSE-1", 33), ("SOON-1", 44)):
+            uow.session.add(
+                Sensor(
+                    sensor_id=sensor_id,
+                    registered_at=now - 9 * day,
+                    battery_pct=battery,
+                    power="battery",
+                    connection="online",
+                )
+            )
+        uow.session.flush()
+        uow.session.add_all(
+            [
+                SensorAssignment(sensor_id="NOW-1", unit_id=unit, valid_from=now - 2 * day),
+                SensorAssignment(
+                    sensor_id="GONE-1", unit_id=unit, valid_from=now - 8 * day, valid_to=now - day
+                ),
+                SensorAssignment(sensor_id="ELSE-1", unit_id=other, valid_from=now - 8 * day),
+                SensorAssignment(sensor_id="SOON-1", unit_id=unit, valid_from=now + day),
+            ]
+        )
+        uow.commit()
+    page = person("admin").get(f"/units/{unit}", headers={"Accept-Language": "en"})
+    section = page.get_data(as_text=True).split('id="h-sensor"', 1)[1]
+    assert "<dd>NOW-1</dd>" in section and "<dd>61 %</dd>" in section
+    for absent in ("GONE-1", "ELSE-1", "SOON-1", "17 %", "33 %", "44 %"):
+        assert absent not in section
+
+
 def test_the_30_day_chart_sends_at_most_2000_points(person, demo, runtime):
     unit = demo["units"]["PUN-PHC-KHED/ILR-1"]
     now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)

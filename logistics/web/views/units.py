@@ -92,14 +92,9 @@ def unit(unit_id: int) -> str:
     """A unit's temperatures, MKT and sensor."""
     with access.read_uow() as uow:
         found = visible_unit(uow, unit_id)
-        store, chart = found.store, _unit_chart(uow, found, _range())
-        # latest_by_store detaches what the session loaded: read everything else first.
-        sensors = [
-            row.sensor
-            for row in readings.latest_by_store(uow, found.store_id, False, access.now())
-            if row.unit.id == unit_id and row.sensor is not None
-        ]
-        return render_template("unit.html", unit=found, store=store, sensors=sensors, **chart)
+        chart = _unit_chart(uow, found, _range())
+        sensors = readings.unit_sensors(uow, unit_id, access.now())
+        return render_template("unit.html", unit=found, store=found.store, sensors=sensors, **chart)
 
 
 @web.route("/units/<int:unit_id>/chart")

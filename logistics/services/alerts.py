@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import bindparam, case, func, select
 
 from logistics.db import UnitOfWork, is_postgres
 from logistics.domain.alerts import (
@@ -26,7 +26,7 @@ from logistics.domain.alerts import (
 from logistics.domain.errors import NotFound
 from logistics.models.alerts import Alert, AlertEvent
 from logistics.models.catalog import Store
-from logistics.services.lookup import get_or_404, in_subtree
+from logistics.services.lookup import SUBTREE_ESCAPE, get_or_404, in_subtree, subtree_pattern
 
 SYSTEM_ACTOR = "system"
 
@@ -639,30 +639,44 @@ def set_stock_level(
     return level
 
 
+_OPEN_ALERT_COUNTS = (
+    select(Alert.store_path, Alert.kind, Alert.severity, func.count())
+    .where(
+        Alert.state != "resolved",
+        Alert.store_path.like(bindparam("subtree"), escape=SUBTREE_ESCAPE),
+    )
+    .group_by(Alert.store_path, Alert.kind, Alert.severity)
+)
+
+
 def open_alert_counts(uow: UnitOfWork, *, store_path: str) -> list[tuple[str, str, str, int]]:
     """How many alerts are not yet resolved in a store subtree, per store path, kind and
     severity: what status tiles colour and count, however many alerts are open."""
-    query = (
-        select(Alert.store_path, Alert.kind, Alert.severity, func.count())
-        .where(Alert.state != "resolved", in_subtree(Alert.store_path, store_path))
-        .group_by(Alert.store_path, Alert.kind, Alert.severity)
-    )
-    found = uow.session.execute(query).all()
+    found = uow.session.execute(_OPEN_ALERT_COUNTS, {"subtree": subtree_pattern(store_path)})
     return [(path, kind, severity, int(n)) for path, kind, severity, n in found]
 
 
-def open_alerts(uow: UnitOfWork, *, store_path: str | None, limit: int = 200) -> list[Alert]:
-    """Alerts not yet resolved in a store subtree (None: everywhere), alarms first, newest first."""
-    from sqlalchemy import case
-
+def _open_alerts(subtree: bool) -> Any:
+    """Alerts not yet resolved (in the subtree :subtree, with `subtree`), alarms first, newest
+    first, at most :limit."""
     from logistics.domain.alerts import SEVERITY_RANK
 
     rank = case(SEVERITY_RANK, value=Alert.severity, else_=-1)
     query = select(Alert).where(Alert.state != "resolved")
-    if store_path is not None:
-        query = query.where(in_subtree(Alert.store_path, store_path))
-    return list(
-        uow.session.scalars(
-            query.order_by(rank.desc(), Alert.opened_at.desc(), Alert.id.desc()).limit(limit)
-        )
+    if subtree:
+        query = query.where(Alert.store_path.like(bindparam("subtree"), escape=SUBTREE_ESCAPE))
+    return query.order_by(rank.desc(), Alert.opened_at.desc(), Alert.id.desc()).limit(
+        bindparam("limit")
     )
+
+
+# Built once, for a subtree and for everywhere: every home page shows them.
+_OPEN_ALERTS = {True: _open_alerts(True), False: _open_alerts(False)}
+
+
+def open_alerts(uow: UnitOfWork, *, store_path: str | None, limit: int = 200) -> list[Alert]:
+    """Alerts not yet resolved in a store subtree (None: everywhere), alarms first, newest first."""
+    params: dict[str, Any] = {"limit": limit}
+    if store_path is not None:
+        params["subtree"] = subtree_pattern(store_path)
+    return list(uow.session.scalars(_OPEN_ALERTS[store_path is not None], params))

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from logistics.clock import local_date
 from logistics.db import UnitOfWork, insert_for
@@ -34,23 +35,28 @@ def district_of(uow: UnitOfWork, store: Store) -> int:
     return found if found is not None else (store.parent_id or store.id)
 
 
+_STOCK_LINES = (
+    select(
+        StockBalance.lot_id,
+        StockBalance.doses,
+        StockBalance.quarantined_doses,
+        StockBalance.vvm_stage,
+        Lot.expiry_date,
+        Lot.quarantined,
+    )
+    .join(Lot, Lot.id == StockBalance.lot_id)
+    .where(
+        StockBalance.store_id == bindparam("store_id"),
+        Lot.product_id == bindparam("product_id"),
+        StockBalance.doses > 0,
+    )
+)
+
+
 def stock_lines(uow: UnitOfWork, store_id: int, product_id: int) -> list[rules.StockLine]:
     """The centre's balances of a product, in all its units, as the rules see them."""
-    query = (
-        select(
-            StockBalance.lot_id,
-            StockBalance.doses,
-            StockBalance.quarantined_doses,
-            StockBalance.vvm_stage,
-            Lot.expiry_date,
-            Lot.quarantined,
-        )
-        .join(Lot, Lot.id == StockBalance.lot_id)
-        .where(
-            StockBalance.store_id == store_id, Lot.product_id == product_id, StockBalance.doses > 0
-        )
-    )
-    rows = list(uow.session.execute(query))
+    params = {"store_id": store_id, "product_id": product_id}
+    rows: list[Any] = list(uow.session.execute(_STOCK_LINES, params))
     recalled = recalled_lots(uow.session, store_id, {row[0] for row in rows})
     return [
         rules.StockLine(doses, held, vvm, expiry, lot_held or lot_id in recalled)
@@ -58,16 +64,22 @@ def stock_lines(uow: UnitOfWork, store_id: int, product_id: int) -> list[rules.S
     ]
 
 
+_PROMISES = select(Session.id, Session.session_date, Session.capacity).where(
+    Session.store_id == bindparam("store_id"),
+    Session.product_id == bindparam("product_id"),
+    Session.status == "open",
+)
+# Built once, with and without a session left out: bookings and the ledger's checks ask them.
+_PROMISES_BUT = {False: _PROMISES, True: _PROMISES.where(Session.id != bindparam("exclude"))}
+
+
 def promises(
     uow: UnitOfWork, store_id: int, product_id: int, exclude: int | None = None
 ) -> list[rules.Promise]:
     """Open sessions of the centre for a product, each promising its whole capacity."""
-    query = select(Session.id, Session.session_date, Session.capacity).where(
-        Session.store_id == store_id, Session.product_id == product_id, Session.status == "open"
-    )
-    if exclude is not None:
-        query = query.where(Session.id != exclude)
-    return [rules.Promise(*row) for row in uow.session.execute(query).all()]
+    params = {"store_id": store_id, "product_id": product_id, "exclude": exclude}
+    found = uow.session.execute(_PROMISES_BUT[exclude is not None], params)
+    return [rules.Promise(*row) for row in found]
 
 
 # --- availability version ----------------------------------------------------------------------

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from logistics.config import Settings
 from logistics.db import UnitOfWork, insert_for, is_postgres
@@ -585,6 +585,30 @@ def list_excursions(
     return list(
         uow.session.scalars(query.order_by(Excursion.started_at.desc()).limit(limit).offset(offset))
     )
+
+
+_OF_UNIT_WITHIN = (
+    select(Excursion)
+    .where(
+        Excursion.unit_id == bindparam("unit_id"),
+        Excursion.ended_at.is_(None) | (Excursion.ended_at >= bindparam("since")),
+        Excursion.started_at < bindparam("until"),
+    )
+    .order_by(Excursion.started_at.desc())
+    .limit(bindparam("limit"))
+)
+
+
+def unit_excursions_within(
+    uow: UnitOfWork, unit_id: int, since: dt.datetime, until: dt.datetime, limit: int = 100
+) -> list[Excursion]:
+    """A unit's excursions that overlap [since, until), newest first: what its chart shades.
+
+    list_excursions(unit_id=..., since=..., until=...) in a statement built once (every chart
+    asks it, and building it cost more than its answer).
+    """
+    params = {"unit_id": unit_id, "since": since, "until": until, "limit": limit}
+    return list(uow.session.scalars(_OF_UNIT_WITHIN, params))
 
 
 def units_needing_evaluation(

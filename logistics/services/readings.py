@@ -12,6 +12,7 @@ from typing import cast as cast_type
 from sqlalchemy import (
     ColumnElement,
     Float,
+    Integer,
     String,
     Table,
     and_,
@@ -533,10 +534,23 @@ def _hour_rows(
 ) -> Sequence[Any]:
     """(start, count, low, mean, high) per bucket from the hourly aggregates; the start as a
     timestamp, or with `epoch` in whole epoch seconds."""
+    statement = _HOUR_ROWS[width_s == HOUR_S, epoch]
+    return uow.session.execute(
+        statement,
+        {
+            "width": width_s,
+            "unit": unit_id,
+            "first": start.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0),
+            "end": end,
+        },
+    ).all()
+
+
+def _hour_rows_text(hourly: bool, epoch: bool) -> Any:
     # An hour wide: the stored rows are the buckets (an index-only scan of the primary key, which
     # carries these columns). Wider: grouped with date_bin (epoch-aligned, as bucket_start);
     # numeric arithmetic on extract(epoch) cost four times as much on 720 hours.
-    if width_s == HOUR_S:
+    if hourly:
         bucket = "hour"
         query = (
             "SELECT {bucket}, readings, min_temp_c, sum_temp_c / readings, max_temp_c "
@@ -553,15 +567,15 @@ def _hour_rows(
         )
     if epoch:
         bucket = f"date_part('epoch', {bucket})::bigint"
-    return uow.session.execute(
-        text(query.format(bucket=bucket)),
-        {
-            "width": width_s,
-            "unit": unit_id,
-            "first": start.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0),
-            "end": end,
-        },
-    ).all()
+    return text(query.format(bucket=bucket))
+
+
+# By (an hour wide, starts in epoch seconds); made once, as charts ask them on every request.
+_HOUR_ROWS = {
+    (hourly, epoch): _hour_rows_text(hourly, epoch)
+    for hourly in (True, False)
+    for epoch in (True, False)
+}
 
 
 def rebuild_hours(uow: UnitOfWork, unit_ids: Iterable[int], since: dt.datetime) -> None:
@@ -616,6 +630,11 @@ class _Run:
     readings: int
 
 
+_LAST_BEFORE = select(func.max(Reading.ts)).where(
+    Reading.unit_id == bindparam("unit"), Reading.ts < bindparam("start")
+)
+
+
 def unit_kinetic_sum(
     uow: UnitOfWork, unit_id: int, start: dt.datetime, end: dt.datetime, max_gap: dt.timedelta
 ) -> KineticSum | None:
@@ -651,9 +670,7 @@ def unit_kinetic_sum(
             unusable.append(dt.datetime.fromtimestamp(raw_hour_s, dt.UTC))
         else:
             runs.append(_Run(first_s, last_s, last_temp_c, kinetic_s, covered_s, int(readings)))
-    before = uow.session.scalar(
-        select(func.max(Reading.ts)).where(Reading.unit_id == unit_id, Reading.ts < start)
-    )
+    before = uow.session.scalar(_LAST_BEFORE, {"unit": unit_id, "start": start})
     spans = [(before if before is not None else start, first_hour), (end_hour, end)]
     spans += [(hour, hour + dt.timedelta(hours=1)) for hour in unusable]
     runs += [
@@ -786,20 +803,21 @@ def latest_by_store(
     )
 
 
+_UNIT_SENSORS = (
+    select(Sensor)
+    .join(SensorAssignment, SensorAssignment.sensor_id == Sensor.sensor_id)
+    .where(
+        SensorAssignment.unit_id == bindparam("unit_id"),
+        SensorAssignment.valid_from <= bindparam("now"),
+        or_(SensorAssignment.valid_to.is_(None), SensorAssignment.valid_to > bindparam("now")),
+    )
+    .order_by(Sensor.sensor_id)
+)
+
+
 def unit_sensors(uow: UnitOfWork, unit_id: int, now: dt.datetime) -> list[Sensor]:
     """The sensors assigned to a unit now (its page shows their state), by sensor id."""
-    return list(
-        uow.session.scalars(
-            select(Sensor)
-            .join(SensorAssignment, SensorAssignment.sensor_id == Sensor.sensor_id)
-            .where(
-                SensorAssignment.unit_id == unit_id,
-                SensorAssignment.valid_from <= now,
-                or_(SensorAssignment.valid_to.is_(None), SensorAssignment.valid_to > now),
-            )
-            .order_by(Sensor.sensor_id)
-        )
-    )
+    return list(uow.session.scalars(_UNIT_SENSORS, {"unit_id": unit_id, "now": now}))
 
 
 def dead_letters(
@@ -870,6 +888,38 @@ def _columns(width_s: int, rows: Sequence[Sequence[Any]]) -> ChartColumns:
     return ChartColumns(width_s, t, low, avg, high)
 
 
+def _chart_buckets(epoch: ColumnElement[Any]) -> Any:
+    """Buckets of :width seconds of a unit's readings in [:start, :end), given the dialect's
+    reading time in epoch seconds."""
+    slot = func.floor(epoch / bindparam("width", type_=Float())).label("slot")
+    return (
+        select(
+            slot,
+            func.count(),
+            func.min(Reading.temp_c),
+            func.avg(Reading.temp_c),
+            func.max(Reading.temp_c),
+        )
+        .where(
+            Reading.unit_id == bindparam("unit"),
+            Reading.ts >= bindparam("start"),
+            Reading.ts < bindparam("end"),
+        )
+        .group_by(slot)
+        .order_by(slot)
+    )
+
+
+# Built once per dialect: every day chart runs it, and building it cost more than its answer.
+_CHART_BUCKETS = {
+    # double precision, and typed so: an untyped value divided by a whole number is cast to
+    # NUMERIC by SQLAlchemy (true division), and numeric arithmetic over a day's readings
+    # cost the day chart most of its time in the database.
+    "postgresql": _chart_buckets(func.date_part("epoch", Reading.ts, type_=Float())),
+    "sqlite": _chart_buckets(cast(func.strftime("%s", Reading.ts), Integer)),
+}
+
+
 def unit_chart_buckets(
     uow: UnitOfWork, unit_id: int, start: dt.datetime, end: dt.datetime, width_s: int
 ) -> list[tuple[int, int, float, float, float]]:
@@ -880,34 +930,14 @@ def unit_chart_buckets(
     one-minute readings sends 1,440 rows, not 43,200). The web app's charts read through here,
     so a store of hourly aggregates can later answer the wide buckets instead.
     """
-    from sqlalchemy import Integer
-
     _require_unit(uow, unit_id)
     _require_range(start, end)
     if (end - start).total_seconds() / width_s > MAX_BUCKETS:
         raise Invalid(f"more than {MAX_BUCKETS} buckets", field="bucket")
-    epoch: ColumnElement[Any]
-    if is_postgres(uow.session):
-        # double precision, and typed so: an untyped value divided by a whole number is cast to
-        # NUMERIC by SQLAlchemy (true division), and numeric arithmetic over a day's readings
-        # cost the day chart most of its time in the database.
-        epoch = func.date_part("epoch", Reading.ts, type_=Float())
-    else:
-        epoch = cast(func.strftime("%s", Reading.ts), Integer)
-    slot = func.floor(epoch / float(width_s)).label("slot")
-    query = (
-        select(
-            slot,
-            func.count(),
-            func.min(Reading.temp_c),
-            func.avg(Reading.temp_c),
-            func.max(Reading.temp_c),
-        )
-        .where(Reading.unit_id == unit_id, Reading.ts >= start, Reading.ts < end)
-        .group_by(slot)
-        .order_by(slot)
-    )
-    rows: Sequence[Any] = uow.session.execute(query).all()
+    statement = _CHART_BUCKETS["postgresql" if is_postgres(uow.session) else "sqlite"]
+    rows: Sequence[Any] = uow.session.execute(
+        statement, {"width": float(width_s), "unit": unit_id, "start": start, "end": end}
+    ).all()
     return [
         (int(n) * width_s, int(count), float(low), float(avg), float(high))
         for n, count, low, avg, high in rows

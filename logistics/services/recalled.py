@@ -9,17 +9,25 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from logistics.domain.stock import RecallScope
 from logistics.models.catalog import LotRecall, Store
+
+# The common case, built once: the recalls in force now of some lots (pages and the ledger ask it).
+_IN_FORCE_OF_LOTS = select(LotRecall.lot_id, LotRecall.store_path).where(
+    LotRecall.lot_id.in_(bindparam("lot_ids", expanding=True)), LotRecall.lifted_at.is_(None)
+)
 
 
 def scopes(
     session: Session, lot_ids: Iterable[int] | None = None, at: dt.datetime | None = None
 ) -> list[RecallScope]:
     """Recalls in force now (or at `at`), optionally of some lots only."""
+    if lot_ids is not None and at is None:
+        found = session.execute(_IN_FORCE_OF_LOTS, {"lot_ids": list(lot_ids)})
+        return [RecallScope(lot_id, path) for lot_id, path in found]
     query = select(LotRecall.lot_id, LotRecall.store_path)
     if lot_ids is not None:
         query = query.where(LotRecall.lot_id.in_(list(lot_ids)))

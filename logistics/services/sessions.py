@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -36,7 +36,7 @@ from logistics.services.commitments import (
     promises,
     stock_lines,
 )
-from logistics.services.lookup import get_or_404, in_subtree
+from logistics.services.lookup import SUBTREE_ESCAPE, get_or_404, subtree_pattern
 from logistics.services.stock import stock_at
 
 # Namespace of this area's PostgreSQL advisory locks (one lock per centre and product).
@@ -74,19 +74,22 @@ def get_product(uow: UnitOfWork, product_id: int) -> Product:
     return product
 
 
+_IN_TRANSIT_DOSES = (
+    select(func.coalesce(func.sum(ShipmentLine.doses_issued), 0))
+    .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
+    .join(Lot, Lot.id == ShipmentLine.lot_id)
+    .where(
+        Shipment.to_store_id == bindparam("store_id"),
+        Shipment.status == "in_transit",
+        Lot.product_id == bindparam("product_id"),
+    )
+)
+
+
 def in_transit_doses(uow: UnitOfWork, store_id: int, product_id: int) -> int:
     """Doses issued to the centre and not yet received (the ledger's shipments)."""
-    query = (
-        select(func.coalesce(func.sum(ShipmentLine.doses_issued), 0))
-        .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
-        .join(Lot, Lot.id == ShipmentLine.lot_id)
-        .where(
-            Shipment.to_store_id == store_id,
-            Shipment.status == "in_transit",
-            Lot.product_id == product_id,
-        )
-    )
-    return int(uow.session.scalar(query) or 0)
+    params = {"store_id": store_id, "product_id": product_id}
+    return int(uow.session.scalar(_IN_TRANSIT_DOSES, params) or 0)
 
 
 def usability(
@@ -234,19 +237,25 @@ def get_session(uow: UnitOfWork, session_id: int, *, for_update: bool = False) -
     return session
 
 
+_SESSIONS_OF = (
+    select(Session)
+    .where(Session.store_id == bindparam("store_id"))
+    .options(selectinload(Session.slots))
+    .order_by(Session.session_date, Session.id)
+)
+# Built once, of every date and of one: a centre's planner shows them on every request.
+_SESSIONS_ON = {
+    False: _SESSIONS_OF,
+    True: _SESSIONS_OF.where(Session.session_date == bindparam("on_date")),
+}
+
+
 def list_sessions(
     uow: UnitOfWork, *, store_id: int, on_date: dt.date | None = None
 ) -> list[Session]:
     """A centre's sessions, by date (of one date if given)."""
-    query = (
-        select(Session)
-        .where(Session.store_id == store_id)
-        .options(selectinload(Session.slots))
-        .order_by(Session.session_date, Session.id)
-    )
-    if on_date is not None:
-        query = query.where(Session.session_date == on_date)
-    return list(uow.session.scalars(query))
+    params = {"store_id": store_id, "on_date": on_date}
+    return list(uow.session.scalars(_SESSIONS_ON[on_date is not None], params))
 
 
 def _require_open(session: Session) -> None:
@@ -576,18 +585,31 @@ def report_session(
     return report
 
 
+def _at_risk(subtree: bool) -> Any:
+    query = select(Session).where(
+        Session.status == "open",
+        Session.shortfall_doses > 0,
+        Session.session_date >= bindparam("from_date"),
+    )
+    if subtree:
+        query = query.join(Store, Store.id == Session.store_id).where(
+            Store.path.like(bindparam("subtree"), escape=SUBTREE_ESCAPE)
+        )
+    return query.order_by(Session.session_date, Session.id).limit(bindparam("limit"))
+
+
+# Built once, for a subtree and for everywhere: every home page shows them.
+_AT_RISK = {True: _at_risk(True), False: _at_risk(False)}
+
+
 def sessions_at_risk(
     uow: UnitOfWork, *, store_path: str | None, from_date: dt.date, limit: int = 100
 ) -> list[Session]:
     """Open sessions from a date on whose promise stock no longer covers (a shortfall), by date."""
-    query = select(Session).where(
-        Session.status == "open", Session.shortfall_doses > 0, Session.session_date >= from_date
-    )
+    params: dict[str, Any] = {"from_date": from_date, "limit": limit}
     if store_path is not None:
-        query = query.join(Store, Store.id == Session.store_id).where(
-            in_subtree(Store.path, store_path)
-        )
-    return list(uow.session.scalars(query.order_by(Session.session_date, Session.id).limit(limit)))
+        params["subtree"] = subtree_pattern(store_path)
+    return list(uow.session.scalars(_AT_RISK[store_path is not None], params))
 
 
 def usability_by_date(

@@ -43,7 +43,7 @@ from logistics.models.stock import (
 )
 from logistics.services import catalog, holds, recalled
 from logistics.services.commitments import OVERCOMMITTED, check_commitments
-from logistics.services.lookup import get_or_404, in_subtree
+from logistics.services.lookup import SUBTREE_ESCAPE, get_or_404, subtree_pattern
 
 UTC = dt.UTC
 
@@ -852,30 +852,34 @@ class MovementLine:
     reason: str | None
 
 
+_NEWEST_MOVEMENTS = (
+    select(Movement.id)
+    .where(Movement.store_id == bindparam("store_id"))
+    .order_by(Movement.id.desc())
+    .limit(bindparam("limit"))
+    .subquery()
+)
+_MOVEMENT_LINE = (Movement.id, Movement.occurred_at, Movement.kind, Movement.actor, Movement.reason)
+# Built once: a store page shows it on every request, and building it cost more than running it.
+_RECENT_MOVEMENTS = (
+    select(*_MOVEMENT_LINE, func.coalesce(func.sum(LedgerEntry.doses), 0))
+    .join(_NEWEST_MOVEMENTS, _NEWEST_MOVEMENTS.c.id == Movement.id)
+    .outerjoin(LedgerEntry, LedgerEntry.movement_id == Movement.id)
+    .group_by(*_MOVEMENT_LINE)
+    .order_by(Movement.id.desc())
+)
+
+
 def recent_movements(uow: UnitOfWork, *, store_id: int, limit: int) -> list[MovementLine]:
     """A store's latest movements, newest first, each with the doses its entries add up to.
 
     One statement for a page's table (list_movements loads each movement with its entries and
     shipment, for the API: four statements).
     """
-    newest = (
-        select(Movement.id)
-        .where(Movement.store_id == store_id)
-        .order_by(Movement.id.desc())
-        .limit(limit)
-        .subquery()
-    )
-    columns = (Movement.id, Movement.occurred_at, Movement.kind, Movement.actor, Movement.reason)
-    query = (
-        select(*columns, func.coalesce(func.sum(LedgerEntry.doses), 0))
-        .join(newest, newest.c.id == Movement.id)
-        .outerjoin(LedgerEntry, LedgerEntry.movement_id == Movement.id)
-        .group_by(*columns)
-        .order_by(Movement.id.desc())
-    )
+    found = uow.session.execute(_RECENT_MOVEMENTS, {"store_id": store_id, "limit": limit})
     return [
         MovementLine(movement_id, occurred_at, kind, int(doses), actor, reason)
-        for movement_id, occurred_at, kind, actor, reason, doses in uow.session.execute(query)
+        for movement_id, occurred_at, kind, actor, reason, doses in found
     ]
 
 
@@ -925,17 +929,19 @@ def list_shipments(
     return list(uow.session.scalars(query))
 
 
+_COMING_TO = (
+    select(Shipment)
+    .where(Shipment.to_store_id == bindparam("store_id"), Shipment.status == "in_transit")
+    .options(selectinload(Shipment.lines).joinedload(ShipmentLine.lot))
+    .order_by(Shipment.id.desc())
+    .limit(bindparam("limit"))
+)
+
+
 def shipments_coming_to(uow: UnitOfWork, store_id: int, limit: int = 500) -> list[Shipment]:
     """Shipments in transit to one store, newest first, with their lines and lots (what its
     receive form offers; not the store's own issues on their way out)."""
-    query = (
-        select(Shipment)
-        .where(Shipment.to_store_id == store_id, Shipment.status == "in_transit")
-        .options(selectinload(Shipment.lines).joinedload(ShipmentLine.lot))
-        .order_by(Shipment.id.desc())
-        .limit(limit)
-    )
-    return list(uow.session.scalars(query))
+    return list(uow.session.scalars(_COMING_TO, {"store_id": store_id, "limit": limit}))
 
 
 def get_shipment(uow: UnitOfWork, shipment_id: int) -> Shipment:
@@ -954,16 +960,27 @@ def ledger_sums(uow: UnitOfWork) -> dict[tuple[int, int], int]:
     return {(unit, lot): int(total) for unit, lot, total in uow.session.execute(query).all()}
 
 
+def _in_transit_to(subtree: bool) -> Any:
+    query = select(Shipment).where(Shipment.status == "in_transit")
+    if subtree:
+        query = query.join(Store, Store.id == Shipment.to_store_id).where(
+            Store.path.like(bindparam("subtree"), escape=SUBTREE_ESCAPE)
+        )
+    return query.order_by(Shipment.issued_at, Shipment.id).limit(bindparam("limit"))
+
+
+# Built once, for a subtree and for everywhere: every home page shows them.
+_IN_TRANSIT_TO = {True: _in_transit_to(True), False: _in_transit_to(False)}
+
+
 def shipments_in_transit_to(
     uow: UnitOfWork, *, store_path: str | None, limit: int = 100
 ) -> list[Shipment]:
     """Shipments on their way to the stores of a subtree (None: everywhere), oldest first."""
-    query = select(Shipment).where(Shipment.status == "in_transit")
+    params: dict[str, Any] = {"limit": limit}
     if store_path is not None:
-        query = query.join(Store, Store.id == Shipment.to_store_id).where(
-            in_subtree(Store.path, store_path)
-        )
-    return list(uow.session.scalars(query.order_by(Shipment.issued_at, Shipment.id).limit(limit)))
+        params["subtree"] = subtree_pattern(store_path)
+    return list(uow.session.scalars(_IN_TRANSIT_TO[store_path is not None], params))
 
 
 def fefo_suggestion(

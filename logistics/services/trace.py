@@ -6,36 +6,38 @@ import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import bindparam, func, select, tuple_
 
 from logistics.db import UnitOfWork
 from logistics.domain import stock as rules
 from logistics.models.catalog import Lot, StorageUnit, Store
 from logistics.models.stock import LedgerEntry, Movement, Shipment, ShipmentLine, StockBalance
 from logistics.services import catalog
-from logistics.services.lookup import in_subtree
+from logistics.services.lookup import SUBTREE_ESCAPE, subtree_pattern
 from logistics.services.stock import lot_stock
+
+# Columns, not entities: a national lot sits in thousands of units (issue 14, lot trace page).
+# The trace's statements are built once: building them cost its page more than running them.
+_LOCATIONS = (
+    select(
+        Store.id,
+        Store.code,
+        StorageUnit.id,
+        StorageUnit.code,
+        StockBalance.doses,
+        StockBalance.quarantined_doses,
+        StockBalance.vvm_stage,
+    )
+    .join(StorageUnit, StorageUnit.id == StockBalance.unit_id)
+    .join(Store, Store.id == StockBalance.store_id)
+    .where(StockBalance.lot_id == bindparam("lot_id"), StockBalance.doses > 0)
+    .order_by(Store.path, StorageUnit.id)
+)
 
 
 def _locations(uow: UnitOfWork, lot: Lot) -> list[dict[str, Any]]:
-    # Columns, not entities: a national lot sits in thousands of units (issue 14, lot trace page).
-    query = (
-        select(
-            Store.id,
-            Store.code,
-            StorageUnit.id,
-            StorageUnit.code,
-            StockBalance.doses,
-            StockBalance.quarantined_doses,
-            StockBalance.vvm_stage,
-        )
-        .join(StorageUnit, StorageUnit.id == StockBalance.unit_id)
-        .join(Store, Store.id == StockBalance.store_id)
-        .where(StockBalance.lot_id == lot.id, StockBalance.doses > 0)
-        .order_by(Store.path, StorageUnit.id)
-    )
     per_vial = lot.product.doses_per_vial
-    rows = uow.session.execute(query)
+    rows = uow.session.execute(_LOCATIONS, {"lot_id": lot.id})
     return [
         {
             "store_id": store_id,
@@ -51,14 +53,17 @@ def _locations(uow: UnitOfWork, lot: Lot) -> list[dict[str, Any]]:
     ]
 
 
+_SHIPMENT_LINES = (
+    select(ShipmentLine, Shipment)
+    .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
+    .where(ShipmentLine.lot_id == bindparam("lot_id"))
+    .order_by(Shipment.id)
+)
+
+
 def _shipment_lines(uow: UnitOfWork, lot: Lot) -> list[tuple[ShipmentLine, Shipment]]:
-    query = (
-        select(ShipmentLine, Shipment)
-        .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
-        .where(ShipmentLine.lot_id == lot.id)
-        .order_by(Shipment.id)
-    )
-    return [(line, shipment) for line, shipment in uow.session.execute(query).all()]
+    found = uow.session.execute(_SHIPMENT_LINES, {"lot_id": lot.id})
+    return [(line, shipment) for line, shipment in found]
 
 
 def _transit(
@@ -97,36 +102,43 @@ def _movements(
     """The lot's entries oldest first; a page of `limit` after the entry `after_entry_id`
     (keyset on (occurred_at, id): the index on lot, time and id reads only the page). Read as
     columns, not ORM objects (a lot's trace can list thousands)."""
-    e, m = LedgerEntry, Movement
-    query = (
-        select(
-            e.id.label("entry_id"),
-            m.id.label("movement_id"),
-            m.kind,
-            e.store_id,
-            e.unit_id,
-            e.doses,
-            e.occurred_at,
-            m.recorded_at,
-            m.actor,
-            m.reason,
-            m.client_id,
-            m.other_store_id,
-            m.reverses_id,
-        )
-        .join(m, m.id == e.movement_id)
-        .where(e.lot_id == lot.id)
-        .order_by(e.occurred_at, e.id)
-        .limit(limit)
+    query = _MOVEMENTS_AFTER if after_entry_id is not None else _MOVEMENTS_FROM_START
+    # No limit is a bound no lot reaches (SQLite refuses LIMIT NULL).
+    params = {"lot_id": lot.id, "limit": _ALL if limit is None else limit, "after": after_entry_id}
+    return [dict(row._mapping) for row in uow.session.execute(query, params)]
+
+
+_E, _M = LedgerEntry, Movement
+_ALL = 2**62
+_MOVEMENTS_FROM_START = (
+    select(
+        _E.id.label("entry_id"),
+        _M.id.label("movement_id"),
+        _M.kind,
+        _E.store_id,
+        _E.unit_id,
+        _E.doses,
+        _E.occurred_at,
+        _M.recorded_at,
+        _M.actor,
+        _M.reason,
+        _M.client_id,
+        _M.other_store_id,
+        _M.reverses_id,
     )
-    if after_entry_id is not None:
-        after = (
-            select(e.occurred_at, e.id).where(e.id == after_entry_id, e.lot_id == lot.id).subquery()
-        )
-        query = query.where(
-            tuple_(e.occurred_at, e.id) > select(after.c.occurred_at, after.c.id).scalar_subquery()
-        )
-    return [dict(row._mapping) for row in uow.session.execute(query).all()]
+    .join(_M, _M.id == _E.movement_id)
+    .where(_E.lot_id == bindparam("lot_id"))
+    .order_by(_E.occurred_at, _E.id)
+    .limit(bindparam("limit"))
+)
+_AFTER = (
+    select(_E.occurred_at, _E.id)
+    .where(_E.id == bindparam("after"), _E.lot_id == bindparam("lot_id"))
+    .subquery()
+)
+_MOVEMENTS_AFTER = _MOVEMENTS_FROM_START.where(
+    tuple_(_E.occurred_at, _E.id) > select(_AFTER.c.occurred_at, _AFTER.c.id).scalar_subquery()
+)
 
 
 def lot_trace(
@@ -165,22 +177,36 @@ def _trips(
     return transit.lot_trips(uow, lot_id, shipments)
 
 
-def _consumed_by_product(uow: UnitOfWork, store_ids: Any, since: dt.datetime) -> dict[int, int]:
-    """Doses consumed per product since a time, reversed consumptions left out."""
+def _stock_statements(scope: Any) -> tuple[Any, Any]:
+    """The non-empty balances of the stores `scope` selects (with lot and product), and the doses
+    they consumed per product since :since, reversed consumptions left out."""
+    balances = (
+        select(StockBalance)
+        .where(StockBalance.store_id.in_(scope), StockBalance.doses > 0)
+        .order_by(StockBalance.lot_id, StockBalance.unit_id)
+    )
     reversed_ids = select(Movement.reverses_id).where(Movement.reverses_id.is_not(None))
-    query = (
+    consumed = (
         select(Lot.product_id, func.sum(-LedgerEntry.doses))
         .join(Movement, Movement.id == LedgerEntry.movement_id)
         .join(Lot, Lot.id == LedgerEntry.lot_id)
         .where(
             Movement.kind == rules.CONSUMPTION,
-            LedgerEntry.store_id.in_(store_ids),
-            LedgerEntry.occurred_at >= since,
+            LedgerEntry.store_id.in_(scope),
+            LedgerEntry.occurred_at >= bindparam("since"),
             Movement.id.not_in(reversed_ids),
         )
         .group_by(Lot.product_id)
     )
-    return {product_id: int(total) for product_id, total in uow.session.execute(query).all()}
+    return balances, consumed
+
+
+# Built once for a store (:store_id) and for a subtree (:subtree, a subtree_pattern): a store's
+# page shows them on every request, and building them cost more than running them.
+_OF_STORE = _stock_statements(select(Store.id).where(Store.id == bindparam("store_id")))
+_OF_SUBTREE = _stock_statements(
+    select(Store.id).where(Store.path.like(bindparam("subtree"), escape=SUBTREE_ESCAPE))
+)
 
 
 Held = set[tuple[int, int]]  # (store id, lot id) pairs a recall holds
@@ -272,17 +298,14 @@ def store_stock(
 ) -> dict[str, Any]:
     """Stock of a store (or its whole subtree) by product and lot, with days of stock when known."""
     store = catalog.get_store(uow, store_id)
-    scope = select(Store.id).where(
-        in_subtree(Store.path, store.path) if subtree else Store.id == store.id
+    of_balances, of_consumed = _OF_SUBTREE if subtree else _OF_STORE
+    scope: dict[str, Any] = (
+        {"subtree": subtree_pattern(store.path)} if subtree else {"store_id": store.id}
     )
-    balances = list(
-        uow.session.scalars(
-            select(StockBalance)
-            .where(StockBalance.store_id.in_(scope), StockBalance.doses > 0)
-            .order_by(StockBalance.lot_id, StockBalance.unit_id)
-        )
-    )
-    consumed = _consumed_by_product(uow, scope, now - dt.timedelta(days=window_days))
+    balances = list(uow.session.scalars(of_balances, scope))
+    since = now - dt.timedelta(days=window_days)
+    sums: list[Any] = list(uow.session.execute(of_consumed, {**scope, "since": since}))
+    consumed = {product_id: int(total) for product_id, total in sums}
     on = now.astimezone(ZoneInfo(site_timezone)).date()
     by_product: dict[int, list[StockBalance]] = {}
     for balance in balances:

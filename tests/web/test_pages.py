@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import json
 import re
 import tomllib
 import uuid
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, select
 
+from logistics.models.catalog import StorageUnit
 from logistics.models.readings import Reading, Sensor, SensorAssignment
 from logistics.models.stock import StockBalance
 from logistics.services.readings import rebuild_hours
@@ -264,6 +266,45 @@ def test_the_unit_page_shows_the_state_of_the_units_current_sensors_only(person,
         assert absent not in section
 
 
+def test_the_day_chart_shades_the_excursions_that_overlap_its_day_only(person, demo, runtime):
+    from logistics.models.alerts import Excursion
+
+    unit = demo["units"]["PUN-PHC-KHED/ILR-1"]
+    other = next(u for u in demo["units"].values() if u != unit)
+    now = dt.datetime.now(dt.UTC)
+    hour = dt.timedelta(hours=1)
+    with runtime.uow() as uow:
+        store_of = {u: uow.session.get(StorageUnit, u).store_id for u in (unit, other)}
+        for at_unit, kind, started, ended in (
+            (unit, "cold_alarm", now - 30 * hour, now - 26 * hour),  # over before the day began
+            (unit, "heat_alarm", now - 30 * hour, now - 20 * hour),  # began before it, ended inside
+            (unit, "heat_alarm", now - 2 * hour, None),  # still open
+            (other, "cold_alarm", now - 2 * hour, None),  # another unit's
+        ):
+            uow.session.add(
+                Excursion(
+                    unit_id=at_unit,
+                    store_id=store_of[at_unit],
+                    kind=kind,
+                    started_at=started,
+                    triggered_at=started,
+                    ended_at=ended,
+                    peak_temp_c=9.5 if kind.startswith("heat") else -1.0,
+                    minutes_outside=60.0,
+                    thresholds={},
+                    updated_at=now,
+                )
+            )
+        uow.commit()
+    body = person("admin").get(f"/units/{unit}").get_data(as_text=True)
+    data = json.loads(re.search(r'id="chart-data-\d+">(.*?)</script>', body, re.S)[1])
+    shaded = data["excursions"]
+    # Newest first: the open one (to the chart's end), then the one cut at the day's start.
+    assert [kind for _, _, kind in shaded] == ["heat_alarm", "heat_alarm"]
+    assert shaded[0][0] == int((now - 2 * hour).timestamp()) and shaded[0][1] == data["end"]
+    assert shaded[1] == [data["start"], int((now - 20 * hour).timestamp()), "heat_alarm"]
+
+
 def test_the_30_day_chart_sends_at_most_2000_points(person, demo, runtime):
     unit = demo["units"]["PUN-PHC-KHED/ILR-1"]
     now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
@@ -290,8 +331,6 @@ def test_the_30_day_chart_sends_at_most_2000_points(person, demo, runtime):
         uow.commit()
     client = person("admin")
     body = client.get(f"/units/{unit}/chart?range=30d").get_data(as_text=True)
-    import json
-
     data = json.loads(
         re.search(r'type="application/json"[^>]*>(.*?)</script>', body, re.S).group(1)
     )

@@ -42,9 +42,7 @@ def chart_data(
     width_s = max(width_s, int((end - start).total_seconds() // MAX_POINTS) + 1)
     after = dt.timedelta(days=settings().readings_aggregate_after_days)
     series = readings.unit_chart_series(uow, unit.id, start, end, width_s, after)
-    found = excursions.list_excursions(
-        uow, store_path=None, unit_id=unit.id, kind=None, open_only=False, since=start, until=end
-    )
+    found = excursions.unit_excursions_within(uow, unit.id, start, end)
     return {
         "t": list(series.t),
         "avg": [round(x, 2) for x in series.avg],

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, TypeVar
 
-from sqlalchemy import BigInteger, ColumnElement, any_, literal, or_, select
+from sqlalchemy import BigInteger, ColumnElement, any_, bindparam, literal, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -80,8 +80,29 @@ def store_ids_within(uow: UnitOfWork, roots: tuple[str, ...] | None) -> set[int]
         return None
     if not roots:
         return set()
+    if len(roots) == 1:  # most users hold one subtree: a statement built once
+        return set(uow.session.scalars(_IDS_IN_SUBTREE, {"subtree": subtree_pattern(roots[0])}))
     inside = or_(*(in_subtree(Store.path, root) for root in roots))
     return set(uow.session.scalars(select(Store.id).where(inside)))
+
+
+_IDS_IN_SUBTREE = select(Store.id).where(
+    Store.path.like(bindparam("subtree"), escape=SUBTREE_ESCAPE)
+)
+# Built once: `= ANY(:ids)` on PostgreSQL (see id_in), an expanding IN elsewhere.
+_NAMES_OF_STORES = {
+    True: select(Store.id, Store.name).where(
+        Store.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))
+    ),
+    False: select(Store.id, Store.name).where(Store.id.in_(bindparam("ids", expanding=True))),
+}
+
+
+def store_names(uow: UnitOfWork, ids: Collection[int]) -> dict[int, str]:
+    """Names of these stores, by id (a page names the stores it shows, not every store)."""
+    statement = _NAMES_OF_STORES[uow.session.get_bind().dialect.name == "postgresql"]
+    rows: list[Any] = list(uow.session.execute(statement, {"ids": sorted(ids)}))
+    return dict(rows)
 
 
 def store_path_of(uow: UnitOfWork, store_id: int | None) -> str | None:

@@ -191,6 +191,18 @@ def test_every_string_has_its_hindi_translation():
     assert set(HINDI) >= ids
 
 
+def test_the_num_filter_writes_indian_numbers_in_both_languages(app):
+    template = app.jinja_env.from_string(
+        "{% for n in whole %}{{ n|num }};{% endfor %}|{{ 1234.5|num(1) }}|{{ none|num }}"
+    )
+    whole = (0, -7, 999, -1000, 99999, -99999, 100000, -100000, 1234567)
+    for language in ("en", "hi"):
+        with app.test_request_context("/", headers={"Accept-Language": language}):
+            assert template.render(whole=whole, none=None) == (
+                "0;-7;999;-1,000;99,999;-99,999;1,00,000;-1,00,000;12,34,567;|1,234.5|—"
+            )
+
+
 def test_numbers_and_dates_use_the_indian_formats_in_the_site_time_zone(app, person, demo):
     from logistics.web import i18n
 

@@ -135,5 +135,4 @@ def _store_names(uow: UnitOfWork, found: dict[str, Any]) -> dict[int, str]:
     }
     for shipment in found["in_transit"]:
         ids |= {shipment["from_store_id"], shipment["to_store_id"]}
-    query = select(Store.id, Store.name).where(lookup.id_in(uow.session, Store.id, ids))
-    return dict(uow.session.execute(query).all())
+    return lookup.store_names(uow, ids)

@@ -335,19 +335,26 @@ _UNNEST_INSERT = text(
 )
 
 
-def _field(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    return value if isinstance(value, str) else repr(value)
+def _column_text(rows: list[dict[str, Any]], name: str, kind: str) -> str:
+    """A column of the batch as one text value: NULL as an empty field, timestamps in ISO 8601,
+    numbers as Python writes them (repr: a float's shortest exact text), booleans as t and f.
+
+    Written per column type: a batch is 2,000 rows of nine columns, and a call per field cost
+    the writer a seventh of its time."""
+    if kind == "timestamptz":  # never NULL
+        return _SEP.join([row[name].isoformat() for row in rows])
+    if kind == "float8":
+        return _SEP.join(["" if row[name] is None else repr(row[name]) for row in rows])
+    if kind in ("int", "int8"):
+        return _SEP.join(["" if row[name] is None else str(row[name]) for row in rows])
+    if kind == "bool":
+        return _SEP.join(["t" if row[name] else "f" for row in rows])
+    return _SEP.join(["" if row[name] is None else row[name] for row in rows])
 
 
 def _insert_readings_unnest(uow: UnitOfWork, rows: list[dict[str, object]]) -> int:
     """One INSERT for the whole batch, one text value per column; returns the rows inserted."""
-    params = {name: _SEP.join([_field(row[name]) for row in rows]) for name, _ in _READING_COLUMNS}
+    params = {name: _column_text(rows, name, kind) for name, kind in _READING_COLUMNS}
     return int(uow.session.execute(_UNNEST_INSERT, {**params, "sep": _SEP}).scalar_one())
 
 

@@ -162,3 +162,48 @@ def test_latest_per_store_and_district_subtree(client, runtime):
     assert set(by_unit) == {ids["d_unit"], ids["c_unit"]}
     assert by_unit[ids["c_unit"]]["sensor"]["last_temp_c"] == 7.5
     assert client.get("/api/stores/999999/latest-readings").status_code == 404
+
+
+def test_every_column_of_a_batch_is_stored_as_read_nulls_included(client, runtime):
+    from sqlalchemy import select
+
+    from logistics.models.readings import Reading
+
+    ids = tree(runtime)
+    assert register(client, "S-9", ids["c_unit"], NOW - dt.timedelta(days=1)).status_code == 201
+    early = NOW - dt.timedelta(hours=2, microseconds=250)
+    sent = [
+        SensorReading("S-9", early, -0.1, NOW, 87.5, "battery", 2**31 - 1),
+        SensorReading("S-9", NOW - dt.timedelta(minutes=1), 4.0000000000000036, NOW),
+        SensorReading("S-9", NOW, 1e-05, NOW, 0.0, "mains", 0),
+    ]
+    with runtime.uow() as uow:
+        record_readings(uow, sent, NOW, late_after_s=900)
+        uow.commit()
+    with runtime.uow() as uow:
+        stored = uow.session.execute(
+            select(
+                Reading.ts,
+                Reading.temp_c,
+                Reading.battery_pct,
+                Reading.power,
+                Reading.seq,
+                Reading.unit_id,
+                Reading.received_at,
+                Reading.late,
+            ).order_by(Reading.ts)
+        ).all()
+    assert [tuple(row) for row in stored] == [
+        (early, -0.1, 87.5, "battery", 2**31 - 1, ids["c_unit"], NOW, True),
+        (
+            NOW - dt.timedelta(minutes=1),
+            4.0000000000000036,
+            None,
+            None,
+            None,
+            ids["c_unit"],
+            NOW,
+            False,
+        ),
+        (NOW, 1e-05, 0.0, "mains", 0, ids["c_unit"], NOW, False),
+    ]

@@ -10,22 +10,16 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy import select
 
 from logistics.clock import utcnow
-from logistics.config import load_settings
-from logistics.db import Base
 from logistics.domain.errors import DomainError
 from logistics.models.stock import StockBalance
-from logistics.runtime import Runtime
 from logistics.services import stock
-from logistics.services.reference import seed_reference_data
 from tests.support.ledger import build_network, receive
+from tests.support.sqlite import sqlite_runtime
 
 
 def test_concurrent_consumptions_on_sqlite_keep_ledger_and_balance_equal(tmp_path):
-    runtime = Runtime.from_settings(load_settings({"database_url": f"sqlite:///{tmp_path}/l.db"}))
-    Base.metadata.create_all(runtime.engine)
+    runtime = sqlite_runtime(tmp_path, "l.db")
     with runtime.uow() as uow:
-        seed_reference_data(uow)
-        uow.commit()
         # Dates relative to today: the lots must still be valid whenever the suite runs.
         net = build_network(uow, today=dt.date.today())
         receive(uow, net, net.state_ilr, net.lot_late, 300, at=utcnow())

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from logistics.config import load_settings
-from logistics.db import Base, UnitOfWork
+from logistics.db import UnitOfWork
 from logistics.models.catalog import Store
-from logistics.runtime import Runtime
 from logistics.services import lookup
-from logistics.services.reference import seed_reference_data
 from tests.support.sessions_fixtures import add_store
+from tests.support.sqlite import sqlite_runtime
 
 pytestmark = pytest.mark.integration
 
@@ -54,10 +52,7 @@ def test_subtrees_and_names_on_postgresql(uow):
 
 
 def test_subtrees_and_names_on_sqlite(tmp_path):
-    runtime = Runtime.from_settings(load_settings({"database_url": f"sqlite:///{tmp_path}/s.db"}))
-    Base.metadata.create_all(runtime.engine)
+    runtime = sqlite_runtime(tmp_path)
     with runtime.uow() as uow:
-        seed_reference_data(uow)
-        uow.commit()
         _check(uow)
     runtime.close()

@@ -31,6 +31,9 @@ _ISO_TS = re.compile(
     r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)?", re.ASCII
 )
 STATUS = "status"
+# readings.seq is a 32-bit INTEGER: a larger counter is refused here, as one reading's dead letter,
+# instead of failing the INSERT of its whole batch.
+MAX_SEQ = 2**31 - 1
 STATUS_VALUES = ("online", "offline")
 
 
@@ -221,9 +224,9 @@ def _check_optional(item: dict[str, Any]) -> Rejection | None:
         return Rejection("bad_field", f"power must be one of {', '.join(POWER_STATES)}")
     seq = item.get("seq")
     if seq is not None and not (
-        isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq < 2**63
+        isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq <= MAX_SEQ
     ):
-        return Rejection("bad_field", "seq must be a non-negative integer")
+        return Rejection("bad_field", f"seq must be an integer from 0 to {MAX_SEQ}")
     return None
 
 

@@ -98,6 +98,8 @@ def test_batch_keeps_good_readings_and_rejects_bad_ones_separately():
         ('{"ts": "2021-04-28T10:00:00Z", "temp_c": 4, "power": "solar"}', "bad_field"),
         ('{"ts": "2021-04-28T10:00:00Z", "temp_c": 4, "battery_pct": 140}', "bad_field"),
         ('{"ts": "2021-04-28T10:00:00Z", "temp_c": 4, "seq": -1}', "bad_field"),
+        # readings.seq is a 32-bit INTEGER: a larger counter failed its whole batch's INSERT.
+        ('{"ts": "2021-04-28T10:00:00Z", "temp_c": 4, "seq": 2147483648}', "bad_field"),
         ("[1, 2]", "bad_field"),
         ('{"readings": []}', "bad_batch"),
         ('{"readings": "many"}', "bad_batch"),
@@ -277,3 +279,9 @@ def test_traces_are_deterministic():
     assert messages(plan, START, START, START + dt.timedelta(hours=1)) == messages(
         plan, START, START, START + dt.timedelta(hours=1)
     )
+
+
+def test_the_largest_seq_the_column_holds_is_kept():
+    parsed = parse('{"ts": "2021-04-28T10:00:00Z", "temp_c": 4, "seq": 2147483647}')
+    assert [reading.seq for reading in parsed.readings] == [2147483647]
+    assert reasons(parsed) == []

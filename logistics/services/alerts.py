@@ -26,7 +26,7 @@ from logistics.domain.alerts import (
 from logistics.domain.errors import NotFound
 from logistics.models.alerts import Alert, AlertEvent
 from logistics.models.catalog import Store
-from logistics.services.lookup import SUBTREE_ESCAPE, get_or_404, in_subtree, subtree_pattern
+from logistics.services.lookup import get_or_404, in_bound_subtree, in_subtree, subtree_params
 
 SYSTEM_ACTOR = "system"
 
@@ -643,7 +643,7 @@ _OPEN_ALERT_COUNTS = (
     select(Alert.store_path, Alert.kind, Alert.severity, func.count())
     .where(
         Alert.state != "resolved",
-        Alert.store_path.like(bindparam("subtree"), escape=SUBTREE_ESCAPE),
+        in_bound_subtree(Alert.store_path),
     )
     .group_by(Alert.store_path, Alert.kind, Alert.severity)
 )
@@ -652,7 +652,7 @@ _OPEN_ALERT_COUNTS = (
 def open_alert_counts(uow: UnitOfWork, *, store_path: str) -> list[tuple[str, str, str, int]]:
     """How many alerts are not yet resolved in a store subtree, per store path, kind and
     severity: what status tiles colour and count, however many alerts are open."""
-    found = uow.session.execute(_OPEN_ALERT_COUNTS, {"subtree": subtree_pattern(store_path)})
+    found = uow.session.execute(_OPEN_ALERT_COUNTS, subtree_params(store_path))
     return [(path, kind, severity, int(n)) for path, kind, severity, n in found]
 
 
@@ -664,7 +664,7 @@ def _open_alerts(subtree: bool) -> Any:
     rank = case(SEVERITY_RANK, value=Alert.severity, else_=-1)
     query = select(Alert).where(Alert.state != "resolved")
     if subtree:
-        query = query.where(Alert.store_path.like(bindparam("subtree"), escape=SUBTREE_ESCAPE))
+        query = query.where(in_bound_subtree(Alert.store_path))
     return query.order_by(rank.desc(), Alert.opened_at.desc(), Alert.id.desc()).limit(
         bindparam("limit")
     )
@@ -676,7 +676,5 @@ _OPEN_ALERTS = {True: _open_alerts(True), False: _open_alerts(False)}
 
 def open_alerts(uow: UnitOfWork, *, store_path: str | None, limit: int = 200) -> list[Alert]:
     """Alerts not yet resolved in a store subtree (None: everywhere), alarms first, newest first."""
-    params: dict[str, Any] = {"limit": limit}
-    if store_path is not None:
-        params["subtree"] = subtree_pattern(store_path)
+    params = {"limit": limit, **subtree_params(store_path)}
     return list(uow.session.scalars(_OPEN_ALERTS[store_path is not None], params))

@@ -28,7 +28,7 @@ from logistics.models.sessions import AvailabilityVersion, Session, SessionRepor
 from logistics.models.stock import Shipment, ShipmentLine, StockBalance
 from logistics.services import catalog
 from logistics.services.commitments import district_of
-from logistics.services.lookup import SUBTREE_ESCAPE, get_or_404, subtree_pattern
+from logistics.services.lookup import get_or_404, in_bound_subtree, subtree_params
 from logistics.services.recalled import scopes as recall_scopes
 
 COWIN_DATE = "%d-%m-%Y"  # CoWIN's public API writes dates as DD-MM-YYYY
@@ -248,7 +248,7 @@ _shipments, _lines = Shipment.__table__.c, ShipmentLine.__table__.c
 _reports = SessionReport.__table__.c
 
 _IN_DISTRICT = (
-    _stores.path.like(bindparam("subtree"), escape=SUBTREE_ESCAPE),
+    in_bound_subtree(_stores.path),
     _stores.id != bindparam("district_id"),
 )
 _CENTRE_IDS = select(_stores.id).where(*_IN_DISTRICT).scalar_subquery()
@@ -375,7 +375,7 @@ def district_view(
         uow, Store, district_id, f"no district store {district_id}", field="district_id"
     )
     params: dict[str, Any] = {
-        "subtree": subtree_pattern(district.path),
+        **subtree_params(district.path),
         "district_id": district.id,
         "since": today - dt.timedelta(days=window_days),
         "window_days": window_days,

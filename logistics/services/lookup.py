@@ -12,7 +12,7 @@ from sqlalchemy import BigInteger, ColumnElement, any_, bindparam, literal, or_,
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from logistics.db import Base, UnitOfWork
+from logistics.db import Base, UnitOfWork, is_postgres
 from logistics.domain.errors import NotFound
 from logistics.domain.ids import MAX_ID
 from logistics.models.catalog import Store
@@ -56,6 +56,18 @@ def in_subtree(path_column: InstrumentedAttribute[str], store_path: str) -> Colu
     return path_column.like(subtree_pattern(store_path), escape=SUBTREE_ESCAPE)
 
 
+def in_bound_subtree(path_column: Any) -> ColumnElement[bool]:
+    """in_subtree for a statement built once: the subtree comes as the parameter :subtree
+    (subtree_params gives it)."""
+    found: ColumnElement[bool] = path_column.like(bindparam("subtree"), escape=SUBTREE_ESCAPE)
+    return found
+
+
+def subtree_params(store_path: str | None) -> dict[str, str]:
+    """The :subtree parameter of in_bound_subtree for a store path (None: no subtree, none)."""
+    return {} if store_path is None else {"subtree": subtree_pattern(store_path)}
+
+
 def id_in(session: Session, column: Any, ids: Collection[int]) -> ColumnElement[bool]:
     """`column IN ids` as one bound array on PostgreSQL (`= ANY(:ids)`), a list elsewhere.
 
@@ -64,7 +76,7 @@ def id_in(session: Session, column: Any, ids: Collection[int]) -> ColumnElement[
     query itself.
     """
     found: ColumnElement[bool]
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         found = column == any_(literal(sorted(ids), ARRAY(BigInteger)))
     else:
         found = column.in_(ids)
@@ -81,14 +93,12 @@ def store_ids_within(uow: UnitOfWork, roots: tuple[str, ...] | None) -> set[int]
     if not roots:
         return set()
     if len(roots) == 1:  # most users hold one subtree: a statement built once
-        return set(uow.session.scalars(_IDS_IN_SUBTREE, {"subtree": subtree_pattern(roots[0])}))
+        return set(uow.session.scalars(_IDS_IN_SUBTREE, subtree_params(roots[0])))
     inside = or_(*(in_subtree(Store.path, root) for root in roots))
     return set(uow.session.scalars(select(Store.id).where(inside)))
 
 
-_IDS_IN_SUBTREE = select(Store.id).where(
-    Store.path.like(bindparam("subtree"), escape=SUBTREE_ESCAPE)
-)
+_IDS_IN_SUBTREE = select(Store.id).where(in_bound_subtree(Store.path))
 # Built once: `= ANY(:ids)` on PostgreSQL (see id_in), an expanding IN elsewhere.
 _NAMES_OF_STORES = {
     True: select(Store.id, Store.name).where(
@@ -100,7 +110,7 @@ _NAMES_OF_STORES = {
 
 def store_names(uow: UnitOfWork, ids: Collection[int]) -> dict[int, str]:
     """Names of these stores, by id (a page names the stores it shows, not every store)."""
-    statement = _NAMES_OF_STORES[uow.session.get_bind().dialect.name == "postgresql"]
+    statement = _NAMES_OF_STORES[is_postgres(uow.session)]
     rows: list[Any] = list(uow.session.execute(statement, {"ids": sorted(ids)}))
     return dict(rows)
 

@@ -918,12 +918,12 @@ def _chart_buckets(epoch: ColumnElement[Any]) -> Any:
 
 
 # Built once per dialect: every day chart runs it, and building it cost more than its answer.
-_CHART_BUCKETS = {
+_CHART_BUCKETS = {  # by whether the database is PostgreSQL
     # double precision, and typed so: an untyped value divided by a whole number is cast to
     # NUMERIC by SQLAlchemy (true division), and numeric arithmetic over a day's readings
     # cost the day chart most of its time in the database.
-    "postgresql": _chart_buckets(func.date_part("epoch", Reading.ts, type_=Float())),
-    "sqlite": _chart_buckets(cast(func.strftime("%s", Reading.ts), Integer)),
+    True: _chart_buckets(func.date_part("epoch", Reading.ts, type_=Float())),
+    False: _chart_buckets(cast(func.strftime("%s", Reading.ts), Integer)),
 }
 
 
@@ -941,7 +941,7 @@ def unit_chart_buckets(
     _require_range(start, end)
     if (end - start).total_seconds() / width_s > MAX_BUCKETS:
         raise Invalid(f"more than {MAX_BUCKETS} buckets", field="bucket")
-    statement = _CHART_BUCKETS["postgresql" if is_postgres(uow.session) else "sqlite"]
+    statement = _CHART_BUCKETS[is_postgres(uow.session)]
     rows: Sequence[Any] = uow.session.execute(
         statement, {"width": float(width_s), "unit": unit_id, "start": start, "end": end}
     ).all()

@@ -36,7 +36,7 @@ from logistics.services.commitments import (
     promises,
     stock_lines,
 )
-from logistics.services.lookup import SUBTREE_ESCAPE, get_or_404, subtree_pattern
+from logistics.services.lookup import get_or_404, in_bound_subtree, subtree_params
 from logistics.services.stock import stock_at
 
 # Namespace of this area's PostgreSQL advisory locks (one lock per centre and product).
@@ -592,9 +592,7 @@ def _at_risk(subtree: bool) -> Any:
         Session.session_date >= bindparam("from_date"),
     )
     if subtree:
-        query = query.join(Store, Store.id == Session.store_id).where(
-            Store.path.like(bindparam("subtree"), escape=SUBTREE_ESCAPE)
-        )
+        query = query.join(Store, Store.id == Session.store_id).where(in_bound_subtree(Store.path))
     return query.order_by(Session.session_date, Session.id).limit(bindparam("limit"))
 
 
@@ -606,9 +604,7 @@ def sessions_at_risk(
     uow: UnitOfWork, *, store_path: str | None, from_date: dt.date, limit: int = 100
 ) -> list[Session]:
     """Open sessions from a date on whose promise stock no longer covers (a shortfall), by date."""
-    params: dict[str, Any] = {"from_date": from_date, "limit": limit}
-    if store_path is not None:
-        params["subtree"] = subtree_pattern(store_path)
+    params = {"from_date": from_date, "limit": limit, **subtree_params(store_path)}
     return list(uow.session.scalars(_AT_RISK[store_path is not None], params))
 
 

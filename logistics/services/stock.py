@@ -43,7 +43,7 @@ from logistics.models.stock import (
 )
 from logistics.services import catalog, holds, recalled
 from logistics.services.commitments import OVERCOMMITTED, check_commitments
-from logistics.services.lookup import SUBTREE_ESCAPE, get_or_404, subtree_pattern
+from logistics.services.lookup import get_or_404, in_bound_subtree, subtree_params
 
 UTC = dt.UTC
 
@@ -964,7 +964,7 @@ def _in_transit_to(subtree: bool) -> Any:
     query = select(Shipment).where(Shipment.status == "in_transit")
     if subtree:
         query = query.join(Store, Store.id == Shipment.to_store_id).where(
-            Store.path.like(bindparam("subtree"), escape=SUBTREE_ESCAPE)
+            in_bound_subtree(Store.path)
         )
     return query.order_by(Shipment.issued_at, Shipment.id).limit(bindparam("limit"))
 
@@ -977,9 +977,7 @@ def shipments_in_transit_to(
     uow: UnitOfWork, *, store_path: str | None, limit: int = 100
 ) -> list[Shipment]:
     """Shipments on their way to the stores of a subtree (None: everywhere), oldest first."""
-    params: dict[str, Any] = {"limit": limit}
-    if store_path is not None:
-        params["subtree"] = subtree_pattern(store_path)
+    params = {"limit": limit, **subtree_params(store_path)}
     return list(uow.session.scalars(_IN_TRANSIT_TO[store_path is not None], params))
 
 

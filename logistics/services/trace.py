@@ -13,7 +13,7 @@ from logistics.domain import stock as rules
 from logistics.models.catalog import Lot, StorageUnit, Store
 from logistics.models.stock import LedgerEntry, Movement, Shipment, ShipmentLine, StockBalance
 from logistics.services import catalog
-from logistics.services.lookup import SUBTREE_ESCAPE, subtree_pattern
+from logistics.services.lookup import in_bound_subtree, subtree_params
 from logistics.services.stock import lot_stock
 
 # Columns, not entities: a national lot sits in thousands of units (issue 14, lot trace page).
@@ -204,9 +204,7 @@ def _stock_statements(scope: Any) -> tuple[Any, Any]:
 # Built once for a store (:store_id) and for a subtree (:subtree, a subtree_pattern): a store's
 # page shows them on every request, and building them cost more than running them.
 _OF_STORE = _stock_statements(select(Store.id).where(Store.id == bindparam("store_id")))
-_OF_SUBTREE = _stock_statements(
-    select(Store.id).where(Store.path.like(bindparam("subtree"), escape=SUBTREE_ESCAPE))
-)
+_OF_SUBTREE = _stock_statements(select(Store.id).where(in_bound_subtree(Store.path)))
 
 
 Held = set[tuple[int, int]]  # (store id, lot id) pairs a recall holds
@@ -299,9 +297,7 @@ def store_stock(
     """Stock of a store (or its whole subtree) by product and lot, with days of stock when known."""
     store = catalog.get_store(uow, store_id)
     of_balances, of_consumed = _OF_SUBTREE if subtree else _OF_STORE
-    scope: dict[str, Any] = (
-        {"subtree": subtree_pattern(store.path)} if subtree else {"store_id": store.id}
-    )
+    scope: dict[str, Any] = subtree_params(store.path) if subtree else {"store_id": store.id}
     balances = list(uow.session.scalars(of_balances, scope))
     since = now - dt.timedelta(days=window_days)
     sums: list[Any] = list(uow.session.execute(of_consumed, {**scope, "since": since}))

@@ -11,12 +11,13 @@ PostgreSQL) so two processes never evaluate one unit at the same time.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import and_, bindparam, func, or_, select, text
 
 from logistics.config import Settings
 from logistics.db import UnitOfWork, insert_for, is_postgres
@@ -98,24 +99,18 @@ def _settle_calm_units(
 ) -> set[int]:
     """Settle, in one transaction, the touched units whose new readings cannot change anything.
 
-    A unit is calm when its last full evaluation (under CALM_TTL ago) left no open excursion, no
-    reading outside the innermost limits within reach of the new readings, and the new readings
-    all lie strictly inside those limits. The state rows are locked (in unit order, so batches
+    A unit is calm when its last full evaluation (under CALM_TTL ago) left no open excursion, its
+    readings within the new readings' span all lie strictly inside the innermost limits, and
+    either no reading outside them is within reach or, in each logger with readings in the span,
+    the reading just before it lies inside them too (the usual case after a door opening: the
+    sensor is back in range and reports on). The state rows are locked (in unit order, so batches
     never deadlock) exactly as a full evaluation locks them, so the two never race.
     """
     unit_ids = sorted(spans)
     with runtime.uow() as uow:
         states = _lock_states(uow, unit_ids)
-        lo, hi = min(low for low, _ in spans.values()), max(high for _, high in spans.values())
-        extremes = {
-            u: (mn, mx)
-            for u, mn, mx in uow.session.execute(
-                select(Reading.unit_id, func.min(Reading.temp_c), func.max(Reading.temp_c))
-                .where(Reading.unit_id.in_(unit_ids), Reading.ts >= lo, Reading.ts <= hi)
-                .group_by(Reading.unit_id)
-            )
-        }
-        calm = {u for u in unit_ids if _is_calm(states[u], spans[u][0], extremes.get(u), now)}
+        views = _span_views(uow, spans)
+        calm = {u for u in unit_ids if _is_calm(states[u], spans[u][0], views.get(u), now)}
         for unit_id in calm:
             state = states[unit_id]
             state.evaluated_at, state.evaluations = now, state.evaluations + 1
@@ -134,13 +129,101 @@ def _settle_calm_units(
     return calm
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _SpanView:
+    """A unit's readings within its span (the new ones and any stored among them), and the reading
+    just before the span of each of the loggers that have readings in it."""
+
+    low_c: float
+    high_c: float
+    before_low_c: float | None = None  # None: no logger has a reading before the span
+    before_high_c: float | None = None
+
+
+# One index range per unit (a range from the pass's earliest reading to its latest would take in,
+# for every unit, all it read since the earliest late upload of any unit in the pass), and per
+# logger one index probe for the reading before it.
+_SPAN_VIEWS = text(
+    "SELECT s.unit_id, m.low_c, m.high_c, b.low_c, b.high_c"
+    " FROM unnest(CAST(:units AS bigint[]), CAST(:lows AS timestamptz[]),"
+    " CAST(:highs AS timestamptz[])) AS s(unit_id, low, high)"
+    " CROSS JOIN LATERAL (SELECT min(r.temp_c) AS low_c, max(r.temp_c) AS high_c,"
+    " array_agg(DISTINCT r.sensor_id) AS sensors"
+    " FROM readings r WHERE r.unit_id = s.unit_id AND r.ts >= s.low AND r.ts <= s.high) AS m"
+    " CROSS JOIN LATERAL (SELECT min(p.temp_c) AS low_c, max(p.temp_c) AS high_c"
+    " FROM unnest(m.sensors) AS q(sensor_id) CROSS JOIN LATERAL (SELECT r.temp_c FROM readings r"
+    " WHERE r.sensor_id = q.sensor_id AND r.unit_id = s.unit_id AND r.ts < s.low"
+    " ORDER BY r.ts DESC LIMIT 1) AS p) AS b"
+    " WHERE m.low_c IS NOT NULL"
+)
+_SQLITE_SPANS = 300  # units per statement on SQLite (three bound parameters each)
+
+
+def _span_views(
+    uow: UnitOfWork, spans: dict[int, tuple[dt.datetime, dt.datetime]]
+) -> dict[int, _SpanView]:
+    """What the fast path must know of each unit's span; units without readings in it left out."""
+    ordered = sorted(spans.items())
+    if is_postgres(uow.session):
+        params = {
+            "units": [unit_id for unit_id, _ in ordered],
+            "lows": [low for _, (low, _high) in ordered],
+            "highs": [high for _, (_low, high) in ordered],
+        }
+        return {
+            row.unit_id: _SpanView(row[1], row[2], row[3], row[4])
+            for row in uow.session.execute(_SPAN_VIEWS, params)
+        }
+    per_logger: dict[int, list[tuple[float, float, float | None]]] = {}
+    for start in range(0, len(ordered), _SQLITE_SPANS):
+        within = or_(
+            *(
+                and_(Reading.unit_id == unit_id, Reading.ts >= low, Reading.ts <= high)
+                for unit_id, (low, high) in ordered[start : start + _SQLITE_SPANS]
+            )
+        )
+        rows = uow.session.execute(
+            select(
+                Reading.unit_id,
+                Reading.sensor_id,
+                func.min(Reading.temp_c),
+                func.max(Reading.temp_c),
+            )
+            .where(within)
+            .group_by(Reading.unit_id, Reading.sensor_id)
+        )
+        for unit_id, sensor_id, low_c, high_c in rows:
+            before = uow.session.scalar(
+                select(Reading.temp_c)
+                .where(
+                    Reading.sensor_id == sensor_id,
+                    Reading.unit_id == unit_id,
+                    Reading.ts < spans[unit_id][0],
+                )
+                .order_by(Reading.ts.desc())
+                .limit(1)
+            )
+            per_logger.setdefault(unit_id, []).append((low_c, high_c, before))
+    views = {}
+    for unit_id, loggers in per_logger.items():
+        preceding = [b for *_, b in loggers if b is not None]
+        views[unit_id] = _SpanView(
+            min(low for low, _, _ in loggers),
+            max(high for _, high, _ in loggers),
+            min(preceding) if preceding else None,
+            max(preceding) if preceding else None,
+        )
+    return views
+
+
 def _is_calm(
     state: UnitMonitorState,
     earliest: dt.datetime,
-    extremes: tuple[float, float] | None,
+    span: _SpanView | None,
     now: dt.datetime,
 ) -> bool:
-    if state.calm_low_c is None or state.calm_high_c is None or state.calm_span_s is None:
+    low, high = state.calm_low_c, state.calm_high_c
+    if low is None or high is None or state.calm_span_s is None:
         return False
     if (
         state.calm_checked_at is None
@@ -148,12 +231,20 @@ def _is_calm(
         or state.open_excursions
     ):
         return False
-    reach = _earlier(earliest, dt.timedelta(seconds=state.calm_span_s))
-    if state.last_outside_ts is not None and state.last_outside_ts >= reach:
+    if span is None or not low < span.low_c <= span.high_c < high:
         return False
-    return (
-        extremes is not None and state.calm_low_c < extremes[0] and extremes[1] < state.calm_high_c
-    )
+    reach = _earlier(earliest, dt.timedelta(seconds=state.calm_span_s))
+    if state.last_outside_ts is None or state.last_outside_ts < reach:
+        return True
+    # A reading outside was near. Readings inside every limit, each following a reading inside
+    # them in its logger's series (or none), change nothing: an interval counts as outside only
+    # when both its ends are, so none is added or cut, no run of readings outside is split, ended
+    # earlier or begun, and with no excursion open there is nothing for them to close. Whether they
+    # came in order or late, and whether a full evaluation has read them already, does not matter.
+    # After a reading outside (an excursion's end moves, a run is split) they are evaluated in full.
+    if span.before_low_c is None or span.before_high_c is None:
+        return True
+    return low < span.before_low_c and span.before_high_c < high
 
 
 def _lock_states(uow: UnitOfWork, unit_ids: list[int]) -> dict[int, UnitMonitorState]:

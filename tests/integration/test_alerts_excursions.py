@@ -9,15 +9,19 @@ import pytest
 from sqlalchemy import select
 
 from logistics.models.alerts import Alert, Excursion, QuarantineReview, UnitMonitorState
+from logistics.models.catalog import StorageUnit
 from logistics.models.stock import StockBalance
 from logistics.services.excursions import evaluate_units
 from logistics.services.quarantine import release_review
 from logistics.services.temperature_rules import RuleInput, rules_of_unit, set_rules
 from tests.support.alerts_fixtures import add_sensor, ingest, make_tree, readings
+from tests.support.sqlite import sqlite_runtime
 
 pytestmark = pytest.mark.integration
 T0 = dt.datetime(2021, 1, 9, 12, 0, tzinfo=dt.UTC)
 H = dt.timedelta(hours=1)
+MIN = dt.timedelta(minutes=1)
+SEC = dt.timedelta(seconds=1)
 
 
 @pytest.fixture
@@ -29,9 +33,28 @@ def tree(runtime):
     return tree
 
 
+@pytest.fixture(params=["postgresql", "sqlite"])
+def db(request, tmp_path):
+    """Either database: the evaluation's fast path reads each unit's span by dialect."""
+    if request.param == "sqlite":
+        return sqlite_runtime(tmp_path)
+    return request.getfixturevalue("runtime")
+
+
+@pytest.fixture
+def db_tree(db):
+    with db.uow() as uow:
+        tree = make_tree(uow)
+        add_sensor(uow, tree.ilr.id)
+        uow.commit()
+    return tree
+
+
 def excursions(runtime):
     with runtime.uow() as uow:
-        rows = list(uow.session.scalars(select(Excursion).order_by(Excursion.kind)))
+        rows = list(
+            uow.session.scalars(select(Excursion).order_by(Excursion.kind, Excursion.started_at))
+        )
         uow.session.expunge_all()
         return rows
 
@@ -247,6 +270,117 @@ def test_calm_batches_take_the_fast_path_and_excursions_are_still_found(runtime,
             state.evaluations == len(batch) // 5 + 1
             and state.evaluations - state.full_evaluations >= 5
         )
+
+
+def _evaluations(runtime, unit_id):
+    with runtime.uow() as uow:
+        state = uow.session.get(UnitMonitorState, unit_id)
+        return state.evaluations, state.full_evaluations
+
+
+def test_readings_in_order_after_a_closed_excursion_take_the_fast_path(db, db_tree):
+    runtime, tree = db, db_tree
+    # 70 minutes at -2 C: freeze alarm, closed by the readings back at +5 C.
+    ingest(runtime, readings(T0, (30, 5.0), (70, -2.0), (5, 5.0)), T0 + 2 * H)
+    assert [(e.kind, e.ended_at) for e in excursions(runtime)] == [
+        ("cold_alarm", T0 + 100 * MIN),
+        ("cold_warning", T0 + 100 * MIN),
+    ]
+    before = _evaluations(runtime, tree.ilr.id)
+    # The next batches come after every reading evaluated so far and lie inside every limit: they
+    # cannot change the closed excursion, however near it they are.
+    # (Within CALM_TTL of the full evaluation, which re-learns the limits.)
+    for batch in range(3):
+        ingest(runtime, readings(T0 + (105 + 5 * batch) * MIN, (5, 5.0)), T0 + 2 * H)
+    assert _evaluations(runtime, tree.ilr.id) == (before[0] + 3, before[1])
+    assert [(e.kind, e.ended_at) for e in excursions(runtime)] == [
+        ("cold_alarm", T0 + 100 * MIN),
+        ("cold_warning", T0 + 100 * MIN),
+    ]
+
+
+def test_a_late_reading_inside_a_closed_excursion_is_still_evaluated_in_full(runtime, tree):
+    ingest(runtime, readings(T0, (30, 5.0), (70, -2.0), (5, 5.0)), T0 + 2 * H)
+    ingest(runtime, readings(T0 + 105 * MIN, (10, 5.0)), T0 + 2 * H)
+    evaluations, full = _evaluations(runtime, tree.ilr.id)
+    # A logger's late upload: +5 C at 30 minutes into the freeze, between two stored readings.
+    ingest(runtime, readings(T0 + 60 * MIN + 30 * SEC, (1, 5.0)), T0 + 2 * H)
+    assert _evaluations(runtime, tree.ilr.id) == (evaluations + 1, full + 1)
+    # The 70 minutes were two runs of 30 and 38 minutes: two warnings. The alarm's record stays
+    # for the officers, as it was.
+    assert [(e.kind, e.started_at, e.ended_at) for e in excursions(runtime)] == [
+        ("cold_alarm", T0 + 30 * MIN, T0 + 100 * MIN),
+        ("cold_warning", T0 + 30 * MIN, T0 + 60 * MIN + 30 * SEC),
+        ("cold_warning", T0 + 61 * MIN, T0 + 100 * MIN),
+    ]
+
+
+def test_an_episode_too_short_to_count_is_still_completed_by_a_late_upload(runtime, tree):
+    # 25 minutes at -2 C, then a hole of 10 minutes, then in range: no warning (30 min).
+    ingest(runtime, readings(T0, (30, 5.0), (25, -2.0)), T0 + 55 * MIN)
+    ingest(runtime, readings(T0 + 65 * MIN, (10, 5.0)), T0 + 75 * MIN)
+    assert excursions(runtime) == []
+    evaluations, full = _evaluations(runtime, tree.ilr.id)
+    # The logger uploads the hole late, still freezing: 35 minutes below -0.5 C, a warning.
+    ingest(runtime, readings(T0 + 55 * MIN, (10, -2.0)), T0 + 80 * MIN)
+    assert _evaluations(runtime, tree.ilr.id) == (evaluations + 1, full + 1)
+    assert [(e.kind, e.started_at, e.ended_at) for e in excursions(runtime)] == [
+        ("cold_warning", T0 + 30 * MIN, T0 + 65 * MIN),
+    ]
+
+
+def test_readings_a_full_evaluation_read_ahead_take_the_fast_path(db, db_tree):
+    runtime, tree = db, db_tree
+    from logistics.services.readings import record_readings
+
+    ingest(runtime, readings(T0, (30, 5.0), (70, -2.0), (5, 5.0)), T0 + 2 * H)
+    # Two batches stored before the evaluator gets to them: one with a reading outside, then
+    # readings in range after it. The first unit's full evaluation reads both.
+    with runtime.uow() as uow:
+        first = record_readings(uow, readings(T0 + 105 * MIN, (1, 9.0), (4, 5.0)), T0 + 2 * H)
+        uow.commit()
+    with runtime.uow() as uow:
+        second = record_readings(uow, readings(T0 + 110 * MIN, (5, 5.0)), T0 + 2 * H)
+        uow.commit()
+    evaluations, full = _evaluations(runtime, tree.ilr.id)
+    evaluate_units(runtime, first, T0 + 2 * H)
+    evaluate_units(runtime, second, T0 + 2 * H)
+    assert _evaluations(runtime, tree.ilr.id) == (evaluations + 2, full + 1)
+
+
+def test_a_late_reading_that_moves_an_excursions_end_is_evaluated_in_full(db, db_tree):
+    runtime, tree = db, db_tree
+    # Freezing from T0+30 to T0+99; the logger's reading at T0+100 comes late, after the rest.
+    ingest(runtime, readings(T0, (30, 5.0), (70, -2.0)), T0 + 2 * H)
+    ingest(runtime, readings(T0 + 101 * MIN, (5, 5.0)), T0 + 2 * H)
+    assert {e.ended_at for e in excursions(runtime)} == {T0 + 101 * MIN}
+    evaluations, full = _evaluations(runtime, tree.ilr.id)
+    ingest(runtime, readings(T0 + 100 * MIN, (1, 5.0)), T0 + 2 * H)
+    assert _evaluations(runtime, tree.ilr.id) == (evaluations + 1, full + 1)
+    assert {e.ended_at for e in excursions(runtime)} == {T0 + 100 * MIN}
+
+
+def test_a_late_upload_in_one_unit_leaves_the_others_on_the_fast_path(db, db_tree):
+    runtime, tree = db, db_tree
+    with runtime.uow() as uow:
+        other = StorageUnit(
+            store_id=tree.centre.id, code="ILR-2", kind="ilr", min_temp_c=2.0, max_temp_c=8.0
+        )
+        uow.session.add(other)
+        uow.session.flush()
+        add_sensor(uow, other.id, sensor_id="S-2")
+        uow.commit()
+        other_id = other.id
+    # ILR-2 froze for 40 minutes in the morning (a warning, closed), then kept reporting in range.
+    ingest(runtime, readings(T0, (60, 5.0), (40, -2.0), (60, 5.0), sensor_id="S-2"), T0 + 3 * H)
+    ingest(runtime, readings(T0, (160, 5.0)), T0 + 3 * H)
+    evaluations, full = _evaluations(runtime, other_id)
+    # One pass: ILR-2's next readings, in order and in range, and ILR-1's logger uploading a
+    # reading from the morning. Each unit's own span decides: ILR-2 has nothing to re-read.
+    batch = readings(T0 + 160 * MIN, (5, 5.0), sensor_id="S-2")
+    ingest(runtime, batch + readings(T0 + 30 * MIN + 30 * SEC, (1, 5.0)), T0 + 3 * H)
+    assert _evaluations(runtime, other_id) == (evaluations + 1, full)
+    assert [(e.kind, e.unit_id) for e in excursions(runtime)] == [("cold_warning", other_id)]
 
 
 def test_a_silent_sensor_resolves_on_the_fast_path(runtime, tree):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from logistics.domain.excursions import Rule, RuleSet, Sample, default_rules, detect
@@ -179,3 +179,46 @@ def test_minutes_outside_never_exceed_the_observed_span(segments):
         assert 0 <= found.minutes_outside <= span
         assert found.started_at <= found.triggered_at
         assert found.ended_at is None or found.triggered_at <= found.ended_at
+
+
+WITH_CUMULATIVE = RuleSet(
+    2.0,
+    8.0,
+    (*ILR.rules, Rule("heat", "warning", 8.0, "cumulative", 60 * MIN, 240 * MIN)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 120), st.sampled_from([-1.0, 1.0, 5.0, 9.0])),
+        min_size=1,
+        max_size=20,
+    ),
+    st.data(),
+    st.lists(st.floats(2.01, 7.99), min_size=1, max_size=40),
+    st.sampled_from([1, 7, 31]),
+)
+def test_readings_inside_every_limit_after_a_reading_inside_change_no_finding(
+    segments, data, new_temps, step_min
+):
+    # What the evaluation's fast path relies on (excursions._is_calm): with no excursion open,
+    # readings inside every rule's limit placed right after a reading inside them (late, between
+    # two stored readings, or after the whole series, after any pause) leave every finding as it
+    # was, consecutive and cumulative alike.
+    samples = trace(*segments, step_min=step_min)
+    before = detect(samples, WITH_CUMULATIVE, FAR, GAP)
+    assume(samples and all(f.ended_at is not None for f in before))
+    inside = [i for i, s in enumerate(samples) if 2.0 < s.temp_c < 8.0]
+    assume(inside)
+    after = data.draw(st.sampled_from(inside), label="after the reading at")
+    room = (
+        samples[after + 1].ts - samples[after].ts
+        if after + 1 < len(samples)
+        else data.draw(st.integers(len(new_temps) + 1, 200), label="pause") * MIN
+    )
+    step = room / (len(new_temps) + 1)
+    new = [Sample(samples[after].ts + (n + 1) * step, t) for n, t in enumerate(new_temps)]
+    assume(all(a.ts < b.ts for a, b in zip(new, new[1:], strict=False)))
+    merged = samples[: after + 1] + new + samples[after + 1 :]
+    assert detect(merged, WITH_CUMULATIVE, FAR, GAP) == before

@@ -217,16 +217,20 @@ def list_alerts(uow: UnitOfWork, flt: AlertFilter) -> list[Alert]:
 
 def _open_alerts_of(
     uow: UnitOfWork, kinds: Iterable[str], subject_type: str, subjects: set[str] | None
-) -> dict[tuple[str, str], Alert]:
-    """The open alerts of these kinds, of these subjects only when named (None: all)."""
-    query = select(Alert).where(
+) -> dict[tuple[str, str], tuple[int, str]]:
+    """(id, severity) of the open alerts of these kinds, of these subjects only when named (None:
+    all). Rows, not objects: most checks change nothing, and a hundred silent sensors' alerts
+    were loaded as objects on every evaluator pass."""
+    query = select(Alert.id, Alert.kind, Alert.subject_id, Alert.severity).where(
         Alert.kind.in_(list(kinds)), Alert.subject_type == subject_type, Alert.state != "resolved"
     )
     if subjects is not None:
         if not subjects:
             return {}
         query = query.where(Alert.subject_id.in_(sorted(subjects)))
-    return {(a.kind, a.subject_id): a for a in uow.session.scalars(query)}
+    return {
+        (kind, subject): (i, severity) for i, kind, subject, severity in uow.session.execute(query)
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,11 +268,13 @@ def sync_conditions(
     wanted = {(c.kind, c.subject_id): c for c in holding}
     raised = cleared = 0
     for key, cond in wanted.items():
-        alert = open_now.get(key)
-        if alert is not None and SEVERITY_RANK[cond.severity] > SEVERITY_RANK[alert.severity]:
+        found = open_now.get(key)
+        if found is not None and SEVERITY_RANK[cond.severity] > SEVERITY_RANK[found[1]]:
+            alert = uow.session.get(Alert, found[0])
+            assert alert is not None
             _raise_severity(uow, alert, cond, now)
             raised += 1
-        if alert is None:
+        if found is None:
             raise_alert(
                 uow,
                 kind=cond.kind,
@@ -281,13 +287,13 @@ def sync_conditions(
                 now=now,
             )
             raised += 1
-    for key, alert in open_now.items():
+    for key in open_now:
         if key not in wanted and (subjects is None or key[1] in subjects):
             clear_alert(
                 uow,
-                kind=alert.kind,
+                kind=key[0],
                 subject_type=subject_type,
-                subject_id=alert.subject_id,
+                subject_id=key[1],
                 now=now,
                 comment=comment,
             )

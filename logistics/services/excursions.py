@@ -32,7 +32,7 @@ from logistics.models.readings import Reading
 from logistics.models.stock import StockBalance
 from logistics.runtime import Runtime
 from logistics.services.alerts import check_sensors, clear_alert, raise_alert
-from logistics.services.lookup import in_subtree
+from logistics.services.lookup import id_in, in_subtree
 from logistics.services.quarantine import quarantine_unit
 from logistics.services.temperature_rules import _unit, unit_rules
 
@@ -248,20 +248,34 @@ def _is_calm(
 
 
 def _lock_states(uow: UnitOfWork, unit_ids: list[int]) -> dict[int, UnitMonitorState]:
-    insert = insert_for(uow.session)
-    uow.session.execute(
-        insert(UnitMonitorState)
-        .values(
-            [
-                {"unit_id": u, "evaluations": 0, "open_excursions": 0, "full_evaluations": 0}
-                for u in unit_ids
-            ]
+    """The units' state rows, locked in unit order; rows made first for units never evaluated.
+
+    The rows that exist are locked before any is inserted, so an evaluator never waits for a row
+    while holding one it inserted (and a pass does not send the INSERT of every unit it touches:
+    after the first evaluation of a unit its row is always there).
+    """
+    states = _select_states(uow, unit_ids)
+    missing = [u for u in unit_ids if u not in states]
+    if missing:
+        insert = insert_for(uow.session)
+        uow.session.execute(
+            insert(UnitMonitorState)
+            .values(
+                [
+                    {"unit_id": u, "evaluations": 0, "open_excursions": 0, "full_evaluations": 0}
+                    for u in missing
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=["unit_id"])
         )
-        .on_conflict_do_nothing(index_elements=["unit_id"])
-    )
+        states.update(_select_states(uow, missing))
+    return states
+
+
+def _select_states(uow: UnitOfWork, unit_ids: list[int]) -> dict[int, UnitMonitorState]:
     query = (
         select(UnitMonitorState)
-        .where(UnitMonitorState.unit_id.in_(unit_ids))
+        .where(id_in(uow.session, UnitMonitorState.unit_id, unit_ids))
         .order_by(UnitMonitorState.unit_id)
     )
     if is_postgres(uow.session):

@@ -20,8 +20,15 @@ its socket and counts the PUBACKs (--live-publisher raw), so that the cores go t
 the ingestion, not to encoding messages in Python; --live-publisher paho publishes with paho
 clients instead (they capped the live rate at what they could publish).
 
+Our ingestion runs as --processes N (default 2) ingestion processes on the shared subscription
+$share/bench/... (as a deployment scales it: mqtt.shared_group), each with its own persistent
+session, for the backlog rounds and the live run; the broker queues a backlog to the group's
+sessions in turn. The bare client stays one client with one session. --processes 1 runs one
+ingestion without sharing (in this process). The figures name what ran (`ingestion_processes`).
+
     python benchmarks/ingest.py [--readings 50000] [--rounds 3] [--sensors 200] [--live 30000]
                                 [--publishers 3] [--live-publisher raw|paho] [--profile FILE]
+                                [--processes 2]
 """
 
 from __future__ import annotations
@@ -127,7 +134,9 @@ def out_of_range_share(items: list[tuple[str, bytes, bool]]) -> float:
     return outside / len(items)
 
 
-def v5_client(client_id: str, port: int, settings: Settings, on_message=None) -> mqtt.Client:
+def v5_client(
+    client_id: str, port: int, settings: Settings, on_message=None, topic: str = f"{PREFIX}/#"
+) -> mqtt.Client:
     """A persistent-session MQTT 5 client with the ingestion's own connection settings
     (session expiry, receive maximum and paho's inflight cap all from `settings`)."""
     client = mqtt.Client(
@@ -140,7 +149,7 @@ def v5_client(client_id: str, port: int, settings: Settings, on_message=None) ->
     client.on_message = on_message
     subscribed = threading.Event()
     client.on_subscribe = lambda *_: subscribed.set()
-    client.on_connect = lambda c, *_: c.subscribe([(f"{PREFIX}/#", SubscribeOptions(qos=1))])
+    client.on_connect = lambda c, *_: c.subscribe([(topic, SubscribeOptions(qos=1))])
     client.connect(
         "127.0.0.1",
         port,
@@ -153,10 +162,12 @@ def v5_client(client_id: str, port: int, settings: Settings, on_message=None) ->
     return client
 
 
-def create_sessions(port: int, settings: Settings, client_ids: list[str]) -> None:
+def create_sessions(
+    port: int, settings: Settings, client_ids: list[str], topic: str = f"{PREFIX}/#"
+) -> None:
     """Subscribe each client id once and disconnect: the broker queues for them from now on."""
     for client_id in client_ids:
-        client = v5_client(client_id, port, settings)
+        client = v5_client(client_id, port, settings, topic=topic)
         client.disconnect()
         client.loop_stop()
 
@@ -271,6 +282,77 @@ def drain_ours(
     return ingestor.stats.readings / elapsed, ingestor
 
 
+SHARED_GROUP = "bench"
+
+
+def _ingest_process(overrides: dict, client_id: str, progress, duplicates, stop) -> None:
+    """One ingestion process of a shared group: `coldchain ingest` with its own client id."""
+    runtime = Runtime.from_settings(load_settings(overrides))
+    ingestor = Ingestor(runtime, client_id)
+    ingestor.start()
+    while not stop.wait(0.005):
+        progress.value = ingestor.stats.readings
+    ingestor.stop()
+    progress.value, duplicates.value = ingestor.stats.readings, ingestor.stats.duplicates
+    runtime.close()
+
+
+class Processes:
+    """Our ingestion as N processes on the shared subscription $share/bench/...: each has its
+    own persistent session (the broker queues a backlog to the group's sessions in turn)."""
+
+    def __init__(self, overrides: dict, client_ids: list[str]):
+        self.overrides = {**overrides, "mqtt_shared_group": SHARED_GROUP}
+        self.client_ids = client_ids
+        self.readings = self.duplicates = 0
+
+    @classmethod
+    def sessions(cls, port: int, settings: Settings, overrides: dict, count: int) -> Processes:
+        """`count` persistent sessions of the group, made before any backlog is published."""
+        ids = [f"bench-ours-{uuid.uuid4().hex[:6]}-{n}" for n in range(count)]
+        create_sessions(port, settings, ids, f"$share/{SHARED_GROUP}/{PREFIX}/#")
+        return cls(overrides, ids)
+
+    def start(self) -> None:
+        context = multiprocessing.get_context("fork")
+        self._stop = context.Event()
+        self._progress = [context.Value("q", 0) for _ in self.client_ids]
+        self._doubled = [context.Value("q", 0) for _ in self.client_ids]
+        self._procs = [
+            context.Process(
+                target=_ingest_process, args=(self.overrides, client_id, done, dup, self._stop)
+            )
+            for client_id, done, dup in zip(
+                self.client_ids, self._progress, self._doubled, strict=True
+            )
+        ]
+        for proc in self._procs:
+            proc.start()
+
+    def stored(self) -> int:
+        """Readings stored by the processes so far (after each committed batch)."""
+        return sum(v.value for v in self._progress)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for proc in self._procs:
+            proc.join(60)
+        self.readings = self.stored()
+        self.duplicates = sum(v.value for v in self._doubled)
+
+    def run(self, expected: int, timeout_s: float) -> float:
+        """Run the processes until they stored `expected` readings; return readings/s."""
+        started = time.perf_counter()
+        self.start()
+        deadline = started + timeout_s
+        while self.stored() < expected and time.perf_counter() < deadline:
+            time.sleep(0.01)
+        elapsed = time.perf_counter() - started
+        stored = self.stored()
+        self.stop()
+        return stored / elapsed
+
+
 def _length(n: int) -> bytes:
     """MQTT's variable-length integer (remaining length)."""
     out = bytearray()
@@ -363,12 +445,18 @@ def live_run(
     publishers: int,
     timeout_s: float,
     raw: bool = True,
-) -> tuple[float, float, Ingestor]:
+    processes: Processes | None = None,
+) -> tuple[float, float, int]:
     """Publish from several processes while our ingestion stores; return (publish, store) rates
-    and the ingestion (its counters)."""
-    ingestor = Ingestor(runtime, f"bench-live-ingest-{uuid.uuid4().hex[:6]}")
-    ingestor.start()
-    assert ingestor.connection.subscribed.wait(10)
+    and the deliveries the ingestion found stored already (doubled)."""
+    if processes is None:
+        ingestor = Ingestor(runtime, f"bench-live-ingest-{uuid.uuid4().hex[:6]}")
+        ingestor.start()
+        assert ingestor.connection.subscribed.wait(10)
+        stored = lambda: ingestor.stats.readings  # noqa: E731
+    else:  # the group's sessions persist: what is published before they connect waits for them
+        processes.start()
+        stored = processes.stored
     share = [items[n::publishers] for n in range(publishers)]
     context = multiprocessing.get_context("fork")
     procs = [context.Process(target=_publish_process, args=(port, part, raw)) for part in share]
@@ -379,20 +467,29 @@ def live_run(
         proc.join(timeout_s)
     published_s = time.perf_counter() - started
     deadline = started + timeout_s
-    while ingestor.stats.readings < len(items) and time.perf_counter() < deadline:
+    while stored() < len(items) and time.perf_counter() < deadline:
         time.sleep(0.01)
     stored_s = time.perf_counter() - started
-    ingestor.stop()
-    return len(items) / published_s, ingestor.stats.readings / stored_s, ingestor
+    rate = stored() / stored_s
+    if processes is None:
+        ingestor.stop()
+        return len(items) / published_s, rate, ingestor.stats.duplicates
+    processes.stop()
+    return len(items) / published_s, rate, processes.duplicates
 
 
 def rounds(
-    args: argparse.Namespace, runtime: Runtime, port: int, sensor_ids: list[str], profiled: Profiled
+    args: argparse.Namespace,
+    runtime: Runtime,
+    port: int,
+    sensor_ids: list[str],
+    profiled: Profiled,
+    processes: Processes | None,
 ) -> dict:
     """Alternate bare and ours over `args.rounds` rounds of a fresh identical backlog each."""
     settings = runtime.settings
     bare_id, ours_id = f"bench-bare-{uuid.uuid4().hex[:6]}", f"bench-ours-{uuid.uuid4().hex[:6]}"
-    create_sessions(port, settings, [bare_id, ours_id])
+    create_sessions(port, settings, [bare_id] if processes else [bare_id, ours_id])
     bare_rates, ours_rates, per_round = [], [], []
     published = delivered = duplicates = 0
     share = 0.0
@@ -408,6 +505,13 @@ def rounds(
                 bare = drain_bare(port, settings, bare_id, len(backlog), args.timeout_s)
                 bare_rates.append(bare)
                 figures["bare_rate"] = round(bare)
+            elif processes is not None:
+                ours = processes.run(len(backlog), args.timeout_s)
+                ours_rates.append(ours)
+                delivered += processes.readings
+                duplicates += processes.duplicates
+                figures["ours_rate"] = round(ours)
+                figures["caught_up_s"] = round(catch_up(runtime, args.timeout_s), 2)
             else:
                 ours, ingestor = drain_ours(
                     runtime, ours_id, len(backlog), args.timeout_s, profiled
@@ -450,6 +554,12 @@ def main() -> None:
     )
     parser.add_argument("--timeout-s", type=float, default=150)
     parser.add_argument("--profile", help="write a cProfile of the writer thread to this file")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        help="ingestion processes on a shared subscription (1: one ingestion, no sharing)",
+    )
     args = parser.parse_args()
 
     database_url = create_database()
@@ -465,16 +575,20 @@ def main() -> None:
         runtime = Runtime.from_settings(load_settings(overrides))
         sensor_ids = prepare(runtime, args.sensors)
         evaluator = start_coldchain("evaluate", {"COLDCHAIN_DATABASE_URL": database_url})
-        backlog = rounds(args, runtime, broker.port, sensor_ids, profiled)
+        processes = None
+        if args.processes > 1:
+            processes = Processes.sessions(broker.port, runtime.settings, overrides, args.processes)
+        backlog = rounds(args, runtime, broker.port, sensor_ids, profiled, processes)
         stored_before = rows(runtime)
         live = payloads(sensor_ids, args.live, offset=args.rounds * args.readings)
-        live_pub, live_rate, live_ingestor = live_run(
+        live_pub, live_rate, live_doubled = live_run(
             runtime,
             broker.port,
             live,
             args.publishers,
             args.timeout_s,
             args.live_publisher == "raw",
+            processes,
         )
         live_caught_up = catch_up(runtime, args.timeout_s)
         live_lost = stored_before + len(live) - rows(runtime)
@@ -483,7 +597,7 @@ def main() -> None:
             "benchmark": "ingest",
             "receive_maximum": runtime.settings.mqtt_receive_maximum,
             "batch_size": runtime.settings.ingest_batch_size,
-            "ingestion_processes": 1,
+            "ingestion_processes": args.processes,
             **backlog,
             "live_readings": len(live),
             "live_publishers": args.publishers,
@@ -491,7 +605,7 @@ def main() -> None:
             "live_publish_rate": round(live_pub),
             "live_store_rate": round(live_rate),
             "live_lost": live_lost,
-            "live_doubled": live_ingestor.stats.duplicates,
+            "live_doubled": live_doubled,
             "live_evaluation_catch_up_s": round(live_caught_up, 2),
             **evaluation_work(runtime),
         }

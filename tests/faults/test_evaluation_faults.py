@@ -11,13 +11,12 @@ from sqlalchemy import select
 
 from logistics.domain.readings import SensorReading
 from logistics.models.alerts import EvaluationRequest, Excursion
-from logistics.models.catalog import StorageUnit
 from logistics.runtime import Runtime, ThreadDied, watch
 from logistics.services import excursions
 from logistics.services.evaluation import drain, drain_once, retry_delay
 from tests.faults.test_payload_faults import _count
 from tests.integration.test_evaluation_queue import NOW, START, store
-from tests.support.alerts_fixtures import add_sensor, make_tree, readings
+from tests.support.alerts_fixtures import add_ilr, add_sensor, make_tree, readings
 
 YEAR_1 = dt.datetime(1, 1, 1, 0, 0, tzinfo=dt.UTC)
 
@@ -35,12 +34,7 @@ def tree(runtime):
     with runtime.uow() as uow:
         tree = make_tree(uow)
         add_sensor(uow, tree.ilr.id, since=YEAR_1)
-        other = StorageUnit(
-            store_id=tree.other_centre.id, code="ILR-2", kind="ilr", min_temp_c=2.0, max_temp_c=8.0
-        )
-        uow.session.add(other)
-        uow.session.flush()
-        add_sensor(uow, other.id, sensor_id="S-2")
+        other = add_ilr(uow, tree.other_centre.id, "ILR-2", "S-2")
         uow.commit()
     tree.other_unit_id = other.id
     return tree

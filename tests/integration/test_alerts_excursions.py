@@ -9,12 +9,11 @@ import pytest
 from sqlalchemy import select
 
 from logistics.models.alerts import Alert, Excursion, QuarantineReview, UnitMonitorState
-from logistics.models.catalog import StorageUnit
 from logistics.models.stock import StockBalance
 from logistics.services.excursions import evaluate_units
 from logistics.services.quarantine import release_review
 from logistics.services.temperature_rules import RuleInput, rules_of_unit, set_rules
-from tests.support.alerts_fixtures import add_sensor, ingest, make_tree, readings
+from tests.support.alerts_fixtures import add_ilr, add_sensor, ingest, make_tree, readings
 from tests.support.sqlite import sqlite_runtime
 
 pytestmark = pytest.mark.integration
@@ -24,13 +23,17 @@ MIN = dt.timedelta(minutes=1)
 SEC = dt.timedelta(seconds=1)
 
 
-@pytest.fixture
-def tree(runtime):
+def _tree_with_a_sensor(runtime):
     with runtime.uow() as uow:
         tree = make_tree(uow)
         add_sensor(uow, tree.ilr.id)
         uow.commit()
     return tree
+
+
+@pytest.fixture
+def tree(runtime):
+    return _tree_with_a_sensor(runtime)
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -43,11 +46,7 @@ def db(request, tmp_path):
 
 @pytest.fixture
 def db_tree(db):
-    with db.uow() as uow:
-        tree = make_tree(uow)
-        add_sensor(uow, tree.ilr.id)
-        uow.commit()
-    return tree
+    return _tree_with_a_sensor(db)
 
 
 def excursions(runtime):
@@ -363,14 +362,8 @@ def test_a_late_reading_that_moves_an_excursions_end_is_evaluated_in_full(db, db
 def test_a_late_upload_in_one_unit_leaves_the_others_on_the_fast_path(db, db_tree):
     runtime, tree = db, db_tree
     with runtime.uow() as uow:
-        other = StorageUnit(
-            store_id=tree.centre.id, code="ILR-2", kind="ilr", min_temp_c=2.0, max_temp_c=8.0
-        )
-        uow.session.add(other)
-        uow.session.flush()
-        add_sensor(uow, other.id, sensor_id="S-2")
+        other_id = add_ilr(uow, tree.centre.id, "ILR-2", "S-2").id
         uow.commit()
-        other_id = other.id
     # ILR-2 froze for 40 minutes in the morning (a warning, closed), then kept reporting in range.
     ingest(runtime, readings(T0, (60, 5.0), (40, -2.0), (60, 5.0), sensor_id="S-2"), T0 + 3 * H)
     ingest(runtime, readings(T0, (160, 5.0)), T0 + 3 * H)

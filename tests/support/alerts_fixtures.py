@@ -81,6 +81,15 @@ def add_sensor(
     uow.session.flush()
 
 
+def add_ilr(uow: UnitOfWork, store_id: int, code: str, sensor_id: str) -> StorageUnit:
+    """Another ILR (+2..+8 C) at a store, with a sensor of its own."""
+    unit = StorageUnit(store_id=store_id, code=code, kind="ilr", min_temp_c=2.0, max_temp_c=8.0)
+    uow.session.add(unit)
+    uow.session.flush()
+    add_sensor(uow, unit.id, sensor_id=sensor_id)
+    return unit
+
+
 def readings(
     start: dt.datetime,
     *segments: tuple[int, float],

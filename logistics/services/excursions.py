@@ -285,19 +285,6 @@ def _select_states(uow: UnitOfWork, unit_ids: list[int]) -> dict[int, UnitMonito
     }
 
 
-def _lock_state(uow: UnitOfWork, unit_id: int) -> UnitMonitorState:
-    insert = insert_for(uow.session)
-    uow.session.execute(
-        insert(UnitMonitorState)
-        .values(unit_id=unit_id, evaluations=0, open_excursions=0, full_evaluations=0)
-        .on_conflict_do_nothing(index_elements=["unit_id"])
-    )
-    query = select(UnitMonitorState).where(UnitMonitorState.unit_id == unit_id)
-    if is_postgres(uow.session):
-        query = query.with_for_update()
-    return uow.session.scalars(query.execution_options(populate_existing=True)).one()
-
-
 def _evaluation_start(
     uow: UnitOfWork, unit_id: int, rules: RuleSet, earliest: dt.datetime, max_gap: dt.timedelta
 ) -> dt.datetime:
@@ -356,7 +343,7 @@ def evaluate_unit(
 
     Does not commit; the caller commits (the unit's state row stays locked until then).
     """
-    state = _lock_state(uow, unit_id)
+    state = _lock_states(uow, [unit_id])[unit_id]
     unit = _unit(uow, unit_id)
     rules, _source = unit_rules(uow, settings, unit)
     max_gap = settings.alerts_max_gap_min * MINUTE

@@ -36,6 +36,7 @@ UNAUDITED_TABLES = frozenset(
 SECRET_COLUMNS = frozenset({"password_hash", "token_hash"})
 MAX_VALUE_CHARS = 2000
 PENDING_KEY = "audit_pending"
+PROVIDER_KEY = "audit_provider"
 AUDIT_TABLE = cast(Table, AuditEntry.__table__)  # a mapped class's table is a Table
 
 
@@ -214,6 +215,26 @@ def _bulk_statement(provider: ContextProvider) -> Callable[[ORMExecuteState], No
     return do_orm_execute
 
 
+def log_written(session: Session, changes: list[tuple[str, Any, Any]]) -> None:
+    """Log writes sent with plain statements instead of a flush, as a flush would log them.
+
+    `changes` are ("insert", obj, None) for a row inserted (the object holds its stored values,
+    id included) and ("update", obj, (before, after)) with the changed columns' values. The
+    ledger's hot path writes this way (logistics.services.stock): its rows are logged in one
+    statement, in the same transaction, with the same who, where, before and after.
+    """
+    provider = session.info.get(PROVIDER_KEY)
+    context = provider() if provider is not None and changes else None
+    if context is None:
+        return
+    now = dt.datetime.now(dt.UTC)
+    rows = [
+        _entry_for(context, now, (action, obj, _jsonable(values) if values else None))
+        for action, obj, values in changes
+    ]
+    session.connection().execute(AUDIT_TABLE.insert(), rows)
+
+
 def _clear_pending(session: Session, *_: Any) -> None:
     session.info.pop(PENDING_KEY, None)
 
@@ -223,7 +244,11 @@ def install_audit(session_factory: sessionmaker[Session], provider: ContextProvi
     if session_factory.kw.get("info", {}).get(PENDING_KEY + "_installed"):
         return
     session_factory.configure(
-        info={**session_factory.kw.get("info", {}), PENDING_KEY + "_installed": True}
+        info={
+            **session_factory.kw.get("info", {}),
+            PENDING_KEY + "_installed": True,
+            PROVIDER_KEY: provider,
+        }
     )
     event.listen(session_factory, "before_flush", _before_flush(provider))
     event.listen(session_factory, "after_flush", _after_flush(provider))

@@ -13,7 +13,7 @@ import datetime as dt
 import json
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, insert, or_, select, update
+from sqlalchemy import Table, bindparam, delete, insert, or_, select, update
 
 from logistics.db import UnitOfWork
 from logistics.domain.errors import IdempotencyMismatch
@@ -60,6 +60,26 @@ _ANSWER_COLUMNS = (
     IdempotencyRecord.created_at,
 )
 
+# Built once: every guarded write asks one of them.
+_ANSWER_OF_KEY = select(*_ANSWER_COLUMNS).where(IdempotencyRecord.key == bindparam("key"))
+# The key's own record first: it is the one a retry with this key must get back.
+_ANSWERS_OF_KEY_OR_CLIENT_ID = (
+    select(*_ANSWER_COLUMNS)
+    .where(
+        or_(
+            IdempotencyRecord.key == bindparam("key"),
+            IdempotencyRecord.client_id == bindparam("client_id"),
+        )
+    )
+    .order_by(IdempotencyRecord.key != bindparam("key"))
+)
+_CLAIM = insert(_RECORDS)
+_REMEMBER = (
+    update(_RECORDS)
+    .where(_RECORDS.c.key == bindparam("record_key"))
+    .values(status_code=bindparam("status_code"), response_json=bindparam("response_json"))
+)
+
 
 def find_first_response(
     uow: UnitOfWork,
@@ -77,10 +97,10 @@ def find_first_response(
     Records are read, claimed and answered with plain statements on the connection: every
     guarded write passes here, and the ORM's objects and flushes cost more than the SQL.
     """
-    # The key's own record first: it is the one a retry with this key must get back.
-    query = select(*_ANSWER_COLUMNS).where(_match(key, client_id))
-    query = query.order_by(IdempotencyRecord.key != key)
-    records = [KeptAnswer(*row) for row in uow.session.connection().execute(query)]
+    query, params = (_ANSWERS_OF_KEY_OR_CLIENT_ID, {"key": key, "client_id": client_id})
+    if not client_id:
+        query, params = _ANSWER_OF_KEY, {"key": key}
+    records = [KeptAnswer(*row) for row in uow.session.connection().execute(query, params)]
     expired = [r for r in records if expired_before and _before(r.created_at, expired_before)]
     if expired and expired_before is not None:
         forget_expired(uow, key=key, client_id=client_id, expired_before=expired_before)
@@ -115,26 +135,24 @@ def claim(
 ) -> str:
     """Insert the record before the write runs (a concurrent twin waits here); return its key."""
     uow.session.connection().execute(
-        insert(_RECORDS).values(
-            key=key,
-            client_id=client_id,
-            owner=owner,
-            fingerprint=fingerprint,
-            status_code=PENDING,
-            response_json="",
-            created_at=now,
-        )
+        _CLAIM,
+        {
+            "key": key,
+            "client_id": client_id,
+            "owner": owner,
+            "fingerprint": fingerprint,
+            "status_code": PENDING,
+            "response_json": "",
+            "created_at": now,
+        },
     )
     return key
 
 
 def remember(uow: UnitOfWork, key: str, *, status_code: int, body: Any) -> None:
     """Store the answer in the claimed record; it commits with the write it answers."""
-    uow.session.connection().execute(
-        update(_RECORDS)
-        .where(_RECORDS.c.key == key)
-        .values(status_code=status_code, response_json=json.dumps(body))
-    )
+    params = {"record_key": key, "status_code": status_code, "response_json": json.dumps(body)}
+    uow.session.connection().execute(_REMEMBER, params)
 
 
 def purge_expired(uow: UnitOfWork, *, now: dt.datetime, ttl_s: int, batch: int = 10_000) -> int:

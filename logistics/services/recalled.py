@@ -20,13 +20,25 @@ _IN_FORCE_OF_LOTS = select(LotRecall.lot_id, LotRecall.store_path).where(
     LotRecall.lot_id.in_(bindparam("lot_ids", expanding=True)), LotRecall.lifted_at.is_(None)
 )
 
+# And at a time (the ledger judges every debit at its own time).
+_IN_FORCE_OF_LOTS_AT = select(LotRecall.lot_id, LotRecall.store_path).where(
+    LotRecall.lot_id.in_(bindparam("lot_ids", expanding=True)),
+    LotRecall.placed_at <= bindparam("at"),
+    (LotRecall.lifted_at.is_(None)) | (LotRecall.lifted_at > bindparam("at")),
+)
+
 
 def scopes(
     session: Session, lot_ids: Iterable[int] | None = None, at: dt.datetime | None = None
 ) -> list[RecallScope]:
     """Recalls in force now (or at `at`), optionally of some lots only."""
-    if lot_ids is not None and at is None:
-        found = session.execute(_IN_FORCE_OF_LOTS, {"lot_ids": list(lot_ids)})
+    if lot_ids is not None:
+        session.flush()  # as the session's own execute would (a recall placed in this work)
+        if at is None:
+            found = session.connection().execute(_IN_FORCE_OF_LOTS, {"lot_ids": list(lot_ids)})
+        else:
+            params = {"lot_ids": list(lot_ids), "at": at}
+            found = session.connection().execute(_IN_FORCE_OF_LOTS_AT, params)
         return [RecallScope(lot_id, path) for lot_id, path in found]
     query = select(LotRecall.lot_id, LotRecall.store_path)
     if lot_ids is not None:

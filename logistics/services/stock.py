@@ -15,11 +15,12 @@ import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, exists, func, or_, select, text
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Table, bindparam, exists, func, insert, or_, select, text, update
+from sqlalchemy.orm import Session, make_transient_to_detached, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from logistics.clock import utcnow
 from logistics.db import UnitOfWork, insert_for, is_postgres
@@ -41,7 +42,7 @@ from logistics.models.stock import (
     ShipmentLine,
     StockBalance,
 )
-from logistics.services import catalog, holds, recalled
+from logistics.services import audit, catalog, holds, recalled
 from logistics.services.commitments import OVERCOMMITTED, check_commitments
 from logistics.services.lookup import get_or_404, in_bound_subtree, subtree_params
 
@@ -116,17 +117,22 @@ def _lock_balance(
 
 
 def later_changes(session: Session, unit_id: int, lot_id: int, after: dt.datetime) -> list[int]:
-    """Signed doses of (unit, lot) entries that happened after `after`, in time order."""
-    query = (
-        select(LedgerEntry.doses)
-        .where(
-            LedgerEntry.unit_id == unit_id,
-            LedgerEntry.lot_id == lot_id,
-            LedgerEntry.occurred_at > after,
-        )
-        .order_by(LedgerEntry.occurred_at, LedgerEntry.id)
+    """Signed doses of (unit, lot) entries that happened after `after`, in time order (entries
+    are only written by statements, `_insert_rows`: none wait in the session for a flush)."""
+    params = {"unit_id": unit_id, "lot_id": lot_id, "after": after}
+    return list(session.connection().scalars(_LATER_CHANGES, params))
+
+
+# Built once: every debit reads it, after its balance's lock.
+_LATER_CHANGES = (
+    select(LedgerEntry.doses)
+    .where(
+        LedgerEntry.unit_id == bindparam("unit_id"),
+        LedgerEntry.lot_id == bindparam("lot_id"),
+        LedgerEntry.occurred_at > bindparam("after"),
     )
-    return list(session.scalars(query))
+    .order_by(LedgerEntry.occurred_at, LedgerEntry.id)
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,7 +201,10 @@ def _check_usable(
         )
 
 
-def _apply(session: Session, store_id: int, change: Change, rec: Recorded) -> StockBalance:
+def _apply(
+    session: Session, store_id: int, change: Change, rec: Recorded, written: list[Any]
+) -> StockBalance:
+    """Lock the balance, check the change against it and write it (noted in `written`)."""
     balance = _lock_balance(session, store_id, change.unit_id, change.lot_id, rec.recorded_at)
     if change.doses < 0:
         later = later_changes(session, change.unit_id, change.lot_id, rec.occurred_at)
@@ -205,10 +214,13 @@ def _apply(session: Session, store_id: int, change: Change, rec: Recorded) -> St
         if change.from_quarantine and balance.quarantined_doses < -change.doses:
             # 409: the stored hold is smaller, as InsufficientStock for usable doses.
             raise Conflict(f"only {balance.quarantined_doses} doses are quarantined", field="doses")
-    balance.doses += change.doses
+    before = {key: getattr(balance, key) for key in _WRITTEN}
+    # The new values are set as if stored, so the holds below see them; one statement stores
+    # them all at the end (the database checks held <= doses on every write of the row).
+    set_committed_value(balance, "doses", balance.doses + change.doses)
     if change.vvm_stage is not None and change.doses > 0:
-        balance.vvm_stage = max(balance.vvm_stage, change.vvm_stage)
-    balance.updated_at = rec.recorded_at
+        set_committed_value(balance, "vvm_stage", max(balance.vvm_stage, change.vvm_stage))
+    set_committed_value(balance, "updated_at", rec.recorded_at)
     # Held doses follow the pending reviews, kept in one place (logistics.services.holds).
     holds.follow(
         session,
@@ -218,7 +230,68 @@ def _apply(session: Session, store_id: int, change: Change, rec: Recorded) -> St
         rec.recorded_at,
         from_held=change.from_quarantine,
     )
+    _write_balance(session, balance, before, written)
     return balance
+
+
+_WRITTEN = ("doses", "quarantined_doses", "vvm_stage", "updated_at")
+
+
+def _write_balance(
+    session: Session, balance: StockBalance, before: dict[str, Any], written: list[Any]
+) -> None:
+    """Store the balance's new values with one statement built once (not a flush); the loaded
+    object holds them as stored, and the change is noted in `written` for the audit log."""
+    after = {key: getattr(balance, key) for key in _WRITTEN}
+    session.connection().execute(_UPDATE_BALANCE, {**after, "balance_id": balance.id})
+    set_committed_value(balance, "quarantined_doses", after["quarantined_doses"])
+    changed = [key for key in _WRITTEN if after[key] != before[key]]
+    written.append(
+        ("update", balance, ({k: before[k] for k in changed}, {k: after[k] for k in changed}))
+    )
+
+
+_BALANCES = cast(Table, StockBalance.__table__)  # a mapped class's table is a Table
+_UPDATE_BALANCE = (
+    update(_BALANCES)
+    .where(_BALANCES.c.id == bindparam("balance_id"))
+    .values(
+        doses=bindparam("doses"),
+        quarantined_doses=bindparam("quarantined_doses"),
+        vvm_stage=bindparam("vvm_stage"),
+        updated_at=bindparam("updated_at"),
+    )
+)
+_MOVEMENTS = cast(Table, Movement.__table__)
+_ENTRIES = cast(Table, LedgerEntry.__table__)
+_MOVEMENT_COLUMNS = [c.key for c in _MOVEMENTS.columns if c.key != "id"]
+_ENTRY_COLUMNS = [c.key for c in _ENTRIES.columns if c.key != "id"]
+_INSERT_MOVEMENT = insert(_MOVEMENTS).returning(_MOVEMENTS.c.id)
+_INSERT_ENTRIES = insert(_ENTRIES).returning(_ENTRIES.c.id, sort_by_parameter_order=True)
+
+
+def _insert_rows(session: Session, movement: Movement, entries: list[LedgerEntry]) -> None:
+    """Insert the movement and its entries with two statements built once, then make the objects
+    persistent as if loaded. The ledger is append-only: nothing of the ORM's flush (change
+    tracking, ordering, events) is needed to write it, and the flush cost more than the SQL."""
+    connection = session.connection()
+    values = {key: getattr(movement, key) for key in _MOVEMENT_COLUMNS}
+    movement.id = connection.execute(_INSERT_MOVEMENT, values).scalar_one()
+    for entry in entries:
+        entry.movement_id = movement.id
+    rows = [{key: getattr(e, key) for key in _ENTRY_COLUMNS} for e in entries]
+    ids: Sequence[int] = connection.execute(_INSERT_ENTRIES, rows).scalars().all() if rows else []
+    for entry, entry_id in zip(entries, ids, strict=True):
+        entry.id = entry_id
+        make_transient_to_detached(entry)
+    make_transient_to_detached(movement)
+    for key, value in values.items():  # the columns left unset are stored NULL, not unknown
+        if key not in movement.__dict__:
+            set_committed_value(movement, key, value)
+    set_committed_value(movement, "entries", entries)
+    for entry in entries:
+        set_committed_value(entry, "movement", movement)
+    session.add(movement)
 
 
 def _post(
@@ -226,14 +299,18 @@ def _post(
 ) -> Movement:
     """Apply the changes to locked balances (in lock order), then add the movement and its entries.
 
-    The movement joins the session last, so the whole write is a single flush.
+    The balances, the movement and its entries are written with statements built once, and
+    logged with one audit statement; what else the changes touched (held doses' reviews, a
+    shipment's status) is flushed as usual, and logged by the flush.
     """
     session = uow.session
+    written: list[Any] = []
+    entries = []
     for change in sorted(changes, key=lambda c: (c.unit_id, c.lot_id)):
         if change.doses == 0:
             continue
-        balance = _apply(session, movement.store_id, change, rec)
-        movement.entries.append(
+        balance = _apply(session, movement.store_id, change, rec, written)
+        entries.append(
             LedgerEntry(
                 store_id=balance.store_id,
                 unit_id=change.unit_id,
@@ -244,9 +321,11 @@ def _post(
                 occurred_at=rec.occurred_at,
             )
         )
-    session.add(movement)
+    _insert_rows(session, movement, entries)
+    inserted = [("insert", movement, None), *(("insert", e, None) for e in entries)]
+    audit.log_written(session, [*inserted, *written])
     session.flush()
-    for store_id in sorted({movement.store_id, *(e.store_id for e in movement.entries)}):
+    for store_id in sorted({movement.store_id, *(e.store_id for e in entries)}):
         _recheck_commitments(uow, store_id, rec)
     return movement
 

@@ -104,21 +104,19 @@ def _attempt(
     now = dt.datetime.now(dt.UTC)
     expired_before = now - dt.timedelta(seconds=settings().idempotency_ttl_s)
     with HeldUnitOfWork(runtime().session_factory) as uow:
-        first = keys.find_first_response(
+        first = keys.claim_or_find(
             uow,
             key=key,
             client_id=client_id,
             owner=owner,
             fingerprint=digest,
+            now=now,
             expired_before=expired_before,
         )
         if first is not None:
             return _replay(first)
-        claimed = keys.claim(
-            uow, key=key, client_id=client_id, owner=owner, fingerprint=digest, now=now
-        )
         body = schema.dump(action(uow))
-        keys.remember(uow, claimed, status_code=status, body=body)
+        keys.remember(uow, key, status_code=status, body=body)
         uow.commit_held()
         return _json(body, status)
 

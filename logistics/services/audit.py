@@ -215,22 +215,40 @@ def _bulk_statement(provider: ContextProvider) -> Callable[[ORMExecuteState], No
     return do_orm_execute
 
 
-def log_written(session: Session, changes: list[tuple[str, Any, Any]]) -> None:
+@dataclasses.dataclass(frozen=True, slots=True)
+class Written:
+    """A row written with a plain statement: (insert) its stored values, id included, or
+    (update) the changed columns' values before and after."""
+
+    action: str
+    entity: str
+    entity_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any]
+
+
+def log_written(session: Session, written: list[Written]) -> None:
     """Log writes sent with plain statements instead of a flush, as a flush would log them.
 
-    `changes` are ("insert", obj, None) for a row inserted (the object holds its stored values,
-    id included) and ("update", obj, (before, after)) with the changed columns' values. The
-    ledger's hot path writes this way (logistics.services.stock): its rows are logged in one
+    The ledger's hot path writes this way (logistics.services.stock): its rows are logged in one
     statement, in the same transaction, with the same who, where, before and after.
     """
     provider = session.info.get(PROVIDER_KEY)
-    context = provider() if provider is not None and changes else None
+    context = provider() if provider is not None and written else None
     if context is None:
         return
     now = dt.datetime.now(dt.UTC)
     rows = [
-        _entry_for(context, now, (action, obj, _jsonable(values) if values else None))
-        for action, obj, values in changes
+        _row(
+            context,
+            now,
+            w.action,
+            w.entity,
+            w.entity_id,
+            _jsonable(w.before) if w.before is not None else None,
+            _jsonable(w.after) or None,
+        )
+        for w in written
     ]
     session.connection().execute(AUDIT_TABLE.insert(), rows)
 

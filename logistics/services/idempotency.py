@@ -1,8 +1,8 @@
 """Idempotency records: the first answer to a retried write, kept per user for a limited time.
 
-A record is claimed (inserted, flushed) before the write it guards runs, in the same transaction:
-a concurrent twin's claim waits on the primary key until the first transaction ends, then either
-fails (the first committed: the twin replays its answer) or goes through (the first was refused
+A record is claimed (inserted) before the write it guards runs, in the same transaction: a
+concurrent twin's claim waits on the key until the first transaction ends, then either finds the
+record (the first committed: the twin replays its answer) or goes through (the first was refused
 and rolled back: the twin is judged afresh). So twenty identical requests at once make one change.
 """
 
@@ -14,6 +14,7 @@ import json
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from logistics.db import UnitOfWork
 from logistics.domain.errors import IdempotencyMismatch
@@ -74,6 +75,10 @@ _ANSWERS_OF_KEY_OR_CLIENT_ID = (
     .order_by(IdempotencyRecord.key != bindparam("key"))
 )
 _CLAIM = insert(_RECORDS)
+# Unless the key or the client id has a record: ON CONFLICT DO NOTHING covers both of them.
+# It returns the key when it was claimed.
+_CLAIM_NEW_POSTGRES = postgresql.insert(_RECORDS).on_conflict_do_nothing().returning(_RECORDS.c.key)
+_CLAIM_NEW_SQLITE = sqlite.insert(_RECORDS).on_conflict_do_nothing().returning(_RECORDS.c.key)
 _REMEMBER = (
     update(_RECORDS)
     .where(_RECORDS.c.key == bindparam("record_key"))
@@ -124,6 +129,55 @@ def _before(at: dt.datetime, limit: dt.datetime) -> bool:
     return (at if at.tzinfo else at.replace(tzinfo=dt.UTC)) < limit
 
 
+def claim_or_find(
+    uow: UnitOfWork,
+    *,
+    key: str,
+    client_id: str | None,
+    owner: str,
+    fingerprint: str,
+    now: dt.datetime,
+    expired_before: dt.datetime | None = None,
+) -> KeptAnswer | None:
+    """Claim the key for this request (None), or return the first answer kept for it.
+
+    A new key, the usual case, costs one statement: the claim is inserted unless the key or the
+    client id already has a record (a concurrent twin's uncommitted claim makes it wait, as
+    `claim` does). Otherwise the record is read as `find_first_response` reads it: a different
+    request is refused, and an expired record is forgotten and the key claimed afresh.
+    """
+    values = _claim_values(key, client_id, owner, fingerprint, now)
+    postgres = uow.session.get_bind().dialect.name == "postgresql"
+    statement = _CLAIM_NEW_POSTGRES if postgres else _CLAIM_NEW_SQLITE
+    if uow.session.connection().execute(statement, values).first() is not None:
+        return None
+    first = find_first_response(
+        uow,
+        key=key,
+        client_id=client_id,
+        owner=owner,
+        fingerprint=fingerprint,
+        expired_before=expired_before,
+    )
+    if first is None:
+        claim(uow, key=key, client_id=client_id, owner=owner, fingerprint=fingerprint, now=now)
+    return first
+
+
+def _claim_values(
+    key: str, client_id: str | None, owner: str, fingerprint: str, now: dt.datetime
+) -> dict[str, Any]:
+    return {
+        "key": key,
+        "client_id": client_id,
+        "owner": owner,
+        "fingerprint": fingerprint,
+        "status_code": PENDING,
+        "response_json": "",
+        "created_at": now,
+    }
+
+
 def claim(
     uow: UnitOfWork,
     *,
@@ -134,18 +188,7 @@ def claim(
     now: dt.datetime,
 ) -> str:
     """Insert the record before the write runs (a concurrent twin waits here); return its key."""
-    uow.session.connection().execute(
-        _CLAIM,
-        {
-            "key": key,
-            "client_id": client_id,
-            "owner": owner,
-            "fingerprint": fingerprint,
-            "status_code": PENDING,
-            "response_json": "",
-            "created_at": now,
-        },
-    )
+    uow.session.connection().execute(_CLAIM, _claim_values(key, client_id, owner, fingerprint, now))
     return key
 
 

@@ -91,12 +91,9 @@ def _lock_balance(
     session: Session, store_id: int, unit_id: int, lot_id: int, now: dt.datetime
 ) -> StockBalance:
     """The balance row of (unit, lot), created at 0 if missing, locked for this transaction."""
-    query = select(StockBalance).where(
-        StockBalance.unit_id == unit_id, StockBalance.lot_id == lot_id
-    )
-    if is_postgres(session):
-        query = query.with_for_update(of=StockBalance)
-    balance = session.scalars(query.execution_options(populate_existing=True)).first()
+    query = _LOCK_BALANCE if is_postgres(session) else _READ_BALANCE
+    params = {"unit_id": unit_id, "lot_id": lot_id}
+    balance = session.scalars(query, params).first()
     if balance is not None:
         return balance
     insert = (
@@ -113,7 +110,17 @@ def _lock_balance(
         .on_conflict_do_nothing(index_elements=["unit_id", "lot_id"])
     )
     session.execute(insert)
-    return session.scalars(query.execution_options(populate_existing=True)).one()
+    return session.scalars(query, params).one()
+
+
+# Built once: every movement locks its balances (SQLite has no row locks: its writer lock, taken
+# first by every movement, serialises them instead).
+_READ_BALANCE = (
+    select(StockBalance)
+    .where(StockBalance.unit_id == bindparam("unit_id"), StockBalance.lot_id == bindparam("lot_id"))
+    .execution_options(populate_existing=True)
+)
+_LOCK_BALANCE = _READ_BALANCE.with_for_update(of=StockBalance)
 
 
 def later_changes(session: Session, unit_id: int, lot_id: int, after: dt.datetime) -> list[int]:
@@ -202,7 +209,7 @@ def _check_usable(
 
 
 def _apply(
-    session: Session, store_id: int, change: Change, rec: Recorded, written: list[Any]
+    session: Session, store_id: int, change: Change, rec: Recorded, written: list[audit.Written]
 ) -> StockBalance:
     """Lock the balance, check the change against it and write it (noted in `written`)."""
     balance = _lock_balance(session, store_id, change.unit_id, change.lot_id, rec.recorded_at)
@@ -238,7 +245,10 @@ _WRITTEN = ("doses", "quarantined_doses", "vvm_stage", "updated_at")
 
 
 def _write_balance(
-    session: Session, balance: StockBalance, before: dict[str, Any], written: list[Any]
+    session: Session,
+    balance: StockBalance,
+    before: dict[str, Any],
+    written: list[audit.Written],
 ) -> None:
     """Store the balance's new values with one statement built once (not a flush); the loaded
     object holds them as stored, and the change is noted in `written` for the audit log."""
@@ -247,7 +257,13 @@ def _write_balance(
     set_committed_value(balance, "quarantined_doses", after["quarantined_doses"])
     changed = [key for key in _WRITTEN if after[key] != before[key]]
     written.append(
-        ("update", balance, ({k: before[k] for k in changed}, {k: after[k] for k in changed}))
+        audit.Written(
+            "update",
+            "stock_balances",
+            str(balance.id),
+            {k: before[k] for k in changed},
+            {k: after[k] for k in changed},
+        )
     )
 
 
@@ -270,17 +286,26 @@ _INSERT_MOVEMENT = insert(_MOVEMENTS).returning(_MOVEMENTS.c.id)
 _INSERT_ENTRIES = insert(_ENTRIES).returning(_ENTRIES.c.id, sort_by_parameter_order=True)
 
 
-def _insert_rows(session: Session, movement: Movement, entries: list[LedgerEntry]) -> None:
+def _insert_rows(
+    session: Session, movement: Movement, entries: list[LedgerEntry]
+) -> list[audit.Written]:
     """Insert the movement and its entries with two statements built once, then make the objects
     persistent as if loaded. The ledger is append-only: nothing of the ORM's flush (change
     tracking, ordering, events) is needed to write it, and the flush cost more than the SQL."""
     connection = session.connection()
     values = {key: getattr(movement, key) for key in _MOVEMENT_COLUMNS}
     movement.id = connection.execute(_INSERT_MOVEMENT, values).scalar_one()
+    inserted = [
+        audit.Written("insert", "movements", str(movement.id), None, {"id": movement.id, **values})
+    ]
     for entry in entries:
         entry.movement_id = movement.id
     rows = [{key: getattr(e, key) for key in _ENTRY_COLUMNS} for e in entries]
     ids: Sequence[int] = connection.execute(_INSERT_ENTRIES, rows).scalars().all() if rows else []
+    inserted += [
+        audit.Written("insert", "ledger_entries", str(i), None, {"id": i, **row})
+        for i, row in zip(ids, rows, strict=True)
+    ]
     for entry, entry_id in zip(entries, ids, strict=True):
         entry.id = entry_id
         make_transient_to_detached(entry)
@@ -292,6 +317,7 @@ def _insert_rows(session: Session, movement: Movement, entries: list[LedgerEntry
     for entry in entries:
         set_committed_value(entry, "movement", movement)
     session.add(movement)
+    return inserted
 
 
 def _post(
@@ -304,7 +330,7 @@ def _post(
     shipment's status) is flushed as usual, and logged by the flush.
     """
     session = uow.session
-    written: list[Any] = []
+    written: list[audit.Written] = []
     entries = []
     for change in sorted(changes, key=lambda c: (c.unit_id, c.lot_id)):
         if change.doses == 0:
@@ -321,9 +347,7 @@ def _post(
                 occurred_at=rec.occurred_at,
             )
         )
-    _insert_rows(session, movement, entries)
-    inserted = [("insert", movement, None), *(("insert", e, None) for e in entries)]
-    audit.log_written(session, [*inserted, *written])
+    audit.log_written(session, [*_insert_rows(session, movement, entries), *written])
     session.flush()
     for store_id in sorted({movement.store_id, *(e.store_id for e in entries)}):
         _recheck_commitments(uow, store_id, rec)
@@ -403,9 +427,13 @@ def _check_client_id_free(uow: UnitOfWork, client_id: str) -> None:
         uow.session.connection().scalar(_MOVEMENT_OF_CLIENT_ID, {"client_id": client_id})
         is not None
     ):
-        raise Conflict(
-            f"a movement with client_id {client_id!r} is already recorded", field="client_id"
-        )
+        raise _client_id_taken(client_id)
+
+
+def _client_id_taken(client_id: str) -> Conflict:
+    return Conflict(
+        f"a movement with client_id {client_id!r} is already recorded", field="client_id"
+    )
 
 
 # --- receipts ----------------------------------------------------------------------------------
@@ -694,15 +722,25 @@ def transfer_stock(
     return _post(uow, _movement(rules.TRANSFER, store_id, rec, note=note), changes, rec)
 
 
-def _unit_and_lot(uow: UnitOfWork, store_id: int, unit_id: int, lot_id: int) -> None:
-    """Check the store, its unit and the lot exist: one statement of ids when all do (the hot
-    path: no rows become objects), the catalog's own look-ups (and their errors) when one does
-    not."""
+def _new_at_unit_and_lot(
+    uow: UnitOfWork, client_id: str, store_id: int, unit_id: int, lot_id: int
+) -> None:
+    """Check the client id is new (as _check_client_id_free), then that the store, its unit and
+    the lot exist: one statement of ids when the ids fit (the hot path: no rows become objects),
+    the catalog's own look-ups (and their errors) when one does not exist."""
     ids = (store_id, unit_id, lot_id)
-    if all(0 < ident < 2**31 for ident in ids):
-        found = uow.session.connection().scalar(
-            _UNIT_AND_LOT, {"store_id": store_id, "unit_id": unit_id, "lot_id": lot_id}
+    if not all(0 < ident < 2**31 for ident in ids):
+        _check_client_id_free(uow, client_id)
+    else:
+        _take_sqlite_write_lock(uow.session)
+        params = {"client_id": client_id, "store_id": store_id, "unit_id": unit_id}
+        taken, found = (
+            uow.session.connection()
+            .execute(_CLIENT_ID_UNIT_AND_LOT, {**params, "lot_id": lot_id})
+            .one()
         )
+        if taken is not None:
+            raise _client_id_taken(client_id)
         if found is not None:
             return
     catalog.get_store(uow, store_id)
@@ -710,12 +748,15 @@ def _unit_and_lot(uow: UnitOfWork, store_id: int, unit_id: int, lot_id: int) -> 
     catalog.get_lot(uow, lot_id)
 
 
-# Built once: the unit of the store, and the lot (catalog rows, not written by movements).
-_UNIT_AND_LOT = (
+# Built once: the movement of the client id, and the unit of the store with the lot (catalog
+# rows, not written by movements).
+_CLIENT_ID_UNIT_AND_LOT = select(
+    _MOVEMENT_OF_CLIENT_ID.scalar_subquery(),
     select(StorageUnit.id)
     .join(Store, Store.id == StorageUnit.store_id)
     .join(Lot, Lot.id == bindparam("lot_id"))
     .where(StorageUnit.id == bindparam("unit_id"), Store.id == bindparam("store_id"))
+    .scalar_subquery(),
 )
 
 
@@ -734,8 +775,7 @@ def record_consumption(
 ) -> Movement:
     """Record doses given from a unit's usable stock (the edge commits)."""
     rec = recorded(actor, occurred_at, client_id, site_timezone)
-    _check_client_id_free(uow, rec.client_id)
-    _unit_and_lot(uow, store_id, unit_id, lot_id)
+    _new_at_unit_and_lot(uow, rec.client_id, store_id, unit_id, lot_id)
     _positive(doses)
     movement = _movement(rules.CONSUMPTION, store_id, rec, note=note)
     return _post(uow, movement, [Change(unit_id, lot_id, -doses, usable_only=True)], rec)
@@ -763,8 +803,7 @@ def record_wastage(
     if reason not in rules.WASTAGE_REASONS:
         raise Invalid(f"reason must be one of {', '.join(rules.WASTAGE_REASONS)}", field="reason")
     rec = recorded(actor, occurred_at, client_id)
-    _check_client_id_free(uow, rec.client_id)
-    _unit_and_lot(uow, store_id, unit_id, lot_id)
+    _new_at_unit_and_lot(uow, rec.client_id, store_id, unit_id, lot_id)
     _positive(doses)
     movement = _movement(rules.WASTAGE, store_id, rec, reason=reason, note=note)
     change = Change(unit_id, lot_id, -doses, from_quarantine=from_quarantine)
@@ -782,8 +821,7 @@ def record_count(
     note: str | None = None,
 ) -> Movement:
     """Record a physical count: the balance as of its time becomes what was counted."""
-    _check_client_id_free(uow, rec.client_id)
-    _unit_and_lot(uow, store_id, unit_id, lot_id)
+    _new_at_unit_and_lot(uow, rec.client_id, store_id, unit_id, lot_id)
     balance = _lock_balance(uow.session, store_id, unit_id, lot_id, rec.recorded_at)
     later = later_changes(uow.session, unit_id, lot_id, rec.occurred_at)
     difference = rules.count_difference(counted_doses, balance.doses, later)

@@ -159,17 +159,14 @@ def _key(owner: str, client_id: str) -> str:
 
 def _attempt(action: Callable[[UnitOfWork], str], key: str, digest: str, owner: str) -> Outcome:
     with new_uow() as uow:
-        first = keys.find_first_response(
-            uow, key=key, client_id=None, owner=owner, fingerprint=digest
+        # Claimed before the use case runs: a concurrent twin waits on this key, then replays.
+        first = keys.claim_or_find(
+            uow, key=key, client_id=None, owner=owner, fingerprint=digest, now=utcnow()
         )
         if first is not None:
             return Outcome(json.loads(first.response_json or "{}").get("message", ""), True)
-        # Claimed before the use case runs: a concurrent twin waits on this key, then replays.
-        claimed = keys.claim(
-            uow, key=key, client_id=None, owner=owner, fingerprint=digest, now=utcnow()
-        )
         message = action(uow)
-        keys.remember(uow, claimed, status_code=200, body={"message": message})
+        keys.remember(uow, key, status_code=200, body={"message": message})
         uow.commit()
         return Outcome(message)
 

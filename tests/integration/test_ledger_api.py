@@ -359,3 +359,47 @@ def test_ledger_sums_equal_balances_after_a_mix(client, net, uow):
     stored = {(b.unit_id, b.lot_id): b.doses for b in uow.session.query(StockBalance)}
     assert sums == {key: value for key, value in stored.items() if value or key in sums}
     assert stored[(net.state_ilr, net.lot_late)] == 500 - 120 - 30
+
+
+def test_a_movement_is_audited_row_by_row_with_its_values(client, net):
+    """The ledger writes with plain statements (not a flush): its rows are still logged, each with
+    who, where, the values inserted, and a balance's values before and after."""
+    receive_http(client, net, net.state_ilr, net.lot_late, 500)
+    before = {e["id"] for e in client.get("/api/audit").json}
+    response = client.post(
+        "/api/consumptions",
+        json=body(
+            store_id=net.state, unit_id=net.state_ilr, lot_id=net.lot_late, doses=30, note="n"
+        ),
+    )
+    assert response.status_code == 201, response.json
+    movement = response.json
+    new = [e for e in client.get("/api/audit").json if e["id"] not in before]
+    rows = sorted((e["entity"], e["action"], e["actor"], e["method"], e["endpoint"]) for e in new)
+    assert rows == [
+        ("ledger_entries", "insert", "test-admin", "POST", "stock.Consumptions"),
+        ("movements", "insert", "test-admin", "POST", "stock.Consumptions"),
+        ("stock_balances", "update", "test-admin", "POST", "stock.Consumptions"),
+    ]
+    by_entity = {e["entity"]: e for e in new}
+    assert by_entity["movements"]["entity_id"] == str(movement["id"])
+    assert by_entity["ledger_entries"]["entity_id"] == str(
+        by_entity["ledger_entries"]["after"]["id"]
+    )
+    inserted = by_entity["movements"]["after"]
+    assert (inserted["kind"], inserted["client_id"], inserted["note"]) == (
+        "consumption",
+        movement["client_id"],
+        "n",
+    )
+    assert inserted["store_id"] == net.state and inserted["reverses_id"] is None
+    line = by_entity["ledger_entries"]["after"]
+    assert (line["movement_id"], line["unit_id"], line["lot_id"], line["doses"]) == (
+        movement["id"],
+        net.state_ilr,
+        net.lot_late,
+        -30,
+    )
+    changed = by_entity["stock_balances"]
+    assert changed["before"]["doses"] == 500 and changed["after"]["doses"] == 470
+    assert set(changed["before"]) == set(changed["after"]) == {"doses", "updated_at"}

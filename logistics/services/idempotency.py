@@ -142,11 +142,19 @@ def claim_or_find(
     """Claim the key for this request (None), or return the first answer kept for it.
 
     A new key, the usual case, costs one statement: the claim is inserted unless the key or the
-    client id already has a record (a concurrent twin's uncommitted claim makes it wait, as
-    `claim` does). Otherwise the record is read as `find_first_response` reads it: a different
-    request is refused, and an expired record is forgotten and the key claimed afresh.
+    client id already has a record (a concurrent twin's uncommitted claim makes it wait until
+    its transaction ends). Otherwise the record is read as `find_first_response` reads it: a
+    different request is refused, and an expired record is forgotten and the key claimed afresh.
     """
-    values = _claim_values(key, client_id, owner, fingerprint, now)
+    values = {
+        "key": key,
+        "client_id": client_id,
+        "owner": owner,
+        "fingerprint": fingerprint,
+        "status_code": PENDING,
+        "response_json": "",
+        "created_at": now,
+    }
     postgres = uow.session.get_bind().dialect.name == "postgresql"
     statement = _CLAIM_NEW_POSTGRES if postgres else _CLAIM_NEW_SQLITE
     if uow.session.connection().execute(statement, values).first() is not None:
@@ -159,37 +167,9 @@ def claim_or_find(
         fingerprint=fingerprint,
         expired_before=expired_before,
     )
-    if first is None:
-        claim(uow, key=key, client_id=client_id, owner=owner, fingerprint=fingerprint, now=now)
+    if first is None:  # an expired record was forgotten: claimed afresh
+        uow.session.connection().execute(_CLAIM, values)
     return first
-
-
-def _claim_values(
-    key: str, client_id: str | None, owner: str, fingerprint: str, now: dt.datetime
-) -> dict[str, Any]:
-    return {
-        "key": key,
-        "client_id": client_id,
-        "owner": owner,
-        "fingerprint": fingerprint,
-        "status_code": PENDING,
-        "response_json": "",
-        "created_at": now,
-    }
-
-
-def claim(
-    uow: UnitOfWork,
-    *,
-    key: str,
-    client_id: str | None,
-    owner: str,
-    fingerprint: str,
-    now: dt.datetime,
-) -> str:
-    """Insert the record before the write runs (a concurrent twin waits here); return its key."""
-    uow.session.connection().execute(_CLAIM, _claim_values(key, client_id, owner, fingerprint, now))
-    return key
 
 
 def remember(uow: UnitOfWork, key: str, *, status_code: int, body: Any) -> None:

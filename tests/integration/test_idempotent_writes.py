@@ -206,6 +206,11 @@ def test_an_expired_key_is_forgotten(runtime, client, site):
     later = client.post("/api/sessions", json=session_body(site, 100), headers=KEY)
     assert later.status_code == 201 and later.json["id"] != first.json["id"]
     assert "Idempotent-Replayed" not in later.headers
+    # The key is claimed afresh by the later request: a retry of it replays its answer.
+    sessions = _sessions(runtime)
+    retry = client.post("/api/sessions", json=session_body(site, 100), headers=KEY)
+    assert retry.status_code == 201 and retry.headers.get("Idempotent-Replayed") == "true"
+    assert retry.json == later.json and _sessions(runtime) == sessions
 
 
 def test_the_purge_deletes_only_expired_keys(runtime, client, site):

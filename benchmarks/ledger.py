@@ -4,7 +4,9 @@
     one shared lot, where every movement waits for the balance row lock), next to the request rate
     of the no-database health endpoint in the same run as a baseline (goal: at least 0.4 of it);
     every guarantee stays on: idempotency keys, the negative-stock and back-dating checks, the
-    audit log and the re-check of the store's session promises;
+    audit log and the re-check of the store's session promises. The CPU milliseconds each answer
+    cost this benchmark's client threads, the web server and PostgreSQL are reported for the
+    movements and for health (psutil, over the same seconds): where the cores went;
 (b) SQL statements per movement (POST /api/consumptions, counted with a SQLAlchemy
     before_cursor_execute event through the Flask test client), for this tree and for the code of
     `--before REV` (default: the commit before issue 17), each on a fresh database of its own;
@@ -37,6 +39,7 @@ import time
 import uuid
 from pathlib import Path
 
+import psutil
 import psycopg
 import requests
 
@@ -197,8 +200,33 @@ def session_for(token: str | None) -> requests.Session:
     return session
 
 
-def hammer(base: str, token: str | None, seconds: float, clients: int, make_request) -> dict:
-    """Run `clients` threads sending requests for `seconds`; count 2xx answers and refusals."""
+def _cpu_s(process: psutil.Process) -> float:
+    try:
+        times = process.cpu_times()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return 0.0
+    return float(times.user + times.system)
+
+
+def cpu_seconds(server_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by this benchmark (its client threads), the web server (gunicorn's
+    arbiter and workers) and PostgreSQL's processes (every backend of the local server: run the
+    benchmark on a quiet machine)."""
+    server = psutil.Process(server_pid)
+    web = [server, *server.children(recursive=True)]
+    postgres = [p for p in psutil.process_iter(["name"]) if p.info["name"].startswith("postgres")]
+    return {
+        "client": _cpu_s(psutil.Process()),
+        "web": sum(_cpu_s(p) for p in web),
+        "postgresql": sum(_cpu_s(p) for p in postgres),
+    }
+
+
+def hammer(
+    base: str, token: str | None, seconds: float, clients: int, make_request, server_pid: int
+) -> dict:
+    """Run `clients` threads sending requests for `seconds`; count 2xx answers and refusals, and
+    the CPU milliseconds each answer cost the client, the web server and PostgreSQL."""
     counts = {"ok": 0, "refused": 0, "errors": 0}
     lock = threading.Lock()
     stop_at = time.monotonic() + seconds
@@ -212,13 +240,19 @@ def hammer(base: str, token: str | None, seconds: float, clients: int, make_requ
                 counts[key] += 1
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    cpu_before = cpu_seconds(server_pid)
     started = time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - started
-    return {**counts, "per_s": round(counts["ok"] / elapsed, 1)}
+    cpu_after = cpu_seconds(server_pid)
+    cpu_ms = {
+        name: round((cpu_after[name] - cpu_before[name]) * 1000 / max(counts["ok"], 1), 3)
+        for name in cpu_before
+    }
+    return {**counts, "per_s": round(counts["ok"] / elapsed, 1), "cpu_ms_per_answer": cpu_ms}
 
 
 def consumption(ctx: dict, shared: bool):
@@ -450,11 +484,15 @@ def run(args: argparse.Namespace) -> dict:
             for key in small_paths
             if key != "entries"
         }
-        baseline = hammer(base, ctx["token"], args.seconds, args.clients, health)
+        baseline = hammer(base, ctx["token"], args.seconds, args.clients, health, server.pid)
         log(f"health baseline: {baseline}")
-        own_lots = hammer(base, ctx["token"], args.seconds, args.clients, consumption(ctx, False))
+        own_lots = hammer(
+            base, ctx["token"], args.seconds, args.clients, consumption(ctx, False), server.pid
+        )
         log(f"movements, one lot per client: {own_lots}")
-        shared = hammer(base, ctx["token"], args.seconds, args.clients, consumption(ctx, True))
+        shared = hammer(
+            base, ctx["token"], args.seconds, args.clients, consumption(ctx, True), server.pid
+        )
         log(f"movements, one shared lot: {shared}")
         before = statements_of_revision(args.before)
         after = count_statements()
@@ -466,6 +504,9 @@ def run(args: argparse.Namespace) -> dict:
             "movements_per_s_shared_lot": shared["per_s"],
             "health_per_s": baseline["per_s"],
             "movements_vs_health": round(own_lots["per_s"] / baseline["per_s"], 3),
+            # Where the cores went, per answer: what a movement costs next to a health check.
+            "cpu_ms_per_movement": own_lots["cpu_ms_per_answer"],
+            "cpu_ms_per_health": baseline["cpu_ms_per_answer"],
             "server_errors": own_lots["errors"] + shared["errors"],
             "balance_read_median_ms_before_load": first_read,
             "balance_read_median_ms_1k": small,

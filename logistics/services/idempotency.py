@@ -16,7 +16,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from logistics.db import UnitOfWork
+from logistics.db import UnitOfWork, is_postgres
 from logistics.domain.errors import IdempotencyMismatch
 from logistics.models.stock import IdempotencyRecord
 
@@ -155,8 +155,7 @@ def claim_or_find(
         "response_json": "",
         "created_at": now,
     }
-    postgres = uow.session.get_bind().dialect.name == "postgresql"
-    statement = _CLAIM_NEW_POSTGRES if postgres else _CLAIM_NEW_SQLITE
+    statement = _CLAIM_NEW_POSTGRES if is_postgres(uow.session) else _CLAIM_NEW_SQLITE
     if uow.session.connection().execute(statement, values).first() is not None:
         return None
     first = find_first_response(

@@ -40,9 +40,7 @@ def scopes(
             params = {"lot_ids": list(lot_ids), "at": at}
             found = session.connection().execute(_IN_FORCE_OF_LOTS_AT, params)
         return [RecallScope(lot_id, path) for lot_id, path in found]
-    query = select(LotRecall.lot_id, LotRecall.store_path)
-    if lot_ids is not None:
-        query = query.where(LotRecall.lot_id.in_(list(lot_ids)))
+    query = select(LotRecall.lot_id, LotRecall.store_path)  # of every lot
     if at is None:
         query = query.where(LotRecall.lifted_at.is_(None))
     else:

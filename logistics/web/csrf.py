@@ -29,6 +29,13 @@ def is_valid() -> bool:
     return bool(expected) and hmac.compare_digest(expected.encode(), sent.encode())
 
 
+def leave_unstarted() -> None:
+    """Send no session cookie for a session this request began only to render its answer (the
+    token minted for an error page): the browser keeps the session, and token, it has."""
+    session.clear()
+    session.modified = False
+
+
 def rotate() -> None:
     """Give the session a new token (at login and logout: a token never outlives its login)."""
     session[KEY] = secrets.token_urlsafe(32)

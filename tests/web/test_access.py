@@ -9,7 +9,9 @@ import pytest
 
 from logistics.db import ReadOnlyWork
 from logistics.domain import policy
+from logistics.services.auth import create_user
 from logistics.web.views import store as store_views
+from tests.web.conftest import PASSWORD, csrf_of
 
 pytestmark = pytest.mark.integration
 OPEN = {"web.login", "web.static", "web.language"}
@@ -163,3 +165,31 @@ def test_the_home_subtree_is_the_one_grant_s_or_the_first_by_path(app, demo, gra
         g.principal = principal
         found = access.subtree_path(uow)
     assert found == (paths[expected] if expected else None)
+
+
+def test_a_refused_post_sent_without_a_session_leaves_the_login_forms_token_alone(
+    app, demo, runtime
+):
+    """A page kept offline retries its queue with a stale token while the same browser, its
+    session cookie gone, opens the login page: both requests leave without a cookie. The refusal
+    answered last must not set a session of its own, or its new token replaces the login form's
+    and the login is refused as an expired form (CI failure of test_offline's browser restart)."""
+    with runtime.uow() as uow:
+        create_user(uow, username="web-returning", password=PASSWORD, roles=["admin"])
+        uow.commit()
+    browser = app.test_client()
+    form = csrf_of(browser.get("/login").get_data(as_text=True))
+    sent_before_the_cookie = app.test_client()
+    refused = sent_before_the_cookie.post(
+        "/sync/entries",
+        json={"entries": [{"client_id": uuid.uuid4().hex}]},
+        headers={"X-CSRF-Token": "token-of-a-page-kept-offline", "Accept": "application/json"},
+    )
+    assert refused.status_code == 400
+    for header in refused.headers.getlist("Set-Cookie"):  # the browser takes the late answer's
+        name, _, value = header.split(";")[0].partition("=")
+        browser.set_cookie(name, value)
+    answer = browser.post(
+        "/login", data={"username": "web-returning", "password": PASSWORD, "csrf_token": form}
+    )
+    assert answer.status_code == 303

@@ -157,7 +157,14 @@ def language(code: str) -> Response:
 
 
 def _error_page(status: int, message: str) -> tuple[str, int]:
-    return render_template("error.html", status=status, message=message), status
+    """The error's page. A request that came without a session leaves without one: a page kept
+    offline may retry its queue while the same browser opens the login page, both sent before
+    any cookie; the refusal's token must not replace the login form's (csrf.leave_unstarted)."""
+    sessionless = not session
+    page = render_template("error.html", status=status, message=message)
+    if sessionless:
+        csrf.leave_unstarted()
+    return page, status
 
 
 @web.errorhandler(NotFound)

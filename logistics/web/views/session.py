@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from flask import (
     Response,
     abort,
+    current_app,
     g,
     make_response,
     redirect,
@@ -68,6 +69,19 @@ def require_login() -> Response | None:
 
 
 web.teardown_request(access.close_read_uow)
+
+
+@web.after_request
+def no_session_started_by_a_refusal(response: Response) -> Response:
+    """A request that came without a session cookie and is refused or fails leaves without one,
+    whichever page answers it (an error page mints a CSRF token as every page does). A page kept
+    offline may retry its queue while the same browser opens the login page, both sent before
+    any cookie: the refusal's token must not replace the login form's (csrf.leave_unstarted)."""
+    if response.status_code >= 400 and current_app.config["SESSION_COOKIE_NAME"] not in (
+        request.cookies
+    ):
+        csrf.leave_unstarted()
+    return response
 
 
 @web.after_request
@@ -157,14 +171,7 @@ def language(code: str) -> Response:
 
 
 def _error_page(status: int, message: str) -> tuple[str, int]:
-    """The error's page. A request that came without a session leaves without one: a page kept
-    offline may retry its queue while the same browser opens the login page, both sent before
-    any cookie; the refusal's token must not replace the login form's (csrf.leave_unstarted)."""
-    sessionless = not session
-    page = render_template("error.html", status=status, message=message)
-    if sessionless:
-        csrf.leave_unstarted()
-    return page, status
+    return render_template("error.html", status=status, message=message), status
 
 
 @web.errorhandler(NotFound)
